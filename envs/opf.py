@@ -1,0 +1,581 @@
+"""DC optimal power flow and its multi-period (perfect-foresight) form, solved with scipy's HiGHS.
+
+One sparse linear programme covers T >= 1 periods; the single-step OPF is the case T = 1 with the
+previous dispatch as ramp anchor. Per period t the variables are
+
+    pg [G] MW, z [G] $/h (cost epigraph), shed [N] MW, spill [N] MW, theta [N] rad, flow [L] MW,
+    charge [S] MW, discharge [S] MW, energy [S] MWh
+
+and the constraints are the B-theta DC network (flow = b (theta_f - theta_t - shift), the exact
+model PYPOWER's DC OPF uses, with outaged branches forced to zero flow so any topology works
+without recomputing a PTDF), nodal power balance with bus shunts as load, generator limits from
+the per-step availability, ramp limits between periods (and from the previous dispatch), storage
+energy balance, and thermal ratings as flow bounds.
+
+Quadratic generator costs are handled exactly by outer approximation: z_g >= tangent cuts of
+c2 p^2 + c1 p + c0; after each HiGHS solve a cut is added at every dispatch whose true cost exceeds
+its epigraph, until the true cost of the dispatch is within ``cost_rtol`` of the LP bound (the LP
+objective is a lower bound of the QP optimum and the true cost of its dispatch an upper bound, so
+the reported cost is optimal to that tolerance). Piecewise-linear (convex) costs enter exactly as
+one cut per segment. Shedding (value of lost load), spilling surplus generation at a bus and
+curtailing renewable availability carry linear penalties; with them every period is feasible
+even for islanded topologies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import NamedTuple
+
+import numpy as np
+import scipy.optimize
+import scipy.sparse as sp
+
+# MATPOWER v2 column indices (0-based) used to read PYPOWER dicts / Case arrays.
+_BUS_I, _GS, _BUS_TYPE = 0, 4, 1
+_GEN_BUS, _PMAX, _PMIN, _GEN_STATUS, _PG, _RAMP_AGC = 0, 8, 9, 7, 1, 16
+_F_BUS, _T_BUS, _BR_X, _RATE_A, _TAP, _SHIFT, _BR_STATUS = 0, 1, 3, 5, 8, 9, 10
+
+
+@dataclasses.dataclass(frozen=True)
+class DCNetwork:
+    """Static DC data of one grid in NumPy (float64), 0-based consecutive indices."""
+
+    base_mva: float
+    slack: int
+    bus_gs_mw: np.ndarray  # [N] shunt conductance consumption at 1 p.u. (MW)
+    branch_from: np.ndarray  # [L] int
+    branch_to: np.ndarray  # [L] int
+    branch_b_mw_per_rad: np.ndarray  # [L] base_mva / (x * tap)
+    branch_shift_rad: np.ndarray  # [L]
+    branch_rating_mw: np.ndarray  # [L], inf where unlimited
+    gen_bus: np.ndarray  # [G] int
+    gen_pmin: np.ndarray  # [G] MW
+    gen_pmax: np.ndarray  # [G] MW
+    gen_pg0: np.ndarray  # [G] MW, dispatch in the case file
+    gen_ramp_mw_per_min: np.ndarray  # [G], 0 = no ramp limit
+    cost_c2: np.ndarray  # [G] $/MW^2h
+    cost_c1: np.ndarray  # [G] $/MWh
+    cost_c0: np.ndarray  # [G] $/h
+    cost_pwl_mw: np.ndarray  # [G, K] breakpoints (MW)
+    cost_pwl_usd: np.ndarray  # [G, K] cost at the breakpoints ($/h)
+    cost_is_pwl: np.ndarray  # [G] bool
+
+    @property
+    def n_bus(self) -> int:
+        return self.bus_gs_mw.shape[0]
+
+    @property
+    def n_branch(self) -> int:
+        return self.branch_from.shape[0]
+
+    @property
+    def n_gen(self) -> int:
+        return self.gen_bus.shape[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class StorageUnits:
+    """Batteries: charge/discharge power limits, energy capacity, one-way efficiencies."""
+
+    bus: np.ndarray  # [S] int
+    power_mw: np.ndarray  # [S]
+    energy_mwh: np.ndarray  # [S]
+    charge_efficiency: np.ndarray  # [S] in (0, 1]
+    discharge_efficiency: np.ndarray  # [S] in (0, 1]
+
+    @staticmethod
+    def none() -> StorageUnits:
+        empty = np.zeros(0)
+        return StorageUnits(np.zeros(0, int), empty, empty, empty, empty)
+
+    @property
+    def n(self) -> int:
+        return self.bus.shape[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class DispatchPenalties:
+    """Linear penalties added to the generation cost ($/MWh)."""
+
+    voll: float = 1000.0  # value of lost load, per MW shed
+    spill: float = 1000.0  # per MW of surplus generation dumped at a bus
+    curtailment: np.ndarray | float = 0.0  # [G] or scalar, per MW of unused availability
+
+
+class DispatchSolution(NamedTuple):
+    """Optimal dispatch over T periods (T = 1 for the single-step OPF)."""
+
+    pg_mw: np.ndarray  # [T, G]
+    shed_mw: np.ndarray  # [T, N]
+    spill_mw: np.ndarray  # [T, N]
+    theta_rad: np.ndarray  # [T, N]
+    flow_mw: np.ndarray  # [T, L] from-end
+    storage_charge_mw: np.ndarray  # [T, S]
+    storage_discharge_mw: np.ndarray  # [T, S]
+    storage_energy_mwh: np.ndarray  # [T, S] at the end of each period
+    generation_cost_per_h: np.ndarray  # [T] true generation cost rate ($/h)
+    step_cost: np.ndarray  # [T] ($): (generation + penalties) * dt_hours
+    total_cost: float  # sum of step_cost ($)
+    lower_bound: float  # LP bound of total_cost ($)
+    cut_rounds: int
+    solve_seconds: float
+
+
+def _row_of(array: np.ndarray, columns: list[int]) -> np.ndarray:
+    return np.asarray(array, dtype=float)[:, columns]
+
+
+def network_from_matpower(base_mva, bus, gen, branch, gencost, slack=None) -> DCNetwork:
+    """DC network from MATPOWER arrays (a PYPOWER dict's or an ``envs.case.Case``'s).
+
+    Keeps in-service branches and generators in file order, as ``envs.grid.build_grid`` does.
+    """
+    bus, gen, branch = (np.asarray(a, dtype=float) for a in (bus, gen, branch))
+    index_of = {int(b): i for i, b in enumerate(bus[:, _BUS_I])}
+    br = branch[branch[:, _BR_STATUS] > 0]
+    on = gen[:, _GEN_STATUS] > 0
+    g = gen[on]
+    tap = np.where(br[:, _TAP] == 0.0, 1.0, br[:, _TAP])
+    rating = np.where(br[:, _RATE_A] > 0.0, br[:, _RATE_A], np.inf)
+    if slack is None:
+        slack = int(np.flatnonzero(bus[:, _BUS_TYPE] == 3)[0])
+    costs = _costs_from_gencost(np.asarray(gencost, dtype=float)[on], g.shape[0])
+    return DCNetwork(
+        base_mva=float(base_mva),
+        slack=int(slack),
+        bus_gs_mw=bus[:, _GS].copy(),
+        branch_from=np.array([index_of[int(b)] for b in br[:, _F_BUS]], dtype=int),
+        branch_to=np.array([index_of[int(b)] for b in br[:, _T_BUS]], dtype=int),
+        branch_b_mw_per_rad=float(base_mva) / (br[:, _BR_X] * tap),
+        branch_shift_rad=np.deg2rad(br[:, _SHIFT]),
+        branch_rating_mw=rating,
+        gen_bus=np.array([index_of[int(b)] for b in g[:, _GEN_BUS]], dtype=int),
+        gen_pmin=g[:, _PMIN].copy(),
+        gen_pmax=g[:, _PMAX].copy(),
+        gen_pg0=g[:, _PG].copy(),
+        gen_ramp_mw_per_min=g[:, _RAMP_AGC].copy() if g.shape[1] > _RAMP_AGC else np.zeros(len(g)),
+        **costs,
+    )
+
+
+def _costs_from_gencost(gencost: np.ndarray, n_gen: int) -> dict[str, np.ndarray]:
+    """Quadratic (model 2, up to 3 coefficients) and piecewise-linear (model 1) costs."""
+    if gencost.shape[0] != n_gen:
+        raise ValueError(f"gencost has {gencost.shape[0]} rows for {n_gen} in-service generators")
+    c2, c1, c0 = np.zeros(n_gen), np.zeros(n_gen), np.zeros(n_gen)
+    is_pwl = gencost[:, 0] == 1
+    n_points = int(np.max(gencost[is_pwl, 3])) if is_pwl.any() else 2
+    pwl_mw, pwl_usd = np.zeros((n_gen, n_points)), np.zeros((n_gen, n_points))
+    for g, row in enumerate(gencost):
+        n = int(row[3])
+        if row[0] == 1:
+            xy = row[4 : 4 + 2 * n].reshape(n, 2)
+            pwl_mw[g] = np.concatenate([xy[:, 0], np.repeat(xy[-1, 0], n_points - n)])
+            pwl_usd[g] = np.concatenate([xy[:, 1], np.repeat(xy[-1, 1], n_points - n)])
+        elif row[0] == 2:
+            if n > 3:
+                raise ValueError(f"generator {g}: polynomial cost of degree {n - 1} > 2")
+            coef = np.concatenate([np.zeros(3 - n), row[4 : 4 + n]])
+            c2[g], c1[g], c0[g] = coef
+        else:
+            raise ValueError(f"generator {g}: unknown cost model {row[0]}")
+    return dict(
+        cost_c2=c2,
+        cost_c1=c1,
+        cost_c0=c0,
+        cost_pwl_mw=pwl_mw,
+        cost_pwl_usd=pwl_usd,
+        cost_is_pwl=is_pwl,
+    )
+
+
+def network_from_grid(grid) -> DCNetwork:
+    """DC network from an ``envs.grid.Grid`` (device arrays are copied to float64 NumPy)."""
+
+    def f64(x):
+        return np.asarray(x, dtype=np.float64)
+
+    return DCNetwork(
+        base_mva=float(grid.base_mva),
+        slack=int(grid.slack),
+        bus_gs_mw=f64(grid.bus_gs),
+        branch_from=np.asarray(grid.branch_from, dtype=int),
+        branch_to=np.asarray(grid.branch_to, dtype=int),
+        branch_b_mw_per_rad=float(grid.base_mva) / (f64(grid.branch_x) * f64(grid.branch_tap)),
+        branch_shift_rad=f64(grid.branch_shift),
+        branch_rating_mw=f64(grid.branch_rating),
+        gen_bus=np.asarray(grid.gen_bus, dtype=int),
+        gen_pmin=f64(grid.gen_pmin),
+        gen_pmax=f64(grid.gen_pmax),
+        gen_pg0=f64(grid.gen_pg0),
+        gen_ramp_mw_per_min=f64(grid.gen_ramp),
+        cost_c2=f64(grid.gen_cost_c2),
+        cost_c1=f64(grid.gen_cost_c1),
+        cost_c0=f64(grid.gen_cost_c0),
+        cost_pwl_mw=f64(grid.gen_cost_pwl_mw),
+        cost_pwl_usd=f64(grid.gen_cost_pwl_usd),
+        cost_is_pwl=np.asarray(grid.gen_cost_is_pwl, dtype=bool),
+    )
+
+
+def generation_cost_per_h(net: DCNetwork, pg_mw: np.ndarray) -> np.ndarray:
+    """True cost rate [..., G] ($/h) of a dispatch [..., G]: quadratic or piecewise-linear."""
+    pg = np.asarray(pg_mw, dtype=float)
+    quad = (net.cost_c2 * pg + net.cost_c1) * pg + net.cost_c0
+    if not net.cost_is_pwl.any():
+        return quad
+    flat = pg.reshape(-1, net.n_gen)
+    pwl = np.stack([_pwl_value(net, g, flat[:, g]) for g in range(net.n_gen)], axis=-1)
+    return np.where(net.cost_is_pwl, pwl.reshape(pg.shape), quad)
+
+
+def _pwl_value(net: DCNetwork, g: int, p: np.ndarray) -> np.ndarray:
+    """Piecewise-linear cost, extended linearly beyond the first/last segments (as MATPOWER)."""
+    slopes, intercepts = _pwl_segments(net, g)
+    if slopes.size == 0:
+        return np.full_like(p, net.cost_pwl_usd[g, 0])
+    return np.max(intercepts[None, :] + slopes[None, :] * p[:, None], axis=1)
+
+
+def _pwl_segments(net: DCNetwork, g: int) -> tuple[np.ndarray, np.ndarray]:
+    """Slopes and intercepts of the non-degenerate segments (a convex cost = their maximum)."""
+    x, y = net.cost_pwl_mw[g], net.cost_pwl_usd[g]
+    dx = np.diff(x)
+    keep = dx > 0
+    slopes = np.diff(y)[keep] / dx[keep]
+    return slopes, y[:-1][keep] - slopes * x[:-1][keep]
+
+
+class _Layout(NamedTuple):
+    """Column offsets of one period's variables; period t occupies [t*width, (t+1)*width)."""
+
+    n_gen: int
+    n_bus: int
+    n_branch: int
+    n_storage: int
+    n_periods: int
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        g, n, line, s = self.n_gen, self.n_bus, self.n_branch, self.n_storage
+        return dict(pg=g, z=g, shed=n, spill=n, theta=n, flow=line, charge=s, discharge=s, energy=s)
+
+    @property
+    def width(self) -> int:
+        return sum(self.sizes.values())
+
+    @property
+    def n_vars(self) -> int:
+        return self.width * self.n_periods
+
+    def columns(self, name: str) -> np.ndarray:
+        """Global column indices [T, size] of one variable block."""
+        offset = 0
+        for key, size in self.sizes.items():
+            if key == name:
+                break
+            offset += size
+        local = offset + np.arange(self.sizes[name])
+        return np.arange(self.n_periods)[:, None] * self.width + local[None, :]
+
+
+class _Inputs(NamedTuple):
+    """Validated per-period data, float64, leading axis T."""
+
+    load_mw: np.ndarray  # [T, N]
+    gen_lower_mw: np.ndarray  # [T, G]
+    gen_upper_mw: np.ndarray  # [T, G]
+    branch_in_service: np.ndarray  # [T, L] bool
+    ramp_mw: np.ndarray  # [G] per period, inf = unlimited
+    prev_pg_mw: np.ndarray | None  # [G]
+    energy0_mwh: np.ndarray  # [S]
+    dt_hours: float
+
+
+def _validate(net, load_mw, dt_hours, gen_available_mw, branch_in_service, prev_pg_mw, storage,
+              energy0_mwh) -> _Inputs:  # fmt: skip
+    load = np.atleast_2d(np.asarray(load_mw, dtype=float))
+    n_periods = load.shape[0]
+    if load.shape[1] != net.n_bus:
+        raise ValueError(f"load_mw has {load.shape[1]} buses, the network {net.n_bus}")
+    if not dt_hours > 0:
+        raise ValueError(f"dt_hours must be positive, got {dt_hours}")
+    avail = net.gen_pmax if gen_available_mw is None else gen_available_mw
+    avail = np.broadcast_to(np.asarray(avail, dtype=float), (n_periods, net.n_gen))
+    lower = np.minimum(net.gen_pmin[None, :], avail)
+    in_service = np.ones((n_periods, net.n_branch), bool)
+    if branch_in_service is not None:
+        in_service = np.broadcast_to(np.asarray(branch_in_service, bool), in_service.shape)
+    ramp = np.where(net.gen_ramp_mw_per_min > 0, net.gen_ramp_mw_per_min * 60.0 * dt_hours, np.inf)
+    energy0 = np.zeros(storage.n) if energy0_mwh is None else np.asarray(energy0_mwh, float)
+    if energy0.shape != (storage.n,):
+        raise ValueError(f"storage_energy0_mwh must have shape ({storage.n},)")
+    prev = None if prev_pg_mw is None else np.asarray(prev_pg_mw, dtype=float)
+    if prev is not None and prev.shape != (net.n_gen,):
+        raise ValueError(f"prev_pg_mw must have shape ({net.n_gen},), got {prev.shape}")
+    return _Inputs(load, lower, avail.copy(), in_service, ramp, prev, energy0, float(dt_hours))
+
+
+def _variable_bounds(net, storage, inputs: _Inputs, layout: _Layout) -> np.ndarray:
+    """[n_vars, 2] bounds: generator limits (ramped from prev at t=0), ratings, storage."""
+    lo, hi = np.full(layout.n_vars, -np.inf), np.full(layout.n_vars, np.inf)
+    g_lo, g_hi = inputs.gen_lower_mw.copy(), inputs.gen_upper_mw.copy()
+    if inputs.prev_pg_mw is not None:
+        ramp_lo = np.minimum(np.maximum(g_lo[0], inputs.prev_pg_mw - inputs.ramp_mw), g_hi[0])
+        ramp_hi = np.maximum(np.minimum(g_hi[0], inputs.prev_pg_mw + inputs.ramp_mw), g_lo[0])
+        g_lo[0], g_hi[0] = ramp_lo, ramp_hi
+    cols = layout.columns
+    lo[cols("pg")], hi[cols("pg")] = g_lo, g_hi
+    lo[cols("shed")], hi[cols("shed")] = 0.0, np.maximum(inputs.load_mw, 0.0)
+    lo[cols("spill")] = 0.0
+    rating = np.where(inputs.branch_in_service, net.branch_rating_mw[None, :], 0.0)
+    lo[cols("flow")], hi[cols("flow")] = -rating, rating
+    lo[cols("theta")[:, net.slack]], hi[cols("theta")[:, net.slack]] = 0.0, 0.0
+    for name, cap in (("charge", storage.power_mw), ("discharge", storage.power_mw),
+                      ("energy", storage.energy_mwh)):  # fmt: skip
+        lo[cols(name)], hi[cols(name)] = 0.0, np.broadcast_to(cap, cols(name).shape)
+    return np.stack([lo, hi], axis=1)
+
+
+class _Rows:
+    """Accumulates sparse constraint rows as COO triplets."""
+
+    def __init__(self):
+        self.rows, self.cols, self.vals, self.rhs = [], [], [], []
+        self.n_rows = 0
+
+    def add_block(self, n_rows: int, rhs: np.ndarray) -> int:
+        start = self.n_rows
+        self.n_rows += n_rows
+        rhs = np.asarray(rhs, dtype=float)
+        self.rhs.append(np.broadcast_to(rhs.ravel() if rhs.ndim else rhs, (n_rows,)))
+        return start
+
+    def add(self, rows, cols, vals) -> None:
+        rows, cols = np.broadcast_arrays(np.asarray(rows), np.asarray(cols))
+        self.rows.append(rows.ravel())
+        self.cols.append(cols.ravel())
+        self.vals.append(np.broadcast_to(np.asarray(vals, dtype=float), rows.shape).ravel())
+
+    def matrix(self, n_vars: int) -> tuple[sp.csr_array, np.ndarray]:
+        if not self.rows:
+            return sp.csr_array((self.n_rows, n_vars)), np.zeros(self.n_rows)
+        coo = sp.coo_array(
+            (np.concatenate(self.vals), (np.concatenate(self.rows), np.concatenate(self.cols))),
+            shape=(self.n_rows, n_vars),
+        )
+        rhs = np.concatenate(self.rhs) if self.rhs else np.zeros(0)
+        return coo.tocsr(), rhs
+
+
+def _equality_rows(net, storage, inputs: _Inputs, layout: _Layout) -> _Rows:
+    """Nodal balance, B-theta flow definitions and storage energy balance for every period."""
+    n_t, n_bus, n_br = layout.n_periods, net.n_bus, net.n_branch
+    eq, cols = _Rows(), layout.columns
+    t = np.arange(n_t)[:, None]
+    bal = eq.add_block(n_t * n_bus, inputs.load_mw + net.bus_gs_mw[None, :])
+    eq.add(bal + t * n_bus + net.gen_bus[None, :], cols("pg"), 1.0)
+    eq.add(bal + t * n_bus + np.arange(n_bus)[None, :], cols("shed"), 1.0)
+    eq.add(bal + t * n_bus + np.arange(n_bus)[None, :], cols("spill"), -1.0)
+    eq.add(bal + t * n_bus + net.branch_from[None, :], cols("flow"), -1.0)
+    eq.add(bal + t * n_bus + net.branch_to[None, :], cols("flow"), 1.0)
+    eq.add(bal + t * n_bus + storage.bus[None, :], cols("discharge"), 1.0)
+    eq.add(bal + t * n_bus + storage.bus[None, :], cols("charge"), -1.0)
+
+    b = np.where(inputs.branch_in_service, net.branch_b_mw_per_rad[None, :], 0.0)
+    flows = eq.add_block(n_t * n_br, -b * net.branch_shift_rad[None, :])
+    rows = flows + t * n_br + np.arange(n_br)[None, :]
+    eq.add(rows, cols("flow"), 1.0)
+    eq.add(rows, cols("theta")[:, net.branch_from], -b)
+    eq.add(rows, cols("theta")[:, net.branch_to], b)
+
+    n_s, dt = storage.n, inputs.dt_hours
+    energy_rhs = np.zeros((n_t, n_s))
+    energy_rhs[0] = inputs.energy0_mwh
+    soc = eq.add_block(n_t * n_s, energy_rhs)
+    rows = soc + t * n_s + np.arange(n_s)[None, :]
+    eq.add(rows, cols("energy"), 1.0)
+    eq.add(rows[1:], cols("energy")[:-1], -1.0)
+    eq.add(rows, cols("charge"), -storage.charge_efficiency[None, :] * dt)
+    eq.add(rows, cols("discharge"), dt / np.maximum(storage.discharge_efficiency, 1e-9)[None, :])
+    return eq
+
+
+def _ramp_rows(inputs: _Inputs, layout: _Layout) -> _Rows:
+    """|pg_t - pg_{t-1}| <= ramp, widened by forced changes of the availability window."""
+    ub = _Rows()
+    limited = np.flatnonzero(np.isfinite(inputs.ramp_mw))
+    if layout.n_periods < 2 or limited.size == 0:
+        return ub
+    lo, hi = inputs.gen_lower_mw[:, limited], inputs.gen_upper_mw[:, limited]
+    ramp = inputs.ramp_mw[limited][None, :]
+    up_allow = ramp + np.maximum(lo[1:] - lo[:-1], 0.0)
+    down_allow = ramp + np.maximum(hi[:-1] - hi[1:], 0.0)
+    pg = layout.columns("pg")[:, limited]
+    shape = up_allow.shape
+    rows = np.arange(up_allow.size).reshape(shape)
+    up = ub.add_block(up_allow.size, up_allow)
+    ub.add(up + rows, pg[1:], 1.0)
+    ub.add(up + rows, pg[:-1], -1.0)
+    down = ub.add_block(down_allow.size, down_allow)
+    ub.add(down + rows, pg[1:], -1.0)
+    ub.add(down + rows, pg[:-1], 1.0)
+    return ub
+
+
+def _tangent_cuts(net, gens, points):
+    """Tangents (slope, intercept) of the quadratic cost of ``gens`` at ``points`` (same shape)."""
+    c2, c1, c0 = net.cost_c2[gens], net.cost_c1[gens], net.cost_c0[gens]
+    return 2.0 * c2 * points + c1, c0 - c2 * points * points
+
+
+def _initial_cuts(net, bounds, layout: _Layout, n_tangents: int):
+    """Cuts (z column, pg column, slope, intercept): PWL segments plus a few tangents each."""
+    pg_cols, z_cols = layout.columns("pg"), layout.columns("z")
+    cuts = []
+    quad = np.flatnonzero(~net.cost_is_pwl)
+    if quad.size:
+        lo, hi = bounds[pg_cols[:, quad], 0], bounds[pg_cols[:, quad], 1]
+        frac = np.linspace(0.0, 1.0, n_tangents)
+        curved = (net.cost_c2[quad] != 0.0)[None, :, None]
+        pts = np.where(curved, lo[..., None] + (hi - lo)[..., None] * frac, lo[..., None])
+        slope, icpt = _tangent_cuts(net, quad[None, :, None], pts)
+        tiled = np.broadcast_to
+        cuts.append((tiled(z_cols[:, quad, None], pts.shape), tiled(pg_cols[:, quad, None],
+                     pts.shape), slope, icpt))  # fmt: skip
+    for g in np.flatnonzero(net.cost_is_pwl):
+        slopes, icpts = _pwl_segments(net, g)
+        shape = (layout.n_periods, slopes.size)
+        cuts.append((np.broadcast_to(z_cols[:, g, None], shape),
+                     np.broadcast_to(pg_cols[:, g, None], shape),
+                     np.broadcast_to(slopes, shape), np.broadcast_to(icpts, shape)))  # fmt: skip
+    return [tuple(np.ravel(a) for a in cut) for cut in cuts]
+
+
+def _cut_rows(cuts, ramp: _Rows) -> _Rows:
+    """Inequalities slope * pg - z <= -intercept appended after the ramp rows."""
+    rows = _Rows()
+    rows.rows, rows.cols, rows.vals = list(ramp.rows), list(ramp.cols), list(ramp.vals)
+    rows.rhs, rows.n_rows = list(ramp.rhs), ramp.n_rows
+    for z_col, pg_col, slope, icpt in cuts:
+        start = rows.add_block(slope.size, -icpt)
+        idx = start + np.arange(slope.size)
+        rows.add(idx, pg_col, slope)
+        rows.add(idx, z_col, -1.0)
+    return rows
+
+
+def _objective(net, inputs: _Inputs, penalties: DispatchPenalties, layout: _Layout):
+    """Cost vector (per period, scaled by dt) and the constant curtailment term."""
+    dt = inputs.dt_hours
+    cost = np.zeros(layout.n_vars)
+    curtail = np.broadcast_to(np.asarray(penalties.curtailment, float), (net.n_gen,))
+    cost[layout.columns("z")] = dt
+    cost[layout.columns("shed")] = penalties.voll * dt
+    cost[layout.columns("spill")] = penalties.spill * dt
+    cost[layout.columns("pg")] = -curtail[None, :] * dt
+    constant = float(np.sum(curtail[None, :] * inputs.gen_upper_mw) * dt)
+    return cost, constant, curtail
+
+
+def solve_dispatch(
+    net: DCNetwork,
+    load_mw: np.ndarray,
+    *,
+    dt_hours: float,
+    gen_available_mw: np.ndarray | None = None,
+    branch_in_service: np.ndarray | None = None,
+    prev_pg_mw: np.ndarray | None = None,
+    storage: StorageUnits | None = None,
+    storage_energy0_mwh: np.ndarray | None = None,
+    penalties: DispatchPenalties = DispatchPenalties(),
+    cost_rtol: float = 1e-8,
+    n_tangents: int = 6,
+    max_cut_rounds: int = 60,
+) -> DispatchSolution:
+    """Least-cost dispatch over T periods with perfect knowledge of every period.
+
+    Args: load_mw [T, N] bus demand; gen_available_mw [T, G] (or [G]) upper limits this period
+    (renewable availability, 0 for a tripped unit; default pmax); branch_in_service [T, L] bool;
+    prev_pg_mw [G] dispatch before period 0 (ramp anchor; None = free start); storage units and
+    their initial energy. Ramp limit per period = RAMP_AGC (MW/min) * 60 * dt_hours.
+    """
+    started = time.perf_counter()
+    storage = StorageUnits.none() if storage is None else storage
+    inputs = _validate(net, load_mw, dt_hours, gen_available_mw, branch_in_service, prev_pg_mw,
+                       storage, storage_energy0_mwh)  # fmt: skip
+    layout = _Layout(net.n_gen, net.n_bus, net.n_branch, storage.n, inputs.load_mw.shape[0])
+    bounds = _variable_bounds(net, storage, inputs, layout)
+    a_eq, b_eq = _equality_rows(net, storage, inputs, layout).matrix(layout.n_vars)
+    ramp = _ramp_rows(inputs, layout)
+    cost, constant, curtail = _objective(net, inputs, penalties, layout)
+    cuts = _initial_cuts(net, bounds, layout, n_tangents)
+    pg_cols, z_cols = layout.columns("pg"), layout.columns("z")
+    for cut_round in range(1, max_cut_rounds + 1):
+        a_ub, b_ub = _cut_rows(cuts, ramp).matrix(layout.n_vars)
+        res = scipy.optimize.linprog(
+            cost, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs"
+        )
+        if res.status != 0:
+            raise RuntimeError(f"DC dispatch LP failed: {res.message}")
+        pg, z = res.x[pg_cols], res.x[z_cols]
+        true_cost = generation_cost_per_h(net, pg)
+        shortfall = (true_cost - z) * inputs.dt_hours
+        lower_bound = float(res.fun) + constant
+        converged = np.sum(shortfall) <= cost_rtol * max(abs(lower_bound), 1.0)
+        if converged or cut_round == max_cut_rounds:
+            break
+        t_idx, g_idx = np.nonzero(shortfall > 0.01 * cost_rtol * max(abs(lower_bound), 1.0))
+        slope, icpt = _tangent_cuts(net, g_idx, pg[t_idx, g_idx])
+        cuts.append((z_cols[t_idx, g_idx], pg_cols[t_idx, g_idx], slope, icpt))
+    return _solution(res.x, layout, inputs, penalties, curtail, true_cost, lower_bound, cut_round,
+                     time.perf_counter() - started)  # fmt: skip
+
+
+def _solution(x, layout, inputs, penalties, curtail, true_cost, lower_bound, rounds, seconds):
+    def block(name):
+        return x[layout.columns(name)]
+
+    pg, shed, spill = block("pg"), block("shed"), block("spill")
+    rate = (
+        true_cost.sum(axis=1)
+        + penalties.voll * shed.sum(axis=1)
+        + penalties.spill * spill.sum(axis=1)
+        + np.sum(curtail[None, :] * (inputs.gen_upper_mw - pg), axis=1)
+    )
+    step_cost = rate * inputs.dt_hours
+    return DispatchSolution(
+        pg_mw=pg,
+        shed_mw=shed,
+        spill_mw=spill,
+        theta_rad=block("theta"),
+        flow_mw=block("flow"),
+        storage_charge_mw=block("charge"),
+        storage_discharge_mw=block("discharge"),
+        storage_energy_mwh=block("energy"),
+        generation_cost_per_h=true_cost.sum(axis=1),
+        step_cost=step_cost,
+        total_cost=float(step_cost.sum()),
+        lower_bound=lower_bound,
+        cut_rounds=rounds,
+        solve_seconds=seconds,
+    )
+
+
+def solve_dc_opf(net: DCNetwork, load_mw: np.ndarray, *, dt_hours: float = 1.0, **kwargs):
+    """Single-period DC-OPF: ``solve_dispatch`` with T = 1, arrays returned without the T axis.
+
+    Keyword arguments are those of ``solve_dispatch`` with per-period arrays given for the one
+    period ([N], [G], [L]); ``step_cost`` becomes a float in $ for ``dt_hours``.
+    """
+    load = np.asarray(load_mw, dtype=float)
+    if load.ndim != 1:
+        raise ValueError(f"load_mw must be [N] for a single period, got shape {load.shape}")
+    for name in ("gen_available_mw", "branch_in_service"):
+        if kwargs.get(name) is not None:
+            kwargs[name] = np.asarray(kwargs[name])[None, :]
+    sol = solve_dispatch(net, load[None, :], dt_hours=dt_hours, **kwargs)
+    per_period = {k: v[0] for k, v in sol._asdict().items() if isinstance(v, np.ndarray)}
+    return sol._replace(**per_period)
