@@ -203,7 +203,7 @@ def network_from_grid(grid) -> DCNetwork:
         bus_gs_mw=f64(grid.bus_gs),
         branch_from=np.asarray(grid.branch_from, dtype=int),
         branch_to=np.asarray(grid.branch_to, dtype=int),
-        branch_b_mw_per_rad=float(grid.base_mva) / (f64(grid.branch_x) * f64(grid.branch_tap)),
+        branch_b_mw_per_rad=float(grid.base_mva) * f64(grid.branch_dc_b),
         branch_shift_rad=f64(grid.branch_shift),
         branch_rating_mw=f64(grid.branch_rating),
         gen_bus=np.asarray(grid.gen_bus, dtype=int),

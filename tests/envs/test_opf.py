@@ -1,0 +1,121 @@
+"""DC-OPF and multi-period dispatch against PYPOWER's rundcopf and against each other."""
+
+import numpy as np
+import pytest
+
+pypower_api = pytest.importorskip("pypower.api")
+
+from envs import opf  # noqa: E402
+from envs.case import Case, load_case  # noqa: E402
+from envs.grid import build_grid  # noqa: E402
+
+_RATE_A, _BR_STATUS = 5, 10
+
+
+def _case(name: str) -> Case:
+    """The shipped case when present, else the same IEEE system from PYPOWER's library."""
+    try:
+        return load_case(name)
+    except (ValueError, FileNotFoundError):
+        ppc = getattr(pypower_api, name.replace("ieee", "case"))()
+        return Case.from_ppc(ppc, name=name)
+
+
+def _network_and_ppc(name: str):
+    """DC network from the Grid, and a PYPOWER dict with the Grid's finite ratings."""
+    case = _case(name)
+    grid = build_grid(case)
+    ppc = case.to_ppc()
+    in_service = ppc["branch"][:, _BR_STATUS] != 0
+    ppc["branch"][in_service, _RATE_A] = np.asarray(grid.branch_rating, dtype=float)
+    return opf.network_from_grid(grid), ppc
+
+
+def _rundcopf(ppc):
+    result = pypower_api.rundcopf(ppc, pypower_api.ppoption(VERBOSE=0, OUT_ALL=0))
+    assert result["success"]
+    return result
+
+
+@pytest.mark.parametrize("name", ["ieee14", "ieee30", "ieee118"])
+def test_dc_opf_matches_pypower_objective(name):
+    net, ppc = _network_and_ppc(name)
+    reference = _rundcopf(ppc)
+    load = np.asarray(ppc["bus"][:, 2], dtype=float)
+    solution = opf.solve_dc_opf(net, load)
+    assert solution.generation_cost_per_h == pytest.approx(reference["f"], rel=1e-4)
+    assert np.sum(solution.shed_mw) < 1e-6
+    assert np.all(np.abs(solution.flow_mw) <= net.branch_rating_mw + 1e-6)
+
+
+def test_dc_opf_matches_pypower_when_congestion_binds():
+    net, ppc = _network_and_ppc("ieee14")
+    unconstrained = opf.solve_dc_opf(net, ppc["bus"][:, 2])
+    tight = np.maximum(np.round(0.9 * np.abs(unconstrained.flow_mw) + 2.0), 1.0)
+    tight = np.minimum(tight, net.branch_rating_mw)
+    ppc["branch"][ppc["branch"][:, _BR_STATUS] != 0, _RATE_A] = tight
+    reference = _rundcopf(ppc)
+    congested = opf.solve_dc_opf(
+        opf.network_from_matpower(ppc["baseMVA"], ppc["bus"], ppc["gen"], ppc["branch"],
+                                  ppc["gencost"]),
+        ppc["bus"][:, 2],
+    )  # fmt: skip
+    assert congested.generation_cost_per_h > unconstrained.generation_cost_per_h + 1e-3
+    assert congested.generation_cost_per_h == pytest.approx(reference["f"], rel=1e-4)
+
+
+def test_outage_changes_flows_and_respects_ratings():
+    net, ppc = _network_and_ppc("ieee14")
+    load = ppc["bus"][:, 2]
+    in_service = np.ones(net.n_branch, bool)
+    in_service[np.argmax(net.branch_rating_mw)] = False
+    solution = opf.solve_dc_opf(net, load, branch_in_service=in_service)
+    assert abs(solution.flow_mw[~in_service][0]) < 1e-9
+    balance = solution.pg_mw.sum() + solution.shed_mw.sum() - solution.spill_mw.sum()
+    assert balance == pytest.approx(load.sum() + net.bus_gs_mw.sum(), abs=1e-6)
+
+
+def test_ramp_limits_hold_from_previous_dispatch():
+    net, ppc = _network_and_ppc("ieee14")
+    free = opf.solve_dc_opf(net, ppc["bus"][:, 2])
+    ramped_net = opf.DCNetwork(**{**vars(net), "gen_ramp_mw_per_min": np.full(net.n_gen, 0.1)})
+    prev = np.clip(free.pg_mw + 20.0, net.gen_pmin, net.gen_pmax)
+    ramped = opf.solve_dc_opf(ramped_net, ppc["bus"][:, 2], dt_hours=1 / 12, prev_pg_mw=prev)
+    assert np.all(np.abs(ramped.pg_mw - prev) <= 0.5 + 1e-6)
+    assert ramped.generation_cost_per_h >= free.generation_cost_per_h - 1e-6
+
+
+def _episode(net, n_steps: int, seed: int):
+    rng = np.random.default_rng(seed)
+    profile = 0.8 + 0.35 * np.sin(np.linspace(0.0, 2 * np.pi, n_steps))[:, None]
+    noise = 1.0 + 0.03 * rng.standard_normal((n_steps, net.n_bus))
+    return profile * noise
+
+
+def test_oracle_never_costs_more_than_myopic_dispatch():
+    net, ppc = _network_and_ppc("ieee14")
+    net = opf.DCNetwork(**{**vars(net), "gen_ramp_mw_per_min": 0.05 * net.gen_pmax})
+    storage = opf.StorageUnits(np.array([2]), np.array([30.0]), np.array([60.0]),
+                               np.array([0.95]), np.array([0.95]))  # fmt: skip
+    load = _episode(net, 24, seed=0) * ppc["bus"][None, :, 2]
+    kwargs = dict(dt_hours=0.25, storage=storage, storage_energy0_mwh=np.array([30.0]))
+    oracle = opf.solve_dispatch(net, load, prev_pg_mw=net.gen_pg0, **kwargs)
+    prev, energy, myopic_cost = net.gen_pg0, np.array([30.0]), 0.0
+    for t in range(load.shape[0]):
+        step = opf.solve_dc_opf(net, load[t], prev_pg_mw=prev, **{**kwargs,
+                                "storage_energy0_mwh": energy})  # fmt: skip
+        prev, energy, myopic_cost = (
+            step.pg_mw,
+            step.storage_energy_mwh,
+            myopic_cost + step.step_cost,
+        )
+    assert oracle.total_cost <= myopic_cost * (1 + 1e-7)
+    assert oracle.total_cost >= oracle.lower_bound - 1e-9
+    assert np.all(np.abs(np.diff(oracle.pg_mw, axis=0)) <= 0.05 * net.gen_pmax * 15 + 1e-6)
+    assert np.all(oracle.storage_energy_mwh <= 60.0 + 1e-6)
+
+
+def test_bad_input_is_rejected():
+    net, _ = _network_and_ppc("ieee14")
+    with pytest.raises(ValueError, match="load_mw"):
+        opf.solve_dc_opf(net, np.zeros(net.n_bus + 1))
