@@ -1,0 +1,46 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from actors.rollout import make_rollout
+from learner.config import default_learner_config
+from learner.policy import make_policy
+from tests.actors.fake_env import NUM_AGENTS, FakeEnv
+
+
+def tiny_policy(spec):
+    config = default_learner_config()
+    config.hidden_size, config.num_heads, config.num_encoder_layers = 8, 1, 1
+    config.normalise_observations = False
+    return make_policy(config, spec)
+
+
+def test_rollout_shapes_bootstrap_and_episode_totals():
+    horizon, unroll, num_envs = 5, 12, 3
+    env = FakeEnv(horizon)
+    policy = tiny_policy(env.spec())
+    params = policy.init(jax.random.PRNGKey(0))
+    norm_state = policy.init_norm_state()
+    init_carry, rollout = make_rollout(env, None, policy, unroll)
+    carry = init_carry(jax.random.PRNGKey(1), num_envs)
+    carry, traj, totals = jax.jit(rollout)(params, norm_state, carry, jax.random.PRNGKey(2))
+
+    assert traj.obs.shape == (unroll, num_envs, NUM_AGENTS, 3)
+    assert traj.action.shape == (unroll, num_envs, NUM_AGENTS, 2)
+    assert traj.last_value.shape == (num_envs, NUM_AGENTS)
+    # Episodes end after steps 5 and 10 (indices 4 and 9): truncated, and bootstrapped from
+    # the value of the observation they were cut at (t = horizon), not the reset one.
+    truncated_steps = np.flatnonzero(np.asarray(traj.truncated[:, 0]))
+    np.testing.assert_array_equal(truncated_steps, [4, 9])
+    final_obs = env.observe(jnp.int32(horizon))
+    batched = jax.tree.map(lambda x: jnp.broadcast_to(x, (num_envs, *x.shape)), final_obs)
+    expected = policy.value(params, norm_state, batched)
+    np.testing.assert_allclose(traj.truncation_value[4], expected, rtol=1e-4, atol=1e-6)
+    assert float(jnp.abs(traj.truncation_value[5]).max()) == 0.0
+    # The next rollout starts where this one stopped: t = 12 mod 5 = 2.
+    assert float(carry.obs.global_state[0, 0]) == 2.0
+    # Two finished episodes per grid; agent a earned (a + 1) per step for 5 steps.
+    assert int(totals.finished) == 2 * num_envs
+    np.testing.assert_allclose(totals.return_sum, [10.0 * num_envs, 20.0 * num_envs])
+    np.testing.assert_allclose(totals.length_sum, 10.0 * num_envs)
+    np.testing.assert_allclose(totals.info_sums["cost"], 2 * num_envs * 5 * 0.5)
