@@ -1,0 +1,185 @@
+"""Actor and critic networks (flax.linen) for one grid: inputs ``[A, O]`` / ``[S]``.
+
+Batching over grids is done by the caller with ``jax.vmap`` (see learner/policy.py).
+
+Actor: per-agent MLP encoder (Dense + LayerNorm) -> agent-id and agent-type
+embeddings (shared parameters only) -> pre-LayerNorm transformer blocks whose
+multi-head attention runs across agents (padded agents are masked out as keys)
+-> per-agent-type head giving the mean of a pre-tanh Gaussian; the log std is a
+learned state-independent parameter per type (shared) or per agent (independent).
+
+Critic: ``mappo`` encodes the global state once, adds each agent's id/type
+embedding and local-observation encoding (an agent-specific centralised value);
+``ippo`` sees only the agent's local observation. One value per agent.
+
+With ``parameter_sharing == "independent"`` encoders and heads are
+``nn.vmap``-ed over per-agent parameter stacks (attention stays shared: it is
+the coordination layer).
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ORTHO_HIDDEN = float(np.sqrt(2.0))
+
+
+def _dense(features: int, scale: float = ORTHO_HIDDEN) -> nn.Dense:
+    return nn.Dense(features, kernel_init=nn.initializers.orthogonal(scale))
+
+
+class MLP(nn.Module):
+    """Dense -> LayerNorm -> SiLU, ``num_layers`` times."""
+
+    features: int
+    num_layers: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for _ in range(self.num_layers):
+            x = nn.silu(nn.LayerNorm()(_dense(self.features)(x)))
+        return x
+
+
+class Linear(nn.Module):
+    """A Dense layer as a module class so it can be ``nn.vmap``-ed."""
+
+    features: int
+    scale: float
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return _dense(self.features, self.scale)(x)
+
+
+def per_agent(module_cls: type[nn.Module], independent: bool) -> Callable[..., Any]:
+    """``module_cls`` applied to ``[A, ...]``: shared weights, or one weight set per agent."""
+    if not independent:
+        return module_cls
+    return nn.vmap(
+        module_cls,
+        in_axes=0,
+        out_axes=0,
+        variable_axes={"params": 0},
+        split_rngs={"params": True},
+    )
+
+
+class TypedHead(nn.Module):
+    """Linear head with one weight set per agent type (shared) or per agent (independent).
+
+    Shared: every type's head is applied to every agent and the agent's own type
+    is selected with a one-hot (K is small, so this costs K small matmuls).
+    """
+
+    features: int
+    agent_type: tuple[int, ...]
+    num_types: int
+    independent: bool
+    scale: float
+
+    @nn.compact
+    def __call__(self, h: jax.Array) -> jax.Array:  # [A, H] -> [A, features]
+        if self.independent:
+            return per_agent(Linear, True)(self.features, self.scale)(h)
+        outs = jnp.stack(
+            [Linear(self.features, self.scale)(h) for _ in range(self.num_types)], axis=0
+        )  # [K, A, F]
+        onehot = jax.nn.one_hot(jnp.asarray(self.agent_type), self.num_types)  # [A, K]
+        return jnp.einsum("kaf,ak->af", outs, onehot)
+
+
+class AgentEmbedding(nn.Module):
+    """Agent-id plus agent-type embedding ``[A, H]`` (tells shared weights who is who)."""
+
+    features: int
+    agent_type: tuple[int, ...]
+    num_types: int
+
+    @nn.compact
+    def __call__(self) -> jax.Array:
+        num_agents = len(self.agent_type)
+        ids = nn.Embed(num_agents, self.features, name="agent_id")(jnp.arange(num_agents))
+        types = nn.Embed(self.num_types, self.features, name="agent_type")(
+            jnp.asarray(self.agent_type)
+        )
+        return ids + types
+
+
+class AttentionBlock(nn.Module):
+    """Pre-LayerNorm transformer block across agents; padded agents are never attended to."""
+
+    features: int
+    num_heads: int
+
+    @nn.compact
+    def __call__(self, h: jax.Array, agent_mask: jax.Array) -> jax.Array:
+        mask = nn.make_attention_mask(jnp.ones_like(agent_mask), agent_mask)  # [1, A, A]
+        attended = nn.MultiHeadDotProductAttention(
+            num_heads=self.num_heads, qkv_features=self.features
+        )(nn.LayerNorm()(h), mask=mask)
+        h = h + attended
+        return h + MLP(self.features, 1)(nn.LayerNorm()(h))
+
+
+class Actor(nn.Module):
+    """Per-agent Gaussian parameters (pre-tanh) for one grid."""
+
+    action_dim: int
+    agent_type: tuple[int, ...]
+    num_types: int
+    independent: bool
+    hidden_size: int
+    num_encoder_layers: int
+    num_attention_layers: int
+    num_heads: int
+    init_log_std: float
+
+    @nn.compact
+    def __call__(self, agent_obs: jax.Array, agent_mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """``agent_obs [A, O]``, ``agent_mask [A]`` -> ``(mean [A, U], log_std [A, U])``."""
+        encoder = per_agent(MLP, self.independent)(self.hidden_size, self.num_encoder_layers)
+        h = encoder(agent_obs)
+        if not self.independent:
+            h = h + AgentEmbedding(self.hidden_size, self.agent_type, self.num_types)()
+        for _ in range(self.num_attention_layers):
+            h = AttentionBlock(self.hidden_size, self.num_heads)(h, agent_mask)
+        h = nn.LayerNorm()(h)
+        mean = TypedHead(
+            self.action_dim, self.agent_type, self.num_types, self.independent, scale=0.01
+        )(h)
+        rows = len(self.agent_type) if self.independent else self.num_types
+        log_std_table = self.param(
+            "log_std", nn.initializers.constant(self.init_log_std), (rows, self.action_dim)
+        )
+        index = jnp.arange(rows) if self.independent else jnp.asarray(self.agent_type)
+        return mean, log_std_table[index]
+
+
+class Critic(nn.Module):
+    """One value per agent for one grid (``mappo`` centralised or ``ippo`` local)."""
+
+    centralised: bool
+    agent_type: tuple[int, ...]
+    num_types: int
+    independent: bool
+    hidden_size: int
+    num_encoder_layers: int
+
+    @nn.compact
+    def __call__(self, agent_obs: jax.Array, global_state: jax.Array) -> jax.Array:
+        """``agent_obs [A, O]``, ``global_state [S]`` -> ``value [A]``."""
+        local = per_agent(MLP, self.independent)(self.hidden_size, self.num_encoder_layers)
+        h = local(agent_obs)  # [A, H]
+        if self.centralised:
+            g = MLP(self.hidden_size, self.num_encoder_layers, name="global_encoder")(global_state)
+            h = h + g[None, :]
+        if not self.independent:
+            h = h + AgentEmbedding(self.hidden_size, self.agent_type, self.num_types)()
+        h = per_agent(MLP, self.independent)(self.hidden_size, 1)(h)
+        value = TypedHead(1, self.agent_type, self.num_types, self.independent, scale=1.0)(h)
+        return value[:, 0]

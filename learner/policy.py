@@ -1,0 +1,202 @@
+"""``make_policy(config, spec) -> Policy``: the pure functions actors, evaluation and the learner call.
+
+Every function takes a *batched* ``Observation`` (``agent_obs [B, A, O]``,
+``global_state [B, S]``) in raw environment units plus the ``NormState``;
+observation normalisation happens inside. Actions are bounded in [-1, 1]:
+``action = tanh(u)``, ``u ~ Normal(mean, std)`` per dimension, and log-probs
+are those of the squashed action (change of variables through tanh). Padded
+action dims (``spec.action_mask`` False) and padded agents (``spec.agent_mask``
+False) get action 0 and contribute 0 to log-prob and entropy; padded agents
+also get value 0.
+"""
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import chex
+import distrax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from envs.types import EnvSpec, Observation
+from learner import normalisation
+from learner.config import validate_learner_config
+from learner.networks import Actor, Critic
+from learner.types import NormState
+
+# tanh saturates to exactly +-1 in float32 for |u| > ~9; log-probs are taken of
+# actions clipped to this bound (the same in act and in the loss, so ratios stay exact).
+ACTION_BOUND = 1.0 - 1e-6
+# Gauss-Hermite (probabilists') nodes/weights for E_{eps~N(0,1)}[f(eps)] in the entropy.
+_GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(8)
+_GH_WEIGHTS = _GH_WEIGHTS / np.sqrt(2.0 * np.pi)
+
+Params = Any
+
+
+class Policy(NamedTuple):
+    """Pure policy functions (jit them at the call site). Shapes: B grids, A agents, U action dims.
+
+    - ``init(key) -> params``
+    - ``act(params, norm_state, obs, key) -> (action [B,A,U], log_prob [B,A], value [B,A])``
+    - ``value(params, norm_state, obs) -> [B,A]``
+    - ``mode(params, norm_state, obs) -> action [B,A,U]`` (deterministic, tanh of the mean)
+    - ``evaluate(params, norm_state, obs, action) -> (log_prob [B,A], entropy [B,A], value [B,A])``
+      (used by the learner; entropy of the squashed distribution)
+    - ``init_norm_state() -> NormState`` (identity statistics for this spec)
+    """
+
+    init: Callable[[jax.Array], Params]
+    act: Callable[..., tuple[jax.Array, jax.Array, jax.Array]]
+    value: Callable[..., jax.Array]
+    mode: Callable[..., jax.Array]
+    evaluate: Callable[..., tuple[jax.Array, jax.Array, jax.Array]]
+    init_norm_state: Callable[[], NormState]
+
+
+def squashed_gaussian_log_prob(
+    mean: jax.Array, log_std: jax.Array, action: jax.Array, action_mask: jax.Array
+) -> jax.Array:
+    """``log pi(a) = sum_u mask_u * [log N(atanh a_u; mean_u, std_u) - log(1 - a_u^2)]``.
+
+    Args: ``mean, log_std, action [..., U]`` (action in [-1, 1]), ``action_mask [..., U]`` bool.
+    Returns ``[...]``.
+    """
+    chex.assert_equal_shape([mean, log_std, action, action_mask])
+    dist = distrax.Transformed(distrax.Normal(mean, jnp.exp(log_std)), distrax.Tanh())
+    per_dim = dist.log_prob(jnp.clip(action, -ACTION_BOUND, ACTION_BOUND))
+    return jnp.sum(jnp.where(action_mask, per_dim, 0.0), axis=-1)
+
+
+def squashed_gaussian_entropy(
+    mean: jax.Array, log_std: jax.Array, action_mask: jax.Array
+) -> jax.Array:
+    """``H = sum_u mask_u * (H[N(mean_u, std_u)] + E_eps[log(1 - tanh(mean_u + std_u eps)^2)])``.
+
+    The expectation (no closed form) is taken by 8-point Gauss–Hermite
+    quadrature: deterministic, so the learner step needs no sampling key.
+    Shapes as in ``squashed_gaussian_log_prob``; returns ``[...]``.
+    """
+    chex.assert_equal_shape([mean, log_std, action_mask])
+    std = jnp.exp(log_std)
+    gaussian = distrax.Normal(mean, std).entropy()
+    lead = (1,) * mean.ndim
+    nodes = jnp.asarray(_GH_NODES, mean.dtype).reshape((*lead, -1))
+    weights = jnp.asarray(_GH_WEIGHTS, mean.dtype).reshape((*lead, -1))
+    pre_squash = mean[..., None] + std[..., None] * nodes  # [..., U, nodes]
+    log_det = distrax.Tanh().forward_log_det_jacobian(pre_squash)
+    per_dim = gaussian + jnp.sum(log_det * weights, axis=-1)
+    return jnp.sum(jnp.where(action_mask, per_dim, 0.0), axis=-1)
+
+
+def make_policy(config: ml_collections.ConfigDict, spec: EnvSpec) -> Policy:
+    """Build the policy for ``spec`` from the learner sub-config (see learner/config.py)."""
+    validate_learner_config(config)
+    _validate_spec(spec)
+    agent_type = tuple(int(t) for t in np.asarray(spec.agent_type))
+    independent = config.parameter_sharing == "independent"
+    actor = Actor(
+        action_dim=spec.action_dim,
+        agent_type=agent_type,
+        num_types=spec.num_agent_types,
+        independent=independent,
+        hidden_size=config.hidden_size,
+        num_encoder_layers=config.num_encoder_layers,
+        num_attention_layers=config.num_attention_layers,
+        num_heads=config.num_heads,
+        init_log_std=config.init_log_std,
+    )
+    critic = Critic(
+        centralised=config.critic == "mappo",
+        agent_type=agent_type,
+        num_types=spec.num_agent_types,
+        independent=independent,
+        hidden_size=config.hidden_size,
+        num_encoder_layers=config.num_encoder_layers,
+    )
+    agent_mask = np.asarray(spec.agent_mask, bool)
+    action_mask = np.asarray(spec.action_mask, bool) & agent_mask[:, None]
+    normalise_on, obs_clip = bool(config.normalise_observations), float(config.obs_clip)
+
+    def init(key: jax.Array) -> Params:
+        key_actor, key_critic = jax.random.split(key)
+        obs = jnp.zeros((spec.num_agents, spec.obs_dim), jnp.float32)
+        state = jnp.zeros((spec.global_dim,), jnp.float32)
+        return {
+            "actor": actor.init(key_actor, obs, jnp.asarray(agent_mask)),
+            "critic": critic.init(key_critic, obs, state),
+        }
+
+    def forward(params, norm_state, obs):
+        _check_obs(obs, spec)
+        obs = normalisation.normalise_observation(obs, norm_state, obs_clip, normalise_on)
+        mean, log_std = jax.vmap(actor.apply, in_axes=(None, 0, None))(
+            params["actor"], obs.agent_obs, jnp.asarray(agent_mask)
+        )
+        value = jax.vmap(critic.apply, in_axes=(None, 0, 0))(
+            params["critic"], obs.agent_obs, obs.global_state
+        )
+        return mean, log_std, jnp.where(agent_mask[None], value, 0.0)
+
+    def act(params, norm_state, obs, key):
+        mean, log_std, value = forward(params, norm_state, obs)
+        noise = jax.random.normal(key, mean.shape, mean.dtype)
+        mask = jnp.broadcast_to(action_mask, mean.shape)
+        action = jnp.where(mask, jnp.tanh(mean + jnp.exp(log_std) * noise), 0.0)
+        log_prob = squashed_gaussian_log_prob(mean, log_std, action, mask)
+        return action, log_prob, value
+
+    def value_fn(params, norm_state, obs):
+        return forward(params, norm_state, obs)[2]
+
+    def mode(params, norm_state, obs):
+        mean, _, _ = forward(params, norm_state, obs)
+        return jnp.where(jnp.broadcast_to(action_mask, mean.shape), jnp.tanh(mean), 0.0)
+
+    def evaluate(params, norm_state, obs, action):
+        mean, log_std, value = forward(params, norm_state, obs)
+        chex.assert_equal_shape([mean, action])
+        mask = jnp.broadcast_to(action_mask, mean.shape)
+        log_prob = squashed_gaussian_log_prob(mean, log_std, action, mask)
+        entropy = squashed_gaussian_entropy(mean, log_std, mask)
+        return log_prob, entropy, value
+
+    return Policy(
+        init=init,
+        act=act,
+        value=value_fn,
+        mode=mode,
+        evaluate=evaluate,
+        init_norm_state=lambda: normalisation.init_norm_state(spec),
+    )
+
+
+def _validate_spec(spec: EnvSpec) -> None:
+    agent_type = np.asarray(spec.agent_type)
+    if agent_type.shape != (spec.num_agents,):
+        raise ValueError(
+            f"spec.agent_type must have shape [{spec.num_agents}], got {agent_type.shape}"
+        )
+    if agent_type.size and (agent_type.min() < 0 or agent_type.max() >= spec.num_agent_types):
+        raise ValueError(f"spec.agent_type values must lie in [0, {spec.num_agent_types})")
+    if np.asarray(spec.action_mask).shape != (spec.num_agents, spec.action_dim):
+        raise ValueError(
+            f"spec.action_mask must have shape [{spec.num_agents}, {spec.action_dim}], "
+            f"got {np.asarray(spec.action_mask).shape}"
+        )
+    if not np.asarray(spec.agent_mask, bool).any():
+        raise ValueError("spec.agent_mask masks out every agent")
+
+
+def _check_obs(obs: Observation, spec: EnvSpec) -> None:
+    if obs.agent_obs.ndim != 3 or obs.agent_obs.shape[1:] != (spec.num_agents, spec.obs_dim):
+        raise ValueError(
+            f"agent_obs must be batched [B, {spec.num_agents}, {spec.obs_dim}], "
+            f"got {obs.agent_obs.shape}"
+        )
+    if obs.global_state.shape != (obs.agent_obs.shape[0], spec.global_dim):
+        raise ValueError(
+            f"global_state must be [B, {spec.global_dim}], got {obs.global_state.shape}"
+        )

@@ -1,0 +1,68 @@
+"""Small synthetic EnvSpec / Observation / Trajectory builders shared by the learner tests."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from envs.types import EnvSpec, Observation
+from learner.config import default_learner_config
+from learner.types import Trajectory
+
+
+def tiny_spec() -> EnvSpec:
+    """3 agents of 2 types; agent 2 is padding, agent 1 has a padded action dim."""
+    return EnvSpec(
+        num_agents=3,
+        obs_dim=5,
+        global_dim=7,
+        action_dim=2,
+        num_agent_types=2,
+        agent_type=np.array([0, 1, 1], np.int32),
+        agent_mask=np.array([True, True, False]),
+        action_mask=np.array([[True, True], [True, False], [False, False]]),
+        agent_type_names=("strategic", "operational"),
+        agent_type_gamma=(0.99, 0.9),
+        agent_type_lambda=(0.95, 0.9),
+    )
+
+
+def small_config(**overrides):
+    """A cheap network so tests compile fast."""
+    config = default_learner_config()
+    config.hidden_size = 16
+    config.num_heads = 2
+    config.num_encoder_layers = 1
+    for name, value in overrides.items():
+        config[name] = value
+    return config
+
+
+def random_observation(key: jax.Array, spec: EnvSpec, batch: int) -> Observation:
+    key_obs, key_state = jax.random.split(key)
+    return Observation(
+        agent_obs=jax.random.normal(key_obs, (batch, spec.num_agents, spec.obs_dim)),
+        global_state=jax.random.normal(key_state, (batch, spec.global_dim)),
+    )
+
+
+def random_trajectory(key: jax.Array, spec: EnvSpec, unroll: int, batch: int) -> Trajectory:
+    """Plausible behaviour data: actions in (-1, 1), masked where the spec pads."""
+    keys = jax.random.split(key, 8)
+    a, u = spec.num_agents, spec.action_dim
+    agent_mask = jnp.asarray(spec.agent_mask)
+    mask = jnp.asarray(spec.action_mask) & agent_mask[:, None]
+    action = jnp.tanh(jax.random.normal(keys[2], (unroll, batch, a, u)))
+    per_agent = (unroll, batch, a)
+    truncated = jax.random.bernoulli(keys[6], 0.05, (unroll, batch))
+    return Trajectory(
+        obs=jax.random.normal(keys[0], (unroll, batch, a, spec.obs_dim)),
+        global_state=jax.random.normal(keys[1], (unroll, batch, spec.global_dim)),
+        action=jnp.where(mask, action, 0.0),
+        log_prob=jnp.where(agent_mask, jax.random.normal(keys[3], per_agent) - 1.0, 0.0),
+        value=jnp.where(agent_mask, jax.random.normal(keys[4], per_agent), 0.0),
+        reward=jnp.where(agent_mask, jax.random.normal(keys[5], per_agent), 0.0),
+        terminated=jax.random.bernoulli(keys[7], 0.05, (unroll, batch)),
+        truncated=truncated,
+        truncation_value=jnp.where(truncated[..., None] & agent_mask, 0.5, 0.0),
+        last_value=jnp.where(agent_mask, 0.25, 0.0) * jnp.ones((batch, a)),
+    )

@@ -1,0 +1,141 @@
+"""Policy: shapes under every network option, masking, and squashed-Gaussian maths."""
+
+import math
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from envs.types import Observation
+from learner.policy import (
+    make_policy,
+    squashed_gaussian_entropy,
+    squashed_gaussian_log_prob,
+)
+from tests.learner.fixtures import random_observation, small_config, tiny_spec
+
+OPTIONS = [
+    ("shared", "mappo"),
+    ("shared", "ippo"),
+    ("independent", "mappo"),
+    ("independent", "ippo"),
+]
+
+
+@pytest.mark.parametrize(("sharing", "critic"), OPTIONS)
+def test_act_value_mode_shapes_and_bounds(sharing, critic):
+    spec = tiny_spec()
+    policy = make_policy(small_config(parameter_sharing=sharing, critic=critic), spec)
+    params = policy.init(jax.random.key(0))
+    norm_state = policy.init_norm_state()
+    obs = random_observation(jax.random.key(1), spec, batch=4)
+
+    action, log_prob, value = jax.jit(policy.act)(params, norm_state, obs, jax.random.key(2))
+    chex.assert_shape(action, (4, 3, 2))
+    chex.assert_shape([log_prob, value], (4, 3))
+    chex.assert_tree_all_finite((action, log_prob, value))
+    assert float(jnp.max(jnp.abs(action))) <= 1.0
+    chex.assert_shape(jax.jit(policy.mode)(params, norm_state, obs), (4, 3, 2))
+    np.testing.assert_allclose(jax.jit(policy.value)(params, norm_state, obs), value, atol=1e-5)
+
+
+class PolicyMaskingTest(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_padded_agents_and_dims_do_not_matter(self):
+        spec = tiny_spec()
+        # Un-jitted flax is slow op by op: the two extreme options cover both code paths.
+        for sharing, critic in (OPTIONS[0], OPTIONS[3]):
+            policy = make_policy(small_config(parameter_sharing=sharing, critic=critic), spec)
+            params = policy.init(jax.random.key(0))
+            norm_state = policy.init_norm_state()
+            obs = random_observation(jax.random.key(1), spec, batch=2)
+            action, log_prob, value = self.variant(policy.act)(
+                params, norm_state, obs, jax.random.key(3)
+            )
+            # Padded agent (2) and padded dim (agent 1, dim 1) are zero and contribute 0.
+            np.testing.assert_array_equal(action[:, 2], 0.0)
+            np.testing.assert_array_equal(action[:, 1, 1], 0.0)
+            np.testing.assert_array_equal(log_prob[:, 2], 0.0)
+            np.testing.assert_array_equal(value[:, 2], 0.0)
+            # Change what sits in padded slots: real agents' log-probs and entropies stay put.
+            other_action = action.at[:, 2].set(0.7).at[:, 1, 1].set(-0.4)
+            other_obs = Observation(obs.agent_obs.at[:, 2].set(5.0), obs.global_state)
+            lp_a, ent_a, _ = self.variant(policy.evaluate)(params, norm_state, obs, action)
+            lp_b, ent_b, _ = self.variant(policy.evaluate)(
+                params, norm_state, other_obs, other_action
+            )
+            np.testing.assert_allclose(lp_a, lp_b, atol=1e-5)
+            np.testing.assert_allclose(ent_a, ent_b, atol=1e-5)
+            np.testing.assert_allclose(lp_a, log_prob, atol=1e-4)
+            np.testing.assert_array_equal(ent_a[:, 2], 0.0)
+
+
+def test_real_agents_see_each_other_through_attention():
+    spec = tiny_spec()
+    policy = make_policy(small_config(), spec)
+    params = policy.init(jax.random.key(0))
+    norm_state = policy.init_norm_state()
+    obs = random_observation(jax.random.key(1), spec, batch=1)
+    changed = Observation(obs.agent_obs.at[:, 1].add(3.0), obs.global_state)
+    # Agent 0's action mean must react to agent 1's observation (coordination layer).
+    mode = jax.jit(policy.mode)
+    mode_a = mode(params, norm_state, obs)[:, 0]
+    mode_b = mode(params, norm_state, changed)[:, 0]
+    assert float(jnp.max(jnp.abs(mode_a - mode_b))) > 1e-6
+
+
+def test_squashed_log_prob_hand_value():
+    # mean 0.3, std 0.5, a = 0.6: atanh(0.6) = 0.5 * ln(1.6 / 0.4) = ln 2.
+    # log N(ln2; 0.3, 0.5) = -0.5 * ((ln2 - 0.3) / 0.5)^2 - ln 0.5 - 0.5 ln(2 pi)
+    # change of variables: - ln(1 - 0.6^2) = - ln 0.64.
+    z = (math.log(2.0) - 0.3) / 0.5
+    expected = -0.5 * z * z - math.log(0.5) - 0.5 * math.log(2 * math.pi) - math.log(0.64)
+    got = squashed_gaussian_log_prob(
+        jnp.array([0.3, 9.0]),
+        jnp.log(jnp.array([0.5, 1.0])),
+        jnp.array([0.6, -0.9]),
+        jnp.array([True, False]),  # second dim is padding: contributes 0
+    )
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_squashed_density_integrates_to_one_and_entropy_matches_monte_carlo():
+    mean, log_std = jnp.array([0.4]), jnp.log(jnp.array([0.8]))
+    grid = jnp.linspace(-1 + 1e-6, 1 - 1e-6, 200_001)[:, None]
+    log_p = squashed_gaussian_log_prob(
+        jnp.broadcast_to(mean, grid.shape),
+        jnp.broadcast_to(log_std, grid.shape),
+        grid,
+        jnp.ones_like(grid, bool),
+    )
+    density = np.exp(np.asarray(log_p, np.float64))
+    np.testing.assert_allclose(np.trapezoid(density, np.asarray(grid[:, 0])), 1.0, atol=2e-3)
+    # Entropy: quadrature vs Monte Carlo -E[log p(a)].
+    noise = jax.random.normal(jax.random.key(0), (200_000, 1))
+    samples = jnp.tanh(mean[None] + jnp.exp(log_std)[None] * noise)
+    mc = -jnp.mean(
+        squashed_gaussian_log_prob(
+            jnp.broadcast_to(mean, samples.shape),
+            jnp.broadcast_to(log_std, samples.shape),
+            samples,
+            jnp.ones_like(samples, bool),
+        )
+    )
+    quad = squashed_gaussian_entropy(mean, log_std, jnp.array([True]))
+    np.testing.assert_allclose(quad, mc, atol=0.01)
+
+
+def test_bad_observation_shape_is_rejected():
+    spec = tiny_spec()
+    policy = make_policy(small_config(), spec)
+    params = policy.init(jax.random.key(0))
+    obs = Observation(jnp.zeros((3, 5)), jnp.zeros((7,)))  # unbatched
+    with pytest.raises(ValueError, match="agent_obs must be batched"):
+        policy.value(params, policy.init_norm_state(), obs)
+
+
+def test_bad_config_is_rejected():
+    with pytest.raises(ValueError, match="critic"):
+        make_policy(small_config(critic="qmix"), tiny_spec())
