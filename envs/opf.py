@@ -491,8 +491,8 @@ def solve_dispatch(
     storage: StorageUnits | None = None,
     storage_energy0_mwh: np.ndarray | None = None,
     penalties: DispatchPenalties = DispatchPenalties(),
-    cost_rtol: float = 1e-8,
-    n_tangents: int = 6,
+    cost_rtol: float = 1e-7,
+    n_tangents: int = 16,
     max_cut_rounds: int = 60,
 ) -> DispatchSolution:
     """Least-cost dispatch over T periods with perfect knowledge of every period.
@@ -524,10 +524,11 @@ def solve_dispatch(
         true_cost = generation_cost_per_h(net, pg)
         shortfall = (true_cost - z) * inputs.dt_hours
         lower_bound = float(res.fun) + constant
-        converged = np.sum(shortfall) <= cost_rtol * max(abs(lower_bound), 1.0)
-        if converged or cut_round == max_cut_rounds:
+        tolerance = cost_rtol * max(abs(lower_bound), 1.0)
+        if np.sum(shortfall) <= tolerance or cut_round == max_cut_rounds:
             break
-        t_idx, g_idx = np.nonzero(shortfall > 0.01 * cost_rtol * max(abs(lower_bound), 1.0))
+        # Cut every dispatch that holds a fair share of the remaining error.
+        t_idx, g_idx = np.nonzero(shortfall > 0.1 * tolerance / shortfall.size)
         slope, icpt = _tangent_cuts(net, g_idx, pg[t_idx, g_idx])
         cuts.append((z_cols[t_idx, g_idx], pg_cols[t_idx, g_idx], slope, icpt))
     return _solution(res.x, layout, inputs, penalties, curtail, true_cost, lower_bound, cut_round,
