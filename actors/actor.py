@@ -1,0 +1,193 @@
+"""The actor node: threads that roll out batches of grids and feed the trajectory queue.
+
+One node owns the devices it is given (a process of its own under ``local_mp`` and on
+clusters, a set of threads under ``local_mt``). Each device runs
+``actors.threads_per_device`` threads; each thread keeps its own batch of grids on its device,
+takes new parameters whenever the variable server's version changed (a cheap integer poll, so
+acting never waits), runs one compiled rollout, moves the result to host once and puts it in
+the queue (blocking when full: back-pressure).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+
+import jax
+import ml_collections
+
+from actors.rollout import make_rollout
+from actors.types import EpisodeTotals, TrajectoryItem
+from replay.trajectory_queue import QueueClosedError
+
+
+@dataclasses.dataclass
+class ActorCounters:
+    """Per-thread counters, read by ``ActorNode.stats`` (plain ints/floats: GIL-safe)."""
+
+    rollouts: int = 0
+    env_steps: int = 0
+    param_updates: int = 0
+    queue_wait_s: float = 0.0  # blocked on a full queue (actor idle time)
+    busy_s: float = 0.0  # rolling out and transferring
+
+
+def build_env_and_policy(config: ml_collections.ConfigDict):
+    """The environment, its params and the policy, as the learner builds them."""
+    from envs.env import make_env
+
+    from learner.policy import make_policy
+
+    env, env_params = make_env(config.env)
+    policy = make_policy(config.learner, env.spec(env_params))
+    return env, env_params, policy
+
+
+class ActorNode:
+    """Actor threads on ``device_indices`` (indices into this process's ``jax.devices()``)."""
+
+    def __init__(
+        self,
+        config: ml_collections.ConfigDict,
+        first_actor_id: int,
+        device_indices: tuple[int, ...],
+        queue,
+        variables,
+        make_env_and_policy: Callable | None = None,
+    ):
+        self._config = config
+        self._first_actor_id = first_actor_id
+        self._device_indices = tuple(device_indices)
+        self._queue = queue
+        self._variables = variables
+        self._make_env_and_policy = make_env_and_policy or build_env_and_policy
+        self._stop = threading.Event()
+        self._counters: list[ActorCounters] = []
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self, incarnation: int = 0) -> dict:
+        """Act until stopped or the queue closes; re-raises the first thread error."""
+        env, env_params, policy = self._make_env_and_policy(self._config)
+        devices = [jax.devices()[i] for i in self._device_indices]
+        per_device = self._config.actors.threads_per_device
+        threads, errors = [], []
+        self._counters = []
+        for slot in range(len(devices) * per_device):
+            counters = ActorCounters()
+            self._counters.append(counters)
+            worker = ActorThread(
+                self._config,
+                actor_id=self._first_actor_id + slot,
+                device=devices[slot // per_device],
+                seed=hash((self._config.seed, self._first_actor_id + slot, incarnation)),
+                rollout_parts=(env, env_params, policy),
+                queue=self._queue,
+                variables=self._variables,
+                stop=self._stop,
+                counters=counters,
+            )
+            thread = threading.Thread(target=run_capturing(worker.run, errors), daemon=True)
+            thread.start()
+            threads.append(thread)
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        return self.stats()
+
+    def stats(self) -> dict:
+        totals = ActorCounters()
+        for c in self._counters:
+            for field in dataclasses.fields(ActorCounters):
+                setattr(totals, field.name, getattr(totals, field.name) + getattr(c, field.name))
+        return dataclasses.asdict(totals) | {"threads": len(self._counters), "pid": os.getpid()}
+
+
+def run_capturing(target: Callable, errors: list) -> Callable:
+    def wrapped():
+        try:
+            target()
+        except BaseException as error:  # surfaced by ActorNode.run
+            errors.append(error)
+
+    return wrapped
+
+
+class ActorThread:
+    """One actor loop on one device."""
+
+    def __init__(
+        self, config, actor_id, device, seed, rollout_parts, queue, variables, stop, counters
+    ):
+        env, env_params, policy = rollout_parts
+        self._config = config
+        self._actor_id = actor_id
+        self._device = device
+        self._queue = queue
+        self._variables = variables
+        self._stop = stop
+        self._counters = counters
+        self._key = jax.random.PRNGKey(seed % (2**31))
+        init_carry, rollout = make_rollout(env, env_params, policy, config.learner.unroll_length)
+        self._init_carry = jax.jit(init_carry, static_argnums=1)
+        self._rollout = jax.jit(rollout, donate_argnums=2)
+        self._version = -1
+        self._params = None
+
+    def _refresh_params(self) -> None:
+        """Fetch parameters only when the published version changed."""
+        if self._variables.get_version() == self._version:
+            return
+        latest = self._variables.get()
+        self._params = jax.device_put((latest.params, latest.norm_state), self._device)
+        self._version = latest.version
+        self._counters.param_updates += 1
+
+    def run(self) -> None:
+        timeout = self._config.actors.first_params_timeout_s
+        self._variables.wait_first(timeout=timeout)
+        key_init, self._key = jax.random.split(self._key)
+        with jax.default_device(self._device):
+            key_init = jax.device_put(key_init, self._device)
+            carry = self._init_carry(key_init, self._config.actors.num_envs)
+        while not self._stop.is_set():
+            carry = self._act_once(carry)
+            if carry is None:
+                return
+
+    def _act_once(self, carry):
+        start = time.perf_counter()
+        self._refresh_params()
+        key_rollout, self._key = jax.random.split(self._key)
+        params, norm_state = self._params
+        carry, trajectory, totals = self._rollout(
+            params, norm_state, carry, jax.device_put(key_rollout, self._device)
+        )
+        trajectory, totals = jax.device_get((trajectory, totals))
+        item = TrajectoryItem(
+            trajectory=trajectory,
+            policy_version=self._version,
+            actor_id=self._actor_id,
+            episodes=EpisodeTotals(*totals),
+            rollout_seconds=time.perf_counter() - start,
+        )
+        put_start = time.perf_counter()
+        self._counters.busy_s += put_start - start
+        try:
+            self._queue.put(item, timeout=self._config.actors.put_timeout_s)
+        except QueueClosedError:
+            logging.info("actor %d: queue closed, stopping", self._actor_id)
+            return None
+        self._counters.queue_wait_s += time.perf_counter() - put_start
+        self._counters.rollouts += 1
+        self._counters.env_steps += trajectory.reward.shape[0] * trajectory.reward.shape[1]
+        return carry

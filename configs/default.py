@@ -1,0 +1,35 @@
+"""Default preset: a short PPO run on the IEEE 14-bus grid (a few minutes on 2 CPU cores).
+
+Load it with ``--config=configs/default.py`` (the launchers' default) and override any field on
+the command line, e.g. ``--config.actors.num_envs=64 --config.learner.learning_rate=1e-4``.
+"""
+
+import ml_collections
+
+from configs.runtime import actors_config, evaluator_config, runtime_config
+from envs.config import default_env_config
+from learner.config import default_learner_config
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+    config.total_env_steps = 2_000_000
+
+    config.env = default_env_config()
+    config.env.case = "ieee14"
+    config.env.physics = "dc"
+
+    config.learner = default_learner_config()
+    config.learner.unroll_length = 32
+    config.learner.batch_size = 256  # grids per update = items per update x actors.num_envs
+    config.learner.minibatch_size = 2048
+    config.learner.num_epochs = 2
+    config.learner.hidden_size = 64
+    config.learner.num_heads = 4
+
+    config.actors = actors_config()
+    config.actors.num_envs = 128
+    config.runtime = runtime_config()
+    config.evaluator = evaluator_config()
+    return config

@@ -1,0 +1,39 @@
+"""Hierarchical multi-agent control of the IEEE 118-bus grid (regional and strategic agents).
+
+Sized for accelerators: ``python -m launch.local --config=configs/ieee118.py`` on a host with
+four devices (two actor, two learner). On a CPU host shrink it, e.g.
+``--config.actors.num_envs=16 --config.learner.batch_size=64``.
+"""
+
+import ml_collections
+
+from configs.runtime import actors_config, evaluator_config, runtime_config
+from envs.config import default_env_config
+from learner.config import default_learner_config
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+    config.total_env_steps = 50_000_000
+
+    config.env = default_env_config()
+    config.env.case = "ieee118"
+    config.env.layout = "hierarchical"
+    config.env.physics = "dc"
+
+    config.learner = default_learner_config()
+    config.learner.unroll_length = 64
+    config.learner.batch_size = 1024
+    config.learner.minibatch_size = 8192
+    config.learner.num_epochs = 4
+    config.learner.hidden_size = 128
+
+    config.actors = actors_config()
+    config.actors.num_envs = 256
+    config.actors.threads_per_device = 2
+    config.runtime = runtime_config()
+    config.runtime.checkpoint_every_updates = 200
+    config.evaluator = evaluator_config()
+    config.evaluator.enabled = True
+    return config

@@ -1,0 +1,45 @@
+"""The runtime's own sub-configs (``config.actors``, ``config.runtime``, ``config.evaluator``).
+
+Presets in this package compose them with ``envs.config.default_env_config()`` and
+``learner.config.default_learner_config()``. Values of 0 for the queue sizes mean "derive from
+the batch geometry" (see ``launch.config_checks.finalize_config``).
+"""
+
+import ml_collections
+
+
+def actors_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.num_envs = 32  # B grids per actor thread; one rollout is [T = learner.unroll_length, B]
+    c.threads_per_device = 1  # actor threads sharing one device (overlap host work and compute)
+    c.put_timeout_s = 600.0  # a full queue for this long means the learner is gone
+    c.first_params_timeout_s = 600.0  # wait for the learner's first publish
+    return c
+
+
+def runtime_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.platform = "auto"  # auto | cpu | gpu | tpu
+    c.cpu_devices = 4  # devices emulated on a CPU host (XLA host-platform device count)
+    c.actor_devices = "0,1"  # logical device indices of the host
+    c.learner_devices = "2,3"
+    c.actor_processes = 1  # actor devices are split evenly over this many processes
+    c.queue_capacity = 0  # items; 0 = 2 x items per update
+    c.queue_min_fill = 0  # items before the learner starts; 0 = items per update
+    c.take_timeout_s = 900.0  # no data for this long (first compile included) is an error
+    c.max_actor_restarts = 5  # per actor process, then the run fails
+    c.checkpoint_every_updates = 0  # 0 = learner.checkpoint.save_every_updates
+    c.progress_every_s = 2.0  # plain progress line period when stdout is not a TTY
+    c.num_cpus = 0  # Ray CPU resources; 0 = os.cpu_count()
+    c.object_store_mb = 1024  # Ray object store for trajectories (local launches)
+    return c
+
+
+def evaluator_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.enabled = False
+    c.every_updates = 50
+    c.num_envs = 8  # held-out scenarios run in parallel, one fixed seed each
+    c.seed = 10_007  # fixed seeds, disjoint from training seeds
+    c.episode_steps = 0  # 0 = env.horizon
+    return c

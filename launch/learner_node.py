@@ -1,0 +1,210 @@
+"""The learner node: takes batches from the queue, updates, publishes, logs and checkpoints.
+
+Every update consumes exactly ``items_per_update`` queue items (``k`` per learner device,
+concatenated along B), so the env-step counter is ``update_step x T x B`` and a resumed run
+continues with identical counters.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+
+import jax
+import ml_collections
+import numpy as np
+
+from actors.types import TrajectoryItem
+from launch.metrics import EpisodeWindow, RateMeter, TensorBoardWriter, policy_lag, scalar_metrics
+from launch.plan import LearnerPlan
+from replay.trajectory_queue import QueueClosedError
+
+
+def concat_items(items: list[TrajectoryItem]):
+    """Trajectories [T, B_i, ...] -> one [T, sum B_i, ...] (last_value [B, A] along axis 0)."""
+    trajectories = [item.trajectory for item in items]
+    fields = {}
+    for name in trajectories[0]._fields:
+        axis = 0 if name == "last_value" else 1
+        fields[name] = np.concatenate([getattr(t, name) for t in trajectories], axis=axis)
+    return type(trajectories[0])(**fields)
+
+
+def default_learner_parts(config: ml_collections.ConfigDict, devices: list):
+    """(spec, learner, checkpointer factory) from the real env and learner packages."""
+    from envs.env import make_env
+    from learner.learner import Learner
+
+    from launch.checkpoints import Checkpointer
+
+    env, env_params = make_env(config.env)
+    spec = env.spec(env_params)
+    return spec, Learner(config.learner, spec, devices), Checkpointer
+
+
+class LearnerNode:
+    """Runs the learning loop on ``device_indices`` of this process's ``jax.devices()``."""
+
+    def __init__(
+        self,
+        config: ml_collections.ConfigDict,
+        device_indices: tuple[int, ...],
+        queue,
+        variables,
+        run_dir: str,
+        resume: bool,
+        plan: LearnerPlan,
+        make_parts: Callable | None = None,
+    ):
+        self._config = config
+        self._device_indices = tuple(device_indices)
+        self._queue = queue
+        self._variables = variables
+        self._run_dir = run_dir
+        self._resume = resume
+        self._plan = plan
+        self._make_parts = make_parts or default_learner_parts
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._progress: dict = {"status": "starting", "update": 0, "env_steps": 0}
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def progress(self) -> dict:
+        with self._lock:
+            return dict(self._progress)
+
+    def _set_progress(self, **values) -> None:
+        with self._lock:
+            self._progress.update(values)
+
+    def run(self) -> dict:
+        devices = [jax.devices()[i] for i in self._device_indices]
+        spec, learner, checkpointer_cls = self._make_parts(self._config, devices)
+        checkpointer = checkpointer_cls(os.path.join(self._run_dir, "checkpoints"), self._config)
+        state, start_update = self._initial_state(learner, checkpointer)
+        self._publish(state)
+        writer = TensorBoardWriter(os.path.join(self._run_dir, "tensorboard"))
+        window = EpisodeWindow(spec.agent_type, spec.agent_type_names)
+        loop = LearnLoop(self, learner, checkpointer, writer, window, start_update)
+        try:
+            state = loop.run(state)
+        finally:
+            update = int(jax.device_get(state.update_step))
+            if checkpointer.latest_step() != update:
+                checkpointer.save(update, state)
+            checkpointer.close()
+            writer.close()
+        summary = loop.summary(update, checkpointer.directory)
+        self._set_progress(status="done", **summary)
+        return summary
+
+    def _initial_state(self, learner, checkpointer):
+        init_key = jax.random.PRNGKey(self._config.seed)
+        state = learner.init(init_key)
+        if self._resume and checkpointer.latest_step() is not None:
+            state = checkpointer.restore(state)
+            logging.info("resumed from update %d", int(state.update_step))
+        return state, int(jax.device_get(state.update_step))
+
+    def _publish(self, state) -> None:
+        params, norm_state, version = jax.device_get(
+            (state.params, state.norm_state, state.update_step)
+        )
+        self._variables.publish(int(version), params, norm_state)
+
+    def _take_batch(self) -> list[TrajectoryItem]:
+        """``items_per_update`` items; items lost with a dead actor process are replaced."""
+        items: list = []
+        while len(items) < self._plan.items_per_update:
+            missing = self._plan.items_per_update - len(items)
+            items += self._queue.take(missing, timeout=self._plan.take_timeout_s)
+        return items
+
+
+class LearnLoop:
+    """The update loop and its bookkeeping (kept apart from setup to keep both short)."""
+
+    def __init__(self, node: LearnerNode, learner, checkpointer, writer, window, start_update):
+        self.node, self.learner, self.checkpointer = node, learner, checkpointer
+        self.writer, self.window = writer, window
+        self.start_update = start_update
+        self.rate = RateMeter()
+        self.wait_s = self.update_s = 0.0
+        self.started = time.monotonic()
+        self.last: dict = {}
+
+    def run(self, state):
+        node, plan = self.node, self.node._plan
+        update = self.start_update
+        node._set_progress(
+            status="waiting for data",
+            update=update,
+            start_update=update,
+            env_steps=update * plan.env_steps_per_update,
+            total_updates=plan.total_updates,
+            total_env_steps=plan.total_updates * plan.env_steps_per_update,
+        )
+        while update < plan.total_updates and not node._stop.is_set():
+            t0 = time.perf_counter()
+            try:
+                items = node._take_batch()
+            except QueueClosedError:
+                break
+            t1 = time.perf_counter()
+            state, metrics = self.learner.update(state, concat_items(items))
+            node._publish(state)
+            t2 = time.perf_counter()
+            self.wait_s, self.update_s = self.wait_s + t1 - t0, self.update_s + t2 - t1
+            update = int(jax.device_get(state.update_step))
+            self._record(update, items, jax.device_get(metrics), t1 - t0, t2 - t1)
+            if plan.checkpoint_every and update % plan.checkpoint_every == 0:
+                self.checkpointer.save(update, state)
+        return state
+
+    def _record(self, update, items, metrics, wait_s, update_s) -> None:
+        plan = self.node._plan
+        env_steps = update * plan.env_steps_per_update
+        self.rate.add(env_steps)
+        self.window.add(items)
+        lag_mean, lag_max = policy_lag(items, update - 1)
+        scalars = scalar_metrics(metrics) | self.window.means()
+        scalars |= {
+            "runtime/steps_per_s": self.rate.rate(),
+            "runtime/policy_lag": lag_mean,
+            "runtime/policy_lag_max": float(lag_max),
+            "runtime/queue_fill": self.node._queue.size() / max(plan.items_per_update, 1),
+            "runtime/learner_idle_fraction": wait_s / max(wait_s + update_s, 1e-9),
+            "runtime/actor_rollout_s": float(np.mean([i.rollout_seconds for i in items])),
+        }
+        self.writer.write(env_steps, scalars)
+        self.last = scalars
+        self.node._set_progress(
+            status="training",
+            update=update,
+            env_steps=env_steps,
+            episodes=self.window.total_episodes,
+            **scalars,
+        )
+
+    def summary(self, update: int, checkpoint_dir: str) -> dict:
+        plan = self.node._plan
+        elapsed = time.monotonic() - self.started
+        trained = (update - self.start_update) * plan.env_steps_per_update
+        return {
+            "update": update,
+            "start_update": self.start_update,
+            "env_steps": update * plan.env_steps_per_update,
+            "elapsed_s": elapsed,
+            "mean_steps_per_s": trained / max(elapsed, 1e-9),
+            "learner_idle_fraction": self.wait_s / max(self.wait_s + self.update_s, 1e-9),
+            "checkpoint_dir": checkpoint_dir,
+            "last": dict(self.last),
+        }

@@ -1,0 +1,110 @@
+"""Train on one machine: ``python -m launch.local [--launch_type=local_mp|local_mt]``.
+
+``local_mp`` (default) runs every actor group and the learner as processes of a private local
+Ray instance, each pinned to its devices; ``local_mt`` runs the same program as threads of this
+process (Podracer's Sebulba). See launch/cli.py for the flags.
+"""
+
+# Launchers may set XLA/JAX settings, and must before JAX is imported: on a CPU host this
+# process emulates the devices it schedules (local_mt uses them; local_mp's nodes get their own).
+import os
+
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
+    ).strip()
+
+import signal
+import sys
+
+from absl import app, flags, logging
+
+from launch import cli
+from launch.devices import with_host_device_count
+from launch.program import START_UP_ERRORS, build_program
+from launch.run_dir import RunDirLock, RunDirLockedError
+
+flags.DEFINE_enum("launch_type", "local_mp", ["local_mp", "local_mt"], "Processes or threads.")
+
+
+def make_backend(program, launch_type: str):
+    from launch.backends import RayBackend, ThreadBackend
+
+    if launch_type == "local_mt":
+        return ThreadBackend()
+    import ray
+
+    runtime = program.config.runtime
+    ray.init(
+        address="local",
+        num_cpus=int(runtime.num_cpus) or os.cpu_count(),
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        log_to_driver=True,
+        logging_level="warning",
+        object_store_memory=int(runtime.object_store_mb) * 1024 * 1024,
+    )
+    return RayBackend(program.platform, int(runtime.max_actor_restarts))
+
+
+def pin_this_process(program, launch_type: str) -> None:
+    """local_mt runs nodes here: emulate the configured CPU device count (before JAX starts)."""
+    if launch_type == "local_mt" and program.platform == "cpu" and "jax" not in sys.modules:
+        count = int(program.config.runtime.cpu_devices)
+        os.environ["XLA_FLAGS"] = with_host_device_count(os.environ.get("XLA_FLAGS", ""), count)
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+
+def main(argv) -> None:
+    del argv
+    config = cli.config_from_flags()
+    run_dir = cli.run_dir_from_flags()
+    launch_type = flags.FLAGS.launch_type
+    try:
+        program = build_program(config, run_dir, resume=flags.FLAGS.resume)
+    except START_UP_ERRORS as error:
+        cli.exit_with_error(str(error))
+    pin_this_process(program, launch_type)
+    try:
+        with RunDirLock(run_dir):
+            run_program(program, launch_type)
+    except RunDirLockedError as error:
+        cli.exit_with_error(str(error))
+
+
+def run_program(program, launch_type: str) -> None:
+    from launch.progress import ProgressDisplay, summary_text
+    from launch.run_dir import write_json
+    from launch.supervisor import Supervisor
+
+    write_json(program.run_dir, "config.json", program.config.to_dict())
+    backend = make_backend(program, launch_type)
+    display = ProgressDisplay(period_s=float(program.config.runtime.progress_every_s))
+    try:
+        supervisor = Supervisor(program, backend, display)
+        install_stop_handler(supervisor)
+        summary = supervisor.run()
+    finally:
+        display.close()
+        backend.shutdown()
+    summary["actor_restarts"] = supervisor.restarts
+    summary["stopped_early"] = supervisor.stop_requested.is_set()
+    write_json(program.run_dir, "summary.json", summary)
+    print(summary_text(summary, program.run_dir, launch_type, supervisor.restarts), flush=True)
+
+
+def install_stop_handler(supervisor) -> None:
+    """First Ctrl-C: stop cleanly (final checkpoint). A second one: abort at once."""
+
+    def on_sigint(signum, frame):
+        if supervisor.stop_requested.is_set():
+            raise KeyboardInterrupt
+        logging.warning("stopping: finishing the current update and writing a checkpoint")
+        supervisor.stop_requested.set()
+
+    signal.signal(signal.SIGINT, on_sigint)
+    signal.signal(signal.SIGTERM, on_sigint)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,104 @@
+"""Turning queue items and learner metrics into logged numbers (TensorBoard and progress)."""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from actors.types import TrajectoryItem
+
+
+class EpisodeWindow:
+    """Means over the most recent finished episodes (what the progress line shows)."""
+
+    def __init__(self, agent_type: np.ndarray, type_names: Sequence[str], window: int = 256):
+        self._agent_type = np.asarray(agent_type)
+        self._type_names = tuple(type_names)
+        self._window = window
+        self._batches: collections.deque = collections.deque()
+        self.total_episodes = 0
+
+    def add(self, items: Sequence[TrajectoryItem]) -> None:
+        for item in items:
+            count = int(item.episodes.finished)
+            if count:
+                self._batches.append((count, item.episodes))
+                self.total_episodes += count
+        while sum(c for c, _ in self._batches) - self._batches[0][0] >= self._window:
+            self._batches.popleft()
+
+    def means(self) -> dict[str, float]:
+        """episode/return (mean per-agent return), per agent type, length and every info key."""
+        count = sum(c for c, _ in self._batches)
+        if not count:
+            return {}
+        returns = sum(e.return_sum for _, e in self._batches) / count  # [A]
+        out = {
+            "episode/return": float(np.mean(returns)),
+            "episode/length": float(sum(e.length_sum for _, e in self._batches) / count),
+        }
+        for index, name in enumerate(self._type_names):
+            members = self._agent_type == index
+            if members.any():
+                out[f"episode/return_{name}"] = float(np.mean(returns[members]))
+        for key in self._batches[0][1].info_sums:
+            total = sum(float(e.info_sums[key]) for _, e in self._batches)
+            out[f"episode/{key}"] = total / count
+        return out
+
+
+def policy_lag(items: Sequence[TrajectoryItem], learner_version: int) -> tuple[float, int]:
+    """Mean and max number of updates between acting and learning."""
+    lags = [learner_version - item.policy_version for item in items]
+    return float(np.mean(lags)), int(max(lags))
+
+
+class RateMeter:
+    """Env steps per second over a sliding time window."""
+
+    def __init__(self, window_s: float = 20.0):
+        self._window_s = window_s
+        self._points: collections.deque = collections.deque()
+
+    def add(self, steps: int, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        self._points.append((now, steps))
+        while len(self._points) > 2 and now - self._points[1][0] > self._window_s:
+            self._points.popleft()
+
+    def rate(self) -> float:
+        if len(self._points) < 2:
+            return 0.0
+        (t0, s0), (t1, s1) = self._points[0], self._points[-1]
+        return (s1 - s0) / max(t1 - t0, 1e-9)
+
+
+def scalar_metrics(metrics: dict) -> dict[str, float]:
+    """Learner metrics (arrays after device_get) as plain floats, prefixed ``learner/``."""
+    out = {}
+    for key, value in metrics.items():
+        array = np.asarray(value)
+        if array.size == 1:
+            out[key if "/" in key else f"learner/{key}"] = float(array.reshape(()))
+    return out
+
+
+class TensorBoardWriter:
+    """A thin tensorboardX writer that takes dicts (imported lazily: not every node logs)."""
+
+    def __init__(self, log_dir: str):
+        from tensorboardX import SummaryWriter
+
+        self._writer = SummaryWriter(log_dir=log_dir, flush_secs=10)
+
+    def write(self, step: int, scalars: dict[str, float]) -> None:
+        for key, value in scalars.items():
+            if np.isfinite(value):
+                self._writer.add_scalar(key, value, global_step=step)
+
+    def close(self) -> None:
+        self._writer.flush()
+        self._writer.close()

@@ -1,0 +1,122 @@
+"""Runs a program on a backend: starts nodes, restarts dead actor processes, stops cleanly.
+
+Stopping (end of training, Ctrl-C, or a fatal error) always goes: ask every node to stop,
+close the queue (wakes a learner blocked on ``take`` and actors blocked on ``put``), wait for
+the learner's final checkpoint, then release the backend.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from launch.program import (
+    Program,
+    build_actor,
+    build_learner,
+    build_queue,
+    build_variable_server,
+)
+
+POLL_S = 0.5
+LEARNER_EXIT_TIMEOUT_S = 300.0
+ACTOR_EXIT_TIMEOUT_S = 30.0
+
+
+class ActorFailedError(RuntimeError):
+    """An actor node failed for good (an error in its code, or too many restarts)."""
+
+
+def is_process_death(error: BaseException) -> bool:
+    """A dead actor *process* (restartable), as opposed to an exception raised by its code."""
+    try:
+        import ray
+    except ImportError:  # pragma: no cover - ray is a dependency
+        return False
+    return isinstance(error, ray.exceptions.RayActorError) and not isinstance(
+        error, ray.exceptions.RayTaskError
+    )
+
+
+class Supervisor:
+    def __init__(self, program: Program, backend, display=None):
+        self.program, self.backend, self.display = program, backend, display
+        self.stop_requested = threading.Event()
+        self.restarts = 0
+        self.queue = build_queue(program, backend)
+        self.variables = build_variable_server(program, backend)
+        self.learner = build_learner(program, self.queue, self.variables, backend)
+        self.actors = [
+            build_actor(program, group, self.queue, self.variables, backend)
+            for group in program.actor_groups
+        ]
+        self.incarnations = [0] * len(self.actors)
+
+    def actor_pids(self) -> list[int]:
+        return [actor.call("pid") for actor in self.actors]
+
+    def run(self) -> dict:
+        """Train until the learner finishes or a stop is requested; returns its summary."""
+        self.learner.start()
+        for actor in self.actors:
+            actor.start(0)
+        try:
+            while not self.learner.done() and not self.stop_requested.is_set():
+                self._check_actors()
+                self._show_progress()
+                time.sleep(POLL_S)
+        finally:
+            summary = self._shutdown()
+        return summary
+
+    def _check_actors(self) -> None:
+        for index, actor in enumerate(self.actors):
+            if not actor.done():
+                continue
+            try:
+                actor.result(timeout=0)
+            except Exception as error:
+                if not (actor.restartable and is_process_death(error)):
+                    raise ActorFailedError(f"{actor.name} failed: {error}") from error
+                self._restart(index, error)
+                continue
+            if not self.stop_requested.is_set():
+                raise ActorFailedError(f"{actor.name} stopped while the learner still needs data")
+
+    def _restart(self, index: int, error: BaseException) -> None:
+        self.restarts += 1
+        if self.restarts > self.backend.max_restarts:
+            raise ActorFailedError(f"actor processes died {self.restarts} times; giving up")
+        self.incarnations[index] += 1
+        logging.warning("%s died (%s); restarting", self.actors[index].name, type(error).__name__)
+        self.actors[index].start(self.incarnations[index])
+
+    def _show_progress(self) -> None:
+        if self.display is None:
+            return
+        try:
+            progress = self.learner.call("progress", timeout=5.0)
+        except Exception:  # progress is best effort; failures surface through run()
+            return
+        self.display.update(progress, self.restarts)
+
+    def _shutdown(self) -> dict:
+        for node in [self.learner, *self.actors]:
+            try:
+                node.call("stop", timeout=5.0)
+            except Exception as error:  # a dead node needs no stopping
+                logging.debug("stop %s: %s", node.name, error)
+        try:
+            self.queue.close()
+        except Exception as error:
+            logging.debug("closing queue: %s", error)
+        summary = self.learner.result(timeout=LEARNER_EXIT_TIMEOUT_S)
+        deadline = time.monotonic() + ACTOR_EXIT_TIMEOUT_S
+        for actor in self.actors:
+            try:
+                actor.result(timeout=max(deadline - time.monotonic(), 0.1))
+            except Exception as error:  # already stopped or dead: kill to be sure
+                logging.debug("%s exit: %s", actor.name, error)
+                actor.kill()
+        return summary
