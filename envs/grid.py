@@ -1,0 +1,351 @@
+"""The static network as device arrays: :class:`Grid` and :func:`build_grid`.
+
+Indexing is 0-based and consecutive: buses in file order, in-service branches
+in file order, in-service generators in file order. Everything that depends on
+the topology only (PTDF, LODF, the DC bus matrix inverse) is computed once here
+in float64 NumPy and then cast to the requested dtype.
+
+Bus types follow MATPOWER's ``bustypes``: a PV or reference bus without an
+in-service generator becomes PQ; if no reference bus has a generator the first
+PV bus becomes the reference; reference buses after the first become PV.
+Isolated buses (type 4) keep their row but carry no load, branch or generator.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from flax import struct
+from jax import numpy as jnp
+
+from envs import ratings
+from envs.case import Case, graph_layout
+
+PQ, PV, REF, ISOLATED = 1, 2, 3, 4
+# MATPOWER column indices (0-based).
+BUS_I, BUS_TYPE, PD, QD, GS, BS, VM, VA, VMAX, VMIN = 0, 1, 2, 3, 4, 5, 7, 8, 11, 12
+F_BUS, T_BUS, BR_R, BR_X, BR_B, RATE_A, TAP, SHIFT, BR_STATUS = 0, 1, 2, 3, 4, 5, 8, 9, 10
+GEN_BUS, PG, QG, QMAX, QMIN, VG, GEN_STATUS, PMAX, PMIN, RAMP_AGC = 0, 1, 2, 3, 4, 5, 7, 8, 9, 16
+BRIDGE_TOL = 1e-6  # |1 - PTDF_kk| below this: removing branch k islands the grid
+
+
+@struct.dataclass
+class Grid:
+    """Static network data (see module docstring for the indexing rules)."""
+
+    name: str = struct.field(pytree_node=False)
+    base_mva: float = struct.field(pytree_node=False)
+    n_bus: int = struct.field(pytree_node=False)
+    n_branch: int = struct.field(pytree_node=False)
+    n_gen: int = struct.field(pytree_node=False)
+    slack: int = struct.field(pytree_node=False)
+    pv_buses: tuple = struct.field(pytree_node=False)  # bus indices of PV buses (AC unknowns)
+    pq_buses: tuple = struct.field(pytree_node=False)  # bus indices of PQ buses (AC unknowns)
+
+    bus_type: jnp.ndarray  # [N] int32: 1 PQ, 2 PV, 3 ref
+    bus_pd: jnp.ndarray  # [N] MW
+    bus_qd: jnp.ndarray  # [N] MVAr
+    bus_gs: jnp.ndarray  # [N] MW consumed at 1 p.u. voltage
+    bus_bs: jnp.ndarray  # [N] MVAr injected at 1 p.u. voltage
+    bus_vmin: jnp.ndarray  # [N] p.u.
+    bus_vmax: jnp.ndarray  # [N] p.u.
+    bus_xy: jnp.ndarray  # [N, 2] drawing coordinates
+    bus_vm_set: jnp.ndarray  # [N] p.u.: first in-service gen's VG at PV/ref buses, file Vm else
+    bus_va0: jnp.ndarray  # [N] rad: file angles (slack angle reference, AC start)
+    bus_has_device: jnp.ndarray  # [N] bool: carries load, shunt or an in-service generator
+    bus_energised0: jnp.ndarray  # [N] bool: connected to the slack with every branch in service
+
+    branch_from: jnp.ndarray  # [L] int32
+    branch_to: jnp.ndarray  # [L] int32
+    branch_r: jnp.ndarray  # [L] p.u.
+    branch_x: jnp.ndarray  # [L] p.u.
+    branch_b: jnp.ndarray  # [L] p.u. total line charging
+    branch_tap: jnp.ndarray  # [L] off-nominal ratio (1.0 where the file has 0)
+    branch_shift: jnp.ndarray  # [L] rad
+    branch_rating: jnp.ndarray  # [L] MVA, finite and > 0
+    branch_dc_b: jnp.ndarray  # [L] p.u.: DC susceptance 1 / (x · tap)
+    branch_is_bridge: jnp.ndarray  # [L] bool: its outage alone islands part of the grid
+
+    gen_bus: jnp.ndarray  # [G] int32
+    gen_pmin: jnp.ndarray  # [G] MW
+    gen_pmax: jnp.ndarray  # [G] MW
+    gen_qmin: jnp.ndarray  # [G] MVAr
+    gen_qmax: jnp.ndarray  # [G] MVAr
+    gen_pg0: jnp.ndarray  # [G] MW case dispatch
+    gen_qg0: jnp.ndarray  # [G] MVAr
+    gen_vg: jnp.ndarray  # [G] p.u.
+    gen_ramp: jnp.ndarray  # [G] MW/min (RAMP_AGC)
+    gen_cost_c2: jnp.ndarray  # [G] $/MW²h
+    gen_cost_c1: jnp.ndarray  # [G] $/MWh
+    gen_cost_c0: jnp.ndarray  # [G] $/h
+    gen_cost_pwl_mw: jnp.ndarray  # [G, K] breakpoints, padded by repeating the last
+    gen_cost_pwl_usd: jnp.ndarray  # [G, K] $/h at the breakpoints
+    gen_cost_is_pwl: jnp.ndarray  # [G] bool
+
+    gen_to_bus: jnp.ndarray  # [N, G] 1 where generator g sits on bus n
+    branch_bus: jnp.ndarray  # [L, N] +1 at the from bus, -1 at the to bus
+    ptdf: jnp.ndarray  # [L, N] MW flow per MW injected at a bus and withdrawn at the slack
+    branch_ptdf: jnp.ndarray  # [L, L] flow on l per MW transferred from k's from to its to bus
+    lodf: jnp.ndarray  # [L, L] flow change on l per MW pre-outage flow on k (0 for bridges)
+    dc_bus_inverse: jnp.ndarray  # [N, N] inverse of the reduced DC B matrix (0 at slack/dead)
+
+
+def build_grid(case: Case, dtype=jnp.float32) -> Grid:
+    """Builds the device-array network of ``case`` (arrays cast to ``dtype``)."""
+    net = _network_numpy(case)
+    net.update(_dc_matrices(net))
+    net["branch_rating"] = _branch_ratings(case, net)
+    float_arrays = {k: jnp.asarray(v, dtype=dtype) for k, v in net.items() if _is_float(k, v)}
+    other_arrays = {k: jnp.asarray(v) for k, v in net.items() if not _is_float(k, v)}
+    n_bus = case.bus.shape[0]
+    return Grid(
+        name=case.name,
+        base_mva=float(case.base_mva),
+        n_bus=n_bus,
+        n_branch=int(net["branch_from"].shape[0]),
+        n_gen=int(net["gen_bus"].shape[0]),
+        slack=int(net.pop("_slack")),
+        pv_buses=tuple(int(i) for i in np.flatnonzero(net["bus_type"] == PV)),
+        pq_buses=tuple(int(i) for i in np.flatnonzero(net["bus_type"] == PQ)),
+        **{k: v for k, v in {**float_arrays, **other_arrays}.items() if not k.startswith("_")},
+    )
+
+
+def _is_float(key: str, value) -> bool:
+    return not key.startswith("_") and np.asarray(value).dtype.kind == "f"
+
+
+def lift(array: jnp.ndarray, ndim: int) -> jnp.ndarray:
+    """Prepends size-1 axes so ``array`` broadcasts against an ``ndim``-dimensional batch.
+
+    The project forbids implicit rank promotion; this makes it explicit.
+    """
+    array = jnp.asarray(array)
+    return array.reshape((1,) * (ndim - array.ndim) + array.shape)
+
+
+def generation_cost(grid: Grid, pg_mw: jnp.ndarray) -> jnp.ndarray:
+    """Cost rate [..., G] in $/h of each generator at output ``pg_mw`` [..., G] MW.
+
+    Quadratic c2·p² + c1·p + c0, or piecewise linear through the case breakpoints
+    (extended beyond the first and last breakpoint with the end segments' slopes).
+    """
+    nd = pg_mw.ndim
+    c2, c1, c0 = (lift(c, nd) for c in (grid.gen_cost_c2, grid.gen_cost_c1, grid.gen_cost_c0))
+    quadratic = (c2 * pg_mw + c1) * pg_mw + c0
+    pwl = _piecewise_linear_cost(grid, pg_mw)
+    return jnp.where(lift(grid.gen_cost_is_pwl, nd), pwl, quadratic)
+
+
+def _piecewise_linear_cost(grid: Grid, pg_mw: jnp.ndarray) -> jnp.ndarray:
+    x, y = grid.gen_cost_pwl_mw, grid.gen_cost_pwl_usd  # [G, K]
+    width = x[:, 1:] - x[:, :-1]  # [G, K-1]; 0 for padding
+    safe_width = jnp.where(width > 0, width, 1.0)
+    slope = jnp.where(width > 0, (y[:, 1:] - y[:, :-1]) / safe_width, 0.0)
+    nd = pg_mw.ndim
+    inside = jnp.clip(pg_mw[..., None] - lift(x[:, :-1], nd + 1), 0.0, lift(width, nd + 1))
+    cost = lift(y[:, 0], nd) + jnp.sum(lift(slope, nd + 1) * inside, axis=-1)
+    n_seg = width.shape[-1]
+    last_real = n_seg - 1 - jnp.argmax(jnp.flip(width > 0, axis=-1), axis=-1)  # [G]
+    last_slope = jnp.take_along_axis(slope, last_real[:, None], axis=-1)[:, 0]
+    below = jnp.minimum(pg_mw - lift(x[:, 0], nd), 0.0) * lift(slope[:, 0], nd)
+    above = jnp.maximum(pg_mw - lift(x[:, -1], nd), 0.0) * lift(last_slope, nd)
+    return cost + below + above
+
+
+# ----------------------------------------------------------------------------
+# NumPy construction (float64, once per case).
+# ----------------------------------------------------------------------------
+
+
+def _network_numpy(case: Case) -> dict:
+    bus = case.bus
+    n_bus = bus.shape[0]
+    index_of = {int(number): i for i, number in enumerate(bus[:, BUS_I])}
+    isolated = bus[:, BUS_TYPE] == ISOLATED
+    net = {}
+    net.update(_branches(case, index_of, isolated))
+    net.update(_generators(case, index_of, isolated))
+    bus_type, slack = _bus_types(bus[:, BUS_TYPE], net["gen_bus"], n_bus)
+    net["_slack"] = slack
+    net["bus_type"] = bus_type.astype(np.int32)
+    net["bus_pd"] = np.where(isolated, 0.0, bus[:, PD])
+    net["bus_qd"] = np.where(isolated, 0.0, bus[:, QD])
+    net["bus_gs"] = np.where(isolated, 0.0, bus[:, GS])
+    net["bus_bs"] = np.where(isolated, 0.0, bus[:, BS])
+    net["bus_vmin"], net["bus_vmax"] = bus[:, VMIN], bus[:, VMAX]
+    net["bus_va0"] = np.deg2rad(bus[:, VA])
+    net["bus_vm_set"] = _voltage_setpoints(bus[:, VM], bus_type, net["gen_bus"], net["gen_vg"])
+    gen_to_bus = np.zeros((n_bus, len(net["gen_bus"])))
+    gen_to_bus[net["gen_bus"], np.arange(len(net["gen_bus"]))] = 1.0
+    net["gen_to_bus"] = gen_to_bus
+    branch_bus = np.zeros((len(net["branch_from"]), n_bus))
+    branch_bus[np.arange(len(branch_bus)), net["branch_from"]] += 1.0
+    branch_bus[np.arange(len(branch_bus)), net["branch_to"]] -= 1.0
+    net["branch_bus"] = branch_bus
+    load_or_shunt = (net["bus_pd"] != 0) | (net["bus_qd"] != 0) | (net["bus_gs"] != 0)
+    net["bus_has_device"] = load_or_shunt | (net["bus_bs"] != 0) | (gen_to_bus.sum(1) > 0)
+    net["bus_energised0"] = _reachable(n_bus, net["branch_from"], net["branch_to"], slack)
+    if case.bus_xy is not None and case.bus_xy.shape == (n_bus, 2):
+        net["bus_xy"] = case.bus_xy
+    else:
+        net["bus_xy"] = graph_layout(n_bus, net["branch_from"], net["branch_to"])
+    return net
+
+
+def _branches(case: Case, index_of: dict, isolated: np.ndarray) -> dict:
+    branch = case.branch
+    from_bus = np.array([index_of[int(b)] for b in branch[:, F_BUS]], dtype=np.int32)
+    to_bus = np.array([index_of[int(b)] for b in branch[:, T_BUS]], dtype=np.int32)
+    on = (branch[:, BR_STATUS] != 0) & ~isolated[from_bus] & ~isolated[to_bus]
+    tap = np.where(branch[:, TAP] == 0, 1.0, branch[:, TAP])
+    x = branch[on, BR_X]
+    if np.any(x == 0):
+        raise ValueError(f"case {case.name}: in-service branch with zero reactance x")
+    return {
+        "branch_from": from_bus[on],
+        "branch_to": to_bus[on],
+        "branch_r": branch[on, BR_R],
+        "branch_x": x,
+        "branch_b": branch[on, BR_B],
+        "branch_tap": tap[on],
+        "branch_shift": np.deg2rad(branch[on, SHIFT]),
+        "branch_dc_b": 1.0 / (x * tap[on]),
+        "_rate_a": branch[on, RATE_A],
+    }
+
+
+def _generators(case: Case, index_of: dict, isolated: np.ndarray) -> dict:
+    gen = case.gen
+    gen_bus = np.array([index_of[int(b)] for b in gen[:, GEN_BUS]], dtype=np.int32)
+    on = (gen[:, GEN_STATUS] > 0) & ~isolated[gen_bus]
+    arrays = {
+        "gen_bus": gen_bus[on],
+        "gen_pmin": gen[on, PMIN],
+        "gen_pmax": gen[on, PMAX],
+        "gen_qmin": gen[on, QMIN],
+        "gen_qmax": gen[on, QMAX],
+        "gen_pg0": gen[on, PG],
+        "gen_qg0": gen[on, QG],
+        "gen_vg": gen[on, VG],
+        "gen_ramp": gen[on, RAMP_AGC],
+    }
+    gencost = case.gencost[on] if case.gencost is not None else None
+    arrays.update(_costs(gencost, int(on.sum()), case.name))
+    return arrays
+
+
+def _costs(gencost: np.ndarray | None, n_gen: int, name: str) -> dict:
+    """Splits MATPOWER gencost rows into quadratic coefficients and pwl breakpoints."""
+    c = np.zeros((n_gen, 3))  # c2, c1, c0
+    is_pwl = np.zeros(n_gen, dtype=bool)
+    points = [np.zeros((2, 2)) for _ in range(n_gen)]
+    for g in range(n_gen if gencost is not None else 0):
+        model, n_cost, data = int(gencost[g, 0]), int(gencost[g, 3]), gencost[g, 4:]
+        if model == 1:
+            is_pwl[g] = True
+            points[g] = data[: 2 * n_cost].reshape(n_cost, 2)
+        elif n_cost > 3:
+            raise ValueError(f"case {name}: polynomial cost of degree {n_cost - 1} > 2 unsupported")
+        else:
+            c[g, 3 - n_cost :] = data[:n_cost]
+    k = max(2, *(len(p) for p in points)) if n_gen else 2
+    padded = np.stack([np.concatenate([p, np.repeat(p[-1:], k - len(p), 0)]) for p in points])
+    padded = padded if n_gen else np.zeros((0, k, 2))
+    return {
+        "gen_cost_c2": c[:, 0],
+        "gen_cost_c1": c[:, 1],
+        "gen_cost_c0": c[:, 2],
+        "gen_cost_pwl_mw": padded[..., 0],
+        "gen_cost_pwl_usd": padded[..., 1],
+        "gen_cost_is_pwl": is_pwl,
+    }
+
+
+def _bus_types(file_type: np.ndarray, gen_bus: np.ndarray, n_bus: int):
+    has_gen = np.zeros(n_bus, dtype=bool)
+    has_gen[gen_bus] = True
+    bus_type = np.where(file_type == ISOLATED, PQ, file_type).astype(np.int64)
+    bus_type[(bus_type != PQ) & ~has_gen] = PQ
+    refs = np.flatnonzero(bus_type == REF)
+    if refs.size == 0:
+        pvs = np.flatnonzero(bus_type == PV)
+        if pvs.size == 0:
+            raise ValueError("case has no reference or PV bus with an in-service generator")
+        refs = pvs[:1]
+        bus_type[refs[0]] = REF
+    bus_type[refs[1:]] = PV
+    return bus_type, int(refs[0])
+
+
+def _voltage_setpoints(file_vm, bus_type, gen_bus, gen_vg) -> np.ndarray:
+    vm = file_vm.astype(np.float64).copy()
+    for g in range(len(gen_bus) - 1, -1, -1):  # reversed so the first gen on a bus wins
+        if bus_type[gen_bus[g]] != PQ:
+            vm[gen_bus[g]] = gen_vg[g]
+    return vm
+
+
+def _reachable(n_bus: int, from_bus, to_bus, slack: int) -> np.ndarray:
+    reached = np.zeros(n_bus, dtype=bool)
+    reached[slack] = True
+    for _ in range(n_bus):
+        grown = reached.copy()
+        grown[to_bus[reached[from_bus]]] = True
+        grown[from_bus[reached[to_bus]]] = True
+        if np.array_equal(grown, reached):
+            break
+        reached = grown
+    return reached
+
+
+def dc_bus_matrix(n_bus: int, from_bus, to_bus, susceptance) -> np.ndarray:
+    """The DC bus susceptance matrix B = Aᵀ diag(b) A in p.u. (NumPy)."""
+    incidence = np.zeros((len(from_bus), n_bus))
+    incidence[np.arange(len(from_bus)), from_bus] = 1.0
+    incidence[np.arange(len(from_bus)), to_bus] = -1.0
+    return incidence.T @ (susceptance[:, None] * incidence)
+
+
+def _dc_matrices(net: dict) -> dict:
+    n_bus = len(net["bus_type"])
+    live = net["bus_energised0"].copy()
+    live[net["_slack"]] = False  # reduced system: slack and dead buses removed
+    bbus = dc_bus_matrix(n_bus, net["branch_from"], net["branch_to"], net["branch_dc_b"])
+    inverse = np.zeros((n_bus, n_bus))
+    inverse[np.ix_(live, live)] = np.linalg.inv(bbus[np.ix_(live, live)])
+    flow_per_angle = net["branch_dc_b"][:, None] * net["branch_bus"]  # Bf [L, N]
+    ptdf = flow_per_angle @ inverse
+    branch_ptdf = ptdf @ net["branch_bus"].T  # [L, L]
+    diagonal = np.diag(branch_ptdf)
+    is_bridge = np.abs(1.0 - diagonal) < BRIDGE_TOL
+    denominator = np.where(is_bridge, 1.0, 1.0 - diagonal)
+    lodf = np.where(is_bridge[None, :], 0.0, branch_ptdf / denominator[None, :])
+    np.fill_diagonal(lodf, np.where(is_bridge, 0.0, -1.0))
+    return {
+        "ptdf": ptdf,
+        "branch_ptdf": branch_ptdf,
+        "lodf": lodf,
+        "branch_is_bridge": is_bridge,
+        "dc_bus_inverse": inverse,
+    }
+
+
+def dc_flows_numpy(net: dict, p_bus_mw: np.ndarray, base_mva: float) -> np.ndarray:
+    """DC branch flows [L] MW (phase shifters included) for a NumPy network dict."""
+    shift_flow = -net["branch_dc_b"] * net["branch_shift"]  # MATPOWER's Pfinj, p.u.
+    shift_injection = net["branch_bus"].T @ shift_flow  # Pbusinj
+    p_pu = p_bus_mw / base_mva - shift_injection
+    return (net["ptdf"] @ p_pu + shift_flow) * base_mva
+
+
+def _branch_ratings(case: Case, net: dict) -> np.ndarray:
+    """rateA where the case has one; the documented rule of envs/ratings.py elsewhere."""
+    rate_a = net.pop("_rate_a")
+    missing = ratings.needs_rating(rate_a)
+    if not missing.any():
+        return rate_a
+    injection = ratings.dispatch_injection_mw(
+        net["bus_pd"], net["bus_gs"], net["gen_to_bus"], net["gen_pg0"], load_level=1.0
+    )
+    derived = ratings.ratings_from_base_flows(dc_flows_numpy(net, injection, case.base_mva))
+    return np.where(missing, derived, rate_a)

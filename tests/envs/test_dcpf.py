@@ -1,0 +1,192 @@
+"""DC power flow: parity with PYPOWER's rundcpf, outages, islanding, batching."""
+
+import jax
+import numpy as np
+import pytest
+from jax import numpy as jnp
+from scipy.sparse import csgraph, csr_matrix
+
+from envs.case import Case, load_case
+from envs.dcpf import (
+    dc_flows_single_outage,
+    dc_power_flow,
+    dc_power_flow_outages,
+    energised_buses,
+)
+from envs.grid import build_grid
+from envs.matpower import parse_matpower
+from tests.envs.test_matpower import ODD_CASE
+
+VA_TOL_DEG = 1e-5
+FLOW_TOL_MW = 1e-4
+CASES = ["ieee14", "ieee30", "ieee118", "odd"]
+
+dc_jit = jax.jit(dc_power_flow)
+outages_jit = jax.jit(dc_power_flow_outages)
+
+
+def _case(name: str) -> Case:
+    if name == "odd":
+        return Case.from_matpower(parse_matpower(ODD_CASE), name="odd")
+    return load_case(name)
+
+
+@pytest.fixture(scope="module")
+def grids64():
+    with jax.enable_x64(True):
+        yield {name: (_case(name), build_grid(_case(name), jnp.float64)) for name in CASES}
+
+
+def _case_injection(grid) -> jnp.ndarray:
+    """Generation - load at the case dispatch (the slack's own value is irrelevant)."""
+    return grid.gen_to_bus @ grid.gen_pg0 - grid.bus_pd
+
+
+def _rundcpf(ppc: dict) -> dict:
+    from pypower.api import ppoption, rundcpf
+
+    result, success = rundcpf(ppc, ppoption(VERBOSE=0, OUT_ALL=0))
+    assert success
+    return result
+
+
+def _in_service_rows(case: Case) -> np.ndarray:
+    return np.flatnonzero(case.branch[:, 10] != 0)
+
+
+def _assert_matches_pypower(flow, case, result, mask=None):
+    rows = _in_service_rows(case)
+    expected_flow = result["branch"][rows, 13]
+    if mask is not None:
+        expected_flow = np.where(mask, expected_flow, 0.0)
+    np.testing.assert_allclose(flow.flow_mw, expected_flow, rtol=0, atol=FLOW_TOL_MW)
+    np.testing.assert_allclose(np.rad2deg(flow.theta), result["bus"][:, 8], rtol=0, atol=VA_TOL_DEG)
+    assert not bool(flow.islanded)
+    assert bool(jnp.all(flow.bus_energised))
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_matches_rundcpf(x64, grids64, name):
+    case, grid = grids64[name]
+    flow = dc_jit(grid, _case_injection(grid))
+    _assert_matches_pypower(flow, case, _rundcpf(case.to_ppc()))
+
+
+# Two branches per case whose joint outage keeps the grid connected.
+OUTAGES = {"ieee14": (2, 9), "ieee30": (1, 20), "ieee118": (3, 100), "odd": (0, 5)}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_branch_outages_match_rundcpf_on_the_reduced_case(x64, grids64, name):
+    case, grid = grids64[name]
+    out = np.array(OUTAGES[name])
+    ppc = case.to_ppc()
+    ppc["branch"][_in_service_rows(case)[out], 10] = 0
+    result = _rundcpf(ppc)
+    mask = np.ones(grid.n_branch, dtype=bool)
+    mask[out] = False
+    p_bus = _case_injection(grid)
+    _assert_matches_pypower(dc_jit(grid, p_bus, jnp.asarray(mask)), case, result, mask)
+    compensated = outages_jit(grid, p_bus, jnp.array([out[0], -1, out[1]], dtype=jnp.int32))
+    _assert_matches_pypower(compensated, case, result, mask)
+
+
+def test_float32_close_to_float64():
+    case = load_case("ieee118")
+    grid32 = build_grid(case, jnp.float32)
+    flow32 = dc_jit(grid32, _case_injection(grid32))
+    result = _rundcpf(case.to_ppc())
+    np.testing.assert_allclose(flow32.flow_mw, result["branch"][:, 13], atol=0.05)
+    assert flow32.flow_mw.dtype == jnp.float32
+
+
+def test_single_outage_lodf_equals_rebuilt_topology(x64, grids64):
+    _, grid = grids64["ieee14"]
+    p_bus = _case_injection(grid)
+    base = dc_jit(grid, p_bus).flow_mw
+    post = dc_flows_single_outage(grid, base)  # [L, L]
+    masks = ~jnp.eye(grid.n_branch, dtype=bool)
+    rebuilt = dc_jit(grid, jnp.broadcast_to(p_bus, (grid.n_branch, grid.n_bus)), masks)
+    keep = ~np.asarray(grid.branch_is_bridge)
+    np.testing.assert_allclose(post[keep], rebuilt.flow_mw[keep], atol=1e-8)
+    assert not bool(jnp.any(rebuilt.islanded[keep]))
+    assert bool(jnp.all(rebuilt.islanded[~keep]))
+
+
+def _isolated_bus_case(case: Case, bus_row: int, branch_row: int) -> dict:
+    """PYPOWER reference for an island: the cut-off bus made isolated (type 4)."""
+    ppc = case.to_ppc()
+    ppc["bus"][bus_row, 1] = 4
+    ppc["branch"][branch_row, 10] = 0
+    ppc["gen"][ppc["gen"][:, 0] == ppc["bus"][bus_row, 0], 7] = 0
+    return ppc
+
+
+def test_islanding_is_flagged_zeroed_and_rest_matches_pypower(x64, grids64):
+    case, grid = grids64["ieee14"]
+    bridge = int(np.flatnonzero(np.asarray(grid.branch_is_bridge))[0])
+    dead_bus = 7  # bus 8 of the file hangs on the bridge 7-8
+    mask = jnp.ones(grid.n_branch, dtype=bool).at[bridge].set(False)
+    p_bus = _case_injection(grid)
+    flow = dc_jit(grid, p_bus, mask)
+    assert bool(flow.islanded)
+    assert not bool(flow.bus_energised[dead_bus]) and int(flow.bus_energised.sum()) == 13
+    assert bool(jnp.all(jnp.isfinite(flow.flow_mw))) and bool(jnp.all(jnp.isfinite(flow.theta)))
+    assert float(flow.flow_mw[bridge]) == 0.0 and float(flow.theta[dead_bus]) == 0.0
+    result = _rundcpf(_isolated_bus_case(case, dead_bus, bridge))
+    live = np.arange(grid.n_branch) != bridge
+    np.testing.assert_allclose(flow.flow_mw[live], result["branch"][live, 13], atol=FLOW_TOL_MW)
+    # The compensation path hands an islanding batch to the dense solve.
+    outages = jnp.array([[bridge, -1], [2, 9]], dtype=jnp.int32)
+    batch = outages_jit(grid, jnp.broadcast_to(p_bus, (2, grid.n_bus)), outages)
+    np.testing.assert_allclose(batch.flow_mw[0], flow.flow_mw, atol=1e-9)
+    np.testing.assert_array_equal(batch.islanded, [True, False])
+
+
+def _scipy_energised(grid, mask: np.ndarray) -> np.ndarray:
+    f, t = np.asarray(grid.branch_from)[mask], np.asarray(grid.branch_to)[mask]
+    graph = csr_matrix((np.ones(len(f)), (f, t)), shape=(grid.n_bus, grid.n_bus))
+    _, label = csgraph.connected_components(graph, directed=False)
+    return label == label[grid.slack]
+
+
+def test_random_outage_masks_conserve_power_and_never_nan():
+    grid = build_grid(load_case("ieee30"))
+    rng = np.random.default_rng(0)
+    masks = rng.random((16, grid.n_branch)) > 0.15
+    p_bus = jnp.broadcast_to(_case_injection(grid), (16, grid.n_bus))
+    flow = dc_jit(grid, p_bus, jnp.asarray(masks))
+    assert bool(jnp.all(jnp.isfinite(flow.flow_mw))) and bool(jnp.all(jnp.isfinite(flow.theta)))
+    expected = np.stack([_scipy_energised(grid, m) for m in masks])
+    np.testing.assert_array_equal(flow.bus_energised, expected)
+    assert 0 < int(flow.islanded.sum()) < 16  # the draw must exercise both outcomes
+    np.testing.assert_array_equal(np.asarray(flow.flow_mw)[~masks], 0.0)
+    # Kirchhoff: at every energised non-slack bus, flow out = injection - Gs.
+    flow_out = np.einsum("bl,ln->bn", np.asarray(flow.flow_mw), np.asarray(grid.branch_bus))
+    injection = np.asarray(p_bus) - np.asarray(grid.bus_gs)
+    check = expected.copy()
+    check[:, grid.slack] = False
+    np.testing.assert_allclose(flow_out[check], injection[check], atol=2e-3)
+
+
+def test_vmap_equals_batched_call():
+    grid = build_grid(load_case("ieee14"))
+    rng = np.random.default_rng(1)
+    p_bus = jnp.asarray(rng.normal(size=(2, 3, grid.n_bus)) * 20, dtype=jnp.float32)
+    masks = jnp.asarray(rng.random((2, 3, grid.n_branch)) > 0.1)
+    batched = dc_jit(grid, p_bus, masks)
+    mapped = jax.vmap(jax.vmap(dc_power_flow, in_axes=(None, 0, 0)), in_axes=(None, 0, 0))
+    single = mapped(grid, p_bus, masks)
+    np.testing.assert_allclose(batched.flow_mw, single.flow_mw, atol=1e-3)
+    np.testing.assert_array_equal(batched.islanded, single.islanded)
+    assert batched.flow_mw.shape == (2, 3, grid.n_branch)
+    fixed = dc_jit(grid, p_bus)
+    assert fixed.flow_mw.shape == (2, 3, grid.n_branch) and fixed.islanded.shape == (2, 3)
+
+
+def test_energised_buses_on_a_chain():
+    grid = build_grid(load_case("ieee14"))
+    everything = energised_buses(grid, jnp.ones(grid.n_branch, dtype=bool))
+    nothing = energised_buses(grid, jnp.zeros(grid.n_branch, dtype=bool))
+    assert bool(jnp.all(everything))
+    np.testing.assert_array_equal(nothing, np.arange(grid.n_bus) == grid.slack)

@@ -1,0 +1,146 @@
+"""build_grid indexing and modelling rules, generation cost, shipped ratings and layouts."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from jax import numpy as jnp
+
+from envs import ratings
+from envs.case import SHIPPED_CASES, Case, load_case
+from envs.grid import build_grid, generation_cost
+from envs.matpower import parse_matpower
+from tests.envs.test_matpower import ODD_CASE
+
+
+@pytest.fixture(scope="module")
+def odd_case():
+    return Case.from_matpower(parse_matpower(ODD_CASE), name="odd")
+
+
+@pytest.fixture(scope="module")
+def odd_grid(odd_case):
+    return build_grid(odd_case)
+
+
+def test_indexing_is_file_order_without_out_of_service_elements(odd_grid):
+    grid = odd_grid
+    assert (grid.n_bus, grid.n_branch, grid.n_gen) == (6, 8, 4)
+    # file bus numbers 10 20 7 42 5 99 -> 0..5; the 9th branch (20-5) is out of service
+    np.testing.assert_array_equal(grid.branch_from, [0, 0, 1, 1, 3, 2, 4, 3])
+    np.testing.assert_array_equal(grid.branch_to, [1, 2, 2, 3, 4, 4, 5, 5])
+    np.testing.assert_array_equal(grid.gen_bus, [0, 1, 1, 4])  # gen at bus 42 is off
+    assert grid.slack == 0
+    np.testing.assert_array_equal(grid.bus_type, [3, 2, 1, 1, 2, 1])
+    assert grid.pv_buses == (1, 4) and grid.pq_buses == (2, 3, 5)
+
+
+def test_branch_and_bus_parameters(odd_grid):
+    grid = odd_grid
+    np.testing.assert_allclose(grid.branch_tap, [1, 1, 1, 1, 0.978, 1.05, 1, 1], rtol=1e-6)
+    np.testing.assert_allclose(grid.branch_shift[5], np.deg2rad(-3.0), rtol=1e-6)
+    np.testing.assert_allclose(grid.branch_dc_b[4], 1 / (0.25 * 0.978), rtol=1e-6)
+    np.testing.assert_allclose(grid.bus_gs, [0, 0, 5, 0, 0, 0])
+    np.testing.assert_allclose(grid.bus_bs, [0, 0, 19, 0, -5, 0])
+    np.testing.assert_allclose(grid.bus_vm_set, [1.04, 1.02, 1.0, 1.0, 1.01, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(grid.bus_va0[0], np.deg2rad(5.0), rtol=1e-6)
+    np.testing.assert_allclose(grid.branch_rating, [100, 80, 80, 80, 60, 60, 50, 50])
+    np.testing.assert_allclose(grid.gen_ramp, [5, 2, 0, 0])
+
+
+def test_incidence_matrices(odd_grid):
+    grid = odd_grid
+    np.testing.assert_array_equal(np.asarray(grid.gen_to_bus).sum(axis=0), np.ones(4))
+    assert grid.gen_to_bus[1, 1] == 1 and grid.gen_to_bus[1, 2] == 1
+    branch_bus = np.asarray(grid.branch_bus)
+    np.testing.assert_array_equal(branch_bus.sum(axis=1), np.zeros(8))
+    assert branch_bus[4, 3] == 1 and branch_bus[4, 4] == -1
+
+
+def test_pv_bus_without_generator_becomes_pq(odd_case):
+    gen = odd_case.gen.copy()
+    gen[3, 7] = 0  # the only generator of bus 5
+    grid = build_grid(dataclasses.replace(odd_case, gen=gen))
+    assert int(grid.bus_type[4]) == 1
+    assert grid.n_gen == 3
+
+
+def test_generation_cost_by_hand(odd_grid):
+    pg = jnp.array([[50.0, 40.0, 30.0, 90.0], [0.0, 0.0, 0.0, 30.0], [0.0, 0.0, 0.0, 130.0]])
+    cost = np.asarray(generation_cost(odd_grid, pg))
+    np.testing.assert_allclose(cost[0, 0], 0.01 * 50**2 + 20 * 50 + 100, rtol=1e-6)
+    np.testing.assert_allclose(cost[0, 1], 0.02 * 40**2 + 25 * 40 + 50, rtol=1e-6)
+    np.testing.assert_allclose(cost[0, 2], 30 * 30, rtol=1e-6)
+    np.testing.assert_allclose(cost[0, 3], 1500 + (3800 - 1500) * 30 / 60, rtol=1e-6)
+    np.testing.assert_allclose(cost[1, 3], 1500 * 30 / 60, rtol=1e-6)
+    np.testing.assert_allclose(cost[2, 3], 3800 + (3800 - 1500) * 10 / 60, rtol=1e-6)
+    assert bool(odd_grid.gen_cost_is_pwl[3]) and not bool(odd_grid.gen_cost_is_pwl[0])
+
+
+def test_piecewise_cost_padding_repeats_last_point():
+    text = ODD_CASE.replace("\t2\t0\t0\t3\t0.01\t20\t100;", "\t1\t0\t0\t2\t0\t0\t300\t6000;")
+    grid = build_grid(Case.from_matpower(parse_matpower(text), name="pwl"))
+    assert grid.gen_cost_pwl_mw.shape == (4, 3)
+    np.testing.assert_allclose(grid.gen_cost_pwl_mw[0], [0, 300, 300])
+    cost = generation_cost(grid, jnp.array([150.0, 0.0, 0.0, 0.0]))
+    np.testing.assert_allclose(cost[0], 3000.0, rtol=1e-6)
+
+
+def test_missing_ratings_are_derived_finite(odd_case):
+    branch = odd_case.branch.copy()
+    branch[:, 5] = 0
+    grid = build_grid(dataclasses.replace(odd_case, branch=branch))
+    rating = np.asarray(grid.branch_rating)
+    assert np.all(np.isfinite(rating)) and np.all(rating >= 1)
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_CASES))
+def test_shipped_cases_have_finite_positive_ratings_and_layouts(name):
+    grid = build_grid(load_case(name))
+    rating = np.asarray(grid.branch_rating)
+    assert np.all(np.isfinite(rating)) and np.all(rating > 0)
+    assert not np.any(ratings.needs_rating(rating))
+    xy = np.asarray(grid.bus_xy)
+    assert xy.shape == (grid.n_bus, 2) and np.all((xy >= 0) & (xy <= 1))
+    assert len(np.unique(np.round(xy, 6), axis=0)) > 0.9 * grid.n_bus  # buses spread out
+
+
+def _pypower_dc_loading(case: Case, load_level: float) -> np.ndarray:
+    """|DC flow| / rateA under the documented dispatch rule, solved by PYPOWER."""
+    from pypower.api import ppoption, rundcpf
+
+    ppc = case.to_ppc()
+    ppc["bus"][:, 2] *= load_level
+    ppc["gen"][:, 1] *= load_level
+    result, success = rundcpf(ppc, ppoption(VERBOSE=0, OUT_ALL=0))
+    assert success
+    on = result["branch"][:, 10] != 0
+    return np.abs(result["branch"][on, 13]) / result["branch"][on, 5]
+
+
+@pytest.mark.parametrize("name", ["ieee14", "ieee118"])
+def test_derived_ratings_congest_at_peak_but_not_at_base_load(name):
+    case = load_case(name)
+    assert np.max(_pypower_dc_loading(case, 1.0)) <= 1.0
+    assert np.max(_pypower_dc_loading(case, 0.8)) <= 1.0
+    assert np.sum(_pypower_dc_loading(case, ratings.PEAK_LOAD) > 1.0) >= 1
+
+
+def test_case30_keeps_its_own_ratings_and_is_not_overloaded_at_base():
+    import pypower.api as pp
+
+    case = load_case("ieee30")
+    np.testing.assert_array_equal(case.branch[:, 5], pp.case30()["branch"][:, 5])
+    assert np.max(_pypower_dc_loading(case, 1.0)) <= 1.0
+
+
+def test_bridge_branches_are_flagged():
+    grid = build_grid(load_case("ieee14"))
+    bridges = np.flatnonzero(np.asarray(grid.branch_is_bridge))
+    # bus 8 (index 7) hangs on branch 7-8 only
+    assert len(bridges) == 1
+    assert {int(grid.branch_from[bridges[0]]), int(grid.branch_to[bridges[0]])} == {6, 7}
+    lodf = np.asarray(grid.lodf)
+    assert np.all(lodf[:, bridges[0]] == 0)
+    non_bridge = np.setdiff1d(np.arange(grid.n_branch), bridges)
+    np.testing.assert_allclose(np.diag(lodf)[non_bridge], -1.0)
