@@ -14,15 +14,15 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
         os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
     ).strip()
 
-import signal
 import sys
 
-from absl import app, flags, logging
+from absl import app, flags
 
 from launch import cli
 from launch.devices import with_host_device_count
 from launch.program import START_UP_ERRORS, build_program
 from launch.run_dir import RunDirLock, RunDirLockedError
+from launch.runner import run_program
 
 flags.DEFINE_enum("launch_type", "local_mp", ["local_mp", "local_mt"], "Processes or threads.")
 
@@ -67,43 +67,9 @@ def main(argv) -> None:
     pin_this_process(program, launch_type)
     try:
         with RunDirLock(run_dir):
-            run_program(program, launch_type)
+            run_program(program, launch_type, make_backend(program, launch_type))
     except RunDirLockedError as error:
         cli.exit_with_error(str(error))
-
-
-def run_program(program, launch_type: str) -> None:
-    from launch.progress import ProgressDisplay, summary_text
-    from launch.run_dir import write_json
-    from launch.supervisor import Supervisor
-
-    write_json(program.run_dir, "config.json", program.config.to_dict())
-    backend = make_backend(program, launch_type)
-    display = ProgressDisplay(period_s=float(program.config.runtime.progress_every_s))
-    try:
-        supervisor = Supervisor(program, backend, display)
-        install_stop_handler(supervisor)
-        summary = supervisor.run()
-    finally:
-        display.close()
-        backend.shutdown()
-    summary["actor_restarts"] = supervisor.restarts
-    summary["stopped_early"] = supervisor.stop_requested.is_set()
-    write_json(program.run_dir, "summary.json", summary)
-    print(summary_text(summary, program.run_dir, launch_type, supervisor.restarts), flush=True)
-
-
-def install_stop_handler(supervisor) -> None:
-    """First Ctrl-C: stop cleanly (final checkpoint). A second one: abort at once."""
-
-    def on_sigint(signum, frame):
-        if supervisor.stop_requested.is_set():
-            raise KeyboardInterrupt
-        logging.warning("stopping: finishing the current update and writing a checkpoint")
-        supervisor.stop_requested.set()
-
-    signal.signal(signal.SIGINT, on_sigint)
-    signal.signal(signal.SIGTERM, on_sigint)
 
 
 if __name__ == "__main__":

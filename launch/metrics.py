@@ -44,9 +44,11 @@ class EpisodeWindow:
             members = self._agent_type == index
             if members.any():
                 out[f"episode/return_{name}"] = float(np.mean(returns[members]))
+        steps = max(out["episode/length"] * count, 1.0)
         for key in self._batches[0][1].info_sums:
             total = sum(float(e.info_sums[key]) for _, e in self._batches)
-            out[f"episode/{key}"] = total / count
+            out[f"episode/{key}"] = total / count  # per-episode total
+            out[f"step/{key}"] = total / steps  # per-step mean (ratios, levels)
         return out
 
 

@@ -10,7 +10,7 @@ import sys
 import time
 
 COST_KEYS = ("episode/cost", "episode/generation_cost", "episode/step_cost")
-VIOLATION_KEYS = ("episode/violations", "episode/overloads", "episode/overload")
+VIOLATION_KEYS = ("episode/violations", "episode/n_overloaded", "episode/overloads")
 
 
 def first_present(progress: dict, keys: tuple[str, ...]):
