@@ -292,10 +292,11 @@ class _Inputs(NamedTuple):
     prev_pg_mw: np.ndarray | None  # [G]
     energy0_mwh: np.ndarray  # [S]
     dt_hours: float
+    cost_on: np.ndarray  # [T, G] 1 where the unit is online and pays its cost, else 0
 
 
 def _validate(net, load_mw, dt_hours, gen_available_mw, branch_in_service, prev_pg_mw, storage,
-              energy0_mwh) -> _Inputs:  # fmt: skip
+              energy0_mwh, gen_online) -> _Inputs:  # fmt: skip
     load = np.atleast_2d(np.asarray(load_mw, dtype=float))
     n_periods = load.shape[0]
     if load.shape[1] != net.n_bus:
@@ -304,6 +305,10 @@ def _validate(net, load_mw, dt_hours, gen_available_mw, branch_in_service, prev_
         raise ValueError(f"dt_hours must be positive, got {dt_hours}")
     avail = net.gen_pmax if gen_available_mw is None else gen_available_mw
     avail = np.broadcast_to(np.asarray(avail, dtype=float), (n_periods, net.n_gen))
+    online = np.ones((n_periods, net.n_gen), bool)
+    if gen_online is not None:
+        online = np.broadcast_to(np.asarray(gen_online, bool), online.shape)
+    avail = np.where(online, avail, 0.0)
     lower = np.minimum(net.gen_pmin[None, :], avail)
     in_service = np.ones((n_periods, net.n_branch), bool)
     if branch_in_service is not None:
@@ -315,7 +320,9 @@ def _validate(net, load_mw, dt_hours, gen_available_mw, branch_in_service, prev_
     prev = None if prev_pg_mw is None else np.asarray(prev_pg_mw, dtype=float)
     if prev is not None and prev.shape != (net.n_gen,):
         raise ValueError(f"prev_pg_mw must have shape ({net.n_gen},), got {prev.shape}")
-    return _Inputs(load, lower, avail.copy(), in_service, ramp, prev, energy0, float(dt_hours))
+    return _Inputs(
+        load, lower, avail, in_service, ramp, prev, energy0, float(dt_hours), online.astype(float)
+    )
 
 
 def _variable_bounds(net, storage, inputs: _Inputs, layout: _Layout) -> np.ndarray:
@@ -490,6 +497,7 @@ def solve_dispatch(
     prev_pg_mw: np.ndarray | None = None,
     storage: StorageUnits | None = None,
     storage_energy0_mwh: np.ndarray | None = None,
+    gen_online: np.ndarray | None = None,
     penalties: DispatchPenalties = DispatchPenalties(),
     cost_rtol: float = 1e-7,
     n_tangents: int = 16,
@@ -500,17 +508,20 @@ def solve_dispatch(
     Args: load_mw [T, N] bus demand; gen_available_mw [T, G] (or [G]) upper limits this period
     (renewable availability, 0 for a tripped unit; default pmax); branch_in_service [T, L] bool;
     prev_pg_mw [G] dispatch before period 0 (ramp anchor; None = free start); storage units and
-    their initial energy. Ramp limit per period = RAMP_AGC (MW/min) * 60 * dt_hours.
+    their initial energy; gen_online [T, G] bool: an offline unit produces nothing and pays no
+    cost (not even its no-load c0). Ramp limit per period = RAMP_AGC (MW/min) * 60 * dt_hours.
     """
     started = time.perf_counter()
     storage = StorageUnits.none() if storage is None else storage
     inputs = _validate(net, load_mw, dt_hours, gen_available_mw, branch_in_service, prev_pg_mw,
-                       storage, storage_energy0_mwh)  # fmt: skip
+                       storage, storage_energy0_mwh, gen_online)  # fmt: skip
     layout = _Layout(net.n_gen, net.n_bus, net.n_branch, storage.n, inputs.load_mw.shape[0])
     bounds = _variable_bounds(net, storage, inputs, layout)
     a_eq, b_eq = _equality_rows(net, storage, inputs, layout).matrix(layout.n_vars)
     ramp = _ramp_rows(inputs, layout)
     cost, constant, curtail = _objective(net, inputs, penalties, layout)
+    idle_cost = generation_cost_per_h(net, np.zeros(net.n_gen))[None, :] * (1.0 - inputs.cost_on)
+    constant -= float(np.sum(idle_cost) * inputs.dt_hours)
     cuts = _initial_cuts(net, bounds, layout, n_tangents)
     pg_cols, z_cols = layout.columns("pg"), layout.columns("z")
     for cut_round in range(1, max_cut_rounds + 1):
@@ -531,6 +542,7 @@ def solve_dispatch(
         t_idx, g_idx = np.nonzero(shortfall > 0.1 * tolerance / shortfall.size)
         slope, icpt = _tangent_cuts(net, g_idx, pg[t_idx, g_idx])
         cuts.append((z_cols[t_idx, g_idx], pg_cols[t_idx, g_idx], slope, icpt))
+    true_cost = true_cost * inputs.cost_on
     return _solution(res.x, layout, inputs, penalties, curtail, true_cost, lower_bound, cut_round,
                      time.perf_counter() - started)  # fmt: skip
 
@@ -574,7 +586,7 @@ def solve_dc_opf(net: DCNetwork, load_mw: np.ndarray, *, dt_hours: float = 1.0, 
     load = np.asarray(load_mw, dtype=float)
     if load.ndim != 1:
         raise ValueError(f"load_mw must be [N] for a single period, got shape {load.shape}")
-    for name in ("gen_available_mw", "branch_in_service"):
+    for name in ("gen_available_mw", "branch_in_service", "gen_online"):
         if kwargs.get(name) is not None:
             kwargs[name] = np.asarray(kwargs[name])[None, :]
     sol = solve_dispatch(net, load[None, :], dt_hours=dt_hours, **kwargs)
