@@ -1,0 +1,179 @@
+"""Environment configuration: defaults, per-case device tables, validation.
+
+``default_env_config()`` is the ``config.env`` sub-config; ``make_env`` in ``envs.env``
+validates it (``validate_env_config``) and builds the static ``EnvParams``.
+
+Per-case device choices (1-based MATPOWER bus numbers, as printed in the case files)
+-------------------------------------------------------------------------------------
+============  ==========================  ==========================  ===================
+case          wind units (gen at bus)     solar units (gen at bus)    batteries (bus)
+============  ==========================  ==========================  ===================
+ieee14        3                           6                           9, 14
+ieee30        22, 27                      23                          7, 21
+ieee118       8, 19, 32, 55, 70, 92       15, 42, 74, 104, 110, 113   15, 49, 77, 92
+============  ==========================  ==========================  ===================
+
+Why these: in all three IEEE cases the generators at these buses are synchronous
+condensers or small units that deliver little or no real power in the base case
+(Pg = 0, Pmax = 100 MW for ieee14 and ieee118), so turning them into variable
+renewable plants keeps the base-case balance intact while adding a realistic share
+of variable supply (ieee14: 2 x 100 MW against 259 MW of load; ieee118: 12 x 100 MW
+against 4,242 MW). The units are spread over the network (for ieee118 every
+spectral region of the hierarchical layout gets wind and solar), so intermittency
+stresses different corridors. A renewable unit keeps its case Pmax (scaled by
+``renewable_capacity_scale``) as nameplate capacity, gets Pmin = 0 and zero
+marginal cost. Batteries sit at load centres far from the slack bus (ieee14 bus 9
+and the radial end bus 14), where they can relieve congestion. Together the batteries
+deliver ``storage_power_frac`` (10%) of the base load for ``storage_hours`` (4 h). A case loaded from a file path that is not in this table gets
+no renewables and no storage unless the config names them (``wind_buses`` etc.).
+"""
+
+import ml_collections
+
+CASE_DEVICES = {
+    "ieee14": {
+        "wind_buses": (3,),
+        "solar_buses": (6,),
+        "storage_buses": (9, 14),
+        "layout": "per_node",
+        "regions": 2,
+    },
+    "ieee30": {
+        "wind_buses": (22, 27),
+        "solar_buses": (23,),
+        "storage_buses": (7, 21),
+        "layout": "per_node",
+        "regions": 2,
+    },
+    "ieee118": {
+        "wind_buses": (8, 19, 32, 55, 70, 92),
+        "solar_buses": (15, 42, 74, 104, 110, 113),
+        "storage_buses": (15, 49, 77, 92),
+        "layout": "hierarchical",
+        "regions": 4,
+    },
+}
+
+CASES = tuple(CASE_DEVICES)
+LAYOUTS = ("auto", "per_node", "hierarchical", "microgrid")
+PHYSICS = ("dc", "ac")
+GEN_ACTION_MODES = ("setpoint", "delta")
+
+
+def default_env_config() -> ml_collections.ConfigDict:
+    """Defaults for one grid environment (the ``config.env`` sub-config)."""
+    c = ml_collections.ConfigDict()
+    c.case = "ieee14"  # one of CASES
+    c.layout = "auto"  # "auto" = the case's default from CASE_DEVICES
+    c.regions = 0  # 0 = the case's default (2 for ieee14, 4 for ieee118)
+    c.scenario = "mixed"  # "mixed" samples the scenario library, or one name
+    c.physics = "dc"
+    c.horizon = 288  # steps per episode (one day of 5-minute steps)
+    c.step_minutes = 5.0
+    c.gen_action = "setpoint"  # "setpoint": a in [-1,1] -> [Pmin,Pmax]; "delta": a * ramp
+    # Load: demand = case base load x peak_scale x daily/weekly profile x (1 + AR(1) noise).
+    c.peak_scale = 1.0
+    c.load_noise_std = 0.02  # stationary std of the AR(1) multiplicative noise
+    c.load_noise_rho = 0.98  # AR(1) coefficient per step
+    # Renewables.
+    c.renewable_capacity_scale = 1.0
+    c.wind_buses = ()  # override the case table (1-based bus numbers) when non-empty
+    c.solar_buses = ()
+    c.storage_buses = ()
+    c.curtailment_cost = 20.0  # $/MWh of spilled renewable energy (lost credit)
+    # Generators.
+    c.ramp_default_frac_per_min = 0.02  # of Pmax per minute where the case has no ramp
+    # Balance and frequency (quasi-steady state, see envs.env docstring).
+    c.nominal_hz = 60.0
+    c.droop = 0.05  # governor droop R (p.u.)
+    c.load_damping = 1.5  # D: % load change per % frequency change
+    c.freq_band_hz = 0.2  # |df| above this is a violation
+    c.freq_collapse_hz = 2.5  # |df| above this is a system collapse (ends the episode)
+    # Storage.
+    c.storage_power_frac = 0.1  # total battery power as a fraction of total base load
+    c.storage_hours = 4.0  # energy / power
+    c.storage_efficiency = 0.95  # one-way (charge and discharge each)
+    # Demand response.
+    c.shed_max_fraction = 0.5  # curtailable share of each bus's load
+    c.voll = 10_000.0  # value of lost load, $/MWh (shed and unserved)
+    # Protection.
+    c.overload_steps_to_trip = 3
+    c.instant_trip_ratio = 1.5
+    c.reconnect_steps = 12
+    c.cascade_rounds = 4
+    c.repair_steps = 48  # random outages last this long
+    # Termination and reward.
+    c.blackout_served_fraction = 0.5
+    c.reward_weights = (0.5, 0.3, 0.2)  # safety, cost, uptime
+    c.blackout_penalty = -10.0
+    c.reserve_target = 0.1  # reserve margin (fraction of load) that earns full uptime credit
+    # Hierarchy.
+    c.strategic_period = 12  # the strategic agent's signals are held for this many steps
+    # Optional Grid2Op-style chronics directory (load_p.csv, prod_p.csv); "" = synthetic profiles.
+    c.chronics_dir = ""
+    return c
+
+
+def _check_choice(name: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ValueError(f"env.{name}={value!r} is not one of {tuple(allowed)}")
+
+
+def _check_positive(config, names) -> None:
+    for name in names:
+        if not config[name] > 0:
+            raise ValueError(f"env.{name} must be > 0, got {config[name]!r}")
+
+
+def validate_env_config(config: ml_collections.ConfigDict, scenario_names: tuple[str, ...]) -> None:
+    """Raise ValueError with a clear message for any invalid field."""
+    _check_choice("case", config.case, CASES)
+    _check_choice("layout", config.layout, LAYOUTS)
+    _check_choice("physics", config.physics, PHYSICS)
+    _check_choice("gen_action", config.gen_action, GEN_ACTION_MODES)
+    _check_choice("scenario", config.scenario, ("mixed", *scenario_names))
+    _check_positive(
+        config,
+        (
+            "horizon",
+            "step_minutes",
+            "peak_scale",
+            "nominal_hz",
+            "droop",
+            "freq_band_hz",
+            "freq_collapse_hz",
+            "storage_hours",
+            "overload_steps_to_trip",
+            "instant_trip_ratio",
+            "reconnect_steps",
+            "strategic_period",
+            "repair_steps",
+        ),
+    )
+    if not 0.0 < config.storage_efficiency <= 1.0:
+        raise ValueError(
+            f"env.storage_efficiency must be in (0, 1], got {config.storage_efficiency}"
+        )
+    if not 0.0 <= config.shed_max_fraction <= 1.0:
+        raise ValueError(f"env.shed_max_fraction must be in [0, 1], got {config.shed_max_fraction}")
+    if not 0.0 <= config.load_noise_rho < 1.0:
+        raise ValueError(f"env.load_noise_rho must be in [0, 1), got {config.load_noise_rho}")
+    if not 0.0 <= config.blackout_served_fraction < 1.0:
+        raise ValueError("env.blackout_served_fraction must be in [0, 1)")
+    if len(config.reward_weights) != 3:
+        raise ValueError("env.reward_weights must be (safety, cost, uptime)")
+    if config.cascade_rounds < 0 or config.regions < 0:
+        raise ValueError("env.cascade_rounds and env.regions must be >= 0")
+
+
+def case_devices(config: ml_collections.ConfigDict) -> dict:
+    """The case's device table with config overrides applied (1-based bus numbers)."""
+    table = dict(CASE_DEVICES[config.case])
+    for key in ("wind_buses", "solar_buses", "storage_buses"):
+        if len(config[key]) > 0:
+            table[key] = tuple(int(b) for b in config[key])
+    if config.layout != "auto":
+        table["layout"] = config.layout
+    if config.regions > 0:
+        table["regions"] = int(config.regions)
+    return table

@@ -1,0 +1,1 @@
+"""Per-step physics of the grid environment (exogenous processes, dispatch, balance)."""

@@ -1,0 +1,220 @@
+"""One environment step without auto-reset: exogenous -> dispatch -> protection -> accounting."""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from envs import protection, reward
+from envs.dcpf import dc_power_flow
+from envs.dynamics import dispatch as dsp
+from envs.dynamics import exogenous as exo
+from envs.dynamics.features import gen_block, reserve_margin
+from envs.grid import generation_cost
+
+
+class Dispatch(NamedTuple):
+    pg: jax.Array  # [G] MW after AGC (before primary response and islanding)
+    storage: jax.Array  # [S] MW
+    shed: jax.Array  # [N] MW
+    net_load: jax.Array  # [N] MW demand - shed
+    available: jax.Array  # [G] MW (renewables: weather; conventional: Pmax if online)
+    conv_online: jax.Array  # [G] bool
+    clipped_mw: jax.Array  # []
+
+
+def dispatch_devices(ctrl, state, inputs, topo, params) -> Dispatch:
+    devices, consts, grid = params.devices, params.consts, params.grid
+    is_ren = devices.is_renewable
+    conv_online = topo.gen_online & ~is_ren
+    lo, hi = dsp.reachable_band(state.pg, conv_online, devices)
+    target = dsp.conventional_target(ctrl.gen, state.pg, devices, consts.gen_action)
+    pg_conv = jnp.clip(target, lo, hi)
+    clipped = jnp.sum(jnp.where(conv_online, jnp.abs(target - pg_conv), 0.0))
+    renewable_available = jnp.where(topo.gen_online, inputs.renewable_available, 0.0)
+    pg = jnp.where(is_ren, dsp.renewable_output(ctrl.gen, renewable_available), pg_conv)
+    storage = dsp.storage_output(
+        ctrl.storage, state.soc, devices, consts.storage_efficiency, consts.step_hours
+    )
+    shed = jnp.maximum(ctrl.shed, 0.0) * devices.shed_max * inputs.demand
+    net_load = inputs.demand - shed
+    expected = dsp.injections(
+        state.energised, pg, storage, net_load, jnp.zeros_like(pg), grid, devices
+    )
+    participates = conv_online & state.energised[grid.gen_bus]
+    pg, _ = dsp.agc(pg, lo, hi, expected.residual, participates)
+    available = jnp.where(is_ren, renewable_available, jnp.where(conv_online, devices.pmax, 0.0))
+    return Dispatch(pg, storage, shed, net_load, available, conv_online, clipped)
+
+
+class Physics(NamedTuple):
+    in_service: jax.Array  # [L] bool after protection
+    flow_mw: jax.Array  # [L]
+    theta: jax.Array  # [N]
+    energised: jax.Array  # [N] bool (connected to the slack and fed in the final solve)
+    inj: dsp.Injections  # accounted on ``energised``
+    slack_mw: jax.Array  # []
+
+
+def solve_with_protection(d: Dispatch, topo, state, params) -> Physics:
+    grid, consts, devices = params.grid, params.consts, params.devices
+    primary_weight = jnp.where(d.conv_online, devices.pmax, 0.0)
+
+    def solve(in_service, energised):
+        inj = dsp.injections(energised, d.pg, d.storage, d.net_load, primary_weight, grid, devices)
+        return dc_power_flow(grid, inj.p_bus, in_service)
+
+    in_service, flow, used = protection.run_cascade(
+        solve,
+        topo.branch_in_service,
+        jnp.ones(grid.n_bus, bool),
+        state.overload_count,
+        grid.branch_rating,
+        consts.overload_steps_to_trip,
+        consts.instant_trip_ratio,
+        consts.cascade_rounds,
+    )
+    solved = dsp.injections(used, d.pg, d.storage, d.net_load, primary_weight, grid, devices)
+    energised = flow.bus_energised & used
+    gen = jnp.where(energised[grid.gen_bus], solved.gen, 0.0)
+    storage = jnp.where(energised[devices.storage_bus], solved.storage, 0.0)
+    served = jnp.where(energised, d.net_load, 0.0)
+    shunt = jnp.sum(jnp.where(energised, grid.bus_gs, 0.0))
+    slack = jnp.sum(served) + shunt - jnp.sum(gen) - jnp.sum(storage)
+    inj = dsp.Injections(solved.p_bus, gen, storage, served, solved.residual)
+    return Physics(in_service, flow.flow_mw, flow.theta, energised, inj, slack)
+
+
+def step_costs(d: Dispatch, ph: Physics, params):
+    """($ generation, $ shedding, $ curtailment, MWh spilled) for this step."""
+    consts, devices = params.consts, params.devices
+    dt = consts.step_hours
+    producing = d.conv_online & ph.energised[params.grid.gen_bus]
+    gen_cost = jnp.sum(jnp.where(producing, generation_cost(params.grid, ph.inj.gen), 0.0)) * dt
+    shed_cost = consts.voll * jnp.sum(d.shed) * dt
+    spilled = jnp.sum(jnp.where(devices.is_renewable, d.available - d.pg, 0.0)) * dt
+    return gen_cost, shed_cost, consts.curtailment_cost * spilled, spilled
+
+
+def _reward_terms(ph: Physics, d: Dispatch, state_next, freq_dev, costs, inputs, params):
+    consts = params.consts
+    loading = protection.loading_ratio(ph.flow_mw, params.grid.branch_rating)
+    demand = jnp.maximum(jnp.sum(inputs.demand), 1e-6)
+    unserved_share = jnp.sum(jnp.where(ph.energised, 0.0, d.net_load)) / demand
+    safety = reward.safety_term(
+        loading, ph.in_service, freq_dev, consts.freq_band_hz, jnp.float32(0.0), unserved_share
+    )
+    cost = reward.cost_term(sum(costs[:3]), consts.reference_cost)
+    margin = reserve_margin_of(state_next, params)
+    uptime = reward.uptime_term(ph.in_service, margin, consts.reserve_target)
+    return jnp.stack([safety, cost, uptime]), loading, margin
+
+
+def reserve_margin_of(state, params):
+    _, head = gen_block(state, params)
+    return reserve_margin(state, params, head)
+
+
+def _next_state(state, key_weather, t, weather, inputs, topo, d, ph, ctrl, freq_dev, params):
+    consts, devices = params.consts, params.devices
+    loading = protection.loading_ratio(ph.flow_mw, params.grid.branch_rating)
+    tripped = topo.branch_in_service & ~ph.in_service
+    strategic_turn = jnp.mod(state.t, consts.strategic_period) == 0
+    demand = jnp.maximum(jnp.sum(inputs.demand), 1e-6)
+    return state.replace(
+        t=t,
+        pg=ph.inj.gen,
+        soc=dsp.next_soc(
+            state.soc, ph.inj.storage, devices, consts.storage_efficiency, consts.step_hours
+        ),
+        load_noise=weather.load_noise,
+        wind_speed=weather.wind_speed,
+        cloud=weather.cloud,
+        branch_cooldown=jnp.where(tripped, consts.reconnect_steps, topo.branch_cooldown),
+        overload_count=protection.next_overload_count(loading, ph.in_service, state.overload_count),
+        gen_cooldown=topo.gen_cooldown,
+        freq_dev=freq_dev,
+        signals=jnp.where(strategic_turn, ctrl.signals, state.signals),
+        demand=inputs.demand,
+        shed=d.shed,
+        available=d.available,
+        storage_p=ph.inj.storage,
+        flow=ph.flow_mw,
+        theta=ph.theta,
+        energised=ph.energised,
+        branch_in_service=ph.in_service,
+        served_fraction=jnp.sum(ph.inj.served) / demand,
+        vm=state.vm,
+    )
+
+
+def transition(key, state, action, params):
+    """(next_state, rewards [A], terminated, info) — no auto-reset here."""
+    grid, consts = params.grid, params.consts
+    key_weather, key_topology = jax.random.split(key)
+    t = state.t + 1
+    weather = exo.step_weather(
+        key_weather,
+        exo.Weather(state.load_noise, state.wind_speed, state.cloud),
+        state.episode,
+        consts,
+    )
+    inputs = exo.exogenous_at(t, weather, state.episode, params)
+    topo = exo.step_topology(
+        key_topology, t, state.branch_cooldown, state.gen_cooldown, state.episode, params
+    )
+    n_storage = params.devices.storage_bus.shape[0]
+    ctrl = dsp.decode_controls(action, params.layout, grid.n_gen, n_storage, grid.n_bus)
+    d = dispatch_devices(ctrl, state, inputs, topo, params)
+    ph = solve_with_protection(d, topo, state, params)
+    shortfall = ph.inj.residual + ph.slack_mw
+    droop_capacity = jnp.sum(jnp.where(d.conv_online, params.devices.pmax, 0.0))
+    freq_dev = dsp.frequency_deviation(shortfall, droop_capacity, jnp.sum(ph.inj.served), consts)
+    nxt = _next_state(state, key_weather, t, weather, inputs, topo, d, ph, ctrl, freq_dev, params)
+    costs = step_costs(d, ph, params)
+    terms, loading, margin = _reward_terms(ph, d, nxt, freq_dev, costs, inputs, params)
+    blackout = (nxt.served_fraction < consts.blackout_served_fraction) | (
+        jnp.abs(freq_dev) > consts.freq_collapse_hz
+    )
+    rewards = reward.agent_rewards(
+        terms, params.layout.reward_weights, blackout, consts.blackout_penalty
+    )
+    info = _info(d, ph, inputs, topo, costs, terms, loading, margin, nxt, blackout, params)
+    return nxt, rewards, blackout, info
+
+
+def _info(d, ph, inputs, topo, costs, terms, loading, margin, nxt, blackout, params):
+    dt = params.consts.step_hours
+    gen_cost, shed_cost, curtail_cost, spilled = costs
+    live = ph.in_service
+    f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
+    info = {
+        "cost": gen_cost + shed_cost + curtail_cost,
+        "gen_cost": gen_cost,
+        "shed_cost": shed_cost,
+        "curtailment_cost": curtail_cost,
+        "unserved_energy_mwh": jnp.sum(jnp.where(ph.energised, 0.0, d.net_load)) * dt,
+        "shed_mwh": jnp.sum(d.shed) * dt,
+        "curtailed_mwh": spilled,
+        "n_overloaded": jnp.sum(live & (loading > 1.0)),
+        "max_loading": jnp.max(jnp.where(live, loading, 0.0)),
+        "freq_dev_hz": nxt.freq_dev,
+        "trips": jnp.sum(topo.branch_in_service & ~ph.in_service),
+        "branches_out": jnp.sum(~ph.in_service),
+        "clipped_mw": d.clipped_mw,
+        "reward_safety": terms[0],
+        "reward_cost": terms[1],
+        "reward_uptime": terms[2],
+        "served_fraction": nxt.served_fraction,
+        "demand_mw": jnp.sum(inputs.demand),
+        "served_mw": jnp.sum(ph.inj.served),
+        "gen_mw": jnp.sum(ph.inj.gen),
+        "storage_mw": jnp.sum(ph.inj.storage),
+        "shunt_mw": jnp.sum(jnp.where(ph.energised, params.grid.bus_gs, 0.0)),
+        "slack_mw": ph.slack_mw,
+        "primary_mw": ph.inj.residual,
+        "reserve_margin": margin,
+        "blackout": blackout,
+        "scenario_id": nxt.episode.scenario_id,
+    }
+    return {k: f32(v) for k, v in info.items()}

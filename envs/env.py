@@ -1,0 +1,211 @@
+"""The multi-agent grid environment: pure functions over (key, state, action, params).
+
+    env, params = make_env(config.env)
+    obs, state = env.reset(key, params)
+    obs, state, reward, terminated, truncated, info = env.step(key, state, action, params)
+
+One step is one dispatch interval (``step_minutes``, 5 min). Inside a step:
+
+1. weather and demand advance (``envs.profiles``), branches reclose or fail, scheduled
+   outages of the episode's scenario start or end (``envs.dynamics.exogenous``);
+2. the agents' actions are scattered into the control vector (``envs.layouts``) and turned
+   into unit setpoints, curtailment, battery power and load shedding; AGC balances within
+   the units' reachable bands (``envs.dynamics.dispatch``);
+3. the DC power flow runs with the branch mask, protection trips overloaded branches and the
+   flow is recomputed, up to ``cascade_rounds`` rounds (``envs.protection``); buses cut off
+   from the slack lose their load and generation, primary response and the slack bus pick
+   up the residual, and the frequency deviation follows from it;
+4. reward terms (``envs.reward``), termination (blackout: served share of demand below
+   ``blackout_served_fraction`` or |df| above ``freq_collapse_hz``), truncation at
+   ``horizon``; a finished episode is reset in place (``info["final_obs"]`` keeps the
+   observation it ended with).
+
+Balance identity (every step, MW; ``info`` has each term)::
+
+    sum(gen) + sum(battery) + slack_mw = sum(served load) + sum(shunt Gs on energised buses)
+
+where ``gen`` includes the primary (droop) response.
+"""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from envs import scenarios
+from envs.case import load_case
+from envs.config import validate_env_config
+from envs.dcpf import dc_power_flow
+from envs.dynamics import exogenous as exo
+from envs.dynamics.features import observe
+from envs.dynamics.transition import transition
+from envs.grid import build_grid, generation_cost
+from envs.state import build_params
+from envs.types import EnvParams, EnvSpec, EnvState, Observation
+
+INFO_KEYS = (
+    "cost",
+    "gen_cost",
+    "shed_cost",
+    "curtailment_cost",
+    "unserved_energy_mwh",
+    "shed_mwh",
+    "curtailed_mwh",
+    "n_overloaded",
+    "max_loading",
+    "freq_dev_hz",
+    "trips",
+    "branches_out",
+    "clipped_mw",
+    "reward_safety",
+    "reward_cost",
+    "reward_uptime",
+    "served_fraction",
+    "demand_mw",
+    "served_mw",
+    "gen_mw",
+    "storage_mw",
+    "shunt_mw",
+    "slack_mw",
+    "primary_mw",
+    "reserve_margin",
+    "blackout",
+    "scenario_id",
+)
+
+
+def _chronics_for(config, grid):
+    if not config.chronics_dir:
+        return None
+    from envs.chronics import chronics_for_grid, load_chronics
+
+    return chronics_for_grid(load_chronics(config.chronics_dir), grid)
+
+
+def make_env(config: ml_collections.ConfigDict) -> tuple["GridEnv", EnvParams]:
+    """Validate the ``env`` config and build the environment and its static params."""
+    validate_env_config(config, scenarios.scenario_names())
+    if config.physics == "ac":
+        try:
+            import envs.acpf  # noqa: F401
+        except ImportError as err:
+            raise ValueError("physics='ac' needs envs.acpf (ac_power_flow)") from err
+    case = load_case(config.case)
+    grid = build_grid(case)
+    params = build_params(config, case, grid, generation_cost, _chronics_for(config, grid))
+    return GridEnv(), params
+
+
+class GridEnv:
+    """Stateless: every method is a pure function of its arguments (jit/vmap friendly)."""
+
+    def spec(self, params: EnvParams) -> EnvSpec:
+        layout = params.layout
+        obs_dim = layout.obs_index.shape[1] + layout.agent_const.shape[1]
+        return EnvSpec(
+            num_agents=int(layout.ctrl_index.shape[0]),
+            obs_dim=int(obs_dim),
+            global_dim=int(self._feature_dim(params)),
+            action_dim=int(layout.ctrl_index.shape[1]),
+            num_agent_types=len(layout.agent_type_names),
+            agent_type=np.asarray(layout.agent_type, np.int32),
+            agent_mask=np.asarray(layout.agent_mask, bool),
+            action_mask=np.asarray(layout.action_mask, bool),
+            agent_type_names=tuple(layout.agent_type_names),
+            agent_type_gamma=tuple(float(g) for g in layout.agent_type_gamma),
+            agent_type_lambda=tuple(float(x) for x in layout.agent_type_lambda),
+        )
+
+    @staticmethod
+    def _feature_dim(params: EnvParams) -> int:
+        dummy = jax.eval_shape(lambda p: reset_to_scenario(jax.random.PRNGKey(0), p, 0), params)
+        return dummy[0].global_state.shape[0]
+
+    def reset(self, key: jax.Array, params: EnvParams) -> tuple[Observation, EnvState]:
+        """Start an episode of a scenario drawn from ``params.scenarios.probs``."""
+        key_pick, key_episode = jax.random.split(key)
+        probs = params.scenarios.probs
+        scenario = jax.random.choice(key_pick, probs.shape[0], p=probs)
+        return reset_to_scenario(key_episode, params, scenario)
+
+    def reset_to_scenario(self, key, params, scenario) -> tuple[Observation, EnvState]:
+        """Start an episode of a given scenario index (see ``envs.scenarios.scenario_id``)."""
+        return reset_to_scenario(key, params, scenario)
+
+    def observe(self, state: EnvState, params: EnvParams) -> Observation:
+        return observe(state, params)
+
+    def step(self, key, state: EnvState, action, params: EnvParams):
+        """Advance one interval; a finished episode is reset in place."""
+        key_step, key_reset = jax.random.split(key)
+        next_state, rewards, terminated, info = transition(key_step, state, action, params)
+        final_obs = observe(next_state, params)
+        truncated = (next_state.t >= params.consts.horizon) & ~terminated
+        done = terminated | truncated
+        reset_obs, reset_state = self.reset(key_reset, params)
+        pick = lambda new, old: jnp.where(done, new, old)  # noqa: E731
+        state_out = jax.tree_util.tree_map(pick, reset_state, next_state)
+        obs_out = jax.tree_util.tree_map(pick, reset_obs, final_obs)
+        info = dict(info)
+        info["final_obs"] = final_obs
+        return obs_out, state_out, rewards, terminated, truncated, info
+
+
+# ------------------------------------------------------------------------------------------
+# Reset
+# ------------------------------------------------------------------------------------------
+
+
+def _initial_dispatch(demand, available, params):
+    """Renewables at availability (spilled if they exceed the net load), the rest spread."""
+    devices = params.devices
+    conv = ~devices.is_renewable
+    pmin = jnp.where(conv, devices.pmin, 0.0)
+    pmax = jnp.where(conv, devices.pmax, 0.0)
+    total = jnp.sum(demand) + jnp.sum(params.grid.bus_gs)
+    renew_total = jnp.sum(available)
+    use = jnp.clip((total - jnp.sum(pmin)) / jnp.maximum(renew_total, 1e-6), 0.0, 1.0)
+    renewable = available * use
+    lam = (total - jnp.sum(renewable) - jnp.sum(pmin)) / jnp.maximum(jnp.sum(pmax - pmin), 1e-6)
+    return jnp.where(conv, pmin + jnp.clip(lam, 0.0, 1.0) * (pmax - pmin), renewable)
+
+
+def reset_to_scenario(key, params: EnvParams, scenario) -> tuple[Observation, EnvState]:
+    grid, consts, devices = params.grid, params.consts, params.devices
+    key_episode, key_weather = jax.random.split(key)
+    dims = (grid.n_branch, grid.n_gen, 1.0 / consts.step_hours)
+    episode = scenarios.sample_episode(
+        key_episode, params.scenarios.ranges, scenario, params.scenarios, dims, consts.horizon
+    )
+    weather = exo.initial_weather(key_weather, grid.n_bus, grid.n_gen, consts)
+    t0 = jnp.int32(0)
+    inputs = exo.exogenous_at(t0, weather, episode, params)
+    available = jnp.where(devices.is_renewable, inputs.renewable_available, devices.pmax)
+    pg = _initial_dispatch(inputs.demand, inputs.renewable_available, params)
+    flow = dc_power_flow(grid, grid.gen_to_bus @ pg - inputs.demand)
+    n_storage = devices.storage_bus.shape[0]
+    state = EnvState(
+        t=t0,
+        pg=pg,
+        soc=0.5 * devices.storage_emax,
+        load_noise=weather.load_noise,
+        wind_speed=weather.wind_speed,
+        cloud=weather.cloud,
+        branch_cooldown=jnp.zeros(grid.n_branch, jnp.int32),
+        overload_count=jnp.zeros(grid.n_branch, jnp.int32),
+        gen_cooldown=jnp.zeros(grid.n_gen, jnp.int32),
+        freq_dev=jnp.float32(0.0),
+        signals=jnp.zeros(params.layout.n_signals, jnp.float32),
+        demand=inputs.demand,
+        shed=jnp.zeros(grid.n_bus, jnp.float32),
+        available=available,
+        storage_p=jnp.zeros(n_storage, jnp.float32),
+        flow=flow.flow_mw,
+        theta=flow.theta,
+        energised=flow.bus_energised,
+        branch_in_service=jnp.ones(grid.n_branch, bool),
+        served_fraction=jnp.float32(1.0),
+        vm=jnp.ones(grid.n_bus, jnp.float32),
+        episode=episode,
+    )
+    return observe(state, params), state

@@ -1,0 +1,62 @@
+"""Layered reward.
+
+Three terms, each at most 1 and O(1) in normal operation, combined per agent with the
+layout's weights (default 50% safety, 30% cost, 20% uptime)::
+
+    safety = 1 - min(overload + frequency + voltage + unserved, 11)
+        overload  = sum over in-service branches of max(loading - 1, 0)
+        frequency = max(|df| - band, 0) / band
+        voltage   = sum over buses of (max(V - Vmax, 0) + max(Vmin - V, 0)) / 0.01   (AC only)
+        unserved  = 5 x share of demand lost in islands (de-energised buses)
+    cost   = 1 - log(1 + step cost / reference step cost)   (clipped below at -10)
+        step cost = generation + VOLL x shed energy + curtailment price x spilled energy ($),
+        reference = cost of serving the case's base load for one step (per case); the
+        log keeps the term O(1) and informative when shedding at VOLL dominates the bill
+    uptime = 0.5 x share of branches in service + 0.5 x min(reserve margin / target, 1)
+
+    reward_a = clip(w_a . (safety, cost, uptime), -10, 1), or ``blackout_penalty`` (-10)
+    on the step that ends in a blackout.
+
+Each term is reported in ``info`` separately. There is no running normalisation here;
+the learner normalises.
+"""
+
+import jax
+import jax.numpy as jnp
+
+REWARD_LOW, REWARD_HIGH = -10.0, 1.0
+
+
+def safety_term(
+    loading: jax.Array,
+    in_service: jax.Array,
+    freq_dev_hz: jax.Array,
+    freq_band_hz: float,
+    voltage_violation_pu: jax.Array,
+    unserved_share: jax.Array,
+) -> jax.Array:
+    overload = jnp.sum(jnp.where(in_service, jnp.maximum(loading - 1.0, 0.0), 0.0))
+    frequency = jnp.maximum(jnp.abs(freq_dev_hz) - freq_band_hz, 0.0) / freq_band_hz
+    voltage = voltage_violation_pu / 0.01
+    badness = overload + frequency + voltage + 5.0 * unserved_share
+    return 1.0 - jnp.minimum(badness, 11.0)
+
+
+def cost_term(step_cost: jax.Array, reference_step_cost: float) -> jax.Array:
+    return jnp.maximum(1.0 - jnp.log1p(step_cost / reference_step_cost), -10.0)
+
+
+def uptime_term(
+    in_service: jax.Array, reserve_margin: jax.Array, reserve_target: float
+) -> jax.Array:
+    lines = jnp.mean(in_service.astype(jnp.float32))
+    reserve = jnp.clip(reserve_margin / reserve_target, 0.0, 1.0)
+    return 0.5 * lines + 0.5 * reserve
+
+
+def agent_rewards(
+    terms: jax.Array, weights: jax.Array, blackout: jax.Array, blackout_penalty: float
+) -> jax.Array:
+    """Per-agent reward [A] from terms [3] and weights [A, 3]."""
+    mixed = jnp.clip(weights @ terms, REWARD_LOW, REWARD_HIGH)
+    return jnp.where(blackout, jnp.float32(blackout_penalty), mixed)
