@@ -2,16 +2,19 @@
 
 The method (documented with its parameters in envs/cases/RATINGS.md):
 
-1. Dispatch rule at load level ``alpha``: every bus load Pd and every in-service
-   generator's case dispatch Pg is multiplied by ``alpha``; bus shunt conductance
-   Gs is consumed at 1 p.u. voltage; the slack bus absorbs the imbalance.
-2. Solve the DC power flow at ``alpha = 1`` (base load).
-3. rating = max(ceil(MARGIN × |flow|), FLOOR_FRACTION × max |flow|), in MVA.
+1. Dispatch rule at load level ``alpha``: every bus load (Pd, Qd) and every
+   in-service generator's case dispatch Pg is multiplied by ``alpha``; bus shunt
+   conductance Gs is consumed at 1 p.u. voltage; the slack bus absorbs the rest.
+2. Base flow of each branch at ``alpha = 1``: the larger of |DC active flow| and,
+   where an AC solution is available, the AC apparent flow at either end.
+3. rating = max(ceil(MARGIN × base flow), ceil(FLOOR_FRACTION × largest base flow)) MVA.
 
-Because DC flows scale linearly with ``alpha`` under this rule, no branch is over
-its rating at base load (MARGIN > 1) while every branch whose rating is set by
-the margin is over it at PEAK_LOAD (MARGIN < PEAK_LOAD): the grid congests at
-peak load but not at average load.
+DC flows scale linearly with ``alpha`` under this rule, so no branch is over its
+rating at base load (MARGIN > 1) while branches whose rating the margin sets
+are over it at PEAK_LOAD (MARGIN < PEAK_LOAD): the grid congests at peak load
+but not at average load. The shipped case files carry ratings computed with DC
+and AC base flows (MATPOWER's models as implemented by PYPOWER); for user files
+with missing ratings ``build_grid`` applies the rule with DC flows only.
 """
 
 from __future__ import annotations

@@ -105,25 +105,39 @@ def test_shipped_cases_have_finite_positive_ratings_and_layouts(name):
     assert len(np.unique(np.round(xy, 6), axis=0)) > 0.9 * grid.n_bus  # buses spread out
 
 
-def _pypower_dc_loading(case: Case, load_level: float) -> np.ndarray:
-    """|DC flow| / rateA under the documented dispatch rule, solved by PYPOWER."""
-    from pypower.api import ppoption, rundcpf
-
+def _scaled_ppc(case: Case, load_level: float) -> dict:
+    """The documented dispatch rule: loads and case dispatch scaled together."""
     ppc = case.to_ppc()
-    ppc["bus"][:, 2] *= load_level
+    ppc["bus"][:, 2:4] *= load_level
     ppc["gen"][:, 1] *= load_level
-    result, success = rundcpf(ppc, ppoption(VERBOSE=0, OUT_ALL=0))
+    return ppc
+
+
+def _pypower_loading(case: Case, load_level: float, mode: str) -> np.ndarray:
+    """Branch flow / rateA under the dispatch rule, solved by PYPOWER (DC: |P|, AC: max |S|)."""
+    from pypower.api import ppoption, rundcpf, runpf
+
+    options = ppoption(VERBOSE=0, OUT_ALL=0, ENFORCE_Q_LIMS=0)
+    solve = rundcpf if mode == "dc" else runpf
+    result, success = solve(_scaled_ppc(case, load_level), options)
     assert success
-    on = result["branch"][:, 10] != 0
-    return np.abs(result["branch"][on, 13]) / result["branch"][on, 5]
+    branch = result["branch"][result["branch"][:, 10] != 0]
+    if mode == "dc":
+        flow = np.abs(branch[:, 13])
+    else:
+        flow = np.maximum(
+            np.hypot(branch[:, 13], branch[:, 14]), np.hypot(branch[:, 15], branch[:, 16])
+        )
+    return flow / branch[:, 5]
 
 
 @pytest.mark.parametrize("name", ["ieee14", "ieee118"])
 def test_derived_ratings_congest_at_peak_but_not_at_base_load(name):
     case = load_case(name)
-    assert np.max(_pypower_dc_loading(case, 1.0)) <= 1.0
-    assert np.max(_pypower_dc_loading(case, 0.8)) <= 1.0
-    assert np.sum(_pypower_dc_loading(case, ratings.PEAK_LOAD) > 1.0) >= 1
+    for mode in ("dc", "ac"):
+        assert np.max(_pypower_loading(case, 1.0, mode)) <= 1.0
+        assert np.max(_pypower_loading(case, 0.8, mode)) <= 1.0
+    assert np.sum(_pypower_loading(case, ratings.PEAK_LOAD, "dc") > 1.0) >= 1
 
 
 def test_case30_keeps_its_own_ratings_and_is_not_overloaded_at_base():
@@ -131,7 +145,7 @@ def test_case30_keeps_its_own_ratings_and_is_not_overloaded_at_base():
 
     case = load_case("ieee30")
     np.testing.assert_array_equal(case.branch[:, 5], pp.case30()["branch"][:, 5])
-    assert np.max(_pypower_dc_loading(case, 1.0)) <= 1.0
+    assert np.max(_pypower_loading(case, 1.0, "dc")) <= 1.0
 
 
 def test_bridge_branches_are_flagged():
