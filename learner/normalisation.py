@@ -86,8 +86,8 @@ def update_observation_stats(
     axis_name: str | None = None,
 ) -> NormState:
     """Merge a batch of observations ``[N, A, O]`` and global states ``[N, S]`` into the stats."""
-    obs_batch = batch_moments(agent_obs, jnp.ones_like(agent_obs), axis_name)
-    global_batch = batch_moments(global_state, jnp.ones_like(global_state), axis_name)
+    obs_batch = batch_moments(agent_obs, axis_name)
+    global_batch = batch_moments(global_state, axis_name)
     return norm_state.replace(
         agent_obs=merge_moments(norm_state.agent_obs, obs_batch),
         global_state=merge_moments(norm_state.global_state, global_batch),

@@ -84,6 +84,6 @@ class LearnerState:
     params: Any  # {"actor": ..., "critic": ...} flax parameter trees
     opt_state: Any  # optax state (wrapped in optax.apply_if_finite)
     norm_state: NormState
-    key: jax.Array  # PRNG key for minibatch shuffling
+    key: jax.Array  # raw PRNG key data (jax.random.key_data) for minibatch shuffling
     update_step: jax.Array  # [] int32, completed calls of Learner.update
     skipped_updates: jax.Array  # [] int32, minibatch updates skipped for non-finite values

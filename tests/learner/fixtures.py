@@ -50,7 +50,8 @@ def random_trajectory(key: jax.Array, spec: EnvSpec, unroll: int, batch: int) ->
     keys = jax.random.split(key, 8)
     a, u = spec.num_agents, spec.action_dim
     agent_mask = jnp.asarray(spec.agent_mask)
-    mask = jnp.asarray(spec.action_mask) & agent_mask[:, None]
+    mask = (jnp.asarray(spec.action_mask) & agent_mask[:, None])[None, None]
+    real = agent_mask[None, None]  # [1, 1, A]
     action = jnp.tanh(jax.random.normal(keys[2], (unroll, batch, a, u)))
     per_agent = (unroll, batch, a)
     truncated = jax.random.bernoulli(keys[6], 0.05, (unroll, batch))
@@ -58,11 +59,11 @@ def random_trajectory(key: jax.Array, spec: EnvSpec, unroll: int, batch: int) ->
         obs=jax.random.normal(keys[0], (unroll, batch, a, spec.obs_dim)),
         global_state=jax.random.normal(keys[1], (unroll, batch, spec.global_dim)),
         action=jnp.where(mask, action, 0.0),
-        log_prob=jnp.where(agent_mask, jax.random.normal(keys[3], per_agent) - 1.0, 0.0),
-        value=jnp.where(agent_mask, jax.random.normal(keys[4], per_agent), 0.0),
-        reward=jnp.where(agent_mask, jax.random.normal(keys[5], per_agent), 0.0),
+        log_prob=jnp.where(real, jax.random.normal(keys[3], per_agent) - 1.0, 0.0),
+        value=jnp.where(real, jax.random.normal(keys[4], per_agent), 0.0),
+        reward=jnp.where(real, jax.random.normal(keys[5], per_agent), 0.0),
         terminated=jax.random.bernoulli(keys[7], 0.05, (unroll, batch)),
         truncated=truncated,
-        truncation_value=jnp.where(truncated[..., None] & agent_mask, 0.5, 0.0),
-        last_value=jnp.where(agent_mask, 0.25, 0.0) * jnp.ones((batch, a)),
+        truncation_value=jnp.where(truncated[..., None] & real, 0.5, 0.0),
+        last_value=jnp.where(real[0], 0.25, 0.0) * jnp.ones((batch, a)),
     )

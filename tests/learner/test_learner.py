@@ -1,0 +1,105 @@
+"""Learner step: 2 devices == 1 device, NaN batches change nothing, geometry errors."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from learner.learner import Learner, batch_geometry
+from tests.learner.fixtures import random_trajectory, small_config, tiny_spec
+
+T, B = 8, 4
+
+
+def _config(**overrides):
+    # shuffle_groups fixed so the maths does not depend on the device count.
+    base = dict(unroll_length=T, batch_size=B, minibatch_size=8, num_epochs=2, shuffle_groups=2)
+    base.update(overrides)
+    return small_config(**base)
+
+
+@functools.cache
+def _learner(num_devices: int) -> Learner:
+    return Learner(_config(), tiny_spec(), jax.devices()[:num_devices])
+
+
+def _host(tree):
+    return jax.tree.map(np.asarray, jax.device_get(tree))
+
+
+def _assert_trees_close(a, b, atol):
+    flat_a, flat_b = jax.tree.leaves(a), jax.tree.leaves(b)
+    assert len(flat_a) == len(flat_b)
+    for x, y in zip(flat_a, flat_b, strict=True):
+        np.testing.assert_allclose(x, y, atol=atol, rtol=1e-4)
+
+
+def test_two_devices_equal_one_device_on_the_whole_batch():
+    traj = random_trajectory(jax.random.key(1), tiny_spec(), T, B)
+    results = []
+    for num_devices in (2, 1):
+        learner = _learner(num_devices)
+        state = learner.init(jax.random.key(0))
+        initial = _host(state.params)
+        state, metrics = learner.update(state, traj)
+        results.append((_host(state), _host(metrics)))
+    (state_2, metrics_2), (state_1, metrics_1) = results
+    # The update moved the parameters (so equality below is not trivial).
+    moved = jax.tree.map(lambda a, b: np.max(np.abs(a - b)), state_1.params, initial)
+    assert max(jax.tree.leaves(moved)) > 1e-4
+    _assert_trees_close(state_2.params, state_1.params, atol=1e-5)
+    _assert_trees_close(state_2.opt_state, state_1.opt_state, atol=1e-5)
+    _assert_trees_close(state_2.norm_state, state_1.norm_state, atol=1e-5)
+    assert metrics_2.keys() == metrics_1.keys()
+    for name in metrics_1:
+        np.testing.assert_allclose(metrics_2[name], metrics_1[name], rtol=1e-4, atol=1e-5)
+    for name in ("strategic/policy_loss", "operational/explained_variance", "grad_norm"):
+        assert name in metrics_1
+    assert int(state_1.update_step) == 1 and int(state_1.skipped_updates) == 0
+
+
+def test_nan_in_batch_never_reaches_the_parameters():
+    learner = _learner(1)
+    state = learner.init(jax.random.key(0))
+    before = _host(state)
+    traj = random_trajectory(jax.random.key(1), tiny_spec(), T, B)
+    bad = traj._replace(reward=traj.reward.at[3, 1, 0].set(jnp.nan))
+    state, metrics = learner.update(state, bad)
+    after = _host(state)
+    _assert_trees_close(after.params, before.params, atol=0.0)
+    _assert_trees_close(after.norm_state, before.norm_state, atol=0.0)
+    num_sgd = learner.geometry.num_minibatches * learner.config.num_epochs
+    assert int(metrics["skipped_updates"]) == num_sgd
+    assert int(after.skipped_updates) == num_sgd
+    assert int(after.update_step) == 1
+    # A good batch afterwards trains normally.
+    state, metrics = learner.update(state, traj)
+    assert int(metrics["skipped_updates"]) == 0
+    assert int(state.skipped_updates) == num_sgd
+    moved = jax.tree.map(lambda a, b: np.max(np.abs(a - b)), _host(state.params), before.params)
+    assert max(jax.tree.leaves(moved)) > 1e-4
+
+
+def test_batch_that_does_not_divide_is_rejected_at_construction():
+    with pytest.raises(ValueError, match="divisible by the number of learner devices"):
+        Learner(_config(batch_size=5, shuffle_groups=0), tiny_spec(), jax.devices()[:2])
+    with pytest.raises(ValueError, match="minibatch"):
+        batch_geometry(_config(minibatch_size=7), num_devices=1)
+    with pytest.raises(ValueError, match="do not split into minibatches"):
+        batch_geometry(_config(minibatch_size=12, shuffle_groups=1), num_devices=1)
+
+
+def test_geometry_default_shuffle_uses_finest_shared_cells():
+    geometry = batch_geometry(small_config(unroll_length=32, batch_size=64), num_devices=2)
+    # cells of B / G = 2 samples (one grid per device), 128 / 2 = 64 cells per minibatch
+    assert (geometry.shuffle_groups, geometry.cells_per_minibatch) == (32, 64)
+    assert geometry.num_minibatches == 32 * 64 // 128
+
+
+def test_wrong_trajectory_shape_is_rejected():
+    learner = _learner(1)
+    traj = random_trajectory(jax.random.key(1), tiny_spec(), T + 1, B)
+    with pytest.raises(ValueError, match=r"trajectory.obs has shape"):
+        learner.update(learner.init(jax.random.key(0)), traj)
