@@ -32,6 +32,9 @@ def runtime_config() -> ml_collections.ConfigDict:
     c.progress_every_s = 2.0  # plain progress line period when stdout is not a TTY
     c.num_cpus = 0  # Ray CPU resources; 0 = os.cpu_count()
     c.object_store_mb = 1024  # Ray object store for trajectories (local launches)
+    # Persistent XLA compilation cache shared by all node processes ("" = off): later runs and
+    # restarted actor processes skip most compilation. JAX_COMPILATION_CACHE_DIR wins if set.
+    c.compilation_cache_dir = "~/.cache/gridpod/xla"
     return c
 
 

@@ -136,5 +136,10 @@ class RayBackend:
 
 def passthrough_env_vars() -> dict[str, str]:
     """Settings of the launching shell that node processes should share."""
-    keys = ("JAX_COMPILATION_CACHE_DIR", "JAX_ENABLE_X64", "PYTHONPATH")
+    keys = (
+        "JAX_COMPILATION_CACHE_DIR",
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
+        "JAX_ENABLE_X64",
+        "PYTHONPATH",
+    )
     return {k: os.environ[k] for k in keys if k in os.environ}

@@ -59,3 +59,10 @@ def run_dir_from_flags() -> str:
     if FLAGS.resume and not os.path.isdir(os.path.join(run_dir, "checkpoints")):
         exit_with_error(f"--resume: no checkpoints in {run_dir}")
     return run_dir
+
+
+def use_compilation_cache(config: ml_collections.ConfigDict) -> None:
+    """Export the cache directory so this process and every node process it starts share it."""
+    directory = config.runtime.compilation_cache_dir
+    if directory and "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.expanduser(directory)

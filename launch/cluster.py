@@ -83,6 +83,7 @@ def main(argv) -> None:
         cli.exit_with_error("--ray_address=HOST:PORT is required")
     config = cli.config_from_flags()
     run_dir = cli.run_dir_from_flags()
+    cli.use_compilation_cache(config)
     try:
         program = build_program(config, run_dir, resume=flags.FLAGS.resume, host_devices=1 << 16)
     except START_UP_ERRORS as error:

@@ -36,9 +36,8 @@ def concat_items(items: list[TrajectoryItem]):
 def default_learner_parts(config: ml_collections.ConfigDict, devices: list):
     """(spec, learner, checkpointer factory) from the real env and learner packages."""
     from envs.env import make_env
-    from learner.learner import Learner
-
     from launch.checkpoints import Checkpointer
+    from learner.learner import Learner
 
     env, env_params = make_env(config.env)
     spec = env.spec(env_params)
@@ -139,6 +138,7 @@ class LearnLoop:
         self.rate = RateMeter()
         self.wait_s = self.update_s = 0.0
         self.started = time.monotonic()
+        self.first_done: tuple[float, int] | None = None  # (time, update) after compiling
         self.last: dict = {}
 
     def run(self, state):
@@ -173,6 +173,8 @@ class LearnLoop:
         plan = self.node._plan
         env_steps = update * plan.env_steps_per_update
         self.rate.add(env_steps)
+        if self.first_done is None:
+            self.first_done = (time.monotonic(), update)
         self.window.add(items)
         lag_mean, lag_max = policy_lag(items, update - 1)
         scalars = scalar_metrics(metrics) | self.window.means()
@@ -196,14 +198,16 @@ class LearnLoop:
 
     def summary(self, update: int, checkpoint_dir: str) -> dict:
         plan = self.node._plan
-        elapsed = time.monotonic() - self.started
-        trained = (update - self.start_update) * plan.env_steps_per_update
+        now = time.monotonic()
+        first_time, first_update = self.first_done or (now, update)
+        steady = (update - first_update) * plan.env_steps_per_update
         return {
             "update": update,
             "start_update": self.start_update,
             "env_steps": update * plan.env_steps_per_update,
-            "elapsed_s": elapsed,
-            "mean_steps_per_s": trained / max(elapsed, 1e-9),
+            "elapsed_s": now - self.started,
+            # After the first update (compilation excluded), as a long run would see it.
+            "mean_steps_per_s": steady / max(now - first_time, 1e-9),
             "learner_idle_fraction": self.wait_s / max(self.wait_s + self.update_s, 1e-9),
             "checkpoint_dir": checkpoint_dir,
             "last": dict(self.last),

@@ -19,7 +19,7 @@ import sys
 from absl import app, flags
 
 from launch import cli
-from launch.devices import with_host_device_count
+from launch.devices import detect_platform, with_host_device_count
 from launch.program import START_UP_ERRORS, build_program
 from launch.run_dir import RunDirLock, RunDirLockedError
 from launch.runner import run_program
@@ -47,10 +47,11 @@ def make_backend(program, launch_type: str):
     return RayBackend(program.platform, int(runtime.max_actor_restarts))
 
 
-def pin_this_process(program, launch_type: str) -> None:
+def pin_this_process(config, launch_type: str) -> None:
     """local_mt runs nodes here: emulate the configured CPU device count (before JAX starts)."""
-    if launch_type == "local_mt" and program.platform == "cpu" and "jax" not in sys.modules:
-        count = int(program.config.runtime.cpu_devices)
+    platform = detect_platform(config.runtime.platform)
+    if launch_type == "local_mt" and platform == "cpu" and "jax" not in sys.modules:
+        count = int(config.runtime.cpu_devices)
         os.environ["XLA_FLAGS"] = with_host_device_count(os.environ.get("XLA_FLAGS", ""), count)
         os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
@@ -60,11 +61,12 @@ def main(argv) -> None:
     config = cli.config_from_flags()
     run_dir = cli.run_dir_from_flags()
     launch_type = flags.FLAGS.launch_type
+    cli.use_compilation_cache(config)
     try:
+        pin_this_process(config, launch_type)
         program = build_program(config, run_dir, resume=flags.FLAGS.resume)
     except START_UP_ERRORS as error:
         cli.exit_with_error(str(error))
-    pin_this_process(program, launch_type)
     try:
         with RunDirLock(run_dir):
             run_program(program, launch_type, make_backend(program, launch_type))

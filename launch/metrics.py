@@ -79,12 +79,20 @@ class RateMeter:
 
 
 def scalar_metrics(metrics: dict) -> dict[str, float]:
-    """Learner metrics (arrays after device_get) as plain floats, prefixed ``learner/``."""
-    out = {}
+    """Learner metrics (arrays after device_get) as floats under ``learner/``.
+
+    Per-agent-type metrics (``<type>/approx_kl``) are also averaged over types
+    (``learner/approx_kl``) for the progress line and the summary.
+    """
+    out, by_name = {}, collections.defaultdict(list)
     for key, value in metrics.items():
         array = np.asarray(value)
         if array.size == 1:
-            out[key if "/" in key else f"learner/{key}"] = float(array.reshape(()))
+            out[f"learner/{key}"] = float(array.reshape(()))
+            if "/" in key:
+                by_name[key.rsplit("/", 1)[1]].append(out[f"learner/{key}"])
+    for name, values in by_name.items():
+        out.setdefault(f"learner/{name}", float(np.mean(values)))
     return out
 
 

@@ -65,12 +65,12 @@ def batch_geometry(config: ml_collections.ConfigDict, num_learner_devices: int) 
             f"learner.batch_size={batch} must be a multiple of actors.num_envs={num_envs} x "
             f"{num_learner_devices} learner devices = {per_update}"
         )
-    samples = int(config.learner.unroll_length) * batch
-    if samples % int(config.learner.minibatch_size):
-        raise ConfigError(
-            f"unroll_length x batch_size = {samples} samples is not a multiple of "
-            f"learner.minibatch_size={config.learner.minibatch_size}"
-        )
+    from learner.learner import batch_geometry as learner_geometry
+
+    try:  # the learner's own minibatch rules, checked before any process starts
+        learner_geometry(config.learner, num_learner_devices)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     return batch // num_envs
 
 

@@ -13,6 +13,18 @@ COST_KEYS = ("episode/cost", "episode/generation_cost", "episode/step_cost")
 VIOLATION_KEYS = ("episode/violations", "episode/n_overloaded", "episode/overloads")
 
 
+SUMMARY_KEYS = (
+    "episode/length",
+    "episode/cost",
+    "episode/unserved_energy_mwh",
+    "episode/n_overloaded",
+    "episode/trips",
+    "episode/blackout",
+    "step/served_fraction",
+    "step/max_loading",
+)
+
+
 def first_present(progress: dict, keys: tuple[str, ...]):
     for key in keys:
         if key in progress:
@@ -96,9 +108,10 @@ def summary_text(summary: dict, run_dir: str, launch_type: str, restarts: int) -
         f"  learner idle     {100 * summary.get('learner_idle_fraction', 0.0):.0f} %",
         f"  actor restarts   {restarts}",
     ]
-    for key in sorted(k for k in last if k.startswith("episode/")):
+    shown = [k for k in last if k.startswith("episode/return")] + list(SUMMARY_KEYS)
+    for key in (k for k in shown if k in last):
         lines.append(f"  {key:<28} {last[key]:.4g}")
-    for key in ("learner/kl", "learner/entropy", "learner/value_loss", "runtime/policy_lag"):
+    for key in ("learner/approx_kl", "learner/entropy", "learner/value_loss", "runtime/policy_lag"):
         if key in last:
             lines.append(f"  {key:<28} {last[key]:.4g}")
     lines += [f"  checkpoint       {summary.get('checkpoint_dir', '?')}", "─" * 60]

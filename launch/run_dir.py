@@ -74,7 +74,9 @@ class RunDirLock:
 
 
 def write_json(run_dir: str, name: str, payload: dict) -> str:
+    """Write atomically (readers polling the file never see half of it)."""
     path = os.path.join(run_dir, name)
-    with open(path, "w") as handle:
+    with open(path + ".tmp", "w") as handle:
         json.dump(payload, handle, indent=2, sort_keys=True, default=str)
+    os.replace(path + ".tmp", path)
     return path

@@ -14,7 +14,7 @@ def run_program(program, launch_type: str, backend) -> dict:
     write_json(program.run_dir, "config.json", program.config.to_dict())
     display = ProgressDisplay(period_s=float(program.config.runtime.progress_every_s))
     try:
-        supervisor = Supervisor(program, backend, display)
+        supervisor = Supervisor(program, backend, display, status_dir=program.run_dir)
         install_stop_handler(supervisor)
         summary = supervisor.run()
     finally:

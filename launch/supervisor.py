@@ -18,6 +18,7 @@ from launch.program import (
     build_queue,
     build_variable_server,
 )
+from launch.run_dir import write_json
 
 POLL_S = 0.5
 LEARNER_EXIT_TIMEOUT_S = 300.0
@@ -40,8 +41,9 @@ def is_process_death(error: BaseException) -> bool:
 
 
 class Supervisor:
-    def __init__(self, program: Program, backend, display=None):
+    def __init__(self, program: Program, backend, display=None, status_dir: str | None = None):
         self.program, self.backend, self.display = program, backend, display
+        self.status_dir = status_dir  # progress.json and nodes.json are written here
         self.stop_requested = threading.Event()
         self.restarts = 0
         self.queue = build_queue(program, backend)
@@ -53,14 +55,20 @@ class Supervisor:
         ]
         self.incarnations = [0] * len(self.actors)
 
-    def actor_pids(self) -> list[int]:
-        return [actor.call("pid") for actor in self.actors]
+    def node_pids(self) -> dict[str, int]:
+        """Process id of every node (the same pid for all under threads)."""
+        return {node.name: node.call("pid") for node in [self.learner, *self.actors]}
+
+    def _write_status(self, name: str, payload: dict) -> None:
+        if self.status_dir:
+            write_json(self.status_dir, name, payload)
 
     def run(self) -> dict:
         """Train until the learner finishes or a stop is requested; returns its summary."""
         self.learner.start()
         for actor in self.actors:
             actor.start(0)
+        self._write_status("nodes.json", self.node_pids())
         try:
             while not self.learner.done() and not self.stop_requested.is_set():
                 self._check_actors()
@@ -91,15 +99,16 @@ class Supervisor:
         self.incarnations[index] += 1
         logging.warning("%s died (%s); restarting", self.actors[index].name, type(error).__name__)
         self.actors[index].start(self.incarnations[index])
+        self._write_status("nodes.json", self.node_pids())
 
     def _show_progress(self) -> None:
-        if self.display is None:
-            return
         try:
             progress = self.learner.call("progress", timeout=5.0)
         except Exception:  # progress is best effort; failures surface through run()
             return
-        self.display.update(progress, self.restarts)
+        self._write_status("progress.json", progress | {"actor_restarts": self.restarts})
+        if self.display is not None:
+            self.display.update(progress, self.restarts)
 
     def _shutdown(self) -> dict:
         for node in [self.learner, *self.actors]:
