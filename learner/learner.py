@@ -156,6 +156,10 @@ class Learner:
             skipped_updates=jnp.zeros((), jnp.int32),
         )
 
+    def replicate(self, tree):
+        """Place a host pytree (e.g. a restored LearnerState) on every learner device."""
+        return jax.device_put(tree, NamedSharding(self.mesh, P()))
+
     def update(self, state: LearnerState, traj: Trajectory) -> tuple[LearnerState, dict]:
         """One PPO update on ``traj`` (``[T, B, ...]`` with the configured T and B).
 

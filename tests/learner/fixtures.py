@@ -1,12 +1,18 @@
 """Small synthetic EnvSpec / Observation / Trajectory builders shared by the learner tests."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from envs.types import EnvSpec, Observation
 from learner.config import default_learner_config
-from learner.types import Trajectory
+from learner.learner import Learner
+from learner.normalisation import init_norm_state
+from learner.types import LearnerState, Trajectory
+
+UNROLL, BATCH = 8, 4
 
 
 def tiny_spec() -> EnvSpec:
@@ -66,4 +72,32 @@ def random_trajectory(key: jax.Array, spec: EnvSpec, unroll: int, batch: int) ->
         truncated=truncated,
         truncation_value=jnp.where(truncated[..., None] & real, 0.5, 0.0),
         last_value=jnp.where(real[0], 0.25, 0.0) * jnp.ones((batch, a)),
+    )
+
+
+def step_config(**overrides):
+    """Batch geometry for the learner-step tests; shuffle_groups fixed so the maths does not
+    depend on the device count."""
+    base = dict(
+        unroll_length=UNROLL, batch_size=BATCH, minibatch_size=8, num_epochs=2, shuffle_groups=2
+    )
+    base.update(overrides)
+    return small_config(**base)
+
+
+@functools.cache
+def tiny_learner(num_devices: int) -> Learner:
+    """One learner per device count per test session (its step compiles once)."""
+    return Learner(step_config(), tiny_spec(), jax.devices()[:num_devices])
+
+
+def synthetic_state(step: int) -> LearnerState:
+    """A small LearnerState without networks (for checkpoint mechanics)."""
+    return LearnerState(
+        params={"w": jnp.arange(6.0).reshape(2, 3) * step, "b": jnp.full((3,), float(step))},
+        opt_state=(jnp.zeros((3,), jnp.int32) + step,),
+        norm_state=init_norm_state(tiny_spec()),
+        key=jnp.array([7, step], jnp.uint32),
+        update_step=jnp.asarray(step, jnp.int32),
+        skipped_updates=jnp.asarray(2 * step, jnp.int32),
     )

@@ -1,28 +1,16 @@
 """Learner step: 2 devices == 1 device, NaN batches change nothing, geometry errors."""
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from learner.learner import Learner, batch_geometry
+from tests.learner.fixtures import BATCH as B
+from tests.learner.fixtures import UNROLL as T
 from tests.learner.fixtures import random_trajectory, small_config, tiny_spec
-
-T, B = 8, 4
-
-
-def _config(**overrides):
-    # shuffle_groups fixed so the maths does not depend on the device count.
-    base = dict(unroll_length=T, batch_size=B, minibatch_size=8, num_epochs=2, shuffle_groups=2)
-    base.update(overrides)
-    return small_config(**base)
-
-
-@functools.cache
-def _learner(num_devices: int) -> Learner:
-    return Learner(_config(), tiny_spec(), jax.devices()[:num_devices])
+from tests.learner.fixtures import step_config as _config
+from tests.learner.fixtures import tiny_learner as _learner
 
 
 def _host(tree):

@@ -1,0 +1,154 @@
+"""Checkpoints: round trip, bit-exact resume, last-k-plus-best retention, kill during save."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+import pytest
+
+from learner.checkpoint import Checkpointer, restore_for_eval, spec_from_json, spec_to_json
+from learner.policy import make_policy
+from tests.learner.fixtures import (
+    BATCH,
+    UNROLL,
+    random_observation,
+    random_trajectory,
+    step_config,
+    synthetic_state,
+    tiny_learner,
+    tiny_spec,
+)
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _host(tree):
+    return jax.tree.map(np.asarray, jax.device_get(tree))
+
+
+def _assert_trees_equal(a, b):
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def _checkpointer(directory, **checkpoint_overrides):
+    config = step_config()
+    for name, value in checkpoint_overrides.items():
+        config.checkpoint[name] = value
+    return Checkpointer(directory, config, tiny_spec())
+
+
+def test_spec_json_round_trip():
+    spec = tiny_spec()
+    back = spec_from_json(spec_to_json(spec))
+    for name in spec._fields:
+        np.testing.assert_array_equal(getattr(back, name), getattr(spec, name))
+
+
+def test_resume_is_bit_exact_and_eval_restore_needs_only_the_directory(tmp_path):
+    learner = tiny_learner(1)
+    traj = random_trajectory(jax.random.key(1), tiny_spec(), UNROLL, BATCH)
+    state, _ = learner.update(learner.init(jax.random.key(0)), traj)
+    saved = _host(state)
+    checkpointer = _checkpointer(tmp_path / "ckpt")
+    assert checkpointer.save(state, {"eval/return": 1.5})
+    checkpointer.close()
+
+    reopened = _checkpointer(tmp_path / "ckpt")
+    restored = reopened.restore(learner.init(jax.random.key(99)))
+    reopened.close()
+    _assert_trees_equal(_host(restored), saved)
+    assert int(restored.update_step) == 1
+    # Training on from the restored state matches training on from the original.
+    next_a, _ = learner.update(restored, traj)
+    next_b, _ = learner.update(learner.replicate(saved), traj)
+    _assert_trees_equal(_host(next_a), _host(next_b))
+
+    config, params, norm_state, spec = restore_for_eval(tmp_path / "ckpt")
+    assert config.learner.hidden_size == step_config().hidden_size
+    _assert_trees_equal(_host(params), saved.params)
+    _assert_trees_equal(_host(norm_state), saved.norm_state)
+    policy = make_policy(config.learner, spec)
+    obs = random_observation(jax.random.key(3), spec, batch=2)
+    np.testing.assert_allclose(
+        policy.mode(params, norm_state, obs), policy.mode(saved.params, saved.norm_state, obs)
+    )
+
+
+def test_keeps_last_k_plus_best_and_saves_on_cadence(tmp_path):
+    checkpointer = _checkpointer(tmp_path / "ckpt", max_to_keep=2, save_every_updates=2)
+    assert not checkpointer.maybe_save(synthetic_state(1))
+    scores = {2: 1.0, 4: 5.0, 6: 2.0, 8: 3.0, 10: None, 12: None}
+    for step, score in scores.items():
+        metrics = None if score is None else {"eval/return": score}
+        assert checkpointer.maybe_save(synthetic_state(step), metrics)
+    checkpointer.close()
+    reopened = _checkpointer(tmp_path / "ckpt", max_to_keep=2)
+    # latest two (10, 12) plus the best by eval/return (4, score 5.0)
+    assert reopened.all_steps() == [4, 10, 12]
+    assert reopened.best_step() == 4
+    best = reopened.restore(synthetic_state(0), step=4)
+    reopened.close()
+    _assert_trees_equal(_host(best), _host(synthetic_state(4)))
+
+
+def test_missing_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        restore_for_eval(tmp_path / "nothing")
+
+
+CHILD = textwrap.dedent(
+    """
+    import asyncio, sys, time
+    sys.path.insert(0, {root!r})
+    from orbax.checkpoint._src.path import atomicity
+    from tests.learner.test_checkpoint import _checkpointer
+    from tests.learner.fixtures import synthetic_state
+
+    checkpointer = _checkpointer({directory!r})
+    checkpointer.save(synthetic_state(1))
+    checkpointer.manager.wait_until_finished()
+
+    async def hang(self, *args, **kwargs):  # the data is written; the commit never comes
+        print("WRITTEN", flush=True)
+        await asyncio.sleep(1000)
+
+    atomicity.AtomicRenameTemporaryPath.finalize = hang
+    atomicity.CommitFileTemporaryPath.finalize = hang
+    checkpointer.save(synthetic_state(2))
+    time.sleep(1000)
+    """
+)
+
+
+def test_kill_during_save_leaves_the_previous_checkpoint(tmp_path):
+    directory = str(tmp_path / "ckpt")
+    script = CHILD.format(root=REPO_ROOT, directory=directory)
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        line = child.stdout.readline()  # blocks until the second save has written its data
+        assert line.strip() == "WRITTEN", f"child did not reach the commit: {line!r}"
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+    leftovers = sorted(os.listdir(directory))
+    assert "1" in leftovers and "2" not in leftovers
+    assert any(name.startswith("2.") and "tmp" in name for name in leftovers), leftovers
+
+    checkpointer = _checkpointer(directory)
+    assert checkpointer.all_steps() == [1]
+    restored = checkpointer.restore(synthetic_state(0))
+    _assert_trees_equal(_host(restored), _host(synthetic_state(1)))
+    # Training resumes and saves step 2 again; the half-written save is cleaned away.
+    assert checkpointer.save(synthetic_state(2))
+    checkpointer.close()
+    assert sorted(os.listdir(directory)) == ["1", "2"]
