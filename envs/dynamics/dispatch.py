@@ -110,7 +110,7 @@ class Injections(NamedTuple):
     gen: jax.Array  # [G] MW generator output incl. primary response (0 when not energised)
     storage: jax.Array  # [S] MW battery output on energised buses
     served: jax.Array  # [N] MW load served (demand - shed on energised buses)
-    residual: jax.Array  # [] MW shortfall met by primary response
+    residual: jax.Array  # [] MW shortfall met by primary response (before the slack's share)
 
 
 def injections(energised, pg, p_storage, net_load, primary_weight, grid, devices):

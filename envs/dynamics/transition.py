@@ -81,7 +81,11 @@ def solve_with_protection(d: Dispatch, topo, state, params) -> Physics:
     served = jnp.where(energised, d.net_load, 0.0)
     shunt = jnp.sum(jnp.where(energised, grid.bus_gs, 0.0))
     slack = jnp.sum(served) + shunt - jnp.sum(gen) - jnp.sum(storage)
-    inj = dsp.Injections(solved.p_bus, gen, storage, served, solved.residual)
+    # Shortfall of the final energised system before primary response: what droop and slack
+    # actually covered (islands that split off in the last round took their share with them).
+    dispatched = jnp.sum(jnp.where(energised[grid.gen_bus], d.pg, 0.0)) + jnp.sum(storage)
+    shortfall = jnp.sum(served) + shunt - dispatched
+    inj = dsp.Injections(solved.p_bus, gen, storage, served, shortfall - slack)
     return Physics(in_service, flow.flow_mw, flow.theta, energised, inj, slack)
 
 

@@ -1,0 +1,221 @@
+"""GridEnv on ieee14: jit + vmap episodes, spec checks, conservation, islands, cascades, resets.
+
+One vmapped step and one vmapped reset are compiled for the whole module (short horizon so
+auto-reset happens inside the episodes); every test reuses them with edited states/params.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from envs.config import default_env_config
+from envs.env import INFO_KEYS, make_env
+from envs.types import Observation
+
+BATCH = 4
+HORIZON = 8
+
+
+@pytest.fixture(scope="module")
+def setup():
+    config = default_env_config()
+    config.case = "ieee14"
+    config.horizon = HORIZON
+    config.scenario = "normal"
+    env, params = make_env(config)
+    reset = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))
+    step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
+    return env, params, env.spec(params), reset, step
+
+
+def _keys(seed, n=BATCH):
+    return jax.random.split(jax.random.PRNGKey(seed), n)
+
+
+def _random_actions(key, spec):
+    return jax.random.uniform(
+        key, (BATCH, spec.num_agents, spec.action_dim), minval=-1.0, maxval=1.0
+    )
+
+
+def _calm_actions(spec):
+    """No shedding, full renewables, idle batteries, units at mid-range setpoints."""
+    return jnp.zeros((BATCH, spec.num_agents, spec.action_dim))
+
+
+def _batch_of(state, index=0):
+    return jax.tree_util.tree_map(lambda x: x[index], state)
+
+
+def test_spec_matches_observations_and_actions(setup):
+    _, params, spec, reset, _ = setup
+    obs, _ = reset(_keys(0), params)
+    assert isinstance(obs, Observation)
+    assert obs.agent_obs.shape == (BATCH, spec.num_agents, spec.obs_dim)
+    assert obs.global_state.shape == (BATCH, spec.global_dim)
+    assert spec.action_mask.shape == (spec.num_agents, spec.action_dim)
+    assert spec.agent_type.shape == (spec.num_agents,)
+    assert spec.agent_mask.all() and spec.action_mask.any(axis=1).all()
+    assert len(spec.agent_type_gamma) == spec.num_agent_types == len(spec.agent_type_names)
+    assert np.isfinite(np.asarray(obs.agent_obs)).all()
+
+
+def test_random_episodes_are_finite_bounded_and_reset(setup):
+    _, params, spec, reset, step = setup
+    obs, state = reset(_keys(1), params)
+    key = jax.random.PRNGKey(2)
+    dones = 0
+    for _ in range(2 * HORIZON + 2):
+        key, key_a, key_s = jax.random.split(key, 3)
+        obs, state, reward, term, trunc, info = step(
+            jax.random.split(key_s, BATCH), state, _random_actions(key_a, spec), params
+        )
+        assert reward.shape == (BATCH, spec.num_agents)
+        assert np.isfinite(np.asarray(reward)).all()
+        assert (np.asarray(reward) >= -10.0).all() and (np.asarray(reward) <= 1.0).all()
+        assert set(INFO_KEYS) | {"final_obs"} == set(info)
+        for name in INFO_KEYS:
+            assert info[name].shape == (BATCH,) and np.isfinite(np.asarray(info[name])).all()
+        assert np.isfinite(np.asarray(obs.agent_obs)).all()
+        dones += int(np.sum(np.asarray(term | trunc)))
+        assert (np.asarray(state.t) <= HORIZON).all()
+    assert dones >= BATCH  # every grid finished at least one episode
+
+
+def _kcl_mismatch(state, params):
+    """Per-bus (flow out - injection) for one grid, MW; the slack bus is included."""
+    grid = params.grid
+    served = jnp.where(state.energised, state.demand - state.shed, 0.0)
+    p_bus = grid.gen_to_bus @ state.pg - served
+    p_bus = p_bus.at[params.devices.storage_bus].add(state.storage_p)
+    p_bus = p_bus - jnp.where(state.energised, grid.bus_gs, 0.0)
+    flow_out = grid.branch_bus.T @ state.flow
+    return np.asarray(flow_out - p_bus)
+
+
+def test_power_balance_and_kcl_every_step(setup):
+    _, params, spec, reset, step = setup
+    _, state = reset(_keys(3), params)
+    key = jax.random.PRNGKey(4)
+    slack = params.grid.slack
+    for _ in range(HORIZON - 1):
+        key, key_a, key_s = jax.random.split(key, 3)
+        _, state, _, _, _, info = step(
+            jax.random.split(key_s, BATCH), state, _random_actions(key_a, spec), params
+        )
+        supply = info["gen_mw"] + info["storage_mw"] + info["slack_mw"]
+        demand = info["served_mw"] + info["shunt_mw"]
+        np.testing.assert_allclose(supply, demand, atol=0.05, rtol=1e-4)
+        for b in range(BATCH):
+            grid_state = _batch_of(state, b)
+            mismatch = _kcl_mismatch(grid_state, params)
+            energised = np.asarray(grid_state.energised)
+            others = energised & (np.arange(params.grid.n_bus) != slack)
+            np.testing.assert_allclose(mismatch[others], 0.0, atol=0.05)
+            # the slack bus sends out exactly what it generates plus the slack pickup
+            np.testing.assert_allclose(mismatch[slack], float(info["slack_mw"][b]), atol=0.05)
+
+
+def test_same_key_same_trajectory_different_key_differs(setup):
+    _, params, spec, reset, step = setup
+
+    def run(seed):
+        obs, state = reset(_keys(seed), params)
+        out = []
+        key = jax.random.PRNGKey(seed + 100)
+        for _ in range(3):
+            key, key_a, key_s = jax.random.split(key, 3)
+            obs, state, *_ = step(
+                jax.random.split(key_s, BATCH), state, _random_actions(key_a, spec), params
+            )
+            out.append(np.asarray(obs.global_state))
+        return np.stack(out)
+
+    np.testing.assert_array_equal(run(5), run(5))
+    assert not np.allclose(run(5), run(6))
+
+
+def test_truncation_at_horizon_returns_final_obs(setup):
+    _, params, spec, reset, step = setup
+    obs, state = reset(_keys(7), params)
+    actions = _calm_actions(spec)
+    for i in range(HORIZON):
+        obs, state, _, term, trunc, info = step(_keys(100 + i), state, actions, params)
+        if i < HORIZON - 1:
+            assert not np.asarray(trunc).any()
+            np.testing.assert_array_equal(info["final_obs"].global_state, obs.global_state)
+    assert np.asarray(trunc | term).all()
+    final_t = np.asarray(info["final_obs"].global_state[:, -1])  # last feature: t / horizon
+    np.testing.assert_allclose(final_t[np.asarray(trunc)], 1.0)
+    np.testing.assert_array_equal(np.asarray(state.t), 0)
+    np.testing.assert_allclose(np.asarray(obs.global_state[:, -1]), 0.0)
+
+
+def test_lost_generation_beyond_reserves_collapses_frequency_and_terminates(setup):
+    _, params, spec, reset, step = setup
+    _, state = reset(_keys(8), params)
+    # every conventional unit trips and demand doubles: renewables (200 MW) cannot carry it
+    conventional = np.flatnonzero(~np.asarray(params.devices.is_renewable))
+    state = _force_outages(state, [int(g) for g in conventional], start=1, kind=2)
+    state = state.replace(episode=state.episode.replace(load_scale=jnp.full((BATCH,), 2.0)))
+    _, new_state, reward, term, _, info = step(_keys(9), state, _calm_actions(spec), params)
+    freq = np.asarray(info["freq_dev_hz"])
+    dark = np.asarray(info["served_fraction"]) < params.consts.blackout_served_fraction
+    assert (freq <= 0.0).all()
+    assert ((freq < -params.consts.freq_collapse_hz) | dark).all()
+    assert (freq < -params.consts.freq_collapse_hz).any()
+    assert np.asarray(term).all()
+    np.testing.assert_allclose(np.asarray(reward), params.consts.blackout_penalty)
+    np.testing.assert_array_equal(np.asarray(new_state.t), 0)  # auto-reset
+
+
+def _force_outages(state, elements, start, kind=1):
+    """Schedule outages (kind 1 branch, 2 generator) from step ``start`` in every grid."""
+    n = len(elements)
+    slots = state.episode.event_time.shape[-1]
+    pad = slots - n
+    fill = lambda values, empty: jnp.tile(  # noqa: E731
+        jnp.asarray(list(values) + [empty] * pad, jnp.int32), (BATCH, 1)
+    )
+    episode = state.episode.replace(
+        event_time=fill([start] * n, -1),
+        event_kind=fill([kind] * n, 0),
+        event_index=fill(elements, 0),
+        event_duration=fill([100] * n, 0),
+        line_failure_rate=jnp.zeros((BATCH,)),
+    )
+    return state.replace(episode=episode)
+
+
+def _branches_of_bus(params, bus):
+    grid = params.grid
+    f, t = np.asarray(grid.branch_from), np.asarray(grid.branch_to)
+    return [int(i) for i in np.flatnonzero((f == bus) | (t == bus))]
+
+
+def test_islanded_load_is_unserved_without_nan(setup):
+    _, params, spec, reset, step = setup
+    _, state = reset(_keys(10), params)
+    bus = 13  # ieee14 bus 14: a load bus with two branches
+    state = _force_outages(state, _branches_of_bus(params, bus), start=1)
+    obs, state, reward, _, _, info = step(_keys(11), state, _calm_actions(spec), params)
+    assert not np.asarray(state.energised[:, bus]).any()
+    lost = np.asarray(state.demand[:, bus]) * params.consts.step_hours
+    np.testing.assert_allclose(np.asarray(info["unserved_energy_mwh"]), lost, rtol=1e-4)
+    assert (np.asarray(info["served_fraction"]) < 1.0).all()
+    for leaf in jax.tree_util.tree_leaves((obs, state, reward, info)):
+        assert np.isfinite(np.asarray(leaf, np.float64)).all()
+
+
+def test_overloaded_branch_trips_and_starts_its_cooldown(setup):
+    _, params, spec, reset, step = setup
+    _, state = reset(_keys(12), params)
+    target = int(np.argmax(np.abs(np.asarray(state.flow[0]))))
+    rating = params.grid.branch_rating.at[target].set(1.0)  # any flow is > 150%
+    weak = params.replace(grid=params.grid.replace(branch_rating=rating))
+    _, state, _, _, _, info = step(_keys(13), state, _calm_actions(spec), weak)
+    assert np.asarray(info["trips"] >= 1).all()
+    assert not np.asarray(state.branch_in_service[:, target]).any()
+    assert (np.asarray(state.branch_cooldown[:, target]) == params.consts.reconnect_steps).all()
+    assert np.asarray(state.flow[:, target] == 0.0).all()
