@@ -1,0 +1,275 @@
+"""Evaluate a trained checkpoint against baselines and the perfect-foresight oracle.
+
+    python -m launch.evaluate --checkpoint=RUN_DIR[/checkpoints[/STEP]] \\
+        [--scenarios=all|normal,peak_demand,...] [--episodes=4] [--horizon=96] \\
+        [--report_dir=RUN_DIR/eval] [--render_episode=K]
+
+Everything comes from the checkpoint directory: the experiment config (environment and
+learner) and the policy parameters with the observation normaliser
+(``learner.checkpoint.restore_for_eval``). Every scenario runs on fixed held-out reset keys
+(``envs.scenarios.eval_keys``); the policy (deterministic mode), the baselines and the oracle
+see exactly the same episodes. The policy and the baselines run in one compiled batched
+rollout (``envs.baselines.rollout``: vmap over episodes, scan over time, the method picked
+by ``lax.switch``); the myopic OPF baseline solves its LPs on the host through
+``pure_callback`` and the oracle solves one LP per episode on the host, so the defaults keep
+episodes few and short (``--horizon`` steps from each episode's start).
+
+Writes ``evaluation.json`` and ``evaluation.txt`` (per scenario: mean cost, optimality gap
+= cost / oracle cost - 1 in %, unserved energy, overload steps, trips, frequency violations,
+blackouts) and the HTML report with its figures (``launch.report``) to ``--report_dir``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+
+from envs import baselines, oracle, scenarios
+from envs.env import GridEnv, make_env
+
+BASELINES = {
+    "do_nothing": baselines.do_nothing,
+    "proportional": baselines.proportional,
+    "myopic_opf": baselines.myopic_opf,
+}
+TABLE_METRICS = (
+    "cost",
+    "gap_percent",
+    "unserved_mwh",
+    "overload_steps",
+    "trips",
+    "freq_violations",
+    "blackouts",
+)
+
+_CHECKPOINT = flags.DEFINE_string(
+    "checkpoint", None, "Run directory, its checkpoints/ folder, or one checkpoint step folder."
+)
+_SCENARIOS = flags.DEFINE_string("scenarios", "all", "'all' or a comma-separated list.")
+_EPISODES = flags.DEFINE_integer("episodes", 4, "Held-out episodes per scenario.")
+_HORIZON = flags.DEFINE_integer("horizon", 96, "Steps per episode (0 = the env's horizon).")
+_BASELINES = flags.DEFINE_string(
+    "baselines", ",".join(BASELINES), "Comma-separated baselines ('' for none)."
+)
+_ORACLE = flags.DEFINE_bool("oracle", True, "Solve the perfect-foresight oracle per episode.")
+_REPORT_DIR = flags.DEFINE_string("report_dir", None, "Output folder (default RUN_DIR/eval).")
+_RENDER_EPISODE = flags.DEFINE_integer(
+    "render_episode", -1, "Write an animated GIF of this episode of the first scenario."
+)
+_BEST = flags.DEFINE_bool("best", False, "Restore the best checkpoint instead of the latest.")
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> tuple[Path, int | None, Path]:
+    """``(checkpoint directory, step or None, run directory)`` for any accepted path."""
+    path = Path(path).expanduser().resolve()
+    if not path.is_dir():
+        raise FileNotFoundError(f"--checkpoint {path} is not a directory")
+    if path.name.isdigit() and (path / "params").exists():
+        return path.parent, int(path.name), _run_dir_of(path.parent)
+    if (path / "checkpoints").is_dir():
+        return path / "checkpoints", None, path
+    return path, None, _run_dir_of(path)
+
+
+def _run_dir_of(checkpoint_dir: Path) -> Path:
+    return checkpoint_dir.parent if checkpoint_dir.name == "checkpoints" else checkpoint_dir
+
+
+def load_policy(checkpoint_dir: Path, step: int | None, best: bool = False):
+    """``(config, act_fn, policy_args)`` from the checkpoint alone (deterministic actions)."""
+    from learner.checkpoint import restore_for_eval
+    from learner.policy import make_policy
+
+    config, params, norm_state, spec = restore_for_eval(checkpoint_dir, step=step, best=best)
+    if "env" not in config:
+        raise ValueError(f"checkpoint {checkpoint_dir} stores no env config (config.env)")
+    policy = make_policy(config.learner, spec)
+
+    def act(obs, state, key, args):
+        del state, key
+        return policy.mode(args[0], args[1], obs)
+
+    return config, spec, act, (params, norm_state)
+
+
+def check_spec(env_spec, stored_spec) -> None:
+    """The rebuilt environment must match the one the policy was trained on."""
+    for name in ("num_agents", "obs_dim", "global_dim", "action_dim"):
+        if getattr(env_spec, name) != getattr(stored_spec, name):
+            raise ValueError(
+                f"environment {name}={getattr(env_spec, name)} differs from the checkpoint's "
+                f"{getattr(stored_spec, name)}: the env config does not reproduce training"
+            )
+
+
+def scenario_list(selection: str) -> tuple[str, ...]:
+    names = scenarios.scenario_names()
+    if selection.strip() in ("", "all"):
+        return names
+    chosen = tuple(s.strip() for s in selection.split(",") if s.strip())
+    unknown = [s for s in chosen if s not in names]
+    if unknown:
+        raise ValueError(f"unknown scenarios {unknown}; allowed: all or {', '.join(names)}")
+    return chosen
+
+
+def baseline_list(selection: str) -> tuple[str, ...]:
+    chosen = tuple(s.strip() for s in selection.split(",") if s.strip())
+    unknown = [s for s in chosen if s not in BASELINES]
+    if unknown:
+        raise ValueError(f"unknown baselines {unknown}; allowed: {', '.join(BASELINES)}")
+    return chosen
+
+
+def oracle_metrics(solutions, dt_hours: float) -> dict[str, np.ndarray]:
+    """Per-episode totals of the oracle's dispatches, in the units of ``episode_metrics``."""
+    n_steps = np.array([len(s.step_cost) for s in solutions], float)
+    zeros = np.zeros(len(solutions))
+    return {
+        "cost": np.array([s.total_cost for s in solutions]),
+        "gen_cost": np.array([np.sum(s.generation_cost_per_h) * dt_hours for s in solutions]),
+        "unserved_mwh": np.array([np.sum(s.shed_mw) * dt_hours for s in solutions]),
+        "shed_mwh": np.array([np.sum(s.shed_mw) * dt_hours for s in solutions]),
+        "overload_steps": zeros,
+        "trips": zeros,
+        "freq_violations": zeros,
+        "blackouts": zeros,
+        "steps": n_steps,
+        "solve_seconds": np.array([s.solve_seconds for s in solutions]),
+    }
+
+
+def evaluate_scenario(env_params, methods, policy_args, scenario, episodes, horizon, with_oracle):
+    """``({method: per-episode metrics}, {method: Rollout})`` for one scenario.
+
+    ``methods`` is an ordered {name: ActFn}; its values' tuple must be the same object for
+    every scenario so the rollout compiles once.
+    """
+    policies = tuple(methods.values())
+    keys = scenarios.eval_keys(scenario, episodes)
+    scenario_index = jnp.int32(scenarios.scenario_id(scenario))
+    metrics, records = {}, {}
+    for i, name in enumerate(methods):
+        record = baselines.rollout(
+            env_params, policies, jnp.int32(i), keys, scenario_index, horizon, policy_args
+        )
+        records[name] = jax.device_get(record)
+        metrics[name] = baselines.episode_metrics(records[name], env_params)
+    if with_oracle:
+        model = oracle.dispatch_model(env_params)
+        first = records[next(iter(methods))]
+        solutions = [
+            oracle.solve_oracle(model, baselines.oracle_inputs(first, b)) for b in range(episodes)
+        ]
+        metrics["oracle"] = oracle_metrics(solutions, env_params.consts.step_hours)
+    return metrics, records
+
+
+def summarise(metrics: dict[str, dict[str, np.ndarray]]) -> dict[str, dict]:
+    """Means over episodes per method, the optimality gap against the oracle, per-episode cost."""
+    reference = metrics.get("oracle", {}).get("cost")
+    out = {}
+    for name, values in metrics.items():
+        row = {k: float(np.mean(v)) for k, v in values.items()}
+        if reference is not None:
+            gaps = values["cost"] / np.maximum(reference, 1e-9) - 1.0
+            row["gap_percent"] = float(100.0 * np.mean(gaps))
+        else:
+            row["gap_percent"] = float("nan")
+        row["episode_cost"] = [float(c) for c in values["cost"]]
+        out[name] = row
+    return out
+
+
+def format_table(results: dict) -> str:
+    """Plain-text table: one block per scenario, one row per method."""
+    header = f"{'method':<14}" + "".join(f"{m:>17}" for m in TABLE_METRICS)
+    lines = []
+    for scenario, rows in results["scenarios"].items():
+        lines += [f"scenario: {scenario}", header, "-" * len(header)]
+        for method, row in rows.items():
+            cells = "".join(f"{row.get(m, float('nan')):>17.2f}" for m in TABLE_METRICS)
+            lines.append(f"{method:<14}{cells}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def run_evaluation(
+    checkpoint: str | os.PathLike,
+    scenario_names: tuple[str, ...] | None = None,
+    episodes: int = 4,
+    horizon: int = 96,
+    baseline_names: tuple[str, ...] = tuple(BASELINES),
+    with_oracle: bool = True,
+    report_dir: str | os.PathLike | None = None,
+    render_episode: int = -1,
+    best: bool = False,
+) -> dict:
+    """Evaluate, write ``evaluation.json``/``.txt`` and the report; returns the results dict."""
+    from launch import report
+
+    if episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    checkpoint_dir, step, run_dir = resolve_checkpoint(checkpoint)
+    config, spec, act, policy_args = load_policy(checkpoint_dir, step, best)
+    _, env_params = make_env(config.env)
+    check_spec(GridEnv().spec(env_params), spec)
+    full = env_params.consts.horizon
+    horizon = full if horizon <= 0 else min(horizon, full)
+    if not 0 <= render_episode < episodes and render_episode != -1:
+        raise ValueError(f"--render_episode must be in [0, {episodes}), got {render_episode}")
+    methods = {"policy": act, **{b: BASELINES[b](env_params) for b in baseline_names}}
+    scenario_names = scenario_names or scenarios.scenario_names()
+    results = {
+        "checkpoint": str(checkpoint_dir),
+        "step": step,
+        "case": str(config.env.case),
+        "horizon": horizon,
+        "episodes": episodes,
+        "scenarios": {},
+    }
+    shown = None
+    for scenario in scenario_names:
+        metrics, records = evaluate_scenario(
+            env_params, methods, policy_args, scenario, episodes, horizon, with_oracle
+        )
+        results["scenarios"][scenario] = summarise(metrics)
+        shown = shown or (scenario, records)
+    report_dir = Path(report_dir) if report_dir else run_dir / "eval"
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / "evaluation.json").write_text(json.dumps(results, indent=2))
+    (report_dir / "evaluation.txt").write_text(format_table(results))
+    episode = max(render_episode, 0)
+    report.write_report(report_dir, results, env_params, shown[0], shown[1], episode, run_dir)
+    if render_episode >= 0:
+        report.write_episode_gif(report_dir, env_params, shown[0], shown[1]["policy"], episode)
+    return results
+
+
+def main(argv) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if not _CHECKPOINT.value:
+        raise app.UsageError("--checkpoint is required (a run directory or checkpoint folder)")
+    results = run_evaluation(
+        _CHECKPOINT.value,
+        scenario_list(_SCENARIOS.value),
+        _EPISODES.value,
+        _HORIZON.value,
+        baseline_list(_BASELINES.value),
+        _ORACLE.value,
+        _REPORT_DIR.value,
+        _RENDER_EPISODE.value,
+        _BEST.value,
+    )
+    print(format_table(results))
+
+
+if __name__ == "__main__":
+    app.run(main)

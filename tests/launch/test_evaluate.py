@@ -1,0 +1,109 @@
+"""Evaluation CLI: from a checkpoint directory alone to the table, JSON, figures and HTML."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+from matplotlib import image as mpimg
+
+from envs.config import default_env_config
+from envs.env import make_env
+from launch import evaluate, report
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _tiny_checkpoint(run_dir):
+    """A freshly initialised policy saved with the learner's own checkpointer."""
+    import ml_collections
+
+    from learner.checkpoint import Checkpointer
+    from learner.config import default_learner_config
+    from learner.learner import Learner
+
+    config = ml_collections.ConfigDict()
+    config.env = default_env_config()
+    config.env.horizon = 8
+    config.learner = default_learner_config()
+    config.learner.update(
+        unroll_length=4, batch_size=2, minibatch_size=4, num_epochs=1, hidden_size=16,
+        num_heads=2, num_encoder_layers=1, num_attention_layers=1,
+    )  # fmt: skip
+    env, env_params = make_env(config.env)
+    spec = env.spec(env_params)
+    state = Learner(config.learner, spec, jax.devices()[:1]).init(jax.random.key(0))
+    checkpointer = Checkpointer(run_dir / "checkpoints", config.learner, spec, config)
+    checkpointer.save(state.replace(update_step=state.update_step + 1))
+    checkpointer.close()
+    return run_dir
+
+
+def _write_training_events(run_dir):
+    tensorboardx = pytest.importorskip("tensorboardX")
+    writer = tensorboardx.SummaryWriter(str(run_dir / "tensorboard"))
+    for step in range(3):
+        writer.add_scalar("train/episode_return", float(step), step)
+    writer.close()
+
+
+def assert_real_png(path):
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE and len(data) > 5_000
+    assert np.var(mpimg.imread(path)[..., :3]) > 1e-4
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    run_dir = _tiny_checkpoint(tmp_path_factory.mktemp("run"))
+    _write_training_events(run_dir)
+    results = evaluate.run_evaluation(
+        run_dir, ("normal", "cascading_failure"), episodes=2, horizon=6,
+        baseline_names=("do_nothing", "myopic_opf"), render_episode=1,
+    )  # fmt: skip
+    return run_dir, results
+
+
+def test_evaluation_runs_from_the_directory_alone(evaluated):
+    run_dir, _ = evaluated
+    stored = json.loads((run_dir / "eval" / "evaluation.json").read_text())
+    assert stored["scenarios"].keys() == {"normal", "cascading_failure"}
+    for rows in stored["scenarios"].values():
+        assert set(rows) == {"policy", "do_nothing", "myopic_opf", "oracle"}
+        assert rows["oracle"]["gap_percent"] == pytest.approx(0.0, abs=1e-9)
+        for method in ("policy", "do_nothing", "myopic_opf"):
+            assert len(rows[method]["episode_cost"]) == 2
+            assert rows[method]["steps"] == 6 or rows[method]["blackouts"] > 0
+            # The oracle is a lower bound of every causal operator on these episodes.
+            assert rows[method]["gap_percent"] > -1e-3
+    table = (run_dir / "eval" / "evaluation.txt").read_text()
+    assert "cascading_failure" in table and "myopic_opf" in table
+
+
+def test_report_has_every_figure_and_the_html_references_them(evaluated):
+    run_dir, _ = evaluated
+    folder = run_dir / "eval"
+    page = (folder / "report.html").read_text()
+    for name in report.FIGURES:
+        assert_real_png(folder / f"{name}.png")
+        assert f'src="{name}.png"' in page
+    assert (folder / "episode_normal_1.gif").read_bytes()[:3] == b"GIF"
+
+
+def test_checkpoint_paths_resolve_to_the_run(evaluated):
+    run_dir, _ = evaluated
+    step_dirs = [p for p in (run_dir / "checkpoints").iterdir() if p.name.isdigit()]
+    for path in (run_dir, run_dir / "checkpoints", step_dirs[0]):
+        checkpoint_dir, _, resolved_run = evaluate.resolve_checkpoint(path)
+        assert checkpoint_dir == (run_dir / "checkpoints").resolve()
+        assert resolved_run == run_dir.resolve()
+    with pytest.raises(FileNotFoundError, match="not a directory"):
+        evaluate.resolve_checkpoint(run_dir / "missing")
+
+
+def test_bad_selections_are_rejected():
+    with pytest.raises(ValueError, match="unknown scenarios"):
+        evaluate.scenario_list("normal,blizzard")
+    with pytest.raises(ValueError, match="unknown baselines"):
+        evaluate.baseline_list("do_nothing,coin_flip")
+    assert evaluate.scenario_list("all") == evaluate.scenarios.scenario_names()
