@@ -1,0 +1,166 @@
+"""Agent layouts: shapes, masks, device coverage, partitions, and the action scatter."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from envs import layouts
+from envs.case import load_case
+from envs.config import default_env_config
+from envs.dynamics.dispatch import decode_controls
+from envs.grid import build_grid, generation_cost
+from envs.state import build_params
+
+
+def _params(case, layout):
+    config = default_env_config()
+    config.case = case
+    config.layout = layout
+    grid = build_grid(load_case(case))
+    return build_params(config, load_case(case), grid, generation_cost)
+
+
+@pytest.fixture(scope="module", params=["ieee14", "ieee118"])
+def case_params(request):
+    case = request.param
+    return {name: _params(case, name) for name in layouts.layout_names()}
+
+
+def _dims(params):
+    grid = params.grid
+    return grid.n_gen, int(params.devices.storage_bus.shape[0]), grid.n_bus
+
+
+def _controlled(params, agents):
+    """Control-vector slots driven by the given agents (dummy slot removed)."""
+    layout = params.layout
+    index = np.asarray(layout.ctrl_index)[agents]
+    mask = np.asarray(layout.action_mask)[agents]
+    return index[mask]
+
+
+def test_masks_and_indices_are_consistent(case_params):
+    for name, params in case_params.items():
+        layout = params.layout
+        n_gen, n_storage, n_bus = _dims(params)
+        total = n_gen + n_storage + n_bus + layout.group_to_device.shape[0] + layout.n_signals
+        ctrl = np.asarray(layout.ctrl_index)
+        np.testing.assert_array_equal(np.asarray(layout.action_mask), ctrl != total, name)
+        assert (ctrl >= 0).all() and (ctrl <= total).all()
+        assert np.asarray(layout.action_mask).any(axis=1).all(), f"{name}: idle agent"
+        feature_dim = int(np.asarray(layout.obs_index).max())
+        assert feature_dim <= _feature_count(params)
+        assert layout.agent_const.shape[0] == ctrl.shape[0]
+        assert len(layout.agent_type_gamma) == len(layout.agent_type_names)
+
+
+def _feature_count(params):
+    inp_counts = layouts.LayoutInputs(
+        n_bus=params.grid.n_bus,
+        n_branch=params.grid.n_branch,
+        n_gen=params.grid.n_gen,
+        n_storage=int(params.devices.storage_bus.shape[0]),
+        branch_from=None,
+        branch_to=None,
+        branch_x=None,
+        gen_bus=None,
+        storage_bus=None,
+        bus_has_load=None,
+        is_renewable=None,
+        n_regions=params.layout.n_regions,
+        reward_weights=(),
+    )
+    return layouts.feature_blocks(inp_counts)["total"][0]
+
+
+def test_every_device_has_exactly_one_operating_agent(case_params):
+    for name, params in case_params.items():
+        layout = params.layout
+        n_gen, n_storage, _n_bus = _dims(params)
+        names = layout.agent_type_names
+        types = np.asarray(layout.agent_type)
+        operating = [a for a in range(len(types)) if names[types[a]] not in ("strategic", "safety")]
+        slots = _controlled(params, operating)
+        assert len(slots) == len(set(slots.tolist())), f"{name}: a device has two owners"
+        loads = np.flatnonzero(np.asarray(params.grid.bus_pd) > 0)
+        expected = set(range(n_gen + n_storage)) | {n_gen + n_storage + b for b in loads}
+        assert set(slots.tolist()) == expected, name
+
+
+def test_hierarchical_roles_and_horizons(case_params):
+    params = case_params["hierarchical"]
+    layout = params.layout
+    names, types = layout.agent_type_names, np.asarray(layout.agent_type)
+    assert names == ("strategic", "operational", "safety")
+    assert layout.agent_type_gamma == (0.99, 0.9, 0.0)
+    np.testing.assert_array_equal(np.bincount(types), [1, layout.n_regions, 1])
+    n_gen, n_storage, n_bus = _dims(params)
+    n_device = n_gen + n_storage + n_bus
+    strategic = _controlled(params, [0])
+    safety = _controlled(params, [len(types) - 1])
+    n_group = layout.group_to_device.shape[0]
+    assert (strategic >= n_device + n_group).all()  # signals only
+    assert ((safety >= n_device) & (safety < n_device + n_group)).all()  # regional overrides
+    # the safety agent's groups reach every load bus and every generator
+    reach = np.asarray(layout.group_to_device).sum(axis=0)
+    loads = np.asarray(params.grid.bus_pd) > 0
+    assert (reach[:n_gen] == 1).all()
+    assert (reach[n_gen + n_storage :][loads] == 1).all()
+
+
+def test_per_node_types_follow_the_devices_at_the_bus(case_params):
+    params = case_params["per_node"]
+    layout = params.layout
+    names = layout.agent_type_names
+    n_gen, n_storage, _n_bus = _dims(params)
+    for agent, type_index in enumerate(np.asarray(layout.agent_type)):
+        slots = _controlled(params, [agent])
+        kinds = {
+            "gen" if s < n_gen else "storage" if s < n_gen + n_storage else "shed" for s in slots
+        }
+        expected = {
+            "consumer": {"shed"},
+            "producer": {"gen"},
+            "battery": {"storage"},
+        }.get(names[type_index])
+        if expected is not None:
+            assert kinds == expected
+        else:
+            assert len(kinds) >= 2  # prosumer: load plus generation or storage
+
+
+def test_spectral_partition_is_balanced_and_covers_all_buses():
+    grid = build_grid(load_case("ieee118"))
+    args = (grid.n_bus, np.asarray(grid.branch_from), np.asarray(grid.branch_to))
+    region = layouts.spectral_partition(*args, np.asarray(grid.branch_x), 4)
+    sizes = np.bincount(region, minlength=4)
+    assert sizes.sum() == grid.n_bus and sizes.min() >= grid.n_bus // 4 - 1
+    # regions are ordered by their lowest bus and the split is reproducible
+    firsts = [int(np.flatnonzero(region == k)[0]) for k in range(4)]
+    assert firsts == sorted(firsts)
+    again = layouts.spectral_partition(*args, np.asarray(grid.branch_x), 4)
+    np.testing.assert_array_equal(region, again)
+    with pytest.raises(ValueError, match="regions"):
+        layouts.spectral_partition(*args, np.asarray(grid.branch_x), 0)
+
+
+def test_action_scatter_drives_only_the_mapped_device():
+    params = _params("ieee14", "per_node")
+    layout = params.layout
+    n_gen, n_storage, n_bus = _dims(params)
+    ctrl = np.asarray(layout.ctrl_index)
+    mask = np.asarray(layout.action_mask)
+    agent, dim = np.argwhere(mask)[-1]  # some agent's last real dimension
+    action = jnp.zeros(ctrl.shape).at[agent, dim].set(0.7)
+    # padded dimensions are ignored even when set
+    action = jnp.where(jnp.asarray(mask), action, 0.9)
+    controls = decode_controls(action, layout, n_gen, n_storage, n_bus)
+    flat = np.concatenate([controls.gen, controls.storage, controls.shed])
+    expected = np.zeros_like(flat)
+    expected[ctrl[agent, dim]] = 0.7
+    np.testing.assert_allclose(flat, expected, atol=1e-6)
+
+
+def test_unknown_layout_is_a_clear_error():
+    with pytest.raises(ValueError, match="per_node"):
+        layouts.build_layout("ring", None)
