@@ -110,7 +110,7 @@ def test_resets_follow_the_configured_scenario_and_peak_serves_more(env_params):
     _, peak = reset(keys, params, scenarios.scenario_id("peak_demand"))
     _, normal = reset(keys, params, scenarios.scenario_id("normal"))
     assert float(jnp.sum(peak.demand)) > float(jnp.sum(normal.demand))
-    _, drawn = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
+    _, drawn = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(keys, params)
     np.testing.assert_array_equal(drawn.episode.scenario_id, scenarios.scenario_id("peak_demand"))
 
 
