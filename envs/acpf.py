@@ -1,14 +1,24 @@
 """AC power flow in JAX: Newton–Raphson in polar coordinates, batched.
 
 Follows MATPOWER's ``makeYbus``/``newtonpf``/``pfsoln``: unknowns are the voltage
-angles of PV and PQ buses and the magnitudes of PQ buses; the Jacobian is
-formed densely from ``dS/dVa`` and ``dS/dVm``. Every grid of a batch iterates
-until its own mismatch is below ``tol`` (then it is frozen) or ``max_iter`` is
+angles of PV and PQ buses and the magnitudes of PQ buses; the Jacobian entries
+are MATPOWER's ``dS/dVa`` and ``dS/dVm``. Every grid of a batch iterates until
+its own mismatch is below ``tol`` (then it is frozen) or ``max_iter`` is
 reached. Reactive limits are reported, not enforced (no PV→PQ switching).
 
-Per-grid branch outages rebuild the admittance matrix from the mask. Buses cut
-off from the slack are left out of the equations and reported with zero
-voltage; flows on dead or outaged branches are zero.
+The Jacobian is sparse and its pattern depends on the topology only, so
+:func:`jacobian_structure` orders the unknowns once (minimum degree on the bus
+graph, each bus's angle and magnitude together), computes the fill of the LU
+factors and the index arrays of every elimination step. Each Newton step then
+assembles the Jacobian values straight into that pattern and factorises them
+with a ``lax.scan`` over the pivots, every step a small gather/outer
+product/scatter over the whole batch (no pivoting: the polar power-flow
+Jacobian has dominant diagonal 2×2 blocks). Internally arrays are laid out
+[entries, batch] so that each gather copies contiguous rows.
+
+Per-grid branch outages only change the admittance values (the pattern is a
+superset). Buses cut off from the slack get identity rows and columns, are
+reported with zero voltage, and flows on dead or outaged branches are zero.
 """
 
 from __future__ import annotations
@@ -20,7 +30,7 @@ import numpy as np
 from jax import numpy as jnp
 
 from envs.dcpf import energised_buses
-from envs.grid import Grid, lift
+from envs.grid import Grid
 
 # float32 cannot resolve mismatches much below this on 100+ bus cases (p.u.; 0.01 MW at 100 MVA).
 FLOAT32_MIN_TOL = 1e-4
@@ -63,104 +73,260 @@ def branch_admittance(grid: Grid) -> BranchAdmittance:
     )
 
 
-def bus_admittance(grid: Grid, branch_live: jnp.ndarray) -> jnp.ndarray:
-    """Ybus [..., N, N] (complex, p.u.) with branches weighted by ``branch_live`` [..., L]."""
-    y = branch_admittance(grid)
-    nd = branch_live.ndim
-    live = branch_live.astype(y.yff.dtype)
-    f, t = grid.branch_from, grid.branch_to
-    shape = (*branch_live.shape[:-1], grid.n_bus, grid.n_bus)
-    ybus = jnp.zeros(shape, dtype=y.yff.dtype)
-    ybus = ybus.at[..., f, f].add(live * lift(y.yff, nd))
-    ybus = ybus.at[..., f, t].add(live * lift(y.yft, nd))
-    ybus = ybus.at[..., t, f].add(live * lift(y.ytf, nd))
-    ybus = ybus.at[..., t, t].add(live * lift(y.ytt, nd))
-    shunt = (grid.bus_gs + 1j * grid.bus_bs) / grid.base_mva
-    return ybus + lift(jnp.diag(shunt.astype(y.yff.dtype)), nd + 1)
+# ----------------------------------------------------------------------------
+# Symbolic analysis (NumPy, once per grid).
+# ----------------------------------------------------------------------------
 
 
-def _unknown_indices(grid: Grid):
-    pvpq = np.array(sorted(grid.pv_buses + grid.pq_buses), dtype=np.int32)
-    pq = np.array(grid.pq_buses, dtype=np.int32)
-    return pvpq, pq
+class JacobianStructure(NamedTuple):
+    """Sparsity of Ybus and of the Newton Jacobian's LU factors (int32/bool arrays).
+
+    E Ybus entries, M unknowns, S LU entries (index S is a scratch slot that
+    padding reads and writes), P the widest elimination step.
+    """
+
+    y_row: jnp.ndarray  # [E] bus of the entry's row (sorted)
+    y_col: jnp.ndarray  # [E]
+    y_is_diag: jnp.ndarray  # [E] bool
+    y_diag: jnp.ndarray  # [N] entry of (n, n)
+    y_branch: jnp.ndarray  # [4, L] entries of (f, f), (f, t), (t, f), (t, t)
+    var_bus: jnp.ndarray  # [M] bus of each unknown, in elimination order
+    var_is_vm: jnp.ndarray  # [M] bool: magnitude (Q equation) rather than angle (P equation)
+    lu_source: jnp.ndarray  # [S] row of the stacked dS/dV candidates (4E = structural zero)
+    lu_row_bus: jnp.ndarray  # [S]
+    lu_col_bus: jnp.ndarray  # [S]
+    lu_is_diag: jnp.ndarray  # [S] bool
+    pivot_diag: jnp.ndarray  # [M] entry of (k, k)
+    pivot_rows: jnp.ndarray  # [M, P] unknowns i > k coupled to k (padding: M)
+    pivot_lower: jnp.ndarray  # [M, P] entries (i, k) (padding: S)
+    pivot_upper: jnp.ndarray  # [M, P] entries (k, i) (padding: S)
+    pivot_update: jnp.ndarray  # [M, P * P] entries (i, j) (padding: S)
 
 
-def _ybus_times(ybus, voltage):
-    """Ybus @ V per grid; a shared [N, N] Ybus becomes one matmul for the whole batch."""
-    if ybus.ndim == 2:
-        return jnp.matmul(voltage, ybus.T)
-    return jnp.einsum("...nk,...k->...n", ybus, voltage)
+def _minimum_degree(nodes: list[int], neighbours: dict[int, set]) -> tuple[list[int], dict]:
+    """Greedy minimum-degree elimination order and the filled graph's adjacency."""
+    graph = {v: set(neighbours[v]) for v in nodes}
+    filled = {v: set(neighbours[v]) for v in nodes}
+    order = []
+    while graph:
+        v = min(graph, key=lambda u: (len(graph[u]), u))
+        around = graph.pop(v)
+        for a in around:
+            graph[a] |= around - {a}
+            graph[a].discard(v)
+            filled[a] |= around - {a}
+        order.append(v)
+    return order, filled
 
 
-def _mismatch(ybus, voltage, s_spec, live_bus, pvpq, pq):
-    current = _ybus_times(ybus, voltage)
-    s_calc = voltage * jnp.conj(current)
-    diff = jnp.where(live_bus, s_calc - s_spec, 0.0)
-    return jnp.concatenate([diff[..., pvpq].real, diff[..., pq].imag], axis=-1), current
+def _ybus_pattern(n_bus: int, branch_from, branch_to):
+    pairs = {(n, n) for n in range(n_bus)}
+    for f, t in zip(branch_from.tolist(), branch_to.tolist(), strict=True):
+        pairs |= {(f, t), (t, f)}
+    ordered = sorted(pairs)
+    entry = {pair: e for e, pair in enumerate(ordered)}
+    branch = [
+        [entry[(f, f)], entry[(f, t)], entry[(t, f)], entry[(t, t)]]
+        for f, t in zip(branch_from.tolist(), branch_to.tolist(), strict=True)
+    ]
+    return ordered, entry, np.array(branch, dtype=np.int32).reshape(-1, 4).T
 
 
-def _jacobian(ybus, voltage, current, live_bus, pvpq, pq):
-    """Dense Newton Jacobian [..., M, M] from MATPOWER's dSbus_dV (polar)."""
-    n = voltage.shape[-1]
-    eye = lift(jnp.eye(n, dtype=voltage.dtype), voltage.ndim + 1)
-    ybus = lift(ybus, voltage.ndim + 1)
-    v_row = voltage[..., :, None]
-    v_col = voltage[..., None, :]
-    v_norm = voltage / jnp.maximum(jnp.abs(voltage), 1e-12)
-    ds_dva = 1j * v_row * jnp.conj(eye * current[..., :, None] - ybus * v_col)
-    ds_dvm = (
-        v_row * jnp.conj(ybus * v_norm[..., None, :])
-        + eye * (jnp.conj(current) * v_norm)[..., :, None]
+def jacobian_structure(n_bus, slack, pq_buses, branch_from, branch_to) -> JacobianStructure:
+    """Orders the Newton unknowns and precomputes the LU elimination schedule."""
+    pairs, y_entry, y_branch = _ybus_pattern(n_bus, branch_from, branch_to)
+    unknown_buses = [n for n in range(n_bus) if n != slack]
+    neighbours = {n: set() for n in unknown_buses}
+    for a, b in pairs:
+        if a != b and a != slack and b != slack:
+            neighbours[a].add(b)
+    order, filled = _minimum_degree(unknown_buses, neighbours)
+    pq = set(pq_buses)
+    variables = [(n, is_vm) for n in order for is_vm in (False, True) if not is_vm or n in pq]
+    first_var = {}
+    for index, (bus, _) in enumerate(variables):
+        first_var.setdefault(bus, index)
+    lu_pairs = [
+        (r, c)
+        for r, (bus_r, _) in enumerate(variables)
+        for c, (bus_c, _) in enumerate(variables)
+        if bus_r == bus_c or bus_c in filled[bus_r]
+    ]
+    lu_entry = {pair: s for s, pair in enumerate(lu_pairs)}
+    n_entries = len(pairs)
+    source = []
+    for r, c in lu_pairs:
+        (bus_r, vm_r), (bus_c, vm_c) = variables[r], variables[c]
+        e = y_entry.get((bus_r, bus_c))
+        source.append(4 * n_entries if e is None else (2 * vm_r + vm_c) * n_entries + e)
+    schedule = _elimination_schedule(len(variables), lu_pairs, lu_entry)
+    var_bus = np.array([bus for bus, _ in variables], dtype=np.int32)
+    as_int = lambda values: np.asarray(values, dtype=np.int32)  # noqa: E731
+    return JacobianStructure(
+        y_row=as_int([a for a, _ in pairs]),
+        y_col=as_int([b for _, b in pairs]),
+        y_is_diag=np.array([a == b for a, b in pairs]),
+        y_diag=as_int([y_entry[(n, n)] for n in range(n_bus)]),
+        y_branch=y_branch,
+        var_bus=var_bus,
+        var_is_vm=np.array([is_vm for _, is_vm in variables]),
+        lu_source=as_int(source),
+        lu_row_bus=var_bus[as_int([r for r, _ in lu_pairs])],
+        lu_col_bus=var_bus[as_int([c for _, c in lu_pairs])],
+        lu_is_diag=np.array([r == c for r, c in lu_pairs]),
+        **schedule,
     )
-    top = jnp.concatenate(
-        [ds_dva[..., pvpq[:, None], pvpq].real, ds_dvm[..., pvpq[:, None], pq].real], axis=-1
-    )
-    bottom = jnp.concatenate(
-        [ds_dva[..., pq[:, None], pvpq].imag, ds_dvm[..., pq[:, None], pq].imag], axis=-1
-    )
-    jac = jnp.concatenate([top, bottom], axis=-2)
-    # Dead buses: identity rows/columns keep the system regular and their step zero.
-    live = jnp.concatenate([live_bus[..., pvpq], live_bus[..., pq]], axis=-1)
-    both = live[..., :, None] & live[..., None, :]
-    m = jac.shape[-1]
-    identity = lift(jnp.eye(m, dtype=jac.dtype), live.ndim + 1)
-    return jnp.where(both, jac, 0.0) + identity * (~live)[..., :, None]
+
+
+def _elimination_schedule(n_var: int, lu_pairs, lu_entry) -> dict:
+    later = [[] for _ in range(n_var)]
+    for r, c in lu_pairs:
+        if r > c:
+            later[c].append(r)
+    width = max(1, *(len(rows) for rows in later)) if n_var else 1
+    scratch = len(lu_pairs)
+    rows = np.full((n_var, width), n_var, dtype=np.int32)
+    lower = np.full((n_var, width), scratch, dtype=np.int32)
+    upper = np.full((n_var, width), scratch, dtype=np.int32)
+    update = np.full((n_var, width, width), scratch, dtype=np.int32)
+    for k in range(n_var):
+        below = sorted(later[k])
+        rows[k, : len(below)] = below
+        lower[k, : len(below)] = [lu_entry[(i, k)] for i in below]
+        upper[k, : len(below)] = [lu_entry[(k, i)] for i in below]
+        for a, i in enumerate(below):
+            update[k, a, : len(below)] = [lu_entry[(i, j)] for j in below]
+    diag = np.array([lu_entry[(k, k)] for k in range(n_var)], dtype=np.int32)
+    return {
+        "pivot_diag": diag,
+        "pivot_rows": rows,
+        "pivot_lower": lower,
+        "pivot_upper": upper,
+        "pivot_update": update.reshape(n_var, width * width),
+    }
+
+
+# ----------------------------------------------------------------------------
+# Numeric kernels, arrays laid out [entries, batch].
+# ----------------------------------------------------------------------------
+
+
+def _ybus_values(grid: Grid, live_branch_t) -> jnp.ndarray:
+    """Ybus entry values [E, B] (or [E, 1] when shared) in the structure's order."""
+    st, y = grid.ac_jacobian, branch_admittance(grid)
+    n_entries = st.y_row.shape[0]
+    weight = jnp.ones((grid.n_branch, 1), y.yff.dtype) if live_branch_t is None else live_branch_t
+    weight = weight.astype(y.yff.dtype)
+    values = jnp.zeros((n_entries, weight.shape[1]), y.yff.dtype)
+    for part, admittance in enumerate(y):
+        values = values.at[st.y_branch[part]].add(admittance[:, None] * weight)
+    shunt = (grid.bus_gs + 1j * grid.bus_bs).astype(y.yff.dtype) / grid.base_mva
+    return values.at[st.y_diag].add(jnp.broadcast_to(shunt[:, None], (len(shunt), weight.shape[1])))
+
+
+def _bus_current(st: JacobianStructure, y_values, voltage) -> jnp.ndarray:
+    """I = Ybus V, [N, B]."""
+    terms = y_values * voltage[st.y_col]
+    n_bus = st.y_diag.shape[0]
+    return jax.ops.segment_sum(terms, st.y_row, num_segments=n_bus, indices_are_sorted=True)
+
+
+def _mismatch(st, y_values, voltage, s_spec, live):
+    current = _bus_current(st, y_values, voltage)
+    diff = jnp.where(live, voltage * jnp.conj(current) - s_spec, 0.0)
+    at_var = diff[st.var_bus]
+    return jnp.where(st.var_is_vm[:, None], at_var.imag, at_var.real), current
+
+
+def _jacobian_values(st, y_values, voltage, current, live) -> jnp.ndarray:
+    """LU-pattern values [S + 1, B] of MATPOWER's polar Jacobian (last row: scratch)."""
+    v_row, v_col, i_row = voltage[st.y_row], voltage[st.y_col], current[st.y_row]
+    diag = st.y_is_diag[:, None]
+    unit = lambda v: v / jnp.maximum(jnp.abs(v), 1e-12)  # noqa: E731
+    ds_dva = -1j * v_row * jnp.conj(y_values * v_col)
+    ds_dva = ds_dva + jnp.where(diag, 1j * v_row * jnp.conj(i_row), 0.0)
+    ds_dvm = v_row * jnp.conj(y_values * unit(v_col))
+    ds_dvm = ds_dvm + jnp.where(diag, jnp.conj(i_row) * unit(v_row), 0.0)
+    zero = jnp.zeros((1, voltage.shape[1]), ds_dva.real.dtype)
+    candidates = jnp.concatenate([ds_dva.real, ds_dvm.real, ds_dva.imag, ds_dvm.imag, zero])
+    values = candidates[st.lu_source]
+    row_live, col_live = live[st.lu_row_bus], live[st.lu_col_bus]
+    values = jnp.where(row_live & col_live, values, 0.0)
+    values = values + (st.lu_is_diag[:, None] & ~row_live).astype(values.dtype)
+    return jnp.concatenate([values, zero])
+
+
+def _lu_factor(st: JacobianStructure, values) -> jnp.ndarray:
+    """In-place LU (unit lower L below the diagonal, U on and above) of [S + 1, B] values."""
+    width = st.pivot_rows.shape[1]
+
+    def eliminate(values, step):
+        diag, lower, upper, update = step
+        column = values[lower] / values[diag][None]
+        values = values.at[lower].set(column)
+        row = values[upper]
+        product = (column[:, None, :] * row[None, :, :]).reshape(width * width, -1)
+        values = values.at[update].add(-product)
+        return values.at[-1].set(0.0), None
+
+    steps = (st.pivot_diag, st.pivot_lower, st.pivot_upper, st.pivot_update)
+    values, _ = jax.lax.scan(eliminate, values, steps)
+    return values
+
+
+def _lu_solve(st: JacobianStructure, factors, rhs) -> jnp.ndarray:
+    """Solves (LU) x = rhs for rhs [M, B] with the factors of :func:`_lu_factor`."""
+    n_var = rhs.shape[0]
+    padded = jnp.concatenate([rhs, jnp.zeros_like(rhs[:1])])  # row M: padding target
+
+    def forward(y, step):
+        k, rows, lower = step
+        y = y.at[rows].add(-factors[lower] * y[k][None])
+        return y.at[n_var].set(0.0), None
+
+    def backward(x, step):
+        k, rows, upper, diag = step
+        solved = (x[k] - jnp.sum(factors[upper] * x[rows], axis=0)) / factors[diag]
+        return x.at[k].set(solved), None
+
+    index = jnp.arange(n_var)
+    y, _ = jax.lax.scan(forward, padded, (index, st.pivot_rows, st.pivot_lower))
+    steps = (index, st.pivot_rows, st.pivot_upper, st.pivot_diag)
+    x, _ = jax.lax.scan(backward, y, steps, reverse=True)
+    return x[:n_var]
 
 
 class _State(NamedTuple):
-    va: jnp.ndarray
-    vm: jnp.ndarray
-    iterations: jnp.ndarray
-    mismatch: jnp.ndarray
-    done: jnp.ndarray
-    step: jnp.ndarray
+    va: jnp.ndarray  # [N, B]
+    vm: jnp.ndarray  # [N, B]
+    iterations: jnp.ndarray  # [B]
+    mismatch: jnp.ndarray  # [B]
+    done: jnp.ndarray  # [B]
+    step: jnp.ndarray  # []
 
 
-def _newton(grid, ybus, s_spec, va0, vm0, live_bus, max_iter, tol) -> _State:
-    pvpq, pq = _unknown_indices(grid)
-    n_pvpq = len(pvpq)
-
-    def evaluate(va, vm):
-        voltage = (vm * jnp.exp(1j * va)).astype(ybus.dtype)
-        f, current = _mismatch(ybus, voltage, s_spec, live_bus, pvpq, pq)
-        return voltage, f, current
+def _newton(grid, y_values, s_spec, va0, vm0, live, max_iter, tol) -> _State:
+    st = grid.ac_jacobian
+    to_voltage = lambda va, vm: (vm * jnp.exp(1j * va)).astype(y_values.dtype)  # noqa: E731
 
     def body(state: _State) -> _State:
-        voltage, f, current = evaluate(state.va, state.vm)
-        jac = _jacobian(ybus, voltage, current, live_bus, pvpq, pq)
-        dx = -jnp.linalg.solve(jac, f[..., None])[..., 0]
-        va = state.va.at[..., pvpq].add(dx[..., :n_pvpq])
-        vm = state.vm.at[..., pq].add(dx[..., n_pvpq:])
-        _, f_new, _ = evaluate(va, vm)
-        mismatch = jnp.max(jnp.abs(f_new), axis=-1)
-        ok = jnp.isfinite(mismatch) & jnp.all(jnp.isfinite(va) & jnp.isfinite(vm), axis=-1)
+        voltage = to_voltage(state.va, state.vm)
+        f, current = _mismatch(st, y_values, voltage, s_spec, live)
+        factors = _lu_factor(st, _jacobian_values(st, y_values, voltage, current, live))
+        dx = -_lu_solve(st, factors, f)
+        zero = jnp.zeros_like(state.va)
+        va = state.va + zero.at[st.var_bus].add(jnp.where(st.var_is_vm[:, None], 0.0, dx))
+        vm = state.vm + zero.at[st.var_bus].add(jnp.where(st.var_is_vm[:, None], dx, 0.0))
+        f_new, _ = _mismatch(st, y_values, to_voltage(va, vm), s_spec, live)
+        mismatch = jnp.max(jnp.abs(f_new), axis=0, initial=0.0)
+        ok = jnp.isfinite(mismatch) & jnp.all(jnp.isfinite(va) & jnp.isfinite(vm), axis=0)
         active = ~state.done
-        accept = (active & ok)[..., None]
+        accept = active & ok
         return _State(
-            va=jnp.where(accept, va, state.va),
-            vm=jnp.where(accept, vm, state.vm),
+            va=jnp.where(accept[None], va, state.va),
+            vm=jnp.where(accept[None], vm, state.vm),
             iterations=state.iterations + active.astype(jnp.int32),
-            mismatch=jnp.where(active & ok, mismatch, state.mismatch),
+            mismatch=jnp.where(accept, mismatch, state.mismatch),
             done=state.done | ~ok | (mismatch < tol),
             step=state.step + 1,
         )
@@ -168,13 +334,12 @@ def _newton(grid, ybus, s_spec, va0, vm0, live_bus, max_iter, tol) -> _State:
     def keep_going(state: _State):
         return (state.step < max_iter) & ~jnp.all(state.done)
 
-    _, f0, _ = evaluate(va0, vm0)
-    mismatch0 = jnp.max(jnp.abs(f0), axis=-1)
-    batch = mismatch0.shape
+    f0, _ = _mismatch(st, y_values, to_voltage(va0, vm0), s_spec, live)
+    mismatch0 = jnp.max(jnp.abs(f0), axis=0, initial=0.0)
     start = _State(
         va=va0,
         vm=vm0,
-        iterations=jnp.zeros(batch, jnp.int32),
+        iterations=jnp.zeros(mismatch0.shape, jnp.int32),
         mismatch=mismatch0,
         done=mismatch0 < tol,
         step=jnp.zeros((), jnp.int32),
@@ -200,48 +365,54 @@ def ac_power_flow(
       vm_set: [..., N] voltage magnitude: the setpoint at PV/slack buses and the
         starting value at PQ buses (``grid.bus_vm_set`` gives MATPOWER's).
       branch_in_service: [..., L] bool or None (all in service).
-      tol: max |mismatch| in p.u.; in float32 it is raised to FLOAT32_MIN_TOL.
+      max_iter, tol: static; tol is the max |mismatch| in p.u. (raised to
+        FLOAT32_MIN_TOL in float32).
     """
-    batch = jnp.broadcast_shapes(p_bus_mw.shape, q_bus_mvar.shape, vm_set.shape)[:-1]
+    shapes = [p_bus_mw.shape, q_bus_mvar.shape, vm_set.shape]
+    if branch_in_service is not None:
+        shapes.append((*branch_in_service.shape[:-1], grid.n_bus))
+    batch = jnp.broadcast_shapes(*shapes)[:-1]
+    size = int(np.prod(batch, dtype=np.int64))
     dtype = jnp.result_type(p_bus_mw.dtype, grid.branch_r.dtype)
+    columns = lambda x, n: jnp.broadcast_to(x, (*batch, n)).reshape(size, n).T  # noqa: E731
     if branch_in_service is None:
-        in_service = jnp.ones((*batch, grid.n_branch), dtype=bool)
-        live_bus = jnp.broadcast_to(grid.bus_energised0, (*batch, grid.n_bus))
+        in_service = jnp.ones((grid.n_branch, size), dtype=bool)
+        live = jnp.broadcast_to(grid.bus_energised0[:, None], (grid.n_bus, size))
     else:
-        in_service = jnp.broadcast_to(branch_in_service, (*batch, grid.n_branch))
-        live_bus = energised_buses(grid, in_service)
-    live_branch = in_service & live_bus[..., grid.branch_from]
-    if branch_in_service is None:
-        ybus = bus_admittance(grid, jnp.ones(grid.n_branch, bool))  # shared [N, N]
-    else:
-        ybus = bus_admittance(grid, live_branch)
-    s_spec = (p_bus_mw + 1j * q_bus_mvar) / grid.base_mva
-    s_spec = jnp.broadcast_to(s_spec, (*batch, grid.n_bus)).astype(ybus.dtype)
-    va0 = jnp.broadcast_to(grid.bus_va0, (*batch, grid.n_bus)).astype(dtype)
-    vm0 = jnp.broadcast_to(vm_set, (*batch, grid.n_bus)).astype(dtype)
+        in_service = columns(branch_in_service, grid.n_branch)
+        live = energised_buses(grid, in_service.T).T
+    live_branch = in_service & live[grid.branch_from]
+    masked = None if branch_in_service is None else live_branch
+    y_values = _ybus_values(grid, masked)
+    s_spec = (columns(p_bus_mw, grid.n_bus) + 1j * columns(q_bus_mvar, grid.n_bus)) / grid.base_mva
+    va0 = columns(grid.bus_va0.astype(dtype), grid.n_bus)
+    vm0 = columns(vm_set.astype(dtype), grid.n_bus)
     if jnp.finfo(dtype).bits < 64:
         tol = max(tol, FLOAT32_MIN_TOL)
-    state = _newton(grid, ybus, s_spec, va0, vm0, live_bus, max_iter, tol)
-    q_bus = jnp.broadcast_to(q_bus_mvar, (*batch, grid.n_bus))
-    return _solution(grid, ybus, state, live_bus, live_branch, q_bus, tol)
+    state = _newton(grid, y_values, s_spec.astype(y_values.dtype), va0, vm0, live, max_iter, tol)
+    q_bus = columns(q_bus_mvar, grid.n_bus)
+    flow = _solution(grid, y_values, state, live, live_branch, q_bus, tol)
+    unbatch = lambda x: x.T.reshape(*batch, *x.shape[:-1])  # noqa: E731
+    return ACFlow(*(unbatch(field) for field in flow))
 
 
-def _solution(grid, ybus, state: _State, live_bus, live_branch, q_bus_mvar, tol) -> ACFlow:
-    nd = live_bus.ndim
-    vm = jnp.where(live_bus, state.vm, 0.0)
-    va = jnp.where(live_bus, state.va, 0.0)
-    voltage = (vm * jnp.exp(1j * va)).astype(ybus.dtype)
-    s_bus = voltage * jnp.conj(_ybus_times(ybus, voltage)) * grid.base_mva
+def _solution(grid, y_values, state: _State, live, live_branch, q_bus_mvar, tol) -> ACFlow:
+    """Voltages, flows and reactive generation, all [rows, B] (transposed by the caller)."""
+    st = grid.ac_jacobian
+    vm = jnp.where(live, state.vm, 0.0)
+    va = jnp.where(live, state.va, 0.0)
+    voltage = (vm * jnp.exp(1j * va)).astype(y_values.dtype)
+    s_bus = voltage * jnp.conj(_bus_current(st, y_values, voltage)) * grid.base_mva
     y = branch_admittance(grid)
-    v_from, v_to = voltage[..., grid.branch_from], voltage[..., grid.branch_to]
-    i_from = lift(y.yff, nd) * v_from + lift(y.yft, nd) * v_to
-    i_to = lift(y.ytf, nd) * v_from + lift(y.ytt, nd) * v_to
+    v_from, v_to = voltage[grid.branch_from], voltage[grid.branch_to]
+    i_from = y.yff[:, None] * v_from + y.yft[:, None] * v_to
+    i_to = y.ytf[:, None] * v_from + y.ytt[:, None] * v_to
     s_from = jnp.where(live_branch, v_from * jnp.conj(i_from), 0.0) * grid.base_mva
     s_to = jnp.where(live_branch, v_to * jnp.conj(i_to), 0.0) * grid.base_mva
-    voltage_controlled = lift(grid.bus_type != 1, nd) & live_bus
+    voltage_controlled = (grid.bus_type != 1)[:, None] & live
     qg_bus = jnp.where(voltage_controlled, s_bus.imag - q_bus_mvar, 0.0)
-    q_max = lift(grid.gen_to_bus @ grid.gen_qmax, nd)
-    q_min = lift(grid.gen_to_bus @ grid.gen_qmin, nd)
+    q_max = (grid.gen_to_bus @ grid.gen_qmax)[:, None]
+    q_min = (grid.gen_to_bus @ grid.gen_qmin)[:, None]
     outside = (qg_bus > q_max + Q_LIMIT_TOL_MVAR) | (qg_bus < q_min - Q_LIMIT_TOL_MVAR)
     return ACFlow(
         vm=vm,
@@ -254,7 +425,7 @@ def _solution(grid, ybus, state: _State, live_bus, live_branch, q_bus_mvar, tol)
         iterations=state.iterations,
         mismatch=state.mismatch,
         qg_bus_mvar=qg_bus,
-        q_limit_violated=jnp.any(outside & voltage_controlled, axis=-1),
+        q_limit_violated=jnp.any(outside & voltage_controlled, axis=0),
         p_injection_mw=s_bus.real,
         q_injection_mvar=s_bus.imag,
     )

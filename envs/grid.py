@@ -13,6 +13,8 @@ Isolated buses (type 4) keep their row but carry no load, branch or generator.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from flax import struct
 from jax import numpy as jnp
@@ -87,6 +89,7 @@ class Grid:
     branch_ptdf: jnp.ndarray  # [L, L] flow on l per MW transferred from k's from to its to bus
     lodf: jnp.ndarray  # [L, L] flow change on l per MW pre-outage flow on k (0 for bridges)
     dc_bus_inverse: jnp.ndarray  # [N, N] inverse of the reduced DC B matrix (0 at slack/dead)
+    ac_jacobian: Any  # envs.acpf.JacobianStructure: sparsity and LU schedule of the AC Jacobian
 
 
 def build_grid(case: Case, dtype=jnp.float32) -> Grid:
@@ -97,7 +100,10 @@ def build_grid(case: Case, dtype=jnp.float32) -> Grid:
     float_arrays = {k: jnp.asarray(v, dtype=dtype) for k, v in net.items() if _is_float(k, v)}
     other_arrays = {k: jnp.asarray(v) for k, v in net.items() if not _is_float(k, v)}
     n_bus = case.bus.shape[0]
+    pq_buses = tuple(int(i) for i in np.flatnonzero(net["bus_type"] == PQ))
+    structure = _ac_structure(n_bus, net["_slack"], pq_buses, net)
     return Grid(
+        ac_jacobian=structure,
         name=case.name,
         base_mva=float(case.base_mva),
         n_bus=n_bus,
@@ -105,9 +111,16 @@ def build_grid(case: Case, dtype=jnp.float32) -> Grid:
         n_gen=int(net["gen_bus"].shape[0]),
         slack=int(net.pop("_slack")),
         pv_buses=tuple(int(i) for i in np.flatnonzero(net["bus_type"] == PV)),
-        pq_buses=tuple(int(i) for i in np.flatnonzero(net["bus_type"] == PQ)),
+        pq_buses=pq_buses,
         **{k: v for k, v in {**float_arrays, **other_arrays}.items() if not k.startswith("_")},
     )
+
+
+def _ac_structure(n_bus: int, slack: int, pq_buses: tuple, net: dict):
+    from envs.acpf import jacobian_structure  # acpf imports this module
+
+    structure = jacobian_structure(n_bus, slack, pq_buses, net["branch_from"], net["branch_to"])
+    return type(structure)(*(jnp.asarray(array) for array in structure))
 
 
 def _is_float(key: str, value) -> bool:
