@@ -3,6 +3,7 @@
 import json
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from matplotlib import image as mpimg
@@ -20,21 +21,29 @@ def _tiny_checkpoint(run_dir):
 
     from learner.checkpoint import Checkpointer
     from learner.config import default_learner_config
-    from learner.learner import Learner
+    from learner.learner import make_optimiser
+    from learner.policy import make_policy
+    from learner.types import LearnerState
 
     config = ml_collections.ConfigDict()
     config.env = default_env_config()
     config.env.horizon = 8
     config.learner = default_learner_config()
-    config.learner.update(
-        unroll_length=4, batch_size=2, minibatch_size=4, num_epochs=1, hidden_size=16,
-        num_heads=2, num_encoder_layers=1, num_attention_layers=1,
-    )  # fmt: skip
+    config.learner.update(hidden_size=16, num_heads=2, num_encoder_layers=1)
     env, env_params = make_env(config.env)
     spec = env.spec(env_params)
-    state = Learner(config.learner, spec, jax.devices()[:1]).init(jax.random.key(0))
+    policy = make_policy(config.learner, spec)
+    params = policy.init(jax.random.key(0))
+    state = LearnerState(
+        params=params,
+        opt_state=make_optimiser(config.learner).init(params),
+        norm_state=policy.init_norm_state(),
+        key=jax.random.key_data(jax.random.key(1)),
+        update_step=jnp.ones((), jnp.int32),
+        skipped_updates=jnp.zeros((), jnp.int32),
+    )
     checkpointer = Checkpointer(run_dir / "checkpoints", config.learner, spec, config)
-    checkpointer.save(state.replace(update_step=state.update_step + 1))
+    checkpointer.save(state)
     checkpointer.close()
     return run_dir
 
