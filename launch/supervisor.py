@@ -54,6 +54,8 @@ class Supervisor:
             for group in program.actor_groups
         ]
         self.incarnations = [0] * len(self.actors)
+        self.deaths = [0] * len(self.actors)
+        self.awaiting_restart: set[int] = set()
 
     def node_pids(self) -> dict[str, int]:
         """Process id of every node (the same pid for all under threads)."""
@@ -80,6 +82,9 @@ class Supervisor:
 
     def _check_actors(self) -> None:
         for index, actor in enumerate(self.actors):
+            if index in self.awaiting_restart:
+                self._resume_if_back(index)
+                continue
             if not actor.done():
                 continue
             try:
@@ -87,18 +92,33 @@ class Supervisor:
             except Exception as error:
                 if not (actor.restartable and is_process_death(error)):
                     raise ActorFailedError(f"{actor.name} failed: {error}") from error
-                self._restart(index, error)
+                self._note_death(index, error)
                 continue
             if not self.stop_requested.is_set():
                 raise ActorFailedError(f"{actor.name} stopped while the learner still needs data")
 
-    def _restart(self, index: int, error: BaseException) -> None:
+    def _note_death(self, index: int, error: BaseException) -> None:
+        """The process died: Ray restarts it (max_restarts); we restart its loop once it is up."""
         self.restarts += 1
-        if self.restarts > self.backend.max_restarts:
-            raise ActorFailedError(f"actor processes died {self.restarts} times; giving up")
-        self.incarnations[index] += 1
+        self.deaths[index] += 1
+        if self.deaths[index] > self.backend.max_restarts:
+            raise ActorFailedError(
+                f"{self.actors[index].name} died {self.deaths[index]} times; giving up"
+            )
         logging.warning("%s died (%s); restarting", self.actors[index].name, type(error).__name__)
-        self.actors[index].start(self.incarnations[index])
+        self.awaiting_restart.add(index)
+
+    def _resume_if_back(self, index: int) -> None:
+        actor = self.actors[index]
+        try:
+            actor.call("pid", timeout=1.0)
+        except Exception as error:  # still restarting; a permanent death fails the run
+            if "restart" not in str(error).lower() and not isinstance(error, TimeoutError):
+                raise ActorFailedError(f"{actor.name} could not be restarted: {error}") from error
+            return
+        self.awaiting_restart.discard(index)
+        self.incarnations[index] += 1
+        actor.start(self.incarnations[index])
         self._write_status("nodes.json", self.node_pids())
 
     def _show_progress(self) -> None:

@@ -1,0 +1,135 @@
+"""End-to-end runs of ``python -m launch.local`` as a subprocess, with a tiny config.
+
+One ``local_mp`` run (two actor processes, a two-device learner) covers: training starts,
+an actor process killed mid-run is restarted and training goes on, Ctrl-C stops cleanly with
+a final checkpoint and no process left behind. A ``local_mt`` run then resumes it from the
+checkpoint with identical counters and finishes normally. Both share a compilation cache.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+STEPS_PER_UPDATE = 4 * 8  # unroll_length x batch_size below
+TINY_FLAGS = [
+    "--config.learner.unroll_length=4",
+    "--config.learner.batch_size=8",
+    "--config.learner.minibatch_size=16",
+    "--config.learner.num_epochs=1",
+    "--config.learner.hidden_size=8",
+    "--config.learner.num_heads=1",
+    "--config.learner.num_encoder_layers=1",
+    "--config.learner.checkpoint.save_every_updates=1000",
+    "--config.actors.num_envs=4",
+    "--config.env.horizon=6",
+    "--config.runtime.progress_every_s=1",
+]
+
+
+def launch(run_dir, cache_dir, *flags):
+    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(cache_dir))
+    env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    log = open(os.path.join(run_dir, "..", f"{os.path.basename(run_dir)}-{time.time()}.log"), "w")
+    command = [sys.executable, "-m", "launch.local", f"--run_dir={run_dir}", *TINY_FLAGS, *flags]
+    return subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def read_json(path):
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def wait_for(condition, timeout, process, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        if process.poll() is not None:
+            pytest.fail(f"launcher exited with {process.returncode} while waiting for {what}")
+        time.sleep(0.25)
+    process.kill()
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def progress_at_least(run_dir, update, restarts=0):
+    progress = read_json(os.path.join(run_dir, "progress.json"))
+    ok = progress and progress.get("update", 0) >= update
+    return progress if ok and progress.get("actor_restarts", 0) >= restarts else None
+
+
+def replaced(run_dir, name, old_pid):
+    nodes = read_json(os.path.join(run_dir, "nodes.json"))
+    return nodes if nodes and nodes[name] != old_pid else None
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+def test_local_mp_recovers_from_actor_kill_stops_on_ctrl_c_and_resumes(tmp_path):
+    run_dir, cache = tmp_path / "run", tmp_path / "xla-cache"
+    run_dir.mkdir()
+    process = launch(
+        run_dir, cache, "--config.runtime.actor_processes=2", "--total_env_steps=10000000"
+    )
+    try:
+        wait_for(lambda: progress_at_least(run_dir, 2), 240, process, "training to start")
+        nodes = read_json(run_dir / "nodes.json")
+        killed = nodes["actor-0"]
+        os.kill(killed, signal.SIGKILL)
+        new_nodes = wait_for(
+            lambda: replaced(run_dir, "actor-0", killed), 240, process, "a restarted actor"
+        )
+        assert alive(new_nodes["actor-0"])
+        at_restart = read_json(run_dir / "progress.json")["update"]
+        restarted = wait_for(
+            lambda: progress_at_least(run_dir, at_restart + 5, restarts=1),
+            240,
+            process,
+            "training to go on after the restart",
+        )
+        assert restarted["actor_restarts"] == 1
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=120) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+    summary = read_json(run_dir / "summary.json")
+    assert summary["stopped_early"] and summary["actor_restarts"] == 1
+    stopped_at = summary["update"]
+    assert stopped_at >= at_restart + 5
+    assert str(stopped_at) in os.listdir(run_dir / "checkpoints")  # the final checkpoint
+    events = os.listdir(run_dir / "tensorboard")
+    assert any(name.startswith("events.out.tfevents") for name in events)
+    deadline = time.monotonic() + 15
+    pids = [*new_nodes.values(), killed]
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert not any(alive(pid) for pid in pids), "node processes outlived the launcher"
+    assert not (run_dir / ".lock").exists()
+
+    total = (stopped_at + 3) * STEPS_PER_UPDATE
+    resumed = launch(
+        run_dir, cache, "--resume", "--launch_type=local_mt", f"--total_env_steps={total}"
+    )
+    assert resumed.wait(timeout=240) == 0
+    summary = read_json(run_dir / "summary.json")
+    assert summary["start_update"] == stopped_at
+    assert summary["update"] == stopped_at + 3
+    assert summary["env_steps"] == total and not summary["stopped_early"]
