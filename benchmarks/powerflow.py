@@ -8,7 +8,8 @@ Every grid of a batch gets its own load level (uniform 0.8-1.1 × base, dispatch
 scaled with it). The peers solve one case per call (that is how they are used
 from Python); they are timed in the same process on the same machine. Peers
 that are not installed are reported as such. Rates are solves per second; for
-AC only converged solves count.
+AC only converged solves count. "per CPU-second" divides by the CPU time this
+process used (all its threads), which shows efficiency on a shared machine.
 """
 
 from __future__ import annotations
@@ -46,14 +47,20 @@ def cpu_model() -> str:
 
 
 def rate(call, items_per_call: int, min_time: float) -> float:
-    """Items per second of ``call`` (already warmed up), timed for at least ``min_time``."""
-    calls, start = 0, time.perf_counter()
+    """Items per wall-clock second of ``call`` (already warmed up), timed >= ``min_time``."""
+    return rates(call, items_per_call, min_time)[0]
+
+
+def rates(call, items_per_call: int, min_time: float) -> tuple[float, float]:
+    """(items per wall-clock second, items per CPU-second of this process)."""
+    calls, start, cpu_start = 0, time.perf_counter(), time.process_time()
     while True:
         call()
         calls += 1
         elapsed = time.perf_counter() - start
         if elapsed >= min_time:
-            return calls * items_per_call / elapsed
+            cpu = max(time.process_time() - cpu_start, 1e-9)
+            return calls * items_per_call / elapsed, calls * items_per_call / cpu
 
 
 class GridpodSolver:
@@ -214,9 +221,12 @@ def run_case(case_name: str, modes, batches, min_time, x64) -> list[str]:
             if batch > MAX_BATCH_BY_MODE.get(mode, batch):
                 continue
             call, solved = solver.call(mode, batch)
-            ours = rate(call, batch, min_time) * solved
+            wall, per_cpu = rates(call, batch, min_time)
+            ours, per_cpu = wall * solved, per_cpu * solved
             ratios = [_ratio(ours, _peer_value(peers[n], peer_mode)) for n in names]
-            row = f"| {mode} | {batch} | {ours:,.0f} | " + " | ".join(ratios) + " |"
+            row = (
+                f"| {mode} | {batch} | {ours:,.0f} | {per_cpu:,.0f} | " + " | ".join(ratios) + " |"
+            )
             lines.append(row)
             print(row, file=sys.stderr, flush=True)
     return lines

@@ -117,7 +117,9 @@ def _masked_bus_matrix(grid: Grid, weight) -> jnp.ndarray:
 
 
 def _masked_flow(grid: Grid, p_bus_mw, branch_in_service) -> DCFlow:
-    in_service = jnp.broadcast_to(branch_in_service, (*p_bus_mw.shape[:-1], grid.n_branch))
+    batch = jnp.broadcast_shapes(p_bus_mw.shape[:-1], branch_in_service.shape[:-1])
+    p_bus_mw = jnp.broadcast_to(p_bus_mw, (*batch, grid.n_bus))
+    in_service = jnp.broadcast_to(branch_in_service, (*batch, grid.n_branch))
     energised = energised_buses(grid, in_service)
     live_branch = in_service & energised[..., grid.branch_from]
     nd = live_branch.ndim
@@ -148,7 +150,10 @@ def dc_power_flow_outages(grid: Grid, p_bus_mw: jnp.ndarray, outages: jnp.ndarra
     f' = f + H[:, K] (I - H_KK)⁻¹ f_K (H = branch PTDF). A batch in which some
     outage set islands buses falls back to the dense masked solve.
     """
-    valid = outages >= 0
+    batch = jnp.broadcast_shapes(p_bus_mw.shape[:-1], outages.shape[:-1])
+    p_bus_mw = jnp.broadcast_to(p_bus_mw, (*batch, grid.n_bus))
+    outages = jnp.broadcast_to(outages, (*batch, outages.shape[-1]))
+    valid = _valid_outages(grid, outages)
     in_service = outage_mask(grid, outages)
     base = _fixed_topology_flow(grid, p_bus_mw)
     energised = energised_buses(grid, jnp.broadcast_to(in_service, base.flow_mw.shape))
@@ -163,9 +168,18 @@ def dc_power_flow_outages(grid: Grid, p_bus_mw: jnp.ndarray, outages: jnp.ndarra
     return jax.lax.cond(jnp.any(cuts_off), dense, compensated, None)
 
 
+def _valid_outages(grid: Grid, outages: jnp.ndarray) -> jnp.ndarray:
+    """[..., K] bool: a real branch index not already listed earlier in the row."""
+    in_range = (outages >= 0) & (outages < grid.n_branch)
+    k = outages.shape[-1]
+    earlier = lift(jnp.tril(jnp.ones((k, k), dtype=bool), -1), outages.ndim + 1)
+    repeated = jnp.any((outages[..., :, None] == outages[..., None, :]) & earlier, axis=-1)
+    return in_range & ~repeated
+
+
 def outage_mask(grid: Grid, outages: jnp.ndarray) -> jnp.ndarray:
     """[..., K] branch indices (-1 = none) -> [..., L] bool in-service mask."""
-    valid = outages >= 0
+    valid = _valid_outages(grid, outages)
     hit = jax.nn.one_hot(jnp.where(valid, outages, 0), grid.n_branch, dtype=jnp.int32)
     hit = jnp.sum(hit * valid[..., None].astype(jnp.int32), axis=-2)
     return hit == 0

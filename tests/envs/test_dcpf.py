@@ -190,3 +190,17 @@ def test_energised_buses_on_a_chain():
     nothing = energised_buses(grid, jnp.zeros(grid.n_branch, dtype=bool))
     assert bool(jnp.all(everything))
     np.testing.assert_array_equal(nothing, np.arange(grid.n_bus) == grid.slack)
+
+
+def test_repeated_and_out_of_range_outage_indices_are_ignored():
+    grid = build_grid(load_case("ieee14"))
+    p_bus = _case_injection(grid)
+    outages = jnp.array([[2, 2, 9], [2, 9, 999], [2, 9, -1]], dtype=jnp.int32)
+    flows = outages_jit(grid, p_bus, outages)  # one injection shared by three outage sets
+    assert flows.flow_mw.shape == (3, grid.n_branch)
+    assert bool(jnp.all(jnp.isfinite(flows.flow_mw)))
+    np.testing.assert_allclose(flows.flow_mw[1], flows.flow_mw[2], atol=1e-4)
+    single_mask = jnp.ones(grid.n_branch, bool).at[jnp.array([2, 9])].set(False)
+    np.testing.assert_allclose(
+        flows.flow_mw[0], dc_jit(grid, p_bus, single_mask).flow_mw, atol=1e-3
+    )
