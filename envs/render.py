@@ -125,7 +125,7 @@ def plot_power_balance(
     ax.set_xlabel("time (h)")
     ax.set_ylabel("MW")
     ax.set_title("power balance")
-    ax.legend(loc="upper left", fontsize="small", ncols=2)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     return fig
 
 
