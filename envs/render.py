@@ -158,14 +158,20 @@ def plot_bus_profile(
     return fig
 
 
-def plot_action_heatmap(actions: np.ndarray, agent_names: Sequence[str] | None = None) -> Figure:
-    """Agents × time heat-map of actions in [-1, 1] (mean over each agent's action dims).
+def plot_action_heatmap(
+    actions: np.ndarray,
+    agent_names: Sequence[str] | None = None,
+    action_mask: np.ndarray | None = None,
+) -> Figure:
+    """Agents × time heat-map of actions in [-1, 1] (mean over each agent's used action dims).
 
-    Args: actions [T, A] or [T, A, U].
+    Args: actions [T, A] or [T, A, U]; action_mask [A, U] bool (padded dims left out).
     """
     acts = np.asarray(actions, dtype=float)
     if acts.ndim == 3:
-        acts = acts.mean(axis=-1)
+        mask = np.ones(acts.shape[1:], bool) if action_mask is None else np.asarray(action_mask)
+        used = np.maximum(mask.sum(axis=-1), 1)
+        acts = np.where(mask[None], acts, 0.0).sum(axis=-1) / used[None]
     if acts.ndim != 2:
         raise ValueError(f"actions must be [T, A] or [T, A, U], got shape {np.shape(actions)}")
     fig = new_figure(9.0, 1.5 + 0.25 * acts.shape[1])

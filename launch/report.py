@@ -81,7 +81,9 @@ def _actions_figure(env_params, record, episode: int):
     layout = env_params.layout
     types = np.asarray(layout.agent_type)
     names = [f"{layout.agent_type_names[t]} {i}" for i, t in enumerate(types)]
-    return render.plot_action_heatmap(_episode(record, episode)(record.action), names)
+    return render.plot_action_heatmap(
+        _episode(record, episode)(record.action), names, np.asarray(layout.action_mask)
+    )
 
 
 def _training_figure(run_dir: Path | None):
