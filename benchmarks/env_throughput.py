@@ -1,0 +1,446 @@
+"""Environment throughput: gridpod (vmapped, scanned) against Grid2Op + LightSim2Grid.
+
+    python -m benchmarks.env_throughput                  # batches 1, 4, ..., 16384
+    python -m benchmarks.env_throughput --quick          # batches 1, 16, 256, 4096
+    python -m benchmarks.env_throughput --cases=ieee118 --physics=dc --max_batch=1024
+
+gridpod: one jitted call runs ``lax.scan`` over T steps of the vmapped ``env.step`` with
+uniform random actions in [-1, 1]: the full step (weather, dispatch, AGC, DC flow with
+protection cascades, accounting, observation, reward, in-place auto-reset). Observations,
+rewards and info are folded into a checksum so the compiler cannot drop them. Timed after
+compilation with ``block_until_ready``; a rate is grid-steps per second (B x T / seconds).
+
+Grid2Op: ``grid2op.make(<bundled env>, test=True, backend=LightSimBackend())`` stepped by a
+do-nothing agent (the cheapest agent), resets included when an episode ends, in the same
+process; once with its default AC power flow and once with ``ENV_DC=True``. The bundled
+envs closest in size are ``l2rpn_case14_sandbox`` (14 substations, 20 lines, 6 generators)
+for ieee14 and ``rte_case118_example`` (118 substations, 186 lines, 62 generators) for
+ieee118.
+
+Memory: bytes of one grid's ``EnvState`` (sum of its leaves), and XLA's own memory analysis of
+the compiled batched step (arguments + temporaries per grid) to say whether 65,536 ieee118
+grids fit in 8 GiB. ``--profile`` times the parts of a step separately (see ``profile``):
+
+    python -m benchmarks.env_throughput --profile --max_batch=1 --nogrid2op --physics=dc
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+import warnings
+
+import numpy as np
+from absl import app, flags
+
+_CASES = flags.DEFINE_list("cases", ["ieee14", "ieee118"], "shipped cases to measure")
+_PHYSICS = flags.DEFINE_list("physics", ["dc", "ac"], "env physics to measure (dc, ac)")
+_MAX_BATCH = flags.DEFINE_integer("max_batch", 16384, "largest batch (powers of 4 up to it)")
+_QUICK = flags.DEFINE_bool("quick", False, "batches 1, 16, 256, 4096 and short timings")
+_MIN_TIME = flags.DEFINE_float("min_time", 2.0, "seconds each measurement runs for at least")
+_GRID2OP = flags.DEFINE_bool("grid2op", True, "measure Grid2Op + LightSim2Grid as the peer")
+_PROFILE = flags.DEFINE_bool("profile", False, "also time the parts of a step at --profile_batch")
+_PROFILE_BATCH = flags.DEFINE_integer("profile_batch", 1024, "batch for --profile")
+
+GRID2OP_ENVS = {"ieee14": "l2rpn_case14_sandbox", "ieee118": "rte_case118_example"}
+FIT_GRIDS, FIT_BYTES = 65_536, 8 * 2**30
+STEPS_PER_CALL_BUDGET = 65_536  # grid-steps per timed call (T = budget / B, clipped)
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def hardware() -> str:
+    import jax
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"{cpu_model()}, {cores} cores usable, load average {load}; "
+        f"jax {jax.__version__} on {jax.devices()[0].device_kind} ({jax.default_backend()})"
+    )
+
+
+def batch_sizes(max_batch: int, quick: bool) -> list[int]:
+    base = 16 if quick else 4
+    sizes = [1]
+    while sizes[-1] * base <= max_batch:
+        sizes.append(sizes[-1] * base)
+    return sizes
+
+
+def steps_per_call(batch: int) -> int:
+    return int(np.clip(STEPS_PER_CALL_BUDGET // batch, 4, 256))
+
+
+def timed_rate(call, items_per_call: int, min_time: float) -> float:
+    """Items per second of ``call`` (already compiled and warmed up)."""
+    calls, start = 0, time.perf_counter()
+    while True:
+        call()
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_time:
+            return calls * items_per_call / elapsed
+
+
+def tree_bytes(tree) -> int:
+    import jax
+
+    return int(sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(tree)))
+
+
+# ------------------------------------------------------------------------------------------
+# gridpod
+# ------------------------------------------------------------------------------------------
+
+
+def make_grid_env(case: str, physics: str, horizon: int = 288):
+    from envs.config import default_env_config
+    from envs.env import make_env
+
+    config = default_env_config()
+    config.case, config.physics, config.horizon = case, physics, horizon
+    return make_env(config)
+
+
+def checksum(obs, reward, info):
+    """One scalar that depends on everything a step hands back (keeps it all computed)."""
+    import jax
+    import jax.numpy as jnp
+
+    leaves = jax.tree_util.tree_leaves((obs, reward, info))
+    return sum(jnp.sum(x.astype(jnp.float32)) for x in leaves)
+
+
+def make_rollout(env, spec, steps: int):
+    """jit(key, states [B], params) -> (key, states, checksum): T scanned vmapped steps."""
+    import jax
+    import jax.numpy as jnp
+
+    batched_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+    shape = (spec.num_agents, spec.action_dim)
+
+    def rollout(key, states, params):
+        batch = states.t.shape[0]
+
+        def one_step(carry, _):
+            key, states, acc = carry
+            key, key_action, key_step = jax.random.split(key, 3)
+            actions = jax.random.uniform(key_action, (batch, *shape), minval=-1.0, maxval=1.0)
+            out = batched_step(jax.random.split(key_step, batch), states, actions, params)
+            obs, states, reward, terminated, truncated, info = out
+            acc = acc + checksum(obs, reward, info) + terminated.sum() + truncated.sum()
+            return (key, states, acc), None
+
+        (key, states, acc), _ = jax.lax.scan(
+            one_step, (key, states, jnp.float32(0.0)), None, length=steps
+        )
+        return key, states, acc
+
+    return jax.jit(rollout, donate_argnums=1)
+
+
+def initial_states(env, params, batch: int):
+    import jax
+
+    keys = jax.random.split(jax.random.PRNGKey(0), batch)
+    return jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(keys, params)[1]
+
+
+def measure_gridpod(env, params, spec, batch: int, min_time: float) -> dict:
+    """Steps/s at one batch size, compile seconds and XLA's memory analysis of the call."""
+    import jax
+
+    steps = steps_per_call(batch)
+    states = initial_states(env, params, batch)
+    key = jax.random.PRNGKey(1)
+    start = time.perf_counter()
+    compiled = make_rollout(env, spec, steps).lower(key, states, params).compile()
+    compile_s = time.perf_counter() - start
+    carry = {"key": key, "states": states}
+
+    def call():
+        carry["key"], carry["states"], acc = compiled(carry["key"], carry["states"], params)
+        jax.block_until_ready(acc)
+
+    call()  # warm-up (first-touch of buffers)
+    rate = timed_rate(call, batch * steps, min_time)
+    return {"rate": rate, "compile_s": compile_s, "steps": steps, "memory": memory_of(compiled)}
+
+
+def memory_of(compiled) -> dict | None:
+    try:
+        stats = compiled.memory_analysis()
+    except Exception:  # not every backend reports it
+        return None
+    if stats is None:
+        return None
+    return {
+        "argument": int(stats.argument_size_in_bytes),
+        "temp": int(stats.temp_size_in_bytes),
+        "output": int(stats.output_size_in_bytes),
+    }
+
+
+def ac_is_wired(case: str) -> bool:
+    """Whether physics='ac' changes the traced step at all (else 'ac' rows would repeat DC)."""
+    import jax
+
+    programs = []
+    for physics in ("dc", "ac"):
+        env, params = make_grid_env(case, physics)
+        _, state = env.reset(jax.random.PRNGKey(0), params)
+        action = np.zeros((env.spec(params).num_agents, env.spec(params).action_dim), np.float32)
+        jaxpr = jax.make_jaxpr(env.step)(jax.random.PRNGKey(1), state, action, params)
+        programs.append(str(jaxpr))
+    return programs[0] != programs[1]
+
+
+# ------------------------------------------------------------------------------------------
+# Grid2Op + LightSim2Grid
+# ------------------------------------------------------------------------------------------
+
+
+def _grid2op_env(name: str, dc: bool):
+    import grid2op
+    from grid2op.Parameters import Parameters
+    from lightsim2grid import LightSimBackend
+
+    param = Parameters()
+    param.ENV_DC = dc
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return grid2op.make(name, test=True, backend=LightSimBackend(), param=param)
+
+
+def measure_grid2op(case: str, dc: bool, min_time: float) -> dict:
+    """Do-nothing steps/s of the bundled Grid2Op env closest to ``case`` (resets included)."""
+    name = GRID2OP_ENVS[case]
+    try:
+        env = _grid2op_env(name, dc)
+    except Exception as err:  # missing package or env: report, do not fail the run
+        return {"name": name, "rate": None, "error": f"{type(err).__name__}: {err}"}
+    env.seed(0)
+    env.reset()
+    do_nothing = env.action_space({})
+    env.step(do_nothing)  # warm-up
+    steps, resets, start = 0, 0, time.perf_counter()
+    while time.perf_counter() - start < min_time:
+        _, _, done, _ = env.step(do_nothing)
+        steps += 1
+        if done:
+            env.reset()
+            resets += 1
+    rate = steps / (time.perf_counter() - start)
+    size = f"{env.n_sub} substations, {env.n_line} lines, {env.n_gen} generators"
+    env.close()
+    return {"name": name, "rate": rate, "resets": resets, "size": size}
+
+
+# ------------------------------------------------------------------------------------------
+# Profile: the parts of a step, timed separately at one batch size
+# ------------------------------------------------------------------------------------------
+
+
+def step_parts(env):
+    """name -> f(keys [B], states [B], actions [B, A, U], params) for one vmapped call."""
+    import jax
+
+    from envs.dcpf import dc_power_flow
+    from envs.dynamics.transition import transition
+
+    def flow_only(key, state, action, params):
+        grid = params.grid
+        return dc_power_flow(grid, grid.gen_to_bus @ state.pg - state.demand)
+
+    single = {
+        "full step (env.step)": env.step,
+        "transition (no observe, no reset)": transition,
+        "reset (done every step for auto-reset)": lambda k, s, a, p: env.reset(k, p),
+        "observe": lambda k, s, a, p: env.observe(s, p),
+        "one DC power flow": flow_only,
+    }
+    return {name: jax.jit(jax.vmap(fn, in_axes=(0, 0, 0, None))) for name, fn in single.items()}
+
+
+def cost_of(compiled) -> dict:
+    try:
+        cost = compiled.cost_analysis()
+    except Exception:
+        return {}
+    if isinstance(cost, list):
+        cost = cost[0] if cost else {}
+    return dict(cost or {})
+
+
+def profile(env, params, spec, batch: int, min_time: float) -> list[tuple]:
+    """(part, grid-calls/s, flops per grid, bytes accessed per grid) for each part of a step."""
+    import jax
+
+    states = initial_states(env, params, batch)
+    keys = jax.random.split(jax.random.PRNGKey(2), batch)
+    actions = jax.random.uniform(
+        jax.random.PRNGKey(3), (batch, spec.num_agents, spec.action_dim), minval=-1.0, maxval=1.0
+    )
+    rows = []
+    for name, fn in step_parts(env).items():
+        compiled = fn.lower(keys, states, actions, params).compile()
+        cost = cost_of(compiled)
+
+        def call(compiled=compiled):
+            jax.block_until_ready(compiled(keys, states, actions, params))
+
+        call()
+        rate = timed_rate(call, batch, min_time)
+        rows.append(
+            (name, rate, cost.get("flops", 0.0) / batch, cost.get("bytes accessed", 0.0) / batch)
+        )
+    return rows
+
+
+# ------------------------------------------------------------------------------------------
+# Report
+# ------------------------------------------------------------------------------------------
+
+
+def _fmt(rate) -> str:
+    if rate is None:
+        return "n/a"
+    return f"{rate:,.0f}" if rate >= 100 else f"{rate:,.1f}"
+
+
+def _ratio(ours: float, peer) -> str:
+    return "n/a" if not peer or peer.get("rate") is None else f"{ours / peer['rate']:,.1f}x"
+
+
+def memory_report(case: str, env, params, measured: dict) -> list[str]:
+    import jax
+
+    _, state = jax.jit(env.reset)(jax.random.PRNGKey(0), params)
+    obs = env.observe(state, params)
+    state_b, obs_b = tree_bytes(state), tree_bytes(obs)
+    lines = [
+        f"{case}: EnvState {state_b:,} B/grid, observation {obs_b:,} B/grid, "
+        f"EnvParams (shared by the batch) {tree_bytes(params):,} B",
+        f"  {FIT_GRIDS:,} grids: states {FIT_GRIDS * state_b / 2**30:.2f} GiB "
+        f"({'fits' if FIT_GRIDS * state_b <= FIT_BYTES else 'does NOT fit'} in 8 GiB)",
+    ]
+    batch = max(measured) if measured else 0
+    mem = measured.get(batch, {}).get("memory")
+    if mem:
+        per_grid = (mem["argument"] + mem["temp"] + mem["output"]) / batch
+        total = FIT_GRIDS * per_grid
+        verdict = "fits" if total <= FIT_BYTES else "does NOT fit"
+        lines.append(
+            f"  compiled rollout at B={batch}: {per_grid:,.0f} B/grid incl. XLA temporaries "
+            f"-> {FIT_GRIDS:,} grids need {total / 2**30:.2f} GiB ({verdict} in 8 GiB)"
+        )
+    return lines
+
+
+def print_table(rows: list[dict], peers: dict) -> None:
+    header = "| case | physics | batch | T | compile s | gridpod steps/s | vs Grid2Op AC | vs Grid2Op DC |"
+    print(header)
+    print("|" + "---|" * 8)
+    for r in rows:
+        peer_ac, peer_dc = peers.get((r["case"], "ac")), peers.get((r["case"], "dc"))
+        print(
+            f"| {r['case']} | {r['physics']} | {r['batch']:,} | {r['steps']} | "
+            f"{r['compile_s']:.1f} | {_fmt(r['rate'])} | {_ratio(r['rate'], peer_ac)} | "
+            f"{_ratio(r['rate'], peer_dc)} |"
+        )
+    print()
+    for (case, physics), peer in sorted(peers.items()):
+        detail = peer.get("size") or peer.get("error", "")
+        print(
+            f"Grid2Op + LightSim2Grid, {peer['name']} ({detail}), {physics.upper()} power flow, "
+            f"do-nothing: {_fmt(peer['rate'])} steps/s (case {case})"
+        )
+
+
+def print_targets(rows: list[dict], peers: dict) -> None:
+    targets = {"ieee118": 300.0, "ieee14": 1000.0}
+    for case, target in targets.items():
+        ours = [r["rate"] for r in rows if r["case"] == case and r["physics"] == "dc"]
+        peer = peers.get((case, "ac"))
+        if not ours or not peer or peer.get("rate") is None:
+            continue
+        best = max(ours) / peer["rate"]
+        verdict = "met" if best >= target else "NOT met"
+        print(
+            f"target {case} DC >= {target:,.0f}x Grid2Op (AC default): best {best:,.1f}x, {verdict}"
+        )
+
+
+def run_case(case: str, physics_list, batches, min_time: float) -> tuple[list[dict], dict]:
+    rows, measured = [], {}
+    for physics in physics_list:
+        if physics == "ac" and not ac_is_wired(case):
+            print(
+                f"{case} ac: env.step with physics='ac' traces to the same program as 'dc' "
+                "(AC not wired into the env) -- not measured"
+            )
+            continue
+        env, params = make_grid_env(case, physics)
+        spec = env.spec(params)
+        for batch in batches:
+            result = measure_gridpod(env, params, spec, batch, min_time)
+            rows.append({"case": case, "physics": physics, "batch": batch, **result})
+            print(
+                f"  {case} {physics} B={batch}: {_fmt(result['rate'])} steps/s "
+                f"(compile {result['compile_s']:.1f} s)",
+                flush=True,
+            )
+            if physics == "dc":
+                measured[batch] = result
+    return rows, measured
+
+
+def main(argv) -> None:
+    del argv
+    quick, min_time = _QUICK.value, _MIN_TIME.value * (0.5 if _QUICK.value else 1.0)
+    batches = batch_sizes(_MAX_BATCH.value, quick)
+    print(f"hardware: {hardware()}")
+    print(f"batches {batches}, min_time {min_time:.1f} s per measurement\n", flush=True)
+    rows, peers, memory_lines, profiles = [], {}, [], {}
+    for case in _CASES.value:
+        if _GRID2OP.value:
+            for physics in ("ac", "dc"):
+                peers[(case, physics)] = measure_grid2op(case, physics == "dc", 2 * min_time)
+                print(
+                    f"  Grid2Op {case} {physics}: {_fmt(peers[(case, physics)]['rate'])} steps/s",
+                    flush=True,
+                )
+        case_rows, measured = run_case(case, _PHYSICS.value, batches, min_time)
+        rows += case_rows
+        env, params = make_grid_env(case, "dc")
+        memory_lines += memory_report(case, env, params, measured)
+        if _PROFILE.value:
+            profiles[case] = profile(env, params, env.spec(params), _PROFILE_BATCH.value, min_time)
+    print()
+    print_table(rows, peers)
+    print()
+    print_targets(rows, peers)
+    print("\nmemory:\n" + "\n".join(memory_lines))
+    for case, parts in profiles.items():
+        print(f"\nprofile {case} DC, B={_PROFILE_BATCH.value} (one vmapped call per part):")
+        print("| part | grid-calls/s | us per grid | MFLOP per grid | MB accessed per grid |")
+        print("|---|---|---|---|---|")
+        for name, rate, flops, nbytes in parts:
+            print(
+                f"| {name} | {_fmt(rate)} | {1e6 / rate:.1f} | {flops / 1e6:.2f} | {nbytes / 1e6:.2f} |"
+            )
+
+
+if __name__ == "__main__":
+    app.run(main)
