@@ -25,6 +25,9 @@ from jax import numpy as jnp
 
 from envs.grid import Grid, lift
 
+# |det(I - H_KK)| below this (float32, float64) means the outage set may island buses.
+ISLAND_DET_TOL = (1e-4, 1e-8)
+
 
 class DCFlow(NamedTuple):
     theta: jnp.ndarray  # [..., N] rad (slack at its case angle; 0 on dead buses)
@@ -145,27 +148,30 @@ def _diag_embed(values, dtype) -> jnp.ndarray:
 def dc_power_flow_outages(grid: Grid, p_bus_mw: jnp.ndarray, outages: jnp.ndarray) -> DCFlow:
     """DC power flow with up to K branches out per grid, K static.
 
-    ``outages`` [..., K] int32 holds branch indices; -1 pads unused slots. Without
-    islanding the post-outage flows are the base flows plus the K×K compensation
-    f' = f + H[:, K] (I - H_KK)⁻¹ f_K (H = branch PTDF). A batch in which some
-    outage set islands buses falls back to the dense masked solve.
+    ``outages`` [..., K] int32 holds branch indices; -1 (or a repeated index)
+    leaves a slot unused. The post-outage flows are the base flows plus the K×K
+    compensation f' = f + H[:, K] (I - H_KK)⁻¹ f_K (H = branch PTDF). By the matrix
+    determinant lemma det(B') = det(B)·det(I - H_KK), so an outage set islands
+    buses exactly when that K×K determinant vanishes; a batch containing such a
+    set (or a near-singular one) is solved by the dense masked path instead.
     """
     batch = jnp.broadcast_shapes(p_bus_mw.shape[:-1], outages.shape[:-1])
     p_bus_mw = jnp.broadcast_to(p_bus_mw, (*batch, grid.n_bus))
     outages = jnp.broadcast_to(outages, (*batch, outages.shape[-1]))
     valid = _valid_outages(grid, outages)
     in_service = outage_mask(grid, outages)
-    base = _fixed_topology_flow(grid, p_bus_mw)
-    energised = energised_buses(grid, jnp.broadcast_to(in_service, base.flow_mw.shape))
-    cuts_off = jnp.any(~energised & lift(grid.bus_energised0, energised.ndim), axis=-1)
+    system = _compensation_matrix(grid, outages, valid)
+    tolerance = ISLAND_DET_TOL[jnp.finfo(system.dtype).bits >= 64]
+    near_singular = jnp.abs(jnp.linalg.det(system)) < tolerance
 
     def compensated(_):
-        return _compensated_flow(grid, base, outages, valid, in_service)
+        base = _fixed_topology_flow(grid, p_bus_mw)
+        return _compensated_flow(grid, base, system, outages, valid, in_service)
 
     def dense(_):
         return _masked_flow(grid, p_bus_mw, in_service)
 
-    return jax.lax.cond(jnp.any(cuts_off), dense, compensated, None)
+    return jax.lax.cond(jnp.any(near_singular), dense, compensated, None)
 
 
 def _valid_outages(grid: Grid, outages: jnp.ndarray) -> jnp.ndarray:
@@ -185,22 +191,27 @@ def outage_mask(grid: Grid, outages: jnp.ndarray) -> jnp.ndarray:
     return hit == 0
 
 
-def _compensated_flow(grid: Grid, base: DCFlow, outages, valid, in_service) -> DCFlow:
+def _compensation_matrix(grid: Grid, outages, valid) -> jnp.ndarray:
+    """I - H_KK [..., K, K] over the valid outage slots (identity for unused ones)."""
     index = jnp.where(valid, outages, 0)
     pair_valid = valid[..., :, None] & valid[..., None, :]
-    coupling = grid.branch_ptdf[index[..., :, None], index[..., None, :]]  # [..., K, K]
-    eye = jnp.eye(outages.shape[-1], dtype=base.flow_mw.dtype)
-    system = lift(eye, pair_valid.ndim) - jnp.where(pair_valid, coupling, 0.0)
+    coupling = grid.branch_ptdf[index[..., :, None], index[..., None, :]]
+    eye = lift(jnp.eye(outages.shape[-1], dtype=coupling.dtype), pair_valid.ndim)
+    return eye - jnp.where(pair_valid, coupling, 0.0)
+
+
+def _compensated_flow(grid: Grid, base: DCFlow, system, outages, valid, in_service) -> DCFlow:
+    index = jnp.where(valid, outages, 0)
     outaged_flow = jnp.where(valid, jnp.take_along_axis(base.flow_mw, index, axis=-1), 0.0)
     transfer = jnp.linalg.solve(system, outaged_flow[..., None])[..., 0]  # [..., K] MW
-    columns = jnp.moveaxis(grid.branch_ptdf[:, index], 0, -2)  # [..., L, K]
-    flow = base.flow_mw + jnp.sum(columns * transfer[..., None, :], axis=-1)
+    columns = grid.branch_ptdf.T[index]  # [..., K, L]: H[:, k] for each outage
+    flow = base.flow_mw + jnp.einsum("...k,...kl->...l", transfer, columns)
     flow = jnp.where(in_service, flow, 0.0)
-    # Bus angles shift by the compensating transfers injected at the outaged ends.
-    angle_sens = grid.dc_bus_inverse / grid.base_mva
-    ends = grid.branch_bus[index]  # [..., K, N]: +1 from bus, -1 to bus
-    inject = jnp.sum(ends * transfer[..., :, None], axis=-2)
-    theta = base.theta + jnp.where(base.bus_energised, jnp.matmul(inject, angle_sens), 0.0)
+    # Angles move by X (e_f - e_t) per MW transferred across each outaged branch.
+    inverse = grid.dc_bus_inverse / grid.base_mva
+    sensitivity = inverse[grid.branch_from[index]] - inverse[grid.branch_to[index]]  # [..., K, N]
+    shift = jnp.einsum("...k,...kn->...n", transfer, sensitivity)
+    theta = base.theta + jnp.where(base.bus_energised, shift, 0.0)
     return DCFlow(theta, flow, base.islanded, base.bus_energised)
 
 
