@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import jax
@@ -32,21 +33,14 @@ from absl import app, flags
 
 from envs import baselines, oracle, scenarios
 from envs.env import GridEnv, make_env
+from launch import report
+from launch.report import TABLE_METRICS
 
 BASELINES = {
     "do_nothing": baselines.do_nothing,
     "proportional": baselines.proportional,
     "myopic_opf": baselines.myopic_opf,
 }
-TABLE_METRICS = (
-    "cost",
-    "gap_percent",
-    "unserved_mwh",
-    "overload_steps",
-    "trips",
-    "freq_violations",
-    "blackouts",
-)
 
 _CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None, "Run directory, its checkpoints/ folder, or one checkpoint step folder."
@@ -183,6 +177,8 @@ def summarise(metrics: dict[str, dict[str, np.ndarray]]) -> dict[str, dict]:
         else:
             row["gap_percent"] = float("nan")
         row["episode_cost"] = [float(c) for c in values["cost"]]
+        if reference is not None:  # episodes where the env's accounting beat the bound
+            row["episodes_below_oracle"] = int(np.sum(values["cost"] < reference * (1 - 1e-6)))
         out[name] = row
     return out
 
@@ -212,8 +208,6 @@ def run_evaluation(
     best: bool = False,
 ) -> dict:
     """Evaluate, write ``evaluation.json``/``.txt`` and the report; returns the results dict."""
-    from launch import report
-
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
     checkpoint_dir, step, run_dir = resolve_checkpoint(checkpoint)
@@ -257,17 +251,20 @@ def main(argv) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not _CHECKPOINT.value:
         raise app.UsageError("--checkpoint is required (a run directory or checkpoint folder)")
-    results = run_evaluation(
-        _CHECKPOINT.value,
-        scenario_list(_SCENARIOS.value),
-        _EPISODES.value,
-        _HORIZON.value,
-        baseline_list(_BASELINES.value),
-        _ORACLE.value,
-        _REPORT_DIR.value,
-        _RENDER_EPISODE.value,
-        _BEST.value,
-    )
+    try:
+        results = run_evaluation(
+            _CHECKPOINT.value,
+            scenario_list(_SCENARIOS.value),
+            _EPISODES.value,
+            _HORIZON.value,
+            baseline_list(_BASELINES.value),
+            _ORACLE.value,
+            _REPORT_DIR.value,
+            _RENDER_EPISODE.value,
+            _BEST.value,
+        )
+    except (ValueError, FileNotFoundError) as err:
+        sys.exit(f"launch.evaluate: {err}")
     print(format_table(results))
 
 

@@ -16,6 +16,15 @@ import numpy as np
 from envs import render
 
 FIGURES = ("grid", "balance", "profile", "actions", "scenarios", "training")
+TABLE_METRICS = (
+    "cost",
+    "gap_percent",
+    "unserved_mwh",
+    "overload_steps",
+    "trips",
+    "freq_violations",
+    "blackouts",
+)
 MAX_TRAINING_PANELS = 12
 
 
@@ -114,8 +123,6 @@ def _html_table(rows: dict, metrics) -> str:
 
 
 def _html_page(results: dict, scenario: str, episode: int, images: dict[str, str]) -> str:
-    from launch.evaluate import TABLE_METRICS
-
     sections = [
         f"<h2>{html.escape(name)}</h2>{_html_table(rows, TABLE_METRICS)}"
         for name, rows in results["scenarios"].items()
