@@ -23,8 +23,12 @@ One step is one dispatch interval (``step_minutes``, 5 min). Inside a step:
 Balance identity (every step, MW; ``info`` has each term)::
 
     sum(gen) + sum(battery) + slack_mw = sum(served load) + sum(shunt Gs on energised buses)
+                                         + losses_mw
 
-where ``gen`` includes the primary (droop) response.
+where ``gen`` includes the primary (droop) response and ``losses_mw`` is 0 in DC. In AC mode
+(``physics="ac"``, ``envs.dynamics.flows``) voltages are solved with Newton-Raphson, voltage
+excursions and non-convergence enter the safety term, and the reset observation uses the DC
+flow of the intact network with flat voltages.
 """
 
 import jax
@@ -67,6 +71,9 @@ INFO_KEYS = (
     "storage_mw",
     "shunt_mw",
     "slack_mw",
+    "losses_mw",
+    "voltage_violation_pu",
+    "pf_converged",
     "primary_mw",
     "reserve_margin",
     "blackout",

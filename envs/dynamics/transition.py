@@ -6,9 +6,9 @@ import jax
 import jax.numpy as jnp
 
 from envs import protection, reward
-from envs.dcpf import dc_power_flow
 from envs.dynamics import dispatch as dsp
 from envs.dynamics import exogenous as exo
+from envs.dynamics import flows
 from envs.dynamics.features import gen_block, reserve_margin
 from envs.grid import generation_cost
 
@@ -49,20 +49,24 @@ def dispatch_devices(ctrl, state, inputs, topo, params) -> Dispatch:
 
 class Physics(NamedTuple):
     in_service: jax.Array  # [L] bool after protection
-    flow_mw: jax.Array  # [L]
+    flow_mw: jax.Array  # [L] (AC: apparent power with the sign of the active flow)
     theta: jax.Array  # [N]
+    vm: jax.Array  # [N]
     energised: jax.Array  # [N] bool (connected to the slack and fed in the final solve)
     inj: dsp.Injections  # accounted on ``energised``
-    slack_mw: jax.Array  # []
+    slack_mw: jax.Array  # [] what the slack bus supplied beyond its schedule
+    losses_mw: jax.Array  # [] network losses (0 in DC)
+    converged: jax.Array  # [] bool
 
 
 def solve_with_protection(d: Dispatch, topo, state, params) -> Physics:
     grid, consts, devices = params.grid, params.consts, params.devices
     primary_weight = jnp.where(d.conv_online, devices.pmax, 0.0)
+    network_flow = flows.SOLVERS[consts.physics]
 
     def solve(in_service, energised):
         inj = dsp.injections(energised, d.pg, d.storage, d.net_load, primary_weight, grid, devices)
-        return dc_power_flow(grid, inj.p_bus, in_service)
+        return network_flow(grid, inj.p_bus, -flows.reactive_demand(grid, inj.served), in_service)
 
     in_service, flow, used = protection.run_cascade(
         solve,
@@ -80,13 +84,24 @@ def solve_with_protection(d: Dispatch, topo, state, params) -> Physics:
     storage = jnp.where(energised[devices.storage_bus], solved.storage, 0.0)
     served = jnp.where(energised, d.net_load, 0.0)
     shunt = jnp.sum(jnp.where(energised, grid.bus_gs, 0.0))
-    slack = jnp.sum(served) + shunt - jnp.sum(gen) - jnp.sum(storage)
+    lossless_slack = jnp.sum(served) + shunt - jnp.sum(gen) - jnp.sum(storage)
+    slack = flow.slack_injection_mw - solved.p_bus[grid.slack]
     # Shortfall of the final energised system before primary response: what droop and slack
     # actually covered (islands that split off in the last round took their share with them).
     dispatched = jnp.sum(jnp.where(energised[grid.gen_bus], d.pg, 0.0)) + jnp.sum(storage)
     shortfall = jnp.sum(served) + shunt - dispatched
-    inj = dsp.Injections(solved.p_bus, gen, storage, served, shortfall - slack)
-    return Physics(in_service, flow.flow_mw, flow.theta, energised, inj, slack)
+    inj = dsp.Injections(solved.p_bus, gen, storage, served, shortfall - lossless_slack)
+    return Physics(
+        in_service,
+        flow.flow_mw,
+        flow.theta,
+        flow.vm,
+        energised,
+        inj,
+        slack,
+        slack - lossless_slack,
+        flow.converged,
+    )
 
 
 def step_costs(d: Dispatch, ph: Physics, params):
@@ -106,12 +121,29 @@ def _reward_terms(ph: Physics, d: Dispatch, state_next, freq_dev, costs, inputs,
     demand = jnp.maximum(jnp.sum(inputs.demand), 1e-6)
     unserved_share = jnp.sum(jnp.where(ph.energised, 0.0, d.net_load)) / demand
     safety = reward.safety_term(
-        loading, ph.in_service, freq_dev, consts.freq_band_hz, jnp.float32(0.0), unserved_share
+        loading,
+        ph.in_service,
+        freq_dev,
+        consts.freq_band_hz,
+        voltage_violation(ph, params),
+        unserved_share,
     )
     cost = reward.cost_term(sum(costs[:3]), consts.reference_cost)
     margin = reserve_margin_of(state_next, params)
     uptime = reward.uptime_term(ph.in_service, margin, consts.reserve_target)
     return jnp.stack([safety, cost, uptime]), loading, margin
+
+
+def voltage_violation(ph: Physics, params) -> jax.Array:
+    """Sum of p.u. excursions outside [Vmin, Vmax] on energised PQ buses (PV and slack buses
+    sit at their case setpoints, which no agent controls); a power flow that did not
+    converge counts as a 0.05 p.u. violation (voltage collapse)."""
+    grid = params.grid
+    above = jnp.maximum(ph.vm - grid.bus_vmax, 0.0)
+    below = jnp.maximum(grid.bus_vmin - ph.vm, 0.0)
+    watched = ph.energised & (grid.bus_type == 1)
+    excursion = jnp.sum(jnp.where(watched, above + below, 0.0))
+    return excursion + jnp.where(ph.converged, 0.0, 0.05)
 
 
 def reserve_margin_of(state, params):
@@ -148,7 +180,7 @@ def _next_state(state, key_weather, t, weather, inputs, topo, d, ph, ctrl, freq_
         energised=ph.energised,
         branch_in_service=ph.in_service,
         served_fraction=jnp.sum(ph.inj.served) / demand,
-        vm=state.vm,
+        vm=ph.vm,
     )
 
 
@@ -216,6 +248,9 @@ def _info(d, ph, inputs, topo, costs, terms, loading, margin, nxt, blackout, par
         "storage_mw": jnp.sum(ph.inj.storage),
         "shunt_mw": jnp.sum(jnp.where(ph.energised, params.grid.bus_gs, 0.0)),
         "slack_mw": ph.slack_mw,
+        "losses_mw": ph.losses_mw,
+        "voltage_violation_pu": voltage_violation(ph, params),
+        "pf_converged": ph.converged,
         "primary_mw": ph.inj.residual,
         "reserve_margin": margin,
         "blackout": blackout,

@@ -1,0 +1,69 @@
+"""Network solvers behind one interface: DC (default) or AC Newton-Raphson power flow.
+
+Both return a ``NetworkFlow``. In AC mode branch loading uses apparent power
+``max(|S_from|, |S_to|)`` (signed by the from-end active flow) against the MVA rating,
+reactive demand scales with active demand bus by bus (``Qd x served / Pd``; the case
+power factor is kept, shed load sheds its reactive part too), PV/slack voltages are the
+case setpoints, and the slack bus also covers the network losses (``losses_mw``).
+"""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from envs.dcpf import dc_power_flow, energised_buses
+
+
+class NetworkFlow(NamedTuple):
+    flow_mw: jax.Array  # [L] signed loading quantity (DC: MW; AC: MVA with the sign of P)
+    theta: jax.Array  # [N] rad
+    bus_energised: jax.Array  # [N] bool
+    vm: jax.Array  # [N] p.u. (1 in DC)
+    slack_injection_mw: jax.Array  # [] solved net injection at the slack bus
+    converged: jax.Array  # [] bool (always True in DC)
+
+
+def dc_network_flow(grid, p_bus, q_bus, in_service) -> NetworkFlow:
+    del q_bus
+    flow = dc_power_flow(grid, p_bus, in_service)
+    # DC: the slack takes whatever the energised buses leave unbalanced (shunts included).
+    live_p = jnp.where(flow.bus_energised, p_bus - grid.bus_gs, 0.0)
+    slack_injection = p_bus[grid.slack] - jnp.sum(live_p)
+    return NetworkFlow(
+        flow.flow_mw,
+        flow.theta,
+        flow.bus_energised,
+        jnp.ones_like(flow.theta),
+        slack_injection,
+        jnp.bool_(True),
+    )
+
+
+def ac_network_flow(grid, p_bus, q_bus, in_service) -> NetworkFlow:
+    from envs.acpf import ac_power_flow
+
+    flow = ac_power_flow(grid, p_bus, q_bus, grid.bus_vm_set, in_service)
+    s_from = jnp.hypot(flow.p_from_mw, flow.q_from_mvar)
+    s_to = jnp.hypot(flow.p_to_mw, flow.q_to_mvar)
+    loading_mva = jnp.sign(flow.p_from_mw) * jnp.maximum(s_from, s_to)
+    energised = energised_buses(grid, in_service)
+    finite = flow.converged & jnp.all(jnp.isfinite(flow.vm))
+    safe = lambda x, fallback: jnp.where(finite, jnp.nan_to_num(x), fallback)  # noqa: E731
+    return NetworkFlow(
+        safe(loading_mva, 0.0),
+        safe(flow.va, 0.0),
+        energised,
+        safe(flow.vm, 1.0),
+        safe(flow.p_injection_mw[grid.slack], p_bus[grid.slack]),
+        finite,
+    )
+
+
+def reactive_demand(grid, served_mw) -> jax.Array:
+    """[N] MVAr drawn by the served load at the case power factor of each bus."""
+    ratio = jnp.where(grid.bus_pd > 0, grid.bus_qd / jnp.maximum(grid.bus_pd, 1e-6), 0.0)
+    return ratio * served_mw
+
+
+SOLVERS = {"dc": dc_network_flow, "ac": ac_network_flow}
