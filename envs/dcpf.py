@@ -75,8 +75,12 @@ def _fixed_topology_flow(grid: Grid, p_bus_mw) -> DCFlow:
     theta = jnp.matmul(p_pu, grid.dc_bus_inverse) + grid.bus_va0[grid.slack]
     energised = jnp.broadcast_to(grid.bus_energised0, p_bus_mw.shape)
     theta = jnp.where(energised, theta, 0.0)
-    live_branch = lift(grid.bus_energised0[grid.branch_from], p_bus_mw.ndim)
-    flow = jnp.where(live_branch, _flows_from_angles(grid, theta, shift_flow), 0.0)
+    # Flows straight from the PTDF rather than from theta: a gather along the last
+    # axis is slow on CPU, and a caller that only uses flows lets XLA drop theta.
+    nd = p_bus_mw.ndim
+    flow = (jnp.matmul(p_pu, grid.ptdf.T) + lift(shift_flow, nd)) * grid.base_mva
+    live_branch = lift(grid.bus_energised0[grid.branch_from], nd)
+    flow = jnp.where(live_branch, flow, 0.0)
     return DCFlow(theta, flow, _islanded(grid, energised, p_bus_mw), energised)
 
 
