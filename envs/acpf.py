@@ -365,7 +365,7 @@ def ac_power_flow(
       vm_set: [..., N] voltage magnitude: the setpoint at PV/slack buses and the
         starting value at PQ buses (``grid.bus_vm_set`` gives MATPOWER's).
       branch_in_service: [..., L] bool or None (all in service).
-      max_iter, tol: static; tol is the max |mismatch| in p.u. (raised to
+      max_iter, tol: may be static or traced; tol is the max |mismatch| in p.u. (raised to
         FLOAT32_MIN_TOL in float32).
     """
     shapes = [p_bus_mw.shape, q_bus_mvar.shape, vm_set.shape]
@@ -388,7 +388,7 @@ def ac_power_flow(
     va0 = columns(grid.bus_va0.astype(dtype), grid.n_bus)
     vm0 = columns(vm_set.astype(dtype), grid.n_bus)
     if jnp.finfo(dtype).bits < 64:
-        tol = max(tol, FLOAT32_MIN_TOL)
+        tol = jnp.maximum(tol, FLOAT32_MIN_TOL)  # works for a traced tol too
     state = _newton(grid, y_values, s_spec.astype(y_values.dtype), va0, vm0, live, max_iter, tol)
     q_bus = columns(q_bus_mvar, grid.n_bus)
     flow = _solution(grid, y_values, state, live, live_branch, q_bus, tol)
