@@ -32,6 +32,8 @@ import numpy as np
 import scipy.optimize
 import scipy.sparse as sp
 
+_FAN = np.array([-2.0, -1.0, 0.0, 1.0, 2.0])  # tangent offsets around a dispatch, in steps
+
 # MATPOWER v2 column indices (0-based) used to read PYPOWER dicts / Case arrays.
 _BUS_I, _GS, _BUS_TYPE = 0, 4, 1
 _GEN_BUS, _PMAX, _PMIN, _GEN_STATUS, _PG, _RAMP_AGC = 0, 8, 9, 7, 1, 16
@@ -500,7 +502,7 @@ def solve_dispatch(
     gen_online: np.ndarray | None = None,
     penalties: DispatchPenalties = DispatchPenalties(),
     cost_rtol: float = 1e-7,
-    n_tangents: int = 16,
+    n_tangents: int = 8,
     max_cut_rounds: int = 60,
 ) -> DispatchSolution:
     """Least-cost dispatch over T periods with perfect knowledge of every period.
@@ -538,10 +540,18 @@ def solve_dispatch(
         tolerance = cost_rtol * max(abs(lower_bound), 1.0)
         if np.sum(shortfall) <= tolerance or cut_round == max_cut_rounds:
             break
-        # Cut every dispatch that holds a fair share of the remaining error.
+        # Cut every dispatch that holds a fair share of the remaining error, with a small fan
+        # of tangents around it (narrower each round) so the next optimum is bracketed too.
         t_idx, g_idx = np.nonzero(shortfall > 0.1 * tolerance / shortfall.size)
-        slope, icpt = _tangent_cuts(net, g_idx, pg[t_idx, g_idx])
-        cuts.append((z_cols[t_idx, g_idx], pg_cols[t_idx, g_idx], slope, icpt))
+        span = bounds[pg_cols[t_idx, g_idx], 1] - bounds[pg_cols[t_idx, g_idx], 0]
+        step = span / (n_tangents * 4.0**cut_round)
+        fan = pg[t_idx, g_idx][:, None] + step[:, None] * _FAN[None, :]
+        lo, hi = bounds[pg_cols[t_idx, g_idx], 0], bounds[pg_cols[t_idx, g_idx], 1]
+        points = np.clip(fan, lo[:, None], hi[:, None])
+        slope, icpt = _tangent_cuts(net, g_idx[:, None], points)
+        cols = np.broadcast_to(z_cols[t_idx, g_idx][:, None], points.shape)
+        pcols = np.broadcast_to(pg_cols[t_idx, g_idx][:, None], points.shape)
+        cuts.append(tuple(np.ravel(a) for a in (cols, pcols, slope, icpt)))
     true_cost = true_cost * inputs.cost_on
     return _solution(res.x, layout, inputs, penalties, curtail, true_cost, lower_bound, cut_round,
                      time.perf_counter() - started)  # fmt: skip
