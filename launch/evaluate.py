@@ -175,12 +175,16 @@ def summarise(metrics: dict[str, dict[str, np.ndarray]]) -> dict[str, dict]:
             gaps = values["cost"] / np.maximum(reference, 1e-9) - 1.0
             row["gap_percent"] = float(100.0 * np.mean(gaps))
         else:
-            row["gap_percent"] = float("nan")
+            row["gap_percent"] = None  # no oracle: no gap (JSON null)
         row["episode_cost"] = [float(c) for c in values["cost"]]
         if reference is not None:  # episodes where the env's accounting beat the bound
             row["episodes_below_oracle"] = int(np.sum(values["cost"] < reference * (1 - 1e-6)))
         out[name] = row
     return out
+
+
+def _number(value) -> float:
+    return float("nan") if value is None else float(value)
 
 
 def format_table(results: dict) -> str:
@@ -190,7 +194,7 @@ def format_table(results: dict) -> str:
     for scenario, rows in results["scenarios"].items():
         lines += [f"scenario: {scenario}", header, "-" * len(header)]
         for method, row in rows.items():
-            cells = "".join(f"{row.get(m, float('nan')):>17.2f}" for m in TABLE_METRICS)
+            cells = "".join(f"{_number(row.get(m)):>17.2f}" for m in TABLE_METRICS)
             lines.append(f"{method:<14}{cells}")
         lines.append("")
     return "\n".join(lines)

@@ -103,10 +103,14 @@ def _training_figure(run_dir: Path | None):
     return render.plot_training_curves(chosen)
 
 
+def _or_nan(value) -> float:
+    return np.nan if value is None else float(value)
+
+
 def _scenario_table(results: dict) -> dict:
     return {
         scenario: {
-            method: {"mean_cost": row["cost"], "gap_percent": row["gap_percent"]}
+            method: {"mean_cost": row["cost"], "gap_percent": _or_nan(row["gap_percent"])}
             for method, row in rows.items()
         }
         for scenario, rows in results["scenarios"].items()
@@ -117,7 +121,8 @@ def _html_table(rows: dict, metrics) -> str:
     head = "".join(f"<th>{html.escape(m)}</th>" for m in ("method", *metrics))
     body = []
     for method, row in rows.items():
-        cells = "".join(f"<td>{row.get(m, float('nan')):.2f}</td>" for m in metrics)
+        values = [row.get(m) for m in metrics]
+        cells = "".join(f"<td>{'–' if v is None else f'{v:.2f}'}</td>" for v in values)
         body.append(f"<tr><td>{html.escape(method)}</td>{cells}</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
