@@ -16,6 +16,7 @@ from collections.abc import Callable
 import jax
 import ml_collections
 import numpy as np
+from absl import logging as absl_logging
 
 from actors.types import TrajectoryItem
 from launch.metrics import EpisodeWindow, RateMeter, TensorBoardWriter, policy_lag, scalar_metrics
@@ -33,15 +34,16 @@ def concat_items(items: list[TrajectoryItem]):
     return type(trajectories[0])(**fields)
 
 
-def default_learner_parts(config: ml_collections.ConfigDict, devices: list):
-    """(spec, learner, checkpointer factory) from the real env and learner packages."""
+def default_learner_parts(config: ml_collections.ConfigDict, devices: list, checkpoint_dir: str):
+    """(spec, learner, checkpointer) from the env and learner packages."""
     from envs.env import make_env
-    from launch.checkpoints import Checkpointer
+    from learner.checkpoint import Checkpointer
     from learner.learner import Learner
 
     env, env_params = make_env(config.env)
     spec = env.spec(env_params)
-    return spec, Learner(config.learner, spec, devices), Checkpointer
+    checkpointer = Checkpointer(checkpoint_dir, config.learner, spec, experiment_config=config)
+    return spec, Learner(config.learner, spec, devices), checkpointer
 
 
 class LearnerNode:
@@ -85,9 +87,10 @@ class LearnerNode:
             self._progress.update(values)
 
     def run(self) -> dict:
+        absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax logs every save at INFO
         devices = [jax.devices()[i] for i in self._device_indices]
-        spec, learner, checkpointer_cls = self._make_parts(self._config, devices)
-        checkpointer = checkpointer_cls(os.path.join(self._run_dir, "checkpoints"), self._config)
+        checkpoint_dir = os.path.join(self._run_dir, "checkpoints")
+        spec, learner, checkpointer = self._make_parts(self._config, devices, checkpoint_dir)
         state, start_update = self._initial_state(learner, checkpointer)
         self._publish(state)
         writer = TensorBoardWriter(os.path.join(self._run_dir, "tensorboard"))
@@ -97,8 +100,7 @@ class LearnerNode:
             state = loop.run(state)
         finally:
             update = int(jax.device_get(state.update_step))
-            if checkpointer.latest_step() != update:
-                checkpointer.save(update, state)
+            checkpointer.save(state)  # the final checkpoint (no-op if this step is saved)
             checkpointer.close()
             writer.close()
         summary = loop.summary(update, checkpointer.directory)
@@ -166,7 +168,7 @@ class LearnLoop:
             update = int(jax.device_get(state.update_step))
             self._record(update, items, jax.device_get(metrics), t1 - t0, t2 - t1)
             if plan.checkpoint_every and update % plan.checkpoint_every == 0:
-                self.checkpointer.save(update, state)
+                self.checkpointer.save(state)
         return state
 
     def _record(self, update, items, metrics, wait_s, update_s) -> None:

@@ -106,6 +106,7 @@ def summary_text(summary: dict, run_dir: str, launch_type: str, restarts: int) -
         f"  wall time        {summary.get('elapsed_s', 0.0):.1f} s",
         f"  mean throughput  {summary.get('mean_steps_per_s', 0.0):,.0f} env steps/s",
         f"  learner idle     {100 * summary.get('learner_idle_fraction', 0.0):.0f} %",
+        f"  actor idle       {100 * summary.get('actors', {}).get('idle_fraction', 0.0):.0f} %",
         f"  actor restarts   {restarts}",
     ]
     shown = [k for k in last if k.startswith("episode/return")] + list(SUMMARY_KEYS)

@@ -130,7 +130,22 @@ class Supervisor:
         if self.display is not None:
             self.display.update(progress, self.restarts)
 
+    def _actor_stats(self) -> dict:
+        """Summed actor counters (best effort: a dead actor contributes nothing)."""
+        totals: dict = {}
+        for actor in self.actors:
+            try:
+                stats = actor.call("stats", timeout=5.0)
+            except Exception:
+                continue
+            for key in ("rollouts", "env_steps", "queue_wait_s", "busy_s"):
+                totals[key] = totals.get(key, 0) + stats[key]
+        busy, wait = totals.get("busy_s", 0.0), totals.get("queue_wait_s", 0.0)
+        totals["idle_fraction"] = wait / max(busy + wait, 1e-9)
+        return totals
+
     def _shutdown(self) -> dict:
+        actor_stats = self._actor_stats()
         for node in [self.learner, *self.actors]:
             try:
                 node.call("stop", timeout=5.0)
@@ -148,4 +163,4 @@ class Supervisor:
             except Exception as error:  # already stopped or dead: kill to be sure
                 logging.debug("%s exit: %s", actor.name, error)
                 actor.kill()
-        return summary
+        return summary | {"actors": actor_stats}
