@@ -21,12 +21,15 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import jax
+import numpy as np
 from jax import numpy as jnp
 
 from envs.grid import Grid, lift
 
 # |det(I - H_KK)| below this (float32, float64) means the outage set may island buses.
 ISLAND_DET_TOL = (1e-4, 1e-8)
+# dc_power_flow_outages re-solves up to batch / ISLAND_SLOTS_PER islanding grids densely.
+ISLAND_SLOTS_PER = 32
 
 
 class DCFlow(NamedTuple):
@@ -156,26 +159,73 @@ def dc_power_flow_outages(grid: Grid, p_bus_mw: jnp.ndarray, outages: jnp.ndarra
     leaves a slot unused. The post-outage flows are the base flows plus the K×K
     compensation f' = f + H[:, K] (I - H_KK)⁻¹ f_K (H = branch PTDF). By the matrix
     determinant lemma det(B') = det(B)·det(I - H_KK), so an outage set islands
-    buses exactly when that K×K determinant vanishes; a batch containing such a
-    set (or a near-singular one) is solved by the dense masked path instead.
+    buses exactly when that K×K determinant vanishes. Those grids (and any
+    near-singular ones) are re-solved by the dense masked path: up to
+    ``batch // ISLAND_SLOTS_PER + 1`` of them in fixed slots, the whole batch
+    when there are more.
     """
     batch = jnp.broadcast_shapes(p_bus_mw.shape[:-1], outages.shape[:-1])
-    p_bus_mw = jnp.broadcast_to(p_bus_mw, (*batch, grid.n_bus))
-    outages = jnp.broadcast_to(outages, (*batch, outages.shape[-1]))
+    size = int(np.prod(batch, dtype=np.int64))
+    p_flat = jnp.broadcast_to(p_bus_mw, (*batch, grid.n_bus)).reshape(size, grid.n_bus)
+    outages = jnp.broadcast_to(outages, (*batch, outages.shape[-1])).reshape(size, -1)
     valid = _valid_outages(grid, outages)
     in_service = outage_mask(grid, outages)
     system = _compensation_matrix(grid, outages, valid)
     tolerance = ISLAND_DET_TOL[jnp.finfo(system.dtype).bits >= 64]
-    near_singular = jnp.abs(jnp.linalg.det(system)) < tolerance
+    _, abs_det = solve_small(system, jnp.zeros(system.shape[:-1], system.dtype))
+    near_singular = abs_det < tolerance
+    slots = size // ISLAND_SLOTS_PER + 1
 
-    def compensated(_):
-        base = _fixed_topology_flow(grid, p_bus_mw)
+    def compensated():
+        base = _fixed_topology_flow(grid, p_flat)
         return _compensated_flow(grid, base, system, outages, valid, in_service)
 
-    def dense(_):
-        return _masked_flow(grid, p_bus_mw, in_service)
+    def with_fixups():
+        flow = compensated()
+        index = jnp.argsort(~near_singular, stable=True)[:slots]  # islanding grids first
+        redo = _masked_flow(grid, p_flat[index], in_service[index])
+        take = near_singular[index]
 
-    return jax.lax.cond(jnp.any(near_singular), dense, compensated, None)
+        def merge(ours, dense):
+            keep = take.reshape(take.shape + (1,) * (dense.ndim - 1))
+            return ours.at[index].set(jnp.where(keep, dense, ours[index]))
+
+        return DCFlow(*(merge(a, b) for a, b in zip(flow, redo, strict=True)))
+
+    def dense():
+        return _masked_flow(grid, p_flat, in_service)
+
+    count = jnp.sum(near_singular)
+    branch = jnp.where(count == 0, 0, jnp.where(count <= slots, 1, 2))
+    flow = jax.lax.switch(branch, (compensated, with_fixups, dense))
+    return DCFlow(*(x.reshape(*batch, *x.shape[1:]) for x in flow))
+
+
+def solve_small(matrix: jnp.ndarray, rhs: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Solves [..., K, K] x = [..., K] for a small static K; also returns |det|.
+
+    Gaussian elimination with partial pivoting unrolled over K, vectorised over
+    the batch: LAPACK's batched solve pays a call per tiny matrix on CPU.
+    """
+    k = matrix.shape[-1]
+    augmented = jnp.concatenate([matrix, rhs[..., None]], axis=-1)  # [..., K, K+1]
+    abs_det = jnp.ones(matrix.shape[:-2], matrix.dtype)
+    for col in range(k):
+        candidates = jnp.abs(augmented[..., col:, col])
+        pivot_row = col + jnp.argmax(candidates, axis=-1)  # [...]
+        rows = lift(jnp.arange(k), pivot_row.ndim + 1)
+        order = jnp.where(rows == col, pivot_row[..., None], rows)
+        order = jnp.where(rows == pivot_row[..., None], col, order)
+        augmented = jnp.take_along_axis(augmented, order[..., None], axis=-2)
+        pivot = augmented[..., col, col]
+        abs_det = abs_det * jnp.abs(pivot)
+        safe = jnp.where(pivot == 0, 1.0, pivot)
+        factor = augmented[..., :, col] / safe[..., None]
+        factor = jnp.where(rows == col, 0.0, factor)
+        augmented = augmented - factor[..., :, None] * augmented[..., col, None, :]
+    diagonal = jnp.diagonal(augmented[..., :, :k], axis1=-2, axis2=-1)
+    solution = augmented[..., k] / jnp.where(diagonal == 0, 1.0, diagonal)
+    return solution, abs_det
 
 
 def _valid_outages(grid: Grid, outages: jnp.ndarray) -> jnp.ndarray:
@@ -207,7 +257,7 @@ def _compensation_matrix(grid: Grid, outages, valid) -> jnp.ndarray:
 def _compensated_flow(grid: Grid, base: DCFlow, system, outages, valid, in_service) -> DCFlow:
     index = jnp.where(valid, outages, 0)
     outaged_flow = jnp.where(valid, jnp.take_along_axis(base.flow_mw, index, axis=-1), 0.0)
-    transfer = jnp.linalg.solve(system, outaged_flow[..., None])[..., 0]  # [..., K] MW
+    transfer, _ = solve_small(system, outaged_flow)  # [..., K] MW
     columns = grid.branch_ptdf.T[index]  # [..., K, L]: H[:, k] for each outage
     flow = base.flow_mw + jnp.einsum("...k,...kl->...l", transfer, columns)
     flow = jnp.where(in_service, flow, 0.0)

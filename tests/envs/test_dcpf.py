@@ -141,6 +141,12 @@ def test_islanding_is_flagged_zeroed_and_rest_matches_pypower(x64, grids64):
     batch = outages_jit(grid, jnp.broadcast_to(p_bus, (2, grid.n_bus)), outages)
     np.testing.assert_allclose(batch.flow_mw[0], flow.flow_mw, atol=1e-9)
     np.testing.assert_array_equal(batch.islanded, [True, False])
+    # More islanding grids than fixed re-solve slots: the whole batch goes dense.
+    outages = jnp.array([[bridge, -1], [bridge, 2]], dtype=jnp.int32)
+    batch = outages_jit(grid, jnp.broadcast_to(p_bus, (2, grid.n_bus)), outages)
+    np.testing.assert_allclose(batch.flow_mw[0], flow.flow_mw, atol=1e-9)
+    np.testing.assert_array_equal(batch.islanded, [True, True])
+    assert float(batch.flow_mw[1, 2]) == 0.0
 
 
 def _scipy_energised(grid, mask: np.ndarray) -> np.ndarray:
@@ -204,3 +210,19 @@ def test_repeated_and_out_of_range_outage_indices_are_ignored():
     np.testing.assert_allclose(
         flows.flow_mw[0], dc_jit(grid, p_bus, single_mask).flow_mw, atol=1e-3
     )
+
+
+def test_small_solver_matches_numpy_and_needs_pivoting(x64):
+    from envs.dcpf import solve_small
+
+    rng = np.random.default_rng(3)
+    matrix = rng.normal(size=(4, 3, 3))
+    matrix[0] = [[0, 1, 2], [1, 0, 0], [3, 1, 1]]  # zero leading pivot
+    matrix[1] = [[1, 2, 3], [2, 4, 6], [0, 1, 1]]  # singular
+    rhs = rng.normal(size=(4, 3))
+    solution, abs_det = solve_small(jnp.asarray(matrix), jnp.asarray(rhs))
+    np.testing.assert_allclose(abs_det, np.abs(np.linalg.det(matrix)), atol=1e-12)
+    regular = [0, 2, 3]
+    expected = np.linalg.solve(matrix[regular], rhs[regular][..., None])[..., 0]
+    np.testing.assert_allclose(solution[np.array(regular)], expected, atol=1e-12)
+    assert bool(jnp.all(jnp.isfinite(solution)))
