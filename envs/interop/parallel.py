@@ -6,11 +6,12 @@
 
 Spaces: observation ``Box(-inf, inf, (O,), float32)`` per agent (features are normalised but
 not bounded: a line's loading can exceed any fixed number); action ``Box(-1, 1, (n,),
-float32)`` with ``n`` the agent's real (unmasked) action dimensions. ``state()`` is the
-global state (for centralised critics), ``state_space`` its Box. Every agent's ``infos`` entry
-holds the env's per-step scalars (cost, max_loading, served_fraction, ...).
-When the episode ends every agent is terminated or truncated together, ``agents`` becomes
-empty and ``reset()`` starts the next episode.
+float32)`` with ``n`` the agent's real (unmasked) action dimensions; the same spaces are in
+the ``observation_spaces`` / ``action_spaces`` dicts (SuperSuit and RLlib read those).
+``state()`` is the global state (for centralised critics), ``state_space`` its Box. Every
+agent's ``infos`` entry holds the env's per-step scalars (cost, max_loading,
+served_fraction, ...). When the episode ends every agent is terminated or truncated
+together, ``agents`` becomes empty and ``reset()`` starts the next episode.
 """
 
 from typing import ClassVar
@@ -42,8 +43,8 @@ class GridParallelEnv(ParallelEnv):
         self.possible_agents = list(self._runner.names)
         self.agents: list[str] = []
         obs_box = dict(low=-np.inf, high=np.inf, shape=(spec.obs_dim,), dtype=np.float32)
-        self._observation_spaces = {a: spaces.Box(**obs_box) for a in self.possible_agents}
-        self._action_spaces = {
+        self.observation_spaces = {a: spaces.Box(**obs_box) for a in self.possible_agents}
+        self.action_spaces = {
             a: spaces.Box(-1.0, 1.0, shape=(dims.size,), dtype=np.float32)
             for a, dims in zip(self.possible_agents, self._runner.action_dims, strict=True)
         }
@@ -59,10 +60,10 @@ class GridParallelEnv(ParallelEnv):
         return cls(*make_env(env_config), **kwargs)
 
     def observation_space(self, agent: str) -> spaces.Box:
-        return self._observation_spaces[agent]
+        return self.observation_spaces[agent]
 
     def action_space(self, agent: str) -> spaces.Box:
-        return self._action_spaces[agent]
+        return self.action_spaces[agent]
 
     def state(self) -> np.ndarray:
         return self._global_state.copy()
