@@ -208,8 +208,8 @@ def plot_scenario_bars(table: Mapping[str, Mapping[str, Mapping[str, float]]]) -
 
 
 def plot_training_curves(scalars: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> Figure:
-    """One panel per scalar tag: value against step (from ``read_scalars``)."""
-    tags = sorted(scalars)
+    """One panel per scalar tag, in the given order: value against step (``read_scalars``)."""
+    tags = list(scalars)
     cols = min(3, max(len(tags), 1))
     rows = max(1, -(-len(tags) // cols))
     fig = new_figure(4.0 * cols, 2.8 * rows)

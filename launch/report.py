@@ -26,6 +26,19 @@ TABLE_METRICS = (
     "blackouts",
 )
 MAX_TRAINING_PANELS = 12
+TRAINING_TAGS = (  # drawn first when the run logged them
+    "episode/return",
+    "episode/cost",
+    "episode/blackout",
+    "episode/unserved_energy_mwh",
+    "episode/n_overloaded",
+    "episode/trips",
+    "learner/policy_loss",
+    "learner/value_loss",
+    "learner/entropy",
+    "learner/approx_kl",
+    "learner/explained_variance",
+)
 
 
 def _episode(record, episode: int):
@@ -99,8 +112,10 @@ def _training_figure(run_dir: Path | None):
     scalars = {}
     if run_dir is not None and Path(run_dir).is_dir():
         scalars = render.read_scalars(run_dir)
-    chosen = dict(sorted(scalars.items())[:MAX_TRAINING_PANELS])
-    return render.plot_training_curves(chosen)
+    headline = [tag for tag in TRAINING_TAGS if tag in scalars]
+    rest = sorted(tag for tag in scalars if tag not in headline and tag.count("/") == 1)
+    chosen = (headline + rest)[:MAX_TRAINING_PANELS]
+    return render.plot_training_curves({tag: scalars[tag] for tag in chosen})
 
 
 def _or_nan(value) -> float:
