@@ -125,3 +125,16 @@ def test_every_method_sees_the_same_exogenous_episode(rollouts):
             np.testing.assert_allclose(other.demand_mw, reference.demand_mw, rtol=1e-6)
             np.testing.assert_allclose(other.available_mw, reference.available_mw, rtol=1e-5)
             np.testing.assert_array_equal(other.branch_in_service, reference.branch_in_service)
+
+
+def test_delta_mode_controls_are_ramp_fractions(env_params):
+    import dataclasses
+
+    params = env_params.replace(consts=dataclasses.replace(env_params.consts, gen_action="delta"))
+    devices = params.devices
+    conventional = ~np.asarray(devices.is_renewable)
+    state = SimpleNamespace(pg=0.5 * devices.pmax, available=devices.pmax)
+    up = baselines.gen_controls(state.pg + 0.5 * devices.ramp, state, params)
+    np.testing.assert_allclose(np.asarray(up)[conventional], 0.5, atol=1e-6)
+    hold = baselines.gen_controls(state.pg, state, params)
+    np.testing.assert_allclose(np.asarray(hold)[conventional], 0.0, atol=1e-6)
