@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import platform
+import signal
 import time
 import warnings
 
@@ -385,8 +386,8 @@ def print_targets(rows: list[dict], peers: dict) -> None:
         )
 
 
-def run_case(case: str, physics_list, batches, min_time: float) -> tuple[list[dict], dict]:
-    rows, measured = [], {}
+def run_case(case: str, physics_list, batches, min_time: float, out: dict) -> None:
+    """Measure every (physics, batch) of ``case`` into ``out`` as it goes."""
     for physics in physics_list:
         if physics == "ac" and not ac_is_wired(case):
             print(
@@ -398,44 +399,38 @@ def run_case(case: str, physics_list, batches, min_time: float) -> tuple[list[di
         spec = env.spec(params)
         for batch in batches:
             result = measure_gridpod(env, params, spec, batch, min_time)
-            rows.append({"case": case, "physics": physics, "batch": batch, **result})
+            out["rows"].append({"case": case, "physics": physics, "batch": batch, **result})
             print(
                 f"  {case} {physics} B={batch}: {_fmt(result['rate'])} steps/s "
                 f"(compile {result['compile_s']:.1f} s)",
                 flush=True,
             )
             if physics == "dc":
-                measured[batch] = result
-    return rows, measured
+                out["measured"].setdefault(case, {})[batch] = result
 
 
-def main(argv) -> None:
-    del argv
-    quick, min_time = _QUICK.value, _MIN_TIME.value * (0.5 if _QUICK.value else 1.0)
-    batches = batch_sizes(_MAX_BATCH.value, quick)
-    print(f"hardware: {hardware()}")
-    print(f"batches {batches}, min_time {min_time:.1f} s per measurement\n", flush=True)
-    rows, peers, memory_lines, profiles = [], {}, [], {}
+def collect(batches, min_time: float, out: dict) -> None:
     for case in _CASES.value:
         if _GRID2OP.value:
             for physics in ("ac", "dc"):
-                peers[(case, physics)] = measure_grid2op(case, physics == "dc", 2 * min_time)
-                print(
-                    f"  Grid2Op {case} {physics}: {_fmt(peers[(case, physics)]['rate'])} steps/s",
-                    flush=True,
-                )
-        case_rows, measured = run_case(case, _PHYSICS.value, batches, min_time)
-        rows += case_rows
+                peer = measure_grid2op(case, physics == "dc", 2 * min_time)
+                out["peers"][(case, physics)] = peer
+                print(f"  Grid2Op {case} {physics}: {_fmt(peer['rate'])} steps/s", flush=True)
+        run_case(case, _PHYSICS.value, batches, min_time, out)
         env, params = make_grid_env(case, "dc")
-        memory_lines += memory_report(case, env, params, measured)
+        out["memory"] += memory_report(case, env, params, out["measured"].get(case, {}))
         if _PROFILE.value:
-            profiles[case] = profile(env, params, env.spec(params), _PROFILE_BATCH.value, min_time)
+            spec = env.spec(params)
+            out["profiles"][case] = profile(env, params, spec, _PROFILE_BATCH.value, min_time)
+
+
+def report(out: dict) -> None:
     print()
-    print_table(rows, peers)
+    print_table(out["rows"], out["peers"])
     print()
-    print_targets(rows, peers)
-    print("\nmemory:\n" + "\n".join(memory_lines))
-    for case, parts in profiles.items():
+    print_targets(out["rows"], out["peers"])
+    print("\nmemory:\n" + "\n".join(out["memory"]))
+    for case, parts in out["profiles"].items():
         print(f"\nprofile {case} DC, B={_PROFILE_BATCH.value} (one vmapped call per part):")
         print("| part | grid-calls/s | us per grid | MFLOP per grid | MB accessed per grid |")
         print("|---|---|---|---|---|")
@@ -444,6 +439,28 @@ def main(argv) -> None:
                 f"| {name} | {_fmt(rate)} | {1e6 / rate:.1f} | "
                 f"{flops / 1e6:.2f} | {nbytes / 1e6:.2f} |"
             )
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv) -> None:
+    del argv
+    quick, min_time = _QUICK.value, _MIN_TIME.value * (0.5 if _QUICK.value else 1.0)
+    batches = batch_sizes(_MAX_BATCH.value, quick)
+    print(f"hardware: {hardware()}")
+    print(f"batches {batches}, min_time {min_time:.1f} s per measurement\n", flush=True)
+    out = {"rows": [], "peers": {}, "measured": {}, "memory": [], "profiles": {}}
+    # Under ``timeout`` (SIGTERM) or Ctrl-C, still print what was measured so far.
+    signal.signal(signal.SIGTERM, _interrupt)
+    start = time.perf_counter()
+    try:
+        collect(batches, min_time, out)
+    except KeyboardInterrupt:
+        print("\ninterrupted: partial results below")
+    report(out)
+    print(f"\nwall time {time.perf_counter() - start:.0f} s; hardware at the end: {hardware()}")
 
 
 if __name__ == "__main__":
