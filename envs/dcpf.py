@@ -28,8 +28,8 @@ from envs.grid import Grid, lift
 
 # |det(I - H_KK)| below this (float32, float64) means the outage set may island buses.
 ISLAND_DET_TOL = (1e-4, 1e-8)
-# dc_power_flow_outages re-solves up to batch / ISLAND_SLOTS_PER islanding grids densely.
-ISLAND_SLOTS_PER = 32
+# dc_power_flow_outages re-solves islanding grids densely, batch // this + 1 at a time.
+ISLAND_SLOT_DIVISOR = 128
 
 
 class DCFlow(NamedTuple):
@@ -160,9 +160,8 @@ def dc_power_flow_outages(grid: Grid, p_bus_mw: jnp.ndarray, outages: jnp.ndarra
     compensation f' = f + H[:, K] (I - H_KK)⁻¹ f_K (H = branch PTDF). By the matrix
     determinant lemma det(B') = det(B)·det(I - H_KK), so an outage set islands
     buses exactly when that K×K determinant vanishes. Those grids (and any
-    near-singular ones) are re-solved by the dense masked path: up to
-    ``batch // ISLAND_SLOTS_PER + 1`` of them in fixed slots, the whole batch
-    when there are more.
+    near-singular ones) are re-solved by the dense masked path, a fixed number
+    at a time (see ISLAND_SLOT_DIVISOR).
     """
     batch = jnp.broadcast_shapes(p_bus_mw.shape[:-1], outages.shape[:-1])
     size = int(np.prod(batch, dtype=np.int64))
@@ -171,34 +170,42 @@ def dc_power_flow_outages(grid: Grid, p_bus_mw: jnp.ndarray, outages: jnp.ndarra
     valid = _valid_outages(grid, outages)
     in_service = outage_mask(grid, outages)
     system = _compensation_matrix(grid, outages, valid)
-    tolerance = ISLAND_DET_TOL[jnp.finfo(system.dtype).bits >= 64]
-    _, abs_det = solve_small(system, jnp.zeros(system.shape[:-1], system.dtype))
-    near_singular = abs_det < tolerance
-    slots = size // ISLAND_SLOTS_PER + 1
-
-    def compensated():
-        base = _fixed_topology_flow(grid, p_flat)
-        return _compensated_flow(grid, base, system, outages, valid, in_service)
-
-    def with_fixups():
-        flow = compensated()
-        index = jnp.argsort(~near_singular, stable=True)[:slots]  # islanding grids first
-        redo = _masked_flow(grid, p_flat[index], in_service[index])
-        take = near_singular[index]
-
-        def merge(ours, dense):
-            keep = take.reshape(take.shape + (1,) * (dense.ndim - 1))
-            return ours.at[index].set(jnp.where(keep, dense, ours[index]))
-
-        return DCFlow(*(merge(a, b) for a, b in zip(flow, redo, strict=True)))
-
-    def dense():
-        return _masked_flow(grid, p_flat, in_service)
-
-    count = jnp.sum(near_singular)
-    branch = jnp.where(count == 0, 0, jnp.where(count <= slots, 1, 2))
-    flow = jax.lax.switch(branch, (compensated, with_fixups, dense))
+    base = _fixed_topology_flow(grid, p_flat)
+    index = jnp.where(valid, outages, 0)
+    outaged_flow = jnp.where(valid, jnp.take_along_axis(base.flow_mw, index, axis=-1), 0.0)
+    transfer, abs_det = solve_small(system, outaged_flow)  # [B, K] MW across each outage
+    near_singular = abs_det < ISLAND_DET_TOL[jnp.finfo(system.dtype).bits >= 64]
+    compensated = _compensated_flow(grid, base, transfer, index, in_service)
+    flow = _resolve_islanding(grid, compensated, near_singular, p_flat, in_service)
     return DCFlow(*(x.reshape(*batch, *x.shape[1:]) for x in flow))
+
+
+def _resolve_islanding(grid: Grid, flow: DCFlow, redo, p_bus_mw, in_service) -> DCFlow:
+    """Re-solves the grids flagged in ``redo`` [B] with the dense masked path.
+
+    They are taken ISLAND_SLOTS at a time in a while loop (usually zero rounds),
+    which updates the batch in place rather than branching over all of it.
+    """
+    size = redo.shape[0]
+    slots = min(size, size // ISLAND_SLOT_DIVISOR + 1)
+    order = jnp.argsort(~redo, stable=True)  # flagged grids first
+    rounds = (jnp.sum(redo) + slots - 1) // slots
+
+    def one_round(state):
+        flow, done = state
+        index = jax.lax.dynamic_slice(order, (done * slots,), (slots,))
+        index = jnp.minimum(index, size - 1)
+        dense = _masked_flow(grid, p_bus_mw[index], in_service[index])
+        take = redo[index]
+
+        def merge(ours, theirs):
+            keep = take.reshape(take.shape + (1,) * (theirs.ndim - 1))
+            return ours.at[index].set(jnp.where(keep, theirs, ours[index]))
+
+        return DCFlow(*(merge(a, b) for a, b in zip(flow, dense, strict=True))), done + 1
+
+    flow, _ = jax.lax.while_loop(lambda s: s[1] < rounds, one_round, (flow, jnp.array(0)))
+    return flow
 
 
 def solve_small(matrix: jnp.ndarray, rhs: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
@@ -254,10 +261,7 @@ def _compensation_matrix(grid: Grid, outages, valid) -> jnp.ndarray:
     return eye - jnp.where(pair_valid, coupling, 0.0)
 
 
-def _compensated_flow(grid: Grid, base: DCFlow, system, outages, valid, in_service) -> DCFlow:
-    index = jnp.where(valid, outages, 0)
-    outaged_flow = jnp.where(valid, jnp.take_along_axis(base.flow_mw, index, axis=-1), 0.0)
-    transfer, _ = solve_small(system, outaged_flow)  # [..., K] MW
+def _compensated_flow(grid: Grid, base: DCFlow, transfer, index, in_service) -> DCFlow:
     columns = grid.branch_ptdf.T[index]  # [..., K, L]: H[:, k] for each outage
     flow = base.flow_mw + jnp.einsum("...k,...kl->...l", transfer, columns)
     flow = jnp.where(in_service, flow, 0.0)

@@ -141,7 +141,7 @@ def test_islanding_is_flagged_zeroed_and_rest_matches_pypower(x64, grids64):
     batch = outages_jit(grid, jnp.broadcast_to(p_bus, (2, grid.n_bus)), outages)
     np.testing.assert_allclose(batch.flow_mw[0], flow.flow_mw, atol=1e-9)
     np.testing.assert_array_equal(batch.islanded, [True, False])
-    # More islanding grids than fixed re-solve slots: the whole batch goes dense.
+    # More islanding grids than re-solve slots: several dense rounds.
     outages = jnp.array([[bridge, -1], [bridge, 2]], dtype=jnp.int32)
     batch = outages_jit(grid, jnp.broadcast_to(p_bus, (2, grid.n_bus)), outages)
     np.testing.assert_allclose(batch.flow_mw[0], flow.flow_mw, atol=1e-9)
