@@ -176,3 +176,12 @@ def build_learner(program: Program, queue, variables, backend):
         plan=program.plan,
     )
     return backend.node(LearnerNode, kwargs, program.learner_devices, "learner", False)
+
+
+def build_evaluator(program: Program, variables, backend):
+    """The optional evaluator, sharing the first actor device (it runs rarely)."""
+    from launch.evaluator_node import EvaluatorNode
+
+    kwargs = dict(config=program.config, variables=variables, run_dir=program.run_dir)
+    device = program.actor_groups[0].devices[:1]
+    return backend.node(EvaluatorNode, kwargs, device, "evaluator", False)

@@ -14,6 +14,7 @@ import time
 from launch.program import (
     Program,
     build_actor,
+    build_evaluator,
     build_learner,
     build_queue,
     build_variable_server,
@@ -53,6 +54,9 @@ class Supervisor:
             build_actor(program, group, self.queue, self.variables, backend)
             for group in program.actor_groups
         ]
+        self.evaluator = None
+        if program.config.evaluator.enabled:
+            self.evaluator = build_evaluator(program, self.variables, backend)
         self.incarnations = [0] * len(self.actors)
         self.deaths = [0] * len(self.actors)
         self.awaiting_restart: set[int] = set()
@@ -70,6 +74,8 @@ class Supervisor:
         self.learner.start()
         for actor in self.actors:
             actor.start(0)
+        if self.evaluator is not None:
+            self.evaluator.start()
         self._write_status("nodes.json", self.node_pids())
         try:
             while not self.learner.done() and not self.stop_requested.is_set():
@@ -130,6 +136,18 @@ class Supervisor:
         if self.display is not None:
             self.display.update(progress, self.restarts)
 
+    def _stop_evaluator(self) -> dict:
+        """The evaluator's last result; its failure never fails the run."""
+        if self.evaluator is None:
+            return {}
+        try:
+            self.evaluator.call("stop", timeout=5.0)
+            return {"evaluation": self.evaluator.result(timeout=ACTOR_EXIT_TIMEOUT_S)}
+        except Exception as error:
+            logging.warning("evaluator: %s", error)
+            self.evaluator.kill()
+            return {}
+
     def _actor_stats(self) -> dict:
         """Summed actor counters (best effort: a dead actor contributes nothing)."""
         totals: dict = {}
@@ -156,6 +174,7 @@ class Supervisor:
         except Exception as error:
             logging.debug("closing queue: %s", error)
         summary = self.learner.result(timeout=LEARNER_EXIT_TIMEOUT_S)
+        summary |= self._stop_evaluator()
         deadline = time.monotonic() + ACTOR_EXIT_TIMEOUT_S
         for actor in self.actors:
             try:

@@ -1,0 +1,183 @@
+"""End-to-end training throughput of gridpod's runtime vs its parts, measured in one run.
+
+    python benchmarks/training_throughput.py                      # case14, default preset
+    python benchmarks/training_throughput.py --case=ieee118       # configs/ieee118.py
+
+1. *actor alone*: the actor node on devices 0,1 feeding a queue that drops every item;
+2. *learner alone*: ``Learner.update`` on devices 2,3 with a fixed batch of real rollouts;
+3. *end to end*: ``python -m launch.local`` with ``--launch_type=local_mp`` and ``local_mt``
+   (its summary gives steady-state steps/s after compilation, policy lag, idle fractions), while
+   a sampler records the peak RSS of every process of the run.
+
+Prints a Markdown table and writes JSON (``--out``).
+"""
+
+import os
+
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import importlib
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import jax
+import numpy as np
+import psutil
+from absl import app, flags
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PRESETS = {"ieee14": "configs/default.py", "ieee118": "configs/ieee118.py"}
+
+flags.DEFINE_enum("case", "ieee14", list(PRESETS), "Preset to measure.")
+flags.DEFINE_integer("env_steps", 1_000_000, "Env steps of each end-to-end run.")
+flags.DEFINE_float("standalone_s", 20.0, "Seconds of each standalone measurement.")
+flags.DEFINE_list("modes", ["local_mp", "local_mt"], "End-to-end launch types.")
+flags.DEFINE_list("overrides", [], "Extra --config.x=y flags for every measurement.")
+flags.DEFINE_string("out", "", "JSON output path (default: print only).")
+FLAGS = flags.FLAGS
+
+
+def load_config():
+    module = importlib.import_module(PRESETS[FLAGS.case].removesuffix(".py").replace("/", "."))
+    config = module.get_config()
+    for override in FLAGS.overrides:
+        key, value = override.removeprefix("--config.").split("=", 1)
+        *path, leaf = key.split(".")
+        node = config
+        for part in path:
+            node = node[part]
+        node[leaf] = type(node[leaf])(value) if not isinstance(node[leaf], bool) else value == "1"
+    return config
+
+
+class DropQueue:
+    """A queue that counts and drops items: the actor runs unthrottled."""
+
+    def __init__(self):
+        self.items, self.last = 0, None
+
+    def put(self, item, timeout=None):
+        self.items += 1
+        self.last = item
+
+    def size(self):
+        return 0
+
+
+def measure_actor(config) -> tuple[float, object]:
+    from actors.actor import ActorNode, build_env_and_policy
+    from replay.variable_server import VariableServer
+
+    env, env_params, policy = build_env_and_policy(config)
+    variables = VariableServer()
+    variables.publish(0, policy.init(jax.random.PRNGKey(0)), policy.init_norm_state())
+    queue = DropQueue()
+    node = ActorNode(config, 0, (0, 1), queue, variables, lambda c: (env, env_params, policy))
+    thread = threading.Thread(target=node.run, daemon=True)
+    thread.start()
+    while node.stats().get("rollouts", 0) < 2 * node.stats().get("threads", 1) or not queue.items:
+        time.sleep(0.2)  # compiled and warm
+    start_steps, start = node.stats()["env_steps"], time.perf_counter()
+    time.sleep(FLAGS.standalone_s)
+    rate = (node.stats()["env_steps"] - start_steps) / (time.perf_counter() - start)
+    node.stop()
+    thread.join(timeout=120)
+    return rate, queue.last.trajectory
+
+
+def measure_learner(config, trajectory) -> float:
+    from envs.env import make_env
+    from learner.learner import Learner
+
+    env, env_params = make_env(config.env)
+    learner = Learner(config.learner, env.spec(env_params), jax.devices()[2:4])
+    copies = config.learner.batch_size // trajectory.reward.shape[1]
+    batch = type(trajectory)(
+        *[
+            np.concatenate([x] * copies, axis=0 if name == "last_value" else 1)
+            for name, x in zip(trajectory._fields, trajectory, strict=True)
+        ]
+    )
+    state = learner.init(jax.random.PRNGKey(0))
+    state, metrics = learner.update(state, jax.tree.map(np.copy, batch))
+    jax.block_until_ready(metrics)
+    updates, start = 0, time.perf_counter()
+    while time.perf_counter() - start < FLAGS.standalone_s:
+        state, metrics = learner.update(state, jax.tree.map(np.copy, batch))
+        jax.block_until_ready(metrics)
+        updates += 1
+    elapsed = time.perf_counter() - start
+    return updates * config.learner.unroll_length * config.learner.batch_size / elapsed
+
+
+def sample_rss(root_pid: int, peaks: dict, stop: threading.Event) -> None:
+    """Peak resident memory per process of the run's process tree (by command name)."""
+    while not stop.is_set():
+        try:
+            root = psutil.Process(root_pid)
+            for proc in [root, *root.children(recursive=True)]:
+                name = " ".join(proc.cmdline()[:3])[:60]
+                peaks[(proc.pid, name)] = max(
+                    peaks.get((proc.pid, name), 0), proc.memory_info().rss
+                )
+        except psutil.Error:
+            pass
+        stop.wait(0.5)
+
+
+def run_end_to_end(mode: str) -> dict:
+    run_dir = tempfile.mkdtemp(prefix=f"gridpod-bench-{mode}-")
+    command = [
+        sys.executable, "-m", "launch.local", f"--launch_type={mode}",
+        f"--config={os.path.join(REPO, PRESETS[FLAGS.case])}", f"--run_dir={run_dir}",
+        f"--total_env_steps={FLAGS.env_steps}", *FLAGS.overrides,
+    ]  # fmt: skip
+    peaks: dict = {}
+    stop = threading.Event()
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL)
+    sampler = threading.Thread(target=sample_rss, args=(process.pid, peaks, stop), daemon=True)
+    sampler.start()
+    code = process.wait()
+    stop.set()
+    if code:
+        raise RuntimeError(f"{mode} run failed with exit code {code}: {' '.join(command)}")
+    with open(os.path.join(run_dir, "summary.json")) as handle:
+        summary = json.load(handle)
+    big = sorted(peaks.items(), key=lambda kv: -kv[1])[:6]
+    return {
+        "steps_per_s": summary["mean_steps_per_s"],
+        "wall_s": time.perf_counter() - started,
+        "policy_lag": summary["last"].get("runtime/policy_lag"),
+        "learner_idle": summary["learner_idle_fraction"],
+        "actor_idle": summary.get("actors", {}).get("idle_fraction"),
+        "peak_rss_mb": {f"{pid} {name}": rss / 2**20 for (pid, name), rss in big},
+    }
+
+
+def main(argv) -> None:
+    del argv
+    config = load_config()
+    results = {
+        "host": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        "case": FLAGS.case,
+        "overrides": FLAGS.overrides,
+    }
+    results["actor_alone"], trajectory = measure_actor(config)
+    results["learner_alone"] = measure_learner(config, trajectory)
+    for mode in FLAGS.modes:
+        results[mode] = run_end_to_end(mode)
+    print(json.dumps(results, indent=2))
+    if FLAGS.out:
+        with open(FLAGS.out, "w") as handle:
+            json.dump(results, handle, indent=2)
+
+
+if __name__ == "__main__":
+    app.run(main)
