@@ -5,6 +5,9 @@ Choices documented here:
 * generator ramp per step = ``gen_ramp`` (MW/min) x step minutes; where the case gives no
   ramp (0), ``ramp_default_frac_per_min`` x Pmax per minute (2%/min: a typical thermal unit);
   renewables have no ramp limit (they follow the weather and can be curtailed at once);
+* a unit's Pmax is capped by its connection: the sum of the ratings of the branches at its
+  bus (ieee14's unit at bus 8 sits behind one 40 MVA branch, so it can export 40 MW, not
+  the case's 100 MW; without the cap its mid-range setpoint would trip that branch);
 * battery power = ``storage_power_frac`` x total base load shared equally by the case's
   batteries, energy = power x ``storage_hours``;
 * the reference cost that normalises the cost term is the generation cost of serving the
@@ -50,6 +53,15 @@ def proportional_dispatch(pmin: np.ndarray, pmax: np.ndarray, total: float) -> n
     return pmin + lam * span
 
 
+def connection_capacity(grid) -> np.ndarray:
+    """[N] MW: sum of the ratings of the branches at each bus (a unit's export limit)."""
+    capacity = np.zeros(grid.n_bus)
+    rating = np.asarray(grid.branch_rating, np.float64)
+    np.add.at(capacity, np.asarray(grid.branch_from), rating)
+    np.add.at(capacity, np.asarray(grid.branch_to), rating)
+    return capacity
+
+
 def build_devices(config, case, grid, table: dict) -> DeviceParams:
     n_gen = grid.n_gen
     wind = _gens_at(case, grid, table["wind_buses"])
@@ -59,6 +71,7 @@ def build_devices(config, case, grid, table: dict) -> DeviceParams:
     is_ren = is_wind | is_solar
     pmax = np.asarray(grid.gen_pmax, np.float64)
     pmax = np.where(is_ren, pmax * config.renewable_capacity_scale, pmax)
+    pmax = np.minimum(pmax, connection_capacity(grid)[np.asarray(grid.gen_bus)])
     pmin = np.where(is_ren, 0.0, np.asarray(grid.gen_pmin, np.float64))
     ramp_case = np.asarray(grid.gen_ramp, np.float64) * config.step_minutes
     ramp_default = config.ramp_default_frac_per_min * pmax * config.step_minutes

@@ -12,7 +12,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from envs.dcpf import dc_power_flow, energised_buses
+from envs.dcpf import energised_buses
+from envs.dynamics.fastdc import dc_flow
 
 
 class NetworkFlow(NamedTuple):
@@ -26,7 +27,7 @@ class NetworkFlow(NamedTuple):
 
 def dc_network_flow(grid, p_bus, q_bus, in_service) -> NetworkFlow:
     del q_bus
-    flow = dc_power_flow(grid, p_bus, in_service)
+    flow = dc_flow(grid, p_bus, in_service)
     # DC: the slack takes whatever the energised buses leave unbalanced (shunts included).
     live_p = jnp.where(flow.bus_energised, p_bus - grid.bus_gs, 0.0)
     slack_injection = p_bus[grid.slack] - jnp.sum(live_p)
