@@ -24,8 +24,14 @@ stresses different corridors. A renewable unit keeps its case Pmax (scaled by
 ``renewable_capacity_scale``) as nameplate capacity, gets Pmin = 0 and zero
 marginal cost. Batteries sit at load centres far from the slack bus (ieee14 bus 9
 and the radial end bus 14), where they can relieve congestion. Together the batteries
-deliver ``storage_power_frac`` (10%) of the base load for ``storage_hours`` (4 h). A case loaded from a file path that is not in this table gets
-no renewables and no storage unless the config names them (``wind_buses`` etc.).
+deliver ``storage_power_frac`` (10%) of the base load for ``storage_hours`` (4 h).
+The config can override the table (``wind_buses``, ``solar_buses``, ``storage_buses``).
+
+Default layouts: ieee14 and ieee30 use ``per_node`` (one agent per bus with devices, at most
+three action dims each, typed producer/consumer/prosumer/battery so one shared network
+with a type one-hot serves them all, short credit paths from action to local flows);
+ieee118 uses ``hierarchical`` with 4 spectral regions (strategic + 4 operational + safety:
+per-bus agents would be 109). ``layout="microgrid"`` gives one agent per region.
 """
 
 import ml_collections
