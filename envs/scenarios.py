@@ -13,7 +13,7 @@ normal                     load x0.95-1.05, occasional maintenance window (one b
                            for 2-6 h), rare random line failures
 peak_demand                load x1.15-1.30, episode starts 14:00-17:00 on a weekday
 equipment_failure          N-1 to N-3: 1-3 branches (and up to one generator) fail in the
-                           first half of the episode and stay out
+                           first half of the episode and stay out; random unit failures
 renewable_intermittency    renewable capacity x1.5-2, wind and cloud volatility x2-3
 cascading_failure          stressed start (load x1.20-1.35) and the most loaded branch of
                            the base case tripped within the first hour (the trigger)
@@ -75,6 +75,7 @@ SCENARIOS = {
         "weekday_only": (1.0, 1.0),
     },
     "equipment_failure": {
+        "gen_failure_rate": (2e-5, 1e-4),
         "n_line_events": (1.0, 3.999),
         "n_gen_events": (0.0, 1.999),
         "event_start": (0.02, 0.5),
