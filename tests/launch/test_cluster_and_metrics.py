@@ -1,0 +1,70 @@
+import numpy as np
+
+from actors.types import EpisodeTotals, TrajectoryItem
+from launch.cluster import node_names, placement_bundles
+from launch.metrics import EpisodeWindow, policy_lag, scalar_metrics
+from launch.program import build_program
+from launch.progress import progress_line
+from tests.launch.tiny import tiny_config
+
+
+def test_cluster_graph_has_one_bundle_per_node_sized_by_devices():
+    config = tiny_config()
+    config.runtime.platform = "gpu"
+    config.runtime.actor_processes = 2
+    config.runtime.actor_devices = "0,1,2,3"
+    config.runtime.learner_devices = "4,5"
+    program = build_program(config, "unused", host_devices=8)
+    assert node_names(program) == ["learner", "actor-0", "actor-1"]
+    bundles = placement_bundles(program, cpus=2)
+    assert bundles == [{"CPU": 2, "GPU": 2}, {"CPU": 2, "GPU": 2}, {"CPU": 2, "GPU": 2}]
+
+
+def item(version, finished, returns, cost):
+    totals = EpisodeTotals(
+        finished=np.int32(finished),
+        return_sum=np.asarray(returns, np.float32),
+        length_sum=np.float32(10 * finished),
+        info_sums={"cost": np.float32(cost)},
+    )
+    return TrajectoryItem(None, version, 0, totals, 0.1)
+
+
+def test_episode_window_means_per_agent_type_and_info():
+    window = EpisodeWindow(np.array([0, 1, 1]), ("producer", "consumer"), window=100)
+    window.add([item(0, 2, [2.0, 4.0, 6.0], 8.0), item(1, 0, [0, 0, 0], 0.0)])
+    window.add([item(1, 2, [6.0, 0.0, 2.0], 4.0)])
+    means = window.means()
+    # 4 episodes: per-agent mean returns are (2, 1, 2).
+    np.testing.assert_allclose(means["episode/return"], 5.0 / 3.0)
+    np.testing.assert_allclose(means["episode/return_producer"], 2.0)
+    np.testing.assert_allclose(means["episode/return_consumer"], 1.5)
+    np.testing.assert_allclose(means["episode/cost"], 3.0)
+    np.testing.assert_allclose(means["step/cost"], 0.3)
+    assert window.total_episodes == 4
+
+
+def test_policy_lag_and_learner_metric_names():
+    assert policy_lag([item(3, 0, [0.0], 0), item(5, 0, [0.0], 0)], 6) == (2.0, 3)
+    scalars = scalar_metrics({"producer/approx_kl": 0.2, "consumer/approx_kl": 0.4, "x": 1})
+    assert scalars["learner/x"] == 1.0
+    np.testing.assert_allclose(scalars["learner/approx_kl"], 0.3)
+
+
+def test_progress_line_shows_rate_eta_and_episode_numbers():
+    line = progress_line(
+        {
+            "status": "training",
+            "env_steps": 5000,
+            "total_env_steps": 15000,
+            "runtime/steps_per_s": 1000.0,
+            "episode/return": 0.5,
+            "episode/cost": 12.0,
+            "episode/n_overloaded": 3.0,
+            "runtime/policy_lag": 1.5,
+        },
+        restarts=1,
+    )
+    for text in ("5,000/15,000", "1,000 steps/s", "return 0.500", "cost 12", "lag 1.5"):
+        assert text in line
+    assert "violations 3" in line and "actor restarts 1" in line and "ETA 00:10" in line
