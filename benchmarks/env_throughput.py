@@ -46,7 +46,7 @@ _PROFILE_BATCH = flags.DEFINE_integer("profile_batch", 1024, "batch for --profil
 
 GRID2OP_ENVS = {"ieee14": "l2rpn_case14_sandbox", "ieee118": "rte_case118_example"}
 FIT_GRIDS, FIT_BYTES = 65_536, 8 * 2**30
-STEPS_PER_CALL_BUDGET = 65_536  # grid-steps per timed call (T = budget / B, clipped)
+STEPS_PER_CALL_BUDGET = 16_384  # grid-steps per timed call (T = budget / B, clipped)
 
 
 def cpu_model() -> str:
@@ -80,7 +80,7 @@ def batch_sizes(max_batch: int, quick: bool) -> list[int]:
 
 
 def steps_per_call(batch: int) -> int:
-    return int(np.clip(STEPS_PER_CALL_BUDGET // batch, 4, 256))
+    return int(np.clip(STEPS_PER_CALL_BUDGET // batch, 2, 256))
 
 
 def timed_rate(call, items_per_call: int, min_time: float) -> float:
