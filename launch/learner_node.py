@@ -70,7 +70,12 @@ class LearnerNode:
         self._make_parts = make_parts or default_learner_parts
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._progress: dict = {"status": "starting", "update": 0, "env_steps": 0}
+        self._progress: dict = {
+            "status": "building and compiling",
+            "update": 0,
+            "env_steps": 0,
+            "total_env_steps": plan.total_updates * plan.env_steps_per_update,
+        }
 
     def pid(self) -> int:
         return os.getpid()
@@ -97,12 +102,11 @@ class LearnerNode:
         window = EpisodeWindow(spec.agent_type, spec.agent_type_names)
         loop = LearnLoop(self, learner, checkpointer, writer, window, start_update)
         try:
-            state = loop.run(state)
+            loop.run(state)
         finally:
-            update = int(jax.device_get(state.update_step))
-            checkpointer.save(state)  # the final checkpoint (no-op if this step is saved)
-            checkpointer.close()
+            save_final(checkpointer, loop.state)
             writer.close()
+        update = int(jax.device_get(loop.state.update_step))
         summary = loop.summary(update, checkpointer.directory)
         self._set_progress(status="done", **summary)
         return summary
@@ -130,6 +134,17 @@ class LearnerNode:
         return items
 
 
+def save_final(checkpointer, state) -> None:
+    """The final checkpoint (a no-op if this step is saved); never masks the error that ended
+    the run (after a failed update the state's buffers may be gone)."""
+    try:
+        checkpointer.save(state)
+    except Exception as error:
+        logging.error("final checkpoint failed: %s", error)
+    finally:
+        checkpointer.close()
+
+
 class LearnLoop:
     """The update loop and its bookkeeping (kept apart from setup to keep both short)."""
 
@@ -141,9 +156,11 @@ class LearnLoop:
         self.wait_s = self.update_s = 0.0
         self.started = time.monotonic()
         self.first_done: tuple[float, int] | None = None  # (time, update) after compiling
+        self.state = None  # the latest state (what a final checkpoint saves)
         self.last: dict = {}
 
-    def run(self, state):
+    def run(self, state) -> None:
+        self.state = state
         node, plan = self.node, self.node._plan
         update = self.start_update
         node._set_progress(
@@ -162,6 +179,7 @@ class LearnLoop:
                 break
             t1 = time.perf_counter()
             state, metrics = self.learner.update(state, concat_items(items))
+            self.state = state
             node._publish(state)
             t2 = time.perf_counter()
             self.wait_s, self.update_s = self.wait_s + t1 - t0, self.update_s + t2 - t1
@@ -169,7 +187,6 @@ class LearnLoop:
             self._record(update, items, jax.device_get(metrics), t1 - t0, t2 - t1)
             if plan.checkpoint_every and update % plan.checkpoint_every == 0:
                 self.checkpointer.save(state)
-        return state
 
     def _record(self, update, items, metrics, wait_s, update_s) -> None:
         plan = self.node._plan
