@@ -24,7 +24,7 @@ def runtime_config() -> ml_collections.ConfigDict:
     c.actor_devices = "0,1"  # logical device indices of the host
     c.learner_devices = "2,3"
     c.actor_processes = 1  # actor devices are split evenly over this many processes
-    c.queue_capacity = 0  # items; 0 = 2 x items per update
+    c.queue_capacity = 0  # items; 0 = items per update (lowest policy lag)
     c.queue_min_fill = 0  # items before the learner starts; 0 = items per update
     c.take_timeout_s = 900.0  # no data for this long (first compile included) is an error
     c.max_actor_restarts = 5  # per actor process, then the run fails

@@ -34,6 +34,8 @@ def make_backend(program, launch_type: str):
         return ThreadBackend()
     import ray
 
+    # Ray runs workers at nice 15 by default; here the workers *are* the training job.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     runtime = program.config.runtime
     ray.init(
         address="local",

@@ -75,7 +75,9 @@ def batch_geometry(config: ml_collections.ConfigDict, num_learner_devices: int) 
 
 
 def queue_sizes(runtime: ml_collections.ConfigDict, items_per_update: int) -> tuple[int, int]:
-    capacity = int(runtime.queue_capacity) or 2 * items_per_update
+    # One update's worth by default: actors block while a full batch waits, which keeps the
+    # policy lag of on-policy PPO at one to two updates.
+    capacity = int(runtime.queue_capacity) or items_per_update
     min_fill = int(runtime.queue_min_fill) or items_per_update
     if capacity < items_per_update:
         raise ConfigError(

@@ -29,7 +29,7 @@ def test_default_split_and_derived_numbers():
     assert program.plan.items_per_update == 2
     assert program.plan.env_steps_per_update == 32
     assert program.plan.total_updates == 8
-    assert (program.queue_capacity, program.queue_min_fill) == (4, 2)
+    assert (program.queue_capacity, program.queue_min_fill) == (2, 2)
 
 
 @pytest.mark.parametrize(
@@ -39,6 +39,7 @@ def test_default_split_and_derived_numbers():
         ({"learner_devices": "2,7"}, DeviceConfigError, "has 4 devices"),
         ({"actor_processes": 3}, DeviceConfigError, "split evenly"),
         ({"queue_capacity": 1}, ConfigError, "smaller than"),
+        ({"queue_capacity": 4, "queue_min_fill": 5}, ConfigError, "exceeds"),
     ],
 )
 def test_impossible_settings_are_rejected(runtime, error, message):
