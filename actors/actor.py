@@ -142,6 +142,7 @@ class ActorThread:
         self._rollout = jax.jit(rollout, donate_argnums=2)
         self._version = -1
         self._params = None
+        self._last_put_wait = 0.0
 
     def _refresh_params(self) -> None:
         """Fetch parameters only when the published version changed."""
@@ -179,6 +180,7 @@ class ActorThread:
             actor_id=self._actor_id,
             episodes=EpisodeTotals(*totals),
             rollout_seconds=time.perf_counter() - start,
+            previous_put_wait_seconds=self._last_put_wait,
         )
         put_start = time.perf_counter()
         self._counters.busy_s += put_start - start
@@ -187,7 +189,8 @@ class ActorThread:
         except QueueClosedError:
             logging.info("actor %d: queue closed, stopping", self._actor_id)
             return None
-        self._counters.queue_wait_s += time.perf_counter() - put_start
+        self._last_put_wait = time.perf_counter() - put_start
+        self._counters.queue_wait_s += self._last_put_wait
         self._counters.rollouts += 1
         self._counters.env_steps += trajectory.reward.shape[0] * trajectory.reward.shape[1]
         return carry

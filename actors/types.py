@@ -29,3 +29,4 @@ class TrajectoryItem(NamedTuple):
     actor_id: int  # global actor-thread index
     episodes: EpisodeTotals
     rollout_seconds: float  # wall time of the rollout (compute + transfer)
+    previous_put_wait_seconds: float = 0.0  # this thread's last blocked put (actor idle time)

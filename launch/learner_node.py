@@ -134,6 +134,13 @@ class LearnerNode:
         return items
 
 
+def actor_idle_fraction(items: list[TrajectoryItem]) -> float:
+    """Share of the producing threads' time spent blocked on a full queue."""
+    waited = sum(item.previous_put_wait_seconds for item in items)
+    busy = sum(item.rollout_seconds for item in items)
+    return waited / max(waited + busy, 1e-9)
+
+
 def save_final(checkpointer, state) -> None:
     """The final checkpoint (a no-op if this step is saved); never masks the error that ended
     the run (after a failed update the state's buffers may be gone)."""
@@ -204,6 +211,7 @@ class LearnLoop:
             "runtime/queue_fill": self.node._queue.size() / max(plan.items_per_update, 1),
             "runtime/learner_idle_fraction": wait_s / max(wait_s + update_s, 1e-9),
             "runtime/actor_rollout_s": float(np.mean([i.rollout_seconds for i in items])),
+            "runtime/actor_idle_fraction": actor_idle_fraction(items),
         }
         self.writer.write(env_steps, scalars)
         self.last = scalars
