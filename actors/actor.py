@@ -39,7 +39,6 @@ class ActorCounters:
 def build_env_and_policy(config: ml_collections.ConfigDict):
     """The environment, its params and the policy, as the learner builds them."""
     from envs.env import make_env
-
     from learner.policy import make_policy
 
     env, env_params = make_env(config.env)
