@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 import platform
 import signal
+import sys
 import time
 import warnings
 
@@ -455,12 +456,17 @@ def main(argv) -> None:
     # Under ``timeout`` (SIGTERM) or Ctrl-C, still print what was measured so far.
     signal.signal(signal.SIGTERM, _interrupt)
     start = time.perf_counter()
+    interrupted = False
     try:
         collect(batches, min_time, out)
     except KeyboardInterrupt:
+        interrupted = True
         print("\ninterrupted: partial results below")
     report(out)
     print(f"\nwall time {time.perf_counter() - start:.0f} s; hardware at the end: {hardware()}")
+    if interrupted:  # skip interpreter teardown while an XLA compile may still be running
+        sys.stdout.flush()
+        os._exit(124)
 
 
 if __name__ == "__main__":
