@@ -7,13 +7,20 @@ voltage, and the slack bus absorbs any imbalance.
 
 Three ways in, fastest first:
 
-* fixed topology (``branch_in_service=None``): one matmul with the precomputed
-  inverse of the reduced B matrix, then a gather for the flows;
+* fixed topology (``branch_in_service=None``): two matmuls, angles with the
+  precomputed inverse of the reduced B matrix and flows with the PTDF (a caller
+  that only uses the flows lets XLA drop the first);
 * up to K simultaneous outages given by index (:func:`dc_power_flow_outages`):
   base flows plus a K×K compensation solve (Woodbury) using the branch PTDF;
-* any per-grid outage mask: B is rebuilt from the mask and solved densely. A
-  connectivity sweep from the slack marks the buses still energised; the dead
-  part is zeroed, flagged and never produces NaN.
+  outage sets that island buses are detected by det(I - H_KK) = 0 and re-solved
+  densely;
+* any per-grid outage mask: B is rebuilt from the mask and solved densely
+  (fine up to a few hundred buses). A connectivity sweep from the slack marks
+  the buses still energised; the dead part is zeroed, flagged and never
+  produces NaN.
+
+Calling with leading batch axes is faster than ``jax.vmap`` over single grids
+for the outage paths (their island handling works on the whole batch).
 """
 
 from __future__ import annotations
