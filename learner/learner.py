@@ -85,10 +85,16 @@ def batch_geometry(config: ml_collections.ConfigDict, num_devices: int) -> Batch
 
 
 def make_optimiser(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-    """Adam after global-norm clipping; a non-finite gradient leaves params and moments as they were."""
-    inner = optax.chain(
-        optax.clip_by_global_norm(config.max_grad_norm),
-        optax.adam(config.learning_rate, eps=config.adam_eps),
+    """Adam after global-norm clipping; a non-finite gradient leaves params and moments as they were.
+
+    ``optax.flatten`` runs the optimiser on one concatenated vector: the same maths,
+    a few large kernels instead of several per parameter leaf (faster to compile and run).
+    """
+    inner = optax.flatten(
+        optax.chain(
+            optax.clip_by_global_norm(config.max_grad_norm),
+            optax.adam(config.learning_rate, eps=config.adam_eps),
+        )
     )
     # Never give up skipping: the default would apply a non-finite update after N in a row.
     return optax.apply_if_finite(inner, max_consecutive_errors=2**30)

@@ -80,9 +80,9 @@ def make_rollout(env, env_params, policy: Policy, agent_mask: np.ndarray, unroll
 
 
 def reset_batch(env, env_params, key: jax.Array, batch_size: int) -> RolloutCarry:
-    obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
-        jax.random.split(key, batch_size), env_params
-    )
+    """``batch_size`` fresh episodes (jitted: op-by-op resets are slow)."""
+    reset = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))
+    obs, env_state = reset(jax.random.split(key, batch_size), env_params)
     return RolloutCarry(env_state, obs)
 
 
@@ -108,7 +108,9 @@ def train(
     )
     key_init, key_reset, key = jax.random.split(key, 3)
     state = learner.init(key_init)
-    carry = reset_batch(env, env_params, key_reset, config.batch_size)
+    # Same placement as the learner state, so the rollout's input shardings never change
+    # between calls (a change would recompile it).
+    carry = learner.replicate(reset_batch(env, env_params, key_reset, config.batch_size))
     history = []
     for update in range(num_updates):
         key, key_rollout = jax.random.split(key)
