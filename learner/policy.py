@@ -91,10 +91,8 @@ def squashed_gaussian_entropy(
     return jnp.sum(jnp.where(action_mask, per_dim, 0.0), axis=-1)
 
 
-def make_policy(config: ml_collections.ConfigDict, spec: EnvSpec) -> Policy:
-    """Build the policy for ``spec`` from the learner sub-config (see learner/config.py)."""
-    validate_learner_config(config)
-    _validate_spec(spec)
+def build_networks(config: ml_collections.ConfigDict, spec: EnvSpec) -> tuple[Actor, Critic]:
+    """The flax actor and critic for ``spec`` (see learner/networks.py)."""
     agent_type = tuple(int(t) for t in np.asarray(spec.agent_type))
     independent = config.parameter_sharing == "independent"
     actor = Actor(
@@ -116,6 +114,14 @@ def make_policy(config: ml_collections.ConfigDict, spec: EnvSpec) -> Policy:
         hidden_size=config.hidden_size,
         num_encoder_layers=config.num_encoder_layers,
     )
+    return actor, critic
+
+
+def make_policy(config: ml_collections.ConfigDict, spec: EnvSpec) -> Policy:
+    """Build the policy for ``spec`` from the learner sub-config (see learner/config.py)."""
+    validate_learner_config(config)
+    _validate_spec(spec)
+    actor, critic = build_networks(config, spec)
     agent_mask = np.asarray(spec.agent_mask, bool)
     action_mask = np.asarray(spec.action_mask, bool) & agent_mask[:, None]
     normalise_on, obs_clip = bool(config.normalise_observations), float(config.obs_clip)
