@@ -170,10 +170,20 @@ def main(argv) -> None:
         "overrides": FLAGS.overrides,
     }
     results["actor_alone"], trajectory = measure_actor(config)
+    report(results)
     results["learner_alone"] = measure_learner(config, trajectory)
+    report(results)
     for mode in FLAGS.modes:
-        results[mode] = run_end_to_end(mode)
-    print(json.dumps(results, indent=2))
+        try:
+            results[mode] = run_end_to_end(mode)
+        except RuntimeError as error:  # keep the other measurements
+            results[mode] = {"error": str(error)}
+        report(results)
+
+
+def report(results: dict) -> None:
+    """Print (and save) what has been measured so far."""
+    print(json.dumps(results, indent=2), flush=True)
     if FLAGS.out:
         with open(FLAGS.out, "w") as handle:
             json.dump(results, handle, indent=2)
