@@ -24,8 +24,10 @@ One step is one dispatch interval (``step_minutes``, 5 min). Inside a step:
    the units' reachable bands (``envs.dynamics.dispatch``);
 3. the DC power flow runs with the branch mask, protection trips overloaded branches and the
    flow is recomputed, up to ``cascade_rounds`` rounds (``envs.protection``); buses cut off
-   from the slack lose their load and generation, primary response and the slack bus pick
-   up the residual, and the frequency deviation follows from it;
+   from the slack lose their load and generation; primary response picks up the residual
+   within each unit's [Pmin, Pmax], under-frequency load shedding covers a deficit beyond
+   that and over-frequency protection (renewable spill, generation trips) a surplus; the
+   frequency deviation follows from the residual;
 4. reward terms (``envs.reward``), termination (blackout: served share of demand below
    ``blackout_served_fraction`` or |df| above ``freq_collapse_hz``), truncation at
    ``horizon``; a finished episode is reset in place (``info["final_obs"]`` keeps the
@@ -35,8 +37,14 @@ Balance identity (every step, MW; ``info`` has each term)::
 
     sum(gen) + sum(battery) + slack_mw = sum(served load) + sum(shunt Gs on energised buses)
                                          + losses_mw
+    served load + shed + UFLS + load in islands = demand
 
-where ``gen`` includes the primary (droop) response and ``losses_mw`` is 0 in DC. In AC mode
+where ``gen`` includes the primary (droop) response, ``losses_mw`` is 0 in DC and
+``slack_mw`` is numerical residue in DC (the losses in AC). ``info["cost"]`` prices every MW:
+generation, VOLL x (voluntary shedding + UFLS), curtailment, and the slack bus's energy on the
+slack unit's cost curve (``slack_cost``); only load lost in islands is left to the safety term
+(and to evaluation, ``envs.baselines.episode_metrics``).
+In AC mode
 (``physics="ac"``, ``envs.dynamics.flows``) voltages are solved with Newton-Raphson, voltage
 excursions and non-convergence enter the safety term, and the reset observation uses the DC
 flow of the intact network with flat voltages.
@@ -63,7 +71,12 @@ INFO_KEYS = (
     "gen_cost",
     "shed_cost",
     "curtailment_cost",
+    "slack_cost",
+    "ufls_cost",
     "unserved_energy_mwh",
+    "island_unserved_mwh",
+    "ufls_mwh",
+    "overfreq_mw",
     "shed_mwh",
     "curtailed_mwh",
     "n_overloaded",

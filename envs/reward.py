@@ -7,9 +7,12 @@ layout's weights (default 50% safety, 30% cost, 20% uptime)::
         overload  = sum over in-service branches of max(loading - 1, 0)
         frequency = max(|df| - band, 0) / band
         voltage   = sum over buses of (max(V - Vmax, 0) + max(Vmin - V, 0)) / 0.01   (AC only)
-        unserved  = 5 x share of demand lost in islands (de-energised buses)
+        unserved  = 5 x share of demand lost in islands (de-energised buses) or to
+                    under-frequency load shedding
     cost   = 1 - log(1 + step cost / reference step cost)   (clipped below at -10)
-        step cost = generation + VOLL x shed energy + curtailment price x spilled energy ($),
+        step cost = generation + VOLL x (shed + under-frequency shed) energy + curtailment
+                    price x spilled energy + the slack bus's energy on the slack unit's cost
+                    curve ($),
         reference = cost of serving the case's base load for one step (per case); the
         log keeps the term O(1) and informative when shedding at VOLL dominates the bill
     uptime = 0.5 x share of branches in service + 0.5 x min(reserve margin / target, 1)

@@ -17,10 +17,24 @@ Order within a step (all MW, ``dt`` = step length in hours):
    over online conventional units **in proportion to their remaining reachable headroom**
    in the needed direction (up-headroom for a shortfall, down-headroom for a surplus), so no
    unit leaves its band; what exceeds the total headroom stays as residual ``r``.
-6. Primary response: the residual (plus anything islands add) is picked up by the online,
-   energised conventional units **in proportion to Pmax** (governor droop), and the bus
-   injections are balanced; what cannot be placed (no such unit) is absorbed by the slack
-   bus of the DC power flow and reported as ``slack_mw``.
+6. Primary response (governor droop): the residual ``r`` of the energised system (plus
+   anything islands add) is picked up by the online, energised conventional units in
+   proportion to Pmax with one common droop level ``lam`` (``dp_g = lam Pmax_g``), each unit
+   **clipped to its own [Pmin, Pmax]** (the env's capped ``params.devices`` limits); ``lam``
+   is found exactly on the piecewise-linear response curve. What remains once every unit
+   sits at a limit is handled by frequency protection, not by the slack bus:
+
+   * a deficit: automatic under-frequency load shedding (UFLS) drops the same share of
+     the served load on every energised bus (``ufls_mw``; unserved energy priced at VOLL
+     and counted in the safety term's unserved share);
+   * a surplus: over-frequency protection first spills renewable output, then cuts battery
+     discharge, then trips conventional generation (the same share of every producing
+     unit, as if a share of each plant's units tripped) (``overfreq_mw``; renewable spill is
+     priced as curtailment).
+
+   The DC slack bus then only absorbs numerical residue (``slack_mw`` ~ 0); in AC mode it
+   also covers the network losses. Either way its energy is priced on the slack unit's
+   cost curve.
 7. Frequency (quasi-steady state after primary response, droop R, load damping D)::
 
        df = -r_total / beta,   beta = sum_g Pmax_g / (R f0) + D P_load / f0   [MW/Hz]
@@ -109,12 +123,62 @@ class Injections(NamedTuple):
     p_bus: jax.Array  # [N] MW net injection handed to the power flow
     gen: jax.Array  # [G] MW generator output incl. primary response (0 when not energised)
     storage: jax.Array  # [S] MW battery output on energised buses
-    served: jax.Array  # [N] MW load served (demand - shed on energised buses)
-    residual: jax.Array  # [] MW shortfall met by primary response (before the slack's share)
+    served: jax.Array  # [N] MW load served (demand - shed - UFLS on energised buses)
+    residual: jax.Array  # [] MW shortfall before primary response (before the slack's share)
+    ufls: jax.Array  # [] MW shed by under-frequency load shedding
+    overfreq: jax.Array  # [] MW of generation removed by over-frequency protection
+    spilled: jax.Array  # [] MW of renewable output spilled by over-frequency protection
+
+
+def primary_response(pg, residual, weight, lo, hi):
+    """Droop response ``clip(pg + lam w, lo, hi)`` with the common ``lam`` that covers
+    ``residual`` (shortfall > 0) as far as the units' limits allow.
+
+    Units with ``weight <= 0`` do not move. Returns (new pg [G], uncovered MW []: > 0 a
+    deficit left for UFLS, < 0 a surplus left for over-frequency protection).
+    """
+    part = weight > 0
+    lo = jnp.where(part, jnp.minimum(lo, pg), pg)
+    hi = jnp.where(part, jnp.maximum(hi, pg), pg)
+    w = jnp.where(part, weight, 1.0)
+    covered = jnp.clip(residual, jnp.sum(lo - pg), jnp.sum(hi - pg))
+    # The response is piecewise linear in lam with kinks where a unit reaches a limit:
+    # evaluate it at every kink (and 0), then interpolate inside the bracketing segment.
+    kinks = jnp.sort(jnp.concatenate([(lo - pg) / w, (hi - pg) / w, jnp.zeros(1, pg.dtype)]))
+    at_kink = pg[None, :] + kinks[:, None] * w[None, :]
+    moved = jnp.sum(jnp.clip(at_kink, lo[None, :], hi[None, :]) - pg[None, :], axis=-1)
+    k = jnp.clip(jnp.searchsorted(moved, covered, side="right") - 1, 0, kinks.shape[0] - 2)
+    gap = moved[k + 1] - moved[k]
+    frac = jnp.clip((covered - moved[k]) / jnp.where(gap > 0, gap, 1.0), 0.0, 1.0)
+    lam = kinks[k] + frac * (kinks[k + 1] - kinks[k])
+    return jnp.clip(pg + lam * w, lo, hi), residual - covered
+
+
+def _cut(values, amount):
+    """Scale non-negative ``values`` down by one common share to remove up to ``amount``.
+
+    Returns (values after the cut, what could not be removed)."""
+    total = jnp.sum(values)
+    taken = jnp.clip(amount, 0.0, total)
+    return values * (1.0 - taken / jnp.maximum(total, EPS)), amount - taken
+
+
+def over_frequency_cut(gen, storage, surplus, is_renewable):
+    """Spill renewables, then cut battery discharge, then trip conventional output.
+
+    Returns (gen, storage, renewable MW spilled, MW left over)."""
+    renewable, left = _cut(jnp.where(is_renewable, gen, 0.0), surplus)
+    spilled = jnp.sum(jnp.where(is_renewable, gen, 0.0)) - jnp.sum(renewable)
+    discharge, left = _cut(jnp.maximum(storage, 0.0), left)
+    conventional, left = _cut(jnp.where(is_renewable, 0.0, jnp.maximum(gen, 0.0)), left)
+    gen = jnp.where(is_renewable, renewable, jnp.where(gen > 0, conventional, gen))
+    storage = jnp.where(storage > 0, discharge, storage)
+    return gen, storage, spilled, left
 
 
 def injections(energised, pg, p_storage, net_load, primary_weight, grid, devices):
-    """Bus injections with devices on de-energised buses removed and primary response added."""
+    """Bus injections with devices on de-energised buses removed, primary response within
+    unit limits, and UFLS / over-frequency protection for what the units cannot cover."""
     gen_live = energised[grid.gen_bus]
     gen = jnp.where(gen_live, pg, 0.0)
     storage = jnp.where(energised[devices.storage_bus], p_storage, 0.0)
@@ -122,10 +186,18 @@ def injections(energised, pg, p_storage, net_load, primary_weight, grid, devices
     shunt = jnp.sum(jnp.where(energised, grid.bus_gs, 0.0))
     residual = jnp.sum(served) + shunt - jnp.sum(gen) - jnp.sum(storage)
     weight = jnp.where(gen_live, primary_weight, 0.0)
-    gen = gen + residual * weight / jnp.maximum(jnp.sum(weight), EPS)
+    gen, uncovered = primary_response(gen, residual, weight, devices.pmin, devices.pmax)
+    served_pos, _ = _cut(jnp.maximum(served, 0.0), jnp.maximum(uncovered, 0.0))
+    served = jnp.where(served > 0, served_pos, served)
+    ufls = jnp.sum(jnp.where(energised, net_load, 0.0)) - jnp.sum(served)
+    supply = jnp.sum(gen) + jnp.sum(storage)
+    gen, storage, spilled, _ = over_frequency_cut(
+        gen, storage, jnp.maximum(-uncovered, 0.0), devices.is_renewable
+    )
+    overfreq = supply - jnp.sum(gen) - jnp.sum(storage)
     p_bus = grid.gen_to_bus @ gen - served
     p_bus = p_bus.at[devices.storage_bus].add(storage)
-    return Injections(p_bus, gen, storage, served, residual)
+    return Injections(p_bus, gen, storage, served, residual, ufls, overfreq, spilled)
 
 
 def frequency_deviation(shortfall, droop_capacity, served_load, consts):

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from envs import protection, reward
+from envs.dcpf import energised_buses
 from envs.dynamics import dispatch as dsp
 from envs.dynamics import exogenous as exo
 from envs.dynamics import flows
@@ -64,11 +65,16 @@ def solve_with_protection(d: Dispatch, topo, state, params) -> Physics:
     primary_weight = jnp.where(d.conv_online, devices.pmax, 0.0)
     network_flow = flows.SOLVERS[consts.physics]
 
-    def solve(in_service, energised):
-        inj = dsp.injections(energised, d.pg, d.storage, d.net_load, primary_weight, grid, devices)
+    def balance(energised):
+        return dsp.injections(energised, d.pg, d.storage, d.net_load, primary_weight, grid, devices)
+
+    def solve(in_service, _):
+        # Balance on the buses this topology keeps connected, so islands never leave an
+        # imbalance for the slack bus.
+        inj = balance(energised_buses(grid, in_service))
         return network_flow(grid, inj.p_bus, -flows.reactive_demand(grid, inj.served), in_service)
 
-    in_service, flow, used = protection.run_cascade(
+    in_service, flow, _ = protection.run_cascade(
         solve,
         topo.branch_in_service,
         jnp.ones(grid.n_bus, bool),
@@ -78,19 +84,11 @@ def solve_with_protection(d: Dispatch, topo, state, params) -> Physics:
         consts.instant_trip_ratio,
         consts.cascade_rounds,
     )
-    solved = dsp.injections(used, d.pg, d.storage, d.net_load, primary_weight, grid, devices)
-    energised = flow.bus_energised & used
-    gen = jnp.where(energised[grid.gen_bus], solved.gen, 0.0)
-    storage = jnp.where(energised[devices.storage_bus], solved.storage, 0.0)
-    served = jnp.where(energised, d.net_load, 0.0)
+    energised = flow.bus_energised
+    inj = balance(energised)
     shunt = jnp.sum(jnp.where(energised, grid.bus_gs, 0.0))
-    lossless_slack = jnp.sum(served) + shunt - jnp.sum(gen) - jnp.sum(storage)
-    slack = flow.slack_injection_mw - solved.p_bus[grid.slack]
-    # Shortfall of the final energised system before primary response: what droop and slack
-    # actually covered (islands that split off in the last round took their share with them).
-    dispatched = jnp.sum(jnp.where(energised[grid.gen_bus], d.pg, 0.0)) + jnp.sum(storage)
-    shortfall = jnp.sum(served) + shunt - dispatched
-    inj = dsp.Injections(solved.p_bus, gen, storage, served, shortfall - lossless_slack)
+    lossless_slack = jnp.sum(inj.served) + shunt - jnp.sum(inj.gen) - jnp.sum(inj.storage)
+    slack = flow.slack_injection_mw - inj.p_bus[grid.slack]
     return Physics(
         in_service,
         flow.flow_mw,
@@ -104,22 +102,55 @@ def solve_with_protection(d: Dispatch, topo, state, params) -> Physics:
     )
 
 
-def step_costs(d: Dispatch, ph: Physics, params):
-    """($ generation, $ shedding, $ curtailment, MWh spilled) for this step."""
+class Costs(NamedTuple):
+    gen: jax.Array  # [] $ generation at the dispatched outputs (incl. primary response)
+    shed: jax.Array  # [] $ VOLL x voluntary shedding
+    curtailment: jax.Array  # [] $ curtailment price x spilled renewable energy
+    spilled_mwh: jax.Array  # []
+    slack: jax.Array  # [] $ slack unit's cost curve for what the slack bus supplied
+    ufls: jax.Array  # [] $ VOLL x under-frequency load shedding
+
+    def total(self):
+        return self.gen + self.shed + self.curtailment + self.slack + self.ufls
+
+
+def slack_energy_cost(gen, slack_mw, params):
+    """$/h the slack unit spends on ``slack_mw`` beyond its output: cost(p + s) - cost(p).
+
+    Without a conventional unit at the slack bus the energy is priced at VOLL."""
+    grid, devices = params.grid, params.devices
+    at_slack = (grid.gen_bus == grid.slack) & ~devices.is_renewable
+    unit = jnp.argmax(at_slack)
+    extra = jnp.where(jnp.arange(grid.n_gen) == unit, slack_mw, 0.0)
+    delta = generation_cost(grid, gen + extra)[unit] - generation_cost(grid, gen)[unit]
+    return jnp.where(jnp.any(at_slack), delta, params.consts.voll * slack_mw)
+
+
+def step_costs(d: Dispatch, ph: Physics, params) -> Costs:
+    """What this step costs ($), every MW that was produced or lost priced."""
     consts, devices = params.consts, params.devices
     dt = consts.step_hours
     producing = d.conv_online & ph.energised[params.grid.gen_bus]
     gen_cost = jnp.sum(jnp.where(producing, generation_cost(params.grid, ph.inj.gen), 0.0)) * dt
     shed_cost = consts.voll * jnp.sum(d.shed) * dt
     spilled = jnp.sum(jnp.where(devices.is_renewable, d.available - d.pg, 0.0)) * dt
-    return gen_cost, shed_cost, consts.curtailment_cost * spilled, spilled
+    spilled = spilled + ph.inj.spilled * dt
+    return Costs(
+        gen_cost,
+        shed_cost,
+        consts.curtailment_cost * spilled,
+        spilled,
+        slack_energy_cost(ph.inj.gen, ph.slack_mw, params) * dt,
+        consts.voll * ph.inj.ufls * dt,
+    )
 
 
 def _reward_terms(ph: Physics, d: Dispatch, state_next, freq_dev, costs, inputs, params):
     consts = params.consts
     loading = protection.loading_ratio(ph.flow_mw, params.grid.branch_rating)
     demand = jnp.maximum(jnp.sum(inputs.demand), 1e-6)
-    unserved_share = jnp.sum(jnp.where(ph.energised, 0.0, d.net_load)) / demand
+    lost = jnp.sum(jnp.where(ph.energised, 0.0, d.net_load)) + ph.inj.ufls
+    unserved_share = lost / demand
     safety = reward.safety_term(
         loading,
         ph.in_service,
@@ -128,7 +159,7 @@ def _reward_terms(ph: Physics, d: Dispatch, state_next, freq_dev, costs, inputs,
         voltage_violation(ph, params),
         unserved_share,
     )
-    cost = reward.cost_term(sum(costs[:3]), consts.reference_cost)
+    cost = reward.cost_term(costs.total(), consts.reference_cost)
     margin = reserve_margin_of(state_next, params)
     uptime = reward.uptime_term(ph.in_service, margin, consts.reserve_target)
     return jnp.stack([safety, cost, uptime]), loading, margin
@@ -221,17 +252,22 @@ def transition(key, state, action, params):
 
 def _info(d, ph, inputs, topo, costs, terms, loading, margin, nxt, blackout, params):
     dt = params.consts.step_hours
-    gen_cost, shed_cost, curtail_cost, spilled = costs
+    island_mw = jnp.sum(jnp.where(ph.energised, 0.0, d.net_load))
     live = ph.in_service
     f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
     info = {
-        "cost": gen_cost + shed_cost + curtail_cost,
-        "gen_cost": gen_cost,
-        "shed_cost": shed_cost,
-        "curtailment_cost": curtail_cost,
-        "unserved_energy_mwh": jnp.sum(jnp.where(ph.energised, 0.0, d.net_load)) * dt,
+        "cost": costs.total(),
+        "gen_cost": costs.gen,
+        "shed_cost": costs.shed,
+        "curtailment_cost": costs.curtailment,
+        "slack_cost": costs.slack,
+        "ufls_cost": costs.ufls,
+        "unserved_energy_mwh": (island_mw + ph.inj.ufls) * dt,
+        "island_unserved_mwh": island_mw * dt,
+        "ufls_mwh": ph.inj.ufls * dt,
+        "overfreq_mw": ph.inj.overfreq,
         "shed_mwh": jnp.sum(d.shed) * dt,
-        "curtailed_mwh": spilled,
+        "curtailed_mwh": costs.spilled_mwh,
         "n_overloaded": jnp.sum(live & (loading > 1.0)),
         "max_loading": jnp.max(jnp.where(live, loading, 0.0)),
         "freq_dev_hz": nxt.freq_dev,
@@ -251,7 +287,7 @@ def _info(d, ph, inputs, topo, costs, terms, loading, margin, nxt, blackout, par
         "losses_mw": ph.losses_mw,
         "voltage_violation_pu": voltage_violation(ph, params),
         "pf_converged": ph.converged,
-        "primary_mw": ph.inj.residual,
+        "primary_mw": ph.inj.residual - ph.inj.ufls + ph.inj.overfreq,
         "reserve_margin": margin,
         "blackout": blackout,
         "scenario_id": nxt.episode.scenario_id,

@@ -33,5 +33,9 @@ def test_ac_episode_has_losses_real_voltages_and_balances():
         np.testing.assert_allclose(
             supply, info["served_mw"] + info["shunt_mw"] + info["losses_mw"], atol=0.05
         )
+        # the slack unit covers the losses and is paid for it on its own cost curve
+        assert (np.asarray(info["slack_cost"]) > 0.0).all()
+        parts = ("gen_cost", "shed_cost", "curtailment_cost", "slack_cost", "ufls_cost")
+        np.testing.assert_allclose(info["cost"], sum(info[k] for k in parts), rtol=1e-5)
         vm = np.asarray(state.vm)[np.asarray(state.energised)]  # dead buses read 0
         assert vm.std() > 1e-3 and (vm > 0.9).all() and (vm < 1.1).all()

@@ -1,0 +1,145 @@
+"""Primary response within unit limits, frequency protection for the rest, every MW priced.
+
+Random-action episodes (ieee14, briefly ieee118) check that online units stay inside their
+[Pmin, Pmax], that no step has a negative cost, and that supply and demand both balance.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from envs.config import default_env_config
+from envs.dynamics import dispatch as dsp
+from envs.dynamics.transition import slack_energy_cost, transition
+from envs.env import make_env
+from envs.grid import generation_cost
+
+TOL_MW = 0.05
+
+
+def _env(case):
+    config = default_env_config()
+    config.case = case
+    config.scenario = "normal"
+    config.horizon = 10_000  # transition() never resets; keep episodes open
+    return make_env(config)
+
+
+@pytest.fixture(scope="module")
+def ieee14():
+    return _env("ieee14")
+
+
+def test_primary_response_shares_by_pmax_and_stops_at_limits():
+    pg = jnp.array([50.0, 50.0, 50.0, 30.0])
+    weight = jnp.array([100.0, 100.0, 200.0, 0.0])  # the last unit is not in primary control
+    lo = jnp.zeros(4)
+    hi = jnp.array([60.0, 100.0, 200.0, 100.0])
+    new, left = dsp.primary_response(pg, jnp.float32(100.0), weight, lo, hi)
+    # unit 0 hits 60 (+10); the other 90 MW split 1:2 by Pmax between units 1 and 2
+    np.testing.assert_allclose(np.asarray(new), [60.0, 80.0, 110.0, 30.0], atol=1e-3)
+    assert abs(float(left)) < 1e-3
+    new, left = dsp.primary_response(pg, jnp.float32(-500.0), weight, lo, hi)
+    np.testing.assert_allclose(np.asarray(new), [0.0, 0.0, 0.0, 30.0], atol=1e-3)
+    np.testing.assert_allclose(float(left), -350.0, atol=1e-3)  # 150 MW was all they had
+
+
+def _conventional(params):
+    return ~np.asarray(params.devices.is_renewable)
+
+
+def test_deficit_beyond_headroom_is_shed_by_ufls_not_by_units_above_pmax(ieee14):
+    _, params = ieee14
+    grid, devices = params.grid, params.devices
+    conv = _conventional(params)
+    pg = jnp.where(conv, devices.pmax, 0.0)  # every unit flat out, renewables calm
+    load = 1.5 * grid.bus_pd + jnp.where(grid.bus_pd > 0, 10.0, 0.0)
+    energised = jnp.ones(grid.n_bus, bool)
+    weight = jnp.where(conv, devices.pmax, 0.0)
+    storage = jnp.zeros(devices.storage_bus.shape[0])
+    inj = dsp.injections(energised, pg, storage, load, weight, grid, devices)
+    assert (np.asarray(inj.gen) <= np.asarray(devices.pmax) + 1e-3).all()
+    shunt = float(jnp.sum(grid.bus_gs))
+    deficit = float(jnp.sum(load)) + shunt - float(jnp.sum(pg))
+    np.testing.assert_allclose(float(inj.ufls), deficit, rtol=1e-4)
+    supply = float(jnp.sum(inj.gen) + jnp.sum(inj.storage))
+    np.testing.assert_allclose(supply, float(jnp.sum(inj.served)) + shunt, atol=TOL_MW)
+
+
+def test_surplus_spills_renewables_before_pushing_units_below_pmin(ieee14):
+    _, params = ieee14
+    grid, devices = params.grid, params.devices
+    conv = _conventional(params)
+    renewable_mw = jnp.where(conv, 0.0, devices.pmax)
+    pg = jnp.where(conv, devices.pmin, renewable_mw)
+    load = 0.3 * grid.bus_pd
+    weight = jnp.where(conv, devices.pmax, 0.0)
+    storage = jnp.zeros(devices.storage_bus.shape[0])
+    energised = jnp.ones(grid.n_bus, bool)
+    inj = dsp.injections(energised, pg, storage, load, weight, grid, devices)
+    gen = np.asarray(inj.gen)
+    assert (gen[conv] >= np.asarray(devices.pmin)[conv] - 1e-3).all()
+    assert (gen >= 0.0).all()
+    shunt = float(jnp.sum(grid.bus_gs))
+    surplus = float(jnp.sum(pg)) - float(jnp.sum(load)) - shunt
+    assert surplus > 0.0 and float(inj.ufls) == 0.0
+    np.testing.assert_allclose(float(inj.spilled), surplus, rtol=1e-4)
+    np.testing.assert_allclose(float(jnp.sum(inj.gen)), float(jnp.sum(load)) + shunt, atol=TOL_MW)
+
+
+def test_slack_energy_is_priced_on_the_slack_units_cost_curve(ieee14):
+    _, params = ieee14
+    grid = params.grid
+    unit = int(np.flatnonzero(np.asarray(grid.gen_bus) == grid.slack)[0])
+    gen = jnp.asarray(params.devices.pmin + 0.5 * (params.devices.pmax - params.devices.pmin))
+    rate = float(slack_energy_cost(gen, jnp.float32(12.0), params))
+    more = gen.at[unit].add(12.0)
+    expected = float(generation_cost(grid, more)[unit] - generation_cost(grid, gen)[unit])
+    assert expected > 0.0
+    np.testing.assert_allclose(rate, expected, rtol=1e-5)
+
+
+def _check_episode(env, params, batch, steps, seed):
+    spec = env.spec(params)
+    devices, grid = params.devices, params.grid
+    keys = jax.random.split(jax.random.PRNGKey(seed), batch)
+    _, state = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(keys, params)
+    step = jax.jit(jax.vmap(transition, in_axes=(0, 0, 0, None)))
+    conv = _conventional(params)
+    pmin, pmax = np.asarray(devices.pmin), np.asarray(devices.pmax)
+    dt = params.consts.step_hours
+    key = jax.random.PRNGKey(seed + 1)
+    for _ in range(steps):
+        key, key_a, key_s = jax.random.split(key, 3)
+        shape = (batch, spec.num_agents, spec.action_dim)
+        action = jax.random.uniform(key_a, shape, minval=-1.0, maxval=1.0)
+        state, _, _, info = step(jax.random.split(key_s, batch), state, action, params)
+        info = {k: np.asarray(v, np.float64) for k, v in info.items()}
+        pg = np.asarray(state.pg)
+        online = (np.asarray(state.available) > 0) & conv
+        live = online & np.asarray(state.energised)[:, np.asarray(grid.gen_bus)]
+        tripped = info["overfreq_mw"][:, None] > TOL_MW  # over-frequency trips cut below Pmin
+        assert (np.where(live & ~tripped, pg - pmin, 0.0) >= -TOL_MW).all()
+        assert (np.where(live, pg - pmax, 0.0) <= TOL_MW).all()
+        assert (np.abs(np.where(online & ~live, pg, 0.0)) <= 1e-6).all()  # dead bus: 0
+        assert (np.abs(np.where(conv & ~online, pg, 0.0)) <= 1e-6).all()  # offline: 0
+        assert (info["cost"] >= 0.0).all() and (info["gen_cost"] >= 0.0).all()
+        assert (np.abs(info["slack_mw"]) <= TOL_MW).all()  # DC: the slack only sees residue
+        supply = info["gen_mw"] + info["storage_mw"] + info["slack_mw"]
+        np.testing.assert_allclose(
+            supply, info["served_mw"] + info["shunt_mw"] + info["losses_mw"], atol=TOL_MW
+        )
+        lost = (info["shed_mwh"] + info["ufls_mwh"] + info["island_unserved_mwh"]) / dt
+        np.testing.assert_allclose(info["served_mw"] + lost, info["demand_mw"], atol=TOL_MW)
+
+
+def test_random_episode_keeps_units_in_limits_costs_non_negative_and_balanced(ieee14):
+    env, params = ieee14
+    _check_episode(env, params, batch=8, steps=30, seed=3)
+
+
+@pytest.mark.slow
+def test_random_episode_ieee118_keeps_units_in_limits_and_balanced():
+    env, params = _env("ieee118")
+    _check_episode(env, params, batch=4, steps=4, seed=5)
