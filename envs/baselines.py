@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from envs import opf, oracle
+from envs import oracle
 from envs.dynamics import exogenous as exo
 from envs.dynamics.transition import transition
 from envs.env import GridEnv, reset_to_scenario
@@ -284,50 +284,28 @@ def oracle_inputs(record: Rollout, episode: int) -> oracle.EpisodeInputs:
     )
 
 
-def slack_energy_cost(record: Rollout, params: EnvParams) -> np.ndarray:
-    """[T, B] $ of the power the DC slack bus supplied beyond the dispatch (``slack_mw``).
-
-    The environment balances islands and forecast errors at the slack bus without charging
-    anyone; physically the slack unit produces it, so evaluation charges the slack unit's cost
-    curve for it: cost(pg + slack) - cost(pg).
-    """
-    model = oracle.dispatch_model(params)
-    net = model.network
-    slack_units = np.flatnonzero(
-        (net.gen_bus == net.slack) & ~np.asarray(params.devices.is_renewable)
-    )
-    slack_mw = np.asarray(record.info["slack_mw"], np.float64)
-    if slack_units.size == 0:
-        return np.zeros_like(slack_mw)
-    pg = np.asarray(record.pg, np.float64)
-    extra = np.zeros_like(pg)
-    extra[..., slack_units[0]] = slack_mw
-    rate = opf.generation_cost_per_h(net, pg + extra) - opf.generation_cost_per_h(net, pg)
-    return rate[..., slack_units[0]] * model.dt_hours
-
-
 def episode_metrics(record: Rollout, params: EnvParams) -> dict[str, np.ndarray]:
     """Per-episode totals [B] of a rollout (NumPy).
 
-    ``cost`` ($) = the env's step cost (generation + VOLL x shed + curtailment) + the slack
-    unit's cost of the slack bus's balancing power + VOLL x energy lost in islands + VOLL x the
+    ``cost`` ($) = the env's step cost ``info["cost"]`` (generation, VOLL x voluntary and
+    under-frequency shedding, curtailment, and the slack bus's energy on the slack unit's cost
+    curve) + only what the env leaves out of it: VOLL x energy lost in islands and VOLL x the
     demand left unserved after a blackout ended the episode early (so a blacked-out, shorter
-    episode never looks cheaper).
+    episode never looks cheaper). ``slack_cost`` is reported for reference (already in
+    ``cost``).
     """
     consts = params.consts
     info = {k: np.asarray(v, np.float64) for k, v in record.info.items()}
     alive = np.asarray(record.alive, np.float64)
     terminated = np.asarray(record.terminated)
     after = (np.cumsum(terminated, axis=0) > terminated).astype(np.float64)  # post-blackout
-    unserved = np.sum(alive * info["unserved_energy_mwh"], 0) + np.sum(
-        after * info["demand_mw"] * consts.step_hours, 0
-    )
-    slack_cost = np.sum(alive * slack_energy_cost(record, params), 0)
+    not_served_after = np.sum(after * info["demand_mw"] * consts.step_hours, 0)
+    island = np.sum(alive * info["island_unserved_mwh"], 0) + not_served_after
     return {
-        "cost": np.sum(alive * info["cost"], 0) + slack_cost + consts.voll * unserved,
+        "cost": np.sum(alive * info["cost"], 0) + consts.voll * island,
+        "slack_cost": np.sum(alive * info["slack_cost"], 0),
+        "unserved_mwh": np.sum(alive * info["unserved_energy_mwh"], 0) + not_served_after,
         "gen_cost": np.sum(alive * info["gen_cost"], 0),
-        "slack_cost": slack_cost,
-        "unserved_mwh": unserved,
         "shed_mwh": np.sum(alive * info["shed_mwh"], 0),
         "curtailed_mwh": np.sum(alive * info["curtailed_mwh"], 0),
         "overload_steps": np.sum(alive * (info["n_overloaded"] > 0), 0),

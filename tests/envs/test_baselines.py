@@ -52,7 +52,8 @@ def test_gen_controls_reach_unit_limits(env_params):
 def _synthetic_record(alive, terminated, cost, demand):
     steps = len(alive)
     info = {name: np.zeros((steps, 1)) for name in ("unserved_energy_mwh", "gen_cost", "shed_mwh",
-            "curtailed_mwh", "n_overloaded", "trips", "freq_dev_hz", "slack_mw")}  # fmt: skip
+            "curtailed_mwh", "n_overloaded", "trips", "freq_dev_hz", "slack_mw", "slack_cost",
+            "island_unserved_mwh")}  # fmt: skip
     info.update(cost=np.full((steps, 1), cost), demand_mw=np.full((steps, 1), demand))
     empty = np.zeros((steps, 1, 1))
     return baselines.Rollout(
@@ -69,6 +70,22 @@ def test_blackout_charges_the_remaining_demand_at_voll(env_params):
     remaining_mwh = 2 * 100.0 * consts.step_hours
     assert metrics["cost"][0] == pytest.approx(20.0 + consts.voll * remaining_mwh)
     assert metrics["blackouts"][0] == 1.0 and metrics["steps"][0] == 2.0
+
+
+def test_costs_the_env_already_charged_are_not_added_again(env_params):
+    record = _synthetic_record([1, 1, 1], [0, 0, 0], cost=50.0, demand=100.0)
+    record = record._replace(pg=np.zeros((3, 1, env_params.grid.n_gen)))
+    # step 0: the slack bus supplied 5 MW (priced in info["cost"] as slack_cost);
+    # step 1: 2 MWh of UFLS (in cost, VOLL-priced by the env) and 1 MWh lost in an island
+    record.info["slack_mw"][0] = 5.0
+    record.info["slack_cost"][0] = 7.0
+    record.info["unserved_energy_mwh"][1] = 3.0
+    record.info["island_unserved_mwh"][1] = 1.0
+    metrics = baselines.episode_metrics(record, env_params)
+    voll = env_params.consts.voll
+    assert metrics["cost"][0] == pytest.approx(150.0 + voll * 1.0)
+    assert metrics["slack_cost"][0] == pytest.approx(7.0)
+    assert metrics["unserved_mwh"][0] == pytest.approx(3.0)
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +155,12 @@ def test_delta_mode_controls_are_ramp_fractions(env_params):
     np.testing.assert_allclose(np.asarray(up)[conventional], 0.5, atol=1e-6)
     hold = baselines.gen_controls(state.pg, state, params)
     np.testing.assert_allclose(np.asarray(hold)[conventional], 0.0, atol=1e-6)
+
+
+def test_oracle_sees_the_envs_capped_unit_limits(env_params):
+    devices, grid = env_params.devices, env_params.grid
+    net = oracle.dispatch_model(env_params).network
+    np.testing.assert_allclose(net.gen_pmax, np.asarray(devices.pmax), rtol=1e-6)
+    np.testing.assert_allclose(net.gen_pmin, np.asarray(devices.pmin), rtol=1e-6)
+    # the connection cap binds somewhere (ieee14 bus 8), so the check has teeth
+    assert (np.asarray(devices.pmax) < np.asarray(grid.gen_pmax) - 1.0).any()
