@@ -117,15 +117,14 @@ def measure_learner(config, trajectory) -> float:
 
 
 def sample_rss(root_pid: int, peaks: dict, stop: threading.Event) -> None:
-    """Peak resident memory per process of the run's process tree (by command name)."""
+    """Peak resident memory per process of the run's process tree: {pid: (name, bytes)}."""
     while not stop.is_set():
         try:
             root = psutil.Process(root_pid)
             for proc in [root, *root.children(recursive=True)]:
-                name = " ".join(proc.cmdline()[:3])[:60]
-                peaks[(proc.pid, name)] = max(
-                    peaks.get((proc.pid, name), 0), proc.memory_info().rss
-                )
+                name = " ".join(proc.cmdline()[:3]).split(".")[0].strip()[:40]
+                old_name, old_rss = peaks.get(proc.pid, (name, 0))
+                peaks[proc.pid] = (old_name, max(old_rss, proc.memory_info().rss))
         except psutil.Error:
             pass
         stop.wait(0.5)
@@ -150,14 +149,14 @@ def run_end_to_end(mode: str) -> dict:
         raise RuntimeError(f"{mode} run failed with exit code {code}: {' '.join(command)}")
     with open(os.path.join(run_dir, "summary.json")) as handle:
         summary = json.load(handle)
-    big = sorted(peaks.items(), key=lambda kv: -kv[1])[:6]
+    big = sorted(peaks.items(), key=lambda kv: -kv[1][1])[:6]
     return {
         "steps_per_s": summary["mean_steps_per_s"],
         "wall_s": time.perf_counter() - started,
         "policy_lag": summary["last"].get("runtime/policy_lag"),
         "learner_idle": summary["learner_idle_fraction"],
         "actor_idle": summary.get("actors", {}).get("idle_fraction"),
-        "peak_rss_mb": {f"{pid} {name}": rss / 2**20 for (pid, name), rss in big},
+        "peak_rss_mb": {f"{name} (pid {pid})": rss / 2**20 for pid, (name, rss) in big},
     }
 
 
