@@ -122,7 +122,9 @@ def sample_rss(root_pid: int, peaks: dict, stop: threading.Event) -> None:
         try:
             root = psutil.Process(root_pid)
             for proc in [root, *root.children(recursive=True)]:
-                name = " ".join(proc.cmdline()[:3]).split(".")[0].strip()[:40]
+                name = " ".join(proc.cmdline()[:3]).strip()[:48]
+                if name.startswith("ray::"):  # Ray retitles workers per running method
+                    name = name.split(".")[0].split()[0]
                 old_name, old_rss = peaks.get(proc.pid, (name, 0))
                 peaks[proc.pid] = (old_name, max(old_rss, proc.memory_info().rss))
         except psutil.Error:
