@@ -144,6 +144,9 @@ class Learner:
         # The state's buffers are reused for the new state; trajectory buffers cannot
         # alias any output, so donating them would only produce warnings.
         self._step = jax.jit(step, donate_argnums=0)
+        self._traj_sharding = jax.tree.map(
+            lambda spec: NamedSharding(self.mesh, spec), trajectory_partition()
+        )
         self._init = jax.jit(self._fresh_state, out_shardings=NamedSharding(self.mesh, P()))
 
     def init(self, key: jax.Array) -> LearnerState:
@@ -176,7 +179,8 @@ class Learner:
         ``update_step``.
         """
         self.check_trajectory(traj)
-        return self._step(state, traj)
+        # Explicit placement: the batch may be host NumPy or live on actor devices.
+        return self._step(state, jax.device_put(traj, self._traj_sharding))
 
     def check_trajectory(self, traj: Trajectory) -> None:
         """ValueError naming the first field whose shape does not match the config and spec."""
