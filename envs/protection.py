@@ -57,8 +57,11 @@ def run_cascade(
 ):
     """Solve, trip, re-solve until nothing trips or ``rounds`` re-solves are spent.
 
-    ``solve(in_service [L] bool, energised [N] bool) -> DCFlow`` computes flows for a
-    topology, with device injections masked by the energised buses of the previous solve.
+    ``solve(in_service [L] bool, energised [N] bool, active [] bool) -> DCFlow`` computes
+    flows for a topology, with device injections masked by the energised buses of the
+    previous solve; ``active`` is False when the result will be discarded (this grid's
+    cascade already stopped while others in a vmapped batch go on), so a batched solver may
+    skip the expensive work for it.
     Returns ``(in_service [L], flow: DCFlow, energised_used [N])`` where ``energised_used``
     is the mask the final solve's injections were built with.
     """
@@ -67,18 +70,21 @@ def run_cascade(
         load = loading_ratio(flow.flow_mw, rating)
         return protection_trips(load, status, overload_count, steps_to_trip, instant_ratio)
 
-    flow = solve(in_service, energised)
+    flow = solve(in_service, energised, jnp.bool_(True))
     carry = (jnp.int32(0), in_service, flow, energised, trips_of(flow, in_service))
+
+    def going_on(round_index, pending):
+        return (round_index < rounds) & jnp.any(pending)
 
     def cond(c):
         round_index, _, _, _, pending = c
-        return (round_index < rounds) & jnp.any(pending)
+        return going_on(round_index, pending)
 
     def body(c):
         round_index, status, flow, _, pending = c
         status = status & ~pending
         used = flow.bus_energised
-        new_flow = solve(status, used)
+        new_flow = solve(status, used, going_on(round_index, pending))
         return round_index + 1, status, new_flow, used, trips_of(new_flow, status)
 
     _, status, flow, used, _ = jax.lax.while_loop(cond, body, carry)

@@ -10,9 +10,10 @@ for a branch mask, but picks the cheap path per grid:
 
 Under ``jax.vmap`` (a ``custom_vmap`` rule) the batch computes the compensated flows for all
 grids and the dense solve only for the grids that need it, gathered into a fixed-size block
-(1/64, 1/16 or 1/4 of the batch, the smallest that fits), solved and scattered back; if more
-than a quarter of the batch needs it, the whole batch takes the dense path. A dense LU per
-grid costs O(N^3); the compensated path O(L K + N K + K^3), which is what makes a batch of
+(1/64, 1/16, 1/4 or 1/2 of the batch, the smallest that fits), solved and scattered back; if
+more than half of the batch needs it, the whole batch takes the dense path. Grids the caller
+marks inactive (``active=False``: a cascade that already stopped) never take the dense path.
+A dense LU per grid costs O(N^3); the compensated path O(L K + N K + K^3), which is what makes a batch of
 ieee118 grids with occasional outages cheap.
 """
 
@@ -22,7 +23,7 @@ import jax.numpy as jnp
 from envs.dcpf import DCFlow, dc_power_flow, energised_buses
 
 OUTAGE_SLOTS = 8
-DENSE_SHARES = (64, 16, 4)  # dense tiers: 1/64, 1/16, 1/4 of the batch, then all
+DENSE_SHARES = (64, 16, 4, 2)  # dense tiers: 1/64, 1/16, 1/4, 1/2 of the batch, then all
 
 
 def _outage_slots(in_service):
@@ -59,9 +60,20 @@ def _needs_dense(grid, in_service):
     return (count > OUTAGE_SLOTS) | jnp.any(energised != intact, axis=-1)
 
 
+def dc_flow(grid, p_bus, in_service, active=None) -> DCFlow:
+    """One grid: p_bus [N] MW, in_service [L] bool.
+
+    ``active`` (bool [], default True): False marks a grid whose result the caller discards
+    (a finished cascade); under ``jax.vmap`` such grids skip the dense solve (their result
+    is then unspecified, possibly non-finite).
+    """
+    active = jnp.bool_(True) if active is None else jnp.asarray(active, bool)
+    return _dc_flow(grid, p_bus, in_service, active)
+
+
 @jax.custom_batching.custom_vmap
-def dc_flow(grid, p_bus, in_service) -> DCFlow:
-    """One grid: p_bus [N] MW, in_service [L] bool."""
+def _dc_flow(grid, p_bus, in_service, active) -> DCFlow:
+    del active  # one grid: always solved exactly
     return jax.lax.cond(
         _needs_dense(grid, in_service),
         lambda: dc_power_flow(grid, p_bus, in_service),
@@ -69,9 +81,9 @@ def dc_flow(grid, p_bus, in_service) -> DCFlow:
     )
 
 
-@dc_flow.def_vmap
-def _dc_flow_batched(axis_size, in_batched, grid, p_bus, in_service):
-    grid_batched, p_batched, s_batched = in_batched
+@_dc_flow.def_vmap
+def _dc_flow_batched(axis_size, in_batched, grid, p_bus, in_service, active):
+    grid_batched, p_batched, s_batched, a_batched = in_batched
     if any(jax.tree_util.tree_leaves(grid_batched)):
         flow = jax.vmap(dc_power_flow)(grid, p_bus, in_service)
         return flow, DCFlow(True, True, True, True)
@@ -79,7 +91,9 @@ def _dc_flow_batched(axis_size, in_batched, grid, p_bus, in_service):
         p_bus = jnp.broadcast_to(p_bus, (axis_size, *p_bus.shape))
     if not s_batched:
         in_service = jnp.broadcast_to(in_service, (axis_size, *in_service.shape))
-    need = _needs_dense(grid, in_service)
+    if not a_batched:
+        active = jnp.broadcast_to(active, (axis_size,))
+    need = _needs_dense(grid, in_service) & active
     compensated = _compensated(grid, p_bus, in_service)
 
     def dense_for(budget):
@@ -93,8 +107,8 @@ def _dc_flow_batched(axis_size, in_batched, grid, p_bus, in_service):
     def all_dense():
         return dc_power_flow(grid, p_bus, in_service)
 
-    # Branch on how many grids need the dense solve (1/64, 1/16, 1/4 of the batch),
-    # or many; only the chosen branch runs.
+    # Branch on how many grids need the dense solve (1/64, 1/16, 1/4, 1/2 of the batch),
+    # or more; only the chosen branch runs.
     budgets = sorted({max(1, axis_size // share) for share in DENSE_SHARES})
     branches = [dense_for(b) for b in budgets] + [all_dense]
     thresholds = jnp.asarray(budgets, jnp.int32)

@@ -25,9 +25,10 @@ class NetworkFlow(NamedTuple):
     converged: jax.Array  # [] bool (always True in DC)
 
 
-def dc_network_flow(grid, p_bus, q_bus, in_service) -> NetworkFlow:
+def dc_network_flow(grid, p_bus, q_bus, in_service, active=None) -> NetworkFlow:
+    """``active=False``: the caller discards this result (see ``fastdc.dc_flow``)."""
     del q_bus
-    flow = dc_flow(grid, p_bus, in_service)
+    flow = dc_flow(grid, p_bus, in_service, active)
     # DC: the slack takes whatever the energised buses leave unbalanced (shunts included).
     live_p = jnp.where(flow.bus_energised, p_bus - grid.bus_gs, 0.0)
     slack_injection = p_bus[grid.slack] - jnp.sum(live_p)
@@ -41,7 +42,8 @@ def dc_network_flow(grid, p_bus, q_bus, in_service) -> NetworkFlow:
     )
 
 
-def ac_network_flow(grid, p_bus, q_bus, in_service) -> NetworkFlow:
+def ac_network_flow(grid, p_bus, q_bus, in_service, active=None) -> NetworkFlow:
+    del active  # always solved
     from envs.acpf import ac_power_flow
 
     flow = ac_power_flow(grid, p_bus, q_bus, grid.bus_vm_set, in_service)

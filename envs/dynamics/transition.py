@@ -68,11 +68,12 @@ def solve_with_protection(d: Dispatch, topo, state, params) -> Physics:
     def balance(energised):
         return dsp.injections(energised, d.pg, d.storage, d.net_load, primary_weight, grid, devices)
 
-    def solve(in_service, _):
+    def solve(in_service, _, active):
         # Balance on the buses this topology keeps connected, so islands never leave an
         # imbalance for the slack bus.
         inj = balance(energised_buses(grid, in_service))
-        return network_flow(grid, inj.p_bus, -flows.reactive_demand(grid, inj.served), in_service)
+        q_bus = -flows.reactive_demand(grid, inj.served)
+        return network_flow(grid, inj.p_bus, q_bus, in_service, active)
 
     in_service, flow, _ = protection.run_cascade(
         solve,

@@ -37,8 +37,9 @@ def _assert_same(fast, reference):
 def test_batched_flow_matches_the_dense_solve_for_every_tier():
     grid = build_grid(load_case("ieee14"))
     batched = jax.jit(jax.vmap(lambda p, s: dc_flow(grid, p, s)))
-    # dense grids (islands + the N-k one): 2 -> a block of 4, 9 -> a block of 16, 41 -> all
-    for islands in (1, 8, 40):
+    # dense grids (islands + the N-k one): 2 -> a block of 4, 9 -> a block of 16,
+    # 26 -> a block of 32, 41 -> all
+    for islands in (1, 8, 25, 40):
         p_bus, in_service = _mixed_batch(grid, islands)
         _assert_same(batched(p_bus, in_service), dc_power_flow(grid, p_bus, in_service))
 
@@ -49,3 +50,15 @@ def test_single_grid_flow_matches_the_dense_solve():
     p_bus, in_service = _mixed_batch(grid, 1)
     for b in (0, 3, BATCH - 1):  # intact, compensated, dense
         _assert_same(single(p_bus[b], in_service[b]), dc_power_flow(grid, p_bus[b], in_service[b]))
+
+
+def test_active_grids_are_exact_whatever_the_inactive_ones_need():
+    grid = build_grid(load_case("ieee14"))
+    batched = jax.jit(jax.vmap(lambda p, s, a: dc_flow(grid, p, s, a)))
+    p_bus, in_service = _mixed_batch(grid, 40)  # 41 grids need the dense solve
+    active = np.zeros(BATCH, bool)
+    active[[0, 3, 5, BATCH - 1]] = True  # island, outage, intact, N-k
+    fast = batched(p_bus, in_service, jnp.asarray(active))
+    reference = dc_power_flow(grid, p_bus, in_service)
+    pick = lambda flow: jax.tree_util.tree_map(lambda x: np.asarray(x)[active], flow)  # noqa: E731
+    _assert_same(pick(fast), pick(reference))

@@ -90,7 +90,7 @@ def _ratings_and_counts(grid, chosen, flows):
 
 
 def _cascade(grid, p_bus, rating, count, rounds):
-    def solve(in_service, energised):
+    def solve(in_service, energised, active):
         return dc_power_flow(grid, jnp.asarray(p_bus, jnp.float32), in_service)
 
     return protection.run_cascade(
