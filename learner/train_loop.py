@@ -125,34 +125,33 @@ def train(
     return state, history
 
 
-def average_reward(
-    env,
-    env_params,
-    choose_action: Callable[[Observation, jax.Array], jax.Array],
-    batch_size: int,
-    num_steps: int,
-    key: jax.Array,
-) -> float:
-    """Mean per-step reward of real agents under ``choose_action(obs [B,...], key) -> [B,A,U]``.
+def make_evaluator(env, env_params, policy: Policy, batch_size: int, num_steps: int):
+    """``evaluate(params, norm_state, key) -> mean per-step reward of real agents`` (jitted).
 
-    For comparing a trained policy with baselines (e.g. uniform random actions).
+    Runs ``batch_size`` fresh episodes for ``num_steps`` with the stochastic
+    policy. Parameters are arguments, so one compile serves every policy (e.g. an
+    untrained and a trained one compared on the same ``key``, i.e. the same episodes).
     """
     spec = env.spec(env_params)
     real = jnp.asarray(spec.agent_mask, jnp.float32)
     step_env = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+    reset = jax.vmap(env.reset, in_axes=(0, None))
 
     @jax.jit
-    def run(carry: RolloutCarry, key):
+    def evaluate(params, norm_state, key):
+        key_reset, key_run = jax.random.split(key)
+        obs, env_state = reset(jax.random.split(key_reset, batch_size), env_params)
+
         def one_step(carry, key):
             key_act, key_env = jax.random.split(key)
-            action = choose_action(carry.obs, key_act)
+            action, _, _ = policy.act(params, norm_state, carry.obs, key_act)
             obs, env_state, reward, *_ = step_env(
                 jax.random.split(key_env, batch_size), carry.env_state, action, env_params
             )
             return RolloutCarry(env_state, obs), jnp.sum(reward * real[None, :]) / jnp.sum(real)
 
-        _, rewards = jax.lax.scan(one_step, carry, jax.random.split(key, num_steps))
+        keys = jax.random.split(key_run, num_steps)
+        _, rewards = jax.lax.scan(one_step, RolloutCarry(env_state, obs), keys)
         return jnp.mean(rewards) / batch_size
 
-    key_reset, key_run = jax.random.split(key)
-    return float(run(reset_batch(env, env_params, key_reset, batch_size), key_run))
+    return evaluate

@@ -24,16 +24,23 @@ def _training_config():
 
 
 @pytest.mark.slow
-def test_ppo_improves_on_its_random_initial_policy_on_case14():
-    from learner.train_loop import train
+def test_ppo_beats_a_random_policy_on_case14():
+    from learner.policy import make_policy
+    from learner.train_loop import make_evaluator, train
 
     env, env_params = env_module.make_env(env_config_module.default_env_config())
-    _, history = train(env, env_params, _training_config(), num_updates=40, key=jax.random.key(0))
+    config = _training_config()
+    state, history = train(env, env_params, config, num_updates=50, key=jax.random.key(0))
     rewards = np.array([record["rollout/mean_reward"] for record in history])
     assert np.all(np.isfinite(rewards))
     assert all(record["skipped_updates"] == 0 for record in history)
-    # The first rollouts are the randomly initialised Gaussian policy (std 0.6 around ~0):
-    # a random policy. After 40 updates (20k grid-steps) the mean per-step reward must
-    # be clearly higher (observed: ~0.05 -> ~0.45).
-    initial, final = rewards[:3].mean(), rewards[-5:].mean()
-    assert final > initial + 0.15, (initial, final, rewards.round(3).tolist())
+    # Same episodes (same key) for an untrained, randomly initialised policy (Gaussian
+    # around ~0 with std 0.6: a random policy) and the trained one. Observed on case14:
+    # random ~0.05, trained ~0.3 mean per-step reward.
+    policy = make_policy(config, env.spec(env_params))
+    evaluate = make_evaluator(env, env_params, policy, batch_size=32, num_steps=48)
+    key = jax.random.key(123)
+    random_policy = policy.init(jax.random.key(7))
+    random_reward = float(evaluate(random_policy, policy.init_norm_state(), key))
+    trained_reward = float(evaluate(state.params, state.norm_state, key))
+    assert trained_reward > random_reward + 0.1, (random_reward, trained_reward, rewards.round(3))
