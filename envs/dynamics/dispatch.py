@@ -39,7 +39,9 @@ Order within a step (all MW, ``dt`` = step length in hours):
 
        df = -r_total / beta,   beta = sum_g Pmax_g / (R f0) + D P_load / f0   [MW/Hz]
 
-   with ``r_total`` the total shortfall met by primary response and slack. ``|df|`` above
+   with ``r_total`` the shortfall of the energised system before primary response (what
+   primary response, UFLS / over-frequency protection and the slack bus covered together),
+   so a deficit large enough to need UFLS also shows as a deep frequency dip. ``|df|`` above
    ``freq_band_hz`` (0.2 Hz) is a violation; above ``freq_collapse_hz`` the system collapses
    (blackout).
 """
