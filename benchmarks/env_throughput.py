@@ -27,7 +27,6 @@ grids fit in 8 GiB. ``--profile`` times the parts of a step separately (see ``pr
 from __future__ import annotations
 
 import os
-import platform
 import signal
 import sys
 import time
@@ -35,6 +34,8 @@ import warnings
 
 import numpy as np
 from absl import app, flags
+
+from benchmarks.hardware import cpu_model
 
 _CASES = flags.DEFINE_list("cases", ["ieee14", "ieee118"], "shipped cases to measure")
 _PHYSICS = flags.DEFINE_list("physics", ["dc", "ac"], "env physics to measure (dc, ac)")
@@ -48,17 +49,6 @@ _PROFILE_BATCH = flags.DEFINE_integer("profile_batch", 1024, "batch for --profil
 GRID2OP_ENVS = {"ieee14": "l2rpn_case14_sandbox", "ieee118": "rte_case118_example"}
 FIT_GRIDS, FIT_BYTES = 65_536, 8 * 2**30
 STEPS_PER_CALL_BUDGET = 16_384  # grid-steps per timed call (T = budget / B, clipped)
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def hardware() -> str:

@@ -15,13 +15,13 @@ process used (all its threads), which shows efficiency on a shared machine.
 from __future__ import annotations
 
 import os
-import platform
 import sys
 import time
 
 import numpy as np
 from absl import app, flags
 
+from benchmarks.hardware import cpu_model
 from envs.case import SHIPPED_CASES, load_case
 
 _CASES = flags.DEFINE_list("cases", ["ieee14", "ieee118"], "shipped cases to measure")
@@ -38,17 +38,6 @@ _MIN_TIME = flags.DEFINE_float("min_time", 1.0, "seconds each measurement runs f
 
 # Dense per-grid matrices make these paths memory-bound beyond this batch size.
 MAX_BATCH_BY_MODE = {"dc_mask": 1024, "ac": 16384}
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def rate(call, items_per_call: int, min_time: float) -> float:
