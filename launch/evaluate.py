@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import jax
@@ -150,19 +151,28 @@ def evaluate_scenario(env_params, methods, policy_args, scenario, episodes, hori
     scenario_index = jnp.int32(scenarios.scenario_id(scenario))
     metrics, records = {}, {}
     for i, name in enumerate(methods):
+        started = time.perf_counter()
         record = baselines.rollout(
             env_params, policies, jnp.int32(i), keys, scenario_index, horizon, policy_args
         )
         records[name] = jax.device_get(record)
         metrics[name] = baselines.episode_metrics(records[name], env_params)
+        _progress(f"{scenario}: {name} done in {time.perf_counter() - started:.1f} s")
     if with_oracle:
+        started = time.perf_counter()
         model = oracle.dispatch_model(env_params)
         first = records[next(iter(methods))]
         solutions = [
             oracle.solve_oracle(model, baselines.oracle_inputs(first, b)) for b in range(episodes)
         ]
         metrics["oracle"] = oracle_metrics(solutions, env_params.consts.step_hours)
+        _progress(f"{scenario}: oracle done in {time.perf_counter() - started:.1f} s")
     return metrics, records
+
+
+def _progress(message: str) -> None:
+    """One line per finished piece of work on stderr: an evaluation can take minutes."""
+    print(f"[evaluate] {message}", file=sys.stderr, flush=True)
 
 
 def summarise(metrics: dict[str, dict[str, np.ndarray]]) -> dict[str, dict]:
