@@ -14,9 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from actors.types import EpisodeTotals
-from learner.types import Trajectory
-
-FINAL_OBS = "final_obs"
+from learner.acting import FINAL_OBS, act_and_step
 
 
 class EpisodeRunning(NamedTuple):
@@ -71,32 +69,11 @@ def make_rollout(env, env_params, policy, unroll_length: int) -> tuple[Callable,
         return (spec.num_agents, spec.action_dim)
 
     def step(params, norm_state, carry: RolloutCarry, key: jax.Array):
-        key_act, key_env = jax.random.split(key)
-        action, log_prob, value = policy.act(params, norm_state, carry.obs, key_act)
-        env_keys = jax.random.split(key_env, action.shape[0])
-        obs, env_state, reward, terminated, truncated, info = batched_step(
-            env_keys, carry.env_state, action, env_params
+        transition, obs, env_state, info = act_and_step(
+            policy, batched_step, env_params, params, norm_state, carry.obs, carry.env_state, key
         )
-        bootstrap = truncated & ~terminated
-        truncation_value = jax.lax.cond(
-            jnp.any(bootstrap),
-            lambda: policy.value(params, norm_state, info[FINAL_OBS]),
-            lambda: jnp.zeros_like(value),
-        )
-        truncation_value = jnp.where(bootstrap[:, None], truncation_value, 0.0)
-        transition = Trajectory(
-            obs=carry.obs.agent_obs,
-            global_state=carry.obs.global_state,
-            action=action,
-            log_prob=log_prob,
-            value=value,
-            reward=reward,
-            terminated=terminated,
-            truncated=truncated,
-            truncation_value=truncation_value,
-            last_value=value,  # placeholder; the real last value is set after the scan
-        )
-        episode, finished = advance_episode(carry.episode, reward, info, terminated | truncated)
+        done = transition.terminated | transition.truncated
+        episode, finished = advance_episode(carry.episode, transition.reward, info, done)
         return RolloutCarry(env_state, obs, episode), (transition, finished)
 
     def rollout(params, norm_state, carry: RolloutCarry, key: jax.Array):

@@ -15,9 +15,10 @@ import ml_collections
 import numpy as np
 
 from envs.types import Observation
+from learner.acting import act_and_step
 from learner.learner import Learner
 from learner.policy import Policy
-from learner.types import LearnerState, Trajectory
+from learner.types import LearnerState
 
 
 class RolloutStats(NamedTuple):
@@ -42,26 +43,10 @@ def make_rollout(env, env_params, policy: Policy, agent_mask: np.ndarray, unroll
     real = jnp.asarray(agent_mask, jnp.float32)
 
     def one_step(params, norm_state, carry: RolloutCarry, key):
-        key_act, key_env = jax.random.split(key)
-        action, log_prob, value = policy.act(params, norm_state, carry.obs, key_act)
-        env_keys = jax.random.split(key_env, action.shape[0])
-        obs, env_state, reward, terminated, truncated, info = step_env(
-            env_keys, carry.env_state, action, env_params
+        transition, obs, env_state, _ = act_and_step(
+            policy, step_env, env_params, params, norm_state, carry.obs, carry.env_state, key
         )
-        final_value = policy.value(params, norm_state, info["final_obs"])
-        truncation_value = jnp.where(truncated[:, None], final_value, 0.0)
-        transition = Trajectory(
-            obs=carry.obs.agent_obs,
-            global_state=carry.obs.global_state,
-            action=action,
-            log_prob=log_prob,
-            value=value,
-            reward=reward * real[None, :],
-            terminated=terminated,
-            truncated=truncated,
-            truncation_value=truncation_value,
-            last_value=value,  # placeholder per step; replaced below
-        )
+        transition = transition._replace(reward=transition.reward * real[None, :])
         return RolloutCarry(env_state, obs), transition
 
     @jax.jit
