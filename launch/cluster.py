@@ -7,6 +7,7 @@ indices in the flags are logical indices *on the node* a group lands on. With ``
 """
 
 import os
+import socket
 
 from absl import app, flags
 
@@ -53,6 +54,47 @@ def spread_scheduling(program: Program, placement_group):
     return options
 
 
+def parse_address(address: str) -> tuple[str, int]:
+    """``HOST:PORT`` -> (host, port), or ValueError naming what is wrong."""
+    host, sep, port = address.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--ray_address must be HOST:PORT (e.g. 10.0.0.1:6379), got {address!r}")
+    return host, int(port)
+
+
+def check_head_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds with a clear message; ``ray.init`` would retry for about a minute."""
+    host, port = parse_address(address)
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as error:
+        raise ConnectionError(f"no Ray head reachable at {host}:{port} ({error})") from None
+
+
+def ray_auth_token_available(environ=os.environ, home: str | None = None) -> bool:
+    """Whether this machine holds a Ray authentication token (where Ray looks for one)."""
+    if environ.get("RAY_AUTH_TOKEN"):
+        return True
+    path = environ.get("RAY_AUTH_TOKEN_PATH") or os.path.join(
+        home or os.path.expanduser("~"), ".ray", "auth_token"
+    )
+    return os.path.isfile(path)
+
+
+def use_ray_token_auth_if_available(environ=os.environ, home: str | None = None) -> bool:
+    """Send the local token when connecting, unless ``RAY_AUTH_MODE`` says otherwise.
+
+    Recent Ray versions turn token authentication on in ``ray start --head`` whenever a token
+    exists on the head machine, but a client given an explicit address does not turn it on
+    by itself, so it is refused with an authentication error. Doing what ``ray start`` did
+    makes ``--ray_address`` work against a head started the default way.
+    """
+    if "RAY_AUTH_MODE" in environ or not ray_auth_token_available(environ, home):
+        return environ.get("RAY_AUTH_MODE", "").lower() == "token"
+    environ["RAY_AUTH_MODE"] = "token"
+    return True
+
+
 def make_cluster_backend(program: Program, address: str, ship_code: bool, cpus: int):
     import ray
     from ray.util.placement_group import placement_group
@@ -81,6 +123,12 @@ def main(argv) -> None:
 
     if not flags.FLAGS.ray_address:
         cli.exit_with_error("--ray_address=HOST:PORT is required")
+    try:
+        check_head_reachable(flags.FLAGS.ray_address)
+    except (ValueError, ConnectionError) as error:
+        cli.exit_with_error(str(error))
+    # Before Ray is imported anywhere: it reads the mode once into its cached config.
+    use_ray_token_auth_if_available()
     config = cli.config_from_flags()
     run_dir = cli.run_dir_from_flags()
     cli.use_compilation_cache(config)
@@ -94,7 +142,7 @@ def main(argv) -> None:
                 program, flags.FLAGS.ray_address, flags.FLAGS.ship_code, flags.FLAGS.cpus_per_node
             )
             run_program(program, "cluster", backend=backend)
-    except RunDirLockedError as error:
+    except (RunDirLockedError, ConnectionError) as error:
         cli.exit_with_error(str(error))
 
 

@@ -1,7 +1,16 @@
+import socket
+
 import numpy as np
+import pytest
 
 from actors.types import EpisodeTotals, TrajectoryItem
-from launch.cluster import node_names, placement_bundles
+from launch.cluster import (
+    check_head_reachable,
+    node_names,
+    parse_address,
+    placement_bundles,
+    use_ray_token_auth_if_available,
+)
 from launch.metrics import EpisodeWindow, policy_lag, scalar_metrics
 from launch.program import build_program
 from launch.progress import progress_line
@@ -68,3 +77,31 @@ def test_progress_line_shows_rate_eta_and_episode_numbers():
     for text in ("5,000/15,000", "1,000 steps/s", "return 0.500", "cost 12", "lag 1.5"):
         assert text in line
     assert "violations 3" in line and "actor restarts 1" in line and "ETA 00:10" in line
+
+
+def test_cluster_address_must_be_host_and_port():
+    assert parse_address("10.0.0.1:6379") == ("10.0.0.1", 6379)
+    for bad in ("10.0.0.1", ":6379", "head:port", "head:70000"):
+        with pytest.raises(ValueError, match="HOST:PORT"):
+            parse_address(bad)
+
+
+def test_unreachable_head_fails_fast_with_its_address():
+    with socket.socket() as probe:  # a port nothing listens on: bind, then close
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(ConnectionError, match=f"no Ray head reachable at 127.0.0.1:{port}"):
+        check_head_reachable(f"127.0.0.1:{port}", timeout_s=2.0)
+
+
+def test_token_auth_is_used_when_a_token_exists_and_the_mode_is_unset(tmp_path):
+    (tmp_path / ".ray").mkdir()
+    environ = {}
+    assert not use_ray_token_auth_if_available(environ, home=str(tmp_path))
+    assert "RAY_AUTH_MODE" not in environ
+    (tmp_path / ".ray" / "auth_token").write_text("secret")
+    assert use_ray_token_auth_if_available(environ, home=str(tmp_path))
+    assert environ["RAY_AUTH_MODE"] == "token"
+    explicit = {"RAY_AUTH_MODE": "disabled"}
+    assert not use_ray_token_auth_if_available(explicit, home=str(tmp_path))
+    assert explicit == {"RAY_AUTH_MODE": "disabled"}
