@@ -10,6 +10,7 @@ import pytest
 
 from envs.types import Observation
 from learner.policy import (
+    log_one_minus_tanh_squared,
     make_policy,
     squashed_gaussian_entropy,
     squashed_gaussian_log_prob,
@@ -109,6 +110,17 @@ def test_squashed_log_prob_hand_value():
         jnp.array([True, False]),  # second dim is padding: contributes 0
     )
     np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_log_one_minus_tanh_squared_value_gradient_and_tails():
+    # tanh(ln 2) = 0.6: log(1 - 0.36) = ln 0.64, derivative -2 tanh = -1.2 (odd in x).
+    x = jnp.array([math.log(2.0), -math.log(2.0), 30.0, -30.0])
+    got = log_one_minus_tanh_squared(x)
+    np.testing.assert_allclose(got[:2], math.log(0.64), rtol=1e-6)
+    # Far tails: 1 - tanh^2 underflows in float32, the log stays 2 (ln 2 - |x|).
+    np.testing.assert_allclose(got[2:], 2 * (math.log(2.0) - 30.0), rtol=1e-6)
+    grad = jax.vmap(jax.grad(log_one_minus_tanh_squared))(x)
+    np.testing.assert_allclose(grad, [-1.2, 1.2, -2.0, 2.0], rtol=1e-5)
 
 
 def test_squashed_density_integrates_to_one_and_entropy_matches_monte_carlo():
