@@ -24,16 +24,6 @@ from launch.plan import LearnerPlan
 from replay.trajectory_queue import QueueClosedError
 
 
-def concat_items(items: list[TrajectoryItem]):
-    """Trajectories [T, B_i, ...] -> one [T, sum B_i, ...] (last_value [B, A] along axis 0)."""
-    trajectories = [item.trajectory for item in items]
-    fields = {}
-    for name in trajectories[0]._fields:
-        axis = 0 if name == "last_value" else 1
-        fields[name] = np.concatenate([getattr(t, name) for t in trajectories], axis=axis)
-    return type(trajectories[0])(**fields)
-
-
 def default_learner_parts(config: ml_collections.ConfigDict, devices: list, checkpoint_dir: str):
     """(spec, learner, checkpointer) from the env and learner packages."""
     from envs.env import make_env
@@ -185,7 +175,7 @@ class LearnLoop:
             except QueueClosedError:
                 break
             t1 = time.perf_counter()
-            state, metrics = self.learner.update(state, concat_items(items))
+            state, metrics = self.learner.update_parts(state, [i.trajectory for i in items])
             self.state = state
             node._publish(state)
             t2 = time.perf_counter()

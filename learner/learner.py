@@ -182,10 +182,34 @@ class Learner:
         # Explicit placement: the batch may be host NumPy or live on actor devices.
         return self._step(state, jax.device_put(traj, self._traj_sharding))
 
-    def check_trajectory(self, traj: Trajectory) -> None:
+    def update_parts(
+        self, state: LearnerState, parts: Sequence[Trajectory]
+    ) -> tuple[LearnerState, dict]:
+        """``update`` on the batch whose grids are those of ``parts`` in order (``[T, B_i, ...]``).
+
+        When the parts split evenly over the learner devices (equal ``B_i``, their count a
+        multiple of the devices), each device receives its own parts directly: no host-side
+        concatenation of the whole batch and no second copy when it is sharded.
+        """
+        shards = _per_device_shards(list(parts), self.geometry.num_devices)
+        if shards is None:
+            return self.update(state, concat_trajectories(parts))
+        for shard in shards:
+            self.check_trajectory(shard, batch_size=self.geometry.local_batch_size)
+        devices = list(self.mesh.devices.flat)
+        placed = [
+            jax.device_put(shard, device) for shard, device in zip(shards, devices, strict=True)
+        ]
+        fields = [
+            _global_array([getattr(p, name) for p in placed], getattr(self._traj_sharding, name))
+            for name in Trajectory._fields
+        ]
+        return self._step(state, Trajectory(*fields))
+
+    def check_trajectory(self, traj: Trajectory, batch_size: int | None = None) -> None:
         """ValueError naming the first field whose shape does not match the config and spec."""
         s, g = self.spec, self.geometry
-        t, b, a = g.unroll_length, g.batch_size, s.num_agents
+        t, b, a = g.unroll_length, batch_size or g.batch_size, s.num_agents
         expected = Trajectory(
             obs=(t, b, a, s.obs_dim),
             global_state=(t, b, s.global_dim),
@@ -203,8 +227,42 @@ class Learner:
             if got != shape:
                 raise ValueError(
                     f"trajectory.{name} has shape {got}, expected {shape} "
-                    f"(learner.unroll_length={t}, learner.batch_size={b})"
+                    f"(learner.unroll_length={t}, learner.batch_size={g.batch_size}"
+                    f"{'' if batch_size is None else f', {b} grids per learner device'})"
                 )
+
+
+def _grid_axis(name: str) -> int:
+    return 0 if name == "last_value" else 1
+
+
+def concat_trajectories(parts: Sequence[Trajectory]) -> Trajectory:
+    """Trajectories ``[T, B_i, ...]`` -> one ``[T, sum B_i, ...]`` (``last_value`` along axis 0)."""
+    if len(parts) == 1:
+        return parts[0]
+    return Trajectory(
+        *[
+            np.concatenate([getattr(p, name) for p in parts], axis=_grid_axis(name))
+            for name in Trajectory._fields
+        ]
+    )
+
+
+def _per_device_shards(parts: list[Trajectory], num_devices: int) -> list[Trajectory] | None:
+    """One trajectory per device from consecutive parts, or None if they do not split evenly."""
+    sizes = {np.shape(p.reward)[1] if np.ndim(p.reward) == 3 else None for p in parts}
+    if len(parts) % num_devices or len(sizes) != 1 or None in sizes:
+        return None
+    k = len(parts) // num_devices
+    return [concat_trajectories(parts[d * k : (d + 1) * k]) for d in range(num_devices)]
+
+
+def _global_array(shards: list[jax.Array], sharding: NamedSharding) -> jax.Array:
+    """The array whose device ``d`` holds ``shards[d]`` (split along the sharded grid axis)."""
+    axis = list(sharding.spec).index(AXIS)
+    shape = list(shards[0].shape)
+    shape[axis] *= len(shards)
+    return jax.make_array_from_single_device_arrays(tuple(shape), sharding, shards)
 
 
 def _step_statics(config, spec, geometry, policy, optimiser) -> StepStatics:

@@ -1,11 +1,14 @@
 """Learner step: 2 devices == 1 device, NaN batches change nothing, geometry errors."""
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from learner.learner import Learner, batch_geometry
+from learner.types import Trajectory
 from tests.learner.fixtures import BATCH as B
 from tests.learner.fixtures import UNROLL as T
 from tests.learner.fixtures import random_trajectory, small_config, tiny_spec
@@ -46,6 +49,32 @@ def test_two_devices_equal_one_device_on_the_whole_batch():
     for name in ("strategic/policy_loss", "operational/explained_variance", "grad_norm"):
         assert name in metrics_1
     assert int(state_1.update_step) == 1 and int(state_1.skipped_updates) == 0
+
+
+def test_update_from_parts_equals_update_on_the_concatenated_batch():
+    traj = random_trajectory(jax.random.key(1), tiny_spec(), T, B)
+    learner = _learner(2)
+
+    def split(sizes):
+        edges = np.cumsum([0, *sizes])
+        return [
+            Trajectory(
+                *[
+                    x[lo:hi] if name == "last_value" else x[:, lo:hi]
+                    for name, x in zip(Trajectory._fields, traj, strict=True)
+                ]
+            )
+            for lo, hi in itertools.pairwise(edges)
+        ]
+
+    expected = _host(learner.update(learner.init(jax.random.key(0)), traj))
+    # Two parts per device (placed per device), and uneven parts (concatenated on the host).
+    for sizes in ([B // 4] * 4, [1, B - 1]):
+        got = _host(learner.update_parts(learner.init(jax.random.key(0)), split(sizes)))
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected), strict=True):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="grids per learner device"):
+        learner.update_parts(learner.init(jax.random.key(0)), split([1, 1, B - 2])[:2])
 
 
 def test_nan_in_batch_never_reaches_the_parameters():
