@@ -69,11 +69,40 @@ def per_agent(module_cls: type[nn.Module], independent: bool) -> Callable[..., A
     )
 
 
+class DenseParams(nn.Module):
+    """The ``kernel [in, out]`` and ``bias [out]`` an ``nn.Dense`` would create (same names,
+    initialisers and order, hence the same values), returned instead of applied."""
+
+    in_features: int
+    features: int
+    scale: float
+
+    @nn.compact
+    def __call__(self) -> tuple[jax.Array, jax.Array]:
+        shape = (self.in_features, self.features)
+        kernel = self.param("kernel", nn.initializers.orthogonal(self.scale), shape, jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
+        return kernel, bias
+
+
+class LinearParams(nn.Module):
+    """The parameters of ``Linear`` (``Dense_0/kernel``, ``Dense_0/bias``) without applying it."""
+
+    in_features: int
+    features: int
+    scale: float
+
+    @nn.compact
+    def __call__(self) -> tuple[jax.Array, jax.Array]:
+        return DenseParams(self.in_features, self.features, self.scale, name="Dense_0")()
+
+
 class TypedHead(nn.Module):
     """Linear head with one weight set per agent type (shared) or per agent (independent).
 
-    Shared: every type's head is applied to every agent and the agent's own type
-    is selected with a one-hot (K is small, so this costs K small matmuls).
+    Shared: the K types' weights (``Linear_k``) are concatenated into one ``[H, K * F]``
+    matmul applied to every agent, and the agent's own type is selected with a one-hot:
+    one large kernel instead of K thin ones (forward and backward).
     """
 
     features: int
@@ -86,11 +115,15 @@ class TypedHead(nn.Module):
     def __call__(self, h: jax.Array) -> jax.Array:  # [A, H] -> [A, features]
         if self.independent:
             return per_agent(Linear, True)(self.features, self.scale)(h)
-        outs = jnp.stack(
-            [Linear(self.features, self.scale)(h) for _ in range(self.num_types)], axis=0
-        )  # [K, A, F]
+        weights = [
+            LinearParams(h.shape[-1], self.features, self.scale, name=f"Linear_{k}")()
+            for k in range(self.num_types)
+        ]
+        kernel = jnp.concatenate([w for w, _ in weights], axis=1)  # [H, K * F]
+        bias = jnp.concatenate([b for _, b in weights])
+        outs = (h @ kernel + bias).reshape((*h.shape[:-1], self.num_types, self.features))
         onehot = jax.nn.one_hot(jnp.asarray(self.agent_type), self.num_types)  # [A, K]
-        return jnp.einsum("kaf,ak->af", outs, onehot)
+        return jnp.einsum("akf,ak->af", outs, onehot)
 
 
 class AgentEmbedding(nn.Module):
