@@ -121,7 +121,7 @@ class TypedHead(nn.Module):
         ]
         kernel = jnp.concatenate([w for w, _ in weights], axis=1)  # [H, K * F]
         bias = jnp.concatenate([b for _, b in weights])
-        outs = (h @ kernel + bias).reshape((*h.shape[:-1], self.num_types, self.features))
+        outs = (h @ kernel + bias[None]).reshape((*h.shape[:-1], self.num_types, self.features))
         onehot = jax.nn.one_hot(jnp.asarray(self.agent_type), self.num_types)  # [A, K]
         return jnp.einsum("akf,ak->af", outs, onehot)
 
