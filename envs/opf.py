@@ -1,36 +1,44 @@
-"""DC optimal power flow and its multi-period (perfect-foresight) form, solved with scipy's HiGHS.
+"""DC optimal power flow and its multi-period (perfect-foresight) form, solved with HiGHS.
 
 One sparse linear programme covers T >= 1 periods; the single-step OPF is the case T = 1 with the
 previous dispatch as ramp anchor. Per period t the variables are
 
-    pg [G] MW, z [G] $/h (cost epigraph), shed [N] MW, spill [N] MW, theta [N] rad, flow [L] MW,
+    pg [G] MW, z [G] $/h (cost epigraph), shed [N] MW, spill [N] MW,
     charge [S] MW, discharge [S] MW, energy [S] MWh
 
-and the constraints are the B-theta DC network (flow = b (theta_f - theta_t - shift), the exact
-model PYPOWER's DC OPF uses, with outaged branches forced to zero flow so any topology works
-without recomputing a PTDF), nodal power balance with bus shunts as load, generator limits from
-the per-step availability, ramp limits between periods (and from the previous dispatch), storage
-energy balance, and thermal ratings as flow bounds.
+The network is PYPOWER's DC model (flow = b (theta_f - theta_t - shift)) written through power
+transfer distribution factors of each period's outage pattern: one power balance per island and
+period, and branch ratings as rows on the injections, added lazily (solve, add every violated or
+nearly binding rating, re-solve), so the LP only carries the few limits that bind; its optimum is
+that of the full B-theta model. Further constraints: generator limits from the per-step
+availability, ramp limits between periods (and from the previous dispatch), storage energy
+balance. Bus shunts count as load.
 
 Quadratic generator costs are handled exactly by outer approximation: z_g >= tangent cuts of
-c2 p^2 + c1 p + c0; after each HiGHS solve a cut is added at every dispatch whose true cost exceeds
+c2 p^2 + c1 p + c0; after each solve a cut is added at every dispatch whose true cost exceeds
 its epigraph, until the true cost of the dispatch is within ``cost_rtol`` of the LP bound (the LP
 objective is a lower bound of the QP optimum and the true cost of its dispatch an upper bound, so
 the reported cost is optimal to that tolerance). Piecewise-linear (convex) costs enter exactly as
 one cut per segment. Shedding (value of lost load), spilling surplus generation at a bus and
 curtailing renewable availability carry linear penalties; with them every period is feasible
 even for islanded topologies.
+
+The model stays loaded in one HiGHS object between these rounds (the bindings scipy ships), so
+each re-solve restarts from the previous optimal basis; ``scipy.optimize.linprog`` is the
+fallback where those bindings are missing.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
 from typing import NamedTuple
 
 import numpy as np
 import scipy.optimize
 import scipy.sparse as sp
+import scipy.sparse.csgraph
 
 _FAN = np.array([-2.0, -1.0, 0.0, 1.0, 2.0])  # tangent offsets around a dispatch, in steps
 
@@ -255,14 +263,13 @@ class _Layout(NamedTuple):
 
     n_gen: int
     n_bus: int
-    n_branch: int
     n_storage: int
     n_periods: int
 
     @property
     def sizes(self) -> dict[str, int]:
-        g, n, line, s = self.n_gen, self.n_bus, self.n_branch, self.n_storage
-        return dict(pg=g, z=g, shed=n, spill=n, theta=n, flow=line, charge=s, discharge=s, energy=s)
+        g, n, s = self.n_gen, self.n_bus, self.n_storage
+        return dict(pg=g, z=g, shed=n, spill=n, charge=s, discharge=s, energy=s)
 
     @property
     def width(self) -> int:
@@ -327,8 +334,91 @@ def _validate(net, load_mw, dt_hours, gen_available_mw, branch_in_service, prev_
     )
 
 
+class _Topology(NamedTuple):
+    """DC sensitivities of one outage pattern; every island is referenced to its own bus."""
+
+    ptdf: np.ndarray  # [L, N] MW of branch flow per MW injected at a bus
+    flow_offset_mw: np.ndarray  # [L] flow without injections (phase shifters)
+    theta_per_mw: np.ndarray  # [N, N] rad per MW injected (0 at the island references)
+    theta_offset_rad: np.ndarray  # [N]
+    island: np.ndarray  # [N] int label of the bus's island
+    n_islands: int
+
+
+_TOPOLOGY_CACHE: dict[bytes, _Topology] = {}
+_TOPOLOGY_CACHE_SIZE = 512
+
+
+def _topology(net: DCNetwork, in_service: np.ndarray) -> _Topology:
+    """PTDF of the B-theta model: flow = b (theta_f - theta_t - shift), nodal balance A' flow = P.
+
+    Cached by network and outage pattern: an episode (or a myopic rollout) sees few patterns.
+    """
+    key = b"".join(np.ascontiguousarray(a).tobytes() for a in (
+        net.branch_from, net.branch_to, net.branch_b_mw_per_rad, net.branch_shift_rad,
+        np.array([net.slack, net.n_bus]), np.packbits(in_service)))  # fmt: skip
+    if key not in _TOPOLOGY_CACHE:
+        if len(_TOPOLOGY_CACHE) >= _TOPOLOGY_CACHE_SIZE:
+            _TOPOLOGY_CACHE.clear()
+        _TOPOLOGY_CACHE[key] = _compute_topology(net, in_service)
+    return _TOPOLOGY_CACHE[key]
+
+
+def _compute_topology(net: DCNetwork, in_service: np.ndarray) -> _Topology:
+    n, lines = net.n_bus, np.arange(net.n_branch)
+    live = in_service & (net.branch_b_mw_per_rad != 0.0)
+    b = np.where(live, net.branch_b_mw_per_rad, 0.0)
+    incidence = np.zeros((net.n_branch, n))
+    np.add.at(incidence, (lines, net.branch_from), 1.0)
+    np.add.at(incidence, (lines, net.branch_to), -1.0)
+    weighted = b[:, None] * incidence
+    graph = sp.coo_array(
+        (np.ones(int(live.sum())), (net.branch_from[live], net.branch_to[live])), shape=(n, n)
+    )
+    n_islands, island = scipy.sparse.csgraph.connected_components(graph, directed=False)
+    reference = np.zeros(n, bool)
+    reference[np.unique(island, return_index=True)[1]] = True
+    reference[island == island[net.slack]] = False
+    reference[net.slack] = True
+    keep = ~reference
+    theta_per_mw = np.zeros((n, n))
+    laplacian = incidence.T @ weighted
+    theta_per_mw[np.ix_(keep, keep)] = np.linalg.inv(laplacian[np.ix_(keep, keep)])
+    theta_offset = theta_per_mw @ (incidence.T @ (b * net.branch_shift_rad))
+    flow_offset = weighted @ theta_offset - b * net.branch_shift_rad
+    return _Topology(weighted @ theta_per_mw, flow_offset, theta_per_mw, theta_offset, island,
+                     int(n_islands))  # fmt: skip
+
+
+class _Periods(NamedTuple):
+    """The topologies of the T periods, stacked by distinct outage pattern."""
+
+    index: np.ndarray  # [T] pattern of each period
+    ptdf: np.ndarray  # [U, L, N]
+    flow_offset_mw: np.ndarray  # [U, L]
+    theta_per_mw: np.ndarray  # [U, N, N]
+    theta_offset_rad: np.ndarray  # [U, N]
+    island: np.ndarray  # [T, N]
+    n_islands: np.ndarray  # [T]
+
+
+def _periods(net: DCNetwork, in_service: np.ndarray) -> _Periods:
+    patterns, index = np.unique(in_service, axis=0, return_inverse=True)
+    topo = [_topology(net, p) for p in patterns]
+    index = np.ravel(index)
+    return _Periods(
+        index,
+        np.stack([t.ptdf for t in topo]),
+        np.stack([t.flow_offset_mw for t in topo]),
+        np.stack([t.theta_per_mw for t in topo]),
+        np.stack([t.theta_offset_rad for t in topo]),
+        np.stack([t.island for t in topo])[index],
+        np.array([t.n_islands for t in topo])[index],
+    )
+
+
 def _variable_bounds(net, storage, inputs: _Inputs, layout: _Layout) -> np.ndarray:
-    """[n_vars, 2] bounds: generator limits (ramped from prev at t=0), ratings, storage."""
+    """[n_vars, 2] bounds: generator limits (ramped from prev at t=0), shedding, storage."""
     lo, hi = np.full(layout.n_vars, -np.inf), np.full(layout.n_vars, np.inf)
     g_lo, g_hi = inputs.gen_lower_mw.copy(), inputs.gen_upper_mw.copy()
     if inputs.prev_pg_mw is not None:
@@ -339,9 +429,6 @@ def _variable_bounds(net, storage, inputs: _Inputs, layout: _Layout) -> np.ndarr
     lo[cols("pg")], hi[cols("pg")] = g_lo, g_hi
     lo[cols("shed")], hi[cols("shed")] = 0.0, np.maximum(inputs.load_mw, 0.0)
     lo[cols("spill")] = 0.0
-    rating = np.where(inputs.branch_in_service, net.branch_rating_mw[None, :], 0.0)
-    lo[cols("flow")], hi[cols("flow")] = -rating, rating
-    lo[cols("theta")[:, net.slack]], hi[cols("theta")[:, net.slack]] = 0.0, 0.0
     for name, cap in (("charge", storage.power_mw), ("discharge", storage.power_mw),
                       ("energy", storage.energy_mwh)):  # fmt: skip
         lo[cols(name)], hi[cols(name)] = 0.0, np.broadcast_to(cap, cols(name).shape)
@@ -349,17 +436,20 @@ def _variable_bounds(net, storage, inputs: _Inputs, layout: _Layout) -> np.ndarr
 
 
 class _Rows:
-    """Accumulates sparse constraint rows as COO triplets."""
+    """Accumulates sparse constraint rows lower <= A x <= upper as COO triplets."""
 
     def __init__(self):
-        self.rows, self.cols, self.vals, self.rhs = [], [], [], []
+        self.rows, self.cols, self.vals, self.lower, self.upper = [], [], [], [], []
         self.n_rows = 0
 
-    def add_block(self, n_rows: int, rhs: np.ndarray) -> int:
+    def add_block(self, lower, upper=None) -> int:
+        """Rows numbered from the returned start; ``upper=None`` makes them equalities."""
+        lower = np.ravel(np.asarray(lower, dtype=float))
+        upper = lower if upper is None else np.broadcast_to(np.ravel(upper), lower.shape)
         start = self.n_rows
-        self.n_rows += n_rows
-        rhs = np.asarray(rhs, dtype=float)
-        self.rhs.append(np.broadcast_to(rhs.ravel() if rhs.ndim else rhs, (n_rows,)))
+        self.n_rows += lower.size
+        self.lower.append(lower)
+        self.upper.append(upper)
         return start
 
     def add(self, rows, cols, vals) -> None:
@@ -368,43 +458,40 @@ class _Rows:
         self.cols.append(cols.ravel())
         self.vals.append(np.broadcast_to(np.asarray(vals, dtype=float), rows.shape).ravel())
 
-    def matrix(self, n_vars: int) -> tuple[sp.csr_array, np.ndarray]:
+    def matrix(self, n_vars: int) -> tuple[sp.csr_array, np.ndarray, np.ndarray]:
         if not self.rows:
-            return sp.csr_array((self.n_rows, n_vars)), np.zeros(self.n_rows)
+            return sp.csr_array((self.n_rows, n_vars)), np.zeros(0), np.zeros(0)
         coo = sp.coo_array(
             (np.concatenate(self.vals), (np.concatenate(self.rows), np.concatenate(self.cols))),
             shape=(self.n_rows, n_vars),
         )
-        rhs = np.concatenate(self.rhs) if self.rhs else np.zeros(0)
-        return coo.tocsr(), rhs
+        return coo.tocsr(), np.concatenate(self.lower), np.concatenate(self.upper)
 
 
-def _equality_rows(net, storage, inputs: _Inputs, layout: _Layout) -> _Rows:
-    """Nodal balance, B-theta flow definitions and storage energy balance for every period."""
-    n_t, n_bus, n_br = layout.n_periods, net.n_bus, net.n_branch
+def _balance_rows(net, storage, inputs: _Inputs, layout: _Layout, periods: _Periods) -> _Rows:
+    """One power balance per island and period (the B-theta nodal balances summed)."""
     eq, cols = _Rows(), layout.columns
-    t = np.arange(n_t)[:, None]
-    bal = eq.add_block(n_t * n_bus, inputs.load_mw + net.bus_gs_mw[None, :])
-    eq.add(bal + t * n_bus + net.gen_bus[None, :], cols("pg"), 1.0)
-    eq.add(bal + t * n_bus + np.arange(n_bus)[None, :], cols("shed"), 1.0)
-    eq.add(bal + t * n_bus + np.arange(n_bus)[None, :], cols("spill"), -1.0)
-    eq.add(bal + t * n_bus + net.branch_from[None, :], cols("flow"), -1.0)
-    eq.add(bal + t * n_bus + net.branch_to[None, :], cols("flow"), 1.0)
-    eq.add(bal + t * n_bus + storage.bus[None, :], cols("discharge"), 1.0)
-    eq.add(bal + t * n_bus + storage.bus[None, :], cols("charge"), -1.0)
+    first = np.concatenate([[0], np.cumsum(periods.n_islands)[:-1]])
+    row_of_bus = first[:, None] + periods.island  # [T, N]
+    rhs = np.zeros(int(periods.n_islands.sum()))
+    np.add.at(rhs, row_of_bus, inputs.load_mw + net.bus_gs_mw[None, :])
+    start = eq.add_block(rhs)
+    eq.add(start + row_of_bus[:, net.gen_bus], cols("pg"), 1.0)
+    eq.add(start + row_of_bus, cols("shed"), 1.0)
+    eq.add(start + row_of_bus, cols("spill"), -1.0)
+    eq.add(start + row_of_bus[:, storage.bus], cols("discharge"), 1.0)
+    eq.add(start + row_of_bus[:, storage.bus], cols("charge"), -1.0)
+    return eq
 
-    b = np.where(inputs.branch_in_service, net.branch_b_mw_per_rad[None, :], 0.0)
-    flows = eq.add_block(n_t * n_br, -b * net.branch_shift_rad[None, :])
-    rows = flows + t * n_br + np.arange(n_br)[None, :]
-    eq.add(rows, cols("flow"), 1.0)
-    eq.add(rows, cols("theta")[:, net.branch_from], -b)
-    eq.add(rows, cols("theta")[:, net.branch_to], b)
 
-    n_s, dt = storage.n, inputs.dt_hours
+def _storage_rows(storage, inputs: _Inputs, layout: _Layout) -> _Rows:
+    """Battery energy balance: e_t = e_{t-1} + eta_c charge dt - discharge dt / eta_d."""
+    eq, cols = _Rows(), layout.columns
+    n_t, n_s, dt = layout.n_periods, storage.n, inputs.dt_hours
     energy_rhs = np.zeros((n_t, n_s))
     energy_rhs[0] = inputs.energy0_mwh
-    soc = eq.add_block(n_t * n_s, energy_rhs)
-    rows = soc + t * n_s + np.arange(n_s)[None, :]
+    start = eq.add_block(energy_rhs)
+    rows = start + np.arange(n_t * n_s).reshape(n_t, n_s)
     eq.add(rows, cols("energy"), 1.0)
     eq.add(rows[1:], cols("energy")[:-1], -1.0)
     eq.add(rows, cols("charge"), -storage.charge_efficiency[None, :] * dt)
@@ -413,25 +500,57 @@ def _equality_rows(net, storage, inputs: _Inputs, layout: _Layout) -> _Rows:
 
 
 def _ramp_rows(inputs: _Inputs, layout: _Layout) -> _Rows:
-    """|pg_t - pg_{t-1}| <= ramp, widened by forced changes of the availability window."""
-    ub = _Rows()
+    """-down <= pg_t - pg_{t-1} <= up, widened by forced changes of the availability window."""
+    rows = _Rows()
     limited = np.flatnonzero(np.isfinite(inputs.ramp_mw))
     if layout.n_periods < 2 or limited.size == 0:
-        return ub
+        return rows
     lo, hi = inputs.gen_lower_mw[:, limited], inputs.gen_upper_mw[:, limited]
     ramp = inputs.ramp_mw[limited][None, :]
     up_allow = ramp + np.maximum(lo[1:] - lo[:-1], 0.0)
     down_allow = ramp + np.maximum(hi[:-1] - hi[1:], 0.0)
     pg = layout.columns("pg")[:, limited]
-    shape = up_allow.shape
-    rows = np.arange(up_allow.size).reshape(shape)
-    up = ub.add_block(up_allow.size, up_allow)
-    ub.add(up + rows, pg[1:], 1.0)
-    ub.add(up + rows, pg[:-1], -1.0)
-    down = ub.add_block(down_allow.size, down_allow)
-    ub.add(down + rows, pg[1:], -1.0)
-    ub.add(down + rows, pg[:-1], 1.0)
-    return ub
+    start = rows.add_block(-down_allow, up_allow)
+    index = start + np.arange(up_allow.size).reshape(up_allow.shape)
+    rows.add(index, pg[1:], 1.0)
+    rows.add(index, pg[:-1], -1.0)
+    return rows
+
+
+def _bus_injection(x, net, storage, inputs: _Inputs, layout: _Layout) -> np.ndarray:
+    """[T, N] net injection (generation + shed - spill + battery - load - shunts) in MW."""
+    cols = layout.columns
+    injection = x[cols("shed")] - x[cols("spill")] - inputs.load_mw - net.bus_gs_mw[None, :]
+    np.add.at(injection.T, net.gen_bus, x[cols("pg")].T)
+    np.add.at(injection.T, storage.bus, (x[cols("discharge")] - x[cols("charge")]).T)
+    return injection
+
+
+def _network_state(periods: _Periods, injection: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Branch flows [T, L] (MW) and bus angles [T, N] (rad) of per-period injections."""
+    pattern = periods.index
+    flow = np.einsum("tln,tn->tl", periods.ptdf[pattern], injection)
+    theta = np.einsum("tmn,tn->tm", periods.theta_per_mw[pattern], injection)
+    return flow + periods.flow_offset_mw[pattern], theta + periods.theta_offset_rad[pattern]
+
+
+def _branch_rows(net, storage, inputs, layout, periods: _Periods, t_idx, l_idx) -> _Rows:
+    """|flow of branch l_idx in period t_idx| <= rating, written on the dispatch via the PTDF."""
+    rows, cols = _Rows(), layout.columns
+    ptdf = periods.ptdf[periods.index[t_idx], l_idx]  # [K, N]
+    ptdf = np.where(np.abs(ptdf) > 1e-12, ptdf, 0.0)
+    fixed = periods.flow_offset_mw[periods.index[t_idx], l_idx] - np.sum(
+        ptdf * (inputs.load_mw[t_idx] + net.bus_gs_mw[None, :]), axis=1
+    )
+    rating = net.branch_rating_mw[l_idx]
+    start = rows.add_block(-rating - fixed, rating - fixed)
+    index = (start + np.arange(t_idx.size))[:, None]
+    rows.add(index, cols("pg")[t_idx], ptdf[:, net.gen_bus])
+    rows.add(index, cols("shed")[t_idx], ptdf)
+    rows.add(index, cols("spill")[t_idx], -ptdf)
+    rows.add(index, cols("discharge")[t_idx], ptdf[:, storage.bus])
+    rows.add(index, cols("charge")[t_idx], -ptdf[:, storage.bus])
+    return rows
 
 
 def _tangent_cuts(net, gens, points):
@@ -441,18 +560,20 @@ def _tangent_cuts(net, gens, points):
 
 
 def _initial_cuts(net, bounds, layout: _Layout, n_tangents: int):
-    """Cuts (z column, pg column, slope, intercept): PWL segments plus a few tangents each."""
+    """Cuts (z column, pg column, slope, intercept): PWL segments, a few tangents per curved
+    quadratic cost and the exact line of each linear one."""
     pg_cols, z_cols = layout.columns("pg"), layout.columns("z")
     cuts = []
     quad = np.flatnonzero(~net.cost_is_pwl)
-    if quad.size:
-        lo, hi = bounds[pg_cols[:, quad], 0], bounds[pg_cols[:, quad], 1]
-        frac = np.linspace(0.0, 1.0, n_tangents)
-        curved = (net.cost_c2[quad] != 0.0)[None, :, None]
-        pts = np.where(curved, lo[..., None] + (hi - lo)[..., None] * frac, lo[..., None])
-        slope, icpt = _tangent_cuts(net, quad[None, :, None], pts)
+    for gens, n_points in ((quad[net.cost_c2[quad] != 0.0], n_tangents),
+                           (quad[net.cost_c2[quad] == 0.0], 1)):  # fmt: skip
+        if gens.size == 0:
+            continue
+        lo, hi = bounds[pg_cols[:, gens], 0], bounds[pg_cols[:, gens], 1]
+        pts = lo[..., None] + (hi - lo)[..., None] * np.linspace(0.0, 1.0, n_points)
+        slope, icpt = _tangent_cuts(net, gens[None, :, None], pts)
         tiled = np.broadcast_to
-        cuts.append((tiled(z_cols[:, quad, None], pts.shape), tiled(pg_cols[:, quad, None],
+        cuts.append((tiled(z_cols[:, gens, None], pts.shape), tiled(pg_cols[:, gens, None],
                      pts.shape), slope, icpt))  # fmt: skip
     for g in np.flatnonzero(net.cost_is_pwl):
         slopes, icpts = _pwl_segments(net, g)
@@ -463,17 +584,30 @@ def _initial_cuts(net, bounds, layout: _Layout, n_tangents: int):
     return [tuple(np.ravel(a) for a in cut) for cut in cuts]
 
 
-def _cut_rows(cuts, ramp: _Rows) -> _Rows:
-    """Inequalities slope * pg - z <= -intercept appended after the ramp rows."""
+def _cut_rows(cuts) -> _Rows:
+    """Inequalities slope * pg - z <= -intercept."""
     rows = _Rows()
-    rows.rows, rows.cols, rows.vals = list(ramp.rows), list(ramp.cols), list(ramp.vals)
-    rows.rhs, rows.n_rows = list(ramp.rhs), ramp.n_rows
     for z_col, pg_col, slope, icpt in cuts:
-        start = rows.add_block(slope.size, -icpt)
+        start = rows.add_block(np.full(slope.size, -np.inf), -icpt)
         idx = start + np.arange(slope.size)
         rows.add(idx, pg_col, slope)
         rows.add(idx, z_col, -1.0)
     return rows
+
+
+def _refining_cuts(net, bounds, layout, pg, shortfall, tolerance, cut_round, n_tangents):
+    """A small fan of tangents around every dispatch that holds a fair share of the remaining
+    error (narrower each round), so the next optimum is bracketed too."""
+    pg_cols, z_cols = layout.columns("pg"), layout.columns("z")
+    t_idx, g_idx = np.nonzero(shortfall > 0.1 * tolerance / shortfall.size)
+    lo, hi = bounds[pg_cols[t_idx, g_idx], 0], bounds[pg_cols[t_idx, g_idx], 1]
+    step = (hi - lo) / (n_tangents * 4.0**cut_round)
+    fan = pg[t_idx, g_idx][:, None] + step[:, None] * _FAN[None, :]
+    points = np.clip(fan, lo[:, None], hi[:, None])
+    slope, icpt = _tangent_cuts(net, g_idx[:, None], points)
+    cols = np.broadcast_to(z_cols[t_idx, g_idx][:, None], points.shape)
+    pcols = np.broadcast_to(pg_cols[t_idx, g_idx][:, None], points.shape)
+    return [tuple(np.ravel(a) for a in (cols, pcols, slope, icpt))]
 
 
 def _objective(net, inputs: _Inputs, penalties: DispatchPenalties, layout: _Layout):
@@ -487,6 +621,84 @@ def _objective(net, inputs: _Inputs, penalties: DispatchPenalties, layout: _Layo
     cost[layout.columns("pg")] = -curtail[None, :] * dt
     constant = float(np.sum(curtail[None, :] * inputs.gen_upper_mw) * dt)
     return cost, constant, curtail
+
+
+def _load_highs():
+    """The HiGHS bindings scipy ships (``scipy.optimize._highspy``), or None where absent."""
+    try:
+        from scipy.optimize._highspy import _core
+    except ImportError:
+        return None
+    return _core if hasattr(_core, "_Highs") and hasattr(_core._Highs, "addRows") else None
+
+
+_HIGHS = _load_highs()
+
+
+class _LinearProgram:
+    """min cost @ x within column bounds and rows lower <= A x <= upper that only grow.
+
+    With the HiGHS object that scipy ships the model stays loaded between solves, so a solve
+    after adding cuts or branch limits restarts from the previous optimal basis (a few hundred
+    dual simplex pivots instead of a full solve). Without it, every solve is a fresh
+    ``scipy.optimize.linprog`` of all rows (same optimum, slower).
+    """
+
+    def __init__(self, cost: np.ndarray, bounds: np.ndarray, use_highs: bool = True):
+        self.cost, self.bounds, self.blocks = cost, bounds, []
+        self.highs = _new_highs_model(cost, bounds) if use_highs and _HIGHS else None
+
+    def add_rows(self, rows: _Rows) -> None:
+        a, lower, upper = rows.matrix(self.cost.size)
+        if a.shape[0] == 0:
+            return
+        if self.highs is None:
+            self.blocks.append((a, lower, upper))
+            return
+        a.sum_duplicates()
+        self.highs.addRows(a.shape[0], lower, upper, a.nnz, a.indptr[:-1].astype(np.int32),
+                           a.indices.astype(np.int32), a.data)  # fmt: skip
+
+    def solve(self) -> tuple[np.ndarray, float]:
+        """Optimal ``(x, objective)``; RuntimeError when HiGHS reports anything but optimal."""
+        if self.highs is None:
+            return self._solve_with_linprog()
+        self.highs.run()
+        status = self.highs.getModelStatus()
+        if status != _HIGHS.HighsModelStatus.kOptimal:
+            raise RuntimeError(f"DC dispatch LP failed: {self.highs.modelStatusToString(status)}")
+        x = np.asarray(self.highs.getSolution().col_value)
+        return x, float(self.highs.getInfo().objective_function_value)
+
+    def _solve_with_linprog(self):
+        a = sp.vstack([blk[0] for blk in self.blocks]).tocsr()
+        lower = np.concatenate([blk[1] for blk in self.blocks])
+        upper = np.concatenate([blk[2] for blk in self.blocks])
+        eq = lower == upper
+        above, below = ~eq & np.isfinite(upper), ~eq & np.isfinite(lower)
+        res = scipy.optimize.linprog(
+            self.cost, A_ub=sp.vstack([a[above], -a[below]]),
+            b_ub=np.concatenate([upper[above], -lower[below]]), A_eq=a[eq], b_eq=upper[eq],
+            bounds=self.bounds, method="highs",
+        )  # fmt: skip
+        if res.status != 0:
+            raise RuntimeError(f"DC dispatch LP failed: {res.message}")
+        return res.x, float(res.fun)
+
+
+def _new_highs_model(cost: np.ndarray, bounds: np.ndarray):
+    """A HiGHS object holding the columns (no rows yet), quiet."""
+    highs = _HIGHS._Highs()
+    highs.setOptionValue("output_flag", False)
+    lp = _HIGHS.HighsLp()
+    lp.num_col_, lp.num_row_ = cost.size, 0
+    lp.col_cost_, lp.col_lower_, lp.col_upper_ = cost, bounds[:, 0], bounds[:, 1]
+    lp.a_matrix_.format_ = _HIGHS.MatrixFormat.kColwise
+    lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = cost.size, 0
+    lp.a_matrix_.start_ = np.zeros(cost.size + 1, np.int32)
+    if highs.passModel(lp) == _HIGHS.HighsStatus.kError:
+        raise RuntimeError("HiGHS rejected the DC dispatch model")
+    return highs
 
 
 def solve_dispatch(
@@ -512,52 +724,65 @@ def solve_dispatch(
     prev_pg_mw [G] dispatch before period 0 (ramp anchor; None = free start); storage units and
     their initial energy; gen_online [T, G] bool: an offline unit produces nothing and pays no
     cost (not even its no-load c0). Ramp limit per period = RAMP_AGC (MW/min) * 60 * dt_hours.
+
+    The network enters through PTDFs: one balance per island and period, and a branch limit
+    only once the dispatch violates it (solve, add every violated or nearly binding limit,
+    re-solve), which gives the optimum of the full B-theta model with the few limits that bind.
     """
     started = time.perf_counter()
     storage = StorageUnits.none() if storage is None else storage
     inputs = _validate(net, load_mw, dt_hours, gen_available_mw, branch_in_service, prev_pg_mw,
                        storage, storage_energy0_mwh, gen_online)  # fmt: skip
-    layout = _Layout(net.n_gen, net.n_bus, net.n_branch, storage.n, inputs.load_mw.shape[0])
+    layout = _Layout(net.n_gen, net.n_bus, storage.n, inputs.load_mw.shape[0])
+    periods = _periods(net, inputs.branch_in_service)
     bounds = _variable_bounds(net, storage, inputs, layout)
-    a_eq, b_eq = _equality_rows(net, storage, inputs, layout).matrix(layout.n_vars)
-    ramp = _ramp_rows(inputs, layout)
     cost, constant, curtail = _objective(net, inputs, penalties, layout)
     idle_cost = generation_cost_per_h(net, np.zeros(net.n_gen))[None, :] * (1.0 - inputs.cost_on)
     constant -= float(np.sum(idle_cost) * inputs.dt_hours)
-    cuts = _initial_cuts(net, bounds, layout, n_tangents)
-    pg_cols, z_cols = layout.columns("pg"), layout.columns("z")
-    for cut_round in range(1, max_cut_rounds + 1):
-        a_ub, b_ub = _cut_rows(cuts, ramp).matrix(layout.n_vars)
-        res = scipy.optimize.linprog(
-            cost, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs"
-        )
-        if res.status != 0:
-            raise RuntimeError(f"DC dispatch LP failed: {res.message}")
-        pg, z = res.x[pg_cols], res.x[z_cols]
+    lp = _LinearProgram(cost, bounds, use_highs=_HIGHS is not None)
+    for rows in (_balance_rows(net, storage, inputs, layout, periods),
+                 _storage_rows(storage, inputs, layout), _ramp_rows(inputs, layout),
+                 _cut_rows(_initial_cuts(net, bounds, layout, n_tangents))):  # fmt: skip
+        lp.add_rows(rows)
+    limited = np.zeros((layout.n_periods, net.n_branch), bool)
+    problem = (net, storage, inputs, layout, periods)
+    for cut_round in itertools.count(1):  # ends: limits are finite, cuts stop at max rounds
+        x, objective = lp.solve()
+        flow, theta = _network_state(periods, _bus_injection(x, *problem[:4]))
+        new_limits = _limits_to_add(net, flow, limited)
+        pg, z = x[layout.columns("pg")], x[layout.columns("z")]
         true_cost = generation_cost_per_h(net, pg)
         shortfall = (true_cost - z) * inputs.dt_hours
-        lower_bound = float(res.fun) + constant
+        lower_bound = objective + constant
         tolerance = cost_rtol * max(abs(lower_bound), 1.0)
-        if np.sum(shortfall) <= tolerance or cut_round == max_cut_rounds:
+        cuts_done = np.sum(shortfall) <= tolerance or cut_round >= max_cut_rounds
+        if cuts_done and not new_limits.any():
             break
-        # Cut every dispatch that holds a fair share of the remaining error, with a small fan
-        # of tangents around it (narrower each round) so the next optimum is bracketed too.
-        t_idx, g_idx = np.nonzero(shortfall > 0.1 * tolerance / shortfall.size)
-        span = bounds[pg_cols[t_idx, g_idx], 1] - bounds[pg_cols[t_idx, g_idx], 0]
-        step = span / (n_tangents * 4.0**cut_round)
-        fan = pg[t_idx, g_idx][:, None] + step[:, None] * _FAN[None, :]
-        lo, hi = bounds[pg_cols[t_idx, g_idx], 0], bounds[pg_cols[t_idx, g_idx], 1]
-        points = np.clip(fan, lo[:, None], hi[:, None])
-        slope, icpt = _tangent_cuts(net, g_idx[:, None], points)
-        cols = np.broadcast_to(z_cols[t_idx, g_idx][:, None], points.shape)
-        pcols = np.broadcast_to(pg_cols[t_idx, g_idx][:, None], points.shape)
-        cuts.append(tuple(np.ravel(a) for a in (cols, pcols, slope, icpt)))
+        if new_limits.any():
+            limited |= new_limits
+            lp.add_rows(_branch_rows(*problem, *np.nonzero(new_limits)))
+        if not cuts_done:
+            refine = _refining_cuts(net, bounds, layout, pg, shortfall, tolerance, cut_round,
+                                    n_tangents)  # fmt: skip
+            lp.add_rows(_cut_rows(refine))
     true_cost = true_cost * inputs.cost_on
-    return _solution(res.x, layout, inputs, penalties, curtail, true_cost, lower_bound, cut_round,
-                     time.perf_counter() - started)  # fmt: skip
+    return _solution(x, layout, inputs, penalties, curtail, true_cost, lower_bound, cut_round,
+                     flow, theta, time.perf_counter() - started)  # fmt: skip
 
 
-def _solution(x, layout, inputs, penalties, curtail, true_cost, lower_bound, rounds, seconds):
+def _limits_to_add(net: DCNetwork, flow: np.ndarray, limited: np.ndarray) -> np.ndarray:
+    """[T, L] branch limits to enforce next: none while every flow is within its rating, else
+    every not yet enforced one above 99 % of its rating (neighbours of a binding limit tend to
+    bind next; adding them together saves re-solves)."""
+    loading = np.abs(flow) / net.branch_rating_mw[None, :]
+    excess = np.abs(flow) - net.branch_rating_mw[None, :]
+    if not np.any((excess > 1e-7 * np.maximum(net.branch_rating_mw, 1.0)) & ~limited):
+        return np.zeros_like(limited)
+    return (loading > 0.99) & ~limited
+
+
+def _solution(x, layout, inputs, penalties, curtail, true_cost, lower_bound, rounds, flow, theta,
+              seconds):  # fmt: skip
     def block(name):
         return x[layout.columns(name)]
 
@@ -573,8 +798,8 @@ def _solution(x, layout, inputs, penalties, curtail, true_cost, lower_bound, rou
         pg_mw=pg,
         shed_mw=shed,
         spill_mw=spill,
-        theta_rad=block("theta"),
-        flow_mw=block("flow"),
+        theta_rad=theta,
+        flow_mw=flow,
         storage_charge_mw=block("charge"),
         storage_discharge_mw=block("discharge"),
         storage_energy_mwh=block("energy"),

@@ -119,3 +119,30 @@ def test_bad_input_is_rejected():
     net, _ = _network_and_ppc("ieee14")
     with pytest.raises(ValueError, match="load_mw"):
         opf.solve_dc_opf(net, np.zeros(net.n_bus + 1))
+
+
+def _nodal_mismatch(net, solution, load):
+    """Per-bus injection minus the net flow leaving the bus (MW): zero when Kirchhoff holds."""
+    injection = solution.shed_mw - solution.spill_mw - load - net.bus_gs_mw
+    np.add.at(injection, net.gen_bus, solution.pg_mw)
+    leaving = np.zeros(net.n_bus)
+    np.add.at(leaving, net.branch_from, solution.flow_mw)
+    np.add.at(leaving, net.branch_to, -solution.flow_mw)
+    return injection - leaving
+
+
+def test_islands_balance_on_their_own_and_the_fallback_solver_agrees(monkeypatch):
+    net, ppc = _network_and_ppc("ieee30")
+    load = 1.1 * ppc["bus"][:, 2]
+    in_service = np.ones(net.n_branch, bool)
+    degree = np.bincount(np.concatenate([net.branch_from, net.branch_to]), minlength=net.n_bus)
+    leaf = np.flatnonzero((degree == 1) & (load > 0))[0]  # a loaded bus hanging on one branch
+    in_service[(net.branch_from == leaf) | (net.branch_to == leaf)] = False
+    in_service[np.argmax(net.branch_rating_mw)] = False
+    warm = opf.solve_dc_opf(net, load, branch_in_service=in_service)
+    np.testing.assert_allclose(_nodal_mismatch(net, warm, load), 0.0, atol=1e-6)
+    assert warm.shed_mw[leaf] == pytest.approx(load[leaf], abs=1e-6)  # no unit on the island
+    assert np.all(np.abs(warm.flow_mw) <= net.branch_rating_mw + 1e-6)
+    monkeypatch.setattr(opf, "_HIGHS", None)  # every round a fresh scipy linprog
+    cold = opf.solve_dc_opf(net, load, branch_in_service=in_service)
+    assert cold.step_cost == pytest.approx(warm.step_cost, rel=1e-6)
