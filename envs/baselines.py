@@ -6,8 +6,12 @@ rollout passes through (a trained policy's parameters; ``None`` for baselines). 
 
 * ``do_nothing``: every conventional unit asks for its current output (AGC still balances),
   renewables run uncurtailed, batteries idle, no shedding;
-* ``proportional``: conventional units share the net load (demand + shunts - renewables)
-  in proportion to their range, ``Pmin + lam (Pmax - Pmin)`` with one ``lam`` per grid;
+* ``proportional``: pro-rata dispatch by capacity: each step every online unit runs at the
+  same fraction ``lam`` of its range (conventional ``[Pmin, Pmax]``, renewable ``[0,
+  available]``) with ``lam`` set so the units cover demand + shunts; renewables are
+  curtailed pro rata and batteries idle. (Sharing the net load over the conventional units
+  alone would copy ``do_nothing``: the env's AGC already keeps their outputs proportional
+  to their headroom.)
 * ``myopic_opf``: the single-step DC-OPF (``envs.opf``) of the interval about to be
   dispatched, on the latest state (persistence forecast of demand and availability, current
   topology, ramp limits from the current output, battery energy); it runs on the host via
@@ -110,16 +114,26 @@ def _hold_controls(state: EnvState, params: EnvParams) -> jax.Array:
     return _pad_controls(gen_controls(target, state, params), params)
 
 
-def _proportional_controls(state: EnvState, params: EnvParams) -> jax.Array:
+def proportional_targets(state: EnvState, params: EnvParams) -> jax.Array:
+    """Unit targets [G] MW: every online unit at the same fraction ``lam`` of its range.
+
+    The range of a conventional unit is ``[Pmin, Pmax]`` (0 when offline), that of a renewable
+    unit ``[0, available]`` (its weather), so ``lam`` shares demand + shunt load over all the
+    capacity at hand and renewables are curtailed pro rata whenever ``lam < 1``. ``lam`` is
+    chosen each step so the targets sum to the load (clipped to [0, 1]); batteries stay idle.
+    """
     devices, grid = params.devices, params.grid
-    conv = ~devices.is_renewable & (state.available > 0.0)
-    pmin = jnp.where(conv, devices.pmin, 0.0)
-    pmax = jnp.where(conv, devices.pmax, 0.0)
-    renewable = jnp.sum(jnp.where(devices.is_renewable, state.available, 0.0))
-    net_load = jnp.sum(state.demand) + jnp.sum(grid.bus_gs) - renewable
-    lam = jnp.clip((net_load - jnp.sum(pmin)) / jnp.maximum(jnp.sum(pmax - pmin), EPS), 0.0, 1.0)
-    target = jnp.where(devices.is_renewable, state.available, pmin + lam * (pmax - pmin))
-    return _pad_controls(gen_controls(target, state, params), params)
+    online = state.available > 0.0
+    floor = jnp.where(online & ~devices.is_renewable, devices.pmin, 0.0)
+    ceiling = jnp.where(online, state.available, 0.0)
+    load = jnp.sum(state.demand) + jnp.sum(grid.bus_gs)
+    headroom = jnp.maximum(jnp.sum(ceiling - floor), EPS)
+    lam = jnp.clip((load - jnp.sum(floor)) / headroom, 0.0, 1.0)
+    return floor + lam * (ceiling - floor)
+
+
+def _proportional_controls(state: EnvState, params: EnvParams) -> jax.Array:
+    return _pad_controls(gen_controls(proportional_targets(state, params), state, params), params)
 
 
 def do_nothing(params: EnvParams) -> ActFn:
@@ -128,7 +142,8 @@ def do_nothing(params: EnvParams) -> ActFn:
 
 
 def proportional(params: EnvParams) -> ActFn:
-    """Share the net load over online conventional units in proportion to their range."""
+    """Share the load over every online unit, renewables included, in proportion to its range
+    (``proportional_targets``); batteries idle, no shedding."""
     return _single_to_batched(_proportional_controls, params)
 
 

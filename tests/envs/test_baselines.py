@@ -99,6 +99,7 @@ def rollouts(env_params):
         "myopic": myopic,
         "copy": copy_of_myopic,
         "nothing": baselines.do_nothing(env_params),
+        "proportional": baselines.proportional(env_params),
     }
     policies = tuple(methods.values())
     out = {}
@@ -164,3 +165,26 @@ def test_oracle_sees_the_envs_capped_unit_limits(env_params):
     np.testing.assert_allclose(net.gen_pmin, np.asarray(devices.pmin), rtol=1e-6)
     # the connection cap binds somewhere (ieee14 bus 8), so the check has teeth
     assert (np.asarray(devices.pmax) < np.asarray(grid.gen_pmax) - 1.0).any()
+
+
+def test_proportional_targets_share_the_load_over_all_capacity(env_params):
+    devices, grid = env_params.devices, env_params.grid
+    assert not np.asarray(devices.pmin).any()  # ieee14: every range starts at 0 MW
+    available = np.asarray(devices.pmax) * np.linspace(0.5, 1.0, grid.n_gen)
+    available[1] = 0.0  # one unit offline (or becalmed)
+    load = 0.4 * available.sum()  # every other unit must run at 40 % of what it has
+    demand = np.full(grid.n_bus, (load - float(np.sum(grid.bus_gs))) / grid.n_bus)
+    state = SimpleNamespace(available=jnp.asarray(available), demand=jnp.asarray(demand))
+    targets = np.asarray(baselines.proportional_targets(state, env_params))
+    np.testing.assert_allclose(targets, 0.4 * available, rtol=1e-5, atol=1e-4)
+
+
+def test_proportional_dispatch_is_not_do_nothing(env_params, rollouts):
+    renewable = np.asarray(env_params.devices.is_renewable)
+    assert renewable.any()
+    for runs in rollouts.values():
+        nothing, shared = runs["nothing"], runs["proportional"]
+        moved = np.abs(np.asarray(shared.pg) - np.asarray(nothing.pg))[:, :, renewable]
+        assert moved.max() > 1.0  # renewables curtailed pro rata, conventional units pick up
+        curtailed = baselines.episode_metrics(shared, env_params)["curtailed_mwh"]
+        assert np.all(curtailed > baselines.episode_metrics(nothing, env_params)["curtailed_mwh"])
