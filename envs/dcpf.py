@@ -56,7 +56,7 @@ def dc_power_flow(
     """
     if branch_in_service is None:
         return _fixed_topology_flow(grid, p_bus_mw)
-    return _masked_flow(grid, p_bus_mw, branch_in_service)
+    return masked_flow(grid, p_bus_mw, branch_in_service)
 
 
 def _shift_flow_pu(grid: Grid) -> jnp.ndarray:
@@ -133,11 +133,15 @@ def _masked_bus_matrix(grid: Grid, weight) -> jnp.ndarray:
     return bbus.at[..., f, t].add(-weight).at[..., t, f].add(-weight)
 
 
-def _masked_flow(grid: Grid, p_bus_mw, branch_in_service) -> DCFlow:
+def masked_flow(grid: Grid, p_bus_mw, branch_in_service, energised=None) -> DCFlow:
+    """The dense masked solve; ``energised`` [..., N]: ``energised_buses`` of the mask when
+    the caller has it already."""
     batch = jnp.broadcast_shapes(p_bus_mw.shape[:-1], branch_in_service.shape[:-1])
     p_bus_mw = jnp.broadcast_to(p_bus_mw, (*batch, grid.n_bus))
     in_service = jnp.broadcast_to(branch_in_service, (*batch, grid.n_branch))
-    energised = energised_buses(grid, in_service)
+    if energised is None:
+        energised = energised_buses(grid, in_service)
+    energised = jnp.broadcast_to(energised, (*batch, grid.n_bus))
     live_branch = in_service & energised[..., grid.branch_from]
     nd = live_branch.ndim
     shift_flow = jnp.where(live_branch, lift(_shift_flow_pu(grid), nd), 0.0)
@@ -202,7 +206,7 @@ def _resolve_islanding(grid: Grid, flow: DCFlow, redo, p_bus_mw, in_service) -> 
         flow, done = state
         index = jax.lax.dynamic_slice(order, (done * slots,), (slots,))
         index = jnp.minimum(index, size - 1)
-        dense = _masked_flow(grid, p_bus_mw[index], in_service[index])
+        dense = masked_flow(grid, p_bus_mw[index], in_service[index])
         take = redo[index]
 
         def merge(ours, theirs):

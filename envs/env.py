@@ -61,6 +61,7 @@ from envs.config import validate_env_config
 from envs.dcpf import dc_power_flow
 from envs.dynamics import exogenous as exo
 from envs.dynamics.features import observe
+from envs.dynamics.selective import compute_where
 from envs.dynamics.transition import transition
 from envs.grid import build_grid, generation_cost
 from envs.state import build_params
@@ -173,10 +174,10 @@ class GridEnv:
         final_obs = observe(next_state, params)
         truncated = (next_state.t >= params.consts.horizon) & ~terminated
         done = terminated | truncated
-        reset_obs, reset_state = self.reset(key_reset, params)
-        pick = lambda new, old: jnp.where(done, new, old)  # noqa: E731
-        state_out = jax.tree_util.tree_map(pick, reset_state, next_state)
-        obs_out = jax.tree_util.tree_map(pick, reset_obs, final_obs)
+        # Under vmap only the finished grids of the batch compute their reset.
+        obs_out, state_out = compute_where(
+            lambda k, p: self.reset(k, p), done, (final_obs, next_state), key_reset, params
+        )
         info = dict(info)
         info["final_obs"] = final_obs
         return obs_out, state_out, rewards, terminated, truncated, info

@@ -8,7 +8,8 @@ Rules (per branch, per step):
   completes the count (the counter advances once per step, after the cascade);
 * after trips the flows are recomputed with the branch mask and the same rules are applied
   again, up to ``cascade_rounds`` rounds within the step (``lax.while_loop``, stopping early
-  when a round trips nothing), so an overload can propagate as a real cascade. Trips found
+  when a round trips nothing), so an overload can propagate as a real cascade. Under ``vmap``
+  a round re-solves only the grids whose cascade goes on (``envs.dynamics.selective``). Trips found
   after the last round stay pending and fire at the start of the next step's protection;
 * a tripped branch recloses after ``reconnect_steps`` steps (its cooldown runs out).
 """
@@ -17,6 +18,8 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+
+from envs.dynamics.selective import compute_where
 
 
 def loading_ratio(flow_mw: jax.Array, rating_mva: jax.Array) -> jax.Array:
@@ -54,14 +57,15 @@ def run_cascade(
     steps_to_trip: int,
     instant_ratio: float,
     rounds: int,
+    context=(),
 ):
     """Solve, trip, re-solve until nothing trips or ``rounds`` re-solves are spent.
 
-    ``solve(in_service [L] bool, energised [N] bool, active [] bool) -> DCFlow`` computes
-    flows for a topology, with device injections masked by the energised buses of the
-    previous solve; ``active`` is False when the result will be discarded (this grid's
-    cascade already stopped while others in a vmapped batch go on), so a batched solver may
-    skip the expensive work for it.
+    ``solve(in_service [L] bool, energised [N] bool, active [] bool, *context) -> DCFlow``
+    computes flows for a topology, with device injections masked by the energised buses of
+    the previous solve. Re-solves run only for grids whose cascade goes on (``active`` is
+    then True); a grid whose cascade stopped keeps its last flow. Under ``vmap`` every
+    batched value ``solve`` uses must come through ``context`` (see ``compute_where``).
     Returns ``(in_service [L], flow: DCFlow, energised_used [N])`` where ``energised_used``
     is the mask the final solve's injections were built with.
     """
@@ -70,7 +74,7 @@ def run_cascade(
         load = loading_ratio(flow.flow_mw, rating)
         return protection_trips(load, status, overload_count, steps_to_trip, instant_ratio)
 
-    flow = solve(in_service, energised, jnp.bool_(True))
+    flow = solve(in_service, energised, jnp.bool_(True), *context)
     carry = (jnp.int32(0), in_service, flow, energised, trips_of(flow, in_service))
 
     def going_on(round_index, pending):
@@ -84,7 +88,16 @@ def run_cascade(
         round_index, status, flow, _, pending = c
         status = status & ~pending
         used = flow.bus_energised
-        new_flow = solve(status, used, going_on(round_index, pending))
+        # Under vmap the body runs for the whole batch while any grid goes on; only the
+        # grids still going on are re-solved.
+        new_flow = compute_where(
+            lambda s, u, c: solve(s, u, jnp.bool_(True), *c),
+            going_on(round_index, pending),
+            flow,
+            status,
+            used,
+            context,
+        )
         return round_index + 1, status, new_flow, used, trips_of(new_flow, status)
 
     _, status, flow, used, _ = jax.lax.while_loop(cond, body, carry)

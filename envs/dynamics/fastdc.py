@@ -20,7 +20,7 @@ ieee118 grids with occasional outages cheap.
 import jax
 import jax.numpy as jnp
 
-from envs.dcpf import DCFlow, dc_power_flow, energised_buses
+from envs.dcpf import DCFlow, dc_power_flow, energised_buses, masked_flow
 
 OUTAGE_SLOTS = 8
 DENSE_SHARES = (64, 16, 4, 2)  # dense tiers: 1/64, 1/16, 1/4, 1/2 of the batch, then all
@@ -53,37 +53,39 @@ def _compensated(grid, p_bus, in_service) -> DCFlow:
     return DCFlow(theta, jnp.where(in_service, flow, 0.0), base.islanded, base.bus_energised)
 
 
-def _needs_dense(grid, in_service):
+def _needs_dense(grid, in_service, energised):
     _, count = _outage_slots(in_service)
-    energised = energised_buses(grid, in_service)
     intact = jnp.broadcast_to(grid.bus_energised0, energised.shape)
     return (count > OUTAGE_SLOTS) | jnp.any(energised != intact, axis=-1)
 
 
-def dc_flow(grid, p_bus, in_service, active=None) -> DCFlow:
+def dc_flow(grid, p_bus, in_service, active=None, energised=None) -> DCFlow:
     """One grid: p_bus [N] MW, in_service [L] bool.
 
     ``active`` (bool [], default True): False marks a grid whose result the caller discards
     (a finished cascade); under ``jax.vmap`` such grids skip the dense solve (their result
-    is then unspecified, possibly non-finite).
+    is then unspecified, possibly non-finite). ``energised`` [N] bool: the buses
+    ``energised_buses(grid, in_service)`` returns, when the caller has them already.
     """
     active = jnp.bool_(True) if active is None else jnp.asarray(active, bool)
-    return _dc_flow(grid, p_bus, in_service, active)
+    if energised is None:
+        energised = energised_buses(grid, in_service)
+    return _dc_flow(grid, p_bus, in_service, active, energised)
 
 
 @jax.custom_batching.custom_vmap
-def _dc_flow(grid, p_bus, in_service, active) -> DCFlow:
+def _dc_flow(grid, p_bus, in_service, active, energised) -> DCFlow:
     del active  # one grid: always solved exactly
     return jax.lax.cond(
-        _needs_dense(grid, in_service),
-        lambda: dc_power_flow(grid, p_bus, in_service),
+        _needs_dense(grid, in_service, energised),
+        lambda: masked_flow(grid, p_bus, in_service, energised),
         lambda: _compensated(grid, p_bus, in_service),
     )
 
 
 @_dc_flow.def_vmap
-def _dc_flow_batched(axis_size, in_batched, grid, p_bus, in_service, active):
-    grid_batched, p_batched, s_batched, a_batched = in_batched
+def _dc_flow_batched(axis_size, in_batched, grid, p_bus, in_service, active, energised):
+    grid_batched, p_batched, s_batched, a_batched, e_batched = in_batched
     if any(jax.tree_util.tree_leaves(grid_batched)):
         flow = jax.vmap(dc_power_flow)(grid, p_bus, in_service)
         return flow, DCFlow(True, True, True, True)
@@ -93,19 +95,21 @@ def _dc_flow_batched(axis_size, in_batched, grid, p_bus, in_service, active):
         in_service = jnp.broadcast_to(in_service, (axis_size, *in_service.shape))
     if not a_batched:
         active = jnp.broadcast_to(active, (axis_size,))
-    need = _needs_dense(grid, in_service) & active
+    if not e_batched:
+        energised = jnp.broadcast_to(energised, (axis_size, *energised.shape))
+    need = _needs_dense(grid, in_service, energised) & active
     compensated = _compensated(grid, p_bus, in_service)
 
     def dense_for(budget):
         def run():
             chosen = jnp.argsort(~need, stable=True)[:budget]
-            dense = dc_power_flow(grid, p_bus[chosen], in_service[chosen])
+            dense = masked_flow(grid, p_bus[chosen], in_service[chosen], energised[chosen])
             return jax.tree_util.tree_map(lambda a, b: a.at[chosen].set(b), compensated, dense)
 
         return run
 
     def all_dense():
-        return dc_power_flow(grid, p_bus, in_service)
+        return masked_flow(grid, p_bus, in_service, energised)
 
     # Branch on how many grids need the dense solve (1/64, 1/16, 1/4, 1/2 of the batch),
     # or more; only the chosen branch runs.

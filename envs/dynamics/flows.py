@@ -25,10 +25,11 @@ class NetworkFlow(NamedTuple):
     converged: jax.Array  # [] bool (always True in DC)
 
 
-def dc_network_flow(grid, p_bus, q_bus, in_service, active=None) -> NetworkFlow:
-    """``active=False``: the caller discards this result (see ``fastdc.dc_flow``)."""
+def dc_network_flow(grid, p_bus, q_bus, in_service, active=None, energised=None) -> NetworkFlow:
+    """``active=False``: the caller discards this result (see ``fastdc.dc_flow``);
+    ``energised``: ``energised_buses(grid, in_service)`` when the caller has it already."""
     del q_bus
-    flow = dc_flow(grid, p_bus, in_service, active)
+    flow = dc_flow(grid, p_bus, in_service, active, energised)
     # DC: the slack takes whatever the energised buses leave unbalanced (shunts included).
     live_p = jnp.where(flow.bus_energised, p_bus - grid.bus_gs, 0.0)
     slack_injection = p_bus[grid.slack] - jnp.sum(live_p)
@@ -42,7 +43,7 @@ def dc_network_flow(grid, p_bus, q_bus, in_service, active=None) -> NetworkFlow:
     )
 
 
-def ac_network_flow(grid, p_bus, q_bus, in_service, active=None) -> NetworkFlow:
+def ac_network_flow(grid, p_bus, q_bus, in_service, active=None, energised=None) -> NetworkFlow:
     del active  # always solved
     from envs.acpf import ac_power_flow
 
@@ -50,7 +51,8 @@ def ac_network_flow(grid, p_bus, q_bus, in_service, active=None) -> NetworkFlow:
     s_from = jnp.hypot(flow.p_from_mw, flow.q_from_mvar)
     s_to = jnp.hypot(flow.p_to_mw, flow.q_to_mvar)
     loading_mva = jnp.sign(flow.p_from_mw) * jnp.maximum(s_from, s_to)
-    energised = energised_buses(grid, in_service)
+    if energised is None:
+        energised = energised_buses(grid, in_service)
     finite = flow.converged & jnp.all(jnp.isfinite(flow.vm))
     safe = lambda x, fallback: jnp.where(finite, jnp.nan_to_num(x), fallback)  # noqa: E731
     return NetworkFlow(

@@ -60,23 +60,37 @@ class Physics(NamedTuple):
     converged: jax.Array  # [] bool
 
 
+class _Solved(NamedTuple):
+    """One cascade round's result: the network flow and the injections it was solved with."""
+
+    net: flows.NetworkFlow
+    inj: dsp.Injections
+
+    @property
+    def flow_mw(self):
+        return self.net.flow_mw
+
+    @property
+    def bus_energised(self):
+        return self.net.bus_energised
+
+
+def _solve_topology(in_service, _energised, active, d: Dispatch, primary_weight, params):
+    """Flows for one topology, with injections balanced on the buses it keeps connected, so
+    islands never leave an imbalance for the slack bus."""
+    grid, devices = params.grid, params.devices
+    energised = energised_buses(grid, in_service)
+    inj = dsp.injections(energised, d.pg, d.storage, d.net_load, primary_weight, grid, devices)
+    q_bus = -flows.reactive_demand(grid, inj.served)
+    solver = flows.SOLVERS[params.consts.physics]
+    return _Solved(solver(grid, inj.p_bus, q_bus, in_service, active, energised), inj)
+
+
 def solve_with_protection(d: Dispatch, topo, state, params) -> Physics:
     grid, consts, devices = params.grid, params.consts, params.devices
     primary_weight = jnp.where(d.conv_online, devices.pmax, 0.0)
-    network_flow = flows.SOLVERS[consts.physics]
-
-    def balance(energised):
-        return dsp.injections(energised, d.pg, d.storage, d.net_load, primary_weight, grid, devices)
-
-    def solve(in_service, _, active):
-        # Balance on the buses this topology keeps connected, so islands never leave an
-        # imbalance for the slack bus.
-        inj = balance(energised_buses(grid, in_service))
-        q_bus = -flows.reactive_demand(grid, inj.served)
-        return network_flow(grid, inj.p_bus, q_bus, in_service, active)
-
-    in_service, flow, _ = protection.run_cascade(
-        solve,
+    in_service, solved, _ = protection.run_cascade(
+        _solve_topology,
         topo.branch_in_service,
         jnp.ones(grid.n_bus, bool),
         state.overload_count,
@@ -84,9 +98,10 @@ def solve_with_protection(d: Dispatch, topo, state, params) -> Physics:
         consts.overload_steps_to_trip,
         consts.instant_trip_ratio,
         consts.cascade_rounds,
+        context=(d, primary_weight, params),
     )
+    flow, inj = solved
     energised = flow.bus_energised
-    inj = balance(energised)
     shunt = jnp.sum(jnp.where(energised, grid.bus_gs, 0.0))
     lossless_slack = jnp.sum(inj.served) + shunt - jnp.sum(inj.gen) - jnp.sum(inj.storage)
     slack = flow.slack_injection_mw - inj.p_bus[grid.slack]

@@ -1,0 +1,65 @@
+"""Compute something only for the grids of a batch that need it.
+
+``compute_where(fn, needed, fallback, *args)`` is ``fn(*args) if needed else fallback`` for one
+grid. Under ``jax.vmap`` (a ``custom_vmap`` rule) a plain ``jnp.where`` would evaluate ``fn``
+for every grid of the batch; here the grids that need it are gathered ``ceil(B / CHUNKS)`` at a
+time, ``fn`` runs on those rows only (a ``lax.while_loop``, usually one or two rounds) and the
+results are scattered over the fallback. That is what makes work that a few grids need per step
+cheap for the whole batch: cascade rounds after the first, the auto-reset of finished episodes.
+
+``fn`` must be a pure function of its arguments: every batched value it uses must be passed in
+``args`` (``custom_vmap`` does not batch values closed over from an enclosing ``vmap``).
+"""
+
+import jax
+import jax.numpy as jnp
+
+CHUNKS = 16  # a batch of B grids is handled ceil(B / 16) needing grids at a time
+
+
+def compute_where(fn, needed, fallback, *args):
+    """``fn(*args)`` where ``needed`` (bool []), else ``fallback`` (a pytree like fn's output)."""
+
+    @jax.custom_batching.custom_vmap
+    def selected(needed, fallback, args):
+        return jax.lax.cond(needed, lambda: fn(*args), lambda: fallback)
+
+    @selected.def_vmap
+    def selected_batched(axis_size, in_batched, needed, fallback, args):
+        need_b, fallback_b, args_b = in_batched
+        needed = needed if need_b else jnp.broadcast_to(needed, (axis_size,))
+        fallback = jax.tree_util.tree_map(
+            lambda x, b: x if b else jnp.broadcast_to(x, (axis_size, *x.shape)),
+            fallback,
+            fallback_b,
+        )
+        out = _chunked(fn, needed, fallback, args, args_b, axis_size)
+        return out, jax.tree_util.tree_map(lambda _: True, out)
+
+    return selected(jnp.asarray(needed, bool), fallback, args)
+
+
+def _chunked(fn, needed, fallback, args, args_batched, size: int):
+    chunk = -(-size // CHUNKS)
+    order = jnp.argsort(~needed, stable=True)  # grids that need it first
+    rounds = (jnp.sum(needed) + chunk - 1) // chunk
+    axes = jax.tree_util.tree_map(lambda b: 0 if b else None, args_batched)
+    batched_fn = jax.vmap(lambda a: fn(*a), in_axes=(axes,))
+
+    def one_chunk(state):
+        result, done = state
+        # Clamped at the end of ``order``: a last partial chunk re-takes needing grids
+        # already computed (same result) or grids that do not need it (masked below).
+        index = jax.lax.dynamic_slice(order, (done * chunk,), (chunk,))
+        rows = jax.tree_util.tree_map(lambda x, b: x[index] if b else x, args, args_batched)
+        computed = batched_fn(rows)
+        take = needed[index]
+
+        def merge(ours, theirs):
+            keep = take.reshape(take.shape + (1,) * (theirs.ndim - 1))
+            return ours.at[index].set(jnp.where(keep, theirs.astype(ours.dtype), ours[index]))
+
+        return jax.tree_util.tree_map(merge, result, computed), done + 1
+
+    result, _ = jax.lax.while_loop(lambda s: s[1] < rounds, one_chunk, (fallback, jnp.int32(0)))
+    return result
