@@ -10,7 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 
-from launch.devices import process_env_vars
+from launch.devices import node_cpu_xla_flags, process_env_vars
 from replay.trajectory_queue import TrajectoryQueue
 from replay.variable_server import VariableServer
 
@@ -116,7 +116,8 @@ class RayBackend:
     def node(self, cls, kwargs: dict, devices: tuple[int, ...], name: str, restartable: bool):
         import ray
 
-        env_vars = process_env_vars(self.platform, devices) | passthrough_env_vars()
+        env_vars = process_env_vars(self.platform, devices, node_cpu_xla_flags(name))
+        env_vars |= passthrough_env_vars()
         options = dict(
             num_cpus=0,
             max_concurrency=8,  # run() plus progress/stop/pid calls at the same time

@@ -19,7 +19,12 @@ import sys
 from absl import app, flags
 
 from launch import cli
-from launch.devices import detect_platform, with_host_device_count
+from launch.devices import (
+    LEARNER_CPU_XLA_FLAGS,
+    detect_platform,
+    with_default_flags,
+    with_host_device_count,
+)
 from launch.program import START_UP_ERRORS, build_program
 from launch.run_dir import RunDirLock, RunDirLockedError
 from launch.runner import run_program
@@ -50,11 +55,15 @@ def make_backend(program, launch_type: str):
 
 
 def pin_this_process(config, launch_type: str) -> None:
-    """local_mt runs nodes here: emulate the configured CPU device count (before JAX starts)."""
+    """local_mt runs nodes here: emulate the configured CPU device count (before JAX starts).
+
+    The learner's XLA:CPU flags apply to the whole process: its update dominates the CPU time.
+    """
     platform = detect_platform(config.runtime.platform)
     if launch_type == "local_mt" and platform == "cpu" and "jax" not in sys.modules:
         count = int(config.runtime.cpu_devices)
-        os.environ["XLA_FLAGS"] = with_host_device_count(os.environ.get("XLA_FLAGS", ""), count)
+        flags = with_default_flags(os.environ.get("XLA_FLAGS", ""), LEARNER_CPU_XLA_FLAGS)
+        os.environ["XLA_FLAGS"] = with_host_device_count(flags, count)
         os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 

@@ -4,7 +4,12 @@ import sys
 
 import pytest
 
-from launch.devices import DeviceConfigError, process_env_vars, with_host_device_count
+from launch.devices import (
+    DeviceConfigError,
+    node_cpu_xla_flags,
+    process_env_vars,
+    with_host_device_count,
+)
 from launch.program import ConfigError, build_program
 from launch.run_dir import RunDirLock, RunDirLockedError
 from tests.launch.tiny import tiny_config
@@ -61,6 +66,21 @@ def test_process_env_vars_pin_devices():
     assert "--xla_force_host_platform_device_count=3" in cpu["XLA_FLAGS"]
     flags = with_host_device_count("--foo --xla_force_host_platform_device_count=4", 2)
     assert flags.split() == ["--foo", "--xla_force_host_platform_device_count=2"]
+
+
+def test_learner_process_gets_its_cpu_flags_unless_the_shell_sets_them(monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", "--foo")
+    learner = process_env_vars("cpu", (0, 1), node_cpu_xla_flags("learner"))["XLA_FLAGS"]
+    actor = process_env_vars("cpu", (0, 1), node_cpu_xla_flags("actors_0"))["XLA_FLAGS"]
+    assert learner.split() == [
+        "--foo",
+        "--xla_cpu_experimental_ynn_fusion_type=",
+        "--xla_force_host_platform_device_count=2",
+    ]
+    assert actor.split() == ["--foo", "--xla_force_host_platform_device_count=2"]
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_experimental_ynn_fusion_type=dot")
+    learner = process_env_vars("cpu", (0,), node_cpu_xla_flags("learner"))["XLA_FLAGS"]
+    assert learner.count("ynn_fusion_type") == 1 and "ynn_fusion_type=dot" in learner
 
 
 def test_run_dir_lock_clears_stale_and_refuses_live(tmp_path):
