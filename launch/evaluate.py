@@ -10,9 +10,11 @@ learner) and the policy parameters with the observation normaliser
 (``envs.scenarios.eval_keys``); the policy (deterministic mode), the baselines and the oracle
 see exactly the same episodes. The policy and the baselines run in one compiled batched
 rollout (``envs.baselines.rollout``: vmap over episodes, scan over time, the method picked
-by ``lax.switch``); the myopic OPF baseline solves its LPs on the host through
-``pure_callback`` and the oracle solves one LP per episode on the host, so the defaults keep
-episodes few and short (``--horizon`` steps from each episode's start).
+by ``lax.switch`` and the scenario a traced argument, so it compiles once per evaluation);
+the myopic OPF baseline solves its LPs on the host through ``pure_callback``. The oracle's
+multi-period LPs run in ``--oracle_workers`` spawned processes as soon as a scenario's
+episodes are known, beside the remaining rollouts. A progress line per method and scenario
+goes to stderr.
 
 Writes ``evaluation.json`` and ``evaluation.txt`` (per scenario: mean cost, optimality gap
 = cost / oracle cost - 1 in %, unserved energy, overload steps, trips, frequency violations,
@@ -21,7 +23,9 @@ blackouts) and the HTML report with its figures (``launch.report``) to ``--repor
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
+import multiprocessing
 import os
 import sys
 import time
@@ -58,6 +62,16 @@ _RENDER_EPISODE = flags.DEFINE_integer(
     "render_episode", -1, "Write an animated GIF of this episode of the first scenario."
 )
 _BEST = flags.DEFINE_bool("best", False, "Restore the best checkpoint instead of the latest.")
+_ORACLE_WORKERS = flags.DEFINE_integer(
+    "oracle_workers",
+    None,
+    "Processes solving oracle LPs beside the rollouts (default: one per "
+    "CPU core, at most 4; 0 = solve them in this process).",
+)
+
+
+def default_oracle_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> tuple[Path, int | None, Path]:
@@ -140,11 +154,53 @@ def oracle_metrics(solutions, dt_hours: float) -> dict[str, np.ndarray]:
     }
 
 
-def evaluate_scenario(env_params, methods, policy_args, scenario, episodes, horizon, with_oracle):
-    """``({method: per-episode metrics}, {method: Rollout})`` for one scenario.
+class OracleSolver:
+    """Solves oracle episodes in worker processes while the main process keeps rolling out.
+
+    The oracle needs only an episode's exogenous inputs, known after the first rollout of a
+    scenario; its LPs (host NumPy + HiGHS, no JAX) then run beside the remaining rollouts and
+    the myopic OPF. ``workers=0`` solves in this process, when the results are asked for.
+    """
+
+    def __init__(self, model: oracle.EnvDispatchModel, workers: int):
+        self.model, self.pool, self.pending = model, None, {}
+        if workers > 0:
+            context = multiprocessing.get_context("spawn")  # never fork a process running JAX
+            self.pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context)
+
+    def submit(self, scenario: str, record: baselines.Rollout) -> None:
+        episodes = np.asarray(record.alive).shape[1]
+        inputs = [baselines.oracle_inputs(record, b) for b in range(episodes)]
+        if self.pool is None:
+            self.pending[scenario] = (time.perf_counter(), inputs)
+            return
+        jobs = [self.pool.submit(oracle.solve_oracle, self.model, x) for x in inputs]
+        self.pending[scenario] = (time.perf_counter(), jobs)
+
+    def result(self, scenario: str, dt_hours: float) -> dict[str, np.ndarray]:
+        """Per-episode oracle metrics of ``scenario`` (waits for its solves)."""
+        started, work = self.pending.pop(scenario)
+        if self.pool is None:
+            started = time.perf_counter()
+            solutions = [oracle.solve_oracle(self.model, x) for x in work]
+        else:
+            solutions = [job.result() for job in work]
+        solve = sum(s.solve_seconds for s in solutions)
+        _progress(f"{scenario}: oracle ready {time.perf_counter() - started:.1f} s after its "
+                  f"inputs ({solve:.1f} s of LP solves, {len(solutions)} episodes)")  # fmt: skip
+        return oracle_metrics(solutions, dt_hours)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+
+def evaluate_scenario(env_params, methods, policy_args, scenario, episodes, horizon, oracles):
+    """``({method: per-episode metrics}, {method: Rollout})`` for one scenario; hands the
+    episodes to ``oracles`` (an ``OracleSolver`` or None) after the first method's rollout.
 
     ``methods`` is an ordered {name: ActFn}; its values' tuple must be the same object for
-    every scenario so the rollout compiles once.
+    every scenario so the rollout compiles once (the scenario is a traced argument).
     """
     policies = tuple(methods.values())
     keys = scenarios.eval_keys(scenario, episodes)
@@ -158,15 +214,8 @@ def evaluate_scenario(env_params, methods, policy_args, scenario, episodes, hori
         records[name] = jax.device_get(record)
         metrics[name] = baselines.episode_metrics(records[name], env_params)
         _progress(f"{scenario}: {name} done in {time.perf_counter() - started:.1f} s")
-    if with_oracle:
-        started = time.perf_counter()
-        model = oracle.dispatch_model(env_params)
-        first = records[next(iter(methods))]
-        solutions = [
-            oracle.solve_oracle(model, baselines.oracle_inputs(first, b)) for b in range(episodes)
-        ]
-        metrics["oracle"] = oracle_metrics(solutions, env_params.consts.step_hours)
-        _progress(f"{scenario}: oracle done in {time.perf_counter() - started:.1f} s")
+        if i == 0 and oracles is not None:
+            oracles.submit(scenario, records[name])
     return metrics, records
 
 
@@ -210,6 +259,23 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def run_suite(env_params, methods, policy_args, scenario_names, episodes, horizon, oracles):
+    """``({scenario: summary}, (first scenario, its records))``: every scenario's rollouts
+    first (oracle episodes queued as they become known), then the oracle results."""
+    all_metrics, shown = {}, None
+    for scenario in scenario_names:
+        all_metrics[scenario], records = evaluate_scenario(
+            env_params, methods, policy_args, scenario, episodes, horizon, oracles
+        )
+        shown = shown or (scenario, records)
+    summaries = {}
+    for scenario, metrics in all_metrics.items():
+        if oracles is not None:
+            metrics["oracle"] = oracles.result(scenario, env_params.consts.step_hours)
+        summaries[scenario] = summarise(metrics)
+    return summaries, shown
+
+
 def run_evaluation(
     checkpoint: str | os.PathLike,
     scenario_names: tuple[str, ...] | None = None,
@@ -220,10 +286,14 @@ def run_evaluation(
     report_dir: str | os.PathLike | None = None,
     render_episode: int = -1,
     best: bool = False,
+    oracle_workers: int | None = None,
 ) -> dict:
     """Evaluate, write ``evaluation.json``/``.txt`` and the report; returns the results dict."""
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    oracle_workers = default_oracle_workers() if oracle_workers is None else oracle_workers
+    if oracle_workers < 0:
+        raise ValueError(f"--oracle_workers must be >= 0, got {oracle_workers}")
     checkpoint_dir, step, run_dir = resolve_checkpoint(checkpoint)
     config, spec, act, policy_args = load_policy(checkpoint_dir, step, best)
     _, env_params = make_env(config.env)
@@ -242,13 +312,16 @@ def run_evaluation(
         "episodes": episodes,
         "scenarios": {},
     }
-    shown = None
-    for scenario in scenario_names:
-        metrics, records = evaluate_scenario(
-            env_params, methods, policy_args, scenario, episodes, horizon, with_oracle
+    oracles = (
+        OracleSolver(oracle.dispatch_model(env_params), oracle_workers) if with_oracle else None
+    )
+    try:
+        results["scenarios"], shown = run_suite(
+            env_params, methods, policy_args, scenario_names, episodes, horizon, oracles
         )
-        results["scenarios"][scenario] = summarise(metrics)
-        shown = shown or (scenario, records)
+    finally:
+        if oracles is not None:
+            oracles.close()
     report_dir = Path(report_dir) if report_dir else run_dir / "eval"
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / "evaluation.json").write_text(json.dumps(results, indent=2))
@@ -276,6 +349,7 @@ def main(argv) -> None:
             _REPORT_DIR.value,
             _RENDER_EPISODE.value,
             _BEST.value,
+            _ORACLE_WORKERS.value,
         )
     except (ValueError, FileNotFoundError) as err:
         sys.exit(f"launch.evaluate: {err}")
