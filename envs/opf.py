@@ -40,7 +40,8 @@ import scipy.optimize
 import scipy.sparse as sp
 import scipy.sparse.csgraph
 
-_FAN = np.array([-2.0, -1.0, 0.0, 1.0, 2.0])  # tangent offsets around a dispatch, in steps
+_FAN = np.array([-1.0, 0.0, 1.0])  # tangent offsets around a dispatch, in steps
+_CUT_SHARE = 1.0  # refine the dispatches holding more than an even share of the error
 
 # MATPOWER v2 column indices (0-based) used to read PYPOWER dicts / Case arrays.
 _BUS_I, _GS, _BUS_TYPE = 0, 4, 1
@@ -584,6 +585,24 @@ def _initial_cuts(net, bounds, layout: _Layout, n_tangents: int):
     return [tuple(np.ravel(a) for a in cut) for cut in cuts]
 
 
+def _anchor_cuts(net, bounds, layout: _Layout, prev_pg: np.ndarray | None):
+    """Tangents close around the previous dispatch in period 0 (curved costs only).
+
+    A step's optimum usually lies near the last one, so a myopic OPF stepped along an episode
+    starts with its optimum bracketed and needs fewer cut rounds."""
+    gens = np.flatnonzero(~net.cost_is_pwl & (net.cost_c2 != 0.0))
+    if prev_pg is None or gens.size == 0:
+        return []
+    cols = layout.columns("pg")[0, gens]
+    lo, hi = bounds[cols, 0], bounds[cols, 1]
+    offsets = np.array([-1.0, -0.25, 0.0, 0.25, 1.0]) / 64.0
+    points = np.clip(prev_pg[gens, None] + (hi - lo)[:, None] * offsets, lo[:, None], hi[:, None])
+    slope, icpt = _tangent_cuts(net, gens[:, None], points)
+    z_cols = np.broadcast_to(layout.columns("z")[0, gens, None], points.shape)
+    pg_cols = np.broadcast_to(cols[:, None], points.shape)
+    return [tuple(np.ravel(a) for a in (z_cols, pg_cols, slope, icpt))]
+
+
 def _cut_rows(cuts) -> _Rows:
     """Inequalities slope * pg - z <= -intercept."""
     rows = _Rows()
@@ -599,7 +618,7 @@ def _refining_cuts(net, bounds, layout, pg, shortfall, tolerance, cut_round, n_t
     """A small fan of tangents around every dispatch that holds a fair share of the remaining
     error (narrower each round), so the next optimum is bracketed too."""
     pg_cols, z_cols = layout.columns("pg"), layout.columns("z")
-    t_idx, g_idx = np.nonzero(shortfall > 0.1 * tolerance / shortfall.size)
+    t_idx, g_idx = np.nonzero(shortfall > _CUT_SHARE * tolerance / shortfall.size)
     lo, hi = bounds[pg_cols[t_idx, g_idx], 0], bounds[pg_cols[t_idx, g_idx], 1]
     step = (hi - lo) / (n_tangents * 4.0**cut_round)
     fan = pg[t_idx, g_idx][:, None] + step[:, None] * _FAN[None, :]
@@ -611,7 +630,7 @@ def _refining_cuts(net, bounds, layout, pg, shortfall, tolerance, cut_round, n_t
 
 
 def _objective(net, inputs: _Inputs, penalties: DispatchPenalties, layout: _Layout):
-    """Cost vector (per period, scaled by dt) and the constant curtailment term."""
+    """Cost vector (per period, scaled by dt) and the constant (curtailment, idle units)."""
     dt = inputs.dt_hours
     cost = np.zeros(layout.n_vars)
     curtail = np.broadcast_to(np.asarray(penalties.curtailment, float), (net.n_gen,))
@@ -620,6 +639,8 @@ def _objective(net, inputs: _Inputs, penalties: DispatchPenalties, layout: _Layo
     cost[layout.columns("spill")] = penalties.spill * dt
     cost[layout.columns("pg")] = -curtail[None, :] * dt
     constant = float(np.sum(curtail[None, :] * inputs.gen_upper_mw) * dt)
+    idle_cost = generation_cost_per_h(net, np.zeros(net.n_gen))[None, :] * (1.0 - inputs.cost_on)
+    constant -= float(np.sum(idle_cost) * dt)  # offline units' epigraph still holds c0
     return cost, constant, curtail
 
 
@@ -737,12 +758,11 @@ def solve_dispatch(
     periods = _periods(net, inputs.branch_in_service)
     bounds = _variable_bounds(net, storage, inputs, layout)
     cost, constant, curtail = _objective(net, inputs, penalties, layout)
-    idle_cost = generation_cost_per_h(net, np.zeros(net.n_gen))[None, :] * (1.0 - inputs.cost_on)
-    constant -= float(np.sum(idle_cost) * inputs.dt_hours)
     lp = _LinearProgram(cost, bounds, use_highs=_HIGHS is not None)
     for rows in (_balance_rows(net, storage, inputs, layout, periods),
                  _storage_rows(storage, inputs, layout), _ramp_rows(inputs, layout),
-                 _cut_rows(_initial_cuts(net, bounds, layout, n_tangents))):  # fmt: skip
+                 _cut_rows(_initial_cuts(net, bounds, layout, n_tangents)
+                           + _anchor_cuts(net, bounds, layout, inputs.prev_pg_mw))):  # fmt: skip
         lp.add_rows(rows)
     limited = np.zeros((layout.n_periods, net.n_branch), bool)
     problem = (net, storage, inputs, layout, periods)

@@ -109,11 +109,14 @@ def energised_buses(network: opf.DCNetwork, branch_in_service: np.ndarray) -> np
     return out
 
 
-def solve_oracle(model: EnvDispatchModel, inputs: EpisodeInputs) -> opf.DispatchSolution:
+def solve_oracle(
+    model: EnvDispatchModel, inputs: EpisodeInputs, cost_rtol: float = 1e-7
+) -> opf.DispatchSolution:
     """Least-cost dispatch of the periods in ``inputs`` (no batch axis; T = 1 is myopic).
 
     As in the environment, units on buses cut off from the slack bus produce nothing and pay
-    nothing; load there can only be shed (at VOLL).
+    nothing; load there can only be shed (at VOLL). The cost is optimal within ``cost_rtol``
+    (relative; see ``envs.opf.solve_dispatch``).
     """
     x = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), inputs)
     in_service = x.branch_in_service > 0.5
@@ -130,4 +133,5 @@ def solve_oracle(model: EnvDispatchModel, inputs: EpisodeInputs) -> opf.Dispatch
         storage=model.storage,
         storage_energy0_mwh=np.clip(x.soc0_mwh, 0.0, model.storage.energy_mwh),
         penalties=model.penalties,
+        cost_rtol=cost_rtol,
     )
