@@ -97,19 +97,15 @@ def measure_learner(config, trajectory) -> float:
 
     env, env_params = make_env(config.env)
     learner = Learner(config.learner, env.spec(env_params), jax.devices()[2:4])
+    # The learner node's input: one item per learner device (copies of a real rollout).
     copies = config.learner.batch_size // trajectory.reward.shape[1]
-    batch = type(trajectory)(
-        *[
-            np.concatenate([x] * copies, axis=0 if name == "last_value" else 1)
-            for name, x in zip(trajectory._fields, trajectory, strict=True)
-        ]
-    )
     state = learner.init(jax.random.PRNGKey(0))
-    state, metrics = learner.update(state, jax.tree.map(np.copy, batch))
+    state, metrics = learner.update_parts(state, [jax.tree.map(np.copy, trajectory)] * copies)
     jax.block_until_ready(metrics)
     updates, start = 0, time.perf_counter()
     while time.perf_counter() - start < FLAGS.standalone_s:
-        state, metrics = learner.update(state, jax.tree.map(np.copy, batch))
+        parts = [jax.tree.map(np.copy, trajectory) for _ in range(copies)]
+        state, metrics = learner.update_parts(state, parts)
         jax.block_until_ready(metrics)
         updates += 1
     elapsed = time.perf_counter() - start
@@ -169,6 +165,8 @@ def main(argv) -> None:
         "host": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
         "case": FLAGS.case,
         "overrides": FLAGS.overrides,
+        # Other jobs on the machine depress every figure: record how busy it was.
+        "load_average_at_start": os.getloadavg(),
     }
     results["actor_alone"], trajectory = measure_actor(config)
     report(results)
@@ -184,6 +182,7 @@ def main(argv) -> None:
 
 def report(results: dict) -> None:
     """Print (and save) what has been measured so far."""
+    results["load_average_now"] = os.getloadavg()
     print(json.dumps(results, indent=2), flush=True)
     if FLAGS.out:
         with open(FLAGS.out, "w") as handle:
