@@ -31,6 +31,7 @@ fallback where those bindings are missing.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import time
 from typing import NamedTuple
@@ -281,14 +282,21 @@ class _Layout(NamedTuple):
         return self.width * self.n_periods
 
     def columns(self, name: str) -> np.ndarray:
-        """Global column indices [T, size] of one variable block."""
-        offset = 0
-        for key, size in self.sizes.items():
-            if key == name:
-                break
-            offset += size
-        local = offset + np.arange(self.sizes[name])
-        return np.arange(self.n_periods)[:, None] * self.width + local[None, :]
+        """Global column indices [T, size] of one variable block (read-only, cached)."""
+        return _column_block(self, name)
+
+
+@functools.lru_cache(maxsize=256)
+def _column_block(layout: _Layout, name: str) -> np.ndarray:
+    offset = 0
+    for key, size in layout.sizes.items():
+        if key == name:
+            break
+        offset += size
+    local = offset + np.arange(layout.sizes[name])
+    block = np.arange(layout.n_periods)[:, None] * layout.width + local[None, :]
+    block.flags.writeable = False
+    return block
 
 
 class _Inputs(NamedTuple):
@@ -365,6 +373,12 @@ def _topology(net: DCNetwork, in_service: np.ndarray) -> _Topology:
     return _TOPOLOGY_CACHE[key]
 
 
+def energised_buses(net: DCNetwork, in_service: np.ndarray) -> np.ndarray:
+    """[N] bool: the buses connected to the slack bus through the in-service branches [L]."""
+    island = _topology(net, np.asarray(in_service, bool)).island
+    return island == island[net.slack]
+
+
 def _compute_topology(net: DCNetwork, in_service: np.ndarray) -> _Topology:
     n, lines = net.n_bus, np.arange(net.n_branch)
     live = in_service & (net.branch_b_mw_per_rad != 0.0)
@@ -404,7 +418,10 @@ class _Periods(NamedTuple):
 
 
 def _periods(net: DCNetwork, in_service: np.ndarray) -> _Periods:
-    patterns, index = np.unique(in_service, axis=0, return_inverse=True)
+    if np.all(in_service == in_service[:1]):  # the common case, without a sort of rows
+        patterns, index = in_service[:1], np.zeros(in_service.shape[0], int)
+    else:
+        patterns, index = np.unique(in_service, axis=0, return_inverse=True)
     topo = [_topology(net, p) for p in patterns]
     index = np.ravel(index)
     return _Periods(
@@ -436,6 +453,16 @@ def _variable_bounds(net, storage, inputs: _Inputs, layout: _Layout) -> np.ndarr
     return np.stack([lo, hi], axis=1)
 
 
+class _RowWise(NamedTuple):
+    """Compressed-row arrays with the attribute names of a scipy CSR matrix."""
+
+    shape: tuple[int]
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+    nnz: int
+
+
 class _Rows:
     """Accumulates sparse constraint rows lower <= A x <= upper as COO triplets."""
 
@@ -458,6 +485,16 @@ class _Rows:
         self.rows.append(rows.ravel())
         self.cols.append(cols.ravel())
         self.vals.append(np.broadcast_to(np.asarray(vals, dtype=float), rows.shape).ravel())
+
+    def row_wise(self) -> tuple[_RowWise, np.ndarray, np.ndarray]:
+        """The rows sorted into compressed-row arrays with plain NumPy (no scipy.sparse
+        validation: this runs a few times per LP, thousands of LPs per evaluation)."""
+        rows, cols, vals = (np.concatenate([*x, np.zeros(0, int)]) for x in
+                            (self.rows, self.cols, self.vals))  # fmt: skip
+        order = np.argsort(rows, kind="stable")
+        indptr = np.searchsorted(rows[order], np.arange(self.n_rows + 1))
+        matrix = _RowWise((self.n_rows,), indptr, cols[order], vals[order], rows.size)
+        return matrix, np.concatenate(self.lower), np.concatenate(self.upper)
 
     def matrix(self, n_vars: int) -> tuple[sp.csr_array, np.ndarray, np.ndarray]:
         if not self.rows:
@@ -670,13 +707,12 @@ class _LinearProgram:
         self.highs = _new_highs_model(cost, bounds) if use_highs and _HIGHS else None
 
     def add_rows(self, rows: _Rows) -> None:
-        a, lower, upper = rows.matrix(self.cost.size)
-        if a.shape[0] == 0:
+        if rows.n_rows == 0:
             return
         if self.highs is None:
-            self.blocks.append((a, lower, upper))
+            self.blocks.append(rows.matrix(self.cost.size))
             return
-        a.sum_duplicates()
+        a, lower, upper = rows.row_wise()
         self.highs.addRows(a.shape[0], lower, upper, a.nnz, a.indptr[:-1].astype(np.int32),
                            a.indices.astype(np.int32), a.data)  # fmt: skip
 

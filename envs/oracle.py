@@ -25,8 +25,6 @@ from typing import NamedTuple
 
 import jax
 import numpy as np
-import scipy.sparse
-import scipy.sparse.csgraph
 
 from envs import opf
 from envs.types import EnvParams
@@ -98,15 +96,7 @@ def dispatch_model(params: EnvParams) -> EnvDispatchModel:
 def energised_buses(network: opf.DCNetwork, branch_in_service: np.ndarray) -> np.ndarray:
     """[T, N] bool: buses connected to the slack bus through in-service branches."""
     in_service = np.atleast_2d(np.asarray(branch_in_service, bool))
-    out = np.zeros((in_service.shape[0], network.n_bus), bool)
-    for t, live in enumerate(in_service):
-        graph = scipy.sparse.coo_array(
-            (np.ones(int(live.sum())), (network.branch_from[live], network.branch_to[live])),
-            shape=(network.n_bus, network.n_bus),
-        )
-        _, label = scipy.sparse.csgraph.connected_components(graph, directed=False)
-        out[t] = label == label[network.slack]
-    return out
+    return np.stack([opf.energised_buses(network, live) for live in in_service])
 
 
 def solve_oracle(
