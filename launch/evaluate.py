@@ -201,28 +201,26 @@ class OracleSolver:
             self.pool.shutdown(cancel_futures=True)
 
 
-def evaluate_scenario(env_params, methods, policy_args, scenario, episodes, horizon, oracles):
-    """``({method: per-episode metrics}, {method: Rollout})`` for one scenario; hands the
-    episodes to ``oracles`` (an ``OracleSolver`` or None) after the first method's rollout.
+def rollout_method(env_params, methods, policy_args, name, scenario, episodes, horizon):
+    """``(per-episode metrics, Rollout)`` of method ``name`` on one scenario's episodes.
 
     ``methods`` is an ordered {name: ActFn}; its values' tuple must be the same object for
-    every scenario so the rollout compiles once (the scenario is a traced argument).
+    every call so the rollout compiles once (method and scenario are traced arguments).
     """
-    policies = tuple(methods.values())
-    keys = scenarios.eval_keys(scenario, episodes)
-    scenario_index = jnp.int32(scenarios.scenario_id(scenario))
-    metrics, records = {}, {}
-    for i, name in enumerate(methods):
-        started = time.perf_counter()
-        record = baselines.rollout(
-            env_params, policies, jnp.int32(i), keys, scenario_index, horizon, policy_args
-        )
-        records[name] = jax.device_get(record)
-        metrics[name] = baselines.episode_metrics(records[name], env_params)
-        _progress(f"{scenario}: {name} done in {time.perf_counter() - started:.1f} s")
-        if i == 0 and oracles is not None:
-            oracles.submit(scenario, records[name])
-    return metrics, records
+    started = time.perf_counter()
+    record = baselines.rollout(
+        env_params,
+        tuple(methods.values()),
+        jnp.int32(list(methods).index(name)),
+        scenarios.eval_keys(scenario, episodes),
+        jnp.int32(scenarios.scenario_id(scenario)),
+        horizon,
+        policy_args,
+    )
+    record = jax.device_get(record)
+    metrics = baselines.episode_metrics(record, env_params)
+    _progress(f"{scenario}: {name} done in {time.perf_counter() - started:.1f} s")
+    return metrics, record
 
 
 def _progress(message: str) -> None:
@@ -266,19 +264,28 @@ def format_table(results: dict) -> str:
 
 
 def run_suite(env_params, methods, policy_args, scenario_names, episodes, horizon, oracles):
-    """``({scenario: summary}, (first scenario, its records))``: every scenario's rollouts
-    first (oracle episodes queued as they become known), then the oracle results."""
-    all_metrics, shown = {}, None
-    for scenario in scenario_names:
-        all_metrics[scenario], records = evaluate_scenario(
-            env_params, methods, policy_args, scenario, episodes, horizon, oracles
-        )
-        shown = shown or (scenario, records)
+    """``({scenario: summary}, (first scenario, its records))``.
+
+    The first method runs on every scenario first: its rollouts give the oracle (``oracles``,
+    an ``OracleSolver`` or None) every episode early, so the worker processes solve while
+    this process runs the other methods.
+    """
+    first, *others = methods
+    metrics = {scenario: {} for scenario in scenario_names}
+    shown = (scenario_names[0], {})
+    for name in (first, *others):
+        for scenario in scenario_names:
+            args = (env_params, methods, policy_args, name, scenario, episodes, horizon)
+            metrics[scenario][name], record = rollout_method(*args)
+            if name == first and oracles is not None:
+                oracles.submit(scenario, record)
+            if scenario == shown[0]:
+                shown[1][name] = record
     summaries = {}
-    for scenario, metrics in all_metrics.items():
+    for scenario, values in metrics.items():
         if oracles is not None:
-            metrics["oracle"] = oracles.result(scenario, env_params.consts.step_hours)
-        summaries[scenario] = summarise(metrics)
+            values["oracle"] = oracles.result(scenario, env_params.consts.step_hours)
+        summaries[scenario] = summarise(values)
     return summaries, shown
 
 
@@ -309,7 +316,7 @@ def run_evaluation(
     if not 0 <= render_episode < episodes and render_episode != -1:
         raise ValueError(f"--render_episode must be in [0, {episodes}), got {render_episode}")
     methods = {"policy": act, **{b: BASELINES[b](env_params) for b in baseline_names}}
-    scenario_names = scenario_names or scenarios.scenario_names()
+    scenario_names = tuple(scenario_names or scenarios.scenario_names())
     results = {
         "checkpoint": str(checkpoint_dir),
         "step": step,
