@@ -1,121 +1,156 @@
-"""DC power flow for batches of grids that mostly keep their topology (few outages, no islands).
+"""DC power flow for batches of grids that mostly keep their topology (few outages).
 
-``dc_flow(grid, p_bus, in_service)`` returns exactly what ``envs.dcpf.dc_power_flow`` returns
-for a branch mask, but picks the cheap path per grid:
+``dc_flow(grid, p_bus, in_service)`` returns what ``envs.dcpf.dc_power_flow`` returns for a
+branch mask, but takes a cheap path wherever it can:
 
-* up to ``OUTAGE_SLOTS`` branches out and every bus still energised: the intact-network
-  flows (one matmul) compensated for the outages with a K x K solve on the branch PTDF
-  (``f' = f + H[:, O] (I - H_OO)^-1 f_O``; the Woodbury identity);
-* otherwise (islands, or more outages): the dense masked solve of ``envs.dcpf``.
+* connectivity (``connected_buses``): with at most ``OUTAGE_SLOTS`` branches out, the outage
+  set islands buses exactly when ``det(I - H_OO)`` vanishes (H = branch PTDF; the matrix
+  determinant lemma). Only grids whose determinant is (nearly) zero, or that have more
+  outages, run the connectivity sweep ``envs.dcpf.energised_buses``;
+* flows (``K = OUTAGE_SLOTS`` outages at most): the intact network's angles ``X p`` (X the
+  reduced inverse) corrected by a rank-2K Woodbury update: each outage removes its branch, and
+  each dead endpoint of an outage is grounded through that branch's susceptance. Dead buses
+  carry no injection, so the grounding pins every island at angle 0 without touching the
+  energised part: the result is the dense masked solve's, islands included;
+* otherwise (more outages, or an ill-conditioned update): the dense masked solve.
 
-Under ``jax.vmap`` (a ``custom_vmap`` rule) the batch computes the compensated flows for all
-grids and the dense solve only for the grids that need it, gathered into a fixed-size block
-(1/64, 1/16, 1/4 or 1/2 of the batch, the smallest that fits), solved and scattered back; if
-more than half of the batch needs it, the whole batch takes the dense path. Grids the caller
-marks inactive (``active=False``: a cascade that already stopped) never take the dense path.
-A dense LU per grid costs O(N^3); the compensated path O(L K + N K + K^3), which is what makes a batch of
-ieee118 grids with occasional outages cheap.
+Under ``jax.vmap`` the sweep and the dense solve run only for the grids that need them
+(``envs.dynamics.selective.compute_where``). A dense LU per grid costs O(N^3); the update
+O(K N + K L + K^3), which is what makes a batch of ieee118 grids with outages cheap.
 """
 
-import jax
 import jax.numpy as jnp
 
-from envs.dcpf import DCFlow, dc_power_flow, energised_buses, masked_flow
+from envs.dcpf import ISLAND_DET_TOL, DCFlow, energised_buses, masked_flow, solve_small
+from envs.dynamics.selective import compute_where
 
 OUTAGE_SLOTS = 8
-DENSE_SHARES = (64, 16, 4, 2)  # dense tiers: 1/64, 1/16, 1/4, 1/2 of the batch, then all
 
 
 def _outage_slots(in_service):
-    """[..., K] indices of out-of-service branches (-1 pads) and their count [...]."""
+    """[K] indices of the first K out-of-service branches (0 pads), [K] valid, count []."""
     out = ~in_service
-    order = jnp.argsort(in_service, axis=-1, stable=True)[..., :OUTAGE_SLOTS]
-    hit = jnp.take_along_axis(out, order, axis=-1)
-    return jnp.where(hit, order, -1), jnp.sum(out, axis=-1)
+    position = jnp.cumsum(out.astype(jnp.int32))
+    slot_number = jnp.arange(1, OUTAGE_SLOTS + 1, dtype=jnp.int32)
+    hits = out[None, :] & (position[None, :] == slot_number[:, None])  # [K, L]
+    count = position[-1]
+    return jnp.argmax(hits, axis=-1), slot_number <= count, count
 
 
-def _compensated(grid, p_bus, in_service) -> DCFlow:
-    base = dc_power_flow(grid, p_bus)
-    slots, _ = _outage_slots(in_service)
-    valid = slots >= 0
-    index = jnp.where(valid, slots, 0)
-    pair = valid[..., :, None] & valid[..., None, :]
-    coupling = grid.branch_ptdf[index[..., :, None], index[..., None, :]]
-    eye = jnp.broadcast_to(jnp.eye(OUTAGE_SLOTS, dtype=p_bus.dtype), pair.shape)
-    system = eye - jnp.where(pair, coupling, 0.0)
-    outaged = jnp.where(valid, jnp.take_along_axis(base.flow_mw, index, axis=-1), 0.0)
-    transfer = jnp.linalg.solve(system, outaged[..., None])[..., 0]
-    columns = jnp.moveaxis(grid.branch_ptdf[:, index], 0, -2)  # [..., L, K]
-    flow = base.flow_mw + jnp.sum(columns * transfer[..., None, :], axis=-1)
-    inject = jnp.sum(grid.branch_bus[index] * transfer[..., :, None], axis=-2)
-    theta = base.theta + jnp.matmul(inject, grid.dc_bus_inverse) / grid.base_mva
-    theta = jnp.where(base.bus_energised, theta, 0.0)
-    return DCFlow(theta, jnp.where(in_service, flow, 0.0), base.islanded, base.bus_energised)
+def _tolerance(dtype):
+    return ISLAND_DET_TOL[jnp.finfo(dtype).bits >= 64]
 
 
-def _needs_dense(grid, in_service, energised):
-    _, count = _outage_slots(in_service)
-    intact = jnp.broadcast_to(grid.bus_energised0, energised.shape)
-    return (count > OUTAGE_SLOTS) | jnp.any(energised != intact, axis=-1)
+def _may_island(grid, in_service):
+    """[] bool: more outages than slots, or det(I - H_OO) ~ 0 (the outages may island)."""
+    index, valid, count = _outage_slots(in_service)
+    pair = valid[:, None] & valid[None, :]
+    coupling = jnp.where(pair, grid.branch_ptdf[index[:, None], index[None, :]], 0.0)
+    system = jnp.eye(OUTAGE_SLOTS, dtype=coupling.dtype) - coupling
+    _, abs_det = solve_small(system, jnp.zeros(OUTAGE_SLOTS, coupling.dtype))
+    return (count > OUTAGE_SLOTS) | (abs_det < _tolerance(coupling.dtype))
+
+
+def connected_buses(grid, in_service):
+    """[N] bool: ``energised_buses(grid, in_service)``, swept only where outages may island."""
+    return compute_where(
+        energised_buses,
+        _may_island(grid, in_service),
+        grid.bus_energised0,
+        grid,
+        in_service,
+    )
+
+
+def _update_terms(grid, in_service, energised):
+    """Endpoints [2K], coefficients [2K] x 2, row scales [2K] and used [2K] of the update.
+
+    Slots 0..K-1 ground the dead endpoints of outage k (``u = [f dead] e_f + [t dead] e_t``,
+    ``C^-1 = 1/b``), slots K..2K-1 remove outage k (``u = e_f - e_t``, ``C^-1 = -1/b``).
+    Rows are scaled by ``b`` and ``-b`` so that the outage block reads ``I - H_OO``.
+    """
+    index, valid, _ = _outage_slots(in_service)
+    f, t = grid.branch_from[index], grid.branch_to[index]
+    b = grid.branch_dc_b[index]
+    dead = ~energised & grid.bus_energised0
+    f_dead, t_dead = valid & dead[f], valid & dead[t]
+    one = jnp.ones_like(b)
+    alpha = jnp.concatenate([f_dead.astype(b.dtype), one])
+    gamma = jnp.concatenate([t_dead.astype(b.dtype), -one])
+    scale = jnp.concatenate([b, -b])
+    used = jnp.concatenate([f_dead | t_dead, valid])
+    return jnp.concatenate([f, f]), jnp.concatenate([t, t]), alpha, gamma, scale, used
+
+
+def _low_rank(grid, p_bus, in_service, energised):
+    """(DCFlow, |det| of the scaled update system) for up to K outages, islands included.
+
+    Woodbury: with ``U`` [2K, N] the update vectors, ``y = (C^-1 + U X U^T)^-1 U X p`` is what
+    the update injects, so the post-outage angles and flows are the intact network's for the
+    injections ``p - U^T y`` (two matmuls with the shared X and PTDF, no per-grid matrix).
+    """
+    a, c, alpha, gamma, scale, used = _update_terms(grid, in_service, energised)
+    alpha, gamma = jnp.where(used, alpha, 0.0), jnp.where(used, gamma, 0.0)
+    live_branch = in_service & energised[grid.branch_from]
+    shift_flow = jnp.where(live_branch, -grid.branch_dc_b * grid.branch_shift, 0.0)
+    p_pu = (p_bus - grid.bus_gs) / grid.base_mva - jnp.matmul(shift_flow, grid.branch_bus)
+    p_pu = jnp.where(energised, p_pu, 0.0)  # dead buses: no injection (pinned at 0 below)
+    inverse = grid.dc_bus_inverse
+    response = alpha[:, None] * inverse[a] + gamma[:, None] * inverse[c]  # [2K, N]: U X
+    gram = alpha[None, :] * response[:, a] + gamma[None, :] * response[:, c]  # U X U^T
+    # diag(scale) (C^-1 + U X U^T) = I + diag(scale) U X U^T on the used slots, I elsewhere.
+    system = jnp.eye(2 * OUTAGE_SLOTS, dtype=gram.dtype) + scale[:, None] * gram
+    rhs = scale * jnp.matmul(response, p_pu)
+    y, abs_det = _solve_unpivoted(system, rhs)
+    injection = p_pu.at[a].add(-alpha * y).at[c].add(-gamma * y)  # p - U^T y
+    theta = jnp.matmul(injection, inverse) + grid.bus_va0[grid.slack]
+    flow = (jnp.matmul(injection, grid.ptdf.T) + shift_flow) * grid.base_mva
+    has_something = grid.bus_has_device | (p_bus != 0)
+    islanded = jnp.any(has_something & ~energised)
+    result = DCFlow(
+        jnp.where(energised, theta, 0.0),
+        jnp.where(live_branch, flow, 0.0),
+        islanded,
+        energised,
+    )
+    return result, abs_det
+
+
+def _solve_unpivoted(matrix, rhs):
+    """Gaussian elimination in slot order, no row exchanges (no gathers); also |det|.
+
+    The grounding slots come first: their block is positive definite, and once they are
+    eliminated every leading block of the outages is ``I - H_SS`` of the grounded network,
+    singular only if those outages alone island a bus without a grounded one, which they
+    cannot (each island touches an outage whose dead end is grounded). A tiny pivot means
+    an ill-conditioned update: the caller re-solves densely when |det| is small.
+    """
+    n = matrix.shape[-1]
+    augmented = jnp.concatenate([matrix, rhs[:, None]], axis=-1)
+    abs_det = jnp.ones((), matrix.dtype)
+    rows = jnp.arange(n)
+    for col in range(n):
+        pivot = augmented[col, col]
+        abs_det = abs_det * jnp.abs(pivot)
+        factor = augmented[:, col] / jnp.where(pivot == 0, 1.0, pivot)
+        factor = jnp.where(rows == col, 0.0, factor)
+        augmented = augmented - factor[:, None] * augmented[col][None, :]
+    diagonal = jnp.diagonal(augmented[:, :n])
+    return augmented[:, n] / jnp.where(diagonal == 0, 1.0, diagonal), abs_det
 
 
 def dc_flow(grid, p_bus, in_service, active=None, energised=None) -> DCFlow:
     """One grid: p_bus [N] MW, in_service [L] bool.
 
-    ``active`` (bool [], default True): False marks a grid whose result the caller discards
-    (a finished cascade); under ``jax.vmap`` such grids skip the dense solve (their result
-    is then unspecified, possibly non-finite). ``energised`` [N] bool: the buses
-    ``energised_buses(grid, in_service)`` returns, when the caller has them already.
+    ``active`` (bool [], default True): False marks a grid whose result the caller discards;
+    under ``jax.vmap`` such grids skip the dense solve (their result is then unspecified,
+    possibly non-finite). ``energised`` [N] bool: ``energised_buses(grid, in_service)``
+    (or ``connected_buses``) when the caller has it already.
     """
     active = jnp.bool_(True) if active is None else jnp.asarray(active, bool)
     if energised is None:
-        energised = energised_buses(grid, in_service)
-    return _dc_flow(grid, p_bus, in_service, active, energised)
-
-
-@jax.custom_batching.custom_vmap
-def _dc_flow(grid, p_bus, in_service, active, energised) -> DCFlow:
-    del active  # one grid: always solved exactly
-    return jax.lax.cond(
-        _needs_dense(grid, in_service, energised),
-        lambda: masked_flow(grid, p_bus, in_service, energised),
-        lambda: _compensated(grid, p_bus, in_service),
-    )
-
-
-@_dc_flow.def_vmap
-def _dc_flow_batched(axis_size, in_batched, grid, p_bus, in_service, active, energised):
-    grid_batched, p_batched, s_batched, a_batched, e_batched = in_batched
-    if any(jax.tree_util.tree_leaves(grid_batched)):
-        flow = jax.vmap(dc_power_flow)(grid, p_bus, in_service)
-        return flow, DCFlow(True, True, True, True)
-    if not p_batched:
-        p_bus = jnp.broadcast_to(p_bus, (axis_size, *p_bus.shape))
-    if not s_batched:
-        in_service = jnp.broadcast_to(in_service, (axis_size, *in_service.shape))
-    if not a_batched:
-        active = jnp.broadcast_to(active, (axis_size,))
-    if not e_batched:
-        energised = jnp.broadcast_to(energised, (axis_size, *energised.shape))
-    need = _needs_dense(grid, in_service, energised) & active
-    compensated = _compensated(grid, p_bus, in_service)
-
-    def dense_for(budget):
-        def run():
-            chosen = jnp.argsort(~need, stable=True)[:budget]
-            dense = masked_flow(grid, p_bus[chosen], in_service[chosen], energised[chosen])
-            return jax.tree_util.tree_map(lambda a, b: a.at[chosen].set(b), compensated, dense)
-
-        return run
-
-    def all_dense():
-        return masked_flow(grid, p_bus, in_service, energised)
-
-    # Branch on how many grids need the dense solve (1/64, 1/16, 1/4, 1/2 of the batch),
-    # or more; only the chosen branch runs.
-    budgets = sorted({max(1, axis_size // share) for share in DENSE_SHARES})
-    branches = [dense_for(b) for b in budgets] + [all_dense]
-    thresholds = jnp.asarray(budgets, jnp.int32)
-    tier = jnp.sum(jnp.sum(need) > thresholds)
-    flow = jax.lax.switch(tier, branches)
-    return flow, DCFlow(True, True, True, True)
+        energised = connected_buses(grid, in_service)
+    flow, abs_det = _low_rank(grid, p_bus, in_service, energised)
+    count = jnp.sum(~in_service)
+    dense = (count > OUTAGE_SLOTS) | (abs_det < _tolerance(abs_det.dtype))
+    return compute_where(masked_flow, dense & active, flow, grid, p_bus, in_service, energised)

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 CHUNKS = 16  # a batch of B grids is handled ceil(B / 16) needing grids at a time
+MIN_CHUNK = 32  # but at least this many (small batches: fewer, larger rounds)
 
 
 def compute_where(fn, needed, fallback, *args):
@@ -40,7 +41,7 @@ def compute_where(fn, needed, fallback, *args):
 
 
 def _chunked(fn, needed, fallback, args, args_batched, size: int):
-    chunk = -(-size // CHUNKS)
+    chunk = max(-(-size // CHUNKS), min(size, MIN_CHUNK))
     order = jnp.argsort(~needed, stable=True)  # grids that need it first
     rounds = (jnp.sum(needed) + chunk - 1) // chunk
     axes = jax.tree_util.tree_map(lambda b: 0 if b else None, args_batched)

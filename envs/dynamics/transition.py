@@ -6,10 +6,10 @@ import jax
 import jax.numpy as jnp
 
 from envs import protection, reward
-from envs.dcpf import energised_buses
 from envs.dynamics import dispatch as dsp
 from envs.dynamics import exogenous as exo
 from envs.dynamics import flows
+from envs.dynamics.fastdc import connected_buses
 from envs.dynamics.features import gen_block, reserve_margin
 from envs.grid import generation_cost
 
@@ -79,7 +79,7 @@ def _solve_topology(in_service, _energised, active, d: Dispatch, primary_weight,
     """Flows for one topology, with injections balanced on the buses it keeps connected, so
     islands never leave an imbalance for the slack bus."""
     grid, devices = params.grid, params.devices
-    energised = energised_buses(grid, in_service)
+    energised = connected_buses(grid, in_service)
     inj = dsp.injections(energised, d.pg, d.storage, d.net_load, primary_weight, grid, devices)
     q_bus = -flows.reactive_demand(grid, inj.served)
     solver = flows.SOLVERS[params.consts.physics]

@@ -219,3 +219,26 @@ def test_overloaded_branch_trips_and_starts_its_cooldown(setup):
     assert not np.asarray(state.branch_in_service[:, target]).any()
     assert (np.asarray(state.branch_cooldown[:, target]) == params.consts.reconnect_steps).all()
     assert np.asarray(state.flow[:, target] == 0.0).all()
+
+
+def test_only_the_finished_grid_of_a_batch_is_reset(setup):
+    env, params, spec, reset, step = setup
+    _, state = reset(_keys(11), params)
+    state = state.replace(t=state.t.at[1].set(HORIZON - 1))  # grid 1 truncates this step
+    keys = _keys(12)
+    obs, state_out, _, term, trunc, info = step(keys, state, _calm_actions(spec), params)
+    done = np.asarray(term | trunc)
+    assert done.tolist() == [False, True, False, False]
+    np.testing.assert_array_equal(np.asarray(state_out.t), [1, 0, 1, 1])
+    kept = np.flatnonzero(~done)
+    np.testing.assert_array_equal(
+        np.asarray(obs.global_state)[kept], np.asarray(info["final_obs"].global_state)[kept]
+    )
+    # the finished grid holds exactly what env.reset gives for its reset key
+    reset_obs, reset_state = jax.jit(env.reset)(jax.random.split(keys[1])[1], params)
+    for ours, theirs in zip(
+        jax.tree_util.tree_leaves((_batch_of(obs, 1), _batch_of(state_out, 1))),
+        jax.tree_util.tree_leaves((reset_obs, reset_state)),
+        strict=True,
+    ):
+        np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=1e-5, atol=1e-5)

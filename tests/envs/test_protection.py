@@ -140,3 +140,33 @@ def test_tripped_branch_recloses_when_its_cooldown_runs_out():
     assert not bool(first.branch_in_service[3]) and int(first.branch_cooldown[3]) == 1
     second = exogenous.step_topology(key, 2, first.branch_cooldown, gen_cooldown, episode, params)
     assert bool(second.branch_in_service.all())
+
+
+def test_batched_cascade_with_the_fast_solver_matches_each_grid_alone(chain):
+    """Under vmap later rounds re-solve only the grids still cascading, with the env's
+    low-rank solver: each grid must end as the dense solve run alone on it ends."""
+    from envs.dynamics.fastdc import dc_flow
+
+    grid, p_bus, chosen, flows = chain
+    rating, count = _ratings_and_counts(grid, chosen, flows)
+    scales = jnp.asarray([1.0, 0.5, 1.0], jnp.float32)  # cascade, calm, cascade
+
+    def fast(scale):
+        def solve(in_service, energised, active, s):
+            return dc_flow(grid, s * jnp.asarray(p_bus, jnp.float32), in_service, active)
+
+        start = (jnp.ones(grid.n_branch, bool), jnp.ones(grid.n_bus, bool))
+        return protection.run_cascade(
+            solve, *start, count, rating, STEPS_TO_TRIP, 1.5, 4, context=(scale,)
+        )
+
+    in_service, flow, _ = jax.jit(jax.vmap(fast))(scales)
+    expected = np.ones(grid.n_branch, bool)
+    expected[chosen] = False
+    np.testing.assert_array_equal(
+        np.asarray(in_service), [expected, np.ones_like(expected), expected]
+    )
+    np.testing.assert_allclose(np.abs(np.asarray(flow.flow_mw[0])), flows[3], atol=0.05)
+    np.testing.assert_allclose(np.asarray(flow.flow_mw[2]), np.asarray(flow.flow_mw[0]), atol=1e-3)
+    intact = dc_power_flow(grid, 0.5 * jnp.asarray(p_bus, jnp.float32))
+    np.testing.assert_allclose(np.asarray(flow.flow_mw[1]), np.asarray(intact.flow_mw), atol=0.02)
