@@ -118,3 +118,8 @@ def test_bad_selections_are_rejected():
     with pytest.raises(ValueError, match="unknown baselines"):
         evaluate.baseline_list("do_nothing,coin_flip")
     assert evaluate.scenario_list("all") == evaluate.scenarios.scenario_names()
+
+
+def test_negative_oracle_workers_are_rejected(tmp_path):
+    with pytest.raises(ValueError, match="oracle_workers"):
+        evaluate.run_evaluation(tmp_path, oracle_workers=-1)
