@@ -682,21 +682,32 @@ def _objective(net, inputs: _Inputs, penalties: DispatchPenalties, layout: _Layo
 
 
 def _load_highs():
-    """The HiGHS bindings scipy ships (``scipy.optimize._highspy``), or None where absent."""
+    """The HiGHS Python bindings: ``highspy`` (a dependency), else the copy scipy ships.
+
+    Returns ``(module, model class)`` or None; without either, LPs go through
+    ``scipy.optimize.linprog`` (same optimum, no warm start).
+    """
+    try:
+        import highspy
+
+        return highspy, highspy.Highs
+    except ImportError:
+        pass
     try:
         from scipy.optimize._highspy import _core
     except ImportError:
         return None
-    return _core if hasattr(_core, "_Highs") and hasattr(_core._Highs, "addRows") else None
+    return (_core, _core._Highs) if hasattr(_core, "_Highs") else None
 
 
-_HIGHS = _load_highs()
+_HIGHS_BINDINGS = _load_highs()
+_HIGHS = _HIGHS_BINDINGS[0] if _HIGHS_BINDINGS else None
 
 
 class _LinearProgram:
     """min cost @ x within column bounds and rows lower <= A x <= upper that only grow.
 
-    With the HiGHS object that scipy ships the model stays loaded between solves, so a solve
+    With the HiGHS bindings the model stays loaded between solves, so a solve
     after adding cuts or branch limits restarts from the previous optimal basis (a few hundred
     dual simplex pivots instead of a full solve). Without it, every solve is a fresh
     ``scipy.optimize.linprog`` of all rows (same optimum, slower).
@@ -745,7 +756,7 @@ class _LinearProgram:
 
 def _new_highs_model(cost: np.ndarray, bounds: np.ndarray):
     """A HiGHS object holding the columns (no rows yet), quiet."""
-    highs = _HIGHS._Highs()
+    highs = _HIGHS_BINDINGS[1]()
     highs.setOptionValue("output_flag", False)
     lp = _HIGHS.HighsLp()
     lp.num_col_, lp.num_row_ = cost.size, 0
