@@ -249,20 +249,45 @@ def step_parts(env):
     import jax
 
     from envs.dcpf import dc_power_flow
+    from envs.dynamics.fastdc import connected_buses, dc_flow
     from envs.dynamics.transition import transition
 
     def flow_only(key, state, action, params):
         grid = params.grid
         return dc_power_flow(grid, grid.gen_to_bus @ state.pg - state.demand)
 
+    def flow_with_outages(key, state, action, params):
+        grid = params.grid
+        return dc_flow(grid, grid.gen_to_bus @ state.pg - state.demand, state.branch_in_service)
+
+    def connectivity(key, state, action, params):
+        return connected_buses(params.grid, state.branch_in_service)
+
     single = {
         "full step (env.step)": env.step,
         "transition (no observe, no reset)": transition,
-        "reset (done every step for auto-reset)": lambda k, s, a, p: env.reset(k, p),
+        "reset (every grid; a step resets only finished ones)": lambda k, s, a, p: env.reset(k, p),
         "observe": lambda k, s, a, p: env.observe(s, p),
-        "one DC power flow": flow_only,
+        "one DC power flow, intact network": flow_only,
+        "one DC flow with the states' outages (fastdc)": flow_with_outages,
+        "connectivity of the states' topology": connectivity,
     }
     return {name: jax.jit(jax.vmap(fn, in_axes=(0, 0, 0, None))) for name, fn in single.items()}
+
+
+def warmed_states(env, params, spec, batch: int, steps: int = 24):
+    """States after ``steps`` random-action steps, so outages, islands and trips are present."""
+    import jax
+
+    states = initial_states(env, params, batch)
+    step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
+    key = jax.random.PRNGKey(4)
+    for _ in range(steps):
+        key, key_action, key_step = jax.random.split(key, 3)
+        shape = (batch, spec.num_agents, spec.action_dim)
+        actions = jax.random.uniform(key_action, shape, minval=-1.0, maxval=1.0)
+        states = step(jax.random.split(key_step, batch), states, actions, params)[1]
+    return states
 
 
 def cost_of(compiled) -> dict:
@@ -279,7 +304,7 @@ def profile(env, params, spec, batch: int, min_time: float) -> list[tuple]:
     """(part, grid-calls/s, flops per grid, bytes accessed per grid) for each part of a step."""
     import jax
 
-    states = initial_states(env, params, batch)
+    states = warmed_states(env, params, spec, batch)
     keys = jax.random.split(jax.random.PRNGKey(2), batch)
     actions = jax.random.uniform(
         jax.random.PRNGKey(3), (batch, spec.num_agents, spec.action_dim), minval=-1.0, maxval=1.0
