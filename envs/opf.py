@@ -41,6 +41,8 @@ import scipy.optimize
 import scipy.sparse as sp
 import scipy.sparse.csgraph
 
+from envs.lp import HIGHS, LinearProgram, SparseRows
+
 _FAN = np.array([-1.0, 0.0, 1.0])  # tangent offsets around a dispatch, in steps
 _CUT_SHARE = 1.0  # refine the dispatches holding more than an even share of the error
 
@@ -453,62 +455,9 @@ def _variable_bounds(net, storage, inputs: _Inputs, layout: _Layout) -> np.ndarr
     return np.stack([lo, hi], axis=1)
 
 
-class _RowWise(NamedTuple):
-    """Compressed-row arrays with the attribute names of a scipy CSR matrix."""
-
-    shape: tuple[int]
-    indptr: np.ndarray
-    indices: np.ndarray
-    data: np.ndarray
-    nnz: int
-
-
-class _Rows:
-    """Accumulates sparse constraint rows lower <= A x <= upper as COO triplets."""
-
-    def __init__(self):
-        self.rows, self.cols, self.vals, self.lower, self.upper = [], [], [], [], []
-        self.n_rows = 0
-
-    def add_block(self, lower, upper=None) -> int:
-        """Rows numbered from the returned start; ``upper=None`` makes them equalities."""
-        lower = np.ravel(np.asarray(lower, dtype=float))
-        upper = lower if upper is None else np.broadcast_to(np.ravel(upper), lower.shape)
-        start = self.n_rows
-        self.n_rows += lower.size
-        self.lower.append(lower)
-        self.upper.append(upper)
-        return start
-
-    def add(self, rows, cols, vals) -> None:
-        rows, cols = np.broadcast_arrays(np.asarray(rows), np.asarray(cols))
-        self.rows.append(rows.ravel())
-        self.cols.append(cols.ravel())
-        self.vals.append(np.broadcast_to(np.asarray(vals, dtype=float), rows.shape).ravel())
-
-    def row_wise(self) -> tuple[_RowWise, np.ndarray, np.ndarray]:
-        """The rows sorted into compressed-row arrays with plain NumPy (no scipy.sparse
-        validation: this runs a few times per LP, thousands of LPs per evaluation)."""
-        rows, cols, vals = (np.concatenate([*x, np.zeros(0, int)]) for x in
-                            (self.rows, self.cols, self.vals))  # fmt: skip
-        order = np.argsort(rows, kind="stable")
-        indptr = np.searchsorted(rows[order], np.arange(self.n_rows + 1))
-        matrix = _RowWise((self.n_rows,), indptr, cols[order], vals[order], rows.size)
-        return matrix, np.concatenate(self.lower), np.concatenate(self.upper)
-
-    def matrix(self, n_vars: int) -> tuple[sp.csr_array, np.ndarray, np.ndarray]:
-        if not self.rows:
-            return sp.csr_array((self.n_rows, n_vars)), np.zeros(0), np.zeros(0)
-        coo = sp.coo_array(
-            (np.concatenate(self.vals), (np.concatenate(self.rows), np.concatenate(self.cols))),
-            shape=(self.n_rows, n_vars),
-        )
-        return coo.tocsr(), np.concatenate(self.lower), np.concatenate(self.upper)
-
-
-def _balance_rows(net, storage, inputs: _Inputs, layout: _Layout, periods: _Periods) -> _Rows:
+def _balance_rows(net, storage, inputs: _Inputs, layout: _Layout, periods: _Periods) -> SparseRows:
     """One power balance per island and period (the B-theta nodal balances summed)."""
-    eq, cols = _Rows(), layout.columns
+    eq, cols = SparseRows(), layout.columns
     first = np.concatenate([[0], np.cumsum(periods.n_islands)[:-1]])
     row_of_bus = first[:, None] + periods.island  # [T, N]
     rhs = np.zeros(int(periods.n_islands.sum()))
@@ -522,9 +471,9 @@ def _balance_rows(net, storage, inputs: _Inputs, layout: _Layout, periods: _Peri
     return eq
 
 
-def _storage_rows(storage, inputs: _Inputs, layout: _Layout) -> _Rows:
+def _storage_rows(storage, inputs: _Inputs, layout: _Layout) -> SparseRows:
     """Battery energy balance: e_t = e_{t-1} + eta_c charge dt - discharge dt / eta_d."""
-    eq, cols = _Rows(), layout.columns
+    eq, cols = SparseRows(), layout.columns
     n_t, n_s, dt = layout.n_periods, storage.n, inputs.dt_hours
     energy_rhs = np.zeros((n_t, n_s))
     energy_rhs[0] = inputs.energy0_mwh
@@ -537,9 +486,9 @@ def _storage_rows(storage, inputs: _Inputs, layout: _Layout) -> _Rows:
     return eq
 
 
-def _ramp_rows(inputs: _Inputs, layout: _Layout) -> _Rows:
+def _ramp_rows(inputs: _Inputs, layout: _Layout) -> SparseRows:
     """-down <= pg_t - pg_{t-1} <= up, widened by forced changes of the availability window."""
-    rows = _Rows()
+    rows = SparseRows()
     limited = np.flatnonzero(np.isfinite(inputs.ramp_mw))
     if layout.n_periods < 2 or limited.size == 0:
         return rows
@@ -572,9 +521,9 @@ def _network_state(periods: _Periods, injection: np.ndarray) -> tuple[np.ndarray
     return flow + periods.flow_offset_mw[pattern], theta + periods.theta_offset_rad[pattern]
 
 
-def _branch_rows(net, storage, inputs, layout, periods: _Periods, t_idx, l_idx) -> _Rows:
+def _branch_rows(net, storage, inputs, layout, periods: _Periods, t_idx, l_idx) -> SparseRows:
     """|flow of branch l_idx in period t_idx| <= rating, written on the dispatch via the PTDF."""
-    rows, cols = _Rows(), layout.columns
+    rows, cols = SparseRows(), layout.columns
     ptdf = periods.ptdf[periods.index[t_idx], l_idx]  # [K, N]
     ptdf = np.where(np.abs(ptdf) > 1e-12, ptdf, 0.0)
     fixed = periods.flow_offset_mw[periods.index[t_idx], l_idx] - np.sum(
@@ -640,9 +589,9 @@ def _anchor_cuts(net, bounds, layout: _Layout, prev_pg: np.ndarray | None):
     return [tuple(np.ravel(a) for a in (z_cols, pg_cols, slope, icpt))]
 
 
-def _cut_rows(cuts) -> _Rows:
+def _cut_rows(cuts) -> SparseRows:
     """Inequalities slope * pg - z <= -intercept."""
-    rows = _Rows()
+    rows = SparseRows()
     for z_col, pg_col, slope, icpt in cuts:
         start = rows.add_block(np.full(slope.size, -np.inf), -icpt)
         idx = start + np.arange(slope.size)
@@ -681,92 +630,7 @@ def _objective(net, inputs: _Inputs, penalties: DispatchPenalties, layout: _Layo
     return cost, constant, curtail
 
 
-def _load_highs():
-    """The HiGHS Python bindings: ``highspy`` (a dependency), else the copy scipy ships.
-
-    Returns ``(module, model class)`` or None; without either, LPs go through
-    ``scipy.optimize.linprog`` (same optimum, no warm start).
-    """
-    try:
-        import highspy
-
-        return highspy, highspy.Highs
-    except ImportError:
-        pass
-    try:
-        from scipy.optimize._highspy import _core
-    except ImportError:
-        return None
-    return (_core, _core._Highs) if hasattr(_core, "_Highs") else None
-
-
-_HIGHS_BINDINGS = _load_highs()
-_HIGHS = _HIGHS_BINDINGS[0] if _HIGHS_BINDINGS else None
-
-
-class _LinearProgram:
-    """min cost @ x within column bounds and rows lower <= A x <= upper that only grow.
-
-    With the HiGHS bindings the model stays loaded between solves, so a solve
-    after adding cuts or branch limits restarts from the previous optimal basis (a few hundred
-    dual simplex pivots instead of a full solve). Without it, every solve is a fresh
-    ``scipy.optimize.linprog`` of all rows (same optimum, slower).
-    """
-
-    def __init__(self, cost: np.ndarray, bounds: np.ndarray, use_highs: bool = True):
-        self.cost, self.bounds, self.blocks = cost, bounds, []
-        self.highs = _new_highs_model(cost, bounds) if use_highs and _HIGHS else None
-
-    def add_rows(self, rows: _Rows) -> None:
-        if rows.n_rows == 0:
-            return
-        if self.highs is None:
-            self.blocks.append(rows.matrix(self.cost.size))
-            return
-        a, lower, upper = rows.row_wise()
-        self.highs.addRows(a.shape[0], lower, upper, a.nnz, a.indptr[:-1].astype(np.int32),
-                           a.indices.astype(np.int32), a.data)  # fmt: skip
-
-    def solve(self) -> tuple[np.ndarray, float]:
-        """Optimal ``(x, objective)``; RuntimeError when HiGHS reports anything but optimal."""
-        if self.highs is None:
-            return self._solve_with_linprog()
-        self.highs.run()
-        status = self.highs.getModelStatus()
-        if status != _HIGHS.HighsModelStatus.kOptimal:
-            raise RuntimeError(f"DC dispatch LP failed: {self.highs.modelStatusToString(status)}")
-        x = np.asarray(self.highs.getSolution().col_value)
-        return x, float(self.highs.getInfo().objective_function_value)
-
-    def _solve_with_linprog(self):
-        a = sp.vstack([blk[0] for blk in self.blocks]).tocsr()
-        lower = np.concatenate([blk[1] for blk in self.blocks])
-        upper = np.concatenate([blk[2] for blk in self.blocks])
-        eq = lower == upper
-        above, below = ~eq & np.isfinite(upper), ~eq & np.isfinite(lower)
-        res = scipy.optimize.linprog(
-            self.cost, A_ub=sp.vstack([a[above], -a[below]]),
-            b_ub=np.concatenate([upper[above], -lower[below]]), A_eq=a[eq], b_eq=upper[eq],
-            bounds=self.bounds, method="highs",
-        )  # fmt: skip
-        if res.status != 0:
-            raise RuntimeError(f"DC dispatch LP failed: {res.message}")
-        return res.x, float(res.fun)
-
-
-def _new_highs_model(cost: np.ndarray, bounds: np.ndarray):
-    """A HiGHS object holding the columns (no rows yet), quiet."""
-    highs = _HIGHS_BINDINGS[1]()
-    highs.setOptionValue("output_flag", False)
-    lp = _HIGHS.HighsLp()
-    lp.num_col_, lp.num_row_ = cost.size, 0
-    lp.col_cost_, lp.col_lower_, lp.col_upper_ = cost, bounds[:, 0], bounds[:, 1]
-    lp.a_matrix_.format_ = _HIGHS.MatrixFormat.kColwise
-    lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = cost.size, 0
-    lp.a_matrix_.start_ = np.zeros(cost.size + 1, np.int32)
-    if highs.passModel(lp) == _HIGHS.HighsStatus.kError:
-        raise RuntimeError("HiGHS rejected the DC dispatch model")
-    return highs
+_HIGHS = HIGHS  # None forces the scipy.optimize.linprog path
 
 
 def solve_dispatch(
@@ -805,7 +669,7 @@ def solve_dispatch(
     periods = _periods(net, inputs.branch_in_service)
     bounds = _variable_bounds(net, storage, inputs, layout)
     cost, constant, curtail = _objective(net, inputs, penalties, layout)
-    lp = _LinearProgram(cost, bounds, use_highs=_HIGHS is not None)
+    lp = LinearProgram(cost, bounds, use_highs=_HIGHS is not None)
     for rows in (_balance_rows(net, storage, inputs, layout, periods),
                  _storage_rows(storage, inputs, layout), _ramp_rows(inputs, layout),
                  _cut_rows(_initial_cuts(net, bounds, layout, n_tangents)
