@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
+from absl import logging as absl_logging
 
 from envs import baselines, oracle, scenarios
 from envs.env import GridEnv, make_env
@@ -351,6 +352,8 @@ def main(argv) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not _CHECKPOINT.value:
         raise app.UsageError("--checkpoint is required (a run directory or checkpoint folder)")
+    if not flags.FLAGS["verbosity"].present:
+        absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax logs every restore step at INFO
     try:
         results = run_evaluation(
             _CHECKPOINT.value,
