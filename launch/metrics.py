@@ -27,7 +27,10 @@ class EpisodeWindow:
             if count:
                 self._batches.append((count, item.episodes))
                 self.total_episodes += count
-        while sum(c for c, _ in self._batches) - self._batches[0][0] >= self._window:
+        # Drop the oldest batch while the others still hold a full window of episodes.
+        while self._batches and (
+            sum(c for c, _ in self._batches) - self._batches[0][0] >= self._window
+        ):
             self._batches.popleft()
 
     def means(self) -> dict[str, float]:

@@ -105,3 +105,13 @@ def test_token_auth_is_used_when_a_token_exists_and_the_mode_is_unset(tmp_path):
     explicit = {"RAY_AUTH_MODE": "disabled"}
     assert not use_ray_token_auth_if_available(explicit, home=str(tmp_path))
     assert explicit == {"RAY_AUTH_MODE": "disabled"}
+
+
+def test_episode_window_accepts_items_before_any_episode_has_finished():
+    window = EpisodeWindow(np.array([0]), ("producer",), window=2)
+    window.add([item(0, 0, [0.0], 0.0)])  # the first update of a run: nothing finished yet
+    assert window.means() == {} and window.total_episodes == 0
+    window.add([item(1, 1, [3.0], 1.0), item(1, 2, [6.0], 2.0)])
+    window.add([item(2, 2, [2.0], 0.0)])  # the window keeps the newest 2 episodes
+    np.testing.assert_allclose(window.means()["episode/return"], 1.0)
+    assert window.total_episodes == 5
