@@ -15,7 +15,8 @@ rollout passes through (a trained policy's parameters; ``None`` for baselines). 
 * ``myopic_opf``: the single-step DC-OPF (``envs.opf``) of the interval about to be
   dispatched, on the latest state (persistence forecast of demand and availability, current
   topology, ramp limits from the current output, battery energy); it runs on the host via
-  ``jax.pure_callback`` (one LP per grid per step), so keep it to few, short episodes.
+  ``jax.pure_callback`` (one LP per grid per step), so keep it to few, short episodes. It
+  keeps ``MYOPIC_RATING_MARGIN`` of every branch rating free, as operators do.
 
 Each baseline decides device set-points; ``controls_to_action`` writes them into the action
 slots that drive each device channel (``envs.layouts``), inverting the env's action
@@ -29,6 +30,7 @@ one compilation.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from functools import partial
 from typing import Any, NamedTuple
@@ -167,9 +169,31 @@ def _myopic_host(model: oracle.EnvDispatchModel, is_renewable, demand, available
     return tuple(x.astype(np.float32) for x in (out_pg, out_storage, out_shed))
 
 
-def myopic_opf(params: EnvParams) -> ActFn:
-    """Single-step DC-OPF on the latest state, solved on the host through ``pure_callback``."""
+# Share of each branch rating the myopic OPF keeps free. The env moves flows after dispatch
+# (AGC picks up the demand noise, ramps and clipping bind), so an LP that loads a line to
+# exactly 100 % sees it overloaded, and tripped, steps later; operators dispatch against a
+# reliability margin below the thermal rating for the same reason.
+MYOPIC_RATING_MARGIN = 0.05
+
+
+def myopic_model(
+    params: EnvParams, rating_margin: float = MYOPIC_RATING_MARGIN
+) -> oracle.EnvDispatchModel:
+    """The env's dispatch model with every branch limited to ``(1 - rating_margin)`` of its
+    rating: what the myopic OPF solves each step."""
+    if not 0.0 <= rating_margin < 1.0:
+        raise ValueError(f"rating_margin must lie in [0, 1), got {rating_margin}")
     model = oracle.dispatch_model(params)
+    network = dataclasses.replace(
+        model.network, branch_rating_mw=model.network.branch_rating_mw * (1.0 - rating_margin)
+    )
+    return model._replace(network=network)
+
+
+def myopic_opf(params: EnvParams, rating_margin: float = MYOPIC_RATING_MARGIN) -> ActFn:
+    """Single-step DC-OPF on the latest state, solved on the host through ``pure_callback``
+    (branch limits with a margin: ``myopic_model``)."""
+    model = myopic_model(params, rating_margin)
     is_renewable = np.asarray(params.devices.is_renewable, bool)
     amap, shape = action_map(params), params.layout.ctrl_index.shape
     devices = params.devices

@@ -188,3 +188,24 @@ def test_proportional_dispatch_is_not_do_nothing(env_params, rollouts):
         assert moved.max() > 1.0  # renewables curtailed pro rata, conventional units pick up
         curtailed = baselines.episode_metrics(shared, env_params)["curtailed_mwh"]
         assert np.all(curtailed > baselines.episode_metrics(nothing, env_params)["curtailed_mwh"])
+
+
+def test_myopic_opf_keeps_its_rating_margin_free(env_params, rollouts):
+    inputs = baselines.oracle_inputs(rollouts["normal"]["myopic"], 0)
+    per_step = ("demand_mw", "available_mw", "gen_online", "branch_in_service")
+    first = inputs._replace(**{name: getattr(inputs, name)[:1] for name in per_step})
+    # Tighten the most loaded branch below its flow so that its limit binds.
+    free = oracle.solve_oracle(baselines.myopic_model(env_params, 0.0), first)
+    rating = np.asarray(env_params.grid.branch_rating, np.float64)
+    k = int(np.argmax(np.abs(free.flow_mw[0]) / rating))
+    tight = rating.copy()
+    tight[k] = 0.8 * abs(free.flow_mw[0, k])
+    params = env_params.replace(grid=env_params.grid.replace(branch_rating=jnp.asarray(tight)))
+    exact = oracle.solve_oracle(baselines.myopic_model(params, 0.0), first)
+    kept = oracle.solve_oracle(baselines.myopic_model(params, 0.1), first)
+    assert abs(exact.flow_mw[0, k]) == pytest.approx(tight[k], rel=1e-6)
+    assert np.all(np.abs(kept.flow_mw[0]) <= 0.9 * tight + 1e-6)
+    assert abs(kept.flow_mw[0, k]) == pytest.approx(0.9 * tight[k], rel=1e-6)
+    assert kept.total_cost >= exact.total_cost - 1e-6
+    with pytest.raises(ValueError, match="rating_margin"):
+        baselines.myopic_model(env_params, 1.0)
