@@ -31,6 +31,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.learner.num_epochs = 1
     config.learner.learning_rate = 6e-4
     config.learner.hidden_size = 32
+    # One Dense + LayerNorm + SiLU encoder layer: 35 % less learner CPU per update than two,
+    # and over three seeds no worse in final return and cost (benchmarks/README.md).
+    config.learner.num_encoder_layers = 1
     config.learner.num_attention_layers = 0
     config.learner.num_heads = 1
     config.learner.checkpoint.save_every_updates = 50
