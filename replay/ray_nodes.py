@@ -14,6 +14,7 @@ import asyncio
 import dataclasses
 import logging
 import time
+import uuid
 from typing import Any
 
 import ray
@@ -91,11 +92,35 @@ def raise_for_status(status: str, message: str) -> None:
         raise QueueClosedError(message)
 
 
-class RayTrajectoryQueue:
-    """Client of a :class:`QueueServer` actor; picklable, so nodes in any process can use it."""
+class NamedActorClient:
+    """Base of the clients: holds the actor's handle but pickles as its name only.
 
-    def __init__(self, handle: ray.actor.ActorHandle):
-        self.handle = handle
+    A node process gets its clients through its constructor; Ray flags a restartable actor
+    whose constructor arguments carry object references (actor handles included) because it
+    cannot always rebuild them on a restart. By name the client resolves the actor in the
+    receiving process (``ray.get_actor``, same job namespace) on first use instead.
+    """
+
+    def __init__(self, handle: ray.actor.ActorHandle, name: str):
+        self._handle, self.name = handle, name
+
+    @property
+    def handle(self) -> ray.actor.ActorHandle:
+        if self._handle is None:
+            self._handle = ray.get_actor(self.name)
+        return self._handle
+
+    def __getstate__(self) -> dict:
+        return {"_handle": None, "name": self.name}
+
+
+def unique_name(kind: str) -> str:
+    """An actor name no other run sharing the cluster's namespace uses."""
+    return f"gridpod-{kind}-{uuid.uuid4().hex[:12]}"
+
+
+class RayTrajectoryQueue(NamedActorClient):
+    """Client of a :class:`QueueServer` actor; picklable, so nodes in any process can use it."""
 
     def put(self, item: Any, timeout: float | None = None) -> None:
         ref = ray.put(item)
@@ -145,11 +170,8 @@ class VariableStore:
         return self._latest
 
 
-class RayVariableServer:
+class RayVariableServer(NamedActorClient):
     """Client of a :class:`VariableStore` actor, same interface as ``VariableServer``."""
-
-    def __init__(self, handle: ray.actor.ActorHandle):
-        self.handle = handle
 
     def publish(self, version: int, params: Any, norm_state: Any) -> None:
         ref = ray.put((params, norm_state))
@@ -176,10 +198,12 @@ class RayVariableServer:
 
 def create_queue(capacity: int, min_fill: int, name: str | None = None) -> RayTrajectoryQueue:
     """Start the queue actor (no CPU reserved: it only shuffles references)."""
+    name = name or unique_name("queue")
     actor = ray.remote(QueueServer).options(num_cpus=0, max_concurrency=MAX_CONCURRENCY, name=name)
-    return RayTrajectoryQueue(actor.remote(capacity, min_fill))
+    return RayTrajectoryQueue(actor.remote(capacity, min_fill), name)
 
 
 def create_variable_server(name: str | None = None) -> RayVariableServer:
+    name = name or unique_name("variables")
     actor = ray.remote(VariableStore).options(num_cpus=0, max_concurrency=64, name=name)
-    return RayVariableServer(actor.remote())
+    return RayVariableServer(actor.remote(), name)

@@ -105,3 +105,23 @@ def test_bad_arguments_are_rejected():
         TrajectoryQueue(2, 3)
     with pytest.raises(ValueError, match="take"):
         TrajectoryQueue(2).take(3)
+
+
+def test_ray_client_travels_by_name_and_works_in_another_process():
+    ensure_local_ray()
+    import pickle
+
+    import ray
+
+    from replay.ray_nodes import create_queue
+
+    queue = create_queue(2, 1)
+    assert pickle.loads(pickle.dumps(queue))._handle is None  # no actor handle inside
+
+    @ray.remote(num_cpus=0)
+    def produce(client):
+        client.put({"i": 7}, timeout=30)
+        return client.size()
+
+    assert ray.get(produce.remote(queue), timeout=120) == 1
+    assert queue.take(1, timeout=30)[0]["i"] == 7
