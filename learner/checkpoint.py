@@ -17,6 +17,7 @@ Saves run asynchronously; ``close()`` waits for the last one.
 """
 
 import json
+import logging
 import os
 from typing import Any
 
@@ -59,6 +60,17 @@ def spec_from_json(data: dict) -> EnvSpec:
         agent_type_gamma=tuple(float(g) for g in data["agent_type_gamma"]),
         agent_type_lambda=tuple(float(g) for g in data["agent_type_lambda"]),
     )
+
+
+class _SavedWithoutMetricsFilter(logging.Filter):
+    """Drops Orbax's warning for a save without metrics: by design only evaluated
+    checkpoints carry metrics (and compete for best); every other save has none."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "did not provide metrics" not in record.getMessage()
+
+
+logging.getLogger("absl").addFilter(_SavedWithoutMetricsFilter())
 
 
 class Checkpointer:

@@ -152,3 +152,13 @@ def test_kill_during_save_leaves_the_previous_checkpoint(tmp_path):
     assert checkpointer.save(synthetic_state(2))
     checkpointer.close()
     assert sorted(os.listdir(directory)) == ["1", "2"]
+
+
+def test_a_save_without_metrics_logs_no_warning(tmp_path, caplog):
+    learner = tiny_learner(1)
+    checkpointer = _checkpointer(tmp_path / "ckpt")
+    with caplog.at_level("WARNING"):
+        assert checkpointer.save(learner.init(jax.random.key(0)))
+        checkpointer.close()
+    assert not [r for r in caplog.records if "metrics" in r.getMessage()]
+    assert checkpointer.latest_step() == 0
