@@ -108,7 +108,12 @@ class ActorNode:
         for c in self._counters:
             for field in dataclasses.fields(ActorCounters):
                 setattr(totals, field.name, getattr(totals, field.name) + getattr(c, field.name))
-        return dataclasses.asdict(totals) | {"threads": len(self._counters), "pid": os.getpid()}
+        slowest = min((c.rollouts for c in self._counters), default=0)
+        return dataclasses.asdict(totals) | {
+            "threads": len(self._counters),
+            "pid": os.getpid(),
+            "min_thread_rollouts": slowest,  # each thread compiles its own rollout first
+        }
 
 
 def run_capturing(target: Callable, errors: list) -> Callable:

@@ -9,7 +9,8 @@
    (its summary gives steady-state steps/s after compilation, policy lag, idle fractions), while
    a sampler records the peak RSS of every process of the run.
 
-Prints a Markdown table and writes JSON (``--out``).
+Each end-to-end entry also gives its ratio to the slowest stage alone and to the two stages
+taking turns on the whole host (``stage_ratios``). Prints JSON as it goes (``--out`` saves it).
 """
 
 import os
@@ -81,8 +82,9 @@ def measure_actor(config) -> tuple[float, object]:
     node = ActorNode(config, 0, (0, 1), queue, variables, lambda c: (env, env_params, policy))
     thread = threading.Thread(target=node.run, daemon=True)
     thread.start()
-    while node.stats().get("rollouts", 0) < 2 * node.stats().get("threads", 1) or not queue.items:
-        time.sleep(0.2)  # compiled and warm
+    # Every thread compiles its own rollout (one per device): wait until all of them are warm.
+    while node.stats().get("min_thread_rollouts", 0) < 2:
+        time.sleep(0.2)
     start_steps, start = node.stats()["env_steps"], time.perf_counter()
     time.sleep(FLAGS.standalone_s)
     rate = (node.stats()["env_steps"] - start_steps) / (time.perf_counter() - start)
@@ -175,9 +177,26 @@ def main(argv) -> None:
     for mode in FLAGS.modes:
         try:
             results[mode] = run_end_to_end(mode)
+            results[mode] |= stage_ratios(results, mode)
         except RuntimeError as error:  # keep the other measurements
             results[mode] = {"error": str(error)}
         report(results)
+
+
+def stage_ratios(results: dict, mode: str) -> dict:
+    """End to end against the stages alone, after ``run_end_to_end`` filled ``results[mode]``.
+
+    ``of_slowest_stage``: against the slower stage alone (the pipeline's overhead when actors
+    and learner have hardware of their own). ``of_time_sharing``: against
+    ``1 / (1/actor + 1/learner)``, the rate if the two stages took turns on the whole host,
+    the ceiling when both share the same cores (as on a CPU host): above 1 they overlap.
+    """
+    actor, learner = results["actor_alone"], results["learner_alone"]
+    rate = results[mode]["steps_per_s"]
+    return {
+        "of_slowest_stage": rate / min(actor, learner),
+        "of_time_sharing": rate * (1.0 / actor + 1.0 / learner),
+    }
 
 
 def report(results: dict) -> None:

@@ -44,3 +44,4 @@ def test_actor_threads_stamp_versions_and_pick_up_new_params():
     assert not runner.is_alive()
     stats = node.stats()
     assert stats["threads"] == 2 and stats["rollouts"] >= 2 and stats["param_updates"] >= 3
+    assert 0 <= stats["min_thread_rollouts"] <= stats["rollouts"] // 2
