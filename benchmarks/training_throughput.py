@@ -53,7 +53,10 @@ def load_config():
         node = config
         for part in path:
             node = node[part]
-        node[leaf] = type(node[leaf])(value) if not isinstance(node[leaf], bool) else value == "1"
+        if isinstance(node[leaf], bool):
+            node[leaf] = value.lower() in ("1", "true")
+        else:
+            node[leaf] = type(node[leaf])(value)
     return config
 
 

@@ -31,6 +31,10 @@ def runtime_config() -> ml_collections.ConfigDict:
     c.checkpoint_every_updates = 0  # 0 = learner.checkpoint.save_every_updates
     c.progress_every_s = 2.0  # plain progress line period when stdout is not a TTY
     c.num_cpus = 0  # Ray CPU resources; 0 = os.cpu_count()
+    # local_mp on a CPU host: pin each node process to the cores behind its emulated devices
+    # (devices split evenly over the cores), so actors and learner never share a core, as
+    # they would not share an accelerator. Off by default: on few cores, time sharing is faster.
+    c.pin_cpu_cores = False
     c.object_store_mb = 1024  # Ray object store for trajectories (local launches)
     # Persistent XLA compilation cache shared by all node processes ("" = off): later runs and
     # restarted actor processes skip most compilation. JAX_COMPILATION_CACHE_DIR wins if set.

@@ -10,7 +10,13 @@ from __future__ import annotations
 import concurrent.futures
 import os
 
-from launch.devices import node_cpu_xla_flags, process_env_vars
+from launch.devices import (
+    CPU_CORES_ENV,
+    cpu_cores_of,
+    node_cpu_xla_flags,
+    pin_process_to_env_cores,
+    process_env_vars,
+)
 from replay.trajectory_queue import TrajectoryQueue
 from replay.variable_server import VariableServer
 
@@ -97,11 +103,16 @@ class RayBackend:
 
     name = "ray"
 
-    def __init__(self, platform: str, max_restarts: int, scheduling=None, runtime_env=None):
+    def __init__(
+        self, platform: str, max_restarts: int, scheduling=None, runtime_env=None, cpu_pinning=None
+    ):
+        """``cpu_pinning = (emulated device count, usable host core ids)`` pins each node
+        process of a CPU host to the cores behind its devices (``devices.cpu_cores_of``)."""
         self.platform = platform
         self.max_restarts = max_restarts
         self._scheduling = scheduling or (lambda name: {})
         self._runtime_env = runtime_env or {}
+        self._cpu_pinning = cpu_pinning if platform == "cpu" else None
 
     def queue(self, capacity: int, min_fill: int):
         from replay.ray_nodes import create_queue
@@ -118,6 +129,10 @@ class RayBackend:
 
         env_vars = process_env_vars(self.platform, devices, node_cpu_xla_flags(name))
         env_vars |= passthrough_env_vars()
+        if self._cpu_pinning is not None:
+            cores = cpu_cores_of(devices, *self._cpu_pinning)
+            env_vars[CPU_CORES_ENV] = ",".join(str(c) for c in cores)
+            cls = pinned_on_start(cls)
         options = dict(
             num_cpus=0,
             max_concurrency=8,  # run() plus progress/stop/pid calls at the same time
@@ -133,6 +148,18 @@ class RayBackend:
         import ray
 
         ray.shutdown()
+
+
+def pinned_on_start(cls):
+    """``cls`` whose constructor first pins its process to the cores in ``CPU_CORES_ENV``."""
+
+    class Pinned(cls):
+        def __init__(self, *args, **kwargs):
+            pin_process_to_env_cores()
+            super().__init__(*args, **kwargs)
+
+    Pinned.__name__ = Pinned.__qualname__ = cls.__name__
+    return Pinned
 
 
 def passthrough_env_vars() -> dict[str, str]:

@@ -17,6 +17,10 @@ PLATFORMS = ("cpu", "gpu", "tpu")
 LEARNER_CPU_XLA_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type=",)
 
 
+# Set by the launcher in a node process's environment when ``runtime.pin_cpu_cores`` is on.
+CPU_CORES_ENV = "GRIDPOD_CPU_CORES"
+
+
 class DeviceConfigError(ValueError):
     """An impossible device assignment (reported as a one-line start-up error)."""
 
@@ -141,3 +145,33 @@ def count_host_devices(platform: str, emulated_cpu_devices: int) -> int:
     if platform == "gpu":
         return sum(1 for n in os.listdir("/dev") if n.startswith("nvidia") and n[6:].isdigit())
     return sum(1 for n in os.listdir("/dev") if n.startswith("accel") and n[5:].isdigit())
+
+
+def cpu_cores_of(
+    devices: tuple[int, ...], emulated: int, cores: tuple[int, ...]
+) -> tuple[int, ...]:
+    """Host cores behind emulated CPU devices: ``cores`` (the host's usable core ids) split
+    evenly over the ``emulated`` devices in order (4 devices on cores (0, 1): devices 0,1 ->
+    core 0, devices 2,3 -> core 1; more cores than devices: several cores per device)."""
+    n = len(cores)
+    chosen: set[int] = set()
+    for d in devices:
+        first = d * n // emulated
+        chosen.update(cores[i] for i in range(first, max(first + 1, (d + 1) * n // emulated)))
+    return tuple(sorted(chosen))
+
+
+def pin_process_to_env_cores() -> None:
+    """Restrict every thread of this process to the cores named in ``CPU_CORES_ENV`` (if set).
+
+    Called before JAX starts in the process, so XLA's thread pools inherit the restriction.
+    """
+    text = os.environ.get(CPU_CORES_ENV, "")
+    if not text:
+        return
+    cores = {int(c) for c in text.split(",")}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), cores)
+        except ProcessLookupError:  # a thread that ended meanwhile
+            pass

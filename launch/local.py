@@ -51,7 +51,10 @@ def make_backend(program, launch_type: str):
         logging_level="warning",
         object_store_memory=int(runtime.object_store_mb) * 1024 * 1024,
     )
-    return RayBackend(program.platform, int(runtime.max_actor_restarts))
+    pinning = None
+    if runtime.pin_cpu_cores:
+        pinning = (int(runtime.cpu_devices), tuple(sorted(os.sched_getaffinity(0))))
+    return RayBackend(program.platform, int(runtime.max_actor_restarts), cpu_pinning=pinning)
 
 
 def pin_this_process(config, launch_type: str) -> None:

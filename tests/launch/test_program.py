@@ -5,7 +5,9 @@ import sys
 import pytest
 
 from launch.devices import (
+    CPU_CORES_ENV,
     DeviceConfigError,
+    cpu_cores_of,
     node_cpu_xla_flags,
     process_env_vars,
     with_host_device_count,
@@ -81,6 +83,35 @@ def test_learner_process_gets_its_cpu_flags_unless_the_shell_sets_them(monkeypat
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_experimental_ynn_fusion_type=dot")
     learner = process_env_vars("cpu", (0,), node_cpu_xla_flags("learner"))["XLA_FLAGS"]
     assert learner.count("ynn_fusion_type") == 1 and "ynn_fusion_type=dot" in learner
+
+
+def test_emulated_devices_map_onto_disjoint_host_cores():
+    assert cpu_cores_of((0, 1), 4, (0, 1)) == (0,)
+    assert cpu_cores_of((2, 3), 4, (0, 1)) == (1,)
+    assert cpu_cores_of((0,), 2, (0, 1, 2, 3)) == (0, 1)
+    assert cpu_cores_of((1,), 2, (4, 5, 6, 7)) == (6, 7)  # the usable core ids, not 0..n-1
+    assert cpu_cores_of((0, 1, 2, 3), 4, (0, 1)) == (0, 1)
+
+
+def test_a_node_process_pins_all_its_threads_to_its_cores():
+    core = min(os.sched_getaffinity(0))
+    code = (
+        "import os, threading\n"
+        "t = threading.Thread(target=lambda: __import__('time').sleep(2)); t.start()\n"
+        "from launch.backends import pinned_on_start\n"
+        "class Node:\n"
+        "    def __init__(self, x): self.x = x\n"
+        "node = pinned_on_start(Node)(3)\n"
+        "tasks = os.listdir('/proc/self/task')\n"
+        "print(node.x, type(node).__name__, len(tasks),"
+        " {c for tid in tasks for c in os.sched_getaffinity(int(tid))})\n"
+    )
+    env = os.environ | {CPU_CORES_ENV: str(core)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    value, name, threads, cores = out.stdout.split()
+    assert (value, name, cores) == ("3", "Node", f"{{{core}}}")
+    assert int(threads) >= 2  # the thread started before pinning is pinned too
 
 
 def test_run_dir_lock_clears_stale_and_refuses_live(tmp_path):
