@@ -58,8 +58,8 @@ import numpy as np
 from envs import scenarios
 from envs.case import load_case
 from envs.config import validate_env_config
-from envs.dcpf import dc_power_flow
 from envs.dynamics import exogenous as exo
+from envs.dynamics import flows
 from envs.dynamics.features import observe
 from envs.dynamics.selective import compute_where
 from envs.dynamics.transition import transition
@@ -214,7 +214,10 @@ def reset_to_scenario(key, params: EnvParams, scenario) -> tuple[Observation, En
     inputs = exo.exogenous_at(t0, weather, episode, params)
     available = jnp.where(devices.is_renewable, inputs.renewable_available, devices.pmax)
     pg = _initial_dispatch(inputs.demand, inputs.renewable_available, params)
-    flow = dc_power_flow(grid, grid.gen_to_bus @ pg - inputs.demand)
+    # The episode's first observation comes from the env's own physics (AC: solved voltages).
+    solver = flows.SOLVERS[consts.physics]
+    q_bus = -flows.reactive_demand(grid, inputs.demand)
+    flow = solver(grid, grid.gen_to_bus @ pg - inputs.demand, q_bus, jnp.ones(grid.n_branch, bool))
     n_storage = devices.storage_bus.shape[0]
     state = EnvState(
         t=t0,
@@ -237,7 +240,7 @@ def reset_to_scenario(key, params: EnvParams, scenario) -> tuple[Observation, En
         energised=flow.bus_energised,
         branch_in_service=jnp.ones(grid.n_branch, bool),
         served_fraction=jnp.float32(1.0),
-        vm=jnp.ones(grid.n_bus, jnp.float32),
+        vm=flow.vm,
         episode=episode,
     )
     return observe(state, params), state

@@ -39,3 +39,23 @@ def test_ac_episode_has_losses_real_voltages_and_balances():
         np.testing.assert_allclose(info["cost"], sum(info[k] for k in parts), rtol=1e-5)
         vm = np.asarray(state.vm)[np.asarray(state.energised)]  # dead buses read 0
         assert vm.std() > 1e-3 and (vm > 0.9).all() and (vm < 1.1).all()
+
+
+def test_ac_reset_observes_solved_voltages_and_ac_loading():
+    from envs.acpf import ac_power_flow
+    from envs.dynamics.flows import reactive_demand
+
+    config = default_env_config()
+    config.physics = "ac"
+    env, params = make_env(config)
+    _, state = jax.jit(env.reset)(jax.random.PRNGKey(3), params)
+    grid = params.grid
+    p_bus = grid.gen_to_bus @ state.pg - state.demand
+    q_bus = -reactive_demand(grid, state.demand)
+    reference = ac_power_flow(grid, p_bus, q_bus, grid.bus_vm_set, np.ones(grid.n_branch, bool))
+    assert bool(reference.converged)
+    np.testing.assert_allclose(state.vm, reference.vm, atol=1e-5)
+    assert np.asarray(state.vm).std() > 1e-3  # not the flat 1.0 p.u. of a DC start
+    s_from = np.hypot(reference.p_from_mw, reference.q_from_mvar)
+    s_to = np.hypot(reference.p_to_mw, reference.q_to_mvar)
+    np.testing.assert_allclose(np.abs(state.flow), np.maximum(s_from, s_to), rtol=1e-4, atol=1e-3)
