@@ -78,6 +78,9 @@ class ActorNode:
         env, env_params, policy = self._make_env_and_policy(self._config)
         devices = [jax.devices()[i] for i in self._device_indices]
         per_device = self._config.actors.threads_per_device
+        # One jitted rollout for all threads: threads on the same device share its executable
+        # (compiled once, not once per thread).
+        compiled = jitted_rollout(env, env_params, policy, self._config.learner.unroll_length)
         threads, errors = [], []
         self._counters = []
         for slot in range(len(devices) * per_device):
@@ -88,7 +91,7 @@ class ActorNode:
                 actor_id=self._first_actor_id + slot,
                 device=devices[slot // per_device],
                 seed=hash((self._config.seed, self._first_actor_id + slot, incarnation)),
-                rollout_parts=(env, env_params, policy),
+                rollout_fns=compiled,
                 queue=self._queue,
                 variables=self._variables,
                 stop=self._stop,
@@ -116,6 +119,12 @@ class ActorNode:
         }
 
 
+def jitted_rollout(env, env_params, policy, unroll_length: int) -> tuple[Callable, Callable]:
+    """``(init_carry(key, num_envs), rollout(params, norm_state, carry, key))``, jitted."""
+    init_carry, rollout = make_rollout(env, env_params, policy, unroll_length)
+    return jax.jit(init_carry, static_argnums=1), jax.jit(rollout, donate_argnums=2)
+
+
 def run_capturing(target: Callable, errors: list) -> Callable:
     def wrapped():
         try:
@@ -130,9 +139,9 @@ class ActorThread:
     """One actor loop on one device."""
 
     def __init__(
-        self, config, actor_id, device, seed, rollout_parts, queue, variables, stop, counters
+        self, config, actor_id, device, seed, rollout_fns, queue, variables, stop, counters
     ):
-        env, env_params, policy = rollout_parts
+        init_carry, rollout = rollout_fns  # from jitted_rollout, shared by the node's threads
         self._config = config
         self._actor_id = actor_id
         self._device = device
@@ -141,9 +150,7 @@ class ActorThread:
         self._stop = stop
         self._counters = counters
         self._key = jax.random.PRNGKey(seed % (2**31))
-        init_carry, rollout = make_rollout(env, env_params, policy, config.learner.unroll_length)
-        self._init_carry = jax.jit(init_carry, static_argnums=1)
-        self._rollout = jax.jit(rollout, donate_argnums=2)
+        self._init_carry, self._rollout = init_carry, rollout
         self._version = -1
         self._params = None
         self._last_put_wait = 0.0
