@@ -46,8 +46,8 @@ slack unit's cost curve (``slack_cost``); only load lost in islands is left to t
 (and to evaluation, ``envs.baselines.episode_metrics``).
 In AC mode
 (``physics="ac"``, ``envs.dynamics.flows``) voltages are solved with Newton-Raphson, voltage
-excursions and non-convergence enter the safety term, and the reset observation uses the DC
-flow of the intact network with flat voltages.
+excursions and non-convergence enter the safety term, and the reset observation comes from
+the AC power flow of the intact network.
 """
 
 import jax
@@ -58,6 +58,7 @@ import numpy as np
 from envs import scenarios
 from envs.case import load_case
 from envs.config import validate_env_config
+from envs.dcpf import dc_power_flow
 from envs.dynamics import exogenous as exo
 from envs.dynamics import flows
 from envs.dynamics.features import observe
@@ -202,6 +203,18 @@ def _initial_dispatch(demand, available, params):
     return jnp.where(conv, pmin + jnp.clip(lam, 0.0, 1.0) * (pmax - pmin), renewable)
 
 
+def _initial_flow(grid, p_bus, demand, physics: str) -> tuple[jax.Array, ...]:
+    """``(flow, theta, energised, vm)`` of the intact network at reset from the env's own
+    physics (AC: solved voltages and MVA loading); DC takes the fixed-topology solve, cheaper
+    than the outage-aware one a step uses."""
+    if physics == "ac":
+        q_bus = -flows.reactive_demand(grid, demand)
+        ac = flows.ac_network_flow(grid, p_bus, q_bus, jnp.ones(grid.n_branch, bool))
+        return ac.flow_mw, ac.theta, ac.bus_energised, ac.vm
+    dc = dc_power_flow(grid, p_bus)
+    return dc.flow_mw, dc.theta, dc.bus_energised, jnp.ones_like(dc.theta)
+
+
 def reset_to_scenario(key, params: EnvParams, scenario) -> tuple[Observation, EnvState]:
     grid, consts, devices = params.grid, params.consts, params.devices
     key_episode, key_weather = jax.random.split(key)
@@ -214,10 +227,8 @@ def reset_to_scenario(key, params: EnvParams, scenario) -> tuple[Observation, En
     inputs = exo.exogenous_at(t0, weather, episode, params)
     available = jnp.where(devices.is_renewable, inputs.renewable_available, devices.pmax)
     pg = _initial_dispatch(inputs.demand, inputs.renewable_available, params)
-    # The episode's first observation comes from the env's own physics (AC: solved voltages).
-    solver = flows.SOLVERS[consts.physics]
-    q_bus = -flows.reactive_demand(grid, inputs.demand)
-    flow = solver(grid, grid.gen_to_bus @ pg - inputs.demand, q_bus, jnp.ones(grid.n_branch, bool))
+    p_bus = grid.gen_to_bus @ pg - inputs.demand
+    flow, theta, energised, vm = _initial_flow(grid, p_bus, inputs.demand, consts.physics)
     n_storage = devices.storage_bus.shape[0]
     state = EnvState(
         t=t0,
@@ -235,12 +246,12 @@ def reset_to_scenario(key, params: EnvParams, scenario) -> tuple[Observation, En
         shed=jnp.zeros(grid.n_bus, jnp.float32),
         available=available,
         storage_p=jnp.zeros(n_storage, jnp.float32),
-        flow=flow.flow_mw,
-        theta=flow.theta,
-        energised=flow.bus_energised,
+        flow=flow,
+        theta=theta,
+        energised=energised,
         branch_in_service=jnp.ones(grid.n_branch, bool),
         served_fraction=jnp.float32(1.0),
-        vm=flow.vm,
+        vm=vm,
         episode=episode,
     )
     return observe(state, params), state
