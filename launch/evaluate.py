@@ -67,6 +67,11 @@ _RENDER_EPISODE = flags.DEFINE_integer(
     "render_episode", -1, "Write an animated GIF of this episode of the first scenario."
 )
 _BEST = flags.DEFINE_bool("best", False, "Restore the best checkpoint instead of the latest.")
+_MYOPIC_MARGIN = flags.DEFINE_float(
+    "myopic_rating_margin",
+    baselines.MYOPIC_RATING_MARGIN,
+    "Share of every branch rating the myopic OPF keeps free (0 = dispatch to the ratings).",
+)
 _ORACLE_WORKERS = flags.DEFINE_integer(
     "oracle_workers",
     None,
@@ -301,10 +306,13 @@ def run_evaluation(
     render_episode: int = -1,
     best: bool = False,
     oracle_workers: int | None = None,
+    myopic_rating_margin: float = baselines.MYOPIC_RATING_MARGIN,
 ) -> dict:
     """Evaluate, write ``evaluation.json``/``.txt`` and the report; returns the results dict."""
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    if not 0.0 <= myopic_rating_margin < 1.0:
+        raise ValueError(f"--myopic_rating_margin must lie in [0, 1), got {myopic_rating_margin}")
     oracle_workers = default_oracle_workers() if oracle_workers is None else oracle_workers
     if oracle_workers < 0:
         raise ValueError(f"--oracle_workers must be >= 0, got {oracle_workers}")
@@ -316,7 +324,9 @@ def run_evaluation(
     horizon = full if horizon <= 0 else min(horizon, full)
     if not 0 <= render_episode < episodes and render_episode != -1:
         raise ValueError(f"--render_episode must be in [0, {episodes}), got {render_episode}")
-    methods = {"policy": act, **{b: BASELINES[b](env_params) for b in baseline_names}}
+    options = {"myopic_opf": {"rating_margin": myopic_rating_margin}}
+    methods = {"policy": act}
+    methods |= {b: BASELINES[b](env_params, **options.get(b, {})) for b in baseline_names}
     scenario_names = tuple(scenario_names or scenarios.scenario_names())
     results = {
         "checkpoint": str(checkpoint_dir),
@@ -324,6 +334,7 @@ def run_evaluation(
         "case": str(config.env.case),
         "horizon": horizon,
         "episodes": episodes,
+        "myopic_rating_margin": myopic_rating_margin,
         "scenarios": {},
     }
     oracles = (
@@ -366,6 +377,7 @@ def main(argv) -> None:
             _RENDER_EPISODE.value,
             _BEST.value,
             _ORACLE_WORKERS.value,
+            _MYOPIC_MARGIN.value,
         )
     except (ValueError, FileNotFoundError) as err:
         sys.exit(f"launch.evaluate: {err}")

@@ -77,6 +77,7 @@ def test_evaluation_runs_from_the_directory_alone(evaluated):
     run_dir, _ = evaluated
     stored = json.loads((run_dir / "eval" / "evaluation.json").read_text())
     assert stored["scenarios"].keys() == {"normal", "cascading_failure"}
+    assert stored["myopic_rating_margin"] == evaluate.baselines.MYOPIC_RATING_MARGIN
     for rows in stored["scenarios"].values():
         assert set(rows) == {"policy", "do_nothing", "myopic_opf", "oracle"}
         assert rows["oracle"]["gap_percent"] == pytest.approx(0.0, abs=1e-9)
@@ -123,3 +124,9 @@ def test_bad_selections_are_rejected():
 def test_negative_oracle_workers_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="oracle_workers"):
         evaluate.run_evaluation(tmp_path, oracle_workers=-1)
+
+
+def test_a_myopic_margin_outside_zero_to_one_is_rejected(tmp_path):
+    for margin in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="--myopic_rating_margin must lie in"):
+            evaluate.run_evaluation(tmp_path, myopic_rating_margin=margin)
