@@ -115,7 +115,7 @@ class ActorNode:
         return dataclasses.asdict(totals) | {
             "threads": len(self._counters),
             "pid": os.getpid(),
-            "min_thread_rollouts": slowest,  # each thread compiles its own rollout first
+            "min_thread_rollouts": slowest,  # 0 while a device still compiles
         }
 
 

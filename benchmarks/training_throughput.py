@@ -85,7 +85,7 @@ def measure_actor(config) -> tuple[float, object]:
     node = ActorNode(config, 0, (0, 1), queue, variables, lambda c: (env, env_params, policy))
     thread = threading.Thread(target=node.run, daemon=True)
     thread.start()
-    # Every thread compiles its own rollout (one per device): wait until all of them are warm.
+    # Each device compiles its own rollout executable: wait until every thread is warm.
     while node.stats().get("min_thread_rollouts", 0) < 2:
         time.sleep(0.2)
     start_steps, start = node.stats()["env_steps"], time.perf_counter()

@@ -176,13 +176,17 @@ def _myopic_host(model: oracle.EnvDispatchModel, is_renewable, demand, available
 MYOPIC_RATING_MARGIN = 0.05
 
 
+def check_rating_margin(margin: float, name: str = "rating_margin") -> None:
+    if not 0.0 <= margin < 1.0:
+        raise ValueError(f"{name} must lie in [0, 1), got {margin}")
+
+
 def myopic_model(
     params: EnvParams, rating_margin: float = MYOPIC_RATING_MARGIN
 ) -> oracle.EnvDispatchModel:
     """The env's dispatch model with every branch limited to ``(1 - rating_margin)`` of its
     rating: what the myopic OPF solves each step."""
-    if not 0.0 <= rating_margin < 1.0:
-        raise ValueError(f"rating_margin must lie in [0, 1), got {rating_margin}")
+    check_rating_margin(rating_margin)
     model = oracle.dispatch_model(params)
     network = dataclasses.replace(
         model.network, branch_rating_mw=model.network.branch_rating_mw * (1.0 - rating_margin)

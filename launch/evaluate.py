@@ -311,8 +311,7 @@ def run_evaluation(
     """Evaluate, write ``evaluation.json``/``.txt`` and the report; returns the results dict."""
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
-    if not 0.0 <= myopic_rating_margin < 1.0:
-        raise ValueError(f"--myopic_rating_margin must lie in [0, 1), got {myopic_rating_margin}")
+    baselines.check_rating_margin(myopic_rating_margin, "--myopic_rating_margin")
     oracle_workers = default_oracle_workers() if oracle_workers is None else oracle_workers
     if oracle_workers < 0:
         raise ValueError(f"--oracle_workers must be >= 0, got {oracle_workers}")
