@@ -81,6 +81,8 @@ class ActorNode:
         # One jitted rollout for all threads: threads on the same device share its executable
         # (compiled once, not once per thread).
         compiled = jitted_rollout(env, env_params, policy, self._config.learner.unroll_length)
+        # One rollout in flight per device (see ActorThread._act_once).
+        device_locks = {device: threading.Lock() for device in devices}
         threads, errors = [], []
         self._counters = []
         for slot in range(len(devices) * per_device):
@@ -90,6 +92,7 @@ class ActorNode:
                 self._config,
                 actor_id=self._first_actor_id + slot,
                 device=devices[slot // per_device],
+                device_lock=device_locks[devices[slot // per_device]],
                 seed=hash((self._config.seed, self._first_actor_id + slot, incarnation)),
                 rollout_fns=compiled,
                 queue=self._queue,
@@ -139,12 +142,23 @@ class ActorThread:
     """One actor loop on one device."""
 
     def __init__(
-        self, config, actor_id, device, seed, rollout_fns, queue, variables, stop, counters
+        self,
+        config,
+        actor_id,
+        device,
+        device_lock,
+        seed,
+        rollout_fns,
+        queue,
+        variables,
+        stop,
+        counters,
     ):
         init_carry, rollout = rollout_fns  # from jitted_rollout, shared by the node's threads
         self._config = config
         self._actor_id = actor_id
         self._device = device
+        self._device_lock = device_lock
         self._queue = queue
         self._variables = variables
         self._stop = stop
@@ -181,9 +195,14 @@ class ActorThread:
         self._refresh_params()
         key_rollout, self._key = jax.random.split(self._key)
         params, norm_state = self._params
-        carry, trajectory, totals = self._rollout(
-            params, norm_state, carry, jax.device_put(key_rollout, self._device)
-        )
+        key_rollout = jax.device_put(key_rollout, self._device)
+        # Threads of one device take turns on it: a thread moves its trajectory to host and
+        # queues it while the next one computes, which is all that sharing a device buys.
+        # Letting them compute at once also hangs XLA:CPU: four concurrent ieee118 rollouts
+        # on two emulated devices never complete (two on one device, or one per device, do).
+        with self._device_lock:
+            carry, trajectory, totals = self._rollout(params, norm_state, carry, key_rollout)
+            jax.block_until_ready((carry, trajectory, totals))
         trajectory, totals = jax.device_get((trajectory, totals))
         item = TrajectoryItem(
             trajectory=trajectory,

@@ -1,9 +1,12 @@
 import threading
+import time
 
 import jax
 import numpy as np
+import pytest
 
-from actors.actor import ActorNode
+from actors.actor import ActorNode, build_env_and_policy
+from configs.ieee118 import get_config as ieee118_config
 from replay.trajectory_queue import TrajectoryQueue
 from replay.variable_server import VariableServer
 from tests.actors.fake_env import FakeEnv
@@ -45,3 +48,41 @@ def test_actor_threads_stamp_versions_and_pick_up_new_params():
     stats = node.stats()
     assert stats["threads"] == 2 and stats["rollouts"] >= 2 and stats["param_updates"] >= 3
     assert 0 <= stats["min_thread_rollouts"] <= stats["rollouts"] // 2
+
+
+class CountingQueue:
+    """Drops items; the actor threads run unthrottled."""
+
+    def put(self, item, timeout=None):
+        del item, timeout
+
+    def size(self):
+        return 0
+
+
+@pytest.mark.slow
+def test_two_threads_per_device_on_two_devices_keep_rolling_out():
+    # Four concurrent ieee118 rollouts on two emulated XLA:CPU devices never completed (one
+    # thread never returned its first rollout, the others stopped soon after); the threads of a
+    # device now take turns computing.
+    config = ieee118_config()
+    config.learner.hidden_size = 8
+    config.learner.unroll_length = 8
+    config.actors.num_envs = 16
+    config.actors.threads_per_device = 2
+    env, env_params, policy = build_env_and_policy(config)
+    variables = VariableServer()
+    variables.publish(0, policy.init(jax.random.PRNGKey(0)), policy.init_norm_state())
+    node = ActorNode(
+        config, 0, (0, 1), CountingQueue(), variables, lambda c: (env, env_params, policy)
+    )
+    runner = threading.Thread(target=node.run, daemon=True)
+    runner.start()
+    deadline = time.monotonic() + 240
+    while node.stats().get("min_thread_rollouts", 0) < 3 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    stats = node.stats()
+    node.stop()
+    runner.join(timeout=60)
+    assert stats["threads"] == 4
+    assert stats["min_thread_rollouts"] >= 3, stats
