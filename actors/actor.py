@@ -81,8 +81,7 @@ class ActorNode:
         # One jitted rollout for all threads: threads on the same device share its executable
         # (compiled once, not once per thread).
         compiled = jitted_rollout(env, env_params, policy, self._config.learner.unroll_length)
-        # One rollout in flight per device (see ActorThread._act_once).
-        device_locks = {device: threading.Lock() for device in devices}
+        device_locks = rollout_locks(devices)
         threads, errors = [], []
         self._counters = []
         for slot in range(len(devices) * per_device):
@@ -120,6 +119,22 @@ class ActorNode:
             "pid": os.getpid(),
             "min_thread_rollouts": slowest,  # 0 while a device still compiles
         }
+
+
+def rollout_locks(devices) -> dict:
+    """The lock each device's threads hold while their rollout computes.
+
+    Accelerators: one per device. Threads of a device take turns on it: one moves its
+    trajectory to host and queues it while the next computes, which is all that sharing a
+    device buys. XLA:CPU: one for all the devices of the process. Emulated CPU devices share
+    one thread pool, and concurrent executions whose while loops wait inside pool threads can
+    wedge it: four concurrent ieee118 rollouts on two devices of a 2-core host never completed,
+    and two (one per device) wedged in a training run after a few minutes.
+    """
+    if all(device.platform == "cpu" for device in devices):
+        shared = threading.Lock()
+        return {device: shared for device in devices}
+    return {device: threading.Lock() for device in devices}
 
 
 def jitted_rollout(env, env_params, policy, unroll_length: int) -> tuple[Callable, Callable]:
@@ -196,11 +211,7 @@ class ActorThread:
         key_rollout, self._key = jax.random.split(self._key)
         params, norm_state = self._params
         key_rollout = jax.device_put(key_rollout, self._device)
-        # Threads of one device take turns on it: a thread moves its trajectory to host and
-        # queues it while the next one computes, which is all that sharing a device buys.
-        # Letting them compute at once also hangs XLA:CPU: four concurrent ieee118 rollouts
-        # on two emulated devices never complete (two on one device, or one per device, do).
-        with self._device_lock:
+        with self._device_lock:  # see rollout_locks
             carry, trajectory, totals = self._rollout(params, norm_state, carry, key_rollout)
             jax.block_until_ready((carry, trajectory, totals))
         trajectory, totals = jax.device_get((trajectory, totals))
