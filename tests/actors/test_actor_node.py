@@ -5,7 +5,7 @@ import jax
 import numpy as np
 import pytest
 
-from actors.actor import ActorNode, build_env_and_policy
+from actors.actor import ActorNode, build_env_and_policy, rollout_locks
 from configs.ieee118 import get_config as ieee118_config
 from replay.trajectory_queue import TrajectoryQueue
 from replay.variable_server import VariableServer
@@ -63,8 +63,8 @@ class CountingQueue:
 @pytest.mark.slow
 def test_two_threads_per_device_on_two_devices_keep_rolling_out():
     # Four concurrent ieee118 rollouts on two emulated XLA:CPU devices never completed (one
-    # thread never returned its first rollout, the others stopped soon after); the threads of a
-    # device now take turns computing.
+    # thread never returned its first rollout, the others stopped soon after); an actor process
+    # on a CPU host now computes one rollout at a time.
     config = ieee118_config()
     config.learner.hidden_size = 8
     config.learner.unroll_length = 8
@@ -86,3 +86,17 @@ def test_two_threads_per_device_on_two_devices_keep_rolling_out():
     runner.join(timeout=60)
     assert stats["threads"] == 4
     assert stats["min_thread_rollouts"] >= 3, stats
+
+
+class FakeDevice:
+    def __init__(self, platform):
+        self.platform = platform
+
+
+def test_rollout_locks_one_per_process_on_cpu_one_per_device_on_accelerators():
+    cpu = [FakeDevice("cpu"), FakeDevice("cpu")]
+    locks = rollout_locks(cpu)
+    assert locks[cpu[0]] is locks[cpu[1]]
+    gpu = [FakeDevice("gpu"), FakeDevice("gpu")]
+    locks = rollout_locks(gpu)
+    assert locks[gpu[0]] is not locks[gpu[1]]
