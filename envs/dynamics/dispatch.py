@@ -51,6 +51,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from envs.dynamics.selective import compute_where
+
 EPS = 1e-6
 
 
@@ -132,6 +134,13 @@ class Injections(NamedTuple):
     spilled: jax.Array  # [] MW of renewable output spilled by over-frequency protection
 
 
+# From this many units on, the exact kink walk (a sort of 2G + 1 kinks and an O(G^2)
+# evaluation per grid) runs only for the grids where a unit reaches a limit. Below it the walk
+# is cheaper than selecting those grids (ieee14, 5 units: 73k -> 49k env steps/s at B = 64 with
+# the selection; ieee118, 54 units: the sort alone was ~9 us of a ~70 us step at B = 1024).
+SELECTIVE_KINK_WALK_UNITS = 16
+
+
 def primary_response(pg, residual, weight, lo, hi):
     """Droop response ``clip(pg + lam w, lo, hi)`` with the common ``lam`` that covers
     ``residual`` (shortfall > 0) as far as the units' limits allow.
@@ -142,10 +151,26 @@ def primary_response(pg, residual, weight, lo, hi):
     part = weight > 0
     lo = jnp.where(part, jnp.minimum(lo, pg), pg)
     hi = jnp.where(part, jnp.maximum(hi, pg), pg)
-    w = jnp.where(part, weight, 1.0)
+    w = jnp.where(part, weight, 0.0)
     covered = jnp.clip(residual, jnp.sum(lo - pg), jnp.sum(hi - pg))
-    # The response is piecewise linear in lam with kinks where a unit reaches a limit:
-    # evaluate it at every kink (and 0), then interpolate inside the bracketing segment.
+    if pg.shape[-1] < SELECTIVE_KINK_WALK_UNITS:
+        return _response_at_kinks(pg, covered, w, lo, hi), residual - covered
+    # Usually no unit reaches a limit (AGC has already balanced within the reachable bands,
+    # so the residual is small): then lam = covered / sum(w) exactly, and only the grids where
+    # some unit would leave its band walk the kinks (under vmap: ``compute_where``).
+    lam = covered / jnp.maximum(jnp.sum(w), EPS)
+    linear = pg + lam * w
+    saturates = jnp.any((linear < lo) | (linear > hi))
+    moved = compute_where(_response_at_kinks, saturates, linear, pg, covered, w, lo, hi)
+    return moved, residual - covered
+
+
+def _response_at_kinks(pg, covered, w, lo, hi):
+    """``clip(pg + lam w, lo, hi)`` moving ``covered`` MW in total.
+
+    The response is piecewise linear in lam with kinks where a unit reaches a limit: evaluate
+    it at every kink (and 0), then interpolate inside the bracketing segment."""
+    w = jnp.where(w > 0, w, 1.0)  # non-participants have lo = hi = pg: their kinks are 0
     kinks = jnp.sort(jnp.concatenate([(lo - pg) / w, (hi - pg) / w, jnp.zeros(1, pg.dtype)]))
     at_kink = pg[None, :] + kinks[:, None] * w[None, :]
     moved = jnp.sum(jnp.clip(at_kink, lo[None, :], hi[None, :]) - pg[None, :], axis=-1)
@@ -153,7 +178,7 @@ def primary_response(pg, residual, weight, lo, hi):
     gap = moved[k + 1] - moved[k]
     frac = jnp.clip((covered - moved[k]) / jnp.where(gap > 0, gap, 1.0), 0.0, 1.0)
     lam = kinks[k] + frac * (kinks[k + 1] - kinks[k])
-    return jnp.clip(pg + lam * w, lo, hi), residual - covered
+    return jnp.clip(pg + lam * w, lo, hi)
 
 
 def _cut(values, amount):
@@ -178,16 +203,24 @@ def over_frequency_cut(gen, storage, surplus, is_renewable):
     return gen, storage, spilled, left
 
 
-def injections(energised, pg, p_storage, net_load, primary_weight, grid, devices):
-    """Bus injections with devices on de-energised buses removed, primary response within
-    unit limits, and UFLS / over-frequency protection for what the units cannot cover."""
-    gen_live = energised[grid.gen_bus]
-    gen = jnp.where(gen_live, pg, 0.0)
+def energised_residual(energised, pg, p_storage, net_load, grid, devices):
+    """``(gen [G], storage [S], served [N], residual [])`` with devices on de-energised buses
+    removed; ``residual`` is the shortfall of the energised system (shunts included)."""
+    gen = jnp.where(energised[grid.gen_bus], pg, 0.0)
     storage = jnp.where(energised[devices.storage_bus], p_storage, 0.0)
     served = jnp.where(energised, net_load, 0.0)
     shunt = jnp.sum(jnp.where(energised, grid.bus_gs, 0.0))
     residual = jnp.sum(served) + shunt - jnp.sum(gen) - jnp.sum(storage)
-    weight = jnp.where(gen_live, primary_weight, 0.0)
+    return gen, storage, served, residual
+
+
+def injections(energised, pg, p_storage, net_load, primary_weight, grid, devices):
+    """Bus injections with devices on de-energised buses removed, primary response within
+    unit limits, and UFLS / over-frequency protection for what the units cannot cover."""
+    gen, storage, served, residual = energised_residual(
+        energised, pg, p_storage, net_load, grid, devices
+    )
+    weight = jnp.where(energised[grid.gen_bus], primary_weight, 0.0)
     gen, uncovered = primary_response(gen, residual, weight, devices.pmin, devices.pmax)
     served_pos, _ = _cut(jnp.maximum(served, 0.0), jnp.maximum(uncovered, 0.0))
     served = jnp.where(served > 0, served_pos, served)

@@ -39,11 +39,11 @@ def dispatch_devices(ctrl, state, inputs, topo, params) -> Dispatch:
     )
     shed = jnp.maximum(ctrl.shed, 0.0) * devices.shed_max * inputs.demand
     net_load = inputs.demand - shed
-    expected = dsp.injections(
-        state.energised, pg, storage, net_load, jnp.zeros_like(pg), grid, devices
+    _, _, _, expected_residual = dsp.energised_residual(
+        state.energised, pg, storage, net_load, grid, devices
     )
     participates = conv_online & state.energised[grid.gen_bus]
-    pg, _ = dsp.agc(pg, lo, hi, expected.residual, participates)
+    pg, _ = dsp.agc(pg, lo, hi, expected_residual, participates)
     available = jnp.where(is_ren, renewable_available, jnp.where(conv_online, devices.pmax, 0.0))
     return Dispatch(pg, storage, shed, net_load, available, conv_online, clipped)
 
