@@ -5,7 +5,8 @@ clusters, a set of threads under ``local_mt``). Each device runs
 ``actors.threads_per_device`` threads; each thread keeps its own batch of grids on its device,
 takes new parameters whenever the variable server's version changed (a cheap integer poll, so
 acting never waits), runs one compiled rollout, moves the result to host once and puts it in
-the queue (blocking when full: back-pressure).
+the queue (blocking when full: back-pressure). Threads take turns computing: one per device on
+accelerators, one per process on XLA:CPU (``rollout_locks``).
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ class ActorNode:
         # One jitted rollout for all threads: threads on the same device share its executable
         # (compiled once, not once per thread).
         compiled = jitted_rollout(env, env_params, policy, self._config.learner.unroll_length)
-        device_locks = rollout_locks(devices)
+        locks = rollout_locks(devices)
         threads, errors = [], []
         self._counters = []
         for slot in range(len(devices) * per_device):
@@ -91,7 +92,7 @@ class ActorNode:
                 self._config,
                 actor_id=self._first_actor_id + slot,
                 device=devices[slot // per_device],
-                device_lock=device_locks[devices[slot // per_device]],
+                rollout_lock=locks[devices[slot // per_device]],
                 seed=hash((self._config.seed, self._first_actor_id + slot, incarnation)),
                 rollout_fns=compiled,
                 queue=self._queue,
@@ -161,7 +162,7 @@ class ActorThread:
         config,
         actor_id,
         device,
-        device_lock,
+        rollout_lock,
         seed,
         rollout_fns,
         queue,
@@ -173,7 +174,7 @@ class ActorThread:
         self._config = config
         self._actor_id = actor_id
         self._device = device
-        self._device_lock = device_lock
+        self._rollout_lock = rollout_lock
         self._queue = queue
         self._variables = variables
         self._stop = stop
@@ -211,7 +212,7 @@ class ActorThread:
         key_rollout, self._key = jax.random.split(self._key)
         params, norm_state = self._params
         key_rollout = jax.device_put(key_rollout, self._device)
-        with self._device_lock:  # see rollout_locks
+        with self._rollout_lock:  # see rollout_locks
             carry, trajectory, totals = self._rollout(params, norm_state, carry, key_rollout)
             jax.block_until_ready((carry, trajectory, totals))
         trajectory, totals = jax.device_get((trajectory, totals))
