@@ -122,6 +122,10 @@ class ActorNode:
         }
 
 
+# Per process, not per node: ``local_mt`` may run several actor nodes in one process.
+_CPU_ROLLOUT_LOCK = threading.Lock()
+
+
 def rollout_locks(devices) -> dict:
     """The lock each device's threads hold while their rollout computes.
 
@@ -133,8 +137,7 @@ def rollout_locks(devices) -> dict:
     and two (one per device) wedged in a training run after a few minutes.
     """
     if all(device.platform == "cpu" for device in devices):
-        shared = threading.Lock()
-        return {device: shared for device in devices}
+        return {device: _CPU_ROLLOUT_LOCK for device in devices}
     return {device: threading.Lock() for device in devices}
 
 

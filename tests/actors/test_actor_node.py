@@ -50,7 +50,7 @@ def test_actor_threads_stamp_versions_and_pick_up_new_params():
     assert 0 <= stats["min_thread_rollouts"] <= stats["rollouts"] // 2
 
 
-class CountingQueue:
+class DroppingQueue:
     """Drops items; the actor threads run unthrottled."""
 
     def put(self, item, timeout=None):
@@ -74,7 +74,7 @@ def test_two_threads_per_device_on_two_devices_keep_rolling_out():
     variables = VariableServer()
     variables.publish(0, policy.init(jax.random.PRNGKey(0)), policy.init_norm_state())
     node = ActorNode(
-        config, 0, (0, 1), CountingQueue(), variables, lambda c: (env, env_params, policy)
+        config, 0, (0, 1), DroppingQueue(), variables, lambda c: (env, env_params, policy)
     )
     runner = threading.Thread(target=node.run, daemon=True)
     runner.start()

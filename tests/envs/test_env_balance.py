@@ -45,7 +45,7 @@ def test_primary_response_shares_by_pmax_and_stops_at_limits():
     np.testing.assert_allclose(float(left), -350.0, atol=1e-3)  # 150 MW was all they had
 
 
-def test_primary_response_of_many_units_matches_the_kink_walk_in_a_batch():
+def test_primary_response_of_many_units_matches_the_kink_walk_in_a_batch(monkeypatch):
     # From SELECTIVE_KINK_WALK_UNITS units on, only the grids where a unit reaches a limit
     # walk the kinks; the others take the common droop level directly. Both must agree with
     # the walk for every grid of a batch that mixes small and saturating residuals.
@@ -57,18 +57,12 @@ def test_primary_response_of_many_units_matches_the_kink_walk_in_a_batch():
     weight = jnp.where(jnp.arange(units) % 5 == 0, 0.0, hi)  # some units outside droop
     residuals = jnp.asarray([0.0, 3.0, -4.0, 400.0, -300.0, 5_000.0], jnp.float32)
 
-    def walk(residual):
-        part = weight > 0
-        w = jnp.where(part, weight, 0.0)
-        covered = jnp.clip(
-            residual, jnp.sum(jnp.where(part, lo - pg, 0.0)), jnp.sum(jnp.where(part, hi - pg, 0.0))
-        )
-        return dsp._response_at_kinks(
-            pg, covered, w, jnp.where(part, lo, pg), jnp.where(part, hi, pg)
-        )
-
-    moved, left = jax.vmap(lambda r: dsp.primary_response(pg, r, weight, lo, hi))(residuals)
-    np.testing.assert_allclose(np.asarray(moved), np.asarray(jax.vmap(walk)(residuals)), atol=1e-3)
+    respond = jax.vmap(lambda r: dsp.primary_response(pg, r, weight, lo, hi))
+    moved, left = respond(residuals)
+    # The reference: every grid walks the kinks (the path below the unit threshold).
+    monkeypatch.setattr(dsp, "SELECTIVE_KINK_WALK_UNITS", units + 1)
+    walked, _ = respond(residuals)
+    np.testing.assert_allclose(np.asarray(moved), np.asarray(walked), atol=1e-3)
     supplied = np.asarray(jnp.sum(moved - pg[None, :], axis=1) + left)
     np.testing.assert_allclose(supplied, np.asarray(residuals), atol=1e-2)
     assert (np.asarray(moved) <= np.asarray(hi)[None] + 1e-4).all()
