@@ -44,9 +44,24 @@ def compute_where(fn, needed, fallback, *args):
     return selected(jnp.asarray(needed, bool), fallback, args)
 
 
+def _needing_first(needed):
+    """[B] grid indices, those that need it first, each group in batch order.
+
+    A stable partition by prefix sums and one scatter: ``argsort`` of a bool vector is a
+    comparison sort on XLA:CPU and cost more than the chunks it ordered (~8 ms of a 78 ms
+    ieee14 step at B = 4096).
+    """
+    size = needed.shape[0]
+    needing = jnp.cumsum(needed, dtype=jnp.int32)
+    rank = jnp.where(needed, needing - 1, needing[-1] + jnp.arange(size, dtype=jnp.int32) - needing)
+    return jnp.zeros(size, jnp.int32).at[rank].set(
+        jnp.arange(size, dtype=jnp.int32), unique_indices=True
+    )
+
+
 def _chunked(fn, needed, fallback, args, args_batched, size: int):
     chunk = max(-(-size // CHUNKS), min(size, MIN_CHUNK))
-    order = jnp.argsort(~needed, stable=True)  # grids that need it first
+    order = _needing_first(needed)
     rounds = (jnp.sum(needed) + chunk - 1) // chunk
     axes = jax.tree_util.tree_map(lambda b: 0 if b else None, args_batched)
     batched_fn = jax.vmap(lambda a: fn(*a), in_axes=(axes,))

@@ -87,13 +87,16 @@ def test_outage_sets_island_what_the_names_say(cases):
     assert dead[names.index("two one-bus islands (an outage with both ends dead)")] == 2
 
 
-def test_low_rank_update_solves_islands_without_the_dense_fallback(cases):
+@pytest.mark.parametrize("slots", [fastdc.FEW_SLOTS, fastdc.OUTAGE_SLOTS])
+def test_low_rank_update_solves_islands_without_the_dense_fallback(cases, slots):
     grid, names, p_bus, in_service = cases
-    within = [i for i, n in enumerate(names) if n != "beyond slots"]
+    outages = (~np.asarray(in_service)).sum(axis=-1)
+    within = [i for i in range(len(names)) if outages[i] <= slots]
+    assert len(within) >= 2  # the few-slot tier: "no island" and "bridge"
     p_bus, in_service = p_bus[np.asarray(within)], in_service[np.asarray(within)]
     reference = dc_power_flow(grid, p_bus, in_service)
     energised = reference.bus_energised
-    flow, abs_det = jax.jit(jax.vmap(lambda p, s, e: fastdc._low_rank(grid, p, s, e)))(
+    flow, abs_det = jax.jit(jax.vmap(lambda p, s, e: fastdc._low_rank(grid, p, s, e, slots)))(
         p_bus, in_service, energised
     )
     # well conditioned, so dc_flow keeps these results instead of solving densely
