@@ -53,10 +53,9 @@ def _needing_first(needed):
     """
     size = needed.shape[0]
     needing = jnp.cumsum(needed, dtype=jnp.int32)
-    rank = jnp.where(needed, needing - 1, needing[-1] + jnp.arange(size, dtype=jnp.int32) - needing)
-    return jnp.zeros(size, jnp.int32).at[rank].set(
-        jnp.arange(size, dtype=jnp.int32), unique_indices=True
-    )
+    position = jnp.arange(size, dtype=jnp.int32)
+    rank = jnp.where(needed, needing - 1, needing[-1] + position - needing)
+    return jnp.zeros(size, jnp.int32).at[rank].set(position, unique_indices=True)
 
 
 def _chunked(fn, needed, fallback, args, args_batched, size: int):
