@@ -59,6 +59,14 @@ def _needing_first(needed):
 
 
 def _chunked(fn, needed, fallback, args, args_batched, size: int):
+    if size == 1:  # a branch, without the partition, gathers and scatters
+        rows = jax.tree_util.tree_map(lambda x, b: x[0] if b else x, args, args_batched)
+
+        def computed():
+            out = fn(*rows)
+            return jax.tree_util.tree_map(lambda y, f: y[None].astype(f.dtype), out, fallback)
+
+        return jax.lax.cond(needed[0], computed, lambda: fallback)
     chunk = max(-(-size // CHUNKS), min(size, MIN_CHUNK))
     order = _needing_first(needed)
     rounds = (jnp.sum(needed) + chunk - 1) // chunk
