@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from envs.case import load_case
 from envs.dcpf import dc_power_flow
@@ -13,13 +14,14 @@ BATCH = 64
 
 
 def _mixed_batch(grid, islands: int):
-    """Mostly intact grids, some with 1-3 outages, ``islands`` cut at a bridge, one N-k."""
+    """Mostly intact grids, some with 1-6 outages (both tiers of slots), ``islands`` cut at a
+    bridge, one N-k."""
     rng = np.random.default_rng(0)
     p_bus = rng.normal(0.0, 20.0, (BATCH, grid.n_bus))
     in_service = np.ones((BATCH, grid.n_branch), bool)
     non_bridges = np.flatnonzero(~np.asarray(grid.branch_is_bridge))
     for b in range(BATCH):
-        k = (0, 0, 1, 2, 3, 0)[b % 6]
+        k = (0, 0, 1, 2, 3, 6, 0)[b % 7]
         in_service[b, rng.choice(non_bridges, k, replace=False)] = False
     bridge = int(np.flatnonzero(np.asarray(grid.branch_is_bridge))[0])
     in_service[:islands, bridge] = False
@@ -34,8 +36,9 @@ def _assert_same(fast, reference):
     np.testing.assert_array_equal(fast.islanded, reference.islanded)
 
 
-def test_batched_flow_matches_the_dense_solve_for_any_number_of_islands():
-    grid = build_grid(load_case("ieee14"))
+@pytest.mark.parametrize("case", ["ieee14", "ieee118"])
+def test_batched_flow_matches_the_dense_solve_for_any_number_of_islands(case):
+    grid = build_grid(load_case(case))
     batched = jax.jit(jax.vmap(lambda p, s: dc_flow(grid, p, s)))
     # 1 to 40 of the 64 grids islanded (connectivity sweep for them; low-rank flows), and
     # the N-k grid beyond the outage slots (dense solve)

@@ -87,9 +87,10 @@ def test_outage_sets_island_what_the_names_say(cases):
     assert dead[names.index("two one-bus islands (an outage with both ends dead)")] == 2
 
 
-@pytest.mark.parametrize("slots", [fastdc.FEW_SLOTS, fastdc.OUTAGE_SLOTS])
-def test_low_rank_update_solves_islands_without_the_dense_fallback(cases, slots):
+@pytest.mark.parametrize("tier", ["few", "wide"])
+def test_low_rank_update_solves_islands_without_the_dense_fallback(cases, tier):
     grid, names, p_bus, in_service = cases
+    slots = fastdc.few_slots(grid) if tier == "few" else fastdc.OUTAGE_SLOTS
     outages = (~np.asarray(in_service)).sum(axis=-1)
     within = [i for i in range(len(names)) if outages[i] <= slots]
     assert len(within) >= 2  # the few-slot tier: "no island" and "bridge"
