@@ -56,8 +56,15 @@ def run_dir_from_flags() -> str:
     if FLAGS.resume and not FLAGS.run_dir:
         exit_with_error("--resume needs --run_dir (the directory of the run to continue)")
     run_dir = os.path.abspath(FLAGS.run_dir or default_run_dir())
-    if FLAGS.resume and not os.path.isdir(os.path.join(run_dir, "checkpoints")):
+    checkpoints = os.path.join(run_dir, "checkpoints")
+    if FLAGS.resume and not os.path.isdir(checkpoints):
         exit_with_error(f"--resume: no checkpoints in {run_dir}")
+    if not FLAGS.resume and os.path.isdir(checkpoints) and os.listdir(checkpoints):
+        # A fresh run would write its checkpoints among the old run's (same step numbers).
+        exit_with_error(
+            f"{run_dir} already holds a run's checkpoints: pass --resume to continue it, "
+            "or choose another --run_dir"
+        )
     return run_dir
 
 

@@ -150,3 +150,21 @@ def test_launcher_start_up_errors_exit_nonzero_with_one_line(flags, tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert not os.path.exists(tmp_path / "checkpoints")
+
+
+def test_a_fresh_run_refuses_a_run_dir_that_holds_checkpoints(tmp_path):
+    old = tmp_path / "checkpoints" / "50"
+    old.mkdir(parents=True)
+    (old / "marker").write_text("the earlier run")
+    result = subprocess.run(
+        [sys.executable, "-m", "launch.local", f"--run_dir={tmp_path}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "--resume" in lines[0], result.stderr
+    assert os.listdir(tmp_path / "checkpoints") == ["50"]
+    assert (old / "marker").read_text() == "the earlier run"
