@@ -198,6 +198,21 @@ def test_energised_buses_on_a_chain():
     np.testing.assert_array_equal(nothing, np.arange(grid.n_bus) == grid.slack)
 
 
+def test_energised_buses_equal_the_slack_component_under_random_outages():
+    grid = build_grid(load_case("ieee118"))
+    f, t = np.asarray(grid.branch_from), np.asarray(grid.branch_to)
+    rng = np.random.default_rng(7)
+    masks = np.ones((300, grid.n_branch), bool)
+    for row in masks:
+        row[rng.choice(grid.n_branch, rng.integers(0, 40), replace=False)] = False
+    ours = np.asarray(jax.jit(lambda m: energised_buses(grid, m))(jnp.asarray(masks)))
+    assert 0 < (~ours).sum()  # some outage sets island buses
+    for row, mask in enumerate(masks):
+        graph = csr_matrix((np.ones(mask.sum()), (f[mask], t[mask])), (grid.n_bus,) * 2)
+        _, component = csgraph.connected_components(graph, directed=False)
+        np.testing.assert_array_equal(ours[row], component == component[grid.slack])
+
+
 def test_repeated_and_out_of_range_outage_indices_are_ignored():
     grid = build_grid(load_case("ieee14"))
     p_bus = _case_injection(grid)
