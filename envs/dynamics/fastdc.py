@@ -15,10 +15,10 @@ branch mask, but takes a cheap path wherever it can:
 * otherwise (more outages, or an ill-conditioned update): the dense masked solve.
 
 Both tests run in two tiers: every grid first with ``few_slots(grid)`` slots, then only grids
-with more outages than that with ``OUTAGE_SLOTS``. Most grids of a batch have none or one outage
-(random actions: ieee14 97 % at most two, ieee118 70 %), and the elimination of the rank-2K
-system is O(K^3) per grid whether its slots are used or not: with 8 slots for every grid it was
-a quarter of an ieee14 step's op time.
+with more outages than that with ``OUTAGE_SLOTS``. Most grids of a batch have few outages
+(random actions: ieee14 97 % within 2, ieee118 78 % within 4), and the elimination of the
+rank-2K system is O(K^3) per grid whether its slots are used or not: with 8 slots for every
+grid it was a quarter of an ieee14 step's op time.
 
 Under ``jax.vmap`` the wider tier, the sweep and the dense solve run only for the grids that
 need them (``envs.dynamics.selective.compute_where``). A dense LU per grid costs O(N^3); the update
@@ -110,7 +110,7 @@ def _update_terms(grid, in_service, energised, slots):
     return jnp.concatenate([f, f]), jnp.concatenate([t, t]), alpha, gamma, scale, used
 
 
-def _low_rank(grid, p_bus, in_service, energised, slots=OUTAGE_SLOTS):
+def _low_rank(grid, p_bus, in_service, energised, slots):
     """(DCFlow, |det| of the scaled update system) for up to K = ``slots`` outages, islands
     included.
 
@@ -143,6 +143,10 @@ def _low_rank(grid, p_bus, in_service, energised, slots=OUTAGE_SLOTS):
         energised,
     )
     return result, abs_det
+
+
+def _low_rank_wide(grid, p_bus, in_service, energised):
+    return _low_rank(grid, p_bus, in_service, energised, OUTAGE_SLOTS)
 
 
 def _solve_unpivoted(matrix, rhs):
@@ -184,7 +188,7 @@ def dc_flow(grid, p_bus, in_service, active=None, energised=None) -> DCFlow:
     flow, abs_det = _low_rank(grid, p_bus, in_service, energised, slots)
     wide = (count > slots) & (count <= OUTAGE_SLOTS) & active
     flow, abs_det = compute_where(
-        _low_rank, wide, (flow, abs_det), grid, p_bus, in_service, energised
+        _low_rank_wide, wide, (flow, abs_det), grid, p_bus, in_service, energised
     )
     dense = (count > OUTAGE_SLOTS) | (abs_det < _tolerance(abs_det.dtype))
     return compute_where(masked_flow, dense & active, flow, grid, p_bus, in_service, energised)
