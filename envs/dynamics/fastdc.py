@@ -3,11 +3,11 @@
 ``dc_flow(grid, p_bus, in_service)`` returns what ``envs.dcpf.dc_power_flow`` returns for a
 branch mask, but takes a cheap path wherever it can:
 
-* connectivity (``connected_buses``): with at most ``OUTAGE_SLOTS`` branches out, the outage
+* connectivity (``connected_buses``): with at most K branches out (K = ``wide_slots(grid)``), the outage
   set islands buses exactly when ``det(I - H_OO)`` vanishes (H = branch PTDF; the matrix
   determinant lemma). Only grids whose determinant is (nearly) zero, or that have more
   outages, run the connectivity sweep ``envs.dcpf.energised_buses``;
-* flows (``K = OUTAGE_SLOTS`` outages at most): the intact network's angles ``X p`` (X the
+* flows (K outages at most): the intact network's angles ``X p`` (X the
   reduced inverse) corrected by a rank-2K Woodbury update: each outage removes its branch, and
   each dead endpoint of an outage is grounded through that branch's susceptance. Dead buses
   carry no injection, so the grounding pins every island at angle 0 without touching the
@@ -15,7 +15,7 @@ branch mask, but takes a cheap path wherever it can:
 * otherwise (more outages, or an ill-conditioned update): the dense masked solve.
 
 Both tests run in two tiers: every grid first with ``few_slots(grid)`` slots, then only grids
-with more outages than that with ``OUTAGE_SLOTS``. Most grids of a batch have few outages
+with more outages than that with ``wide_slots(grid)``. Most grids of a batch have few outages
 (random actions: ieee14 97 % within 2, ieee118 78 % within 4), and the elimination of the
 rank-2K system is O(K^3) per grid whether its slots are used or not: with 8 slots for every
 grid it was a quarter of an ieee14 step's op time.
@@ -30,14 +30,24 @@ import jax.numpy as jnp
 from envs.dcpf import ISLAND_DET_TOL, DCFlow, energised_buses, masked_flow, solve_small
 from envs.dynamics.selective import compute_where
 
-OUTAGE_SLOTS = 8
+SMALL_GRID_BRANCHES = 64  # up to this many branches a grid takes the small tiers below
 
 
 def few_slots(grid) -> int:
-    """Slots of the first tier. Outages (trips, random and planned) grow with the branch count:
-    ieee14 (20 branches) keeps 97 % of random-action grids within 2, ieee118 (186) 78 % within
-    4. DC env steps/s, 2 vs 4 slots: ieee14 B = 4096 132k vs 114k; ieee118 B = 64 8.2k vs 10.7k."""
-    return 2 if grid.n_branch <= 64 else 4
+    """Slots of the first tier (every grid). Outages (trips, random and planned) grow with the
+    branch count: ieee14 (20 branches) keeps 97 % of random-action grids within 2, ieee118 (186)
+    78 % within 4. DC env steps/s, 2 vs 4 slots: ieee14 B = 4096 132k vs 114k; ieee118 B = 64
+    8.2k vs 10.7k."""
+    return 2 if grid.n_branch <= SMALL_GRID_BRANCHES else 4
+
+
+def wide_slots(grid) -> int:
+    """Slots of the second tier (grids with more outages than ``few_slots``); beyond it the dense
+    solve. ~10 % of random-action ieee118 grids have more than 8 outages, < 1 % more than 16,
+    and a 118-bus LU costs far more than a rank-32 update: 16 slots there (ieee118 B = 1024
+    17.1k / 16.2k -> 18.9k / 18.1k steps/s in two pairs). ieee14 almost never exceeds 8, and
+    16 slots made its second tier dearer (B = 4096 131k -> 109k)."""
+    return 8 if grid.n_branch <= SMALL_GRID_BRANCHES else 16
 
 
 def _outage_slots(in_service, slots):
@@ -66,8 +76,9 @@ def _island_det(grid, in_service, slots):
 
 
 def _may_island_wide(grid, in_service):
-    abs_det, count = _island_det(grid, in_service, OUTAGE_SLOTS)
-    return (count > OUTAGE_SLOTS) | (abs_det < _tolerance(abs_det.dtype))
+    slots = wide_slots(grid)
+    abs_det, count = _island_det(grid, in_service, slots)
+    return (count > slots) | (abs_det < _tolerance(abs_det.dtype))
 
 
 def _may_island(grid, in_service):
@@ -146,7 +157,7 @@ def _low_rank(grid, p_bus, in_service, energised, slots):
 
 
 def _low_rank_wide(grid, p_bus, in_service, energised):
-    return _low_rank(grid, p_bus, in_service, energised, OUTAGE_SLOTS)
+    return _low_rank(grid, p_bus, in_service, energised, wide_slots(grid))
 
 
 def _solve_unpivoted(matrix, rhs):
@@ -186,9 +197,9 @@ def dc_flow(grid, p_bus, in_service, active=None, energised=None) -> DCFlow:
     count = jnp.sum(~in_service)
     slots = few_slots(grid)
     flow, abs_det = _low_rank(grid, p_bus, in_service, energised, slots)
-    wide = (count > slots) & (count <= OUTAGE_SLOTS) & active
+    wide = (count > slots) & (count <= wide_slots(grid)) & active
     flow, abs_det = compute_where(
         _low_rank_wide, wide, (flow, abs_det), grid, p_bus, in_service, energised
     )
-    dense = (count > OUTAGE_SLOTS) | (abs_det < _tolerance(abs_det.dtype))
+    dense = (count > wide_slots(grid)) | (abs_det < _tolerance(abs_det.dtype))
     return compute_where(masked_flow, dense & active, flow, grid, p_bus, in_service, energised)

@@ -7,25 +7,25 @@ import pytest
 
 from envs.case import load_case
 from envs.dcpf import dc_power_flow
-from envs.dynamics.fastdc import OUTAGE_SLOTS, dc_flow
+from envs.dynamics.fastdc import dc_flow, wide_slots
 from envs.grid import build_grid
 
 BATCH = 64
 
 
 def _mixed_batch(grid, islands: int):
-    """Mostly intact grids, some with 1-6 outages (both tiers of slots), ``islands`` cut at a
+    """Mostly intact grids, some with 1-11 outages (both tiers of slots, and the dense solve), ``islands`` cut at a
     bridge, one N-k."""
     rng = np.random.default_rng(0)
     p_bus = rng.normal(0.0, 20.0, (BATCH, grid.n_bus))
     in_service = np.ones((BATCH, grid.n_branch), bool)
     non_bridges = np.flatnonzero(~np.asarray(grid.branch_is_bridge))
     for b in range(BATCH):
-        k = (0, 0, 1, 2, 3, 6, 0)[b % 7]
+        k = (0, 0, 1, 2, 3, 6, 0, 11)[b % 8]
         in_service[b, rng.choice(non_bridges, k, replace=False)] = False
     bridge = int(np.flatnonzero(np.asarray(grid.branch_is_bridge))[0])
     in_service[:islands, bridge] = False
-    in_service[-1, : OUTAGE_SLOTS + 2] = False  # more outages than slots
+    in_service[-1, : wide_slots(grid) + 2] = False  # more outages than slots
     return jnp.asarray(p_bus, jnp.float32), jnp.asarray(in_service)
 
 
