@@ -3,8 +3,8 @@
 ``dc_flow(grid, p_bus, in_service)`` returns what ``envs.dcpf.dc_power_flow`` returns for a
 branch mask, but takes a cheap path wherever it can:
 
-* connectivity (``connected_buses``): with at most K branches out (K = ``wide_slots(grid)``), the outage
-  set islands buses exactly when ``det(I - H_OO)`` vanishes (H = branch PTDF; the matrix
+* connectivity (``connected_buses``): with at most K = ``wide_slots(grid)`` branches out, the
+  outage set islands buses exactly when ``det(I - H_OO)`` vanishes (H = branch PTDF; the matrix
   determinant lemma). Only grids whose determinant is (nearly) zero, or that have more
   outages, run the connectivity sweep ``envs.dcpf.energised_buses``;
 * flows (K outages at most): the intact network's angles ``X p`` (X the
@@ -21,8 +21,8 @@ rank-2K system is O(K^3) per grid whether its slots are used or not: with 8 slot
 grid it was a quarter of an ieee14 step's op time.
 
 Under ``jax.vmap`` the wider tier, the sweep and the dense solve run only for the grids that
-need them (``envs.dynamics.selective.compute_where``). A dense LU per grid costs O(N^3); the update
-O(K N + K L + K^3), which is what makes a batch of ieee118 grids with outages cheap.
+need them (``envs.dynamics.selective.compute_where``). A dense LU per grid costs O(N^3); the
+update O(K N + K L + K^3), which is what makes a batch of ieee118 grids with outages cheap.
 """
 
 import jax.numpy as jnp

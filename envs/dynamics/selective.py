@@ -4,8 +4,9 @@
 grid. Under ``jax.vmap`` (a ``custom_vmap`` rule) a plain ``jnp.where`` would evaluate ``fn``
 for every grid of the batch; here the grids that need it are gathered
 ``max(ceil(B / CHUNKS), MIN_CHUNK)`` at a time, ``fn`` runs on those rows only (a
-``lax.while_loop``, usually a few rounds) and the results are scattered over the fallback. That is what makes work that a few grids need per step
-cheap for the whole batch: cascade rounds after the first, the auto-reset of finished episodes.
+``lax.while_loop``, usually a few rounds) and the results are scattered over the fallback. That
+is what makes work that a few grids need per step cheap for the whole batch: cascade rounds
+after the first, the auto-reset of finished episodes, the wider outage tier of the DC flow.
 
 ``fn`` must be a pure function of its arguments: every batched value it uses must be passed in
 ``args`` (``custom_vmap`` does not batch values closed over from an enclosing ``vmap``).
