@@ -3,7 +3,7 @@
 ``dc_flow(grid, p_bus, in_service)`` returns what ``envs.dcpf.dc_power_flow`` returns for a
 branch mask, but takes a cheap path wherever it can:
 
-* connectivity (``connected_buses``): with at most K = ``wide_slots(grid)`` branches out, the
+* connectivity (``connected_buses``): with at most K = ``WIDE_SLOTS`` branches out, the
   outage set islands buses exactly when ``det(I - H_OO)`` vanishes (H = branch PTDF; the matrix
   determinant lemma). Only grids whose determinant is (nearly) zero, or that have more
   outages, run the connectivity sweep ``envs.dcpf.energised_buses``;
@@ -15,7 +15,7 @@ branch mask, but takes a cheap path wherever it can:
 * otherwise (more outages, or an ill-conditioned update): the dense masked solve.
 
 Both tests run in two tiers: every grid first with ``few_slots(grid)`` slots, then only grids
-with more outages than that with ``wide_slots(grid)``. Most grids of a batch have few outages
+with more outages than that with ``WIDE_SLOTS``. Most grids of a batch have few outages
 (random actions: ieee14 97 % within 2, ieee118 78 % within 4), and the elimination of the
 rank-2K system is O(K^3) per grid whether its slots are used or not: with 8 slots for every
 grid it was a quarter of an ieee14 step's op time.
@@ -30,7 +30,13 @@ import jax.numpy as jnp
 from envs.dcpf import ISLAND_DET_TOL, DCFlow, energised_buses, masked_flow, solve_small
 from envs.dynamics.selective import compute_where
 
-SMALL_GRID_BRANCHES = 64  # up to this many branches a grid takes the small tiers below
+SMALL_GRID_BRANCHES = 64  # up to this many branches a grid takes the smaller first tier
+# Slots of the second tier (grids with more outages than ``few_slots``); beyond it the dense
+# solve. ~10 % of random-action ieee118 grids have more than 8 outages, < 1 % more than 16.
+# 16 slots on ieee118 were faster at B = 64 and 1024 (B = 1024 17.1k / 16.2k -> 18.9k / 18.1k
+# steps/s in two pairs) but not at B = 4096, and its rollout compiled 42 % longer (33 s -> 47 s);
+# on ieee14 they cost 17 % (B = 4096 131k -> 109k).
+WIDE_SLOTS = 8
 
 
 def few_slots(grid) -> int:
@@ -39,15 +45,6 @@ def few_slots(grid) -> int:
     78 % within 4. DC env steps/s, 2 vs 4 slots: ieee14 B = 4096 132k vs 114k; ieee118 B = 64
     8.2k vs 10.7k."""
     return 2 if grid.n_branch <= SMALL_GRID_BRANCHES else 4
-
-
-def wide_slots(grid) -> int:
-    """Slots of the second tier (grids with more outages than ``few_slots``); beyond it the dense
-    solve. ~10 % of random-action ieee118 grids have more than 8 outages, < 1 % more than 16,
-    and a 118-bus LU costs far more than a rank-32 update: 16 slots there (ieee118 B = 1024
-    17.1k / 16.2k -> 18.9k / 18.1k steps/s in two pairs). ieee14 almost never exceeds 8, and
-    16 slots made its second tier dearer (B = 4096 131k -> 109k)."""
-    return 8 if grid.n_branch <= SMALL_GRID_BRANCHES else 16
 
 
 def _outage_slots(in_service, slots):
@@ -76,9 +73,8 @@ def _island_det(grid, in_service, slots):
 
 
 def _may_island_wide(grid, in_service):
-    slots = wide_slots(grid)
-    abs_det, count = _island_det(grid, in_service, slots)
-    return (count > slots) | (abs_det < _tolerance(abs_det.dtype))
+    abs_det, count = _island_det(grid, in_service, WIDE_SLOTS)
+    return (count > WIDE_SLOTS) | (abs_det < _tolerance(abs_det.dtype))
 
 
 def _may_island(grid, in_service):
@@ -157,7 +153,7 @@ def _low_rank(grid, p_bus, in_service, energised, slots):
 
 
 def _low_rank_wide(grid, p_bus, in_service, energised):
-    return _low_rank(grid, p_bus, in_service, energised, wide_slots(grid))
+    return _low_rank(grid, p_bus, in_service, energised, WIDE_SLOTS)
 
 
 def _solve_unpivoted(matrix, rhs):
@@ -197,9 +193,9 @@ def dc_flow(grid, p_bus, in_service, active=None, energised=None) -> DCFlow:
     count = jnp.sum(~in_service)
     slots = few_slots(grid)
     flow, abs_det = _low_rank(grid, p_bus, in_service, energised, slots)
-    wide = (count > slots) & (count <= wide_slots(grid)) & active
+    wide = (count > slots) & (count <= WIDE_SLOTS) & active
     flow, abs_det = compute_where(
         _low_rank_wide, wide, (flow, abs_det), grid, p_bus, in_service, energised
     )
-    dense = (count > wide_slots(grid)) | (abs_det < _tolerance(abs_det.dtype))
+    dense = (count > WIDE_SLOTS) | (abs_det < _tolerance(abs_det.dtype))
     return compute_where(masked_flow, dense & active, flow, grid, p_bus, in_service, energised)

@@ -7,7 +7,7 @@ import pytest
 
 from envs.case import load_case
 from envs.dcpf import dc_power_flow
-from envs.dynamics.fastdc import dc_flow, wide_slots
+from envs.dynamics.fastdc import WIDE_SLOTS, dc_flow
 from envs.grid import build_grid
 
 BATCH = 64
@@ -25,7 +25,7 @@ def _mixed_batch(grid, islands: int):
         in_service[b, rng.choice(non_bridges, k, replace=False)] = False
     bridge = int(np.flatnonzero(np.asarray(grid.branch_is_bridge))[0])
     in_service[:islands, bridge] = False
-    in_service[-1, : wide_slots(grid) + 2] = False  # more outages than slots
+    in_service[-1, : WIDE_SLOTS + 2] = False  # more outages than slots
     return jnp.asarray(p_bus, jnp.float32), jnp.asarray(in_service)
 
 

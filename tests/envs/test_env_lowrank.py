@@ -49,7 +49,7 @@ def _outage_sets(grid):
         "two one-bus islands (an outage with both ends dead)": np.r_[cut, _internal(grid, pair)],
         "island plus other outages": np.r_[cut, extra],
         "island and a bridge": np.r_[cut, bridge],
-        "beyond slots": rng.choice(grid.n_branch, fastdc.wide_slots(grid) + 3, replace=False),
+        "beyond slots": rng.choice(grid.n_branch, fastdc.WIDE_SLOTS + 3, replace=False),
     }
 
 
@@ -90,7 +90,7 @@ def test_outage_sets_island_what_the_names_say(cases):
 @pytest.mark.parametrize("tier", ["few", "wide"])
 def test_low_rank_update_solves_islands_without_the_dense_fallback(cases, tier):
     grid, names, p_bus, in_service = cases
-    slots = fastdc.few_slots(grid) if tier == "few" else fastdc.wide_slots(grid)
+    slots = fastdc.few_slots(grid) if tier == "few" else fastdc.WIDE_SLOTS
     outages = (~np.asarray(in_service)).sum(axis=-1)
     within = [i for i in range(len(names)) if outages[i] <= slots]
     assert len(within) >= 2  # the few-slot tier: "no island" and "bridge"
