@@ -129,6 +129,21 @@ def test_run_dir_lock_clears_stale_and_refuses_live(tmp_path):
     assert not (tmp_path / ".lock").exists()
 
 
+def _start_up_error(run_dir, *flags) -> str:
+    """The launcher's one stderr line for a start-up error (exit status 2 asserted)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "launch.local", f"--run_dir={run_dir}", *flags],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
 @pytest.mark.parametrize(
     "flags",
     [
@@ -139,16 +154,7 @@ def test_run_dir_lock_clears_stale_and_refuses_live(tmp_path):
     ids=["overlap", "too_many_devices", "batch_not_divisible"],
 )
 def test_launcher_start_up_errors_exit_nonzero_with_one_line(flags, tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "launch.local", f"--run_dir={tmp_path}", *flags],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 2
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    _start_up_error(tmp_path, *flags)
     assert not os.path.exists(tmp_path / "checkpoints")
 
 
@@ -156,15 +162,6 @@ def test_a_fresh_run_refuses_a_run_dir_that_holds_checkpoints(tmp_path):
     old = tmp_path / "checkpoints" / "50"
     old.mkdir(parents=True)
     (old / "marker").write_text("the earlier run")
-    result = subprocess.run(
-        [sys.executable, "-m", "launch.local", f"--run_dir={tmp_path}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 2
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "--resume" in lines[0], result.stderr
+    assert "--resume" in _start_up_error(tmp_path)
     assert os.listdir(tmp_path / "checkpoints") == ["50"]
     assert (old / "marker").read_text() == "the earlier run"
