@@ -262,12 +262,16 @@ def _env_step(key, state, exo_cooldown, action, params):
     """``GridEnv.step`` without auto-reset (same key use), plus the exogenous topology.
 
     The exogenous branch cooldown is advanced like the env's but without protective trips,
-    with the same topology key, so it holds the outages no policy can avoid.
+    with the same random draws, so it holds the outages no policy can avoid.
     """
     key_step, _ = jax.random.split(key)
-    _, key_topology = jax.random.split(key_step)
     topo = exo.step_topology(
-        key_topology, state.t + 1, exo_cooldown, state.gen_cooldown, state.episode, params
+        exo.draw_step_noise(key_step, params.grid),
+        state.t + 1,
+        exo_cooldown,
+        state.gen_cooldown,
+        state.episode,
+        params,
     )
     next_state, _, terminated, info = transition(key_step, state, action, params)
     obs = GridEnv().observe(next_state, params)

@@ -1,6 +1,8 @@
 """Exogenous processes: demand profile and noise, wind and solar availability.
 
-All functions are pure and elementwise, so they vmap over grids.
+All functions are pure and elementwise, so they vmap over grids. The random processes take
+their standard-normal draws as arguments (``envs.dynamics.exogenous.draw_step_noise`` makes
+all of a step's at once).
 
 Demand (per bus, MW)::
 
@@ -48,11 +50,11 @@ def ar1_step(x: jax.Array, noise: jax.Array, rho: float, std: float) -> jax.Arra
     return rho * x + jnp.sqrt(1.0 - rho**2) * std * noise
 
 
-def load_noise_step(key: jax.Array, x: jax.Array, rho: float, std: float) -> jax.Array:
-    """Spatially and temporally correlated multiplicative demand noise [N]."""
-    key_common, key_local = jax.random.split(key)
-    common = jax.random.normal(key_common, ())
-    local = jax.random.normal(key_local, x.shape)
+def load_noise_step(
+    x: jax.Array, common: jax.Array, local: jax.Array, rho: float, std: float
+) -> jax.Array:
+    """Spatially and temporally correlated multiplicative demand noise [N]; ``common`` (one
+    value) and ``local`` ([N]) are standard normal draws."""
     return ar1_step(x, (common + local) / jnp.sqrt(2.0), rho, std)
 
 
@@ -65,12 +67,12 @@ def wind_power_curve(speed: jax.Array) -> jax.Array:
 
 
 def wind_speed_step(
-    key: jax.Array, speed: jax.Array, volatility: jax.Array, step_hours: float
+    speed: jax.Array, noise: jax.Array, volatility: jax.Array, step_hours: float
 ) -> jax.Array:
-    """Ornstein-Uhlenbeck wind speed update (mean 8 m/s, time constant 2 h)."""
+    """Ornstein-Uhlenbeck wind speed update (mean 8 m/s, time constant 2 h); ``noise`` is
+    standard normal, one per unit."""
     mean, tau_h, std = 8.0, 2.0, 3.0
     rho = jnp.exp(-step_hours / tau_h)
-    noise = jax.random.normal(key, speed.shape)
     new = mean + rho * (speed - mean) + jnp.sqrt(1.0 - rho**2) * std * volatility * noise
     return jnp.clip(new, 0.0, 30.0)
 
@@ -83,12 +85,12 @@ def solar_clear_sky(step_of_week: jax.Array, step_hours: float) -> jax.Array:
 
 
 def cloud_step(
-    key: jax.Array, cloud: jax.Array, volatility: jax.Array, step_hours: float
+    cloud: jax.Array, noise: jax.Array, volatility: jax.Array, step_hours: float
 ) -> jax.Array:
-    """AR(1) cloud cover in [0, 1] around 0.3 (time constant 1 h)."""
+    """AR(1) cloud cover in [0, 1] around 0.3 (time constant 1 h); ``noise`` is standard
+    normal, one per unit."""
     mean, tau_h, std = 0.3, 1.0, 0.25
     rho = jnp.exp(-step_hours / tau_h)
-    noise = jax.random.normal(key, cloud.shape)
     new = mean + rho * (cloud - mean) + jnp.sqrt(1.0 - rho**2) * std * volatility * noise
     return jnp.clip(new, 0.0, 1.0)
 

@@ -19,17 +19,56 @@ class Exogenous(NamedTuple):
     renewable_available: jax.Array  # [G] MW (0 for conventional units)
 
 
-def step_weather(key, weather: Weather, episode, consts) -> Weather:
-    key_load, key_wind, key_cloud = jax.random.split(key, 3)
+class StepNoise(NamedTuple):
+    """Every random number a step uses."""
+
+    load_common: jax.Array  # [] standard normal, shared by all buses
+    load_local: jax.Array  # [N] standard normal
+    wind: jax.Array  # [G] standard normal
+    cloud: jax.Array  # [G] standard normal
+    line_uniform: jax.Array  # [L] in [0, 1): random branch failures
+    gen_uniform: jax.Array  # [G] in [0, 1): random unit failures
+
+
+def draw_step_noise(key, grid) -> StepNoise:
+    """All of a step's random numbers from one uniform draw.
+
+    One ``jax.random`` call instead of nine: each call is a threefry loop of its own in the
+    compiled step (52 while loops in the ieee14 step before, 43 after). The step's speed on
+    the 2-core CPU did not change measurably (pinned A/B, B = 128, 1024, 4096). Normals come
+    from the uniforms the way ``jax.random.normal`` makes them (``sqrt(2) erfinv(u)``, u in
+    (-1, 1)), failures are ``uniform < rate`` as in ``jax.random.bernoulli``.
+    """
+    n_normal = 1 + grid.n_bus + 2 * grid.n_gen
+    lowest = jnp.nextafter(jnp.float32(-1.0), jnp.float32(1.0))
+    u = jax.random.uniform(key, (n_normal + grid.n_branch + grid.n_gen,), jnp.float32, lowest)
+    normal = jnp.sqrt(jnp.float32(2.0)) * jax.lax.erf_inv(u[:n_normal])
+    uniform = 0.5 * (u[n_normal:] + 1.0)
+    n_bus, n_gen = grid.n_bus, grid.n_gen
+    return StepNoise(
+        load_common=normal[0],
+        load_local=normal[1 : 1 + n_bus],
+        wind=normal[1 + n_bus : 1 + n_bus + n_gen],
+        cloud=normal[1 + n_bus + n_gen :],
+        line_uniform=uniform[: grid.n_branch],
+        gen_uniform=uniform[grid.n_branch :],
+    )
+
+
+def step_weather(noise: StepNoise, weather: Weather, episode, consts) -> Weather:
     return Weather(
         load_noise=profiles.load_noise_step(
-            key_load, weather.load_noise, consts.load_noise_rho, consts.load_noise_std
+            weather.load_noise,
+            noise.load_common,
+            noise.load_local,
+            consts.load_noise_rho,
+            consts.load_noise_std,
         ),
         wind_speed=profiles.wind_speed_step(
-            key_wind, weather.wind_speed, episode.wind_volatility, consts.step_hours
+            weather.wind_speed, noise.wind, episode.wind_volatility, consts.step_hours
         ),
         cloud=profiles.cloud_step(
-            key_cloud, weather.cloud, episode.cloud_volatility, consts.step_hours
+            weather.cloud, noise.cloud, episode.cloud_volatility, consts.step_hours
         ),
     )
 
@@ -72,16 +111,15 @@ class Topology(NamedTuple):
     gen_cooldown: jax.Array  # [G] int32
 
 
-def step_topology(key, t, branch_cooldown, gen_cooldown, episode, params) -> Topology:
+def step_topology(noise: StepNoise, t, branch_cooldown, gen_cooldown, episode, params) -> Topology:
     """Reclose tripped branches whose cooldown ran out, apply scheduled and random outages."""
     consts, grid = params.consts, params.grid
     branch_forced, gen_forced = scenarios.active_outages(episode, t, grid.n_branch, grid.n_gen)
-    key_line, key_gen = jax.random.split(key)
     cool = jnp.maximum(branch_cooldown - 1, 0)
-    line_fail = jax.random.bernoulli(key_line, episode.line_failure_rate, (grid.n_branch,))
+    line_fail = noise.line_uniform < episode.line_failure_rate
     cool = jnp.where(line_fail & (cool == 0) & ~branch_forced, consts.repair_steps, cool)
     gen_cool = jnp.maximum(gen_cooldown - 1, 0)
-    gen_fail = jax.random.bernoulli(key_gen, episode.gen_failure_rate, (grid.n_gen,))
+    gen_fail = noise.gen_uniform < episode.gen_failure_rate
     gen_cool = jnp.where(gen_fail & (gen_cool == 0) & ~gen_forced, consts.repair_steps, gen_cool)
     return Topology(
         branch_in_service=(cool == 0) & ~branch_forced,

@@ -198,7 +198,7 @@ def reserve_margin_of(state, params):
     return reserve_margin(state, params, head)
 
 
-def _next_state(state, key_weather, t, weather, inputs, topo, d, ph, ctrl, freq_dev, params):
+def _next_state(state, t, weather, inputs, topo, d, ph, ctrl, freq_dev, params):
     consts, devices = params.consts, params.devices
     loading = protection.loading_ratio(ph.flow_mw, params.grid.branch_rating)
     tripped = topo.branch_in_service & ~ph.in_service
@@ -234,17 +234,17 @@ def _next_state(state, key_weather, t, weather, inputs, topo, d, ph, ctrl, freq_
 def transition(key, state, action, params):
     """(next_state, rewards [A], terminated, info) — no auto-reset here."""
     grid, consts = params.grid, params.consts
-    key_weather, key_topology = jax.random.split(key)
+    noise = exo.draw_step_noise(key, grid)
     t = state.t + 1
     weather = exo.step_weather(
-        key_weather,
+        noise,
         exo.Weather(state.load_noise, state.wind_speed, state.cloud),
         state.episode,
         consts,
     )
     inputs = exo.exogenous_at(t, weather, state.episode, params)
     topo = exo.step_topology(
-        key_topology, t, state.branch_cooldown, state.gen_cooldown, state.episode, params
+        noise, t, state.branch_cooldown, state.gen_cooldown, state.episode, params
     )
     n_storage = params.devices.storage_bus.shape[0]
     ctrl = dsp.decode_controls(action, params.layout, grid.n_gen, n_storage, grid.n_bus)
@@ -253,7 +253,7 @@ def transition(key, state, action, params):
     shortfall = ph.inj.residual + ph.slack_mw
     droop_capacity = jnp.sum(jnp.where(d.conv_online, params.devices.pmax, 0.0))
     freq_dev = dsp.frequency_deviation(shortfall, droop_capacity, jnp.sum(ph.inj.served), consts)
-    nxt = _next_state(state, key_weather, t, weather, inputs, topo, d, ph, ctrl, freq_dev, params)
+    nxt = _next_state(state, t, weather, inputs, topo, d, ph, ctrl, freq_dev, params)
     costs = step_costs(d, ph, params)
     terms, loading, margin = _reward_terms(ph, d, nxt, freq_dev, costs, inputs, params)
     blackout = (nxt.served_fraction < consts.blackout_served_fraction) | (

@@ -70,6 +70,33 @@ def test_primary_response_of_many_units_matches_the_kink_walk_in_a_batch(monkeyp
     assert float(left[-1]) > 0  # 5 GW is beyond every unit's headroom
 
 
+def test_kink_walk_moves_the_covered_power_with_one_droop_level_on_random_fleets():
+    # The defining properties of the droop response, on random fleets and residuals (edges
+    # included: exactly all headroom, exactly all foot room, zero): it moves the covered MW,
+    # stays in the limits, and every unit strictly inside its band moved by one common
+    # lam * weight.
+    rng = np.random.default_rng(3)
+    grids, units = 400, 7
+    hi = rng.uniform(10.0, 300.0, (grids, units)).astype(np.float32)
+    lo = (hi * rng.uniform(0.0, 0.5, (grids, units))).astype(np.float32)
+    pg = rng.uniform(lo, hi).astype(np.float32)
+    weight = np.where(rng.uniform(size=(grids, units)) < 0.8, hi, 0.0).astype(np.float32)
+    up = np.where(weight > 0, hi - pg, 0.0).sum(1)
+    down = np.where(weight > 0, lo - pg, 0.0).sum(1)
+    residual = (rng.uniform(-1.3, 1.3, grids) * up).astype(np.float32)
+    residual[0::9], residual[1::9], residual[2::9] = up[0::9], down[1::9], 0.0
+
+    new, left = jax.vmap(dsp.primary_response)(pg, residual, weight, lo, hi)
+    new, left = np.asarray(new), np.asarray(left)
+    covered = residual - left
+    np.testing.assert_allclose(new.sum(1) - pg.sum(1), covered, atol=2e-3)
+    assert (new <= hi + 1e-4).all() and (new >= np.minimum(lo, pg) - 1e-4).all()
+    inside = (weight > 0) & (new > lo + 1e-2) & (new < hi - 1e-2)
+    lam = np.where(inside, (new - pg) / np.where(weight > 0, weight, 1.0), np.nan)
+    spread = np.nanmax(lam, axis=1) - np.nanmin(lam, axis=1)
+    assert np.nanmax(spread) < 1e-4
+
+
 def _conventional(params):
     return ~np.asarray(params.devices.is_renewable)
 

@@ -135,10 +135,10 @@ def test_tripped_branch_recloses_when_its_cooldown_runs_out():
     )
     cooldown = jnp.zeros(params.grid.n_branch, jnp.int32).at[3].set(2)
     gen_cooldown = jnp.zeros(params.grid.n_gen, jnp.int32)
-    key = jax.random.PRNGKey(1)
-    first = exogenous.step_topology(key, 1, cooldown, gen_cooldown, episode, params)
+    noise = exogenous.draw_step_noise(jax.random.PRNGKey(1), params.grid)
+    first = exogenous.step_topology(noise, 1, cooldown, gen_cooldown, episode, params)
     assert not bool(first.branch_in_service[3]) and int(first.branch_cooldown[3]) == 1
-    second = exogenous.step_topology(key, 2, first.branch_cooldown, gen_cooldown, episode, params)
+    second = exogenous.step_topology(noise, 2, first.branch_cooldown, gen_cooldown, episode, params)
     assert bool(second.branch_in_service.all())
 
 
