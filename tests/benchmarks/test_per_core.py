@@ -1,0 +1,32 @@
+"""The all-cores env benchmark: pinned workers, summed rates, clear errors."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks import per_core
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_one_pinned_worker_per_core_reports_a_summed_rate():
+    cores = per_core.usable_cores()[:1]
+    result = per_core.measure_all_cores("ieee14", "dc", 2, 0.2, cores=cores)
+    assert result["cores"] == 1 and len(result["per_core"]) == 1
+    assert result["rate"] == pytest.approx(sum(result["per_core"]))
+    assert result["rate"] > 0 and result["steps"] >= 2
+
+
+def test_a_worker_that_fails_is_a_clear_error_naming_its_core():
+    with pytest.raises(RuntimeError, match=r"per-core worker on core \d+ exited with status [1-9]"):
+        per_core.measure_all_cores("no_such_case", "dc", 2, 0.1, cores=per_core.usable_cores()[:1])
+
+
+def test_bad_per_core_batches_flag_fails_before_measuring():
+    command = [sys.executable, "-m", "benchmarks.env_throughput", "--per_core_batches=64,x"]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "--per_core_batches must be integers" in done.stderr
+    assert "Grid2Op" not in done.stdout  # nothing was measured
