@@ -75,7 +75,8 @@ def _expect(worker: subprocess.Popen, core: int, prefix: str) -> str:
 
 
 def _worker(args: argparse.Namespace) -> None:
-    os.sched_setaffinity(0, {args.core})  # before JAX: its thread pools size to one core
+    if hasattr(os, "sched_setaffinity"):  # before JAX: its thread pools size to one core
+        os.sched_setaffinity(0, {args.core})
     os.environ["XLA_FLAGS"] = (
         os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=1"
     )

@@ -39,12 +39,12 @@ def draw_step_noise(key, grid) -> StepNoise:
     from the uniforms the way ``jax.random.normal`` makes them (``sqrt(2) erfinv(u)``, u in
     (-1, 1)), failures are ``uniform < rate`` as in ``jax.random.bernoulli``.
     """
-    n_normal = 1 + grid.n_bus + 2 * grid.n_gen
+    n_bus, n_gen = grid.n_bus, grid.n_gen
+    n_normal = 1 + n_bus + 2 * n_gen
     lowest = jnp.nextafter(jnp.float32(-1.0), jnp.float32(1.0))
-    u = jax.random.uniform(key, (n_normal + grid.n_branch + grid.n_gen,), jnp.float32, lowest)
+    u = jax.random.uniform(key, (n_normal + grid.n_branch + n_gen,), jnp.float32, lowest)
     normal = jnp.sqrt(jnp.float32(2.0)) * jax.lax.erf_inv(u[:n_normal])
     uniform = 0.5 * (u[n_normal:] + 1.0)
-    n_bus, n_gen = grid.n_bus, grid.n_gen
     return StepNoise(
         load_common=normal[0],
         load_local=normal[1 : 1 + n_bus],
