@@ -162,13 +162,14 @@ def initial_states(env, params, batch: int):
     return jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(keys, params)[1]
 
 
-def measure_gridpod(env, params, spec, batch: int, min_time: float) -> dict:
-    """Steps/s at one batch size, compile seconds and XLA's memory analysis of the call."""
+def warmed_rollout(env, params, spec, batch: int, seed: int = 1):
+    """``(call, steps, compile_s, compiled)``: ``call()`` runs one compiled rollout of T =
+    ``steps`` steps of ``batch`` grids, carrying key and states between calls; warmed up."""
     import jax
 
     steps = steps_per_call(batch)
     states = initial_states(env, params, batch)
-    key = jax.random.PRNGKey(1)
+    key = jax.random.PRNGKey(seed)
     start = time.perf_counter()
     compiled = make_rollout(env, spec, steps).lower(key, states, params).compile()
     compile_s = time.perf_counter() - start
@@ -179,6 +180,12 @@ def measure_gridpod(env, params, spec, batch: int, min_time: float) -> dict:
         jax.block_until_ready(acc)
 
     call()  # warm-up (first-touch of buffers)
+    return call, steps, compile_s, compiled
+
+
+def measure_gridpod(env, params, spec, batch: int, min_time: float) -> dict:
+    """Steps/s at one batch size, compile seconds and XLA's memory analysis of the call."""
+    call, steps, compile_s, compiled = warmed_rollout(env, params, spec, batch)
     rate = timed_rate(call, batch * steps, min_time)
     return {"rate": rate, "compile_s": compile_s, "steps": steps, "memory": memory_of(compiled)}
 

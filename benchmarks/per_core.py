@@ -80,33 +80,12 @@ def _worker(args: argparse.Namespace) -> None:
     os.environ["XLA_FLAGS"] = (
         os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=1"
     )
-    import time
-
-    import jax
-
-    from benchmarks.env_throughput import (
-        initial_states,
-        make_grid_env,
-        make_rollout,
-        steps_per_call,
-        timed_rate,
-    )
+    from benchmarks.env_throughput import make_grid_env, timed_rate, warmed_rollout
 
     env, params = make_grid_env(args.case, args.physics)
-    spec = env.spec(params)
-    steps = steps_per_call(args.batch)
-    states = initial_states(env, params, args.batch)
-    key = jax.random.PRNGKey(1 + args.core)
-    start = time.perf_counter()
-    compiled = make_rollout(env, spec, steps).lower(key, states, params).compile()
-    compile_s = time.perf_counter() - start
-    carry = {"key": key, "states": states}
-
-    def call():
-        carry["key"], carry["states"], acc = compiled(carry["key"], carry["states"], params)
-        jax.block_until_ready(acc)
-
-    call()  # warm-up
+    call, steps, compile_s, _ = warmed_rollout(
+        env, params, env.spec(params), args.batch, 1 + args.core
+    )
     print("ready", flush=True)
     sys.stdin.readline()
     rate = timed_rate(call, args.batch * steps, args.min_time)
