@@ -15,28 +15,34 @@ branch mask, but takes a cheap path wherever it can:
 * otherwise (more outages, or an ill-conditioned update): the dense masked solve.
 
 Both tests run in two tiers: every grid first with ``few_slots(grid)`` slots, then only grids
-with more outages than that with ``WIDE_SLOTS``. Most grids of a batch have few outages
-(random actions: ieee14 97 % within 2, ieee118 78 % within 4), and the elimination of the
-rank-2K system is O(K^3) per grid whether its slots are used or not: with 8 slots for every
-grid it was a quarter of an ieee14 step's op time.
+with more outages than that with ``WIDE_SLOTS``; on grids above ``SMALL_GRID_BRANCHES`` branches
+the flows have a third tier of ``WIDER_SLOTS`` before the dense solve. Most grids of a batch
+have few outages (random actions: ieee14 97 % within 2, ieee118 78 % within 4), and the
+elimination of the rank-2K system is O(K^3) per grid whether its slots are used or not: with 8
+slots for every grid it was a quarter of an ieee14 step's op time.
 
-Under ``jax.vmap`` the wider tier, the sweep and the dense solve run only for the grids that
+Under ``jax.vmap`` the wider tiers, the sweep and the dense solve run only for the grids that
 need them (``envs.dynamics.selective.compute_where``). A dense LU per grid costs O(N^3); the
 update O(K N + K L + K^3), which is what makes a batch of ieee118 grids with outages cheap.
 """
 
+import jax
 import jax.numpy as jnp
 
 from envs.dcpf import ISLAND_DET_TOL, DCFlow, energised_buses, masked_flow, solve_small
 from envs.dynamics.selective import compute_where
 
 SMALL_GRID_BRANCHES = 64  # up to this many branches a grid takes the smaller first tier
-# Slots of the second tier (grids with more outages than ``few_slots``); beyond it the dense
-# solve. ~10 % of random-action ieee118 grids have more than 8 outages, < 1 % more than 16.
-# 16 slots on ieee118 were faster at B = 64 and 1024 (B = 1024 17.1k / 16.2k -> 18.9k / 18.1k
-# steps/s in two pairs) but not at B = 4096, and its rollout compiled 42 % longer (33 s -> 47 s);
-# on ieee14 they cost 17 % (B = 4096 131k -> 109k).
+# Slots of the second tier (grids with more outages than ``few_slots``). Solving the second tier
+# with 16 slots by the unrolled elimination was faster on ieee118 at B = 64 and 1024 but not at
+# B = 4096, compiled 42 % longer and cost ieee14 17 % (B = 4096 131k -> 109k steps/s).
 WIDE_SLOTS = 8
+# Slots of the third tier (9-16 outages: ~10 % of random-action ieee118 grids, ~2 % have more),
+# solved by a LAPACK LU: the unrolled elimination makes O(K) passes over the batch's [2K, 2K]
+# systems (113 us per ieee118 grid at 16 slots vs 24 us by LU), the dense 118-bus solve 90 us.
+# ieee118 DC env steps/s on one core, without -> with this tier (four interleaved timings):
+# B = 64 14.0k -> 16.9k, B = 1024 12.8k -> 13.9k.
+WIDER_SLOTS = 16
 
 
 def few_slots(grid) -> int:
@@ -117,7 +123,7 @@ def _update_terms(grid, in_service, energised, slots):
     return jnp.concatenate([f, f]), jnp.concatenate([t, t]), alpha, gamma, scale, used
 
 
-def _low_rank(grid, p_bus, in_service, energised, slots):
+def _low_rank(grid, p_bus, in_service, energised, slots, solve=None):
     """(DCFlow, |det| of the scaled update system) for up to K = ``slots`` outages, islands
     included.
 
@@ -137,7 +143,7 @@ def _low_rank(grid, p_bus, in_service, energised, slots):
     # diag(scale) (C^-1 + U X U^T) = I + diag(scale) U X U^T on the used slots, I elsewhere.
     system = jnp.eye(2 * slots, dtype=gram.dtype) + scale[:, None] * gram
     rhs = scale * jnp.matmul(response, p_pu)
-    y, abs_det = _solve_unpivoted(system, rhs)
+    y, abs_det = (solve or _solve_unpivoted)(system, rhs)
     injection = p_pu.at[a].add(-alpha * y).at[c].add(-gamma * y)  # p - U^T y
     theta = jnp.matmul(injection, inverse) + grid.bus_va0[grid.slack]
     flow = (jnp.matmul(injection, grid.ptdf.T) + shift_flow) * grid.base_mva
@@ -154,6 +160,17 @@ def _low_rank(grid, p_bus, in_service, energised, slots):
 
 def _low_rank_wide(grid, p_bus, in_service, energised):
     return _low_rank(grid, p_bus, in_service, energised, WIDE_SLOTS)
+
+
+def _low_rank_wider(grid, p_bus, in_service, energised):
+    return _low_rank(grid, p_bus, in_service, energised, WIDER_SLOTS, _solve_lu)
+
+
+def _solve_lu(matrix, rhs):
+    """LAPACK LU with partial pivoting; also |det| (the product of U's pivots)."""
+    lu, pivots, _ = jax.lax.linalg.lu(matrix)
+    solution = jax.scipy.linalg.lu_solve((lu, pivots), rhs)
+    return solution, jnp.prod(jnp.abs(jnp.diagonal(lu)))
 
 
 def _solve_unpivoted(matrix, rhs):
@@ -197,5 +214,12 @@ def dc_flow(grid, p_bus, in_service, active=None, energised=None) -> DCFlow:
     flow, abs_det = compute_where(
         _low_rank_wide, wide, (flow, abs_det), grid, p_bus, in_service, energised
     )
-    dense = (count > WIDE_SLOTS) | (abs_det < _tolerance(abs_det.dtype))
+    most = WIDE_SLOTS
+    if grid.n_branch > SMALL_GRID_BRANCHES:  # small grids: the dense solve is cheap already
+        most = WIDER_SLOTS
+        wider = (count > WIDE_SLOTS) & (count <= WIDER_SLOTS) & active
+        flow, abs_det = compute_where(
+            _low_rank_wider, wider, (flow, abs_det), grid, p_bus, in_service, energised
+        )
+    dense = (count > most) | (abs_det < _tolerance(abs_det.dtype))
     return compute_where(masked_flow, dense & active, flow, grid, p_bus, in_service, energised)

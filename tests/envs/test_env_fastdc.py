@@ -7,15 +7,15 @@ import pytest
 
 from envs.case import load_case
 from envs.dcpf import dc_power_flow
-from envs.dynamics.fastdc import WIDE_SLOTS, dc_flow
+from envs.dynamics.fastdc import WIDER_SLOTS, dc_flow
 from envs.grid import build_grid
 
 BATCH = 64
 
 
 def _mixed_batch(grid, islands: int):
-    """Mostly intact grids, some with 1-11 outages (both tiers of slots, and the dense solve), ``islands`` cut at a
-    bridge, one N-k."""
+    """Mostly intact grids, some with 1-11 outages (every tier of slots; the dense solve on
+    ieee14), ``islands`` cut at a bridge, one N-k beyond every tier (the dense solve)."""
     rng = np.random.default_rng(0)
     p_bus = rng.normal(0.0, 20.0, (BATCH, grid.n_bus))
     in_service = np.ones((BATCH, grid.n_branch), bool)
@@ -25,7 +25,7 @@ def _mixed_batch(grid, islands: int):
         in_service[b, rng.choice(non_bridges, k, replace=False)] = False
     bridge = int(np.flatnonzero(np.asarray(grid.branch_is_bridge))[0])
     in_service[:islands, bridge] = False
-    in_service[-1, : WIDE_SLOTS + 2] = False  # more outages than slots
+    in_service[-1, : WIDER_SLOTS + 2] = False  # more outages than slots
     return jnp.asarray(p_bus, jnp.float32), jnp.asarray(in_service)
 
 

@@ -87,19 +87,22 @@ def test_outage_sets_island_what_the_names_say(cases):
     assert dead[names.index("two one-bus islands (an outage with both ends dead)")] == 2
 
 
-@pytest.mark.parametrize("tier", ["few", "wide"])
+@pytest.mark.parametrize("tier", ["few", "wide", "wider"])
 def test_low_rank_update_solves_islands_without_the_dense_fallback(cases, tier):
     grid, names, p_bus, in_service = cases
-    slots = fastdc.few_slots(grid) if tier == "few" else fastdc.WIDE_SLOTS
+    slots, solve = {
+        "few": (fastdc.few_slots(grid), None),
+        "wide": (fastdc.WIDE_SLOTS, None),
+        "wider": (fastdc.WIDER_SLOTS, fastdc._solve_lu),  # the LAPACK LU of the third tier
+    }[tier]
     outages = (~np.asarray(in_service)).sum(axis=-1)
     within = [i for i in range(len(names)) if outages[i] <= slots]
     assert len(within) >= 2  # the few-slot tier: "no island" and "bridge"
     p_bus, in_service = p_bus[np.asarray(within)], in_service[np.asarray(within)]
     reference = dc_power_flow(grid, p_bus, in_service)
     energised = reference.bus_energised
-    flow, abs_det = jax.jit(jax.vmap(lambda p, s, e: fastdc._low_rank(grid, p, s, e, slots)))(
-        p_bus, in_service, energised
-    )
+    low_rank = jax.vmap(lambda p, s, e: fastdc._low_rank(grid, p, s, e, slots, solve))
+    flow, abs_det = jax.jit(low_rank)(p_bus, in_service, energised)
     # well conditioned, so dc_flow keeps these results instead of solving densely
     assert np.all(np.asarray(abs_det) > fastdc._tolerance(abs_det.dtype))
     _assert_same(flow, reference, [names[i] for i in within])
