@@ -11,6 +11,7 @@ accelerators, one per process on XLA:CPU (``rollout_locks``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -122,8 +123,18 @@ class ActorNode:
         }
 
 
-# Per process, not per node: ``local_mt`` may run several actor nodes in one process.
-_CPU_ROLLOUT_LOCK = threading.Lock()
+# Per process, not per node: ``local_mt`` may run several actor nodes and the learner in one
+# process, and all of them take it (``cpu_compute_lock``).
+_CPU_COMPUTE_LOCK = threading.Lock()
+
+
+def cpu_compute_lock(devices):
+    """What a node holds while its computation runs on ``devices``: on XLA:CPU the process's
+    one lock (see ``rollout_locks``), so the learner of a ``local_mt`` run never executes
+    while an actor rollout does; elsewhere nothing (a context that does not lock)."""
+    if all(device.platform == "cpu" for device in devices):
+        return _CPU_COMPUTE_LOCK
+    return contextlib.nullcontext()
 
 
 def rollout_locks(devices) -> dict:
@@ -134,10 +145,11 @@ def rollout_locks(devices) -> dict:
     device buys. XLA:CPU: one for all the devices of the process. Emulated CPU devices share
     one thread pool, and concurrent executions whose while loops wait inside pool threads can
     wedge it: four concurrent ieee118 rollouts on two devices of a 2-core host never completed,
-    and two (one per device) wedged in a training run after a few minutes.
+    and two (one per device) wedged in a training run after a few minutes. The learner of a
+    ``local_mt`` run takes the same lock (``cpu_compute_lock``).
     """
     if all(device.platform == "cpu" for device in devices):
-        return {device: _CPU_ROLLOUT_LOCK for device in devices}
+        return {device: _CPU_COMPUTE_LOCK for device in devices}
     return {device: threading.Lock() for device in devices}
 
 

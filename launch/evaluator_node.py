@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from actors.actor import build_env_and_policy
+from actors.actor import build_env_and_policy, cpu_compute_lock
 from launch.metrics import TensorBoardWriter
 
 
@@ -84,7 +84,8 @@ class EvaluatorNode:
                     continue
                 latest = self._variables.get()
                 params = jax.device_put((latest.params, latest.norm_state), device)
-                returns, costs = jax.device_get(episode(*params, keys))
+                with cpu_compute_lock([device]):  # local_mt: not beside a rollout
+                    returns, costs = jax.device_get(episode(*params, keys))
                 self._last = {
                     "eval/return": float(returns.mean()),
                     "eval/cost": float(costs.mean()),

@@ -7,6 +7,7 @@ continues with identical counters.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -18,6 +19,7 @@ import ml_collections
 import numpy as np
 from absl import logging as absl_logging
 
+from actors.actor import cpu_compute_lock
 from actors.types import TrajectoryItem
 from launch.metrics import EpisodeWindow, RateMeter, TensorBoardWriter, policy_lag, scalar_metrics
 from launch.plan import LearnerPlan
@@ -91,6 +93,7 @@ class LearnerNode:
         writer = TensorBoardWriter(os.path.join(self._run_dir, "tensorboard"))
         window = EpisodeWindow(spec.agent_type, spec.agent_type_names)
         loop = LearnLoop(self, learner, checkpointer, writer, window, start_update)
+        loop.compute_lock = cpu_compute_lock(devices)  # see LearnLoop.compute_lock
         try:
             loop.run(state)
         finally:
@@ -154,6 +157,9 @@ class LearnLoop:
         self.started = time.monotonic()
         self.first_done: tuple[float, int] | None = None  # (time, update) after compiling
         self.state = None  # the latest state (what a final checkpoint saves)
+        # Held while an update computes; the CPU lock of actors.actor on XLA:CPU, where the
+        # learner of a local_mt run would otherwise share the thread pool with actor rollouts.
+        self.compute_lock = contextlib.nullcontext()
         self.last: dict = {}
 
     def run(self, state) -> None:
@@ -175,7 +181,9 @@ class LearnLoop:
             except QueueClosedError:
                 break
             t1 = time.perf_counter()
-            state, metrics = self.learner.update_parts(state, [i.trajectory for i in items])
+            with self.compute_lock:
+                state, metrics = self.learner.update_parts(state, [i.trajectory for i in items])
+                jax.block_until_ready(metrics)
             self.state = state
             node._publish(state)
             t2 = time.perf_counter()

@@ -5,7 +5,7 @@ import jax
 import numpy as np
 import pytest
 
-from actors.actor import ActorNode, build_env_and_policy, rollout_locks
+from actors.actor import ActorNode, build_env_and_policy, cpu_compute_lock, rollout_locks
 from configs.ieee118 import get_config as ieee118_config
 from replay.trajectory_queue import TrajectoryQueue
 from replay.variable_server import VariableServer
@@ -100,3 +100,14 @@ def test_rollout_locks_one_per_process_on_cpu_one_per_device_on_accelerators():
     gpu = [FakeDevice("gpu"), FakeDevice("gpu")]
     locks = rollout_locks(gpu)
     assert locks[gpu[0]] is not locks[gpu[1]]
+
+
+def test_learner_and_evaluator_share_the_actors_lock_on_cpu_and_lock_nothing_elsewhere():
+    cpu = [FakeDevice("cpu"), FakeDevice("cpu")]
+    shared = cpu_compute_lock(cpu)
+    assert shared is rollout_locks(cpu)[cpu[0]]  # a local_mt learner waits for rollouts
+    gpu = [FakeDevice("gpu")]
+    with cpu_compute_lock(gpu):  # accelerators: a context that does not lock
+        assert not shared.locked()
+    with shared:
+        assert shared.locked()
