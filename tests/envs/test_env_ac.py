@@ -1,10 +1,16 @@
 """AC physics mode: a short jitted episode on ieee14 with real voltages and losses."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import pytest
 
+from envs.acpf import ac_power_flow
+from envs.case import load_case
 from envs.config import default_env_config
+from envs.dynamics import flows
 from envs.env import make_env
+from envs.grid import build_grid
 
 BATCH = 2
 
@@ -59,3 +65,40 @@ def test_ac_reset_observes_solved_voltages_and_ac_loading():
     s_from = np.hypot(reference.p_from_mw, reference.q_from_mvar)
     s_to = np.hypot(reference.p_to_mw, reference.q_to_mvar)
     np.testing.assert_allclose(np.abs(state.flow), np.maximum(s_from, s_to), rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("first_iterations", [1, flows.FIRST_NEWTON_ITERATIONS])
+def test_ac_network_flow_is_the_full_budget_solve_whatever_the_first_pass_leaves(
+    monkeypatch, first_iterations
+):
+    """Grids the first Newton pass leaves unconverged are solved again with the full budget;
+    the batch's result is what one full-budget solve gives every grid."""
+    monkeypatch.setattr(flows, "FIRST_NEWTON_ITERATIONS", first_iterations)
+    grid = build_grid(load_case("ieee14"))
+    rng = np.random.default_rng(0)
+    batch = 16
+    scale = rng.uniform(0.3, 1.8, (batch, 1))  # light to heavily loaded (more iterations)
+    pg = np.zeros(grid.n_bus)
+    np.add.at(pg, np.asarray(grid.gen_bus), np.asarray(grid.gen_pg0))
+    p_bus = jnp.asarray((pg - np.asarray(grid.bus_pd)) * scale, jnp.float32)
+    q_bus = jnp.asarray(-np.asarray(grid.bus_qd) * scale, jnp.float32)
+    in_service = np.ones((batch, grid.n_branch), bool)
+    in_service[1::3, rng.choice(grid.n_branch, 2, replace=False)] = False
+    in_service = jnp.asarray(in_service)
+    first = ac_power_flow(
+        grid, p_bus, q_bus, grid.bus_vm_set, in_service, max_iter=first_iterations
+    )
+    if first_iterations == 1:
+        assert not np.asarray(first.converged).all()  # the re-solve path is exercised
+    ours = jax.jit(jax.vmap(lambda p, q, s: flows.ac_network_flow(grid, p, q, s)))(
+        p_bus, q_bus, in_service
+    )
+    full = ac_power_flow(grid, p_bus, q_bus, grid.bus_vm_set, in_service, max_iter=20)
+    converged = np.asarray(full.converged)
+    np.testing.assert_array_equal(np.asarray(ours.converged), converged)
+    np.testing.assert_allclose(
+        np.asarray(ours.vm)[converged], np.asarray(full.vm)[converged], atol=1e-5
+    )
+    np.testing.assert_allclose(
+        np.asarray(ours.theta)[converged], np.asarray(full.va)[converged], atol=1e-5
+    )
