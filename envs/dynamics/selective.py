@@ -6,7 +6,8 @@ for every grid of the batch; here the grids that need it are gathered
 ``max(ceil(B / CHUNKS), MIN_CHUNK)`` at a time, ``fn`` runs on those rows only (a
 ``lax.while_loop``, usually a few rounds) and the results are scattered over the fallback. That
 is what makes work that a few grids need per step cheap for the whole batch: cascade rounds
-after the first, the auto-reset of finished episodes, the wider outage tier of the DC flow.
+after the first, the auto-reset of finished episodes, the wider outage tiers of the DC flow,
+the second Newton pass of the AC flow.
 
 ``fn`` must be a pure function of its arguments: every batched value it uses must be passed in
 ``args`` (``custom_vmap`` does not batch values closed over from an enclosing ``vmap``).
@@ -21,8 +22,9 @@ import jax.numpy as jnp
 # 143k -> 158k, B = 4096 93k -> 110k; ieee118 B = 1024 14.0k -> 15.4k; 256 chunks were slower.
 CHUNKS = 64
 # A chunk holds at least this many grids. Small, for the same reason: with 32, a batch of 64
-# ieee118 grids ran the dense 118-bus solve for 32 grids whenever one needed it (DC env steps/s, B = 4 / 16 / 64: ieee118 2,734 / 2,228 / 3,919 with
-# 32, 3,718 / 5,437 / 9,469 with 2; ieee14 19,754 / 38,672 / 70,070 -> 38,526 / 60,433 / 81,223).
+# ieee118 grids ran the dense 118-bus solve for 32 grids whenever one needed it (DC env
+# steps/s, B = 4 / 16 / 64: ieee118 2,734 / 2,228 / 3,919 with 32, 3,718 / 5,437 / 9,469 with
+# 2; ieee14 19,754 / 38,672 / 70,070 -> 38,526 / 60,433 / 81,223).
 MIN_CHUNK = 2
 
 
