@@ -7,7 +7,6 @@ continues with identical counters.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
@@ -92,8 +91,8 @@ class LearnerNode:
         self._publish(state)
         writer = TensorBoardWriter(os.path.join(self._run_dir, "tensorboard"))
         window = EpisodeWindow(spec.agent_type, spec.agent_type_names)
-        loop = LearnLoop(self, learner, checkpointer, writer, window, start_update)
-        loop.compute_lock = cpu_compute_lock(devices)  # see LearnLoop.compute_lock
+        lock = cpu_compute_lock(devices)
+        loop = LearnLoop(self, learner, checkpointer, writer, window, start_update, lock)
         try:
             loop.run(state)
         finally:
@@ -148,7 +147,9 @@ def save_final(checkpointer, state) -> None:
 class LearnLoop:
     """The update loop and its bookkeeping (kept apart from setup to keep both short)."""
 
-    def __init__(self, node: LearnerNode, learner, checkpointer, writer, window, start_update):
+    def __init__(
+        self, node: LearnerNode, learner, checkpointer, writer, window, start_update, compute_lock
+    ):
         self.node, self.learner, self.checkpointer = node, learner, checkpointer
         self.writer, self.window = writer, window
         self.start_update = start_update
@@ -157,9 +158,9 @@ class LearnLoop:
         self.started = time.monotonic()
         self.first_done: tuple[float, int] | None = None  # (time, update) after compiling
         self.state = None  # the latest state (what a final checkpoint saves)
-        # Held while an update computes; the CPU lock of actors.actor on XLA:CPU, where the
-        # learner of a local_mt run would otherwise share the thread pool with actor rollouts.
-        self.compute_lock = contextlib.nullcontext()
+        # Held while an update computes (actors.actor.cpu_compute_lock): on XLA:CPU the learner
+        # of a local_mt run would otherwise share the thread pool with actor rollouts.
+        self.compute_lock = compute_lock
         self.last: dict = {}
 
     def run(self, state) -> None:

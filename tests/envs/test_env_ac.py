@@ -93,7 +93,8 @@ def test_ac_network_flow_is_the_full_budget_solve_whatever_the_first_pass_leaves
     ours = jax.jit(jax.vmap(lambda p, q, s: flows.ac_network_flow(grid, p, q, s)))(
         p_bus, q_bus, in_service
     )
-    full = ac_power_flow(grid, p_bus, q_bus, grid.bus_vm_set, in_service, max_iter=20)
+    budget = flows.MAX_NEWTON_ITERATIONS
+    full = ac_power_flow(grid, p_bus, q_bus, grid.bus_vm_set, in_service, max_iter=budget)
     converged = np.asarray(full.converged)
     np.testing.assert_array_equal(np.asarray(ours.converged), converged)
     np.testing.assert_allclose(
