@@ -1,6 +1,10 @@
-"""Actor and critic networks (flax.linen) for one grid: inputs ``[A, O]`` / ``[S]``.
+"""Actor and critic networks (flax.linen): inputs ``[..., A, O]`` / ``[..., S]``.
 
-Batching over grids is done by the caller with ``jax.vmap`` (see learner/policy.py).
+Any leading batch dimensions (grids, or none at init) pass through. Per-agent layers run on
+2-D ``[rows, features]`` views: XLA:CPU vectorises elementwise code over the innermost
+dimension only and emits 3-D ``[B, A, H]`` LayerNorms and the thin action heads at half
+speed or worse, and a ``vmap`` over grids put the typed head's selection on a batch axis that
+cost a transpose per layer in the backward pass.
 
 Actor: per-agent MLP encoder (Dense + LayerNorm) -> agent-id and agent-type
 embeddings (shared parameters only) -> pre-LayerNorm transformer blocks whose
@@ -32,6 +36,11 @@ def _dense(features: int, scale: float = ORTHO_HIDDEN) -> nn.Dense:
     return nn.Dense(features, kernel_init=nn.initializers.orthogonal(scale))
 
 
+def _leading_ones(x: jax.Array, like: jax.Array) -> jax.Array:
+    """``x`` with size-1 axes prepended to ``like``'s rank (explicit rank promotion)."""
+    return x.reshape((1,) * (like.ndim - x.ndim) + x.shape)
+
+
 class MLP(nn.Module):
     """Dense -> LayerNorm -> SiLU, ``num_layers`` times."""
 
@@ -40,9 +49,11 @@ class MLP(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
+        lead = x.shape[:-1]
+        x = x.reshape((-1, x.shape[-1]))
         for _ in range(self.num_layers):
             x = nn.silu(nn.LayerNorm()(_dense(self.features)(x)))
-        return x
+        return x.reshape((*lead, self.features))
 
 
 class Linear(nn.Module):
@@ -57,13 +68,13 @@ class Linear(nn.Module):
 
 
 def per_agent(module_cls: type[nn.Module], independent: bool) -> Callable[..., Any]:
-    """``module_cls`` applied to ``[A, ...]``: shared weights, or one weight set per agent."""
+    """``module_cls`` applied to ``[..., A, F]``: shared weights, or one weight set per agent."""
     if not independent:
         return module_cls
     return nn.vmap(
         module_cls,
-        in_axes=0,
-        out_axes=0,
+        in_axes=-2,
+        out_axes=-2,
         variable_axes={"params": 0},
         split_rngs={"params": True},
     )
@@ -101,8 +112,8 @@ class TypedHead(nn.Module):
     """Linear head with one weight set per agent type (shared) or per agent (independent).
 
     Shared: the K types' weights (``Linear_k``) are concatenated into one ``[H, K * F]``
-    matmul applied to every agent, and the agent's own type is selected with a one-hot:
-    one large kernel instead of K thin ones (forward and backward).
+    matmul applied to every agent's row, and each row keeps its own type's F columns (a
+    one-hot weighted sum of K slices): one large kernel instead of K thin ones.
     """
 
     features: int
@@ -112,7 +123,7 @@ class TypedHead(nn.Module):
     scale: float
 
     @nn.compact
-    def __call__(self, h: jax.Array) -> jax.Array:  # [A, H] -> [A, features]
+    def __call__(self, h: jax.Array) -> jax.Array:  # [..., A, H] -> [..., A, features]
         if self.independent:
             return per_agent(Linear, True)(self.features, self.scale)(h)
         weights = [
@@ -121,9 +132,22 @@ class TypedHead(nn.Module):
         ]
         kernel = jnp.concatenate([w for w, _ in weights], axis=1)  # [H, K * F]
         bias = jnp.concatenate([b for _, b in weights])
-        outs = (h @ kernel + bias[None]).reshape((*h.shape[:-1], self.num_types, self.features))
-        onehot = jax.nn.one_hot(jnp.asarray(self.agent_type), self.num_types)  # [A, K]
-        return jnp.einsum("akf,ak->af", outs, onehot)
+        num_agents, f = len(self.agent_type), self.features
+        lead = h.shape[:-2]
+        outs = h.reshape((-1, h.shape[-1])) @ kernel + bias[None]  # [rows = lead x A, K * F]
+        # Each agent keeps its own type's F columns: a constant 0/1 matmul on the [lead, A*K*F]
+        # view (a one-hot select here ran as scalar code, see the module docstring).
+        return (outs.reshape((-1, num_agents * kernel.shape[1])) @ self._type_selection()).reshape(
+            (*lead, num_agents, f)
+        )
+
+    def _type_selection(self) -> np.ndarray:
+        """``[A * K * F, A * F]``: column ``(a, k, f)`` of the K heads -> ``(a, f)`` if a has type k."""
+        num_agents, k, f = len(self.agent_type), self.num_types, self.features
+        selection = np.zeros((num_agents, k, f, num_agents, f), np.float32)
+        for agent, agent_type in enumerate(self.agent_type):
+            selection[agent, agent_type, :, agent, :] = np.eye(f, dtype=np.float32)
+        return selection.reshape((num_agents * k * f, num_agents * f))
 
 
 class AgentEmbedding(nn.Module):
@@ -174,14 +198,15 @@ class Actor(nn.Module):
 
     @nn.compact
     def __call__(self, agent_obs: jax.Array, agent_mask: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """``agent_obs [A, O]``, ``agent_mask [A]`` -> ``(mean [A, U], log_std [A, U])``."""
+        """``agent_obs [..., A, O]``, ``agent_mask [A]`` -> ``(mean, log_std)``, both ``[..., A, U]``."""
         encoder = per_agent(MLP, self.independent)(self.hidden_size, self.num_encoder_layers)
         h = encoder(agent_obs)
         if not self.independent:
-            h = h + AgentEmbedding(self.hidden_size, self.agent_type, self.num_types)()
+            embedding = AgentEmbedding(self.hidden_size, self.agent_type, self.num_types)()
+            h = h + _leading_ones(embedding, h)
         for _ in range(self.num_attention_layers):
             h = AttentionBlock(self.hidden_size, self.num_heads)(h, agent_mask)
-        h = nn.LayerNorm()(h)
+        h = nn.LayerNorm()(h.reshape((-1, h.shape[-1]))).reshape(h.shape)
         mean = TypedHead(
             self.action_dim, self.agent_type, self.num_types, self.independent, scale=0.01
         )(h)
@@ -190,7 +215,7 @@ class Actor(nn.Module):
             "log_std", nn.initializers.constant(self.init_log_std), (rows, self.action_dim)
         )
         index = jnp.arange(rows) if self.independent else jnp.asarray(self.agent_type)
-        return mean, log_std_table[index]
+        return mean, jnp.broadcast_to(log_std_table[index], mean.shape)
 
 
 class Critic(nn.Module):
@@ -205,14 +230,15 @@ class Critic(nn.Module):
 
     @nn.compact
     def __call__(self, agent_obs: jax.Array, global_state: jax.Array) -> jax.Array:
-        """``agent_obs [A, O]``, ``global_state [S]`` -> ``value [A]``."""
+        """``agent_obs [..., A, O]``, ``global_state [..., S]`` -> ``value [..., A]``."""
         local = per_agent(MLP, self.independent)(self.hidden_size, self.num_encoder_layers)
         h = local(agent_obs)  # [A, H]
         if self.centralised:
             g = MLP(self.hidden_size, self.num_encoder_layers, name="global_encoder")(global_state)
-            h = h + g[None, :]
+            h = h + g[..., None, :]
         if not self.independent:
-            h = h + AgentEmbedding(self.hidden_size, self.agent_type, self.num_types)()
+            embedding = AgentEmbedding(self.hidden_size, self.agent_type, self.num_types)()
+            h = h + _leading_ones(embedding, h)
         h = per_agent(MLP, self.independent)(self.hidden_size, 1)(h)
         value = TypedHead(1, self.agent_type, self.num_types, self.independent, scale=1.0)(h)
-        return value[:, 0]
+        return value[..., 0]

@@ -92,12 +92,13 @@ def squashed_gaussian_log_prob(
     Returns ``[...]``.
     """
     chex.assert_equal_shape([mean, log_std, action, action_mask])
+    mean, log_std, action = (_matrix(x) for x in (mean, log_std, action))
     action = jnp.clip(action, -ACTION_BOUND, ACTION_BOUND)
     pre_squash = jnp.arctanh(action)
     z = (pre_squash - mean) * jnp.exp(-log_std)
     gaussian = -0.5 * jnp.square(z) - log_std - _HALF_LOG_2PI
     per_dim = gaussian - jnp.log1p(-jnp.square(action))
-    return jnp.sum(jnp.where(action_mask, per_dim, 0.0), axis=-1)
+    return _masked_sum_over_dims(per_dim, action_mask)
 
 
 def squashed_gaussian_entropy(
@@ -110,15 +111,37 @@ def squashed_gaussian_entropy(
     Shapes as in ``squashed_gaussian_log_prob``; returns ``[...]``.
     """
     chex.assert_equal_shape([mean, log_std, action_mask])
+    mean, log_std = _matrix(mean), _matrix(log_std)
     std = jnp.exp(log_std)
-    gaussian = 0.5 + _HALF_LOG_2PI + log_std  # entropy of N(mean, std)
-    lead = (1,) * mean.ndim
-    nodes = jnp.asarray(_GH_NODES, mean.dtype).reshape((*lead, -1))
-    weights = jnp.asarray(_GH_WEIGHTS, mean.dtype).reshape((*lead, -1))
-    pre_squash = mean[..., None] + std[..., None] * nodes  # [..., U, nodes]
-    log_det = log_one_minus_tanh_squared(pre_squash)
-    per_dim = gaussian + jnp.sum(log_det * weights, axis=-1)
-    return jnp.sum(jnp.where(action_mask, per_dim, 0.0), axis=-1)
+    per_dim = 0.5 + _HALF_LOG_2PI + log_std  # entropy of N(mean, std)
+    # One elementwise term per node, not a trailing node axis (see _matrix).
+    for node, weight in zip(_GH_NODES, _GH_WEIGHTS, strict=True):
+        per_dim = per_dim + float(weight) * log_one_minus_tanh_squared(mean + std * float(node))
+    return _masked_sum_over_dims(per_dim, action_mask)
+
+
+def _matrix(x: jax.Array) -> jax.Array:
+    """``[B, ..., U] -> [B, prod(...) * U]`` (``[U] -> [1, U]``): the elementwise maths' 2-D view.
+
+    XLA:CPU vectorises a loop fusion over its innermost dimension only. On the learner's
+    ``[M, A, U]`` arrays (U = 3 action dims), and on their ``[M * A, U]`` rows with the per-agent
+    ``log_std`` broadcast into them, the transcendentals ran as scalar code, 10x slower than
+    on ``[M, A * U]``, where per-agent constants broadcast along rows.
+    """
+    return x.reshape((x.shape[0] if x.ndim > 1 else 1, -1))
+
+
+def _masked_sum_over_dims(per_dim: jax.Array, action_mask: jax.Array) -> jax.Array:
+    """``sum_u mask_u * per_dim_u`` of the ``_matrix`` view, shaped as ``action_mask[..., 0]``.
+
+    The sum over each block of U columns is a constant matmul: a reduction fused into the
+    elementwise producer would make it scalar code again (see ``_matrix``).
+    """
+    num_dims = action_mask.shape[-1]
+    blocks = per_dim.shape[1] // num_dims
+    block_sum = np.kron(np.eye(blocks, dtype=np.float32), np.ones((num_dims, 1), np.float32))
+    masked = jnp.where(_matrix(action_mask), per_dim, 0.0)
+    return (masked @ jnp.asarray(block_sum, per_dim.dtype)).reshape(action_mask.shape[:-1])
 
 
 def build_networks(config: ml_collections.ConfigDict, spec: EnvSpec) -> tuple[Actor, Critic]:
@@ -168,12 +191,8 @@ def make_policy(config: ml_collections.ConfigDict, spec: EnvSpec) -> Policy:
     def forward(params, norm_state, obs):
         _check_obs(obs, spec)
         obs = normalisation.normalise_observation(obs, norm_state, obs_clip, normalise_on)
-        mean, log_std = jax.vmap(actor.apply, in_axes=(None, 0, None))(
-            params["actor"], obs.agent_obs, jnp.asarray(agent_mask)
-        )
-        value = jax.vmap(critic.apply, in_axes=(None, 0, 0))(
-            params["critic"], obs.agent_obs, obs.global_state
-        )
+        mean, log_std = actor.apply(params["actor"], obs.agent_obs, jnp.asarray(agent_mask))
+        value = critic.apply(params["critic"], obs.agent_obs, obs.global_state)
         return mean, log_std, jnp.where(agent_mask[None], value, 0.0)
 
     def act(params, norm_state, obs, key):
