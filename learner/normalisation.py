@@ -48,23 +48,31 @@ def batch_moments(x: jax.Array, axis_name: str | None = None) -> RunningMoments:
     ``x.shape[1:]``; the variance is the population variance of the whole batch.
     """
     count = jnp.asarray(x.shape[0], jnp.float32)
-    total = jnp.sum(x, axis=0)
+    # Column sums as a ones-vector matmul on the [N, features] view: half the time of XLA:CPU's
+    # reduction of the learner's [T * B, A, O] observations.
+    rows = x.reshape((x.shape[0], -1))
+    ones = jnp.ones((x.shape[0],), x.dtype)
+    total = (ones @ rows).reshape(x.shape[1:])
     if axis_name is not None:
         count = jax.lax.psum(count, axis_name)
         total = jax.lax.psum(total, axis_name)
     mean = total / count
-    squared = jnp.sum(jnp.square(x - mean[None]), axis=0)
+    squared = (ones @ jnp.square(rows - mean.reshape((1, -1)))).reshape(x.shape[1:])
     if axis_name is not None:
         squared = jax.lax.psum(squared, axis_name)
     return RunningMoments(count=count, mean=mean, var=squared / count)
 
 
 def normalise(x: jax.Array, stats: RunningMoments, clip: float) -> jax.Array:
-    """``clip((x - mean) / sqrt(var + eps), -clip, clip)``; ``stats`` broadcast over leading axes."""
-    extra = x.ndim - stats.mean.ndim
-    mean = jnp.reshape(stats.mean, (1,) * extra + stats.mean.shape)
-    std = jnp.reshape(jnp.sqrt(stats.var + NORM_EPS), (1,) * extra + stats.var.shape)
-    return jnp.clip((x - mean) / std, -clip, clip)
+    """``clip((x - mean) / sqrt(var + eps), -clip, clip)``; ``stats`` broadcast over leading axes.
+
+    Computed on the ``[leading, stats.size]`` view, where the statistics broadcast along rows:
+    XLA:CPU ran the same on ``[B, A, O]`` at a fraction of the speed.
+    """
+    rows = x.reshape((-1, stats.mean.size))
+    mean = stats.mean.reshape((1, -1))
+    std = jnp.sqrt(stats.var + NORM_EPS).reshape((1, -1))
+    return jnp.clip((rows - mean) / std, -clip, clip).reshape(x.shape)
 
 
 def normalise_observation(

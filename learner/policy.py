@@ -197,7 +197,8 @@ def make_policy(config: ml_collections.ConfigDict, spec: EnvSpec) -> Policy:
 
     def act(params, norm_state, obs, key):
         mean, log_std, value = forward(params, norm_state, obs)
-        noise = jax.random.normal(key, mean.shape, mean.dtype)
+        # Drawn flat (the same numbers): threefry on [B, A, U] ran ~1.7x slower on XLA:CPU.
+        noise = jax.random.normal(key, (mean.size,), mean.dtype).reshape(mean.shape)
         mask = jnp.broadcast_to(action_mask, mean.shape)
         action = jnp.where(mask, jnp.tanh(mean + jnp.exp(log_std) * noise), 0.0)
         log_prob = squashed_gaussian_log_prob(mean, log_std, action, mask)
