@@ -43,6 +43,7 @@ from absl import app, flags
 
 from benchmarks.hardware import cpu_model
 from benchmarks.per_core import measure_all_cores
+from launch.cpu_random import unroll_threefry_on_cpu
 
 _CASES = flags.DEFINE_list("cases", ["ieee14", "ieee118"], "shipped cases to measure")
 _PHYSICS = flags.DEFINE_list("physics", ["dc", "ac"], "env physics to measure (dc, ac)")
@@ -541,7 +542,9 @@ def main(argv) -> None:
     del argv
     quick, min_time = _QUICK.value, _MIN_TIME.value * (0.5 if _QUICK.value else 1.0)
     batches = batch_sizes(_MAX_BATCH.value, quick)
-    print(f"hardware: {hardware()}")
+    # As the launchers do: threefry as straight-line code on XLA:CPU (launch.cpu_random).
+    unrolled = unroll_threefry_on_cpu()
+    print(f"hardware: {hardware()}; threefry {'unrolled' if unrolled else 'rolled'} on CPU")
     print(f"batches {batches}, min_time {min_time:.1f} s per measurement\n", flush=True)
     per_core_batches()  # a bad flag fails before anything is measured
     out = {"rows": [], "peers": {}, "measured": {}, "memory": [], "profiles": {}, "all_cores": []}

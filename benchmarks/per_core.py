@@ -81,6 +81,9 @@ def _worker(args: argparse.Namespace) -> None:
         os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=1"
     )
     from benchmarks.env_throughput import make_grid_env, timed_rate, warmed_rollout
+    from launch.cpu_random import unroll_threefry_on_cpu
+
+    unroll_threefry_on_cpu()  # as the main benchmark process does
 
     env, params = make_grid_env(args.case, args.physics)
     call, steps, compile_s, _ = warmed_rollout(

@@ -165,6 +165,9 @@ def run_end_to_end(mode: str) -> dict:
 
 def main(argv) -> None:
     del argv
+    from launch.cpu_random import unroll_threefry_on_cpu
+
+    unroll_threefry_on_cpu()  # as the launcher's node processes do
     config = load_config()
     results = {
         "host": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",

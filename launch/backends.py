@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 
+from launch.cpu_random import unroll_threefry_on_cpu
 from launch.devices import (
     CPU_CORES_ENV,
     cpu_cores_of,
@@ -132,7 +133,7 @@ class RayBackend:
         if self._cpu_pinning is not None:
             cores = cpu_cores_of(devices, *self._cpu_pinning)
             env_vars[CPU_CORES_ENV] = ",".join(str(c) for c in cores)
-            cls = pinned_on_start(cls)
+        cls = prepared_on_start(cls, pin=self._cpu_pinning is not None)
         options = dict(
             num_cpus=0,
             max_concurrency=8,  # run() plus progress/stop/pid calls at the same time
@@ -150,16 +151,20 @@ class RayBackend:
         ray.shutdown()
 
 
-def pinned_on_start(cls):
-    """``cls`` whose constructor first pins its process to the cores in ``CPU_CORES_ENV``."""
+def prepared_on_start(cls, pin: bool):
+    """``cls`` whose constructor first prepares its process: threefry unrolled on CPU
+    (``launch.cpu_random``) and, with ``pin``, the process pinned to the cores in
+    ``CPU_CORES_ENV``."""
 
-    class Pinned(cls):
+    class Prepared(cls):
         def __init__(self, *args, **kwargs):
-            pin_process_to_env_cores()
+            unroll_threefry_on_cpu()
+            if pin:
+                pin_process_to_env_cores()
             super().__init__(*args, **kwargs)
 
-    Pinned.__name__ = Pinned.__qualname__ = cls.__name__
-    return Pinned
+    Prepared.__name__ = Prepared.__qualname__ = cls.__name__
+    return Prepared
 
 
 def passthrough_env_vars() -> dict[str, str]:

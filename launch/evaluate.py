@@ -40,6 +40,7 @@ from absl import logging as absl_logging
 from envs import baselines, oracle, scenarios
 from envs.env import GridEnv, make_env
 from launch import report
+from launch.cpu_random import unroll_threefry_on_cpu
 from launch.report import TABLE_METRICS
 
 BASELINES = {
@@ -364,6 +365,7 @@ def main(argv) -> None:
         raise app.UsageError("--checkpoint is required (a run directory or checkpoint folder)")
     if not flags.FLAGS["verbosity"].present:
         absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax logs every restore step at INFO
+    unroll_threefry_on_cpu()
     try:
         results = run_evaluation(
             _CHECKPOINT.value,

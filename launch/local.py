@@ -19,6 +19,7 @@ import sys
 from absl import app, flags
 
 from launch import cli
+from launch.cpu_random import unroll_threefry_on_cpu
 from launch.devices import (
     LEARNER_CPU_XLA_FLAGS,
     detect_platform,
@@ -78,6 +79,7 @@ def main(argv) -> None:
     cli.use_compilation_cache(config)
     try:
         pin_this_process(config, launch_type)
+        unroll_threefry_on_cpu()  # local_mt nodes run here; after the XLA flags are set
         program = build_program(config, run_dir, resume=flags.FLAGS.resume)
     except START_UP_ERRORS as error:
         cli.exit_with_error(str(error))

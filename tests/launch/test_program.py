@@ -98,10 +98,10 @@ def test_a_node_process_pins_all_its_threads_to_its_cores():
     code = (
         "import os, threading\n"
         "t = threading.Thread(target=lambda: __import__('time').sleep(2)); t.start()\n"
-        "from launch.backends import pinned_on_start\n"
+        "from launch.backends import prepared_on_start\n"
         "class Node:\n"
         "    def __init__(self, x): self.x = x\n"
-        "node = pinned_on_start(Node)(3)\n"
+        "node = prepared_on_start(Node, pin=True)(3)\n"
         "tasks = os.listdir('/proc/self/task')\n"
         "print(node.x, type(node).__name__, len(tasks),"
         " {c for tid in tasks for c in os.sched_getaffinity(int(tid))})\n"
