@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 import jax
 import ml_collections
+import numpy as np
 
 from actors.rollout import make_rollout
 from actors.types import EpisodeTotals, TrajectoryItem
@@ -36,6 +37,7 @@ class ActorCounters:
     param_updates: int = 0
     queue_wait_s: float = 0.0  # blocked on a full queue (actor idle time)
     busy_s: float = 0.0  # rolling out and transferring
+    item_bytes: int = 0  # host bytes of one queue item (the queue's memory unit); not summed
 
 
 def build_env_and_policy(config: ml_collections.ConfigDict):
@@ -115,12 +117,18 @@ class ActorNode:
         for c in self._counters:
             for field in dataclasses.fields(ActorCounters):
                 setattr(totals, field.name, getattr(totals, field.name) + getattr(c, field.name))
+        totals.item_bytes = max((c.item_bytes for c in self._counters), default=0)
         slowest = min((c.rollouts for c in self._counters), default=0)
         return dataclasses.asdict(totals) | {
             "threads": len(self._counters),
             "pid": os.getpid(),
             "min_thread_rollouts": slowest,  # 0 while a device still compiles
         }
+
+
+def item_nbytes(item: TrajectoryItem) -> int:
+    """Host bytes of a queue item's arrays (its trajectory and episode totals)."""
+    return int(sum(np.asarray(leaf).nbytes for leaf in jax.tree_util.tree_leaves(item)))
 
 
 # Per process, not per node: ``local_mt`` may run several actor nodes and the learner in one
@@ -239,6 +247,8 @@ class ActorThread:
             rollout_seconds=time.perf_counter() - start,
             previous_put_wait_seconds=self._last_put_wait,
         )
+        if not self._counters.item_bytes:  # the same for every rollout of a run
+            self._counters.item_bytes = item_nbytes(item)
         put_start = time.perf_counter()
         self._counters.busy_s += put_start - start
         try:

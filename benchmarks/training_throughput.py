@@ -6,8 +6,9 @@
 1. *actor alone*: the actor node on devices 0,1 feeding a queue that drops every item;
 2. *learner alone*: ``Learner.update`` on devices 2,3 with a fixed batch of real rollouts;
 3. *end to end*: ``python -m launch.local`` with ``--launch_type=local_mp`` and ``local_mt``
-   (its summary gives steady-state steps/s after compilation, policy lag, idle fractions), while
-   a sampler records the peak RSS of every process of the run.
+   (its summary gives steady-state steps/s after compilation, policy lag, idle fractions and
+   the queue's memory bound), while a sampler records the RSS of every process of the run:
+   its peak and its growth over the run's second half (flat in a steady state).
 
 Each end-to-end entry also gives its ratio to the slowest stage alone and to the two stages
 taking turns on the whole host (``stage_ratios``). Prints JSON as it goes (``--out`` saves it).
@@ -117,8 +118,10 @@ def measure_learner(config, trajectory) -> float:
     return updates * config.learner.unroll_length * config.learner.batch_size / elapsed
 
 
-def sample_rss(root_pid: int, peaks: dict, stop: threading.Event) -> None:
-    """Peak resident memory per process of the run's process tree: {pid: (name, bytes)}."""
+def sample_rss(root_pid: int, series: dict, stop: threading.Event) -> None:
+    """Resident memory of every process of the run's tree, every half second:
+    ``{pid: (name, [(seconds since start, bytes), ...])}``."""
+    start = time.perf_counter()
     while not stop.is_set():
         try:
             root = psutil.Process(root_pid)
@@ -126,11 +129,27 @@ def sample_rss(root_pid: int, peaks: dict, stop: threading.Event) -> None:
                 name = " ".join(proc.cmdline()[:3]).strip()[:48]
                 if name.startswith("ray::"):  # Ray retitles workers per running method
                     name = name.split(".")[0].split()[0]
-                old_name, old_rss = peaks.get(proc.pid, (name, 0))
-                peaks[proc.pid] = (old_name, max(old_rss, proc.memory_info().rss))
+                samples = series.setdefault(proc.pid, (name, []))[1]
+                samples.append((time.perf_counter() - start, proc.memory_info().rss))
         except psutil.Error:
             pass
         stop.wait(0.5)
+
+
+def memory_report(series: dict, processes: int = 6) -> dict:
+    """Per process (the ``processes`` largest): peak RSS, and how much RSS grew over the run's
+    second half (steady state: compilation and the first updates are in the first half). A
+    process whose memory stays flat grows by a few MB at most."""
+    report = {}
+    ranked = sorted(series.items(), key=lambda kv: -max(rss for _, rss in kv[1][1]))
+    for pid, (name, samples) in ranked[:processes]:
+        half = samples[-1][0] / 2
+        at_half = min(samples, key=lambda sample: abs(sample[0] - half))[1]
+        report[f"{name} (pid {pid})"] = {
+            "peak_mb": max(rss for _, rss in samples) / 2**20,
+            "second_half_growth_mb": (samples[-1][1] - at_half) / 2**20,
+        }
+    return report
 
 
 def run_end_to_end(mode: str) -> dict:
@@ -140,11 +159,11 @@ def run_end_to_end(mode: str) -> dict:
         f"--config={os.path.join(REPO, PRESETS[FLAGS.case])}", f"--run_dir={run_dir}",
         f"--total_env_steps={FLAGS.env_steps}", *FLAGS.overrides,
     ]  # fmt: skip
-    peaks: dict = {}
+    series: dict = {}
     stop = threading.Event()
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL)
-    sampler = threading.Thread(target=sample_rss, args=(process.pid, peaks, stop), daemon=True)
+    sampler = threading.Thread(target=sample_rss, args=(process.pid, series, stop), daemon=True)
     sampler.start()
     code = process.wait()
     stop.set()
@@ -152,14 +171,14 @@ def run_end_to_end(mode: str) -> dict:
         raise RuntimeError(f"{mode} run failed with exit code {code}: {' '.join(command)}")
     with open(os.path.join(run_dir, "summary.json")) as handle:
         summary = json.load(handle)
-    big = sorted(peaks.items(), key=lambda kv: -kv[1][1])[:6]
     return {
         "steps_per_s": summary["mean_steps_per_s"],
         "wall_s": time.perf_counter() - started,
         "policy_lag": summary["last"].get("runtime/policy_lag"),
         "learner_idle": summary["learner_idle_fraction"],
         "actor_idle": summary.get("actors", {}).get("idle_fraction"),
-        "peak_rss_mb": {f"{name} (pid {pid})": rss / 2**20 for pid, (name, rss) in big},
+        "memory": memory_report(series),
+        "queue": summary.get("queue"),
     }
 
 

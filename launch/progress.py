@@ -109,6 +109,12 @@ def summary_text(summary: dict, run_dir: str, launch_type: str, restarts: int) -
         f"  actor idle       {100 * summary.get('actors', {}).get('idle_fraction', 0.0):.0f} %",
         f"  actor restarts   {restarts}",
     ]
+    queue = summary.get("queue", {})
+    if queue.get("item_bytes"):
+        lines.append(
+            f"  queue memory     {queue['capacity']} items x {queue['item_bytes'] / 2**20:.1f} MiB"
+            f" = {queue['bound_bytes'] / 2**20:.1f} MiB at most"
+        )
     shown = [k for k in last if k.startswith("episode/return")] + list(SUMMARY_KEYS)
     for key in (k for k in shown if k in last):
         lines.append(f"  {key:<28} {last[key]:.4g}")

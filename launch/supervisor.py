@@ -158,6 +158,7 @@ class Supervisor:
                 continue
             for key in ("rollouts", "env_steps", "queue_wait_s", "busy_s"):
                 totals[key] = totals.get(key, 0) + stats[key]
+            totals["item_bytes"] = max(totals.get("item_bytes", 0), stats.get("item_bytes", 0))
         busy, wait = totals.get("busy_s", 0.0), totals.get("queue_wait_s", 0.0)
         totals["idle_fraction"] = wait / max(busy + wait, 1e-9)
         return totals
@@ -182,4 +183,14 @@ class Supervisor:
             except Exception as error:  # already stopped or dead: kill to be sure
                 logging.debug("%s exit: %s", actor.name, error)
                 actor.kill()
-        return summary | {"actors": actor_stats}
+        return summary | {"actors": actor_stats, "queue": self._queue_memory(actor_stats)}
+
+    def _queue_memory(self, actor_stats: dict) -> dict:
+        """The queue's memory bound: its capacity times one item's bytes (as the actors
+        measured them; 0 when no actor put an item)."""
+        capacity, item_bytes = self.program.queue_capacity, actor_stats.get("item_bytes", 0)
+        return {
+            "capacity": capacity,
+            "item_bytes": item_bytes,
+            "bound_bytes": capacity * item_bytes,
+        }

@@ -5,7 +5,13 @@ import jax
 import numpy as np
 import pytest
 
-from actors.actor import ActorNode, build_env_and_policy, cpu_compute_lock, rollout_locks
+from actors.actor import (
+    ActorNode,
+    build_env_and_policy,
+    cpu_compute_lock,
+    item_nbytes,
+    rollout_locks,
+)
 from configs.ieee118 import get_config as ieee118_config
 from replay.trajectory_queue import TrajectoryQueue
 from replay.variable_server import VariableServer
@@ -48,6 +54,9 @@ def test_actor_threads_stamp_versions_and_pick_up_new_params():
     stats = node.stats()
     assert stats["threads"] == 2 and stats["rollouts"] >= 2 and stats["param_updates"] >= 3
     assert 0 <= stats["min_thread_rollouts"] <= stats["rollouts"] // 2
+    # One item's bytes, not summed over the threads: the unit of the queue's memory bound.
+    trajectory_bytes = sum(x.nbytes for x in jax.tree.leaves(first[0].trajectory))
+    assert stats["item_bytes"] == item_nbytes(first[0]) > trajectory_bytes
 
 
 class DroppingQueue:

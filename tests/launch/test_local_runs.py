@@ -133,3 +133,6 @@ def test_local_mp_recovers_from_actor_kill_stops_on_ctrl_c_and_resumes(tmp_path)
     assert summary["start_update"] == stopped_at
     assert summary["update"] == stopped_at + 3
     assert summary["env_steps"] == total and not summary["stopped_early"]
+    queue = summary["queue"]  # one update's items (batch 8 / 4 grids per item), each measured
+    assert queue["capacity"] == 2 and queue["item_bytes"] > 0
+    assert queue["bound_bytes"] == 2 * queue["item_bytes"]

@@ -1,0 +1,9 @@
+from launch.progress import summary_text
+
+
+def test_summary_states_the_queue_memory_bound_once_an_item_was_measured():
+    queue = {"capacity": 2, "item_bytes": 3 * 2**20, "bound_bytes": 6 * 2**20}
+    text = summary_text({"queue": queue}, "/runs/x", "local_mp", 0)
+    assert "queue memory     2 items x 3.0 MiB = 6.0 MiB at most" in text
+    unmeasured = {"capacity": 2, "item_bytes": 0, "bound_bytes": 0}
+    assert "queue memory" not in summary_text({"queue": unmeasured}, "/runs/x", "local_mp", 0)
