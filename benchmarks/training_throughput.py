@@ -136,13 +136,15 @@ def sample_rss(root_pid: int, series: dict, stop: threading.Event) -> None:
         stop.wait(0.5)
 
 
-def memory_report(series: dict, processes: int = 6) -> dict:
-    """Per process (the ``processes`` largest): peak RSS, and how much RSS grew over the run's
-    second half (steady state: compilation and the first updates are in the first half). A
-    process whose memory stays flat grows by a few MB at most."""
+def memory_report(series: dict, node_pids: dict, processes: int = 6) -> dict:
+    """Per process (the ``processes`` largest; named by the run's ``nodes.json``, ``{node:
+    pid}``, where it is a node): peak RSS, and how much RSS grew over the run's second half
+    (steady state: compilation and the first updates are in the first half)."""
     report = {}
+    node_of = {pid: node for node, pid in node_pids.items()}
     ranked = sorted(series.items(), key=lambda kv: -max(rss for _, rss in kv[1][1]))
     for pid, (name, samples) in ranked[:processes]:
+        name = node_of.get(pid, name)
         half = samples[-1][0] / 2
         at_half = min(samples, key=lambda sample: abs(sample[0] - half))[1]
         report[f"{name} (pid {pid})"] = {
@@ -171,13 +173,15 @@ def run_end_to_end(mode: str) -> dict:
         raise RuntimeError(f"{mode} run failed with exit code {code}: {' '.join(command)}")
     with open(os.path.join(run_dir, "summary.json")) as handle:
         summary = json.load(handle)
+    with open(os.path.join(run_dir, "nodes.json")) as handle:
+        nodes = json.load(handle)  # {node name: pid}
     return {
         "steps_per_s": summary["mean_steps_per_s"],
         "wall_s": time.perf_counter() - started,
         "policy_lag": summary["last"].get("runtime/policy_lag"),
         "learner_idle": summary["learner_idle_fraction"],
         "actor_idle": summary.get("actors", {}).get("idle_fraction"),
-        "memory": memory_report(series),
+        "memory": memory_report(series, nodes),
         "queue": summary.get("queue"),
     }
 

@@ -37,10 +37,12 @@ def test_memory_report_gives_peak_and_second_half_growth_per_process():
 
     mib = 2**20
     series = {
-        11: ("learner", [(0.0, 100 * mib), (5.0, 900 * mib), (10.0, 910 * mib)]),
-        12: ("actor", [(0.0, 50 * mib), (4.0, 400 * mib), (6.0, 300 * mib), (8.0, 350 * mib)]),
+        11: ("python x", [(0.0, 100 * mib), (5.0, 900 * mib), (10.0, 910 * mib)]),
+        12: ("python y", [(0.0, 50 * mib), (4.0, 400 * mib), (6.0, 300 * mib), (8.0, 350 * mib)]),
     }
-    report = memory_report(series, processes=1)
+    nodes = {"learner": 11, "actor-0": 12}
+    report = memory_report(series, nodes, processes=1)
     assert report == {"learner (pid 11)": {"peak_mb": 910.0, "second_half_growth_mb": 10.0}}
-    actor = memory_report(series)["actor (pid 12)"]
+    assert list(memory_report(series, {})) == ["python x (pid 11)", "python y (pid 12)"]
+    actor = memory_report(series, nodes)["actor-0 (pid 12)"]
     assert actor == {"peak_mb": 400.0, "second_half_growth_mb": -50.0}  # at 4 s: half of 8 s
