@@ -14,7 +14,7 @@ that ieee14 B = 256 rollout (jax profiler trace): 2,290 -> 1,440.
 
 A process-wide switch, so only launchers and benchmarks call it (DESIGN: process settings
 belong to launchers). It reaches into JAX's private lowering table; if a JAX version moves it,
-the switch does nothing and says so once.
+the switch does nothing and logs why (INFO).
 """
 
 from __future__ import annotations
