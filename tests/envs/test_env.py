@@ -242,3 +242,19 @@ def test_only_the_finished_grid_of_a_batch_is_reset(setup):
         strict=True,
     ):
         np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=1e-5, atol=1e-5)
+
+
+def test_batched_observation_gathers_grid_by_grid_and_equals_each_grids_own(setup):
+    env, params, spec, reset, _ = setup
+    obs, states = reset(_keys(5), params)
+    batched = jax.vmap(env.observe, in_axes=(0, None))
+    # The observation gather takes the batch as a batching dimension (each grid's row), not
+    # whole feature columns that XLA:CPU then transposes (see envs.dynamics.features.observe).
+    jaxpr = str(jax.make_jaxpr(batched)(states, params))
+    gathers = [line for line in jaxpr.splitlines() if "gather[" in line]
+    assert any(f"f32[{BATCH},{spec.num_agents}," in line for line in gathers)
+    assert "operand_batching_dims=(0,)" in jaxpr
+    together = np.asarray(batched(states, params).agent_obs)
+    one = env.observe(_batch_of(states, 3), params)  # float rounding of the features may differ
+    np.testing.assert_allclose(together[3], one.agent_obs, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(together, obs.agent_obs, rtol=1e-5, atol=1e-6)
