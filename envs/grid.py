@@ -42,6 +42,9 @@ class Grid:
     slack: int = struct.field(pytree_node=False)
     pv_buses: tuple = struct.field(pytree_node=False)  # bus indices of PV buses (AC unknowns)
     pq_buses: tuple = struct.field(pytree_node=False)  # bus indices of PQ buses (AC unknowns)
+    # Every branch_dc_b > 0 (no series capacitor): the reduced DC B matrix of any topology is
+    # then symmetric positive definite and the dense masked solve can use Cholesky.
+    dc_susceptance_positive: bool = struct.field(pytree_node=False)
 
     bus_type: jnp.ndarray  # [N] int32: 1 PQ, 2 PV, 3 ref
     bus_pd: jnp.ndarray  # [N] MW
@@ -112,6 +115,7 @@ def build_grid(case: Case, dtype=jnp.float32) -> Grid:
         slack=int(net.pop("_slack")),
         pv_buses=tuple(int(i) for i in np.flatnonzero(net["bus_type"] == PV)),
         pq_buses=pq_buses,
+        dc_susceptance_positive=bool(np.all(net["branch_dc_b"] > 0)),
         **{k: v for k, v in {**float_arrays, **other_arrays}.items() if not k.startswith("_")},
     )
 

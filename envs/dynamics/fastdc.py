@@ -38,8 +38,9 @@ SMALL_GRID_BRANCHES = 64  # up to this many branches a grid takes the smaller fi
 # B = 4096, compiled 42 % longer and cost ieee14 17 % (B = 4096 131k -> 109k steps/s).
 WIDE_SLOTS = 8
 # Slots of the third tier (9-16 outages: ~10 % of random-action ieee118 grids, ~2 % have more),
-# solved by a LAPACK LU: the unrolled elimination makes O(K) passes over the batch's [2K, 2K]
-# systems (113 us per ieee118 grid at 16 slots vs 24 us by LU), the dense 118-bus solve 90 us.
+# solved by LAPACK (a QR, see ``_solve_qr``): the unrolled elimination makes O(K) passes over the
+# batch's [2K, 2K] systems (113 us per ieee118 grid at 16 slots vs 24 us by LU), the dense
+# 118-bus solve 90 us (both measured with the LU's permutation loop).
 # ieee118 DC env steps/s on one core, without -> with this tier (four interleaved timings):
 # B = 64 14.0k -> 16.9k, B = 1024 12.8k -> 13.9k.
 WIDER_SLOTS = 16
@@ -163,14 +164,19 @@ def _low_rank_wide(grid, p_bus, in_service, energised):
 
 
 def _low_rank_wider(grid, p_bus, in_service, energised):
-    return _low_rank(grid, p_bus, in_service, energised, WIDER_SLOTS, _solve_lu)
+    return _low_rank(grid, p_bus, in_service, energised, WIDER_SLOTS, _solve_qr)
 
 
-def _solve_lu(matrix, rhs):
-    """LAPACK LU with partial pivoting; also |det| (the product of U's pivots)."""
-    lu, pivots, _ = jax.lax.linalg.lu(matrix)
-    solution = jax.scipy.linalg.lu_solve((lu, pivots), rhs)
-    return solution, jnp.prod(jnp.abs(jnp.diagonal(lu)))
+def _solve_qr(matrix, rhs):
+    """LAPACK Householder QR and a triangular solve; also |det| (the product of |diag R|).
+
+    Not LU: JAX turns an LU's row exchanges into a permutation by a loop of K steps of tiny
+    kernels on XLA:CPU, which cost more than the factorisation at K = 32.
+    """
+    q, r = jnp.linalg.qr(matrix)
+    projected = jnp.matmul(rhs, q)[:, None]  # Q^T rhs
+    solution = jax.lax.linalg.triangular_solve(r, projected, left_side=True, lower=False)
+    return solution[:, 0], jnp.prod(jnp.abs(jnp.diagonal(r)))
 
 
 def _solve_unpivoted(matrix, rhs):

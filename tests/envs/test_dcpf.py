@@ -241,3 +241,31 @@ def test_small_solver_matches_numpy_and_needs_pivoting(x64):
     expected = np.linalg.solve(matrix[regular], rhs[regular][..., None])[..., 0]
     np.testing.assert_allclose(solution[np.array(regular)], expected, atol=1e-12)
     assert bool(jnp.all(jnp.isfinite(solution)))
+
+
+def test_masked_solve_by_cholesky_equals_the_pivoted_lu(x64, grids64):
+    _, grid = grids64["ieee118"]
+    assert grid.dc_susceptance_positive  # every shipped case: Cholesky
+    rng = np.random.default_rng(3)
+    masks = jnp.asarray(rng.random((32, grid.n_branch)) > 0.1)  # many island some buses
+    p_bus = jnp.broadcast_to(_case_injection(grid), (32, grid.n_bus))
+    cholesky = dc_jit(grid, p_bus, masks)
+    lu = dc_jit(grid.replace(dc_susceptance_positive=False), p_bus, masks)
+    assert 0 < int(cholesky.islanded.sum()) < 32
+    np.testing.assert_allclose(cholesky.flow_mw, lu.flow_mw, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(cholesky.theta, lu.theta, rtol=0, atol=1e-10)
+
+
+def test_series_capacitor_takes_the_pivoted_solve_and_matches_rundcpf(x64):
+    case = load_case("ieee14")
+    case.branch[3, 3] = -0.5 * case.branch[3, 3]  # branch 2-4 series-compensated past zero
+    with jax.enable_x64(True):
+        grid = build_grid(case, jnp.float64)
+    assert not grid.dc_susceptance_positive
+    out = np.array(OUTAGES["ieee14"])
+    ppc = case.to_ppc()
+    ppc["branch"][_in_service_rows(case)[out], 10] = 0
+    mask = np.ones(grid.n_branch, dtype=bool)
+    mask[out] = False
+    flow = dc_jit(grid, _case_injection(grid), jnp.asarray(mask))
+    _assert_matches_pypower(flow, case, _rundcpf(ppc), mask)

@@ -93,7 +93,7 @@ def test_low_rank_update_solves_islands_without_the_dense_fallback(cases, tier):
     slots, solve = {
         "few": (fastdc.few_slots(grid), None),
         "wide": (fastdc.WIDE_SLOTS, None),
-        "wider": (fastdc.WIDER_SLOTS, fastdc._solve_lu),  # the LAPACK LU of the third tier
+        "wider": (fastdc.WIDER_SLOTS, fastdc._solve_qr),  # the LAPACK QR of the third tier
     }[tier]
     outages = (~np.asarray(in_service)).sum(axis=-1)
     within = [i for i in range(len(names)) if outages[i] <= slots]
