@@ -74,6 +74,7 @@ class LayoutData(NamedTuple):
     type_lambda: tuple
     ctrl_index: np.ndarray  # [A, U] int32
     action_mask: np.ndarray  # [A, U] bool
+    ctrl_sources: np.ndarray  # [C, M] int32: flat action entries summed into each control slot
     obs_index: np.ndarray  # [A, Of] int32
     agent_const: np.ndarray  # [A, Oc] float32
     group_to_device: np.ndarray  # [Cg, Cd] float32
@@ -202,6 +203,22 @@ def _pad(rows: list[list[int]], fill: int) -> np.ndarray:
     return out
 
 
+def control_sources(ctrl_index: np.ndarray, n_controls: int) -> np.ndarray:
+    """[C, M] int32: for each control slot the flat ``[A * U]`` action entries that drive it,
+    padded with ``A * U`` (the env reads a zero there). M = the most entries any slot has
+    (at least 1). The inverse of ``ctrl_index``, whose padding points at slot C."""
+    flat = ctrl_index.reshape(-1)
+    used = flat < n_controls
+    width = max(1, int(np.bincount(flat[used], minlength=n_controls).max(initial=0)))
+    sources = np.full((n_controls, width), flat.size, np.int32)
+    filled = np.zeros(n_controls, np.int64)
+    for position in np.flatnonzero(used):
+        slot = flat[position]
+        sources[slot, filled[slot]] = position
+        filled[slot] += 1
+    return sources
+
+
 def _one_hot(types: np.ndarray, n: int) -> np.ndarray:
     return np.eye(n, dtype=np.float32)[types]
 
@@ -220,6 +237,7 @@ def _finish(
         type_lambda=tuple(lambdas),
         ctrl_index=ctrl_index,
         action_mask=ctrl_index != ctrl_fill,
+        ctrl_sources=control_sources(ctrl_index, ctrl_fill),
         obs_index=_pad(obs_rows, feature_blocks(inp)["total"][0]),
         agent_const=_one_hot(types, len(type_names)),
         group_to_device=group.astype(np.float32),

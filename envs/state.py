@@ -125,6 +125,7 @@ def build_layout_arrays(config, grid, devices: DeviceParams, table: dict) -> Lay
     return LayoutArrays(
         ctrl_index=jnp.asarray(data.ctrl_index),
         action_mask=jnp.asarray(data.action_mask),
+        ctrl_sources=jnp.asarray(data.ctrl_sources),
         obs_index=jnp.asarray(data.obs_index),
         agent_const=jnp.asarray(data.agent_const),
         group_to_device=jnp.asarray(data.group_to_device),

@@ -142,6 +142,7 @@ class LayoutArrays:
 
     ctrl_index: jax.Array  # [A, U] int32 into the control vector (C = dummy slot)
     action_mask: jax.Array  # [A, U] bool
+    ctrl_sources: jax.Array  # [C, M] int32 into the flat actions (A * U = a zero): the inverse
     obs_index: jax.Array  # [A, Of] int32 into the feature vector (F = zero slot)
     agent_const: jax.Array  # [A, Oc] constant per-agent features (type one-hot)
     group_to_device: jax.Array  # [Cg, Cd] regional control channels -> device channels

@@ -64,12 +64,20 @@ class Controls(NamedTuple):
 
 
 def decode_controls(action: jax.Array, layout, n_gen: int, n_storage: int, n_bus: int):
-    """Scatter-add agent actions [A, U] into the control vector and split it by channel."""
+    """Sum agent actions [A, U] into the control vector and split it by channel.
+
+    Each control slot gathers the action entries that drive it (``layout.ctrl_sources``, the
+    inverse of ``ctrl_index``) instead of the actions scatter-adding into the slots: under vmap
+    XLA:CPU runs the scatter as a slower kernel. DC env steps/s on one core, scatter -> gather
+    (four interleaved timings): ieee118 B = 1024 19.2-20.2k -> 20.1-21.8k, B = 256 19.0-21.2k
+    -> 19.8-21.7k; ieee14 B = 4096 108-121k -> 110-131k.
+    """
     n_device = n_gen + n_storage + n_bus
     n_group = layout.group_to_device.shape[0]
     total = n_device + n_group + layout.n_signals
     contribution = jnp.where(layout.action_mask, action, 0.0).reshape(-1)
-    flat = jnp.zeros(total + 1, action.dtype).at[layout.ctrl_index.reshape(-1)].add(contribution)
+    padded = jnp.concatenate([contribution, jnp.zeros((1,), action.dtype)])
+    flat = jnp.sum(padded[layout.ctrl_sources], axis=-1)  # [C]
     device = flat[:n_device] + flat[n_device : n_device + n_group] @ layout.group_to_device
     device = jnp.clip(device, -1.0, 1.0)
     return Controls(

@@ -164,3 +164,32 @@ def test_action_scatter_drives_only_the_mapped_device():
 def test_unknown_layout_is_a_clear_error():
     with pytest.raises(ValueError, match="per_node"):
         layouts.build_layout("ring", None)
+
+
+def test_control_sources_invert_the_action_scatter_with_shared_slots():
+    # agent 0 drives slots 0 and 2, agent 1 drives slot 2 (shared) and slot 1; 4 = padding
+    ctrl_index = np.array([[0, 2, 4], [2, 1, 4]], np.int32)
+    sources = layouts.control_sources(ctrl_index, 4)
+    assert sources.shape == (4, 2)
+    action = np.random.default_rng(0).normal(size=ctrl_index.size + 1)
+    action[-1] = 0.0  # the zero every padded source reads
+    expected = np.zeros(5)
+    np.add.at(expected, ctrl_index.reshape(-1), action[:-1])
+    np.testing.assert_allclose(action[sources].sum(axis=-1), expected[:4])
+    np.testing.assert_array_equal(sources[3], [6, 6])  # an undriven slot sums only zeros
+
+
+def test_every_layout_sums_actions_into_controls_like_a_scatter(case_params):
+    rng = np.random.default_rng(1)
+    for name, params in case_params.items():
+        layout = params.layout
+        ctrl, mask = np.asarray(layout.ctrl_index), np.asarray(layout.action_mask)
+        action = rng.uniform(-0.4, 0.4, ctrl.shape).astype(np.float32)
+        controls = decode_controls(jnp.asarray(action), layout, *_dims(params))
+        n_device = sum(_dims(params))
+        flat = np.zeros(ctrl.max() + 1, np.float32)
+        np.add.at(flat, ctrl.reshape(-1), np.where(mask, action, 0.0).reshape(-1))
+        group = np.asarray(layout.group_to_device)
+        device = flat[:n_device] + flat[n_device : n_device + group.shape[0]] @ group
+        got = np.concatenate([controls.gen, controls.storage, controls.shed])
+        np.testing.assert_allclose(got, np.clip(device, -1, 1), atol=1e-6, err_msg=name)
