@@ -103,15 +103,54 @@ def feature_vector(state, params) -> jax.Array:
 
 def observe(state, params) -> Observation:
     features = feature_vector(state, params)
-    padded = jnp.concatenate([features, jnp.zeros((1,), features.dtype)])
     layout = params.layout
-    # The index made a per-grid value (plus a zero computed from the grid's state; a
-    # ``zeros_like`` would stay shared): under vmap the gather then runs grid by grid. With
-    # the shared index XLA gathered whole [B] feature columns and transposed them to
-    # [B, A, O] (XLA:CPU: 45 % of an ieee14 step at B = 4096). DC env steps/s on one core,
-    # shared -> per-grid index (four interleaved timings): ieee14 B = 4096 109-115k ->
-    # 121-134k, B = 256 128-165k -> 147-204k; ieee118 B = 256 16.2-18.1k -> 16.8-18.5k.
-    per_grid_zero = (state.t * 0).astype(layout.obs_index.dtype)
-    gathered = padded[layout.obs_index + per_grid_zero]
-    agent_obs = jnp.concatenate([gathered, layout.agent_const], axis=-1)
-    return Observation(agent_obs=agent_obs, global_state=features)
+    agents, consts = layout.agent_const.shape
+    # One table per grid: the features, the zero that pads ``obs_index`` (index F), and the
+    # agents' constant features, so that a single gather builds every agent's observation.
+    table = jnp.concatenate(
+        [features, jnp.zeros((1,), features.dtype), layout.agent_const.reshape(-1)]
+    )
+    first_const = features.shape[0] + 1
+    const_index = jnp.arange(first_const, first_const + agents * consts, dtype=jnp.int32)
+    index = jnp.concatenate(
+        [layout.obs_index.astype(jnp.int32), const_index.reshape(agents, consts)], axis=-1
+    )
+    return Observation(agent_obs=gather_per_grid(table, index), global_state=features)
+
+
+def gather_per_grid(table: jax.Array, index: jax.Array) -> jax.Array:
+    """``table[index]`` for one grid's table [T] and a shared index (any shape).
+
+    Under ``jax.vmap`` over grids a custom rule gathers from the flattened batch, [B * T] at
+    ``b * T + index``. XLA's own batching of the shared index gathered whole [B] feature
+    columns and transposed them (45 % of an ieee14 step at B = 4096 on XLA:CPU); a per-grid
+    copy of the index avoided that but made XLA hoist a [B, A, O, 2] int32 index out of the
+    rollout's scan and read it every step (ieee118, B = 4096: 219 MB of XLA temporaries for
+    the rollout, against 127 MB this way; steps/s level).
+    """
+
+    @jax.custom_batching.custom_vmap
+    def gathered(table, index):
+        return table[index]
+
+    @gathered.def_vmap
+    def gathered_batched(axis_size, in_batched, table, index):
+        table_batched, index_batched = in_batched
+        too_wide = axis_size * table.shape[-1] >= 2**31  # the flat index would overflow int32
+        if index_batched or not table_batched or too_wide:  # plain batching
+            axes = (0 if table_batched else None, 0 if index_batched else None)
+            return jax.vmap(lambda t, i: t[i], in_axes=axes)(table, index), True
+        width = table.shape[-1]
+        rows = jnp.arange(axis_size, dtype=index.dtype) * width + _opaque_zero(table[:, 0])
+        flat_index = rows.reshape((axis_size,) + (1,) * index.ndim) + index[None]
+        return table.reshape(-1)[flat_index], True
+
+    return gathered(table, index)
+
+
+def _opaque_zero(values: jax.Array) -> jax.Array:
+    """[B] int32 zeros that XLA cannot prove are zero: an index built from them is computed
+    inside the gather where it is used instead of hoisted out of the rollout's loop and
+    materialised (the index is loop-invariant; the gathered table is not)."""
+    bits = jax.lax.bitcast_convert_type(values.astype(jnp.float32), jnp.int32)
+    return jnp.minimum(jnp.maximum(bits, 0), 0)

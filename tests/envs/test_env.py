@@ -244,17 +244,42 @@ def test_only_the_finished_grid_of_a_batch_is_reset(setup):
         np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=1e-5, atol=1e-5)
 
 
-def test_batched_observation_gathers_grid_by_grid_and_equals_each_grids_own(setup):
+def _gather_operands(jaxpr):
+    """Shapes of every gather's operand in a closed jaxpr, sub-jaxprs included."""
+    shapes = []
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "gather":
+            shapes.append(eqn.invars[0].aval.shape)
+        for sub in jax.core.jaxprs_in_params(eqn.params):
+            shapes.extend(_gather_operands(sub))
+    return shapes
+
+
+def test_batched_observation_is_one_flat_gather_and_equals_each_grids_own(setup):
     env, params, spec, reset, _ = setup
     obs, states = reset(_keys(5), params)
     batched = jax.vmap(env.observe, in_axes=(0, None))
-    # The observation gather takes the batch as a batching dimension (each grid's row), not
-    # whole feature columns that XLA:CPU then transposes (see envs.dynamics.features.observe).
-    jaxpr = str(jax.make_jaxpr(batched)(states, params))
-    gathers = [line for line in jaxpr.splitlines() if "gather[" in line]
-    assert any(f"f32[{BATCH},{spec.num_agents}," in line for line in gathers)
-    assert "operand_batching_dims=(0,)" in jaxpr
-    together = np.asarray(batched(states, params).agent_obs)
+    # One gather of scalars from the flattened batch of per-grid tables (features, a zero,
+    # the agents' constants; see envs.dynamics.features.gather_per_grid), not whole feature
+    # columns that XLA:CPU then transposes, nor a second pass for the constants.
+    agents, consts = params.layout.agent_const.shape
+    table_width = spec.global_dim + 1 + agents * consts
+    operands = _gather_operands(jax.make_jaxpr(batched)(states, params).jaxpr)
+    assert operands == [(BATCH * table_width,)]
+    both = batched(states, params)
+    together = np.asarray(both.agent_obs)
     one = env.observe(_batch_of(states, 3), params)  # float rounding of the features may differ
     np.testing.assert_allclose(together[3], one.agent_obs, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(together, obs.agent_obs, rtol=1e-5, atol=1e-6)
+    # and each agent's row is its indexed features (index F: zero) followed by its constants
+    features = np.asarray(both.global_state)
+    padded = np.concatenate([features, np.zeros((BATCH, 1), features.dtype)], axis=1)
+    index = np.asarray(params.layout.obs_index)
+    expected = np.concatenate(
+        [
+            padded[:, index],
+            np.broadcast_to(np.asarray(params.layout.agent_const), (BATCH, agents, consts)),
+        ],
+        axis=-1,
+    )
+    np.testing.assert_array_equal(together, expected)
