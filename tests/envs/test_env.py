@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from envs.config import default_env_config
+from envs.dynamics.features import gather_per_grid
 from envs.env import INFO_KEYS, make_env
 from envs.types import Observation
 
@@ -283,3 +284,16 @@ def test_batched_observation_is_one_flat_gather_and_equals_each_grids_own(setup)
         axis=-1,
     )
     np.testing.assert_array_equal(together, expected)
+
+
+def test_gather_per_grid_batches_like_indexing_whatever_is_batched():
+    table = jnp.arange(15.0).reshape(3, 5)
+    index = jnp.array([[4, 0], [1, 1]])
+    rows = np.asarray(table)
+    shared = jax.vmap(gather_per_grid, in_axes=(0, None))(table, index)
+    np.testing.assert_array_equal(shared, rows[:, np.asarray(index)])
+    per_grid = jnp.stack([index, 4 - index, jnp.zeros_like(index)])
+    both = jax.vmap(gather_per_grid)(table, per_grid)
+    np.testing.assert_array_equal(both, [rows[b][np.asarray(per_grid[b])] for b in range(3)])
+    one_table = jax.vmap(gather_per_grid, in_axes=(None, 0))(table[1], per_grid)
+    np.testing.assert_array_equal(one_table, rows[1][np.asarray(per_grid)])
