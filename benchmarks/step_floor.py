@@ -15,13 +15,14 @@ A full DC step, as ``benchmarks.env_throughput`` times it, does at least this pe
 
 Each part runs alone as a ``fori_loop`` of 64 steps over the same batch, one fused kernel per
 step (many steps per call, so that allocating a call's buffers does not count), in one process
-pinned to one core; the full step runs as ``env_throughput`` runs it. The parts' sum is a floor on a step's time per grid for this feature set on
-XLA:CPU (nothing else the step does is counted: dispatch, AGC, outages, protection, reward,
-info, auto-reset); its inverse is a ceiling on steps/s per core. Divided by Grid2Op +
-LightSim2Grid's do-nothing rate (its default AC flow, one process, measured in the same run:
-the peer of the env targets) it bounds the ratio a step on this core could reach, to set
-beside the targets (ieee118 300x, ieee14 1,000x). ``--core=-1`` runs unpinned; ``--cases``,
-``--min_time`` and ``--grid2op`` mean what they mean for ``env_throughput``.
+pinned to one core; the full step runs as ``env_throughput`` runs it. The parts' sum is a
+floor on a step's time per grid for this feature set on XLA:CPU (nothing else the step does
+is counted: dispatch, AGC, outages, protection, reward, info, auto-reset); its inverse is a
+ceiling on steps/s per core. Divided by Grid2Op + LightSim2Grid's do-nothing rate (its
+default AC flow, measured in the same process, so on the same core: the peer of the env
+targets) it bounds the ratio a step on this core could reach, to set beside the targets
+(ieee118 300x, ieee14 1,000x). ``--core=-1`` runs unpinned; ``--cases``, ``--min_time`` and
+``--grid2op`` mean what they mean for ``env_throughput``.
 """
 
 from __future__ import annotations
