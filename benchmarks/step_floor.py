@@ -61,7 +61,8 @@ def part_sizes(env, params) -> dict:
 
 
 def floor_loops(ptdf, sizes: dict, batch: int, steps: int) -> dict:
-    """name -> (jitted f(), what it does per grid): T steps of one part on ``batch`` grids."""
+    """name -> (jitted f(carry), its first carry, what it does per grid): ``steps`` steps of one
+    part on ``batch`` grids."""
     import jax
     import jax.numpy as jnp
 
@@ -103,8 +104,7 @@ def measure_case(case: str, batch: int, min_time: float) -> dict:
 
     env, params = et.make_grid_env(case, "dc")
     sizes = part_sizes(env, params)
-    steps = PART_STEPS
-    parts = []
+    parts, steps = [], PART_STEPS
     for name, (loop, carry, what) in floor_loops(params.grid.ptdf, sizes, batch, steps).items():
         compiled = loop.lower(carry).compile()
 
