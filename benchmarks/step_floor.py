@@ -32,6 +32,7 @@ import os
 from absl import app, flags
 
 from benchmarks import env_throughput as et
+from benchmarks.per_core import usable_cores
 from launch.cpu_random import unroll_threefry_on_cpu
 
 # --cases, --min_time and --grid2op are env_throughput's flags (importing it defines them).
@@ -149,7 +150,7 @@ def pin(core: int | None) -> str:
     """Pin this process (and the XLA threads it starts later) to one core."""
     if core == -1 or not hasattr(os, "sched_setaffinity"):
         return "unpinned"
-    usable = sorted(os.sched_getaffinity(0))
+    usable = usable_cores()
     core = usable[-1] if core is None else core
     if core not in usable:
         raise app.UsageError(f"--core={core} is not a usable core (usable: {usable})")
