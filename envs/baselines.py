@@ -12,6 +12,9 @@ rollout passes through (a trained policy's parameters; ``None`` for baselines). 
   curtailed pro rata and batteries idle. (Sharing the net load over the conventional units
   alone would copy ``do_nothing``: the env's AGC already keeps their outputs proportional
   to their headroom.)
+* ``merit_order``: copper-plate economic dispatch of the latest demand (``envs.merit_order``):
+  conventional units at equal incremental cost inside their reachable bands, renewables
+  uncurtailed unless they exceed the load, batteries idle, no shedding, no network check;
 * ``myopic_opf``: the single-step DC-OPF (``envs.opf``) of the interval about to be
   dispatched, on the latest state (persistence forecast of demand and availability, current
   topology, ramp limits from the current output, battery energy); it runs on the host via
@@ -39,8 +42,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from envs import oracle
+from envs import merit_order as merit_order_lib
+from envs import oracle, step_opf
 from envs.dynamics import exogenous as exo
+from envs.dynamics.dispatch import reachable_band
 from envs.dynamics.transition import transition
 from envs.env import GridEnv, reset_to_scenario
 from envs.types import EnvParams, EnvState, Observation
@@ -136,6 +141,68 @@ def proportional_targets(state: EnvState, params: EnvParams) -> jax.Array:
 
 def _proportional_controls(state: EnvState, params: EnvParams) -> jax.Array:
     return _pad_controls(gen_controls(proportional_targets(state, params), state, params), params)
+
+
+def merit_order_targets(state: EnvState, params: EnvParams) -> jax.Array:
+    """Unit targets [G] MW of the copper-plate economic dispatch (``envs.merit_order``) for the
+    latest demand (persistence forecast): renewables at their availability (curtailed only when
+    they exceed the load above the conventional units' minimum), conventional units by merit
+    order inside the band each can reach this step; batteries idle, no shedding."""
+    devices, grid = params.devices, params.grid
+    renewable = devices.is_renewable
+    online = (state.available > 0.0) & ~renewable
+    lo, hi = reachable_band(state.pg, online, devices)
+    load = jnp.sum(state.demand) + jnp.sum(grid.bus_gs)
+    supply = jnp.sum(jnp.where(renewable, state.available, 0.0))
+    use = jnp.clip((load - jnp.sum(lo)) / jnp.maximum(supply, EPS), 0.0, 1.0)
+    c2, c1 = merit_order_lib.marginal_cost_coefficients(grid)
+    conventional = merit_order_lib.economic_dispatch(load - use * supply, lo, hi, c2, c1)
+    return jnp.where(renewable, use * state.available, conventional)
+
+
+def merit_order_controls(state: EnvState, params: EnvParams) -> jax.Array:
+    """``merit_order_targets`` as controls [C]. Channels that merely must not act sit at the
+    far end of their "off" range (renewables uncurtailed: +1, no shedding: -1; the env treats
+    them like 0), so a residual added to them acts only when it is deliberate."""
+    targets = merit_order_targets(state, params)
+    gen = gen_controls(targets, state, params)
+    uncurtailed = params.devices.is_renewable & (targets >= state.available - EPS)
+    gen = jnp.where(uncurtailed, 1.0, gen)
+    n_bus = params.grid.n_bus
+    return _pad_controls(gen, params, shed=-jnp.ones(n_bus, gen.dtype))
+
+
+def shed_controls(shed_mw, state: EnvState, params: EnvParams) -> jax.Array:
+    """Shed targets [N] MW -> demand-response channel values (-1 where nothing is shed)."""
+    curtailable = params.devices.shed_max * state.demand
+    share = shed_mw / jnp.maximum(curtailable, EPS)
+    return jnp.where((curtailable > EPS) & (shed_mw > 1e-3), share, -1.0)
+
+
+def step_opf_controls(state: EnvState, params: EnvParams, rating_margin: float) -> jax.Array:
+    """The single-step DC-OPF of the latest state solved in JAX (``envs.step_opf``) as
+    controls [C]; renewables and shedding that need not act sit at their "off" end, like
+    ``merit_order_controls``; batteries idle."""
+    solved = step_opf.solve_step_opf(state, params, rating_margin)
+    gen = gen_controls(solved.pg, state, params)
+    uncurtailed = params.devices.is_renewable & (solved.pg >= state.available - 1e-2)
+    gen = jnp.where(uncurtailed, 1.0, gen)
+    return _pad_controls(gen, params, shed=shed_controls(solved.shed, state, params))
+
+
+def step_opf_baseline(params: EnvParams, rating_margin: float | None = None) -> ActFn:
+    """Single-step DC-OPF without storage solved on the device for the whole batch
+    (``envs.step_opf``): the network-aware prior of ``learner.prior``, as a baseline. The
+    rating margin defaults to the myopic OPF's."""
+    rating_margin = MYOPIC_RATING_MARGIN if rating_margin is None else rating_margin
+    check_rating_margin(rating_margin)
+    return _single_to_batched(partial(step_opf_controls, rating_margin=rating_margin), params)
+
+
+def merit_order(params: EnvParams) -> ActFn:
+    """Copper-plate economic dispatch of the latest demand by merit order, no network check
+    (``merit_order_targets``)."""
+    return _single_to_batched(merit_order_controls, params)
 
 
 def do_nothing(params: EnvParams) -> ActFn:

@@ -46,6 +46,8 @@ from launch.report import TABLE_METRICS
 BASELINES = {
     "do_nothing": baselines.do_nothing,
     "proportional": baselines.proportional,
+    "merit_order": baselines.merit_order,
+    "step_opf": baselines.step_opf_baseline,
     "myopic_opf": baselines.myopic_opf,
 }
 
@@ -102,7 +104,8 @@ def _run_dir_of(checkpoint_dir: Path) -> Path:
 
 
 def load_policy(checkpoint_dir: Path, step: int | None, best: bool = False):
-    """``(config, act_fn, policy_args)`` from the checkpoint alone (deterministic actions)."""
+    """``(config, spec, act_fn, policy_args)`` from the checkpoint alone: deterministic actions,
+    with the policy's action prior applied (it is part of the policy at decision time)."""
     from learner.checkpoint import restore_for_eval
     from learner.policy import make_policy
 
@@ -110,10 +113,11 @@ def load_policy(checkpoint_dir: Path, step: int | None, best: bool = False):
     if "env" not in config:
         raise ValueError(f"checkpoint {checkpoint_dir} stores no env config (config.env)")
     policy = make_policy(config.learner, spec)
+    _, env_params = make_env(config.env)  # the action prior lays out its slots from it
 
     def act(obs, state, key, args):
-        del state, key
-        return policy.mode(args[0], args[1], obs)
+        del key
+        return policy.env_action(policy.mode(args[0], args[1], obs), state, env_params)
 
     return config, spec, act, (params, norm_state)
 

@@ -20,6 +20,9 @@ def act_and_step(
 ) -> tuple[Trajectory, Any, Any, dict]:
     """``(transition, next_obs, next_env_state, info)`` for one step of a batch of grids.
 
+    The environment receives ``policy.env_action`` of the sampled action (its action prior);
+    the transition records the sampled action, whose log-prob PPO uses.
+
     ``truncation_value`` is ``V(info["final_obs"])`` where an episode was cut by its time
     limit (and not terminated), else 0; the value network runs on the final observations
     only when some grid in the batch needs it. ``last_value`` is a placeholder that the
@@ -29,7 +32,7 @@ def act_and_step(
     action, log_prob, value = policy.act(params, norm_state, obs, key_act)
     env_keys = jax.random.split(key_env, action.shape[0])
     next_obs, env_state, reward, terminated, truncated, info = batched_step(
-        env_keys, env_state, action, env_params
+        env_keys, env_state, policy.env_action(action, env_state, env_params), env_params
     )
     bootstrap = truncated & ~terminated
     final_value = jax.lax.cond(

@@ -25,6 +25,7 @@ import ml_collections
 CRITIC_KINDS = ("mappo", "ippo")
 PARAMETER_SHARING_KINDS = ("shared", "independent")
 REWARD_SCALING_KINDS = ("per_type", "global", "none")
+ACTION_PRIOR_KINDS = ("none", "merit_order", "step_opf")
 
 
 def default_learner_config() -> ml_collections.ConfigDict:
@@ -44,6 +45,11 @@ def default_learner_config() -> ml_collections.ConfigDict:
     config.num_attention_layers = 1
     config.num_heads = 8
     config.init_log_std = -0.5  # initial log std of the pre-tanh Gaussian
+    # Action prior (learner/prior.py): "none", "merit_order" (the policy's action is a
+    # residual, times residual_scale, on the copper-plate economic dispatch) or "step_opf"
+    # (a residual on the single-step DC-OPF of the latest state, envs/step_opf.py).
+    config.action_prior = "none"
+    config.residual_scale = 2.0
     # PPO.
     config.learning_rate = 3e-4
     config.adam_eps = 1e-5
@@ -77,6 +83,9 @@ def validate_learner_config(config: ml_collections.ConfigDict) -> None:
     _check_choice(config, "critic", CRITIC_KINDS)
     _check_choice(config, "parameter_sharing", PARAMETER_SHARING_KINDS)
     _check_choice(config, "reward_scaling", REWARD_SCALING_KINDS)
+    _check_choice(config, "action_prior", ACTION_PRIOR_KINDS)
+    if not config.residual_scale > 0:
+        raise ValueError(f"learner.residual_scale must be > 0, got {config.residual_scale}")
     if config.hidden_size % config.num_heads != 0:
         raise ValueError(
             f"learner.hidden_size ({config.hidden_size}) must be divisible by "

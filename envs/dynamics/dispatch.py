@@ -163,18 +163,18 @@ def primary_response(pg, residual, weight, lo, hi):
     w = jnp.where(part, weight, 0.0)
     covered = jnp.clip(residual, jnp.sum(lo - pg), jnp.sum(hi - pg))
     if pg.shape[-1] < SELECTIVE_KINK_WALK_UNITS:
-        return _response_at_kinks(pg, covered, w, lo, hi), residual - covered
+        return response_at_kinks(pg, covered, w, lo, hi), residual - covered
     # Usually no unit reaches a limit (AGC has already balanced within the reachable bands,
     # so the residual is small): then lam = covered / sum(w) exactly, and only the grids where
     # some unit would leave its band walk the kinks (under vmap: ``compute_where``).
     lam = covered / jnp.maximum(jnp.sum(w), EPS)
     linear = pg + lam * w
     saturates = jnp.any((linear < lo) | (linear > hi))
-    moved = compute_where(_response_at_kinks, saturates, linear, pg, covered, w, lo, hi)
+    moved = compute_where(response_at_kinks, saturates, linear, pg, covered, w, lo, hi)
     return moved, residual - covered
 
 
-def _response_at_kinks(pg, covered, w, lo, hi):
+def response_at_kinks(pg, covered, w, lo, hi):
     """``clip(pg + lam w, lo, hi)`` moving ``covered`` MW in total.
 
     The response is piecewise linear and nondecreasing in lam, with kinks where a unit reaches
