@@ -172,28 +172,29 @@ def merit_order_controls(state: EnvState, params: EnvParams) -> jax.Array:
     return _pad_controls(gen, params, shed=-jnp.ones(n_bus, gen.dtype))
 
 
-def shed_controls(shed_mw, state: EnvState, params: EnvParams) -> jax.Array:
-    """Shed targets [N] MW -> demand-response channel values (-1 where nothing is shed)."""
-    curtailable = params.devices.shed_max * state.demand
-    share = shed_mw / jnp.maximum(curtailable, EPS)
-    return jnp.where((curtailable > EPS) & (shed_mw > 1e-3), share, -1.0)
-
-
 def step_opf_controls(state: EnvState, params: EnvParams, rating_margin: float) -> jax.Array:
     """The single-step DC-OPF of the latest state solved in JAX (``envs.step_opf``) as
     controls [C]; renewables and shedding that need not act sit at their "off" end, like
-    ``merit_order_controls``; batteries idle."""
+    ``merit_order_controls``."""
+    devices = params.devices
     solved = step_opf.solve_step_opf(state, params, rating_margin)
     gen = gen_controls(solved.pg, state, params)
-    uncurtailed = params.devices.is_renewable & (solved.pg >= state.available - 1e-2)
+    uncurtailed = devices.is_renewable & (solved.pg >= state.available - 1e-2)
     gen = jnp.where(uncurtailed, 1.0, gen)
-    return _pad_controls(gen, params, shed=shed_controls(solved.shed, state, params))
+    storage = solved.storage / jnp.maximum(devices.storage_pmax, EPS)
+    curtailable = devices.shed_max * state.demand
+    shed = jnp.where(
+        (curtailable > EPS) & (solved.shed > 1e-2),
+        solved.shed / jnp.maximum(curtailable, EPS),
+        -1.0,
+    )
+    return _pad_controls(gen, params, storage, shed)
 
 
 def step_opf_baseline(params: EnvParams, rating_margin: float | None = None) -> ActFn:
-    """Single-step DC-OPF without storage solved on the device for the whole batch
-    (``envs.step_opf``): the network-aware prior of ``learner.prior``, as a baseline. The
-    rating margin defaults to the myopic OPF's."""
+    """Single-step DC-OPF solved in JAX for the whole batch (``envs.step_opf``): what the
+    ``myopic_opf`` baseline solves with HiGHS on the host, and the network-aware prior of
+    ``learner.prior``. The rating margin defaults to the myopic OPF's."""
     rating_margin = MYOPIC_RATING_MARGIN if rating_margin is None else rating_margin
     check_rating_margin(rating_margin)
     return _single_to_batched(partial(step_opf_controls, rating_margin=rating_margin), params)

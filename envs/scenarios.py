@@ -4,7 +4,8 @@ A scenario is one row of uniform ranges over the fields below; ``sample_episode`
 ``EpisodeScenario`` from a row with a key, so an episode is a pure function of
 ``(key, scenario)``. ``env.scenario = "mixed"`` samples the row uniformly in every reset;
 a name fixes it. Evaluation uses ``eval_keys(name, n)``: fixed held-out seeds per scenario,
-disjoint from anything a training run derives from its own seed.
+disjoint from anything a training run derives from its own seed (``eval_keys(name, n, seed)``
+gives other held-out sets, e.g. for ``benchmarks/learning.py``).
 
 =========================  ==================================================================
 scenario                   defining property
@@ -129,9 +130,17 @@ def scenario_probs(selection: str) -> np.ndarray:
     return np.eye(n, dtype=np.float32)[scenario_id(selection)]
 
 
-def eval_keys(name: str, n: int) -> jax.Array:
-    """``n`` fixed held-out reset keys for scenario ``name`` ([n, 2] uint32)."""
+def eval_keys(name: str, n: int, seed: int = 0) -> jax.Array:
+    """``n`` fixed held-out reset keys for scenario ``name`` ([n, 2] uint32).
+
+    ``seed`` picks another held-out set (0: the evaluation suite's own): a benchmark that
+    chooses settings evaluates on a set of its own, so nothing is tuned to the suite's episodes.
+    """
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"eval seed must be in [0, 2**32), got {seed}")
     base = jax.random.PRNGKey(EVAL_SEED_BASE + 1000 * scenario_id(name))
+    if seed:
+        base = jax.random.fold_in(base, seed)
     return jax.random.split(base, n)
 
 

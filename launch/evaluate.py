@@ -2,19 +2,19 @@
 
     python -m launch.evaluate --checkpoint=RUN_DIR[/checkpoints[/STEP]] \\
         [--scenarios=all|normal,peak_demand,...] [--episodes=4] [--horizon=96] \\
-        [--report_dir=RUN_DIR/eval] [--render_episode=K]
+        [--report_dir=RUN_DIR/eval] [--render_episode=K] [--eval_seed=0]
 
 Everything comes from the checkpoint directory: the experiment config (environment and
 learner) and the policy parameters with the observation normaliser
 (``learner.checkpoint.restore_for_eval``). Every scenario runs on fixed held-out reset keys
-(``envs.scenarios.eval_keys``); the policy (deterministic mode), the baselines and the oracle
-see exactly the same episodes. The policy and the baselines run in one compiled batched
-rollout (``envs.baselines.rollout``: vmap over episodes, scan over time, the method picked
-by ``lax.switch`` and the scenario a traced argument, so it compiles once per evaluation);
-the myopic OPF baseline solves its LPs on the host through ``pure_callback``. The oracle's
-multi-period LPs run in ``--oracle_workers`` spawned processes as soon as a scenario's
-episodes are known, beside the remaining rollouts. A progress line per method and scenario
-goes to stderr.
+(``envs.scenarios.eval_keys``; ``--eval_seed`` picks another set); the policy (deterministic
+mode), the baselines and the oracle see exactly the same episodes. The policy and the
+baselines run in one compiled batched rollout (``envs.baselines.rollout``: vmap over
+episodes, scan over time, the method picked by ``lax.switch`` and the scenario a traced
+argument, so it compiles once per evaluation); the myopic OPF baseline solves its LPs on the
+host through ``pure_callback``. The oracle's multi-period LPs run in ``--oracle_workers``
+spawned processes as soon as a scenario's episodes are known, beside the remaining rollouts.
+A progress line per method and scenario goes to stderr.
 
 Writes ``evaluation.json`` and ``evaluation.txt`` (per scenario: mean cost, optimality gap
 = cost / oracle cost - 1 in %, unserved energy, overload steps, trips, frequency violations,
@@ -80,6 +80,14 @@ _ORACLE_WORKERS = flags.DEFINE_integer(
     None,
     "Processes solving oracle LPs beside the rollouts (default: one per "
     "CPU core, at most 4; 0 = solve them in this process).",
+)
+
+
+_EVAL_SEED = flags.DEFINE_integer(
+    "eval_seed",
+    0,
+    "Held-out episode set (envs.scenarios.eval_keys): 0 = the suite's own, another value "
+    "an independent set of the same scenarios.",
 )
 
 
@@ -212,18 +220,21 @@ class OracleSolver:
             self.pool.shutdown(cancel_futures=True)
 
 
-def rollout_method(env_params, methods, policy_args, name, scenario, episodes, horizon):
+def rollout_method(
+    env_params, methods, policy_args, name, scenario, episodes, horizon, eval_seed=0
+):
     """``(per-episode metrics, Rollout)`` of method ``name`` on one scenario's episodes.
 
     ``methods`` is an ordered {name: ActFn}; its values' tuple must be the same object for
     every call so the rollout compiles once (method and scenario are traced arguments).
+    ``eval_seed`` picks the held-out episode set (``scenarios.eval_keys``; 0 = the suite's).
     """
     started = time.perf_counter()
     record = baselines.rollout(
         env_params,
         tuple(methods.values()),
         jnp.int32(list(methods).index(name)),
-        scenarios.eval_keys(scenario, episodes),
+        scenarios.eval_keys(scenario, episodes, eval_seed),
         jnp.int32(scenarios.scenario_id(scenario)),
         horizon,
         policy_args,
@@ -274,19 +285,21 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def run_suite(env_params, methods, policy_args, scenario_names, episodes, horizon, oracles):
+def run_suite(
+    env_params, methods, policy_args, scenario_names, episodes, horizon, oracles, eval_seed=0
+):
     """``({scenario: summary}, (first scenario, its records))``.
 
     The first method runs on every scenario first: its rollouts give the oracle (``oracles``,
     an ``OracleSolver`` or None) every episode early, so the worker processes solve while
-    this process runs the other methods.
+    this process runs the other methods. ``eval_seed`` picks the held-out episode set.
     """
     first, *others = methods
     metrics = {scenario: {} for scenario in scenario_names}
     shown = (scenario_names[0], {})
     for name in (first, *others):
         for scenario in scenario_names:
-            args = (env_params, methods, policy_args, name, scenario, episodes, horizon)
+            args = (env_params, methods, policy_args, name, scenario, episodes, horizon, eval_seed)
             metrics[scenario][name], record = rollout_method(*args)
             if name == first and oracles is not None:
                 oracles.submit(scenario, record)
@@ -312,10 +325,16 @@ def run_evaluation(
     best: bool = False,
     oracle_workers: int | None = None,
     myopic_rating_margin: float = baselines.MYOPIC_RATING_MARGIN,
+    eval_seed: int = 0,
 ) -> dict:
-    """Evaluate, write ``evaluation.json``/``.txt`` and the report; returns the results dict."""
+    """Evaluate, write ``evaluation.json``/``.txt`` and the report; returns the results dict.
+
+    ``eval_seed`` picks the held-out episode set (0 = the suite's, ``scenarios.eval_keys``).
+    """
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    if eval_seed < 0:
+        raise ValueError(f"--eval_seed must be >= 0, got {eval_seed}")
     baselines.check_rating_margin(myopic_rating_margin, "--myopic_rating_margin")
     oracle_workers = default_oracle_workers() if oracle_workers is None else oracle_workers
     if oracle_workers < 0:
@@ -339,6 +358,7 @@ def run_evaluation(
         "horizon": horizon,
         "episodes": episodes,
         "myopic_rating_margin": myopic_rating_margin,
+        "eval_seed": eval_seed,
         "scenarios": {},
     }
     oracles = (
@@ -346,7 +366,7 @@ def run_evaluation(
     )
     try:
         results["scenarios"], shown = run_suite(
-            env_params, methods, policy_args, scenario_names, episodes, horizon, oracles
+            env_params, methods, policy_args, scenario_names, episodes, horizon, oracles, eval_seed
         )
     finally:
         if oracles is not None:
@@ -383,6 +403,7 @@ def main(argv) -> None:
             _BEST.value,
             _ORACLE_WORKERS.value,
             _MYOPIC_MARGIN.value,
+            _EVAL_SEED.value,
         )
     except (ValueError, FileNotFoundError) as err:
         sys.exit(f"launch.evaluate: {err}")
