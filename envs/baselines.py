@@ -172,12 +172,14 @@ def merit_order_controls(state: EnvState, params: EnvParams) -> jax.Array:
     return _pad_controls(gen, params, shed=-jnp.ones(n_bus, gen.dtype))
 
 
-def step_opf_controls(state: EnvState, params: EnvParams, rating_margin: float) -> jax.Array:
-    """The single-step DC-OPF of the latest state solved in JAX (``envs.step_opf``) as
-    controls [C]; renewables and shedding that need not act sit at their "off" end, like
-    ``merit_order_controls``."""
+def step_opf_controls(
+    state: EnvState, params: EnvParams, rating_margin: float, price_offset=None
+) -> jax.Array:
+    """The single-step DC-OPF of the latest state solved in JAX (``envs.step_opf``, with
+    optional offers ``price_offset [G + S]`` $/MWh) as controls [C]; renewables and shedding
+    that need not act sit at their "off" end, like ``merit_order_controls``."""
     devices = params.devices
-    solved = step_opf.solve_step_opf(state, params, rating_margin)
+    solved = step_opf.solve_step_opf(state, params, rating_margin, price_offset)
     gen = gen_controls(solved.pg, state, params)
     uncurtailed = devices.is_renewable & (solved.pg >= state.available - 1e-2)
     gen = jnp.where(uncurtailed, 1.0, gen)

@@ -64,6 +64,7 @@ CASES = tuple(CASE_DEVICES)
 LAYOUTS = ("auto", "per_node", "hierarchical", "microgrid")
 PHYSICS = ("dc", "ac")
 GEN_ACTION_MODES = ("setpoint", "delta")
+REWARDS = ("layered", "operator")
 
 
 def default_env_config() -> ml_collections.ConfigDict:
@@ -110,7 +111,10 @@ def default_env_config() -> ml_collections.ConfigDict:
     c.repair_steps = 48  # random outages last this long
     # Termination and reward.
     c.blackout_served_fraction = 0.5
-    c.reward_weights = (0.5, 0.3, 0.2)  # safety, cost, uptime
+    # "layered": w . (safety, cost, uptime) with a log-compressed cost (envs/reward.py);
+    # "operator": 1 - step cost / reference - violations, the operator's objective, linear.
+    c.reward = "layered"
+    c.reward_weights = (0.5, 0.3, 0.2)  # safety, cost, uptime (the layered reward only)
     c.blackout_penalty = -10.0
     c.reserve_target = 0.1  # reserve margin (fraction of load) that earns full uptime credit
     # Hierarchy.
@@ -137,6 +141,7 @@ def validate_env_config(config: ml_collections.ConfigDict, scenario_names: tuple
     _check_choice("layout", config.layout, LAYOUTS)
     _check_choice("physics", config.physics, PHYSICS)
     _check_choice("gen_action", config.gen_action, GEN_ACTION_MODES)
+    _check_choice("reward", config.get("reward", "layered"), REWARDS)
     _check_choice("scenario", config.scenario, ("mixed", *scenario_names))
     _check_positive(
         config,

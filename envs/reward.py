@@ -20,6 +20,16 @@ layout's weights (default 50% safety, 30% cost, 20% uptime)::
     reward_a = clip(w_a . (safety, cost, uptime), -10, 1), or ``blackout_penalty`` (-10)
     on the step that ends in a blackout.
 
+With ``reward="operator"`` every agent gets the operator's objective instead, linear in cost::
+
+    reward = clip(1 - step cost / reference step cost - badness, OPERATOR_LOW, 1)
+
+(``badness`` as in the safety term), and ``OPERATOR_LOW`` (or ``blackout_penalty`` if lower)
+on a blackout step: normal steps earn about 0 here, so ending the episode must cost at least
+as much as the worst step that keeps it going. A 10 % saving
+moves it by 0.1 per step, where the layered reward's log-compressed cost term weighted 0.3
+moved by 0.03 beside exogenous swings of the safety and uptime terms.
+
 Each term is reported in ``info`` separately. There is no running normalisation here;
 the learner normalises.
 """
@@ -28,6 +38,8 @@ import jax
 import jax.numpy as jnp
 
 REWARD_LOW, REWARD_HIGH = -10.0, 1.0
+# A step shedding load at VOLL costs ~15-20 reference steps on ieee14: keep it linear that far.
+OPERATOR_LOW = -50.0
 
 
 def safety_term(
@@ -63,3 +75,18 @@ def agent_rewards(
     """Per-agent reward [A] from terms [3] and weights [A, 3]."""
     mixed = jnp.clip(weights @ terms, REWARD_LOW, REWARD_HIGH)
     return jnp.where(blackout, jnp.float32(blackout_penalty), mixed)
+
+
+def operator_rewards(
+    step_cost: jax.Array,
+    reference_step_cost: float,
+    safety: jax.Array,
+    n_agents: int,
+    blackout: jax.Array,
+    blackout_penalty: float,
+) -> jax.Array:
+    """Per-agent reward [A]: ``1 - cost / reference - badness`` (``safety = 1 - badness``)."""
+    value = 1.0 - step_cost / reference_step_cost - (1.0 - safety)
+    value = jnp.clip(value, OPERATOR_LOW, REWARD_HIGH)
+    value = jnp.where(blackout, jnp.float32(min(blackout_penalty, OPERATOR_LOW)), value)
+    return jnp.full((n_agents,), value, jnp.float32)

@@ -197,6 +197,7 @@ def build_constants(config, reference_cost: float, n_chronics_steps: int) -> Env
         reserve_target=float(config.reserve_target),
         strategic_period=int(config.strategic_period),
         reference_cost=reference_cost,
+        reward=str(config.get("reward", "layered")),
         n_chronics_steps=n_chronics_steps,
     )
 

@@ -117,6 +117,7 @@ class EnvConstants:
     strategic_period: int
     reference_cost: float  # $/h of serving the base load; normalises the cost term
     n_chronics_steps: int  # 0 = synthetic profiles
+    reward: str = "layered"  # envs.config.REWARDS
 
 
 @struct.dataclass

@@ -45,11 +45,12 @@ def default_learner_config() -> ml_collections.ConfigDict:
     config.num_attention_layers = 1
     config.num_heads = 8
     config.init_log_std = -0.5  # initial log std of the pre-tanh Gaussian
-    # Action prior (learner/prior.py): "none", "merit_order" (the policy's action is a
-    # residual, times residual_scale, on the copper-plate economic dispatch) or "step_opf"
-    # (a residual on the single-step DC-OPF of the latest state, envs/step_opf.py).
+    # Action prior (learner/prior.py): "none"; "merit_order" (the action is a residual, times
+    # residual_scale, on the copper-plate economic dispatch); "step_opf" (the action bids up
+    # to bid_scale $/MWh on each unit's and battery's offer into the single-step DC-OPF).
     config.action_prior = "none"
     config.residual_scale = 2.0
+    config.bid_scale = 50.0
     # PPO.
     config.learning_rate = 3e-4
     config.adam_eps = 1e-5
@@ -84,8 +85,9 @@ def validate_learner_config(config: ml_collections.ConfigDict) -> None:
     _check_choice(config, "parameter_sharing", PARAMETER_SHARING_KINDS)
     _check_choice(config, "reward_scaling", REWARD_SCALING_KINDS)
     _check_choice(config, "action_prior", ACTION_PRIOR_KINDS)
-    if not config.residual_scale > 0:
-        raise ValueError(f"learner.residual_scale must be > 0, got {config.residual_scale}")
+    for name in ("residual_scale", "bid_scale"):
+        if not config[name] > 0:
+            raise ValueError(f"learner.{name} must be > 0, got {config[name]}")
     if config.hidden_size % config.num_heads != 0:
         raise ValueError(
             f"learner.hidden_size ({config.hidden_size}) must be divisible by "

@@ -234,7 +234,9 @@ def make_policy(config: ml_collections.ConfigDict, spec: EnvSpec) -> Policy:
         evaluate=evaluate,
         init_norm_state=lambda: normalisation.init_norm_state(spec),
         env_action=make_env_action(
-            config.get("action_prior", "none"), float(config.get("residual_scale", 1.0))
+            config.get("action_prior", "none"),
+            float(config.get("residual_scale", 2.0)),
+            float(config.get("bid_scale", 50.0)),
         ),
     )
 

@@ -259,9 +259,19 @@ def transition(key, state, action, params):
     blackout = (nxt.served_fraction < consts.blackout_served_fraction) | (
         jnp.abs(freq_dev) > consts.freq_collapse_hz
     )
-    rewards = reward.agent_rewards(
-        terms, params.layout.reward_weights, blackout, consts.blackout_penalty
-    )
+    if consts.reward == "operator":
+        rewards = reward.operator_rewards(
+            costs.total(),
+            consts.reference_cost,
+            terms[0],
+            params.layout.reward_weights.shape[0],
+            blackout,
+            consts.blackout_penalty,
+        )
+    else:
+        rewards = reward.agent_rewards(
+            terms, params.layout.reward_weights, blackout, consts.blackout_penalty
+        )
     info = _info(d, ph, inputs, topo, costs, terms, loading, margin, nxt, blackout, params)
     return nxt, rewards, blackout, info
 
