@@ -140,7 +140,8 @@ def solve_step_opf(state, params, rating_margin: float = 0.05, price_offset=None
     falls back to ``fallback_pg`` (the merit order, which ignores the network), batteries idle
     and ``converged`` says so."""
     problem = _problem(state, params, rating_margin, price_offset)
-    x, _, z, y, _, _ = qpax.solve_qp(*problem, max_iter=MAX_ITER, solver_tol=SOLVER_TOL)
+    with jax.numpy_rank_promotion("allow"):  # qpax broadcasts [n, p] * [p] inside
+        x, _, z, y, _, _ = qpax.solve_qp(*problem, max_iter=MAX_ITER, solver_tol=SOLVER_TOL)
     ok = solved(problem, x, z, y)
     x = x * MW_SCALE
     n_gen, n_storage = params.grid.n_gen, params.devices.storage_bus.shape[0]
