@@ -16,4 +16,8 @@ def tiny_config():
     config.actors.num_envs = 4
     config.actors.put_timeout_s = 60.0
     config.env.horizon = 6
+    # Runtime tests are about processes, queues and checkpoints: the one-step OPF prior would
+    # add its compilation to every node of every run (tests/learner/test_prior.py and the
+    # default-preset learning test cover it).
+    config.learner.action_prior = "none"
     return config
