@@ -49,8 +49,18 @@ def test_ptdf_reproduces_the_dc_power_flow(env_params):
     np.testing.assert_allclose(ptdf @ p_bus, reference, atol=1e-3)
 
 
+_STATES = {}
+
+
 def _states(env_params, scenario: str, n: int, steps: int):
-    """``n`` states of ``scenario`` after ``steps`` steps of the myopic OPF's JAX twin."""
+    """``n`` states of ``scenario`` after ``steps`` steps of the myopic OPF's JAX twin (made
+    once per scenario: the scan compiles the QP)."""
+    if scenario not in _STATES:
+        _STATES[scenario] = _advanced_states(env_params, scenario, n, steps)
+    return _STATES[scenario]
+
+
+def _advanced_states(env_params, scenario: str, n: int, steps: int):
     act = baselines.step_opf_baseline(env_params)
     keys = scenarios.eval_keys(scenario, n, seed=7)
     reset = jax.vmap(reset_to_scenario, in_axes=(0, None, None))
