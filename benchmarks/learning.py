@@ -67,7 +67,7 @@ BASELINE_NAMES = ("do_nothing", "myopic_opf")
 # Training ends at the budget, not at a step count (no setting depends on the total).
 UNBOUNDED_ENV_STEPS = 10**12
 # Only sets the save cadence: the default preset's rate on a 2-core VM (README).
-ASSUMED_ENV_STEPS_PER_S = 25_000
+ASSUMED_ENV_STEPS_PER_S = 4_300
 SAVES_PER_EVALUATED = 3  # saved checkpoints per evaluated one, so each grid time finds one
 STOP_GRACE_S = 180.0  # after SIGINT: the update in flight, the final checkpoint, Ray's shutdown
 LAUNCH_RECORD = "benchmark_launch.json"
