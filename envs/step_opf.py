@@ -155,7 +155,8 @@ def solve_step_opf(state, params, rating_margin: float = 0.05, price_offset=None
 
 def solved(problem, x, z, y) -> jax.Array:
     """Whether ``x`` is feasible, stationary and complementary to ``FEASIBILITY_TOL`` (scaled
-    units: 0.1 MW of balance or flow, 0.1 $/MWh of marginal cost, $10/h of duality gap).
+    units: 0.1 MW of balance or flow, 0.1 $/MWh of marginal cost; duality gap $10/h or 0.1 %
+    of the objective, whichever is larger).
 
     The gap is taken against the constraints' true slack ``h - G x``, not qpax's slack
     variables: qpax floors those and the multipliers at sqrt(eps) of float32 before each step,
@@ -166,9 +167,13 @@ def solved(problem, x, z, y) -> jax.Array:
     slack = ineq_rhs - ineq @ x
     primal = jnp.maximum(jnp.max(-slack), jnp.max(jnp.abs(eq @ x - eq_rhs)))
     stationary = jnp.max(jnp.abs(quad @ x + lin + eq.T @ y + ineq.T @ z))
+    # The gap relative to the objective once it exceeds $10k/h: the floors add up over the
+    # few hundred bounds of ieee118 (0.006 at 16 iterations, 0.05 % of its cost).
     gap = jnp.sum(z * jnp.maximum(slack, 0.0))
+    objective = 0.5 * x @ quad @ x + lin @ x
     finite = jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(z))
-    tight = jnp.maximum(jnp.maximum(primal, stationary), gap) < FEASIBILITY_TOL
+    gap_ok = gap < FEASIBILITY_TOL * jnp.maximum(1.0, jnp.abs(objective))
+    tight = (jnp.maximum(primal, stationary) < FEASIBILITY_TOL) & gap_ok
     return finite & tight & jnp.all(z >= 0.0)
 
 
