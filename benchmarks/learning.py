@@ -429,17 +429,13 @@ def _check_counts() -> None:
 
 
 def _scenarios(selection: str) -> tuple[str, ...]:
-    """--scenarios as names, unknown ones refused."""
-    from envs import scenarios
+    """--scenarios as names (``launch.evaluate.scenario_list``), unknown ones refused."""
+    from launch.evaluate import scenario_list
 
-    names = scenarios.scenario_names()
-    if selection.strip() in ("", "all"):
-        return names
-    chosen = tuple(s.strip() for s in selection.split(",") if s.strip())
-    unknown = [s for s in chosen if s not in names]
-    if unknown:
-        raise UsageError(f"--scenarios: unknown {unknown}; allowed: all or {', '.join(names)}")
-    return chosen
+    try:
+        return scenario_list(selection)
+    except ValueError as err:
+        raise UsageError(f"--scenarios: {err}") from err
 
 
 def _from_runs(values: list[str]) -> tuple[Path, ...]:

@@ -68,9 +68,8 @@ def decode_controls(action: jax.Array, layout, n_gen: int, n_storage: int, n_bus
 
     Each control slot gathers the action entries that drive it (``layout.ctrl_sources``, the
     inverse of ``ctrl_index``) instead of the actions scatter-adding into the slots: under vmap
-    XLA:CPU runs the scatter as a slower kernel. DC env steps/s on one core, scatter -> gather
-    (four interleaved timings): ieee118 B = 1024 19.2-20.2k -> 20.1-21.8k, B = 256 19.0-21.2k
-    -> 19.8-21.7k; ieee14 B = 4096 108-121k -> 110-131k.
+    XLA:CPU runs the scatter as a slower kernel (benchmarks/README.md, "Design choices in the
+    step").
     """
     n_device = n_gen + n_storage + n_bus
     n_group = layout.group_to_device.shape[0]
@@ -144,9 +143,7 @@ class Injections(NamedTuple):
 
 # From this many units on, the exact kink walk (an O(G^2) evaluation of 2G + 1 kinks per
 # grid) runs only for the grids where a unit reaches a limit. Below it the walk is cheaper
-# than selecting those grids (ieee14, 5 units: 73k -> 49k env steps/s at B = 64 with the
-# selection; ieee118, 54 units: the walk, then with a sort, was ~9 us of a ~70 us step at
-# B = 1024).
+# than selecting those grids (benchmarks/README.md, "Design choices in the step").
 SELECTIVE_KINK_WALK_UNITS = 16
 
 

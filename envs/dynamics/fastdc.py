@@ -33,16 +33,14 @@ from envs.dcpf import ISLAND_DET_TOL, DCFlow, energised_buses, masked_flow, solv
 from envs.dynamics.selective import compute_where
 
 SMALL_GRID_BRANCHES = 64  # up to this many branches a grid takes the smaller first tier
-# Slots of the second tier (grids with more outages than ``few_slots``). Solving the second tier
-# with 16 slots by the unrolled elimination was faster on ieee118 at B = 64 and 1024 but not at
-# B = 4096, compiled 42 % longer and cost ieee14 17 % (B = 4096 131k -> 109k steps/s).
+# Slots of the second tier (grids with more outages than ``few_slots``): 16 slots by the
+# unrolled elimination compiled longer and cost ieee14 more than it gained on ieee118
+# (benchmarks/README.md, "Design choices in the step").
 WIDE_SLOTS = 8
 # Slots of the third tier (9-16 outages: ~10 % of random-action ieee118 grids, ~2 % have more),
 # solved by LAPACK (a QR, see ``_solve_qr``): the unrolled elimination makes O(K) passes over the
-# batch's [2K, 2K] systems (113 us per ieee118 grid at 16 slots vs 24 us by LU), the dense
-# 118-bus solve 90 us (both measured with the LU's permutation loop).
-# ieee118 DC env steps/s on one core, without -> with this tier (four interleaved timings):
-# B = 64 14.0k -> 16.9k, B = 1024 12.8k -> 13.9k.
+# batch's [2K, 2K] systems, and the dense 118-bus solve costs more than either
+# (benchmarks/README.md, "Design choices in the step").
 WIDER_SLOTS = 16
 
 

@@ -48,9 +48,7 @@ def dc_network_flow(grid, p_bus, q_bus, in_service, active=None, energised=None)
 # from the flat start with the full budget, only they (``compute_where``), so the result is the
 # full-budget solve's. Under ``vmap`` one Newton loop runs until its slowest grid is done, and a
 # batch of thousands of stressed grids nearly always holds one that never converges: every grid
-# then paid all 20 iterations. AC env steps/s on one core (three interleaved timings each),
-# first pass of 3 / 4 / 6 iterations: ieee14 B = 4096 34.2k / 30.2k / 25.0k; ieee118 B = 1024
-# 2.15k / 2.06k / 1.80k (8: 1.45k). One pass of 20 for all: ieee14 8.0k, ieee118 0.39k at B = 4096.
+# then paid all 20 iterations (benchmarks/README.md, "Design choices in the step").
 FIRST_NEWTON_ITERATIONS = 3
 MAX_NEWTON_ITERATIONS = 20
 
