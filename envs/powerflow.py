@@ -129,5 +129,10 @@ def _fail(message: str) -> None:
     sys.exit(EXIT_BAD_INPUT)
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Console-script entry point (pyproject [project.scripts])."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -410,5 +410,10 @@ def main(argv) -> None:
     print(format_table(results))
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Console-script entry point (pyproject [project.scripts])."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

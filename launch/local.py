@@ -90,5 +90,10 @@ def main(argv) -> None:
         cli.exit_with_error(str(error))
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Console-script entry point (pyproject [project.scripts])."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()
