@@ -1,7 +1,7 @@
-"""Pictures of grids and episodes (matplotlib, Agg canvas; no GUI backend is ever selected).
+"""Pictures of episodes and evaluations (matplotlib, Agg canvas; no GUI backend is ever selected).
 
 Every ``plot_*`` function takes plain arrays and returns a ``matplotlib.figure.Figure``;
-``save_figure`` writes it as a PNG. ``read_scalars`` reads the training curves out of
+``save_figure`` writes it as a PNG. The grid itself is drawn by ``envs.one_line``. ``read_scalars`` reads the training curves out of
 TensorBoard event files with tensorboardX's protos (no TensorFlow needed).
 """
 
@@ -12,13 +12,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-from matplotlib import animation, colors
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
-
-LOADING_CMAP = "RdYlGn_r"  # green when lightly loaded, red at and above the rating
-BUS_CMAP = "coolwarm"
 
 
 def new_figure(width: float = 8.0, height: float = 5.0) -> Figure:
@@ -34,66 +29,6 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, format="png")
     return path
-
-
-def _grid_artists(ax, bus_xy, branch_from, branch_to, loading, in_service, bus_value, label):
-    """Draws branches (coloured by loading, outages dashed red with an X) and buses."""
-    segments = np.stack([bus_xy[branch_from], bus_xy[branch_to]], axis=1)  # [L, 2, 2]
-    norm = colors.Normalize(0.0, 1.2)
-    lines = LineCollection(
-        segments[in_service], cmap=LOADING_CMAP, norm=norm, linewidths=2.5, zorder=1
-    )
-    lines.set_array(loading[in_service])
-    ax.add_collection(lines)
-    tripped = segments[~in_service]
-    ax.add_collection(
-        LineCollection(tripped, colors="red", linestyles="dashed", linewidths=1.5, zorder=1)
-    )
-    middle = tripped.mean(axis=1)
-    ax.scatter(middle[:, 0], middle[:, 1], marker="x", c="red", s=60, zorder=3)
-    limit = max(float(np.max(np.abs(bus_value))), 1e-9)
-    buses = ax.scatter(
-        bus_xy[:, 0], bus_xy[:, 1], c=bus_value, cmap=BUS_CMAP, s=70, edgecolors="black",
-        vmin=-limit if np.min(bus_value) < 0 else float(np.min(bus_value)), vmax=limit, zorder=2,
-    )  # fmt: skip
-    ax.set_aspect("equal")
-    ax.margins(0.05)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    return lines, buses
-
-
-def plot_grid(
-    bus_xy: np.ndarray,
-    branch_from: np.ndarray,
-    branch_to: np.ndarray,
-    branch_loading: np.ndarray,
-    branch_in_service: np.ndarray | None = None,
-    bus_value: np.ndarray | None = None,
-    bus_label: str = "voltage angle (rad)",
-    title: str = "",
-) -> Figure:
-    """The grid as a graph: branch colour = |flow| / rating, tripped branches dashed red.
-
-    Args: bus_xy [N, 2]; branch_from/branch_to [L] bus indices; branch_loading [L] (1 = at the
-    rating); branch_in_service [L] bool; bus_value [N] (angle for DC, |V| for AC).
-    """
-    bus_xy = np.asarray(bus_xy, dtype=float)
-    n_branch = len(branch_from)
-    in_service = np.ones(n_branch, bool) if branch_in_service is None else branch_in_service
-    bus_value = np.zeros(len(bus_xy)) if bus_value is None else np.asarray(bus_value, float)
-    if bus_xy.ndim != 2 or bus_xy.shape[1] != 2:
-        raise ValueError(f"bus_xy must be [N, 2], got shape {bus_xy.shape}")
-    fig = new_figure(7.0, 6.0)
-    ax = fig.add_subplot()
-    lines, buses = _grid_artists(
-        ax, bus_xy, np.asarray(branch_from), np.asarray(branch_to),
-        np.abs(np.asarray(branch_loading, float)), np.asarray(in_service, bool), bus_value, bus_label,
-    )  # fmt: skip
-    fig.colorbar(lines, ax=ax, label="branch loading |flow| / rating", shrink=0.7)
-    fig.colorbar(buses, ax=ax, label=bus_label, shrink=0.7)
-    ax.set_title(title or "grid state")
-    return fig
 
 
 def plot_power_balance(
@@ -185,81 +120,143 @@ def plot_action_heatmap(
     return fig
 
 
-def plot_scenario_bars(table: Mapping[str, Mapping[str, Mapping[str, float]]]) -> Figure:
-    """Mean episode cost and optimality gap per scenario, one bar per method.
+SPREAD_LABEL = "whiskers: min–max over episodes"
+GAP_FLOOR_PERCENT = 0.01  # a log axis has no zero: smaller (and negative) gaps are drawn here
 
-    Args: table[scenario][method] = {"mean_cost": ..., "gap_percent": ...}.
-    """
+
+def _readable(name: str) -> str:
+    return name.replace("_", " ")
+
+
+def _spread(values) -> tuple[float, float, float]:
+    """(mean, min, max) of per-episode values; NaN for none."""
+    array = np.atleast_1d(np.asarray([] if values is None else values, dtype=float))
+    array = array[np.isfinite(array)]
+    if array.size == 0:
+        return np.nan, np.nan, np.nan
+    return float(array.mean()), float(array.min()), float(array.max())
+
+
+def grouped_bars(ax, table, methods: Sequence[str], key: str, colours, floor: float | None = None):
+    """One bar per method and scenario: the mean over episodes, with min–max whiskers where a
+    cell holds more than one episode. ``table[scenario][method][key]`` is a value or a sequence
+    of per-episode values; ``floor`` clips bars and whiskers from below (for log axes)."""
     scenarios = list(table)
-    methods = list(dict.fromkeys(m for s in scenarios for m in table[s]))
-    fig = new_figure(10.0, 4.5)
-    axes = fig.subplots(1, 2)
     width = 0.8 / max(len(methods), 1)
     x = np.arange(len(scenarios))
     for i, method in enumerate(methods):
-        for ax, key in zip(axes, ("mean_cost", "gap_percent"), strict=True):
-            heights = [table[s].get(method, {}).get(key, np.nan) for s in scenarios]
-            ax.bar(x + i * width, np.asarray(heights, float), width, label=method)
-    for ax, title in zip(axes, ("mean episode cost ($)", "optimality gap (%)"), strict=True):
-        ax.set_xticks(x + width * (len(methods) - 1) / 2, scenarios, rotation=20)
-        ax.set_title(title)
-    axes[0].legend(fontsize="small")
+        cells = [_spread(table[s].get(method, {}).get(key)) for s in scenarios]
+        mean, low, high = (np.array(column) for column in zip(*cells, strict=True))
+        if floor is not None:
+            mean, low, high = (np.maximum(v, floor) for v in (mean, low, high))
+        centres = x + (i - (len(methods) - 1) / 2) * width
+        ax.bar(centres, mean, width, label=method, color=colours[method])
+        spread = np.isfinite(mean) & (high > low)
+        counts = [np.size(table[s].get(method, {}).get(key)) for s in scenarios]
+        spread &= np.array(counts) > 1
+        if spread.any():
+            ax.errorbar(centres[spread], mean[spread],
+                        yerr=[mean[spread] - low[spread], high[spread] - mean[spread]],
+                        fmt="none", ecolor="black", elinewidth=0.9, capsize=2.0)  # fmt: skip
+    ax.set_xticks(x, [_readable(s) for s in scenarios], rotation=20, ha="right")
+    ax.grid(axis="y", alpha=0.3)
+
+
+def method_colours(methods: Sequence[str]) -> dict[str, str]:
+    """A fixed colour per method, the same in every evaluation figure."""
+    return {m: f"C{i % 10}" for i, m in enumerate(methods)}
+
+
+def plot_scenario_bars(table: Mapping[str, Mapping[str, Mapping]], n_episodes: int) -> Figure:
+    """Episode cost ($, log) and optimality gap (%, log) per scenario, one bar per method.
+
+    Args: table[scenario][method] = {"cost": [E] $, "gap_percent": [E] % or None}; per-episode
+    values (a single number draws a bar without whiskers). A method whose gap is None (the
+    oracle, 0 by definition) has an empty slot in the gap panel.
+    """
+    methods = list(dict.fromkeys(m for s in table for m in table[s]))
+    colours = method_colours(methods)
+    fig = new_figure(12.0, 8.0)
+    cost_ax, gap_ax = fig.subplots(2, 1, sharex=True)
+    grouped_bars(cost_ax, table, methods, "cost", colours)
+    # Every method keeps its slot in both panels; a method without a gap leaves its slot empty.
+    grouped_bars(gap_ax, table, methods, "gap_percent", colours, floor=GAP_FLOOR_PERCENT)
+    for ax in (cost_ax, gap_ax):
+        ax.set_yscale("log")
+    gap_ax.set_ylim(bottom=GAP_FLOOR_PERCENT / 2)
+    cost_ax.set_ylabel("episode cost ($, log scale)")
+    gap_ax.set_ylabel("gap to oracle (%, log scale)")
+    gap_ax.set_xlabel("scenario")
+    cost_ax.set_title("episode cost per scenario")
+    gap_ax.set_title(f"optimality gap = cost / oracle cost − 1 (gaps ≤ {GAP_FLOOR_PERCENT:g} % "
+                     f"drawn at {GAP_FLOOR_PERCENT:g} %)")  # fmt: skip
+    fig.legend(*cost_ax.get_legend_handles_labels(), loc="outside right upper", title="method")
+    fig.suptitle(f"bars: mean over {n_episodes} held-out episodes; {SPREAD_LABEL}")
     return fig
 
 
-def plot_training_curves(scalars: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> Figure:
-    """One panel per scalar tag, in the given order: value against step (``read_scalars``)."""
+def plot_episode_counts(
+    table: Mapping[str, Mapping[str, Mapping]],
+    panels: Sequence[tuple[str, str, str]],
+    n_episodes: int,
+    horizon: int | None = None,
+) -> Figure:
+    """Per-episode counts (one panel each) per scenario and method, episode length beside them.
+
+    Args: table[scenario][method][key] = per-episode values (or one mean); panels = (key,
+    title, y label) in drawing order; the key ``"steps"`` (episode length) gets a dashed line
+    at ``horizon``.
+    """
+    methods = list(dict.fromkeys(m for s in table for m in table[s]))
+    colours = method_colours(methods)
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig = new_figure(5.0 * cols, 3.6 * rows + 0.6)
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    for ax, (key, title, label) in zip(axes, panels, strict=False):
+        grouped_bars(ax, table, methods, key, colours)
+        ax.set_title(title)
+        ax.set_ylabel(label)
+        if key == "steps" and horizon:
+            ax.axhline(horizon, color="black", linestyle="dashed", linewidth=1.0,
+                       label="horizon")  # fmt: skip
+            ax.set_ylim(0, horizon * 1.08)
+    for ax in axes[len(panels) :]:
+        ax.axis("off")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", title="method")
+    fig.suptitle(f"per episode: bars = mean over {n_episodes} episodes; {SPREAD_LABEL}")
+    return fig
+
+
+def plot_training_curves(
+    scalars: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    labels: Mapping[str, tuple[str, str]] | None = None,
+    x_label: str = "env steps",
+) -> Figure:
+    """One panel per scalar tag, in the given order: value against step (``read_scalars``).
+
+    ``labels[tag] = (title, y label with unit)``; other tags are titled with the tag itself.
+    """
+    labels = labels or {}
     tags = list(scalars)
     cols = min(3, max(len(tags), 1))
     rows = max(1, -(-len(tags) // cols))
-    fig = new_figure(4.0 * cols, 2.8 * rows)
+    fig = new_figure(4.2 * cols, 2.9 * rows)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     for ax, tag in zip(axes, tags, strict=False):
         steps, values = scalars[tag]
+        title, y_label = labels.get(tag, (tag, ""))
         ax.plot(steps, values)
-        ax.set_title(tag, fontsize="small")
-        ax.set_xlabel("step", fontsize="small")
+        ax.set_title(title, fontsize="medium")
+        ax.set_ylabel(y_label, fontsize="small")
+        ax.set_xlabel(x_label, fontsize="small")
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
+        ax.grid(alpha=0.3)
     for ax in axes[len(tags) :]:
         ax.axis("off")
     if not tags:
         axes[0].text(0.5, 0.5, "no training scalars found", ha="center", va="center")
     return fig
-
-
-def animate_episode(
-    path: str | Path,
-    bus_xy: np.ndarray,
-    branch_from: np.ndarray,
-    branch_to: np.ndarray,
-    branch_loading: np.ndarray,
-    branch_in_service: np.ndarray,
-    bus_value: np.ndarray,
-    fps: int = 4,
-    max_frames: int = 60,
-) -> Path:
-    """Animated GIF of one episode's grid states (PillowWriter), at most ``max_frames`` frames.
-
-    Args: branch_loading [T, L], branch_in_service [T, L] bool, bus_value [T, N].
-    """
-    loading = np.abs(np.asarray(branch_loading, float))
-    n_steps = loading.shape[0]
-    frames = np.unique(np.linspace(0, n_steps - 1, min(n_steps, max_frames)).astype(int))
-    fig = new_figure(6.0, 5.5)
-    ax = fig.add_subplot()
-
-    def draw(t):
-        ax.clear()
-        _grid_artists(ax, np.asarray(bus_xy, float), np.asarray(branch_from),
-                      np.asarray(branch_to), loading[t], np.asarray(branch_in_service[t], bool),
-                      np.asarray(bus_value[t], float), "")  # fmt: skip
-        ax.set_title(f"step {t}")
-        return ()
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    movie = animation.FuncAnimation(fig, draw, frames=frames, blit=False)
-    movie.save(path, writer=animation.PillowWriter(fps=fps))
-    return path
 
 
 def _tfrecords(data: bytes):

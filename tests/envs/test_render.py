@@ -1,23 +1,13 @@
-"""Every figure renders to a valid, non-blank PNG; event files and GIFs round-trip."""
+"""Every figure renders to a valid, non-blank PNG with labelled axes; event files round-trip."""
 
 import numpy as np
 import pytest
 from matplotlib import image as mpimg
+from matplotlib.container import ErrorbarContainer
 
 from envs import render
-from envs.case import Case, load_case
-from envs.grid import build_grid
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def grid():
-    try:
-        case = load_case("ieee14")
-    except (ValueError, FileNotFoundError):
-        case = Case.from_ppc(pytest.importorskip("pypower.api").case14(), name="ieee14")
-    return build_grid(case)
 
 
 def assert_real_png(path):
@@ -26,19 +16,6 @@ def assert_real_png(path):
     assert len(data) > 5_000
     pixels = mpimg.imread(path)
     assert pixels.ndim == 3 and np.var(pixels[..., :3]) > 1e-4
-
-
-def test_grid_picture_marks_tripped_branches(grid, tmp_path):
-    rng = np.random.default_rng(0)
-    in_service = np.ones(grid.n_branch, bool)
-    in_service[[1, 5]] = False
-    fig = render.plot_grid(np.asarray(grid.bus_xy), np.asarray(grid.branch_from),
-                           np.asarray(grid.branch_to), rng.uniform(0, 1.3, grid.n_branch),
-                           in_service, rng.normal(0, 0.1, grid.n_bus))  # fmt: skip
-    ax = fig.axes[0]
-    dashed = [c for c in ax.collections if c.get_linestyle()[0][1] is not None]
-    assert sum(len(c.get_segments()) for c in dashed) == 2
-    assert_real_png(render.save_figure(fig, tmp_path / "grid.png"))
 
 
 def test_episode_figures_are_non_blank(tmp_path):
@@ -56,12 +33,6 @@ def test_episode_figures_are_non_blank(tmp_path):
         ),
         "actions": render.plot_action_heatmap(np.tanh(np.random.default_rng(2).normal(
             size=(steps, 5, 2))), [f"gen {i}" for i in range(5)]),
-        "bars": render.plot_scenario_bars({
-            "normal": {"policy": {"mean_cost": 10.0, "gap_percent": 5.0},
-                       "oracle": {"mean_cost": 9.5, "gap_percent": 0.0}},
-            "peak": {"policy": {"mean_cost": 14.0, "gap_percent": 8.0},
-                     "oracle": {"mean_cost": 13.0, "gap_percent": 0.0}},
-        }),
     }  # fmt: skip
     for name, fig in figures.items():
         assert_real_png(render.save_figure(fig, tmp_path / f"{name}.png"))
@@ -87,13 +58,62 @@ def test_training_curves_read_back_from_tensorboardx_events(tmp_path):
     assert_real_png(render.save_figure(render.plot_training_curves(scalars), tmp_path / "c.png"))
 
 
-def test_episode_animation_is_a_gif(grid, tmp_path):
-    steps = 4
-    loading = np.linspace(0.2, 1.2, steps)[:, None] * np.ones((1, grid.n_branch))
-    in_service = np.ones((steps, grid.n_branch), bool)
-    in_service[2:, 3] = False
-    path = render.animate_episode(tmp_path / "ep.gif", np.asarray(grid.bus_xy),
-                                  np.asarray(grid.branch_from), np.asarray(grid.branch_to),
-                                  loading, in_service, np.zeros((steps, grid.n_bus)))  # fmt: skip
-    data = path.read_bytes()
-    assert data[:6] in (b"GIF89a", b"GIF87a") and len(data) > 5_000
+SCENARIO_TABLE = {  # per-episode values of 2 episodes; the oracle has no gap
+    "normal": {"policy": {"cost": [1.0e4, 1.2e4], "gap_percent": [0.5, 0.7]},
+               "do_nothing": {"cost": [2.0e4, 2.4e4], "gap_percent": [90.0, 110.0]},
+               "oracle": {"cost": [0.99e4, 1.19e4], "gap_percent": None}},
+    "peak_demand": {"policy": {"cost": [5.0e6, 6.0e6], "gap_percent": [-0.2, 15000.0]},
+                    "do_nothing": {"cost": [7.0e6, 7.0e6], "gap_percent": [20000.0, 20000.0]},
+                    "oracle": {"cost": [4.0e4, 4.5e4], "gap_percent": None}},
+}  # fmt: skip
+
+
+def _errorbars(ax):
+    return [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+
+
+def test_scenario_bars_use_log_axes_with_units_and_min_max_whiskers(tmp_path):
+    fig = render.plot_scenario_bars(SCENARIO_TABLE, n_episodes=2)
+    cost_ax, gap_ax = fig.axes[:2]
+    assert cost_ax.get_yscale() == gap_ax.get_yscale() == "log"
+    assert "$" in cost_ax.get_ylabel() and "%" in gap_ax.get_ylabel()
+    assert "min–max" in fig.get_suptitle()
+    # Whiskers per method where episodes differ: 3 methods on cost, 2 on gap (no oracle gap);
+    # do_nothing's two equal peak-demand gaps have no spread, so its gap whisker covers 1 bar.
+    assert len(_errorbars(cost_ax)) == 3 and len(_errorbars(gap_ax)) == 2
+    segments = [len(c.lines[2][0].get_segments()) for c in _errorbars(gap_ax)]
+    assert segments == [2, 1]
+    gap_bars = np.array([bar.get_height() for bar in gap_ax.patches])
+    assert np.isnan(gap_bars).sum() == 2  # the oracle's empty slots
+    assert np.nanmin(gap_bars) >= render.GAP_FLOOR_PERCENT  # a negative episode is clipped, not lost
+    labels = [t.get_text() for t in gap_ax.get_xticklabels()]
+    assert labels == ["normal", "peak demand"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["policy", "do_nothing", "oracle"]
+    assert_real_png(render.save_figure(fig, tmp_path / "bars.png"))
+
+
+def test_episode_counts_show_the_episode_length_beside_the_counts(tmp_path):
+    table = {
+        "normal": {"policy": {"overload_steps": [3.0, 5.0], "steps": [96.0, 96.0]},
+                   "do_nothing": {"overload_steps": 7.0, "steps": [40.0, 96.0]}},
+    }  # fmt: skip
+    panels = (("overload_steps", "overload steps", "steps per episode"),
+              ("steps", "episode length", "steps"))  # fmt: skip
+    fig = render.plot_episode_counts(table, panels, n_episodes=2, horizon=96)
+    counts_ax, length_ax = fig.axes[:2]
+    assert [ax.get_ylabel() for ax in (counts_ax, length_ax)] == ["steps per episode", "steps"]
+    assert len(_errorbars(counts_ax)) == 1  # do_nothing gave a mean only: no whisker
+    assert len(_errorbars(length_ax)) == 1  # the policy never ended early: no spread
+    horizon_lines = [line for line in length_ax.lines if line.get_linestyle() == "--"]
+    assert len(horizon_lines) == 1 and horizon_lines[0].get_ydata()[0] == 96
+    assert_real_png(render.save_figure(fig, tmp_path / "counts.png"))
+
+
+def test_training_curves_carry_titles_and_units():
+    steps = np.arange(4)
+    scalars = {"episode/cost": (steps, steps * 2.0), "custom/thing": (steps, steps * 1.0)}
+    fig = render.plot_training_curves(scalars, {"episode/cost": ("episode cost", "$")})
+    cost_ax, other_ax = fig.axes[:2]
+    assert (cost_ax.get_title(), cost_ax.get_ylabel()) == ("episode cost", "$")
+    assert other_ax.get_title() == "custom/thing"
+    assert cost_ax.get_xlabel() == "env steps"

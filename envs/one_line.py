@@ -1,0 +1,409 @@
+"""One-line diagrams of a grid state: a PNG (matplotlib), an animated GIF and an HTML page (plotly).
+
+Everything is drawn from :class:`OneLineData`, plain NumPy arrays of one grid at one step, made
+by :func:`from_state` (an ``EnvState`` and its ``EnvParams``) or :func:`from_arrays` (the same
+quantities taken out of a recorded rollout). Buses carry their 1-based number in file order
+(the MATPOWER numbers of the shipped IEEE cases); generators and loads sit beside their bus as
+markers whose area is proportional to MW; branches are coloured by loading |flow| / rating and
+out-of-service branches are drawn dashed grey with a red cross.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib import animation, colormaps, colors
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
+
+from envs.render import new_figure
+
+LOADING_CMAP = "RdYlGn_r"  # green when lightly loaded, red at and above the rating
+LOADING_MAX_PERCENT = 120.0  # top of the colour scale: anything above is as red as it gets
+LOADING_LABEL_PERCENT = 90.0  # branches at least this loaded get their loading written on them
+MAX_MARKER_AREA = 700.0  # pt², the largest MW quantity in the picture
+MAX_BUS_LABELS = 200  # above this many buses the numbers would only be ink
+GEN_COLOURS = {"conventional": "tab:blue", "wind": "tab:cyan", "solar": "gold"}
+STORAGE_COLOUR, LOAD_COLOUR, SHED_COLOUR = "tab:purple", "tab:orange", "red"
+
+
+@dataclasses.dataclass(frozen=True)
+class OneLineData:
+    """One grid at one step, in NumPy (N buses, L branches, G generators, S batteries)."""
+
+    bus_xy: np.ndarray  # [N, 2] drawing coordinates
+    bus_number: np.ndarray  # [N] int, shown on the diagram
+    energised: np.ndarray  # [N] bool, connected to the slack bus
+    load_mw: np.ndarray  # [N] demand before shedding
+    shed_mw: np.ndarray  # [N] demand shed
+    branch_from: np.ndarray  # [L] bus index
+    branch_to: np.ndarray  # [L] bus index
+    flow_mw: np.ndarray  # [L] from-end flow (sign = direction)
+    rating_mw: np.ndarray  # [L] thermal rating
+    in_service: np.ndarray  # [L] bool
+    gen_bus: np.ndarray  # [G] bus index
+    gen_mw: np.ndarray  # [G] output
+    gen_kind: tuple[str, ...]  # [G] a key of GEN_COLOURS
+    storage_bus: np.ndarray  # [S] bus index
+    storage_mw: np.ndarray  # [S] + discharge, - charge
+    step: int
+    cost: float | None  # $ of this step, or None
+    cost_label: str = "step cost"  # what ``cost`` is, in the title
+    cost_unit: str = ""  # after the dollar figure: "" for $ of the step, "/h" for a rate
+
+    @property
+    def loading_percent(self) -> np.ndarray:
+        """[L] 100 · |flow| / rating."""
+        return 100.0 * np.abs(self.flow_mw) / np.maximum(self.rating_mw, 1e-9)
+
+    def generation_at_buses(self) -> np.ndarray:
+        """[N] MW generated at each bus (batteries not included)."""
+        return np.bincount(self.gen_bus, self.gen_mw, minlength=len(self.bus_xy))
+
+    def storage_at_buses(self) -> np.ndarray:
+        """[N] MW batteries deliver at each bus (+ discharge, - charge)."""
+        return np.bincount(self.storage_bus, self.storage_mw, minlength=len(self.bus_xy))
+
+    def title(self, prefix: str = "") -> str:
+        cost = "" if self.cost is None else f", {self.cost_label} ${self.cost:,.0f}{self.cost_unit}"
+        return f"{prefix + ': ' if prefix else ''}step {self.step}{cost}"
+
+
+def _gen_kinds(devices) -> tuple[str, ...]:
+    wind, solar = np.asarray(devices.is_wind), np.asarray(devices.is_solar)
+    return tuple(
+        "wind" if w else "solar" if s else "conventional" for w, s in zip(wind, solar, strict=True)
+    )
+
+
+def from_arrays(params, step, pg, storage_p, demand, shed, flow, in_service, energised, cost=None,
+                cost_label="step cost", cost_unit="") -> OneLineData:  # fmt: skip
+    """A :class:`OneLineData` from one step's arrays ([G], [S], [N], [N], [L], [L], [N])."""
+    grid, devices = params.grid, params.devices
+    arrays = [np.asarray(x) for x in (pg, storage_p, demand, shed, flow, in_service, energised)]
+    names = ("pg", "storage_p", "demand", "shed", "flow", "in_service", "energised")
+    n_bus, n_branch = grid.n_bus, grid.n_branch
+    shapes = (grid.n_gen, len(devices.storage_bus), n_bus, n_bus, n_branch, n_branch, n_bus)
+    for name, array, size in zip(names, arrays, shapes, strict=True):
+        if array.shape != (size,):
+            raise ValueError(f"{name} must have shape ({size},) for this grid, got {array.shape}")
+    return OneLineData(
+        bus_xy=np.asarray(grid.bus_xy, float),
+        bus_number=np.arange(1, grid.n_bus + 1),
+        energised=arrays[6].astype(bool),
+        load_mw=arrays[2].astype(float),
+        shed_mw=arrays[3].astype(float),
+        branch_from=np.asarray(grid.branch_from),
+        branch_to=np.asarray(grid.branch_to),
+        flow_mw=arrays[4].astype(float),
+        rating_mw=np.asarray(grid.branch_rating, float),
+        in_service=arrays[5].astype(bool),
+        gen_bus=np.asarray(grid.gen_bus),
+        gen_mw=arrays[0].astype(float),
+        gen_kind=_gen_kinds(devices),
+        storage_bus=np.asarray(devices.storage_bus),
+        storage_mw=arrays[1].astype(float),
+        step=int(step),
+        cost=None if cost is None else float(cost),
+        cost_label=cost_label,
+        cost_unit=cost_unit,
+    )
+
+
+def energised_buses(grid, in_service) -> np.ndarray:
+    """[N] bool: buses connected to the slack bus through in-service branches (for records
+    that keep the topology but not ``EnvState.energised``)."""
+    closed = np.asarray(in_service, bool)
+    frm, to = np.asarray(grid.branch_from)[closed], np.asarray(grid.branch_to)[closed]
+    graph = csr_matrix((np.ones(len(frm)), (frm, to)), shape=(grid.n_bus, grid.n_bus))
+    _, island = connected_components(graph, directed=False)
+    return island == island[grid.slack]
+
+
+def from_state(state, params, cost: float | None = None) -> OneLineData:
+    """The diagram data of one (unbatched) ``EnvState``; without ``cost``, the title shows the
+    generation cost rate of the state's dispatch in $/h."""
+    if np.ndim(state.t) != 0:
+        raise ValueError(f"from_state takes one grid's state, got a batch of shape {state.t.shape}")
+    label, unit = "step cost", ""
+    if cost is None:
+        from envs.grid import generation_cost
+
+        cost = float(np.sum(generation_cost(params.grid, state.pg)))
+        label, unit = "generation cost", "/h"
+    return from_arrays(params, state.t, state.pg, state.storage_p, state.demand, state.shed,
+                       state.flow, state.branch_in_service, state.energised, cost, label,
+                       unit)  # fmt: skip
+
+
+def _device_offsets(data: OneLineData) -> tuple[np.ndarray, np.ndarray]:
+    """[N, 2] positions of each bus's generator and load markers, set off the bus away from its
+    branches (towards where its neighbours are not), so markers do not sit on the lines."""
+    xy = data.bus_xy
+    span = float(np.max(np.ptp(xy, axis=0))) or 1.0
+    away = np.zeros_like(xy)
+    np.add.at(away, data.branch_from, xy[data.branch_from] - xy[data.branch_to])
+    np.add.at(away, data.branch_to, xy[data.branch_to] - xy[data.branch_from])
+    away += 1e-6 * (xy - xy.mean(axis=0))  # a bus whose pulls cancel goes outwards
+    away /= np.maximum(np.linalg.norm(away, axis=1, keepdims=True), 1e-12)
+    turn = np.deg2rad(40.0)
+
+    def rotate(v, angle):
+        c, s = np.cos(angle), np.sin(angle)
+        return np.stack([c * v[:, 0] - s * v[:, 1], s * v[:, 0] + c * v[:, 1]], axis=1)
+
+    reach = 0.055 * span
+    return xy + reach * rotate(away, turn), xy + reach * rotate(away, -turn)
+
+
+def _marker_area(mw: np.ndarray, mw_per_max_area: float) -> np.ndarray:
+    return MAX_MARKER_AREA * np.abs(mw) / mw_per_max_area
+
+
+def _size_scale(data: OneLineData) -> float:
+    """MW that gets the largest marker: the biggest generator, load or battery in the picture."""
+    quantities = [data.generation_at_buses(), data.load_mw, np.abs(data.storage_at_buses())]
+    return max(float(np.max(np.concatenate(quantities))), 1e-6)
+
+
+def _draw_branches(ax, data: OneLineData):
+    segments = np.stack([data.bus_xy[data.branch_from], data.bus_xy[data.branch_to]], axis=1)
+    norm = colors.Normalize(0.0, LOADING_MAX_PERCENT)
+    closed = data.in_service
+    lines = LineCollection(segments[closed], cmap=LOADING_CMAP, norm=norm, linewidths=3.0,
+                           zorder=1)  # fmt: skip
+    lines.set_array(data.loading_percent[closed])
+    ax.add_collection(lines)
+    tripped = segments[~closed]
+    ax.add_collection(LineCollection(tripped, colors="grey", linestyles="dashed", linewidths=1.5,
+                                     zorder=1))  # fmt: skip
+    middle = segments.mean(axis=1)
+    ax.scatter(middle[~closed, 0], middle[~closed, 1], marker="x", c="red", s=70, linewidths=2,
+               zorder=4)  # fmt: skip
+    for k in np.flatnonzero(closed & (data.loading_percent >= LOADING_LABEL_PERCENT)):
+        ax.annotate(f"{data.loading_percent[k]:.0f} %", middle[k], fontsize=7, ha="center",
+                    va="center", zorder=5, bbox={"boxstyle": "round,pad=0.15", "fc": "white",
+                                                 "ec": "none", "alpha": 0.8})  # fmt: skip
+    return lines
+
+
+def _kind_of_bus(data: OneLineData) -> dict[int, str]:
+    """{bus: generator kind} for buses with generators (mixed kinds count as conventional)."""
+    kinds: dict[int, str] = {}
+    for bus, kind in zip(data.gen_bus.tolist(), data.gen_kind, strict=True):
+        kinds[bus] = kind if kinds.get(bus, kind) == kind else "conventional"
+    return kinds
+
+
+def _draw_devices(ax, data: OneLineData, scale: float) -> None:
+    gen_xy, load_xy = _device_offsets(data)
+    generation, storage = data.generation_at_buses(), data.storage_at_buses()
+    stubs = []
+    for bus, kind in _kind_of_bus(data).items():
+        stubs.append([data.bus_xy[bus], gen_xy[bus]])
+        area = max(float(_marker_area(generation[bus], scale)), 12.0)  # an idle unit stays visible
+        ax.scatter(*gen_xy[bus], s=area, c=GEN_COLOURS[kind], edgecolors="black", zorder=3)
+    for bus in np.flatnonzero(np.abs(storage) > 1e-3):
+        stubs.append([data.bus_xy[bus], gen_xy[bus] * 0.5 + load_xy[bus] * 0.5])
+        ax.scatter(*(gen_xy[bus] * 0.5 + load_xy[bus] * 0.5), s=_marker_area(storage[bus], scale),
+                   marker="s", c=STORAGE_COLOUR if storage[bus] > 0 else "white",
+                   edgecolors=STORAGE_COLOUR, linewidths=1.5, zorder=3)  # fmt: skip
+    loaded = np.flatnonzero(data.load_mw > 1e-3)
+    stubs += [[data.bus_xy[b], load_xy[b]] for b in loaded]
+    ax.scatter(load_xy[loaded, 0], load_xy[loaded, 1], s=_marker_area(data.load_mw[loaded], scale),
+               marker="v", c=LOAD_COLOUR, edgecolors="black", zorder=3)  # fmt: skip
+    shed = np.flatnonzero(data.shed_mw > 1e-3)
+    ax.scatter(load_xy[shed, 0], load_xy[shed, 1], s=_marker_area(data.shed_mw[shed], scale),
+               marker="v", c=SHED_COLOUR, zorder=4)  # fmt: skip
+    ax.add_collection(LineCollection(stubs, colors="black", linewidths=0.6, zorder=2))
+
+
+def _draw_buses(ax, data: OneLineData) -> None:
+    live = data.energised
+    ax.scatter(data.bus_xy[live, 0], data.bus_xy[live, 1], s=45, marker="s", c="black", zorder=4)
+    ax.scatter(data.bus_xy[~live, 0], data.bus_xy[~live, 1], s=45, marker="s", c="white",
+               edgecolors="grey", zorder=4)  # fmt: skip
+    if len(data.bus_xy) > MAX_BUS_LABELS:
+        return
+    span = float(np.max(np.ptp(data.bus_xy, axis=0))) or 1.0
+    for xy, number in zip(data.bus_xy, data.bus_number, strict=True):
+        ax.annotate(str(number), xy, xytext=(xy[0] + 0.018 * span, xy[1] + 0.018 * span),
+                    fontsize=8, fontweight="bold", zorder=6)  # fmt: skip
+
+
+def _legend(ax, data: OneLineData, scale: float) -> None:
+    nice = [v for v in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000) if v <= scale]
+    sizes = nice[-3:] if nice else [round(scale, 1)]
+    handles = [
+        Line2D([], [], marker="s", ls="", c="black", label="bus (number)"),
+        *[Line2D([], [], marker="o", ls="", mfc=c, mec="black", label=f"{kind} generation")
+          for kind, c in GEN_COLOURS.items() if kind in data.gen_kind],
+        Line2D([], [], marker="v", ls="", mfc=LOAD_COLOUR, mec="black", label="load (demand)"),
+        Line2D([], [], marker="v", ls="", c=SHED_COLOUR, label="load shed"),
+        *([Line2D([], [], marker="s", ls="", mfc=STORAGE_COLOUR, mec=STORAGE_COLOUR,
+                  label="battery (filled: discharging)")] if len(data.storage_bus) else []),
+        Line2D([], [], c="grey", ls="--", marker="x", mec="red", label="out of service"),
+        *[Line2D([], [], marker="o", ls="", mfc="none", mec="grey", label=f"{v:g} MW",
+                 markersize=float(np.sqrt(_marker_area(v, scale)))) for v in sizes],
+    ]  # fmt: skip
+    ax.figure.legend(handles=handles, loc="outside right upper", fontsize="small",
+                     labelspacing=1.1, borderpad=0.8, title="marker area ∝ MW")  # fmt: skip
+
+
+def draw_one_line(fig: Figure, data: OneLineData, title: str = "") -> None:
+    """Draws the diagram on ``fig`` (cleared first): used for still pictures and GIF frames."""
+    fig.clear()
+    ax = fig.add_subplot()
+    scale = _size_scale(data)
+    lines = _draw_branches(ax, data)
+    _draw_devices(ax, data, scale)
+    _draw_buses(ax, data)
+    fig.colorbar(lines, ax=ax, label="branch loading |flow| / rating (%)", shrink=0.8,
+                 extend="max", pad=0.02)  # fmt: skip
+    _legend(ax, data, scale)
+    ax.set_aspect("equal")
+    ax.margins(0.08)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(data.title(title))
+
+
+def plot_one_line(data: OneLineData, title: str = "") -> Figure:
+    """The one-line diagram as a figure (save it with ``envs.render.save_figure``)."""
+    fig = new_figure(10.5, 7.0)
+    draw_one_line(fig, data, title)
+    return fig
+
+
+def animate_one_line(path: str | Path, frames: Sequence[OneLineData], title: str = "",
+                     fps: int = 4) -> Path:  # fmt: skip
+    """Animated GIF (PillowWriter), one one-line diagram per entry of ``frames``."""
+    if not frames:
+        raise ValueError("animate_one_line needs at least one frame")
+    fig = new_figure(10.5, 7.0)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    movie = animation.FuncAnimation(
+        fig, lambda i: draw_one_line(fig, frames[i], title) or (), frames=len(frames), blit=False
+    )
+    movie.save(path, writer=animation.PillowWriter(fps=fps), dpi=80)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Interactive HTML (plotly): the same picture, with the numbers under the mouse.
+# ---------------------------------------------------------------------------------------------
+
+
+class PlotlyMissingError(ImportError):
+    """plotly is an optional dependency (the ``viz`` extra)."""
+
+
+def _plotly():
+    try:
+        import plotly.graph_objects as go
+    except ImportError as err:
+        raise PlotlyMissingError(
+            "interactive one-line diagrams need plotly: install the viz extra "
+            "(uv sync --extra viz, or pip install 'gridpod[viz]')"
+        ) from err
+    return go
+
+
+def branch_hover_texts(data: OneLineData) -> list[str]:
+    """One hover text per branch: from–to buses, flow, rating, loading (or out of service)."""
+    texts = []
+    for k in range(len(data.flow_mw)):
+        head = (f"branch {k + 1}: from bus {data.bus_number[data.branch_from[k]]} "
+                f"to bus {data.bus_number[data.branch_to[k]]}")  # fmt: skip
+        state = "" if data.in_service[k] else "<br>OUT OF SERVICE"
+        texts.append(f"{head}<br>flow {data.flow_mw[k]:.1f} MW<br>rating "
+                     f"{data.rating_mw[k]:.1f} MW<br>loading {data.loading_percent[k]:.1f} %"
+                     f"{state}")  # fmt: skip
+    return texts
+
+
+def bus_hover_texts(data: OneLineData) -> list[str]:
+    """One hover text per bus: load, generation, battery, shed MW and whether it is energised."""
+    generation, storage = data.generation_at_buses(), data.storage_at_buses()
+    texts = []
+    for n in range(len(data.bus_xy)):
+        battery = f"<br>battery {storage[n]:+.1f} MW" if n in set(data.storage_bus.tolist()) else ""
+        dark = "" if data.energised[n] else "<br>NOT ENERGISED"
+        texts.append(f"bus {data.bus_number[n]}<br>load {data.load_mw[n]:.1f} MW<br>generation "
+                     f"{generation[n]:.1f} MW{battery}<br>shed {data.shed_mw[n]:.1f} MW{dark}")  # fmt: skip
+    return texts
+
+
+def _loading_colour(percent: float) -> str:
+    rgba = colormaps[LOADING_CMAP](min(percent / LOADING_MAX_PERCENT, 1.0))
+    return colors.to_hex(rgba)
+
+
+def one_line_plotly(data: OneLineData, title: str = ""):
+    """A ``plotly.graph_objects.Figure`` of the diagram with hover texts on branches and buses."""
+    go = _plotly()
+    fig = go.Figure()
+    xy, loading = data.bus_xy, data.loading_percent
+    for k in range(len(data.flow_mw)):
+        ends = xy[[data.branch_from[k], data.branch_to[k]]]
+        style = ({"color": _loading_colour(loading[k]), "width": 4} if data.in_service[k]
+                 else {"color": "grey", "width": 2, "dash": "dash"})  # fmt: skip
+        fig.add_trace(go.Scatter(x=ends[:, 0], y=ends[:, 1], mode="lines", line=style,
+                                 hoverinfo="skip", showlegend=False))  # fmt: skip
+    middle = (xy[data.branch_from] + xy[data.branch_to]) / 2
+    fig.add_trace(go.Scatter(
+        x=middle[:, 0], y=middle[:, 1], mode="markers", name="branches (hover the middle)",
+        hovertext=branch_hover_texts(data), hoverinfo="text",
+        marker={"size": np.where(data.in_service, 10, 12), "symbol": np.where(
+            data.in_service, "circle", "x"), "color": np.where(data.in_service, loading, 0.0),
+            "colorscale": "RdYlGn", "reversescale": True, "cmin": 0.0,
+            "cmax": LOADING_MAX_PERCENT, "line": {"width": 1, "color": "black"},
+            "colorbar": {"title": {"text": "loading (%)"}}},
+    ))  # fmt: skip
+    generation = data.generation_at_buses()
+    scale = _size_scale(data)
+    gen_xy, load_xy = _device_offsets(data)
+    kinds = _kind_of_bus(data)
+    gens = np.array(sorted(kinds), dtype=int)
+    fig.add_trace(go.Scatter(x=gen_xy[gens, 0], y=gen_xy[gens, 1], mode="markers",
+                             name="generation (area ∝ MW)", hoverinfo="text",
+                             hovertext=[f"generation at bus {data.bus_number[b]}: "
+                                        f"{generation[b]:.1f} MW" for b in gens],
+                             marker={"size": 4 + 40 * np.sqrt(generation[gens] / scale),
+                                     "color": [colors.to_hex(GEN_COLOURS[kinds[b]]) for b in gens],
+                                     "line": {"width": 1, "color": "black"}}))  # fmt: skip
+    loads = np.flatnonzero(data.load_mw > 1e-3)
+    fig.add_trace(go.Scatter(x=load_xy[loads, 0], y=load_xy[loads, 1], mode="markers",
+                             name="load (area ∝ MW)", hoverinfo="text",
+                             hovertext=[f"load at bus {data.bus_number[b]}: {data.load_mw[b]:.1f}"
+                                        f" MW, shed {data.shed_mw[b]:.1f} MW" for b in loads],
+                             marker={"size": 4 + 40 * np.sqrt(data.load_mw[loads] / scale),
+                                     "symbol": "triangle-down", "color": colors.to_hex(LOAD_COLOUR),
+                                     "line": {"width": 1, "color": "black"}}))  # fmt: skip
+    fig.add_trace(go.Scatter(x=xy[:, 0], y=xy[:, 1], mode="markers+text", name="buses",
+                             text=[str(n) for n in data.bus_number], textposition="top right",
+                             hovertext=bus_hover_texts(data), hoverinfo="text",
+                             marker={"size": 11, "symbol": "square",
+                                     "color": np.where(data.energised, "black", "white"),
+                                     "line": {"width": 1, "color": "black"}}))  # fmt: skip
+    fig.update_layout(title=data.title(title), template="plotly_white", hovermode="closest",
+                      legend={"orientation": "h", "y": -0.05}, width=1000, height=750)  # fmt: skip
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)
+    return fig
+
+
+def write_one_line_html(path: str | Path, data: OneLineData, title: str = "") -> Path:
+    """A self-contained HTML page (plotly.js inlined, works offline) of the diagram."""
+    fig = one_line_plotly(data, title)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.write_html(path, include_plotlyjs=True, full_html=True)
+    return path
