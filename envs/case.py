@@ -1,8 +1,14 @@
-"""Power-system case data: the shipped IEEE cases and any MATPOWER file.
+"""Power-system case data: the shipped IEEE cases, any MATPOWER file, pandapower and PyPSA.
 
 A :class:`Case` holds NumPy arrays in MATPOWER v2 column layout exactly as in
 the file (1-based external bus numbers, status columns, all rows). Turning it
 into 0-based device arrays is :func:`envs.grid.build_grid`'s job.
+
+``env.case`` (:func:`load_case`) is a shipped name, or a path to a MATPOWER ``.m`` file, a
+pandapower network saved with ``pandapower.to_json`` (``.json``) or a PyPSA network saved
+with ``Network.export_to_netcdf`` (``.nc``); the last two need the ``io`` extra and go
+through :mod:`envs.grid_import`. Every problem with the name or the file is one
+:class:`CaseError` whose message is one line naming the case.
 """
 
 from __future__ import annotations
@@ -19,6 +25,14 @@ from envs import matpower
 CASES_DIR = Path(__file__).resolve().parent / "cases"
 # Shipped name -> file stem in envs/cases (MATPOWER data; see envs/cases/RATINGS.md).
 SHIPPED_CASES = {"ieee14": "case14", "ieee30": "case30", "ieee118": "case118"}
+MATPOWER_SUFFIX = ".m"
+PANDAPOWER_SUFFIX = ".json"
+PYPSA_SUFFIX = ".nc"
+CASE_FILE_SUFFIXES = (MATPOWER_SUFFIX, PANDAPOWER_SUFFIX, PYPSA_SUFFIX)
+
+
+class CaseError(ValueError):
+    """A case that cannot be loaded or run; the message is one line naming the case."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -36,6 +50,7 @@ class Case:
     branch: np.ndarray
     gencost: np.ndarray | None = None
     bus_xy: np.ndarray | None = None
+    gen_fuel: tuple[str, ...] | None = None  # per gen row, lower case ('wind', 'coal', ...)
 
     @classmethod
     def from_ppc(cls, ppc: dict, name: str = "ppc") -> Case:
@@ -59,6 +74,18 @@ class Case:
             gen=data.gen,
             branch=data.branch,
             gencost=data.gencost,
+            gen_fuel=data.gen_fuel,
+        )
+
+    def to_matpower(self) -> matpower.MatpowerData:
+        """The case as reader data, e.g. for :func:`envs.matpower.write_matpower`."""
+        return matpower.MatpowerData(
+            base_mva=self.base_mva,
+            bus=self.bus,
+            gen=self.gen,
+            branch=self.branch,
+            gencost=self.gencost,
+            gen_fuel=self.gen_fuel,
         )
 
     def to_ppc(self) -> dict:
@@ -75,11 +102,32 @@ class Case:
         return ppc
 
 
-def load_case(name_or_path: str | Path) -> Case:
-    """Loads a shipped case ("ieee14", "ieee30", "ieee118") or a MATPOWER ``.m`` file.
+def case_choices() -> str:
+    """What ``env.case`` may be, for error messages."""
+    shipped = ", ".join(sorted(SHIPPED_CASES))
+    return f"a shipped name ({shipped}) or a path to an existing .m, .json or .nc case file"
 
-    Raises ValueError for an unknown name, FileNotFoundError for a missing file and
-    :class:`envs.matpower.MatpowerFormatError` (a ValueError) for a malformed one.
+
+def check_case_source(name_or_path: str | Path) -> None:
+    """Raises :class:`CaseError` unless ``name_or_path`` is a shipped name or an existing case
+    file with a known suffix (cheap: the file is not read)."""
+    key = str(name_or_path)
+    if key in SHIPPED_CASES:
+        return
+    path = Path(key).expanduser()
+    if path.suffix.lower() not in CASE_FILE_SUFFIXES:
+        raise CaseError(f"unknown case {key!r}: use {case_choices()}")
+    if not path.is_file():
+        raise CaseError(f"case file {key!r} does not exist: use {case_choices()}")
+
+
+def load_case(name_or_path: str | Path) -> Case:
+    """Loads a shipped case ("ieee14", "ieee30", "ieee118") or a case file.
+
+    A ``.m`` file is read with :func:`envs.matpower.read_matpower`; ``.json`` (pandapower)
+    and ``.nc`` (PyPSA) files are converted by :mod:`envs.grid_import`. Raises
+    :class:`CaseError` (a ValueError) with a one-line message for an unknown name, a
+    missing file or a file that cannot be read.
     """
     key = str(name_or_path)
     if key in SHIPPED_CASES:
@@ -87,11 +135,28 @@ def load_case(name_or_path: str | Path) -> Case:
         data = matpower.read_matpower(CASES_DIR / f"{stem}.m")
         case = Case.from_matpower(data, name=key)
         return dataclasses.replace(case, bus_xy=_read_layout(CASES_DIR / f"{stem}.json"))
-    path = Path(key)
-    if path.suffix != ".m" and not path.exists():
-        shipped = ", ".join(sorted(SHIPPED_CASES))
-        raise ValueError(f"unknown case {key!r}: use one of {shipped} or a path to a .m file")
-    return Case.from_matpower(matpower.read_matpower(path), name=path.stem)
+    check_case_source(key)
+    path = Path(key).expanduser()
+    suffix = path.suffix.lower()
+    try:
+        if suffix == MATPOWER_SUFFIX:
+            return Case.from_matpower(matpower.read_matpower(path), name=path.stem)
+        from envs import grid_import
+
+        if suffix == PANDAPOWER_SUFFIX:
+            return grid_import.load_pandapower_json(path)
+        return grid_import.load_pypsa_netcdf(path)
+    except CaseError:
+        raise
+    except matpower.MatpowerFormatError as error:  # already names the file and the line
+        raise CaseError(str(error)) from None
+    except (ValueError, OSError, KeyError) as error:
+        raise CaseError(f"case file {key!r} cannot be read: {_one_line(error)}") from None
+
+
+def _one_line(error: Exception) -> str:
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
 
 
 def _read_layout(path: Path) -> np.ndarray | None:

@@ -7,8 +7,17 @@ in float64 NumPy and then cast to the requested dtype.
 
 Bus types follow MATPOWER's ``bustypes``: a PV or reference bus without an
 in-service generator becomes PQ; if no reference bus has a generator the first
-PV bus becomes the reference; reference buses after the first become PV.
-Isolated buses (type 4) keep their row but carry no load, branch or generator.
+PV bus becomes the reference (and :func:`check_case` says so); reference buses
+after the first become PV. Isolated buses (type 4) keep their row but carry no
+load, branch or generator.
+
+A case the environment cannot run is a :class:`envs.case.CaseError` with one line
+naming the problem: no in-service generator with Pmax > 0 (no controllable unit),
+no bus of type 3 or 2 with an in-service generator (no slack), a bus with load or
+generation that no in-service branch path joins to the slack (islanded at base
+load), an in-service branch with zero reactance or a negative rating. Branches
+without a rating (rateA 0, MATPOWER's "unlimited", or 9900 and above) get one by
+the rule of ``envs/cases/RATINGS.md``.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ from flax import struct
 from jax import numpy as jnp
 
 from envs import ratings
-from envs.case import Case, graph_layout
+from envs.case import Case, CaseError, graph_layout
 
 PQ, PV, REF, ISOLATED = 1, 2, 3, 4
 # MATPOWER column indices (0-based).
@@ -28,6 +37,7 @@ BUS_I, BUS_TYPE, PD, QD, GS, BS, VM, VA, VMAX, VMIN = 0, 1, 2, 3, 4, 5, 7, 8, 11
 F_BUS, T_BUS, BR_R, BR_X, BR_B, RATE_A, TAP, SHIFT, BR_STATUS = 0, 1, 2, 3, 4, 5, 8, 9, 10
 GEN_BUS, PG, QG, QMAX, QMIN, VG, GEN_STATUS, PMAX, PMIN, RAMP_AGC = 0, 1, 2, 3, 4, 5, 7, 8, 9, 16
 BRIDGE_TOL = 1e-6  # |1 - PTDF_kk| below this: removing branch k islands the grid
+LISTED_BUSES = 5  # bus numbers named in one error line at most
 
 
 @struct.dataclass
@@ -95,11 +105,22 @@ class Grid:
     ac_jacobian: Any  # envs.acpf.JacobianStructure: sparsity and LU schedule of the AC Jacobian
 
 
+def check_case(case: Case) -> tuple[str, ...]:
+    """Runs every check :func:`build_grid` runs (NumPy only, no device arrays) and returns
+    one line per thing derived from the data (the slack chosen, the ratings filled in).
+    Raises :class:`envs.case.CaseError` for a case the environment cannot run."""
+    net = _network_numpy(case)
+    net.update(_dc_matrices(net))
+    _branch_ratings(case, net)
+    return tuple(net["_notes"])
+
+
 def build_grid(case: Case, dtype=jnp.float32) -> Grid:
     """Builds the device-array network of ``case`` (arrays cast to ``dtype``)."""
     net = _network_numpy(case)
     net.update(_dc_matrices(net))
     net["branch_rating"] = _branch_ratings(case, net)
+    net.pop("_notes")  # check_case reports them
     float_arrays = {k: jnp.asarray(v, dtype=dtype) for k, v in net.items() if _is_float(k, v)}
     other_arrays = {k: jnp.asarray(v) for k, v in net.items() if not _is_float(k, v)}
     n_bus = case.bus.shape[0]
@@ -179,10 +200,11 @@ def _network_numpy(case: Case) -> dict:
     n_bus = bus.shape[0]
     index_of = {int(number): i for i, number in enumerate(bus[:, BUS_I])}
     isolated = bus[:, BUS_TYPE] == ISOLATED
-    net = {}
+    net = {"_notes": []}
     net.update(_branches(case, index_of, isolated))
     net.update(_generators(case, index_of, isolated))
-    bus_type, slack = _bus_types(bus[:, BUS_TYPE], net["gen_bus"], n_bus)
+    _check_controllable(case, net)
+    bus_type, slack = _bus_types(case, net["gen_bus"], net["_notes"])
     net["_slack"] = slack
     net["bus_type"] = bus_type.astype(np.int32)
     net["bus_pd"] = np.where(isolated, 0.0, bus[:, PD])
@@ -202,6 +224,7 @@ def _network_numpy(case: Case) -> dict:
     load_or_shunt = (net["bus_pd"] != 0) | (net["bus_qd"] != 0) | (net["bus_gs"] != 0)
     net["bus_has_device"] = load_or_shunt | (net["bus_bs"] != 0) | (gen_to_bus.sum(1) > 0)
     net["bus_energised0"] = _reachable(n_bus, net["branch_from"], net["branch_to"], slack)
+    _check_islands(case, net, slack)
     if case.bus_xy is not None and case.bus_xy.shape == (n_bus, 2):
         net["bus_xy"] = case.bus_xy
     else:
@@ -216,8 +239,18 @@ def _branches(case: Case, index_of: dict, isolated: np.ndarray) -> dict:
     on = (branch[:, BR_STATUS] != 0) & ~isolated[from_bus] & ~isolated[to_bus]
     tap = np.where(branch[:, TAP] == 0, 1.0, branch[:, TAP])
     x = branch[on, BR_X]
-    if np.any(x == 0):
-        raise ValueError(f"case {case.name}: in-service branch with zero reactance x")
+    for flagged, problem in (
+        (branch[:, BR_X] == 0, "zero reactance x"),
+        (branch[:, RATE_A] < 0, "a negative rating rateA"),
+    ):
+        bad = np.flatnonzero(on & flagged)
+        if bad.size:
+            first = branch[bad[0]]
+            raise CaseError(
+                f"case {case.name}: {bad.size} in-service branch(es) with {problem}, the "
+                f"first from bus {first[F_BUS]:g} to bus {first[T_BUS]:g} (mpc.branch row "
+                f"{bad[0] + 1})"
+            )
     return {
         "branch_from": from_bus[on],
         "branch_to": to_bus[on],
@@ -278,7 +311,18 @@ def _costs(gencost: np.ndarray | None, n_gen: int, name: str) -> dict:
     }
 
 
-def _bus_types(file_type: np.ndarray, gen_bus: np.ndarray, n_bus: int):
+def _check_controllable(case: Case, net: dict) -> None:
+    if not np.any(net["gen_pmax"] > 0):
+        raise CaseError(
+            f"case {case.name} has no controllable unit: no in-service generator with Pmax > 0"
+        )
+
+
+def _bus_types(case: Case, gen_bus: np.ndarray, notes: list[str]):
+    """MATPOWER's ``bustypes``: the first reference bus with a generator is the slack, else
+    the first PV bus with one (noted); none of either is an error."""
+    file_type, numbers = case.bus[:, BUS_TYPE], case.bus[:, BUS_I]
+    n_bus = len(file_type)
     has_gen = np.zeros(n_bus, dtype=bool)
     has_gen[gen_bus] = True
     bus_type = np.where(file_type == ISOLATED, PQ, file_type).astype(np.int64)
@@ -287,11 +331,34 @@ def _bus_types(file_type: np.ndarray, gen_bus: np.ndarray, n_bus: int):
     if refs.size == 0:
         pvs = np.flatnonzero(bus_type == PV)
         if pvs.size == 0:
-            raise ValueError("case has no reference or PV bus with an in-service generator")
+            raise CaseError(
+                f"case {case.name} has no slack: no bus of type 3 (reference) or 2 (PV) "
+                "carries an in-service generator"
+            )
         refs = pvs[:1]
         bus_type[refs[0]] = REF
+        notes.append(
+            f"no reference bus with an in-service generator: bus {numbers[refs[0]]:g}, the "
+            "first PV bus with one, is the slack (MATPOWER's rule)"
+        )
     bus_type[refs[1:]] = PV
     return bus_type, int(refs[0])
+
+
+def _check_islands(case: Case, net: dict, slack: int) -> None:
+    """Every bus with load or generation must reach the slack over in-service branches."""
+    live_gen = np.zeros(len(net["bus_pd"]), dtype=bool)
+    live_gen[net["gen_bus"]] = True
+    needed = (net["bus_pd"] != 0) | (net["bus_gs"] != 0) | live_gen
+    cut_off = np.flatnonzero(needed & ~net["bus_energised0"])
+    if cut_off.size:
+        numbers = ", ".join(f"{n:g}" for n in case.bus[cut_off[:LISTED_BUSES], BUS_I])
+        more = f" and {cut_off.size - LISTED_BUSES} more" if cut_off.size > LISTED_BUSES else ""
+        raise CaseError(
+            f"case {case.name} is islanded at base load: bus(es) {numbers}{more} with load or "
+            f"generation have no path of in-service branches to the slack bus "
+            f"{case.bus[slack, BUS_I]:g}"
+        )
 
 
 def _voltage_setpoints(file_vm, bus_type, gen_bus, gen_vg) -> np.ndarray:
@@ -361,6 +428,11 @@ def _branch_ratings(case: Case, net: dict) -> np.ndarray:
     missing = ratings.needs_rating(rate_a)
     if not missing.any():
         return rate_a
+    net["_notes"].append(
+        f"{int(missing.sum())} of {missing.size} in-service branches have no rating (rateA 0 "
+        f"or >= {ratings.UNRATED_MVA:g}): rated by the rule of envs/cases/RATINGS.md "
+        "(DC base flows)"
+    )
     injection = ratings.dispatch_injection_mw(
         net["bus_pd"], net["bus_gs"], net["gen_to_bus"], net["gen_pg0"], load_level=1.0
     )

@@ -1,8 +1,11 @@
 """Reader for MATPOWER case files (``mpc.`` syntax, format version 2).
 
 Only the data MATPOWER's power flow needs is kept: ``mpc.baseMVA``, ``mpc.bus``,
-``mpc.gen``, ``mpc.branch`` and ``mpc.gencost``. Other fields (``mpc.version``,
+``mpc.gen``, ``mpc.branch`` and ``mpc.gencost``, plus the optional ``mpc.genfuel`` cell
+array of fuel names (MATPOWER's extension used by the ACTIVSg cases: 'coal', 'wind',
+'solar', ...), which says which units are renewable. Other fields (``mpc.version``,
 ``mpc.areas``, ``mpc.bus_name`` cell arrays, ...) are read past and ignored.
+:func:`write_matpower` writes the same subset back.
 
 The grammar handled is the subset real case files use: ``%`` comments, ``...``
 line continuations, matrix rows separated by ``;`` or new lines, elements by
@@ -31,6 +34,7 @@ GENCOST_POLY = 2
 _MATRIX_FIELDS = ("bus", "gen", "branch", "gencost")
 _ASSIGNMENT = re.compile(r"^\s*mpc\.(\w+)\s*=\s*(.*)$")
 _NUMBER_WORDS = {"inf": math.inf, "+inf": math.inf, "-inf": -math.inf}
+_QUOTED = re.compile(r"'([^']*)'")
 
 
 class MatpowerFormatError(ValueError):
@@ -46,6 +50,7 @@ class MatpowerData:
     gen: np.ndarray
     branch: np.ndarray
     gencost: np.ndarray | None
+    gen_fuel: tuple[str, ...] | None = None  # mpc.genfuel, one lower-case name per gen row
 
 
 @dataclasses.dataclass
@@ -65,7 +70,7 @@ def read_matpower(path: str | Path) -> MatpowerData:
 
 def parse_matpower(text: str, source: str = "<string>") -> MatpowerData:
     """Parses the text of a MATPOWER case file; ``source`` names it in error messages."""
-    scalars, matrices = _parse_statements(text, source)
+    scalars, matrices, cells = _parse_statements(text, source)
     if "baseMVA" not in scalars:
         raise MatpowerFormatError(f"{source}: missing mpc.baseMVA")
     for required in ("bus", "gen", "branch"):
@@ -81,7 +86,12 @@ def parse_matpower(text: str, source: str = "<string>") -> MatpowerData:
     if "gencost" in matrices:
         gencost = _check_gencost(matrices["gencost"], source, n_gen=gen.shape[0])
     _check_references(source, matrices, bus, gen, branch)
-    return MatpowerData(base_mva=base_mva, bus=bus, gen=gen, branch=branch, gencost=gencost)
+    gen_fuel = None
+    if "genfuel" in cells:
+        gen_fuel = _check_genfuel(cells["genfuel"], source, n_gen=gen.shape[0])
+    return MatpowerData(
+        base_mva=base_mva, bus=bus, gen=gen, branch=branch, gencost=gencost, gen_fuel=gen_fuel
+    )
 
 
 def _logical_lines(text: str):
@@ -114,11 +124,14 @@ def _strip_comment(line: str) -> str:
 def _parse_statements(text: str, source: str):
     scalars: dict[str, float] = {}
     matrices: dict[str, _Matrix] = {}
+    cells: dict[str, tuple[int, list[str]]] = {}
     open_matrix: _Matrix | None = None
     open_cell: tuple[str, int] | None = None
     for line_no, line in _logical_lines(text):
         if open_cell is not None:
-            if "}" in line:
+            body, closed = _split_closing(line, "}")
+            cells[open_cell[0]][1].extend(_QUOTED.findall(body))
+            if closed:
                 open_cell = None
             continue
         if open_matrix is not None:
@@ -141,7 +154,9 @@ def _parse_statements(text: str, source: str):
             else:
                 open_matrix = matrix
         elif rest.startswith("{"):
-            if "}" not in rest:
+            body, closed = _split_closing(rest[1:], "}")
+            cells[name] = (line_no, _QUOTED.findall(body))
+            if not closed:
                 open_cell = (name, line_no)
         elif name == "baseMVA":
             scalars[name] = _parse_number(rest.rstrip(";").strip(), source, line_no, "mpc.baseMVA")
@@ -154,7 +169,7 @@ def _parse_statements(text: str, source: str):
         raise MatpowerFormatError(
             f"{source}:{open_cell[1]}: unterminated cell array mpc.{open_cell[0]} (no closing '}}')"
         )
-    return scalars, {k: v for k, v in matrices.items() if k in _MATRIX_FIELDS}
+    return scalars, {k: v for k, v in matrices.items() if k in _MATRIX_FIELDS}, cells
 
 
 def _split_closing(text: str, closer: str) -> tuple[str, bool]:
@@ -255,6 +270,16 @@ def _check_gencost_row(row: list[float], source: str, line_no: int) -> None:
         )
 
 
+def _check_genfuel(cell: tuple[int, list[str]], source: str, n_gen: int) -> tuple[str, ...]:
+    line_no, names = cell
+    if len(names) != n_gen:
+        raise MatpowerFormatError(
+            f"{source}:{line_no}: mpc.genfuel has {len(names)} entries but mpc.gen has {n_gen} "
+            "generators"
+        )
+    return tuple(name.strip().lower() for name in names)
+
+
 def _check_references(source, matrices, bus, gen, branch) -> None:
     """Bus numbers must be unique and every gen/branch must refer to an existing bus."""
     numbers = bus[:, 0]
@@ -277,3 +302,41 @@ def _check_references(source, matrices, bus, gen, branch) -> None:
                         f"{source}:{line_no}: mpc.{field} refers to bus {row[column]:g}, "
                         "which is not in mpc.bus"
                     )
+
+
+def format_matpower(data: MatpowerData, name: str = "case") -> str:
+    """The text of a MATPOWER v2 case file holding ``data`` (what :func:`parse_matpower` reads).
+
+    Numbers are written with ``repr`` precision, so reading the text back gives the same floats.
+    """
+    lines = [
+        f"function mpc = {name}",
+        "mpc.version = '2';",
+        f"mpc.baseMVA = {data.base_mva!r};",
+    ]
+    matrices = {"bus": data.bus, "gen": data.gen, "branch": data.branch, "gencost": data.gencost}
+    for field, matrix in matrices.items():
+        if matrix is None:
+            continue
+        lines.append(f"mpc.{field} = [")
+        lines.extend("\t" + "\t".join(_number_text(v) for v in row) + ";" for row in matrix)
+        lines.append("];")
+    if data.gen_fuel is not None:
+        lines.append("mpc.genfuel = {")
+        lines.extend(f"\t'{fuel}';" for fuel in data.gen_fuel)
+        lines.append("};")
+    return "\n".join(lines) + "\n"
+
+
+def write_matpower(data: MatpowerData, path: str | Path) -> Path:
+    """Writes ``data`` as a MATPOWER ``.m`` file (the function name is the file's stem)."""
+    path = Path(path)
+    path.write_text(format_matpower(data, name=re.sub(r"\W", "_", path.stem)), encoding="utf-8")
+    return path
+
+
+def _number_text(value: float) -> str:
+    value = float(value)  # a NumPy scalar's repr names its type
+    if math.isinf(value):
+        return "Inf" if value > 0 else "-Inf"
+    return repr(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)

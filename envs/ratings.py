@@ -1,4 +1,8 @@
-"""Thermal ratings for cases whose data carries none (rateA of 0 or 9900).
+"""Thermal ratings for cases whose data carries none (rateA of 0, or 9900 and above).
+
+MATPOWER reads ``rateA = 0`` as "unlimited", and cases converted from the IEEE CDF write
+9900 for the same; an unlimited branch would never congest, so both get a rating here. A
+negative rating means nothing in MATPOWER and is an error (``envs.grid``).
 
 The method (documented with its parameters in envs/cases/RATINGS.md):
 
@@ -28,8 +32,9 @@ UNRATED_MVA = 9900.0  # MATPOWER cases converted from IEEE CDF use this for "no 
 
 
 def needs_rating(rate_a: np.ndarray) -> np.ndarray:
-    """True where a rateA value means "no limit" (0, negative, non-finite or 9900)."""
-    return ~np.isfinite(rate_a) | (rate_a <= 0) | (rate_a >= UNRATED_MVA)
+    """True where a rateA value means "no limit": 0, 9900 or more (+inf included), or NaN."""
+    rate_a = np.asarray(rate_a, dtype=np.float64)
+    return np.isnan(rate_a) | (rate_a == 0) | (rate_a >= UNRATED_MVA)
 
 
 def ratings_from_base_flows(

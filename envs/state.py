@@ -23,7 +23,7 @@ import ml_collections
 import numpy as np
 
 from envs import layouts, scenarios
-from envs.config import case_devices
+from envs.case_setup import device_table
 from envs.types import DeviceParams, EnvConstants, EnvParams, LayoutArrays, ScenarioTable
 
 
@@ -209,7 +209,7 @@ def build_params(
 
     ``chronics``: optional ``(load [T, N] MW per bus, renewable [T, G] MW per generator)``.
     """
-    table = case_devices(config)
+    table = device_table(config, case, grid)
     devices = build_devices(config, case, grid, table)
     pg_ref = reference_dispatch(grid, devices)
     cost_h = float(np.sum(np.asarray(generation_cost(grid, jnp.asarray(pg_ref, jnp.float32)))))

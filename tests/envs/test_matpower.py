@@ -1,10 +1,12 @@
 """MATPOWER reader: syntax coverage, shipped data provenance, one clear error per defect."""
 
+import re
+
 import numpy as np
 import pytest
 
 from envs import matpower
-from envs.case import SHIPPED_CASES, Case, load_case
+from envs.case import SHIPPED_CASES, Case, CaseError, load_case
 from envs.matpower import MatpowerFormatError, parse_matpower
 
 # A small network exercising everything the reader and the models must honour:
@@ -174,11 +176,17 @@ def test_format_error_is_a_value_error():
     assert issubclass(MatpowerFormatError, ValueError)
 
 
-def test_load_case_errors(tmp_path):
-    with pytest.raises(ValueError, match="unknown case 'ieee9999'"):
-        load_case("ieee9999")
-    with pytest.raises(FileNotFoundError):
-        load_case(tmp_path / "missing.m")
+def test_load_case_errors_are_one_line_case_errors(tmp_path):
+    bad = tmp_path / "bad.m"
+    bad.write_text(ODD_CASE.replace("mpc.baseMVA = 100;", "mpc.baseMVA = 0;"))
+    for source, message in (
+        ("ieee9999", "unknown case 'ieee9999': use a shipped name (ieee118, ieee14, ieee30)"),
+        (str(tmp_path / "missing.m"), "does not exist: use a shipped name"),
+        (str(bad), "bad.m: mpc.baseMVA must be positive"),
+    ):
+        with pytest.raises(CaseError, match=re.escape(message)) as caught:
+            load_case(source)
+        assert "\n" not in str(caught.value)
     path = tmp_path / "odd.m"
     path.write_text(ODD_CASE)
     case = load_case(path)
@@ -192,3 +200,20 @@ def test_case_round_trips_through_ppc():
     for field in ("bus", "gen", "branch", "gencost"):
         np.testing.assert_array_equal(getattr(again, field), getattr(case, field))
     assert matpower.BUS_COLUMNS == again.bus.shape[1]
+
+
+def test_genfuel_is_read_and_checked():
+    fuels = "mpc.genfuel = {\n\t'NG';\n\t'wind'; 'coal';\n\t'solar';\n\t'hydro';\n};\n"
+    data = parse_matpower(ODD_CASE + fuels)
+    assert data.gen_fuel == ("ng", "wind", "coal", "solar", "hydro")
+    with pytest.raises(MatpowerFormatError, match=r"mpc\.genfuel has 2 entries but mpc\.gen has 5"):
+        parse_matpower(ODD_CASE + "mpc.genfuel = {'wind'; 'coal'};\n")
+
+
+def test_written_case_reads_back_identically(tmp_path):
+    fuels = "mpc.genfuel = {'ng'; 'wind'; 'coal'; 'solar'; 'hydro'};\n"
+    data = parse_matpower(ODD_CASE + fuels)
+    again = matpower.read_matpower(matpower.write_matpower(data, tmp_path / "odd copy.m"))
+    assert again.base_mva == data.base_mva and again.gen_fuel == data.gen_fuel
+    for field in ("bus", "gen", "branch", "gencost"):
+        np.testing.assert_array_equal(getattr(again, field), getattr(data, field))
