@@ -1,7 +1,7 @@
 """End-to-end training throughput of gridpod's runtime vs its parts, measured in one run.
 
-    python benchmarks/training_throughput.py                      # case14, default preset
-    python benchmarks/training_throughput.py --case=ieee118       # configs/ieee118.py
+    python -m benchmarks.training_throughput                      # case14, default preset
+    python -m benchmarks.training_throughput --case=ieee118       # configs/ieee118.py
 
 1. *actor alone*: the actor node on devices 0,1 feeding a queue that drops every item;
 2. *learner alone*: ``Learner.update`` on devices 2,3 with a fixed batch of real rollouts;
@@ -30,8 +30,9 @@ import time
 
 import jax
 import numpy as np
-import psutil
 from absl import app, flags
+
+from benchmarks.process_memory import memory_report, sample_rss
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRESETS = {"ieee14": "configs/default.py", "ieee118": "configs/ieee118.py"}
@@ -116,42 +117,6 @@ def measure_learner(config, trajectory) -> float:
         updates += 1
     elapsed = time.perf_counter() - start
     return updates * config.learner.unroll_length * config.learner.batch_size / elapsed
-
-
-def sample_rss(root_pid: int, series: dict, stop: threading.Event) -> None:
-    """Resident memory of every process of the run's tree, every half second:
-    ``{pid: (name, [(seconds since start, bytes), ...])}``."""
-    start = time.perf_counter()
-    while not stop.is_set():
-        try:
-            root = psutil.Process(root_pid)
-            for proc in [root, *root.children(recursive=True)]:
-                name = " ".join(proc.cmdline()[:3]).strip()[:48]
-                if name.startswith("ray::"):  # Ray retitles workers per running method
-                    name = name.split(".")[0].split()[0]
-                samples = series.setdefault(proc.pid, (name, []))[1]
-                samples.append((time.perf_counter() - start, proc.memory_info().rss))
-        except psutil.Error:
-            pass
-        stop.wait(0.5)
-
-
-def memory_report(series: dict, node_pids: dict, processes: int = 6) -> dict:
-    """Per process (the ``processes`` largest; named by the run's ``nodes.json``, ``{node:
-    pid}``, where it is a node): peak RSS, and how much RSS grew over the run's second half
-    (steady state: compilation and the first updates are in the first half)."""
-    report = {}
-    node_of = {pid: node for node, pid in node_pids.items()}
-    ranked = sorted(series.items(), key=lambda kv: -max(rss for _, rss in kv[1][1]))
-    for pid, (name, samples) in ranked[:processes]:
-        name = node_of.get(pid, name)
-        half = samples[-1][0] / 2
-        at_half = min(samples, key=lambda sample: abs(sample[0] - half))[1]
-        report[f"{name} (pid {pid})"] = {
-            "peak_mb": max(rss for _, rss in samples) / 2**20,
-            "second_half_growth_mb": (samples[-1][1] - at_half) / 2**20,
-        }
-    return report
 
 
 def run_end_to_end(mode: str) -> dict:
