@@ -11,7 +11,6 @@ accelerators, one per process on XLA:CPU (``rollout_locks``).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
@@ -24,8 +23,8 @@ import ml_collections
 import numpy as np
 
 from actors.rollout import make_rollout
-from actors.types import EpisodeTotals, TrajectoryItem
-from replay.trajectory_queue import QueueClosedError
+from replay.compute_lock import CPU_COMPUTE_LOCK
+from replay.types import EpisodeTotals, QueueClosedError, TrajectoryItem
 
 
 @dataclasses.dataclass
@@ -40,18 +39,13 @@ class ActorCounters:
     item_bytes: int = 0  # host bytes of one queue item (the queue's memory unit); not summed
 
 
-def build_env_and_policy(config: ml_collections.ConfigDict):
-    """The environment, its params and the policy, as the learner builds them."""
-    from envs.env import make_env
-    from learner.policy import make_policy
-
-    env, env_params = make_env(config.env)
-    policy = make_policy(config.learner, env.spec(env_params))
-    return env, env_params, policy
-
-
 class ActorNode:
-    """Actor threads on ``device_indices`` (indices into this process's ``jax.devices()``)."""
+    """Actor threads on ``device_indices`` (indices into this process's ``jax.devices()``).
+
+    ``make_env_and_policy(config) -> (env, env_params, policy)`` builds what the threads act
+    with; ``policy`` is a ``replay.types.ActingPolicy``. The launcher passes the learner's
+    (``learner.acting.build_env_and_policy``): actors never import the learner.
+    """
 
     def __init__(
         self,
@@ -60,14 +54,14 @@ class ActorNode:
         device_indices: tuple[int, ...],
         queue,
         variables,
-        make_env_and_policy: Callable | None = None,
+        make_env_and_policy: Callable,
     ):
         self._config = config
         self._first_actor_id = first_actor_id
         self._device_indices = tuple(device_indices)
         self._queue = queue
         self._variables = variables
-        self._make_env_and_policy = make_env_and_policy or build_env_and_policy
+        self._make_env_and_policy = make_env_and_policy
         self._stop = threading.Event()
         self._counters: list[ActorCounters] = []
 
@@ -131,20 +125,6 @@ def item_nbytes(item: TrajectoryItem) -> int:
     return int(sum(np.asarray(leaf).nbytes for leaf in jax.tree_util.tree_leaves(item)))
 
 
-# Per process, not per node: ``local_mt`` may run several actor nodes and the learner in one
-# process, and all of them take it (``cpu_compute_lock``).
-_CPU_COMPUTE_LOCK = threading.Lock()
-
-
-def cpu_compute_lock(devices):
-    """What a node holds while its computation runs on ``devices``: on XLA:CPU the process's
-    one lock (see ``rollout_locks``), so the learner of a ``local_mt`` run never executes
-    while an actor rollout does; elsewhere nothing (a context that does not lock)."""
-    if all(device.platform == "cpu" for device in devices):
-        return _CPU_COMPUTE_LOCK
-    return contextlib.nullcontext()
-
-
 def rollout_locks(devices) -> dict:
     """The lock each device's threads hold while their rollout computes.
 
@@ -154,10 +134,10 @@ def rollout_locks(devices) -> dict:
     one thread pool, and concurrent executions whose while loops wait inside pool threads can
     wedge it: four concurrent ieee118 rollouts on two devices of a 2-core host never completed,
     and two (one per device) wedged in a training run after a few minutes. The learner of a
-    ``local_mt`` run takes the same lock (``cpu_compute_lock``).
+    ``local_mt`` run takes the same lock (``replay.compute_lock``).
     """
     if all(device.platform == "cpu" for device in devices):
-        return {device: _CPU_COMPUTE_LOCK for device in devices}
+        return {device: CPU_COMPUTE_LOCK for device in devices}
     return {device: threading.Lock() for device in devices}
 
 

@@ -1,34 +1,29 @@
-"""The jitted actor rollout: ``lax.scan`` over T steps of ``vmap(env.step)`` and ``Policy.act``.
+"""The actor rollout: the shared trajectory rollout plus the sums of the episodes in progress.
 
 ``make_rollout`` returns pure functions; one compiled rollout produces a whole
-``learner.types.Trajectory`` ``[T, B, A, ...]`` plus episode statistics, so the host touches
-the data once per rollout.
+``replay.types.Trajectory`` ``[T, B, A, ...]`` plus the totals of the episodes that finished
+in it, so the host touches the data once per rollout. The scan and the acting step are
+``replay.rollout``'s, shared with the learner's single-process loop.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from actors.types import EpisodeTotals
-from learner.acting import FINAL_OBS, act_and_step
+from replay.rollout import FINAL_OBS, RolloutCarry, batched_env_step, make_trajectory_rollout
+from replay.types import EpisodeTotals
 
 
 class EpisodeRunning(NamedTuple):
-    """Per-grid sums of the episode in progress."""
+    """Per-grid sums of the episode in progress (the rollout carry's ``extra``)."""
 
     reward: jax.Array  # [B, A]
     length: jax.Array  # [B]
     info: dict  # {key: [B]}
-
-
-class RolloutCarry(NamedTuple):
-    env_state: Any  # batched env state [B, ...]
-    obs: Any  # batched Observation: agent_obs [B, A, O], global_state [B, S]
-    episode: EpisodeRunning
 
 
 def scalar_info_keys(info: dict) -> tuple[str, ...]:
@@ -39,11 +34,11 @@ def scalar_info_keys(info: dict) -> tuple[str, ...]:
 def make_rollout(env, env_params, policy, unroll_length: int) -> tuple[Callable, Callable]:
     """Build ``(init_carry(key, num_envs), rollout(params, norm_state, carry, key))``.
 
-    ``rollout`` returns ``(carry, trajectory, episode_totals)``; jit it and place its inputs
-    on the actor's device.
+    ``policy`` is a ``replay.types.ActingPolicy``. ``rollout`` returns ``(carry, trajectory,
+    episode_totals)``; jit it and place its inputs on the actor's device.
     """
     batched_reset = jax.vmap(env.reset, in_axes=(0, None))
-    batched_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+    step_grids = batched_env_step(env, env_params)
 
     def init_carry(key: jax.Array, num_envs: int) -> RolloutCarry:
         key_reset, key_probe = jax.random.split(key)
@@ -58,31 +53,21 @@ def make_rollout(env, env_params, policy, unroll_length: int) -> tuple[Callable,
         return RolloutCarry(env_state, obs, episode)
 
     def probe_info_keys(key, env_state, num_envs):
-        action = jnp.zeros((num_envs, *policy_action_shape()), jnp.float32)
-        shapes = jax.eval_shape(
-            batched_step, jax.random.split(key, num_envs), env_state, action, env_params
-        )
-        return scalar_info_keys(shapes[5])
-
-    def policy_action_shape():
         spec = env.spec(env_params)
-        return (spec.num_agents, spec.action_dim)
+        action = jnp.zeros((num_envs, spec.num_agents, spec.action_dim), jnp.float32)
+        return scalar_info_keys(jax.eval_shape(step_grids, key, env_state, action)[5])
 
-    def step(params, norm_state, carry: RolloutCarry, key: jax.Array):
-        transition, obs, env_state, info = act_and_step(
-            policy, batched_step, env_params, params, norm_state, carry.obs, carry.env_state, key
-        )
+    def count_episodes(running: EpisodeRunning, transition, info: dict):
         done = transition.terminated | transition.truncated
-        episode, finished = advance_episode(carry.episode, transition.reward, info, done)
-        return RolloutCarry(env_state, obs, episode), (transition, finished)
+        running, finished = advance_episode(running, transition.reward, info, done)
+        return running, transition, finished
+
+    trajectory_rollout = make_trajectory_rollout(
+        policy, env, env_params, unroll_length, on_step=count_episodes
+    )
 
     def rollout(params, norm_state, carry: RolloutCarry, key: jax.Array):
-        keys = jax.random.split(key, unroll_length)
-        carry, (steps, finished) = jax.lax.scan(
-            lambda c, k: step(params, norm_state, c, k), carry, keys
-        )
-        last_value = policy.value(params, norm_state, carry.obs)
-        trajectory = steps._replace(last_value=last_value)
+        carry, trajectory, finished = trajectory_rollout(params, norm_state, carry, key)
         totals = jax.tree.map(lambda x: jnp.sum(x, axis=0), finished)
         return carry, trajectory, totals
 

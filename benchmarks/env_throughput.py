@@ -129,31 +129,34 @@ def checksum(obs, reward, info):
 
 
 def make_rollout(env, spec, steps: int):
-    """jit(key, states [B], params) -> (key, states, checksum): T scanned vmapped steps."""
+    """jit(key, states [B], params) -> (key, states, checksum): T scanned vmapped steps.
+
+    The actors' rollout (``replay.rollout``) with uniform random actions for a policy.
+    """
     import jax
     import jax.numpy as jnp
 
-    batched_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+    from replay.rollout import batched_env_step, rollout
+
     shape = (spec.num_agents, spec.action_dim)
 
-    def rollout(key, states, params):
+    def random_rollout(key, states, params):
         batch = states.t.shape[0]
+        step_grids = batched_env_step(env, params)
 
-        def one_step(carry, _):
-            key, states, acc = carry
-            key, key_action, key_step = jax.random.split(key, 3)
+        def one_step(carry, key):
+            states, acc = carry
+            key_action, key_step = jax.random.split(key)
             actions = jax.random.uniform(key_action, (batch, *shape), minval=-1.0, maxval=1.0)
-            out = batched_step(jax.random.split(key_step, batch), states, actions, params)
-            obs, states, reward, terminated, truncated, info = out
+            obs, states, reward, terminated, truncated, info = step_grids(key_step, states, actions)
             acc = acc + checksum(obs, reward, info) + terminated.sum() + truncated.sum()
-            return (key, states, acc), None
+            return (states, acc), None
 
-        (key, states, acc), _ = jax.lax.scan(
-            one_step, (key, states, jnp.float32(0.0)), None, length=steps
-        )
+        key, key_rollout = jax.random.split(key)
+        (states, acc), _ = rollout(one_step, (states, jnp.float32(0.0)), key_rollout, steps)
         return key, states, acc
 
-    return jax.jit(rollout, donate_argnums=1)
+    return jax.jit(random_rollout, donate_argnums=1)
 
 
 def initial_states(env, params, batch: int):

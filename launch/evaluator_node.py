@@ -15,8 +15,9 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from actors.actor import build_env_and_policy, cpu_compute_lock
 from launch.metrics import TensorBoardWriter
+from learner.acting import build_env_and_policy
+from replay.compute_lock import cpu_compute_lock
 
 
 def make_greedy_episode(env, env_params, policy, steps: int):

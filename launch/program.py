@@ -156,18 +156,21 @@ def build_variable_server(program: Program, backend):
 
 def build_actor(program: Program, group: ActorGroup, queue, variables, backend):
     from actors.actor import ActorNode
+    from learner.acting import build_env_and_policy
 
     kwargs = dict(
         config=program.config,
         first_actor_id=group.first_actor_id,
         queue=queue,
         variables=variables,
+        make_env_and_policy=build_env_and_policy,
     )
     return backend.node(ActorNode, kwargs, group.devices, f"actor-{group.index}", True)
 
 
 def build_learner(program: Program, queue, variables, backend):
-    from launch.learner_node import LearnerNode
+    from launch.update_log import UpdateLog
+    from learner.node import LearnerNode
 
     kwargs = dict(
         config=program.config,
@@ -176,6 +179,7 @@ def build_learner(program: Program, queue, variables, backend):
         run_dir=program.run_dir,
         resume=program.resume,
         plan=program.plan,
+        make_log=UpdateLog,
     )
     return backend.node(LearnerNode, kwargs, program.learner_devices, "learner", False)
 

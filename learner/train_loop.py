@@ -7,18 +7,17 @@ auto-reset and ``info["final_obs"]``, ``spec``).
 """
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from envs.types import Observation
-from learner.acting import act_and_step
 from learner.learner import Learner
 from learner.policy import Policy
 from learner.types import LearnerState
+from replay.rollout import RolloutCarry, batched_env_step, make_trajectory_rollout, rollout
 
 
 class RolloutStats(NamedTuple):
@@ -28,32 +27,25 @@ class RolloutStats(NamedTuple):
     episodes_done: jax.Array  # [] number of episode ends in the rollout
 
 
-class RolloutCarry(NamedTuple):
-    env_state: Any  # batched env state [B, ...]
-    obs: Observation  # batched [B, ...]
-
-
 def make_rollout(env, env_params, policy: Policy, agent_mask: np.ndarray, unroll_length: int):
     """``rollout(params, norm_state, carry, key) -> (carry, Trajectory, RolloutStats)`` (jitted).
 
-    ``truncation_value`` is ``V(info["final_obs"])`` where an episode was cut by
-    its time limit; ``last_value`` is ``V`` of the observation after the last step.
+    ``replay.rollout``'s trajectory rollout (the actors' too), with the rewards of padded
+    agents zeroed.
     """
-    step_env = jax.vmap(env.step, in_axes=(0, 0, 0, None))
     real = jnp.asarray(agent_mask, jnp.float32)
 
-    def one_step(params, norm_state, carry: RolloutCarry, key):
-        transition, obs, env_state, _ = act_and_step(
-            policy, step_env, env_params, params, norm_state, carry.obs, carry.env_state, key
-        )
-        transition = transition._replace(reward=transition.reward * real[None, :])
-        return RolloutCarry(env_state, obs), transition
+    def mask_padded_agents(extra, transition, info):
+        del info
+        return extra, transition._replace(reward=transition.reward * real[None, :]), None
+
+    trajectory_rollout = make_trajectory_rollout(
+        policy, env, env_params, unroll_length, on_step=mask_padded_agents
+    )
 
     @jax.jit
-    def rollout(params, norm_state, carry: RolloutCarry, key):
-        keys = jax.random.split(key, unroll_length)
-        carry, traj = jax.lax.scan(lambda c, k: one_step(params, norm_state, c, k), carry, keys)
-        traj = traj._replace(last_value=policy.value(params, norm_state, carry.obs))
+    def rollout_with_stats(params, norm_state, carry: RolloutCarry, key):
+        carry, traj, _ = trajectory_rollout(params, norm_state, carry, key)
         stats = RolloutStats(
             mean_reward=jnp.sum(traj.reward)
             / (jnp.sum(real) * traj.reward.shape[0] * traj.reward.shape[1]),
@@ -61,7 +53,7 @@ def make_rollout(env, env_params, policy: Policy, agent_mask: np.ndarray, unroll
         )
         return carry, traj, stats
 
-    return rollout
+    return rollout_with_stats
 
 
 def reset_batch(env, env_params, key: jax.Array, batch_size: int) -> RolloutCarry:
@@ -119,7 +111,7 @@ def make_evaluator(env, env_params, policy: Policy, batch_size: int, num_steps: 
     """
     spec = env.spec(env_params)
     real = jnp.asarray(spec.agent_mask, jnp.float32)
-    step_env = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+    step_grids = batched_env_step(env, env_params)
     reset = jax.vmap(env.reset, in_axes=(0, None))
 
     @jax.jit
@@ -130,13 +122,10 @@ def make_evaluator(env, env_params, policy: Policy, batch_size: int, num_steps: 
         def one_step(carry, key):
             key_act, key_env = jax.random.split(key)
             action, _, _ = policy.act(params, norm_state, carry.obs, key_act)
-            obs, env_state, reward, *_ = step_env(
-                jax.random.split(key_env, batch_size), carry.env_state, action, env_params
-            )
+            obs, env_state, reward, *_ = step_grids(key_env, carry.env_state, action)
             return RolloutCarry(env_state, obs), jnp.sum(reward * real[None, :]) / jnp.sum(real)
 
-        keys = jax.random.split(key_run, num_steps)
-        _, rewards = jax.lax.scan(one_step, RolloutCarry(env_state, obs), keys)
+        _, rewards = rollout(one_step, RolloutCarry(env_state, obs), key_run, num_steps)
         return jnp.mean(rewards) / batch_size
 
     return evaluate

@@ -1,43 +1,19 @@
-"""Pytrees of the learner: the trajectory batch, normaliser statistics and the learner state.
+"""Pytrees of the learner: normaliser statistics and the learner state.
 
-Axis order everywhere is ``[T, B, A, ...]``: time, batch of grids, agents.
-``NamedTuple`` for data that flows (trajectories), ``flax.struct.dataclass`` for
-state that is ``.replace()``-d (normalisers, learner state).
+``flax.struct.dataclass`` for state that is ``.replace()``-d. The trajectory batch the learner
+consumes (``Trajectory``, a ``NamedTuple`` ``[T, B, A, ...]``) is one of the actor-learner
+contracts in ``replay.types``; it is re-exported here for the learner's modules.
 """
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import flax.struct
 import jax
 import jax.numpy as jnp
 
+from replay.types import Trajectory
 
-class Trajectory(NamedTuple):
-    """A batch of unrolls produced by actors, consumed by ``Learner.update``.
-
-    ``action`` is the *post-squash* action in [-1, 1] exactly as sent to the
-    environment (padded action dims and padded agents hold 0); ``log_prob`` is
-    the log-density of that action under the behaviour policy, as returned by
-    ``Policy.act`` (0 for padded agents). Values are in the critic's units
-    (returns of rewards scaled by ``NormState.reward``).
-
-    Bootstrapping: ``last_value[b] = V(obs after step T-1)`` (the observation the
-    next unroll starts from). At a step where the episode was truncated (time
-    limit) the environment auto-resets, so ``truncation_value[t, b] =
-    V(info["final_obs"])`` carries the value of the state it was cut at; it is 0
-    wherever ``truncated`` is False. At terminated steps nothing is bootstrapped.
-    """
-
-    obs: jax.Array  # [T, B, A, O] float32, raw (unnormalised) agent observations
-    global_state: jax.Array  # [T, B, S] float32, raw global state
-    action: jax.Array  # [T, B, A, U] float32 in [-1, 1], post-squash
-    log_prob: jax.Array  # [T, B, A] float32, behaviour log-prob of `action`
-    value: jax.Array  # [T, B, A] float32, V(obs_t) from the behaviour critic
-    reward: jax.Array  # [T, B, A] float32, raw per-agent reward of step t
-    terminated: jax.Array  # [T, B] bool, episode ended in a terminal state at step t
-    truncated: jax.Array  # [T, B] bool, episode cut by a time limit at step t
-    truncation_value: jax.Array  # [T, B, A] float32, V(final_obs_t) where truncated, else 0
-    last_value: jax.Array  # [B, A] float32, V(obs after step T-1)
+__all__ = ["LearnerState", "NormState", "RunningMoments", "Trajectory"]
 
 
 @flax.struct.dataclass

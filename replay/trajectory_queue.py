@@ -19,13 +19,7 @@ import dataclasses
 import threading
 from typing import Any
 
-
-class QueueTimeoutError(TimeoutError):
-    """A put or take waited longer than its timeout."""
-
-
-class QueueClosedError(RuntimeError):
-    """The queue was closed (the run is shutting down)."""
+from replay.types import QueueClosedError, QueueTimeoutError
 
 
 @dataclasses.dataclass

@@ -5,14 +5,10 @@ import jax
 import numpy as np
 import pytest
 
-from actors.actor import (
-    ActorNode,
-    build_env_and_policy,
-    cpu_compute_lock,
-    item_nbytes,
-    rollout_locks,
-)
+from actors.actor import ActorNode, item_nbytes, rollout_locks
 from configs.ieee118 import get_config as ieee118_config
+from learner.acting import build_env_and_policy
+from replay.compute_lock import cpu_compute_lock
 from replay.trajectory_queue import TrajectoryQueue
 from replay.variable_server import VariableServer
 from tests.actors.fake_env import FakeEnv

@@ -1,5 +1,7 @@
 """The learner node: takes batches from the queue, updates, publishes, logs and checkpoints.
 
+The learner's counterpart of ``actors.actor.ActorNode``; the two meet only through
+``replay`` (queue, variable server, ``replay.types``) and are wired together by ``launch``.
 Every update consumes exactly ``items_per_update`` queue items (``k`` per learner device,
 concatenated along B), so the env-step counter is ``update_step x T x B`` and a resumed run
 continues with identical counters.
@@ -18,11 +20,8 @@ import ml_collections
 import numpy as np
 from absl import logging as absl_logging
 
-from actors.actor import cpu_compute_lock
-from actors.types import TrajectoryItem
-from launch.metrics import EpisodeWindow, RateMeter, TensorBoardWriter, policy_lag, scalar_metrics
-from launch.plan import LearnerPlan
-from replay.trajectory_queue import QueueClosedError
+from replay.compute_lock import cpu_compute_lock
+from replay.types import QueueClosedError, TrajectoryItem
 
 
 def default_learner_parts(config: ml_collections.ConfigDict, devices: list, checkpoint_dir: str):
@@ -38,7 +37,14 @@ def default_learner_parts(config: ml_collections.ConfigDict, devices: list, chec
 
 
 class LearnerNode:
-    """Runs the learning loop on ``device_indices`` of this process's ``jax.devices()``."""
+    """Runs the learning loop on ``device_indices`` of this process's ``jax.devices()``.
+
+    ``plan`` holds the numbers derived once from the config (``launch.plan.LearnerPlan``:
+    ``items_per_update``, ``env_steps_per_update``, ``total_updates``, ``checkpoint_every``,
+    ``take_timeout_s``). ``make_log(config, spec, run_dir)`` makes what records every update
+    (the launcher's TensorBoard log): ``scalars(env_steps, behaviour_version, items,
+    metrics) -> dict``, ``write(env_steps, scalars)``, ``total_episodes`` and ``close()``.
+    """
 
     def __init__(
         self,
@@ -48,7 +54,8 @@ class LearnerNode:
         variables,
         run_dir: str,
         resume: bool,
-        plan: LearnerPlan,
+        plan,
+        make_log: Callable,
         make_parts: Callable | None = None,
     ):
         self._config = config
@@ -58,6 +65,7 @@ class LearnerNode:
         self._run_dir = run_dir
         self._resume = resume
         self._plan = plan
+        self._make_log = make_log
         self._make_parts = make_parts or default_learner_parts
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -89,15 +97,14 @@ class LearnerNode:
         spec, learner, checkpointer = self._make_parts(self._config, devices, checkpoint_dir)
         state, start_update = self._initial_state(learner, checkpointer)
         self._publish(state)
-        writer = TensorBoardWriter(os.path.join(self._run_dir, "tensorboard"))
-        window = EpisodeWindow(spec.agent_type, spec.agent_type_names)
+        log = self._make_log(self._config, spec, self._run_dir)
         lock = cpu_compute_lock(devices)
-        loop = LearnLoop(self, learner, checkpointer, writer, window, start_update, lock)
+        loop = LearnLoop(self, learner, checkpointer, log, start_update, lock)
         try:
             loop.run(state)
         finally:
             save_final(checkpointer, loop.state)
-            writer.close()
+            log.close()
         update = int(jax.device_get(loop.state.update_step))
         summary = loop.summary(update, checkpointer.directory)
         self._set_progress(status="done", **summary)
@@ -147,19 +154,16 @@ def save_final(checkpointer, state) -> None:
 class LearnLoop:
     """The update loop and its bookkeeping (kept apart from setup to keep both short)."""
 
-    def __init__(
-        self, node: LearnerNode, learner, checkpointer, writer, window, start_update, compute_lock
-    ):
+    def __init__(self, node: LearnerNode, learner, checkpointer, log, start_update, compute_lock):
         self.node, self.learner, self.checkpointer = node, learner, checkpointer
-        self.writer, self.window = writer, window
+        self.log = log
         self.start_update = start_update
-        self.rate = RateMeter()
         self.wait_s = self.update_s = 0.0
         self.started = time.monotonic()
         self.first_done: tuple[float, int] | None = None  # (time, update) after compiling
         self.state = None  # the latest state (what a final checkpoint saves)
-        # Held while an update computes (actors.actor.cpu_compute_lock): on XLA:CPU the learner
-        # of a local_mt run would otherwise share the thread pool with actor rollouts.
+        # Held while an update computes (replay.compute_lock): on XLA:CPU the learner of a
+        # local_mt run would otherwise share the thread pool with actor rollouts.
         self.compute_lock = compute_lock
         self.last: dict = {}
 
@@ -197,28 +201,22 @@ class LearnLoop:
     def _record(self, update, items, metrics, wait_s, update_s) -> None:
         plan = self.node._plan
         env_steps = update * plan.env_steps_per_update
-        self.rate.add(env_steps)
         if self.first_done is None:
             self.first_done = (time.monotonic(), update)
-        self.window.add(items)
-        lag_mean, lag_max = policy_lag(items, update - 1)
-        scalars = scalar_metrics(metrics) | self.window.means()
+        scalars = self.log.scalars(env_steps, update - 1, items, metrics)
         scalars |= {
-            "runtime/steps_per_s": self.rate.rate(),
-            "runtime/policy_lag": lag_mean,
-            "runtime/policy_lag_max": float(lag_max),
             "runtime/queue_fill": self.node._queue.size() / max(plan.items_per_update, 1),
             "runtime/learner_idle_fraction": wait_s / max(wait_s + update_s, 1e-9),
             "runtime/actor_rollout_s": float(np.mean([i.rollout_seconds for i in items])),
             "runtime/actor_idle_fraction": actor_idle_fraction(items),
         }
-        self.writer.write(env_steps, scalars)
+        self.log.write(env_steps, scalars)
         self.last = scalars
         self.node._set_progress(
             status="training",
             update=update,
             env_steps=env_steps,
-            episodes=self.window.total_episodes,
+            episodes=self.log.total_episodes,
             **scalars,
         )
 

@@ -1,7 +1,7 @@
 """Time one learner update (compile excluded) on a synthetic batch shaped like a real env's.
 
-    python -m learner.benchmark --case ieee14 --batch_size 64 --unroll_length 32
-    XLA_FLAGS=--xla_force_host_platform_device_count=2 python -m learner.benchmark --devices 2
+    python -m benchmarks.learner_update --case ieee14 --batch_size 64 --unroll_length 32
+    XLA_FLAGS=--xla_force_host_platform_device_count=2 python -m benchmarks.learner_update --devices 2
 
 Prints compile time and the median wall and process-CPU time of an update over
 ``--repeats`` runs, with the default learner config otherwise.
@@ -17,7 +17,7 @@ import numpy as np
 from envs.types import EnvSpec
 from learner.config import default_learner_config
 from learner.learner import Learner
-from learner.types import Trajectory
+from replay.types import Trajectory
 
 
 def synthetic_batch(spec: EnvSpec, unroll: int, batch: int, seed: int = 0) -> Trajectory:

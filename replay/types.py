@@ -1,0 +1,91 @@
+"""The contracts between the actors and the learner: what flows through the queue, and how.
+
+``actors`` and ``learner`` never import each other; both import this module. Axis order is
+``[T, B, A, ...]``: time, batch of grids, agents.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+if TYPE_CHECKING:  # annotations only: the queue and its errors stay importable without JAX
+    import jax
+    import numpy as np
+
+
+class QueueTimeoutError(TimeoutError):
+    """A put or take waited longer than its timeout."""
+
+
+class QueueClosedError(RuntimeError):
+    """The queue was closed (the run is shutting down)."""
+
+
+class Trajectory(NamedTuple):
+    """A batch of unrolls produced by actors, consumed by ``Learner.update``.
+
+    ``action`` is the *post-squash* action in [-1, 1] exactly as sampled by the policy
+    (padded action dims and padded agents hold 0); ``log_prob`` is the log-density of that
+    action under the behaviour policy, as returned by ``ActingPolicy.act`` (0 for padded
+    agents). Values are in the critic's units (returns of rewards scaled by the learner's
+    reward normaliser).
+
+    Bootstrapping: ``last_value[b] = V(obs after step T-1)`` (the observation the
+    next unroll starts from). At a step where the episode was truncated (time
+    limit) the environment auto-resets, so ``truncation_value[t, b] =
+    V(info["final_obs"])`` carries the value of the state it was cut at; it is 0
+    wherever ``truncated`` is False. At terminated steps nothing is bootstrapped.
+    """
+
+    obs: jax.Array  # [T, B, A, O] float32, raw (unnormalised) agent observations
+    global_state: jax.Array  # [T, B, S] float32, raw global state
+    action: jax.Array  # [T, B, A, U] float32 in [-1, 1], post-squash
+    log_prob: jax.Array  # [T, B, A] float32, behaviour log-prob of `action`
+    value: jax.Array  # [T, B, A] float32, V(obs_t) from the behaviour critic
+    reward: jax.Array  # [T, B, A] float32, raw per-agent reward of step t
+    terminated: jax.Array  # [T, B] bool, episode ended in a terminal state at step t
+    truncated: jax.Array  # [T, B] bool, episode cut by a time limit at step t
+    truncation_value: jax.Array  # [T, B, A] float32, V(final_obs_t) where truncated, else 0
+    last_value: jax.Array  # [B, A] float32, V(obs after step T-1)
+
+
+class EpisodeTotals(NamedTuple):
+    """Sums over the episodes that *finished* during one rollout (divide by ``finished``).
+
+    ``info_sums`` holds, per scalar key of the env's ``info`` dict (reward terms, cost,
+    unserved energy, overloads, trips, ...), the sum over finished episodes of each episode's
+    total. Arrays are on host after ``jax.device_get``.
+    """
+
+    finished: np.ndarray  # [] int32, episodes that ended in this rollout
+    return_sum: np.ndarray  # [A] float32, summed episode returns per agent
+    length_sum: np.ndarray  # [] float32, summed episode lengths
+    info_sums: dict  # {key: [] float32}
+
+
+class TrajectoryItem(NamedTuple):
+    """One queue item: a rollout of one actor thread, stamped for the learner."""
+
+    trajectory: Trajectory  # host NumPy arrays, [T, B, A, ...]
+    policy_version: int  # version of the parameters that acted
+    actor_id: int  # global actor-thread index
+    episodes: EpisodeTotals
+    rollout_seconds: float  # wall time of the rollout (compute + transfer)
+    previous_put_wait_seconds: float = 0.0  # this thread's last blocked put (actor idle time)
+
+
+class ActingPolicy(Protocol):
+    """What acting needs of a policy (``learner.policy.Policy`` is one). Pure functions;
+    B grids, A agents, U action dims; ``norm_state`` is the learner's normaliser state."""
+
+    def act(self, params: Any, norm_state: Any, obs: Any, key: jax.Array) -> tuple:
+        """``(action [B,A,U], log_prob [B,A], value [B,A])``, sampled."""
+        ...
+
+    def value(self, params: Any, norm_state: Any, obs: Any) -> jax.Array:
+        """``V(obs)`` ``[B,A]``."""
+        ...
+
+    def env_action(self, action: jax.Array, env_state: Any, env_params: Any) -> jax.Array:
+        """What the environment receives for the sampled action ``[B,A,U]``."""
+        ...

@@ -1,0 +1,50 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from actors.rollout import make_rollout as make_actor_rollout
+from learner.train_loop import make_rollout as make_train_loop_rollout
+from replay.rollout import RolloutCarry, batched_env_step, rollout
+from tests.actors.fake_env import NUM_AGENTS, FakeEnv
+from tests.actors.test_rollout import tiny_policy
+
+
+class KeyEchoEnv:
+    """``step`` hands back the key it was given and the state plus the action."""
+
+    def step(self, key, state, action, params):
+        return key, state + action * params
+
+
+def test_each_grid_steps_with_its_own_key_split_from_one():
+    step_grids = batched_env_step(KeyEchoEnv(), 10.0)
+    key = jax.random.PRNGKey(3)
+    keys, states = step_grids(key, jnp.zeros(4), jnp.arange(4.0))
+    np.testing.assert_array_equal(keys, jax.random.split(key, 4))
+    np.testing.assert_array_equal(states, [0.0, 10.0, 20.0, 30.0])
+
+
+def test_rollout_scans_one_split_key_per_step_and_stacks_outputs():
+    def count_and_echo(carry, key):
+        return carry + 1, key
+
+    key = jax.random.PRNGKey(5)
+    carry, keys = rollout(count_and_echo, 0, key, 7)
+    assert int(carry) == 7
+    np.testing.assert_array_equal(keys, jax.random.split(key, 7))
+
+
+def test_actor_and_train_loop_roll_out_the_same_trajectory():
+    env = FakeEnv(horizon=5)
+    policy = tiny_policy(env.spec())
+    params, norm_state = policy.init(jax.random.PRNGKey(0)), policy.init_norm_state()
+    init_carry, actor_rollout = make_actor_rollout(env, None, policy, 6)
+    carry = init_carry(jax.random.PRNGKey(1), 3)
+    key = jax.random.PRNGKey(2)
+    _, from_actor, _ = jax.jit(actor_rollout)(params, norm_state, carry, key)
+    every_agent_real = np.ones(NUM_AGENTS, bool)  # the loop zeroes padded agents' rewards only
+    train_loop_rollout = make_train_loop_rollout(env, None, policy, every_agent_real, 6)
+    start = RolloutCarry(carry.env_state, carry.obs)
+    _, from_loop, _ = train_loop_rollout(params, norm_state, start, key)
+    assert bool(from_actor.truncated.any())  # the bootstrap path ran
+    jax.tree.map(np.testing.assert_array_equal, from_actor, from_loop)
