@@ -151,10 +151,10 @@ def load_case(name_or_path: str | Path) -> Case:
     except matpower.MatpowerFormatError as error:  # already names the file and the line
         raise CaseError(str(error)) from None
     except (ValueError, OSError, KeyError) as error:
-        raise CaseError(f"case file {key!r} cannot be read: {_one_line(error)}") from None
+        raise CaseError(f"case file {key!r} cannot be read: {one_line(error)}") from None
 
 
-def _one_line(error: Exception) -> str:
+def one_line(error: Exception) -> str:
     text = " ".join(str(error).split())
     return text or type(error).__name__
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from envs import matpower
-from envs.case import Case, CaseError
+from envs.case import Case, CaseError, one_line
 
 BASE_MVA = 100.0  # per-unit base of a PyPSA import (PyPSA's own per unit is on 1 MVA)
 DEFAULT_VMAX, DEFAULT_VMIN = 1.1, 0.9  # where PyPSA leaves voltage limits open (inf / 0)
@@ -53,13 +53,25 @@ def _require(module: str):
 def load_pandapower_json(path: str | Path) -> Case:
     """A pandapower network saved with ``pandapower.to_json``."""
     pandapower = _require("pandapower")
-    return from_pandapower(pandapower.from_json(str(path)), name=Path(path).stem)
+    try:
+        net = pandapower.from_json(str(path))
+    except Exception as error:  # pandapower wraps JSON, file and version errors its own ways
+        raise CaseError(
+            f"case file {str(path)!r} is not a pandapower network: {one_line(error)}"
+        ) from None
+    return from_pandapower(net, name=Path(path).stem)
 
 
 def load_pypsa_netcdf(path: str | Path) -> Case:
     """A PyPSA network saved with ``Network.export_to_netcdf``."""
     pypsa = _require("pypsa")
-    return from_pypsa(pypsa.Network(str(path)), name=Path(path).stem)
+    try:
+        network = pypsa.Network(str(path))
+    except Exception as error:  # xarray and the netCDF engines raise many types
+        raise CaseError(
+            f"case file {str(path)!r} is not a PyPSA network: {one_line(error)}"
+        ) from None
+    return from_pypsa(network, name=Path(path).stem)
 
 
 def _checked(data: matpower.MatpowerData, name: str) -> Case:
@@ -81,7 +93,7 @@ def from_pandapower(net, name: str = "pandapower") -> Case:
     try:
         mpc = to_mpc(net, init="flat")["mpc"]
     except Exception as error:  # pandapower raises many types for a net it cannot convert
-        raise CaseError(f"pandapower cannot convert {name}: {error}") from None
+        raise CaseError(f"pandapower cannot convert {name}: {one_line(error)}") from None
     bus = np.array(mpc["bus"][:, : matpower.BUS_COLUMNS], dtype=np.float64)
     gen = np.array(mpc["gen"][:, : matpower.GEN_COLUMNS], dtype=np.float64)
     branch = np.array(mpc["branch"][:, : matpower.BRANCH_COLUMNS], dtype=np.float64)

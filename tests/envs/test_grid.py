@@ -1,14 +1,15 @@
 """build_grid indexing and modelling rules, generation cost, shipped ratings and layouts."""
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
 from jax import numpy as jnp
 
 from envs import ratings
-from envs.case import SHIPPED_CASES, Case, load_case
-from envs.grid import build_grid, generation_cost
+from envs.case import SHIPPED_CASES, Case, CaseError, load_case
+from envs.grid import build_grid, check_case, generation_cost
 from envs.matpower import parse_matpower
 from tests.envs.test_matpower import ODD_CASE
 
@@ -158,3 +159,53 @@ def test_bridge_branches_are_flagged():
     assert np.all(lodf[:, bridges[0]] == 0)
     non_bridge = np.setdiff1d(np.arange(grid.n_branch), bridges)
     np.testing.assert_allclose(np.diag(lodf)[non_bridge], -1.0)
+
+
+def _odd_with(odd_case, edits: dict):
+    arrays = {field: getattr(odd_case, field).copy() for field in ("bus", "gen", "branch")}
+    for (field, row, column), value in edits.items():
+        arrays[field][row, column] = value
+    return dataclasses.replace(odd_case, **arrays)
+
+
+@pytest.mark.parametrize(
+    "edits, message",
+    [
+        ({("gen", g, 8): 0.0 for g in range(5)}, "has no controllable unit"),
+        ({("bus", 0, 1): 1, ("bus", 1, 1): 1, ("bus", 4, 1): 1}, "has no slack"),
+        ({("branch", 6, 10): 0, ("branch", 7, 10): 0}, "islanded at base load: bus(es) 99"),
+        ({("branch", 2, 3): 0.0}, "zero reactance x, the first from bus 20 to bus 7"),
+        ({("branch", 4, 5): -10.0}, "negative rating rateA, the first from bus 42 to bus 5"),
+    ],
+    ids=["no-unit", "no-slack", "island", "zero-x", "negative-rating"],
+)
+def test_a_grid_the_env_cannot_run_is_one_clear_error(odd_case, edits, message):
+    case = _odd_with(odd_case, edits)
+    for check in (check_case, build_grid):
+        with pytest.raises(CaseError, match=re.escape(message)) as caught:
+            check(case)
+        assert "\n" not in str(caught.value) and "case odd" in str(caught.value)
+
+
+def test_the_odd_case_needs_nothing_derived(odd_case):
+    assert check_case(odd_case) == ()
+
+
+def test_first_pv_bus_becomes_the_slack_and_is_reported(odd_case):
+    case = _odd_with(odd_case, {("bus", 0, 1): 2})  # bus 10 was the reference
+    notes = check_case(case)
+    assert build_grid(case).slack == 0
+    assert any("bus 10, the first PV bus with one, is the slack" in n for n in notes), notes
+    case = _odd_with(odd_case, {("bus", 0, 1): 1})  # now bus 20 (2nd row) is the first PV
+    assert build_grid(case).slack == 1
+    assert any("bus 20" in n for n in check_case(case))
+
+
+def test_unlimited_ratings_are_derived_and_reported(odd_case):
+    case = _odd_with(odd_case, {("branch", 0, 5): 0.0, ("branch", 3, 5): 9900.0})
+    (note,) = check_case(case)
+    assert note.startswith("2 of 8 in-service branches have no rating")
+    rating = np.asarray(build_grid(case).branch_rating)
+    np.testing.assert_allclose(rating[[1, 2, 4, 5, 6, 7]], [80, 80, 60, 60, 50, 50])
+    assert rating[0] not in (0.0, 9900.0) and rating[3] not in (0.0, 9900.0)
+    assert np.all(np.isfinite(rating)) and np.all(rating >= 1)

@@ -4,11 +4,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from envs import layouts
-from envs.case import load_case
-from envs.config import default_env_config
+from envs import case_setup, layouts
+from envs.case import Case, load_case
+from envs.config import CASE_DEVICES, default_env_config
 from envs.dynamics.dispatch import decode_controls
 from envs.grid import build_grid, generation_cost
+from envs.matpower import parse_matpower
 from envs.state import build_params
 
 
@@ -193,3 +194,52 @@ def test_every_layout_sums_actions_into_controls_like_a_scatter(case_params):
         device = flat[:n_device] + flat[n_device : n_device + group.shape[0]] @ group
         got = np.concatenate([controls.gen, controls.storage, controls.shed])
         np.testing.assert_allclose(got, np.clip(device, -1, 1), atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("name", ["ieee14", "ieee30", "ieee118"])
+def test_the_automatic_rule_gives_the_shipped_cases_their_tabled_layout(name):
+    case = load_case(name)
+    chosen = case_setup.automatic_devices(case, build_grid(case))
+    tabled = CASE_DEVICES[name]
+    assert (chosen["layout"], chosen["regions"]) == (tabled["layout"], tabled["regions"])
+    assert chosen["wind_buses"] == chosen["solar_buses"] == ()  # no mpc.genfuel
+    # one battery per region, at a load bus
+    assert len(chosen["storage_buses"]) == chosen["regions"]
+    loads = dict(zip(case.bus[:, 0].astype(int), case.bus[:, 2], strict=True))
+    assert all(loads[b] > 0 for b in chosen["storage_buses"])
+
+
+def test_renewables_follow_the_fuel_of_each_bus_first_unit_never_the_slack():
+    from tests.envs.test_matpower import ODD_CASE
+
+    # gens at buses 10 (slack), 20, 20, 5, 42 (out of service)
+    fuels = "mpc.genfuel = {'wind'; 'solar'; 'wind'; 'onwind'; 'solar'};\n"
+    case = Case.from_matpower(parse_matpower(ODD_CASE + fuels), name="odd")
+    chosen = case_setup.automatic_devices(case, build_grid(case))
+    assert chosen["wind_buses"] == (5,) and chosen["solar_buses"] == (20,)
+
+
+def test_resolving_an_unknown_case_writes_the_choice_into_the_config(tmp_path):
+    from tests.envs.test_matpower import ODD_CASE
+
+    path = tmp_path / "odd.m"
+    path.write_text(ODD_CASE.replace("\t100\t0\t0\t0\t0\t1\t-360", "\t0\t0\t0\t0\t0\t1\t-360"))
+    config = default_env_config()
+    config.case = str(path)
+    config.solar_buses = (20,)
+    notes = case_setup.resolve_env_case(config)
+    assert notes[0].startswith("1 of 8 in-service branches have no rating")
+    assert notes[-1].startswith("automatic setup of odd: layout per_node, 2 regions")
+    assert config.layout == "per_node" and config.regions == 2
+    assert tuple(config.solar_buses) == (20,) and tuple(config.wind_buses) == ()
+    assert len(config.storage_buses) == 2
+    again = default_env_config()
+    again.update(config)  # the saved config reproduces the same table
+    case = load_case(str(path))
+    assert case_setup.device_table(again, case, build_grid(case)) == {
+        "wind_buses": (),
+        "solar_buses": (20,),
+        "storage_buses": tuple(config.storage_buses),
+        "layout": "per_node",
+        "regions": 2,
+    }
