@@ -13,11 +13,18 @@ import functools
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from envs.types import EnvSpec
 
 INTEROP_HINT = "install gridpod[interop] (pip install 'gridpod[interop]')"
+OBSERVATIONS = ("global", "agents")
+TEAM_REWARDS = ("mean", "sum")
+
+
+class NonFiniteActionError(ValueError):
+    """An action with NaN or infinite entries (rejected before the env is stepped)."""
 
 
 def require(module_name: str):
@@ -56,6 +63,25 @@ class HostStep(NamedTuple):
     info: dict  # str -> float
 
 
+def require_finite_actions(values, what: str) -> np.ndarray:
+    """``values`` as float64, or a ``NonFiniteActionError`` naming where NaN/inf entries are.
+
+    Checked before the float32 cast and the clip to [-1, 1]: clipping would turn +-inf into
+    a bound and NaN would spread through the power flow instead of failing where it came in.
+    """
+    array = np.asarray(values, np.float64)
+    bad = ~np.isfinite(array)
+    if bad.any():
+        where = [tuple(int(i) for i in index) for index in np.argwhere(bad)[:3]]
+        kinds = sorted({"nan" if np.isnan(v) else "inf" for v in array[bad]})
+        more = f" and {int(bad.sum()) - len(where)} more" if bad.sum() > len(where) else ""
+        raise NonFiniteActionError(
+            f"{what} has non-finite values ({', '.join(kinds)}) at index {where}{more}: "
+            "actions must be finite numbers in [-1, 1]"
+        )
+    return array
+
+
 def agent_names(spec: EnvSpec) -> list[str]:
     """``<type>_<k>`` for every live agent, in agent order."""
     counts: dict[str, int] = {}
@@ -85,6 +111,7 @@ class GridRunner:
         self.action_dims = [np.flatnonzero(self.spec.action_mask[a]) for a in self.live_agents]
         self._state = None
         self._key = None
+        self._baseline_acts: dict = {}
         self.episode_over = True
 
     def reset(self, seed: int) -> HostObservation:
@@ -99,12 +126,10 @@ class GridRunner:
         full = np.zeros((self.spec.num_agents, self.spec.action_dim), np.float32)
         rows = zip(self.names, self.live_agents, self.action_dims, per_agent_actions, strict=True)
         for name, agent, dims, action in rows:
-            values = np.asarray(action, np.float32).reshape(-1)
+            values = np.asarray(action).reshape(-1)
             if values.shape != dims.shape:
                 raise ValueError(f"agent {name} needs {dims.size} action values, got {values.size}")
-            full[agent, dims] = values
-        if not np.all(np.isfinite(full)):
-            raise ValueError("actions must be finite")
+            full[agent, dims] = require_finite_actions(values, f"the action of agent {name}")
         return np.clip(full, -1.0, 1.0)
 
     def step(self, full_action: np.ndarray) -> HostStep:
@@ -124,3 +149,83 @@ class GridRunner:
             truncated=bool(truncated),
             info={k: float(v) for k, v in info.items()},
         )
+
+    def baseline_action(self, name: str) -> np.ndarray:
+        """The padded ``[A, U]`` action the ``envs.baselines`` operator ``name`` would take now."""
+        if self.episode_over:
+            raise RuntimeError("the episode is over (or never started): call reset() first")
+        if name not in BASELINES:
+            raise ValueError(f"baseline {name!r} is not one of {BASELINES}")
+        if name not in self._baseline_acts:
+            from envs import baselines
+
+            act = getattr(baselines, name)(self.params)  # reads the layout: concrete params
+            self._baseline_acts[name] = jax.jit(lambda state: act(None, state, None, None))
+        state = jax.tree_util.tree_map(lambda x: x[None], self._state)
+        return np.array(self._baseline_acts[name](state)[0], np.float32)
+
+
+# envs.baselines operators that decide from the current state alone (cheap, on the device).
+BASELINES = ("do_nothing", "proportional", "merit_order")
+
+
+class TeamLayout:
+    """The whole team as one agent: a flat action vector and observation, one reward.
+
+    The flat action holds every live agent's real (unmasked) action dimensions in agent
+    order, which is ``spec.action_mask``'s row-major order. Methods take NumPy or JAX arrays
+    with any leading batch axes.
+    """
+
+    def __init__(self, spec: EnvSpec, observation: str = "global", reward: str = "mean"):
+        if observation not in OBSERVATIONS:
+            raise ValueError(f"observation={observation!r} is not one of {OBSERVATIONS}")
+        if reward not in TEAM_REWARDS:
+            raise ValueError(f"reward={reward!r} is not one of {TEAM_REWARDS}")
+        self.observation, self.reward = observation, reward
+        self.live_agents = np.flatnonzero(spec.agent_mask)
+        self.names = tuple(agent_names(spec))
+        mask = spec.action_mask & spec.agent_mask[:, None]
+        self.action_agent, self.action_dim = np.nonzero(mask)
+        self.action_size = int(self.action_agent.size)
+        self.padded_action_shape = (spec.num_agents, spec.action_dim)
+        bounds = np.cumsum([0, *mask[self.live_agents].sum(axis=1)])
+        self.action_slices = {
+            name: slice(int(lo), int(hi))
+            for name, lo, hi in zip(self.names, bounds[:-1], bounds[1:], strict=True)
+        }
+        live_obs = self.live_agents.size * spec.obs_dim
+        self.obs_size = spec.global_dim if observation == "global" else live_obs
+
+    def _identity(self) -> tuple:
+        arrays = (self.live_agents, self.action_agent, self.action_dim)
+        scalars = (self.observation, self.reward, self.obs_size, self.padded_action_shape)
+        return (*scalars, *(a.tobytes() for a in arrays))
+
+    # Equal layouts share compiled code (a static argument of the vector env's jitted calls).
+    def __eq__(self, other) -> bool:
+        return isinstance(other, TeamLayout) and self._identity() == other._identity()
+
+    def __hash__(self) -> int:
+        return hash(self._identity())
+
+    def flat_obs(self, obs):
+        """``Observation`` with leading axes ``[...]`` -> ``[..., obs_size]``."""
+        if self.observation == "global":
+            return obs.global_state
+        agents = obs.agent_obs[..., self.live_agents, :]
+        return agents.reshape(*agents.shape[:-2], self.obs_size)
+
+    def team_reward(self, reward):
+        """Per-agent rewards ``[..., A]`` -> ``[...]`` (mean or sum over live agents)."""
+        live = reward[..., self.live_agents]
+        return live.mean(axis=-1) if self.reward == "mean" else live.sum(axis=-1)
+
+    def flat_action(self, padded):
+        """Padded ``[..., A, U]`` -> flat ``[..., action_size]``."""
+        return padded[..., self.action_agent, self.action_dim]
+
+    def padded_action(self, flat):
+        """Flat ``[..., action_size]`` JAX array -> padded ``[..., A, U]`` (zeros elsewhere)."""
+        padded = jnp.zeros((*flat.shape[:-1], *self.padded_action_shape), flat.dtype)
+        return padded.at[..., self.action_agent, self.action_dim].set(flat)

@@ -14,22 +14,23 @@
 * ``info``: the env's per-step scalars (cost, max_loading, served_fraction, ...).
 
 The step that ends an episode returns the observation it ended with; the next call must be
-``reset()`` (SB3's vector envs and Gymnasium's wrappers do this).
+``reset()`` (SB3's vector envs and Gymnasium's wrappers do this). An action with NaN or inf
+entries raises ``NonFiniteActionError`` (a ``ValueError``) before the grid is stepped.
+``baseline_action("do_nothing")`` is the flat action an ``envs.baselines`` operator would
+take in the current state (a reference to compare a policy with, or to start one from).
+Registered as ``gridpod/Grid-v0`` (``envs.interop.registration``).
 """
 
 from typing import ClassVar
 
 import numpy as np
 
-from envs.interop.core import GridRunner, require
+from envs.interop.core import GridRunner, TeamLayout, require, require_finite_actions
 
 require("gymnasium")
 
 import gymnasium as gym  # noqa: E402
 from gymnasium import spaces  # noqa: E402
-
-OBSERVATIONS = ("global", "agents")
-REWARDS = ("mean", "sum")
 
 
 class GridGymEnv(gym.Env):
@@ -43,26 +44,18 @@ class GridGymEnv(gym.Env):
         reward: str = "mean",
         render_mode: str | None = None,
     ):
-        if observation not in OBSERVATIONS:
-            raise ValueError(f"observation={observation!r} is not one of {OBSERVATIONS}")
-        if reward not in REWARDS:
-            raise ValueError(f"reward={reward!r} is not one of {REWARDS}")
         if render_mode is not None:
             raise ValueError(f"render_mode={render_mode!r} is not supported (use envs.render)")
         self.render_mode = None
         self._runner = GridRunner(grid_env, params)
-        self._observation_mode, self._reward_mode = observation, reward
-        spec, live = self._runner.spec, self._runner.live_agents
-        sizes = [dims.size for dims in self._runner.action_dims]
-        bounds = np.cumsum([0, *sizes])
-        self.agent_names = tuple(self._runner.names)
-        self.action_slices = {
-            name: slice(int(lo), int(hi))
-            for name, lo, hi in zip(self.agent_names, bounds[:-1], bounds[1:], strict=True)
-        }
-        obs_dim = spec.global_dim if observation == "global" else live.size * spec.obs_dim
-        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(obs_dim,), dtype=np.float32)
-        self.action_space = spaces.Box(-1.0, 1.0, shape=(int(bounds[-1]),), dtype=np.float32)
+        self._layout = TeamLayout(self._runner.spec, observation, reward)
+        self.agent_names = self._layout.names
+        self.action_slices = dict(self._layout.action_slices)
+        obs_shape = (self._layout.obs_size,)
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=obs_shape, dtype=np.float32)
+        self.action_space = spaces.Box(
+            -1.0, 1.0, shape=(self._layout.action_size,), dtype=np.float32
+        )
 
     @classmethod
     def from_config(cls, env_config, **kwargs) -> "GridGymEnv":
@@ -74,25 +67,24 @@ class GridGymEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         obs = self._runner.reset(int(self.np_random.integers(2**31 - 1)))
-        return self._flat_obs(obs), {}
+        return self._layout.flat_obs(obs).copy(), {}
 
     def step(self, action):
-        flat = np.asarray(action, np.float32).reshape(-1)
-        if flat.shape != self.action_space.shape:
+        if np.size(action) != self.action_space.shape[0]:
             raise ValueError(
                 f"action needs {self.action_space.shape[0]} values, got shape {np.shape(action)}"
             )
+        flat = require_finite_actions(np.reshape(action, -1), "action")
         parts = [flat[s] for s in self.action_slices.values()]
         result = self._runner.step(self._runner.scatter(parts))
-        rewards = result.reward[self._runner.live_agents]
-        reward = rewards.mean() if self._reward_mode == "mean" else rewards.sum()
-        obs = self._flat_obs(result.obs)
-        return obs, float(reward), result.terminated, result.truncated, dict(result.info)
+        reward = float(self._layout.team_reward(result.reward))
+        obs = self._layout.flat_obs(result.obs).copy()
+        return obs, reward, result.terminated, result.truncated, dict(result.info)
 
-    def _flat_obs(self, obs) -> np.ndarray:
-        if self._observation_mode == "global":
-            return obs.global_state
-        return obs.agent_obs[self._runner.live_agents].reshape(-1)
+    def baseline_action(self, name: str = "do_nothing") -> np.ndarray:
+        """The flat action ``[D]`` the ``envs.baselines`` operator ``name`` takes now
+        (one of ``envs.interop.core.BASELINES``)."""
+        return self._layout.flat_action(self._runner.baseline_action(name))
 
     def render(self):
         return None
