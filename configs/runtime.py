@@ -2,10 +2,13 @@
 
 Presets in this package compose them with ``envs.config.default_env_config()`` and
 ``learner.config.default_learner_config()``. Values of 0 for the queue sizes mean "derive from
-the batch geometry" (see ``launch.config_checks.finalize_config``).
+the batch geometry" (``launch.program.queue_sizes``). ``validate_runtime_configs`` checks
+every field against the tables below.
 """
 
 import ml_collections
+
+from envs.config_fields import POSITIVE, at_least, check_fields, one_of
 
 
 def actors_config() -> ml_collections.ConfigDict:
@@ -39,6 +42,7 @@ def runtime_config() -> ml_collections.ConfigDict:
     # Persistent XLA compilation cache shared by all node processes ("" = off): later runs and
     # restarted actor processes skip most compilation. JAX_COMPILATION_CACHE_DIR wins if set.
     c.compilation_cache_dir = "~/.cache/gridpod/xla"
+    c.wandb_project = ""  # Weights & Biases project the learner and evaluator also log to; "" = off
     return c
 
 
@@ -50,3 +54,43 @@ def evaluator_config() -> ml_collections.ConfigDict:
     c.seed = 10_007  # fixed seeds, disjoint from training seeds
     c.episode_steps = 0  # 0 = env.horizon
     return c
+
+
+ACTORS_RULES = {
+    "num_envs": at_least(1),
+    "threads_per_device": at_least(1),
+    "put_timeout_s": POSITIVE,
+    "first_params_timeout_s": POSITIVE,
+}
+RUNTIME_RULES = {
+    "platform": one_of("auto", "cpu", "gpu", "tpu"),
+    "cpu_devices": at_least(1),
+    "actor_processes": at_least(1),
+    "queue_capacity": at_least(0),
+    "queue_min_fill": at_least(0),
+    "take_timeout_s": POSITIVE,
+    "max_actor_restarts": at_least(0),
+    "checkpoint_every_updates": at_least(0),
+    "progress_every_s": POSITIVE,
+    "num_cpus": at_least(0),
+    "object_store_mb": at_least(64),  # Ray's own floor for a local object store
+}
+EVALUATOR_RULES = {
+    "every_updates": at_least(1),
+    "num_envs": at_least(1),
+    "seed": at_least(0),
+    "episode_steps": at_least(0),
+}
+
+
+def validate_runtime_configs(config: ml_collections.ConfigDict) -> None:
+    """Check ``config.actors``, ``config.runtime`` and ``config.evaluator`` field by field."""
+    check_fields("actors", config.actors, ACTORS_RULES)
+    check_fields("runtime", config.runtime, RUNTIME_RULES)
+    check_fields("evaluator", config.evaluator, EVALUATOR_RULES)
+    for name in ("actor_devices", "learner_devices"):
+        if not isinstance(config.runtime[name], str):
+            raise ValueError(
+                f"runtime.{name}={config.runtime[name]!r} is invalid: allowed comma-separated "
+                "device indices, e.g. '0,1'"
+            )

@@ -34,7 +34,22 @@ ieee118 uses ``hierarchical`` with 4 spectral regions (strategic + 4 operational
 per-bus agents would be 109). ``layout="microgrid"`` gives one agent per region.
 """
 
+import os
+
 import ml_collections
+
+from envs.case import CaseError, check_case_source
+from envs.config_fields import (
+    FINITE,
+    NON_NEGATIVE,
+    NON_POSITIVE,
+    POSITIVE,
+    UNIT_INTERVAL,
+    Rule,
+    at_least,
+    check_fields,
+    one_of,
+)
 
 CASE_DEVICES = {
     "ieee14": {
@@ -70,7 +85,7 @@ REWARDS = ("layered", "operator")
 def default_env_config() -> ml_collections.ConfigDict:
     """Defaults for one grid environment (the ``config.env`` sub-config)."""
     c = ml_collections.ConfigDict()
-    c.case = "ieee14"  # one of CASES
+    c.case = "ieee14"  # a shipped name (CASES) or a path to a .m, .json or .nc case file
     c.layout = "auto"  # "auto" = the case's default from CASE_DEVICES
     c.regions = 0  # 0 = the case's default (2 for ieee14, 4 for ieee118)
     c.scenario = "mixed"  # "mixed" samples the scenario library, or one name
@@ -124,57 +139,71 @@ def default_env_config() -> ml_collections.ConfigDict:
     return c
 
 
-def _check_choice(name: str, value, allowed) -> None:
-    if value not in allowed:
-        raise ValueError(f"env.{name}={value!r} is not one of {tuple(allowed)}")
-
-
-def _check_positive(config, names) -> None:
-    for name in names:
-        if not config[name] > 0:
-            raise ValueError(f"env.{name} must be > 0, got {config[name]!r}")
+RULES = {
+    "layout": one_of(*LAYOUTS),
+    "regions": at_least(0),
+    "physics": one_of(*PHYSICS),
+    "horizon": at_least(1),
+    "step_minutes": POSITIVE,
+    "gen_action": one_of(*GEN_ACTION_MODES),
+    "peak_scale": POSITIVE,
+    "load_noise_std": NON_NEGATIVE,
+    "load_noise_rho": Rule(lambda v: FINITE.test(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "renewable_capacity_scale": NON_NEGATIVE,
+    "curtailment_cost": NON_NEGATIVE,
+    "ramp_default_frac_per_min": POSITIVE,
+    "nominal_hz": POSITIVE,
+    "droop": POSITIVE,
+    "load_damping": NON_NEGATIVE,
+    "freq_band_hz": POSITIVE,
+    "freq_collapse_hz": POSITIVE,
+    "storage_power_frac": NON_NEGATIVE,
+    "storage_hours": POSITIVE,
+    "storage_efficiency": Rule(lambda v: FINITE.test(v) and 0 < v <= 1, "a number in (0, 1]"),
+    "shed_max_fraction": UNIT_INTERVAL,
+    "voll": POSITIVE,
+    "overload_steps_to_trip": at_least(1),
+    "instant_trip_ratio": POSITIVE,
+    "reconnect_steps": at_least(1),
+    "cascade_rounds": at_least(0),
+    "repair_steps": at_least(1),
+    "blackout_served_fraction": Rule(lambda v: FINITE.test(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "reward": one_of(*REWARDS),
+    "blackout_penalty": NON_POSITIVE,
+    "reserve_target": NON_NEGATIVE,
+    "strategic_period": at_least(1),
+}
 
 
 def validate_env_config(config: ml_collections.ConfigDict, scenario_names: tuple[str, ...]) -> None:
     """Raise ValueError with a clear message for any invalid field."""
-    _check_choice("case", config.case, CASES)
-    _check_choice("layout", config.layout, LAYOUTS)
-    _check_choice("physics", config.physics, PHYSICS)
-    _check_choice("gen_action", config.gen_action, GEN_ACTION_MODES)
-    _check_choice("reward", config.get("reward", "layered"), REWARDS)
-    _check_choice("scenario", config.scenario, ("mixed", *scenario_names))
-    _check_positive(
-        config,
-        (
-            "horizon",
-            "step_minutes",
-            "peak_scale",
-            "nominal_hz",
-            "droop",
-            "freq_band_hz",
-            "freq_collapse_hz",
-            "storage_hours",
-            "overload_steps_to_trip",
-            "instant_trip_ratio",
-            "reconnect_steps",
-            "strategic_period",
-            "repair_steps",
-        ),
-    )
-    if not 0.0 < config.storage_efficiency <= 1.0:
+    try:
+        check_case_source(config.case)
+    except CaseError as error:
+        raise CaseError(f"env.case={config.case!r}: {error}") from None
+    if config.scenario not in ("mixed", *scenario_names):
+        allowed = ", ".join(("mixed", *scenario_names))
+        raise ValueError(f"env.scenario={config.scenario!r} is invalid: allowed one of {allowed}")
+    check_fields("env", config, RULES)
+    if config.freq_collapse_hz <= config.freq_band_hz:
         raise ValueError(
-            f"env.storage_efficiency must be in (0, 1], got {config.storage_efficiency}"
+            f"env.freq_collapse_hz={config.freq_collapse_hz} must exceed "
+            f"env.freq_band_hz={config.freq_band_hz}"
         )
-    if not 0.0 <= config.shed_max_fraction <= 1.0:
-        raise ValueError(f"env.shed_max_fraction must be in [0, 1], got {config.shed_max_fraction}")
-    if not 0.0 <= config.load_noise_rho < 1.0:
-        raise ValueError(f"env.load_noise_rho must be in [0, 1), got {config.load_noise_rho}")
-    if not 0.0 <= config.blackout_served_fraction < 1.0:
-        raise ValueError("env.blackout_served_fraction must be in [0, 1)")
-    if len(config.reward_weights) != 3:
-        raise ValueError("env.reward_weights must be (safety, cost, uptime)")
-    if config.cascade_rounds < 0 or config.regions < 0:
-        raise ValueError("env.cascade_rounds and env.regions must be >= 0")
+    weights = tuple(config.reward_weights)
+    if len(weights) != 3 or not all(FINITE.test(w) and w >= 0 for w in weights):
+        raise ValueError(
+            f"env.reward_weights={weights!r} is invalid: allowed three numbers >= 0 "
+            "(safety, cost, uptime)"
+        )
+    for name in ("wind_buses", "solar_buses", "storage_buses"):
+        buses = tuple(config[name])
+        if not all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in buses):
+            raise ValueError(
+                f"env.{name}={buses!r} is invalid: allowed 1-based bus numbers (integers >= 1)"
+            )
+    if config.chronics_dir and not os.path.isdir(os.path.expanduser(config.chronics_dir)):
+        raise ValueError(f"env.chronics_dir={config.chronics_dir!r} is not a directory")
 
 
 def case_devices(config: ml_collections.ConfigDict) -> dict:

@@ -136,6 +136,7 @@ def main(argv) -> None:
         program = build_program(config, run_dir, resume=flags.FLAGS.resume, host_devices=1 << 16)
     except START_UP_ERRORS as error:
         cli.exit_with_error(str(error))
+    cli.resolve_case(program.config)
     try:
         with RunDirLock(run_dir):
             backend = make_cluster_backend(
@@ -147,4 +148,4 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=cli.parse_flags)

@@ -14,6 +14,10 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
         os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
     ).strip()
 
+# Ray's token authentication (its default for a new local instance), stated so Ray does not
+# warn about it on every run. Ray reads the mode once, when it is first imported.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+
 import sys
 
 from absl import app, flags
@@ -26,11 +30,32 @@ from launch.devices import (
     with_default_flags,
     with_host_device_count,
 )
+from launch.processes import start_reaper, tag_this_run
 from launch.program import START_UP_ERRORS, build_program
 from launch.run_dir import RunDirLock, RunDirLockedError
 from launch.runner import run_program
 
+# --help lists the launcher's main flags (config, run_dir, seed, resume, devices, ...), not
+# only this module's own.
+flags.adopt_module_key_flags(cli)
 flags.DEFINE_enum("launch_type", "local_mp", ["local_mp", "local_mt"], "Processes or threads.")
+flags.DEFINE_bool(
+    "dashboard", False, "Start Ray's dashboard on 127.0.0.1:8265 (local_mp; off by default)."
+)
+
+
+def keep_ray_on_loopback() -> None:
+    """Make the local Ray instance's servers listen on 127.0.0.1 only.
+
+    Ray replaces a node address of 127.0.0.1 by the machine's outward address
+    (``services.resolve_ip_for_localhost``) so that other machines could join; its GCS server,
+    raylet and workers then listen on every interface, reachable by anyone on the network. A
+    single-machine run has no other machines: with the loopback address kept, every server
+    binds to it. tests/launch/test_run_processes.py checks the sockets of a real run.
+    """
+    from ray._private import services
+
+    services.resolve_ip_for_localhost = lambda host: host
 
 
 def make_backend(program, launch_type: str):
@@ -42,11 +67,13 @@ def make_backend(program, launch_type: str):
 
     # Ray runs workers at nice 15 by default; here the workers *are* the training job.
     os.environ.setdefault("RAY_worker_niceness", "0")
+    keep_ray_on_loopback()
     runtime = program.config.runtime
     ray.init(
         address="local",
         num_cpus=int(runtime.num_cpus) or os.cpu_count(),
-        include_dashboard=False,
+        include_dashboard=flags.FLAGS.dashboard,
+        dashboard_host="127.0.0.1",
         _node_ip_address="127.0.0.1",
         log_to_driver=True,
         logging_level="warning",
@@ -83,6 +110,9 @@ def main(argv) -> None:
         program = build_program(config, run_dir, resume=flags.FLAGS.resume)
     except START_UP_ERRORS as error:
         cli.exit_with_error(str(error))
+    cli.resolve_case(program.config)
+    if launch_type == "local_mp":  # processes that must not outlive this one, even on kill -9
+        start_reaper(tag_this_run())
     try:
         with RunDirLock(run_dir):
             run_program(program, launch_type, make_backend(program, launch_type))
@@ -92,7 +122,7 @@ def main(argv) -> None:
 
 def run() -> None:
     """Console-script entry point (pyproject [project.scripts])."""
-    app.run(main)
+    app.run(main, flags_parser=cli.parse_flags)
 
 
 if __name__ == "__main__":

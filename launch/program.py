@@ -12,6 +12,7 @@ import math
 
 import ml_collections
 
+from configs.validation import validate_config
 from launch.devices import (
     DeviceConfigError,
     count_host_devices,
@@ -108,6 +109,10 @@ def build_program(
     host_devices: int | None = None,
 ) -> Program:
     """Validate ``config`` and derive everything the launchers need (no processes started)."""
+    try:
+        validate_config(config)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     runtime = config.runtime
     platform = detect_platform(runtime.platform)
     actor_devices = parse_devices(runtime.actor_devices, "actor_devices")

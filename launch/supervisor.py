@@ -22,6 +22,9 @@ from launch.program import (
 from launch.run_dir import write_json
 
 POLL_S = 0.5
+# A node answers its first call once its process has started and built the node (imports,
+# devices): seconds on an idle host, minutes on a loaded one. Later calls are quick.
+FIRST_CALL_TIMEOUT_S = 600.0
 LEARNER_EXIT_TIMEOUT_S = 300.0
 ACTOR_EXIT_TIMEOUT_S = 30.0
 
@@ -63,7 +66,8 @@ class Supervisor:
 
     def node_pids(self) -> dict[str, int]:
         """Process id of every node (the same pid for all under threads)."""
-        return {node.name: node.call("pid") for node in [self.learner, *self.actors]}
+        nodes = [self.learner, *self.actors]
+        return {node.name: node.call("pid", timeout=FIRST_CALL_TIMEOUT_S) for node in nodes}
 
     def _write_status(self, name: str, payload: dict) -> None:
         if self.status_dir:

@@ -22,6 +22,16 @@ Batch vocabulary (used by every learner docstring):
 
 import ml_collections
 
+from envs.config_fields import (
+    FINITE,
+    NON_NEGATIVE,
+    POSITIVE,
+    UNIT_INTERVAL,
+    at_least,
+    check_fields,
+    one_of,
+)
+
 CRITIC_KINDS = ("mappo", "ippo")
 PARAMETER_SHARING_KINDS = ("shared", "independent")
 REWARD_SCALING_KINDS = ("per_type", "global", "none")
@@ -79,31 +89,45 @@ def default_learner_config() -> ml_collections.ConfigDict:
     return config
 
 
+RULES = {
+    "unroll_length": at_least(1),
+    "batch_size": at_least(1),
+    "minibatch_size": at_least(1),
+    "num_epochs": at_least(1),
+    "shuffle_groups": at_least(0),
+    "critic": one_of(*CRITIC_KINDS),
+    "parameter_sharing": one_of(*PARAMETER_SHARING_KINDS),
+    "hidden_size": at_least(1),
+    "num_encoder_layers": at_least(1),
+    "num_attention_layers": at_least(0),
+    "num_heads": at_least(1),
+    "init_log_std": FINITE,
+    "action_prior": one_of(*ACTION_PRIOR_KINDS),
+    "residual_scale": POSITIVE,
+    "bid_scale": POSITIVE,
+    "learning_rate": POSITIVE,
+    "adam_eps": POSITIVE,
+    "clip_eps": POSITIVE,
+    "value_clip_eps": POSITIVE,
+    "entropy_coef": NON_NEGATIVE,
+    "value_coef": NON_NEGATIVE,
+    "max_grad_norm": POSITIVE,
+    "gamma": UNIT_INTERVAL,
+    "gae_lambda": UNIT_INTERVAL,
+    "obs_clip": POSITIVE,
+    "reward_scaling": one_of(*REWARD_SCALING_KINDS),
+    "seed": at_least(0),
+    "checkpoint.save_every_updates": at_least(1),
+    "checkpoint.max_to_keep": at_least(1),
+    "checkpoint.best_mode": one_of("max", "min"),
+}
+
+
 def validate_learner_config(config: ml_collections.ConfigDict) -> None:
-    """Reject invalid choices with one clear message (batch geometry is checked by the Learner)."""
-    _check_choice(config, "critic", CRITIC_KINDS)
-    _check_choice(config, "parameter_sharing", PARAMETER_SHARING_KINDS)
-    _check_choice(config, "reward_scaling", REWARD_SCALING_KINDS)
-    _check_choice(config, "action_prior", ACTION_PRIOR_KINDS)
-    for name in ("residual_scale", "bid_scale"):
-        if not config[name] > 0:
-            raise ValueError(f"learner.{name} must be > 0, got {config[name]}")
+    """Reject invalid values with one clear message (batch geometry is checked by the Learner)."""
+    check_fields("learner", config, RULES)
     if config.hidden_size % config.num_heads != 0:
         raise ValueError(
             f"learner.hidden_size ({config.hidden_size}) must be divisible by "
             f"learner.num_heads ({config.num_heads})"
         )
-    for name in ("unroll_length", "batch_size", "minibatch_size", "num_epochs", "hidden_size"):
-        if int(config[name]) <= 0:
-            raise ValueError(f"learner.{name} must be positive, got {config[name]}")
-    if config.shuffle_groups < 0:
-        raise ValueError(f"learner.shuffle_groups must be >= 0, got {config.shuffle_groups}")
-    if config.checkpoint.best_mode not in ("max", "min"):
-        raise ValueError(
-            f"learner.checkpoint.best_mode must be 'max' or 'min', got {config.checkpoint.best_mode!r}"
-        )
-
-
-def _check_choice(config: ml_collections.ConfigDict, name: str, choices: tuple[str, ...]) -> None:
-    if config[name] not in choices:
-        raise ValueError(f"learner.{name} must be one of {choices}, got {config[name]!r}")

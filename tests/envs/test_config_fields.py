@@ -1,0 +1,88 @@
+"""Every config field is checked where it is defined, with a one-line message."""
+
+import math
+
+import pytest
+
+from configs.default import get_config
+from configs.ieee118 import get_config as get_ieee118_config
+from configs.runtime import ACTORS_RULES, EVALUATOR_RULES, RUNTIME_RULES
+from configs.validation import validate_config
+from envs import config_fields
+from envs.config import RULES as ENV_RULES
+from learner.config import RULES as LEARNER_RULES
+
+
+@pytest.mark.parametrize("preset", [get_config, get_ieee118_config])
+def test_the_shipped_presets_are_valid(preset):
+    validate_config(preset())
+
+
+def _bad_value(rule, good):
+    """A value the rule must reject, found among typical mistakes."""
+    for candidate in (-1, -1.0, 0, 0.0, 1.5, math.nan, math.inf, "x", None, 10**9):
+        if not rule.test(candidate):
+            return candidate
+    raise AssertionError(f"{rule.allowed} accepts every candidate")
+
+
+SECTIONS = [
+    ("env", ENV_RULES),
+    ("learner", LEARNER_RULES),
+    ("actors", ACTORS_RULES),
+    ("runtime", RUNTIME_RULES),
+    ("evaluator", EVALUATOR_RULES),
+]
+FIELDS = [(section, name) for section, rules in SECTIONS for name in rules]
+
+
+@pytest.mark.parametrize(("section", "name"), FIELDS)
+def test_each_field_rejects_a_bad_value_naming_field_value_and_range(section, name):
+    config = get_config()
+    rules = dict(SECTIONS)[section]
+    *path, leaf = name.split(".")
+    node = config[section]
+    for part in path:
+        node = node[part]
+    bad = _bad_value(rules[name], node[leaf])
+    # Past the ConfigDict's own type check: values also arrive from Python, not only flags.
+    object.__getattribute__(node, "_fields")[leaf] = bad
+    with pytest.raises(ValueError) as raised:
+        validate_config(config)
+    message = str(raised.value)
+    assert f"{section}.{name}=" in message, message
+    assert rules[name].allowed in message, message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [(1, True), (0, False), (-2, False), (2.0, False), (True, False), ("3", False)],
+)
+def test_at_least_wants_an_integer(value, ok):
+    assert config_fields.at_least(1).test(value) is ok
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, "1", None, True])
+def test_number_rules_reject_non_finite_and_non_numbers(value):
+    for rule in (config_fields.POSITIVE, config_fields.NON_NEGATIVE, config_fields.FINITE):
+        assert not rule.test(value)
+
+
+def test_cross_field_and_tuple_checks():
+    config = get_config()
+    config.env.freq_collapse_hz = config.env.freq_band_hz
+    with pytest.raises(ValueError, match=r"env\.freq_collapse_hz=.* must exceed"):
+        validate_config(config)
+    config = get_config()
+    config.env.reward_weights = (0.5, 0.5)
+    with pytest.raises(ValueError, match=r"env\.reward_weights"):
+        validate_config(config)
+    config = get_config()
+    config.env.storage_buses = (0,)
+    with pytest.raises(ValueError, match=r"env\.storage_buses"):
+        validate_config(config)
+    config = get_config()
+    config.learner.hidden_size, config.learner.num_heads = 30, 4
+    with pytest.raises(ValueError, match="divisible"):
+        validate_config(config)

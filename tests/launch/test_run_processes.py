@@ -1,0 +1,72 @@
+"""What a single-machine run starts: found by its tag, on loopback only, gone after kill -9."""
+
+import ipaddress
+import os
+import signal
+import time
+
+import pytest
+
+from launch import processes
+from tests.launch.test_local_runs import launch, progress_at_least, wait_for
+
+
+def test_listening_sockets_are_parsed_from_proc_net(tmp_path):
+    import socket
+
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    try:
+        found = processes.listening_addresses([os.getpid()])
+    finally:
+        server.close()
+    assert "127.0.0.1" in {address for _, address in found}, found
+
+
+@pytest.mark.parametrize(
+    ("address", "loopback"),
+    [("127.0.0.1", True), ("::1", True), ("::ffff:127.0.0.1", True), ("0.0.0.0", False),
+     ("::", False), ("192.0.2.7", False), ("::ffff:192.0.2.7", False)],
+)  # fmt: skip
+def test_is_loopback(address, loopback):
+    assert processes.is_loopback(address) is loopback
+
+
+def test_proc_address_words_are_little_endian():
+    assert processes._address("0100007F", 8) == "127.0.0.1"
+    assert ipaddress.ip_address(processes._address("0000000000000000FFFF00000100007F", 32)) == (
+        ipaddress.ip_address("::ffff:127.0.0.1")
+    )
+
+
+def test_a_local_run_listens_on_loopback_only_and_kill_9_leaves_no_process(tmp_path):
+    """The ShadowRay class of exposure (an unauthenticated Ray on a reachable address) and
+    orphaned Ray agents after the launcher is killed (issue: security and clean kills)."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    launcher = launch(
+        str(run_dir), tmp_path / "cache", "--total_env_steps=100000000",
+        "--config.learner.action_prior=none", "--config.runtime.actor_processes=1",
+    )  # fmt: skip
+    try:
+        wait_for(lambda: progress_at_least(str(run_dir), 1), 300, launcher, "the first update")
+        with open(f"/proc/{launcher.pid}/environ", "rb") as handle:
+            entries = dict(
+                item.split(b"=", 1) for item in handle.read().split(b"\0") if b"=" in item
+            )
+        tag = entries[processes.RUN_TAG_ENV.encode()].decode()
+        pids = processes.processes_of_run(tag)
+        assert len(pids) >= 4, pids  # GCS, raylet, learner and actor at least
+        sockets = processes.listening_addresses(pids)
+        assert sockets, "a Ray run listens on some port"
+        exposed = [(pid, a) for pid, a in sockets if not processes.is_loopback(a)]
+        assert not exposed, f"listening beyond loopback: {exposed}"
+    finally:
+        launcher.send_signal(signal.SIGKILL)
+        launcher.wait()
+    deadline = time.monotonic() + 30
+    while processes.processes_of_run(tag) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = processes.processes_of_run(tag)
+    assert not left, f"processes of the killed run still alive: {left}"
