@@ -20,6 +20,7 @@ from pettingzoo.test import parallel_api_test
 from envs.config import default_env_config
 from envs.env import make_env
 from envs.interop import GridGymEnv, GridParallelEnv
+from envs.interop.core import NonFiniteActionError
 
 HORIZON = 5
 
@@ -143,6 +144,47 @@ def test_gym_episode_end_and_action_layout(grid):
     gym_env.reset(seed=5)
     with pytest.raises(ValueError, match="action needs"):
         gym_env.step(flat[:-1])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_gym_env_rejects_non_finite_actions_before_stepping(grid, bad):
+    env, params, _ = grid
+    gym_env = GridGymEnv(env, params)
+    gym_env.reset(seed=2)
+    action = np.zeros(gym_env.action_space.shape, np.float32)
+    action[3] = bad
+    with pytest.raises(
+        NonFiniteActionError, match=r"action has non-finite values .* index \[\(3,\)\]"
+    ):
+        gym_env.step(action)
+    obs = gym_env.step(np.zeros_like(action))[0]  # the rejected call did not advance the grid
+    assert _time_feature(obs) == pytest.approx(1.0 / HORIZON)
+
+
+def test_parallel_env_rejects_non_finite_actions_naming_the_agent(grid):
+    env, params, _ = grid
+    pz = GridParallelEnv(env, params)
+    pz.reset(seed=0)
+    actions = {a: np.zeros(pz.action_space(a).shape, np.float32) for a in pz.agents}
+    second = pz.agents[1]
+    actions[second][0] = np.nan
+    with pytest.raises(
+        NonFiniteActionError, match=f"agent {second} has non-finite values \\(nan\\)"
+    ):
+        pz.step(actions)
+    assert _time_feature(pz.state()) == 0.0
+
+
+def test_gym_baseline_action_is_a_flat_action_of_the_named_operator(grid):
+    env, params, _ = grid
+    gym_env = GridGymEnv(env, params)
+    gym_env.reset(seed=4)
+    hold = gym_env.baseline_action("do_nothing")
+    assert hold.shape == gym_env.action_space.shape and hold in gym_env.action_space
+    # Holding the current dispatch is not the mid-range set-point an all-zero action asks for.
+    assert np.abs(hold).max() > 0
+    with pytest.raises(ValueError, match="not one of"):
+        gym_env.baseline_action("oracle")
 
 
 def test_bad_constructor_arguments_are_rejected(grid):
