@@ -17,6 +17,23 @@ PLATFORMS = ("cpu", "gpu", "tpu")
 LEARNER_CPU_XLA_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type=",)
 
 
+# Node processes are Ray actors that ask for no accelerator (num_gpus=0): the devices are
+# chosen by the variables above, not by Ray's scheduler. Ray before 2.56 then sets the
+# actor's CUDA_VISIBLE_DEVICES to "" (and unsets TPU_VISIBLE_CHIPS), hiding every device;
+# 2.56 made keeping them the default, undone by RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO=1 on the
+# cluster. Ray's per-accelerator NOSET switches keep them on every version, the explicit
+# OVERRIDE_ON_ZERO=0 should those switches go.
+RAY_KEEP_VISIBLE_DEVICES = {
+    "gpu": {
+        "RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES": "1",
+        "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0",
+    },
+    "tpu": {
+        "RAY_EXPERIMENTAL_NOSET_TPU_VISIBLE_CHIPS": "1",
+        "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0",
+    },
+}
+
 # Set by the launcher in a node process's environment when ``runtime.pin_cpu_cores`` is on.
 CPU_CORES_ENV = "GRIDPOD_CPU_CORES"
 
@@ -88,12 +105,17 @@ def process_env_vars(
     """
     visible = ",".join(str(d) for d in devices)
     if platform == "gpu":
-        return {"CUDA_VISIBLE_DEVICES": visible, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+        return {
+            "CUDA_VISIBLE_DEVICES": visible,
+            "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+            **RAY_KEEP_VISIBLE_DEVICES["gpu"],
+        }
     if platform == "tpu":
         return {
             "TPU_VISIBLE_CHIPS": visible,
             "TPU_CHIPS_PER_PROCESS_BOUNDS": f"1,{len(devices)},1",
             "TPU_PROCESS_BOUNDS": "1,1,1",
+            **RAY_KEEP_VISIBLE_DEVICES["tpu"],
         }
     if platform == "cpu":
         return {

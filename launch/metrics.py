@@ -1,8 +1,15 @@
-"""Turning queue items and learner metrics into logged numbers (TensorBoard and progress)."""
+"""Turning queue items and learner metrics into logged numbers (TensorBoard, W&B, progress).
+
+``open_writer`` is what a node logs through: TensorBoard event files always, and the same
+scalars to a Weights & Biases run when ``runtime.wandb_project`` is set (the ``wandb``
+extra). W&B runs of one training run share its run directory's name as their group, one
+run per job (``learner``, ``eval``).
+"""
 
 from __future__ import annotations
 
 import collections
+import os
 import time
 from collections.abc import Sequence
 
@@ -108,10 +115,74 @@ class TensorBoardWriter:
         self._writer = SummaryWriter(log_dir=log_dir, flush_secs=10)
 
     def write(self, step: int, scalars: dict[str, float]) -> None:
-        for key, value in scalars.items():
-            if np.isfinite(value):
-                self._writer.add_scalar(key, value, global_step=step)
+        for key, value in _finite(scalars).items():
+            self._writer.add_scalar(key, value, global_step=step)
 
     def close(self) -> None:
         self._writer.flush()
         self._writer.close()
+
+
+WANDB_HINT = "runtime.wandb_project is set but wandb is not installed: pip install 'gridpod[wandb]'"
+
+
+def _finite(scalars: dict[str, float]) -> dict[str, float]:
+    return {key: float(value) for key, value in scalars.items() if np.isfinite(value)}
+
+
+class WandbWriter:
+    """One Weights & Biases run that takes the same dicts as ``TensorBoardWriter``."""
+
+    def __init__(self, project: str, run_dir: str, job: str, run_config: dict | None = None):
+        try:
+            import wandb
+        except ImportError:
+            raise ImportError(WANDB_HINT) from None
+        group = os.path.basename(os.path.normpath(run_dir))
+        self._run = wandb.init(
+            project=project,
+            group=group,
+            name=f"{group}-{job}",
+            job_type=job,
+            dir=run_dir,
+            config=run_config,
+        )
+
+    def write(self, step: int, scalars: dict[str, float]) -> None:
+        finite = _finite(scalars)
+        if finite:
+            self._run.log(finite, step=step)
+
+    def close(self) -> None:
+        self._run.finish()
+
+
+class FanOutWriter:
+    """Several writers behind one ``write``/``close``."""
+
+    def __init__(self, writers: Sequence):
+        self._writers = tuple(writers)
+
+    def write(self, step: int, scalars: dict[str, float]) -> None:
+        for writer in self._writers:
+            writer.write(step, scalars)
+
+    def close(self) -> None:
+        for writer in self._writers:
+            writer.close()
+
+
+def open_writer(log_dir: str, config=None, job: str = "learner", run_dir: str | None = None):
+    """TensorBoard event files in ``log_dir`` and, when ``config.runtime.wandb_project`` is
+    set, a W&B run (its files under ``run_dir``, default ``log_dir``) logging the same scalars.
+    """
+    tensorboard = TensorBoardWriter(log_dir)
+    project = config.runtime.get("wandb_project", "") if config is not None else ""
+    if not project:
+        return tensorboard
+    try:
+        wandb_writer = WandbWriter(project, run_dir or log_dir, job, config.to_dict())
+    except BaseException:
+        tensorboard.close()
+        raise
+    return FanOutWriter([tensorboard, wandb_writer])
