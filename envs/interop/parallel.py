@@ -12,6 +12,8 @@ the ``observation_spaces`` / ``action_spaces`` dicts (SuperSuit and RLlib read t
 agent's ``infos`` entry holds the env's per-step scalars (cost, max_loading,
 served_fraction, ...). When the episode ends every agent is terminated or truncated
 together, ``agents`` becomes empty and ``reset()`` starts the next episode.
+An agent's action with NaN or inf entries raises ``NonFiniteActionError`` (a ``ValueError``
+naming the agent) before the grid is stepped.
 """
 
 from typing import ClassVar
