@@ -29,7 +29,7 @@ LOADING_MAX_PERCENT = 120.0  # top of the colour scale: anything above is as red
 LOADING_LABEL_PERCENT = 90.0  # branches at least this loaded get their loading written on them
 MAX_MARKER_AREA = 700.0  # pt², the largest MW quantity in the picture
 MAX_BUS_LABELS = 200  # above this many buses the numbers would only be ink
-GEN_COLOURS = {"conventional": "tab:blue", "wind": "tab:cyan", "solar": "gold"}
+GEN_COLOURS = {"conventional": "tab:blue", "wind": "tab:green", "solar": "gold"}
 STORAGE_COLOUR, LOAD_COLOUR, SHED_COLOUR = "tab:purple", "tab:orange", "red"
 
 
@@ -209,10 +209,11 @@ def _draw_devices(ax, data: OneLineData, scale: float) -> None:
         stubs.append([data.bus_xy[bus], gen_xy[bus]])
         area = max(float(_marker_area(generation[bus], scale)), 12.0)  # an idle unit stays visible
         ax.scatter(*gen_xy[bus], s=area, c=GEN_COLOURS[kind], edgecolors="black", zorder=3)
-    for bus in np.flatnonzero(np.abs(storage) > 1e-3):
-        stubs.append([data.bus_xy[bus], gen_xy[bus] * 0.5 + load_xy[bus] * 0.5])
-        ax.scatter(*(gen_xy[bus] * 0.5 + load_xy[bus] * 0.5), s=_marker_area(storage[bus], scale),
-                   marker="s", c=STORAGE_COLOUR if storage[bus] > 0 else "white",
+    battery_xy = (gen_xy + load_xy) / 2
+    for bus in np.unique(data.storage_bus):  # idle batteries are drawn too, at the smallest size
+        stubs.append([data.bus_xy[bus], battery_xy[bus]])
+        ax.scatter(*battery_xy[bus], s=max(float(_marker_area(storage[bus], scale)), 25.0),
+                   marker="s", c=STORAGE_COLOUR if storage[bus] > 1e-3 else "white",
                    edgecolors=STORAGE_COLOUR, linewidths=1.5, zorder=3)  # fmt: skip
     loaded = np.flatnonzero(data.load_mw > 1e-3)
     stubs += [[data.bus_xy[b], load_xy[b]] for b in loaded]
@@ -256,11 +257,15 @@ def _legend(ax, data: OneLineData, scale: float) -> None:
                      labelspacing=1.1, borderpad=0.8, title="marker area ∝ MW")  # fmt: skip
 
 
-def draw_one_line(fig: Figure, data: OneLineData, title: str = "") -> None:
-    """Draws the diagram on ``fig`` (cleared first): used for still pictures and GIF frames."""
+def draw_one_line(fig: Figure, data: OneLineData, title: str = "", mw_scale=None) -> None:
+    """Draws the diagram on ``fig`` (cleared first): used for still pictures and GIF frames.
+
+    ``mw_scale``: the MW drawn with the largest marker (default: the largest in ``data``); an
+    animation passes one value for all its frames so that marker sizes compare across steps.
+    """
     fig.clear()
     ax = fig.add_subplot()
-    scale = _size_scale(data)
+    scale = _size_scale(data) if mw_scale is None else float(mw_scale)
     lines = _draw_branches(ax, data)
     _draw_devices(ax, data, scale)
     _draw_buses(ax, data)
@@ -274,9 +279,14 @@ def draw_one_line(fig: Figure, data: OneLineData, title: str = "") -> None:
     ax.set_title(data.title(title))
 
 
+def _figure_size(data: OneLineData) -> tuple[float, float]:
+    """Inches: a page for the small IEEE cases, a poster for the large ones (ieee118)."""
+    return (10.5, 7.0) if len(data.bus_xy) <= 40 else (17.0, 12.5)
+
+
 def plot_one_line(data: OneLineData, title: str = "") -> Figure:
     """The one-line diagram as a figure (save it with ``envs.render.save_figure``)."""
-    fig = new_figure(10.5, 7.0)
+    fig = new_figure(*_figure_size(data))
     draw_one_line(fig, data, title)
     return fig
 
@@ -286,12 +296,16 @@ def animate_one_line(path: str | Path, frames: Sequence[OneLineData], title: str
     """Animated GIF (PillowWriter), one one-line diagram per entry of ``frames``."""
     if not frames:
         raise ValueError("animate_one_line needs at least one frame")
-    fig = new_figure(10.5, 7.0)
+    fig = new_figure(*_figure_size(frames[0]))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    movie = animation.FuncAnimation(
-        fig, lambda i: draw_one_line(fig, frames[i], title) or (), frames=len(frames), blit=False
-    )
+    scale = max(_size_scale(frame) for frame in frames)
+
+    def draw(i):
+        draw_one_line(fig, frames[i], title, scale)
+        return ()
+
+    movie = animation.FuncAnimation(fig, draw, frames=len(frames), blit=False)
     movie.save(path, writer=animation.PillowWriter(fps=fps), dpi=80)
     return path
 
@@ -346,6 +360,11 @@ def _loading_colour(percent: float) -> str:
     return colors.to_hex(rgba)
 
 
+def _plotly_size(mw: np.ndarray, scale: float) -> np.ndarray:
+    """Marker diameters in px with area ∝ |MW| (a unit drawing a little power shows as small)."""
+    return 4.0 + 40.0 * np.sqrt(np.abs(mw) / scale)
+
+
 def one_line_plotly(data: OneLineData, title: str = ""):
     """A ``plotly.graph_objects.Figure`` of the diagram with hover texts on branches and buses."""
     go = _plotly()
@@ -376,7 +395,7 @@ def one_line_plotly(data: OneLineData, title: str = ""):
                              name="generation (area ∝ MW)", hoverinfo="text",
                              hovertext=[f"generation at bus {data.bus_number[b]}: "
                                         f"{generation[b]:.1f} MW" for b in gens],
-                             marker={"size": 4 + 40 * np.sqrt(generation[gens] / scale),
+                             marker={"size": _plotly_size(generation[gens], scale),
                                      "color": [colors.to_hex(GEN_COLOURS[kinds[b]]) for b in gens],
                                      "line": {"width": 1, "color": "black"}}))  # fmt: skip
     loads = np.flatnonzero(data.load_mw > 1e-3)
@@ -384,9 +403,20 @@ def one_line_plotly(data: OneLineData, title: str = ""):
                              name="load (area ∝ MW)", hoverinfo="text",
                              hovertext=[f"load at bus {data.bus_number[b]}: {data.load_mw[b]:.1f}"
                                         f" MW, shed {data.shed_mw[b]:.1f} MW" for b in loads],
-                             marker={"size": 4 + 40 * np.sqrt(data.load_mw[loads] / scale),
+                             marker={"size": _plotly_size(data.load_mw[loads], scale),
                                      "symbol": "triangle-down", "color": colors.to_hex(LOAD_COLOUR),
                                      "line": {"width": 1, "color": "black"}}))  # fmt: skip
+    batteries = np.unique(data.storage_bus)
+    if len(batteries):
+        storage, battery_xy = data.storage_at_buses(), (gen_xy + load_xy) / 2
+        fig.add_trace(go.Scatter(x=battery_xy[batteries, 0], y=battery_xy[batteries, 1],
+                                 mode="markers", name="battery (area ∝ MW)", hoverinfo="text",
+                                 hovertext=[f"battery at bus {data.bus_number[b]}: "
+                                            f"{storage[b]:+.1f} MW (+ discharge)"
+                                            for b in batteries],
+                                 marker={"size": _plotly_size(storage[batteries], scale),
+                                         "symbol": "square",
+                                         "color": colors.to_hex(STORAGE_COLOUR)}))  # fmt: skip
     fig.add_trace(go.Scatter(x=xy[:, 0], y=xy[:, 1], mode="markers+text", name="buses",
                              text=[str(n) for n in data.bus_number], textposition="top right",
                              hovertext=bus_hover_texts(data), hoverinfo="text",

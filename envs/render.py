@@ -1,8 +1,9 @@
 """Pictures of episodes and evaluations (matplotlib, Agg canvas; no GUI backend is ever selected).
 
 Every ``plot_*`` function takes plain arrays and returns a ``matplotlib.figure.Figure``;
-``save_figure`` writes it as a PNG. The grid itself is drawn by ``envs.one_line``. ``read_scalars`` reads the training curves out of
-TensorBoard event files with tensorboardX's protos (no TensorFlow needed).
+``save_figure`` writes it as a PNG. The grid itself is drawn by ``envs.one_line``.
+``read_scalars`` reads the training curves out of TensorBoard event files with tensorboardX's
+protos (no TensorFlow needed).
 """
 
 from __future__ import annotations
@@ -12,8 +13,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib import ticker
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+SPREAD_LABEL = "whiskers: min–max over episodes"
+GAP_FLOOR_PERCENT = 0.01  # a log axis has no zero: smaller (and negative) gaps are drawn here
 
 
 def new_figure(width: float = 8.0, height: float = 5.0) -> Figure:
@@ -58,7 +63,7 @@ def plot_power_balance(
         ax.fill_between(hours, charging, 0.0, color="grey", alpha=0.5, label="storage (charge)")
     ax.plot(hours, load, color="black", linewidth=1.5, label="load")
     ax.set_xlabel("time (h)")
-    ax.set_ylabel("MW")
+    ax.set_ylabel("power (MW)")
     ax.set_title("power balance")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     return fig
@@ -118,10 +123,6 @@ def plot_action_heatmap(
         ax.set_yticks(range(len(agent_names)), list(agent_names), fontsize="small")
     fig.colorbar(image, ax=ax, label="action")
     return fig
-
-
-SPREAD_LABEL = "whiskers: min–max over episodes"
-GAP_FLOOR_PERCENT = 0.01  # a log axis has no zero: smaller (and negative) gaps are drawn here
 
 
 def _readable(name: str) -> str:
@@ -212,7 +213,7 @@ def plot_episode_counts(
     cols = min(3, len(panels))
     rows = -(-len(panels) // cols)
     fig = new_figure(5.0 * cols, 3.6 * rows + 0.6)
-    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    axes = np.atleast_1d(fig.subplots(rows, cols, sharex=True, squeeze=False)).ravel()
     for ax, (key, title, label) in zip(axes, panels, strict=False):
         grouped_bars(ax, table, methods, key, colours)
         ax.set_title(title)
@@ -226,6 +227,10 @@ def plot_episode_counts(
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", title="method")
     fig.suptitle(f"per episode: bars = mean over {n_episodes} episodes; {SPREAD_LABEL}")
     return fig
+
+
+def _thousands(value: float, _position) -> str:
+    return f"{value / 1000:g}k" if abs(value) >= 1000 else f"{value:g}"
 
 
 def plot_training_curves(
@@ -250,7 +255,7 @@ def plot_training_curves(
         ax.set_title(title, fontsize="medium")
         ax.set_ylabel(y_label, fontsize="small")
         ax.set_xlabel(x_label, fontsize="small")
-        ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(_thousands))
         ax.grid(alpha=0.3)
     for ax in axes[len(tags) :]:
         ax.axis("off")

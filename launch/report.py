@@ -48,6 +48,8 @@ TRAINING_LABELS = {  # tag: (title, y label); drawn first, in this order, when t
     "episode/trips": ("protective trips", "trips per episode"),
     "episode/blackout": ("blackouts", "share of episodes"),
     "episode/branches_out": ("branches out of service", "branch-steps per episode"),
+    "step/max_loading": ("most loaded branch", "|flow| / rating, mean over steps"),
+    "episode/curtailed_mwh": ("curtailed renewable energy", "MWh per episode"),
     "learner/policy_loss": ("policy loss", "PPO clipped surrogate"),
     "learner/value_loss": ("value loss", "squared error"),
     "learner/entropy": ("policy entropy", "nats"),

@@ -139,3 +139,25 @@ def test_episode_animation_is_a_gif(data, tmp_path):
     path = one_line.animate_one_line(tmp_path / "ep.gif", frames, "test")
     raw = path.read_bytes()
     assert raw[:6] in (b"GIF89a", b"GIF87a") and len(raw) > 5_000
+
+
+def test_html_accepts_a_unit_drawing_slightly_negative_power(data, tmp_path):
+    pytest.importorskip("plotly")
+    pg = data.gen_mw.copy()
+    pg[0] = -1e-4  # solver residue on an idle unit
+    nudged = one_line.OneLineData(**{**data.__dict__, "gen_mw": pg})
+    page = one_line.write_one_line_html(tmp_path / "n.html", nudged).read_text()
+    assert "battery at bus 9: -4.0 MW" in page
+
+
+def test_a_shared_mw_scale_keeps_marker_sizes_comparable_across_frames(data):
+    def load_sizes(fig):
+        served = np.sum(data.load_mw > 1e-3)
+        loads = [c for c in fig.axes[0].collections
+                 if isinstance(c, PathCollection) and len(c.get_offsets()) == served]  # fmt: skip
+        return loads[0].get_sizes()
+
+    own = load_sizes(one_line.plot_one_line(data))
+    fig = one_line.plot_one_line(data)
+    one_line.draw_one_line(fig, data, mw_scale=2 * one_line._size_scale(data))
+    np.testing.assert_allclose(load_sizes(fig), own / 2)
