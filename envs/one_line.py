@@ -1,11 +1,12 @@
-"""One-line diagrams of a grid state: a PNG (matplotlib), an animated GIF and an HTML page (plotly).
+"""One-line diagrams of a grid state: a still picture and an animated GIF (matplotlib).
 
 Everything is drawn from :class:`OneLineData`, plain NumPy arrays of one grid at one step, made
 by :func:`from_state` (an ``EnvState`` and its ``EnvParams``) or :func:`from_arrays` (the same
 quantities taken out of a recorded rollout). Buses carry their 1-based number in file order
 (the MATPOWER numbers of the shipped IEEE cases); generators and loads sit beside their bus as
 markers whose area is proportional to MW; branches are coloured by loading |flow| / rating and
-out-of-service branches are drawn dashed grey with a red cross.
+out-of-service branches are drawn dashed grey with a red cross. ``envs.one_line_html`` draws
+the same data as an interactive plotly page.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from matplotlib import animation, colormaps, colors
+from matplotlib import animation, colors
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -142,7 +143,7 @@ def from_state(state, params, cost: float | None = None) -> OneLineData:
                        unit)  # fmt: skip
 
 
-def _device_offsets(data: OneLineData) -> tuple[np.ndarray, np.ndarray]:
+def device_positions(data: OneLineData) -> tuple[np.ndarray, np.ndarray]:
     """[N, 2] positions of each bus's generator and load markers, set off the bus away from its
     branches (towards where its neighbours are not), so markers do not sit on the lines."""
     xy = data.bus_xy
@@ -166,7 +167,7 @@ def _marker_area(mw: np.ndarray, mw_per_max_area: float) -> np.ndarray:
     return MAX_MARKER_AREA * np.abs(mw) / mw_per_max_area
 
 
-def _size_scale(data: OneLineData) -> float:
+def mw_of_largest_marker(data: OneLineData) -> float:
     """MW that gets the largest marker: the biggest generator, load or battery in the picture."""
     quantities = [data.generation_at_buses(), data.load_mw, np.abs(data.storage_at_buses())]
     return max(float(np.max(np.concatenate(quantities))), 1e-6)
@@ -193,7 +194,7 @@ def _draw_branches(ax, data: OneLineData):
     return lines
 
 
-def _kind_of_bus(data: OneLineData) -> dict[int, str]:
+def generator_kind_of_bus(data: OneLineData) -> dict[int, str]:
     """{bus: generator kind} for buses with generators (mixed kinds count as conventional)."""
     kinds: dict[int, str] = {}
     for bus, kind in zip(data.gen_bus.tolist(), data.gen_kind, strict=True):
@@ -202,10 +203,10 @@ def _kind_of_bus(data: OneLineData) -> dict[int, str]:
 
 
 def _draw_devices(ax, data: OneLineData, scale: float) -> None:
-    gen_xy, load_xy = _device_offsets(data)
+    gen_xy, load_xy = device_positions(data)
     generation, storage = data.generation_at_buses(), data.storage_at_buses()
     stubs = []
-    for bus, kind in _kind_of_bus(data).items():
+    for bus, kind in generator_kind_of_bus(data).items():
         stubs.append([data.bus_xy[bus], gen_xy[bus]])
         area = max(float(_marker_area(generation[bus], scale)), 12.0)  # an idle unit stays visible
         ax.scatter(*gen_xy[bus], s=area, c=GEN_COLOURS[kind], edgecolors="black", zorder=3)
@@ -265,7 +266,7 @@ def draw_one_line(fig: Figure, data: OneLineData, title: str = "", mw_scale=None
     """
     fig.clear()
     ax = fig.add_subplot()
-    scale = _size_scale(data) if mw_scale is None else float(mw_scale)
+    scale = mw_of_largest_marker(data) if mw_scale is None else float(mw_scale)
     lines = _draw_branches(ax, data)
     _draw_devices(ax, data, scale)
     _draw_buses(ax, data)
@@ -299,7 +300,7 @@ def animate_one_line(path: str | Path, frames: Sequence[OneLineData], title: str
     fig = new_figure(*_figure_size(frames[0]))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    scale = max(_size_scale(frame) for frame in frames)
+    scale = max(mw_of_largest_marker(frame) for frame in frames)
 
     def draw(i):
         draw_one_line(fig, frames[i], title, scale)
@@ -307,133 +308,4 @@ def animate_one_line(path: str | Path, frames: Sequence[OneLineData], title: str
 
     movie = animation.FuncAnimation(fig, draw, frames=len(frames), blit=False)
     movie.save(path, writer=animation.PillowWriter(fps=fps), dpi=80)
-    return path
-
-
-# ---------------------------------------------------------------------------------------------
-# Interactive HTML (plotly): the same picture, with the numbers under the mouse.
-# ---------------------------------------------------------------------------------------------
-
-
-class PlotlyMissingError(ImportError):
-    """plotly is an optional dependency (the ``viz`` extra)."""
-
-
-def _plotly():
-    try:
-        import plotly.graph_objects as go
-    except ImportError as err:
-        raise PlotlyMissingError(
-            "interactive one-line diagrams need plotly: install the viz extra "
-            "(uv sync --extra viz, or pip install 'gridpod[viz]')"
-        ) from err
-    return go
-
-
-def branch_hover_texts(data: OneLineData) -> list[str]:
-    """One hover text per branch: from–to buses, flow, rating, loading (or out of service)."""
-    texts = []
-    for k in range(len(data.flow_mw)):
-        head = (f"branch {k + 1}: from bus {data.bus_number[data.branch_from[k]]} "
-                f"to bus {data.bus_number[data.branch_to[k]]}")  # fmt: skip
-        state = "" if data.in_service[k] else "<br>OUT OF SERVICE"
-        texts.append(f"{head}<br>flow {data.flow_mw[k]:.1f} MW<br>rating "
-                     f"{data.rating_mw[k]:.1f} MW<br>loading {data.loading_percent[k]:.1f} %"
-                     f"{state}")  # fmt: skip
-    return texts
-
-
-def bus_hover_texts(data: OneLineData) -> list[str]:
-    """One hover text per bus: load, generation, battery, shed MW and whether it is energised."""
-    generation, storage = data.generation_at_buses(), data.storage_at_buses()
-    texts = []
-    for n in range(len(data.bus_xy)):
-        battery = f"<br>battery {storage[n]:+.1f} MW" if n in set(data.storage_bus.tolist()) else ""
-        dark = "" if data.energised[n] else "<br>NOT ENERGISED"
-        texts.append(f"bus {data.bus_number[n]}<br>load {data.load_mw[n]:.1f} MW<br>generation "
-                     f"{generation[n]:.1f} MW{battery}<br>shed {data.shed_mw[n]:.1f} MW{dark}")  # fmt: skip
-    return texts
-
-
-def _loading_colour(percent: float) -> str:
-    rgba = colormaps[LOADING_CMAP](min(percent / LOADING_MAX_PERCENT, 1.0))
-    return colors.to_hex(rgba)
-
-
-def _plotly_size(mw: np.ndarray, scale: float) -> np.ndarray:
-    """Marker diameters in px with area ∝ |MW| (a unit drawing a little power shows as small)."""
-    return 4.0 + 40.0 * np.sqrt(np.abs(mw) / scale)
-
-
-def one_line_plotly(data: OneLineData, title: str = ""):
-    """A ``plotly.graph_objects.Figure`` of the diagram with hover texts on branches and buses."""
-    go = _plotly()
-    fig = go.Figure()
-    xy, loading = data.bus_xy, data.loading_percent
-    for k in range(len(data.flow_mw)):
-        ends = xy[[data.branch_from[k], data.branch_to[k]]]
-        style = ({"color": _loading_colour(loading[k]), "width": 4} if data.in_service[k]
-                 else {"color": "grey", "width": 2, "dash": "dash"})  # fmt: skip
-        fig.add_trace(go.Scatter(x=ends[:, 0], y=ends[:, 1], mode="lines", line=style,
-                                 hoverinfo="skip", showlegend=False))  # fmt: skip
-    middle = (xy[data.branch_from] + xy[data.branch_to]) / 2
-    fig.add_trace(go.Scatter(
-        x=middle[:, 0], y=middle[:, 1], mode="markers", name="branches (hover the middle)",
-        hovertext=branch_hover_texts(data), hoverinfo="text",
-        marker={"size": np.where(data.in_service, 10, 12), "symbol": np.where(
-            data.in_service, "circle", "x"), "color": np.where(data.in_service, loading, 0.0),
-            "colorscale": "RdYlGn", "reversescale": True, "cmin": 0.0,
-            "cmax": LOADING_MAX_PERCENT, "line": {"width": 1, "color": "black"},
-            "colorbar": {"title": {"text": "loading (%)"}}},
-    ))  # fmt: skip
-    generation = data.generation_at_buses()
-    scale = _size_scale(data)
-    gen_xy, load_xy = _device_offsets(data)
-    kinds = _kind_of_bus(data)
-    gens = np.array(sorted(kinds), dtype=int)
-    fig.add_trace(go.Scatter(x=gen_xy[gens, 0], y=gen_xy[gens, 1], mode="markers",
-                             name="generation (area ∝ MW)", hoverinfo="text",
-                             hovertext=[f"generation at bus {data.bus_number[b]}: "
-                                        f"{generation[b]:.1f} MW" for b in gens],
-                             marker={"size": _plotly_size(generation[gens], scale),
-                                     "color": [colors.to_hex(GEN_COLOURS[kinds[b]]) for b in gens],
-                                     "line": {"width": 1, "color": "black"}}))  # fmt: skip
-    loads = np.flatnonzero(data.load_mw > 1e-3)
-    fig.add_trace(go.Scatter(x=load_xy[loads, 0], y=load_xy[loads, 1], mode="markers",
-                             name="load (area ∝ MW)", hoverinfo="text",
-                             hovertext=[f"load at bus {data.bus_number[b]}: {data.load_mw[b]:.1f}"
-                                        f" MW, shed {data.shed_mw[b]:.1f} MW" for b in loads],
-                             marker={"size": _plotly_size(data.load_mw[loads], scale),
-                                     "symbol": "triangle-down", "color": colors.to_hex(LOAD_COLOUR),
-                                     "line": {"width": 1, "color": "black"}}))  # fmt: skip
-    batteries = np.unique(data.storage_bus)
-    if len(batteries):
-        storage, battery_xy = data.storage_at_buses(), (gen_xy + load_xy) / 2
-        fig.add_trace(go.Scatter(x=battery_xy[batteries, 0], y=battery_xy[batteries, 1],
-                                 mode="markers", name="battery (area ∝ MW)", hoverinfo="text",
-                                 hovertext=[f"battery at bus {data.bus_number[b]}: "
-                                            f"{storage[b]:+.1f} MW (+ discharge)"
-                                            for b in batteries],
-                                 marker={"size": _plotly_size(storage[batteries], scale),
-                                         "symbol": "square",
-                                         "color": colors.to_hex(STORAGE_COLOUR)}))  # fmt: skip
-    fig.add_trace(go.Scatter(x=xy[:, 0], y=xy[:, 1], mode="markers+text", name="buses",
-                             text=[str(n) for n in data.bus_number], textposition="top right",
-                             hovertext=bus_hover_texts(data), hoverinfo="text",
-                             marker={"size": 11, "symbol": "square",
-                                     "color": np.where(data.energised, "black", "white"),
-                                     "line": {"width": 1, "color": "black"}}))  # fmt: skip
-    fig.update_layout(title=data.title(title), template="plotly_white", hovermode="closest",
-                      legend={"orientation": "h", "y": -0.05}, width=1000, height=750)  # fmt: skip
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)
-    return fig
-
-
-def write_one_line_html(path: str | Path, data: OneLineData, title: str = "") -> Path:
-    """A self-contained HTML page (plotly.js inlined, works offline) of the diagram."""
-    fig = one_line_plotly(data, title)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.write_html(path, include_plotlyjs=True, full_html=True)
     return path

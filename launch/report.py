@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from envs import one_line, render
+from envs import one_line, one_line_html, render
 
 FIGURES = ("one_line", "balance", "profile", "actions", "scenarios", "counts", "training")
 INTERACTIVE_ONE_LINE = "one_line.html"
@@ -109,10 +109,10 @@ def write_interactive_one_line(report_dir, env_params, record, episode: int) -> 
     step = most_loaded_step(env_params, record, episode)
     data = one_line_at(env_params, record, episode, step)
     try:
-        return one_line.write_one_line_html(
+        return one_line_html.write_one_line_html(
             Path(report_dir) / INTERACTIVE_ONE_LINE, data, f"policy, episode {episode}"
         )
-    except one_line.PlotlyMissingError as err:
+    except one_line_html.PlotlyMissingError as err:
         print(f"[report] no interactive one-line diagram: {err}", file=sys.stderr)
         return None
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from matplotlib.collections import LineCollection, PathCollection
 
-from envs import one_line
+from envs import one_line, one_line_html
 from envs.case import Case, load_case
 from envs.grid import build_grid
 
@@ -88,7 +88,7 @@ def _hover_entries(html_text: str, pattern: str) -> list[tuple[str, ...]]:
 
 def test_html_has_one_hover_entry_per_branch_with_its_flow_and_rating(data, tmp_path):
     pytest.importorskip("plotly")
-    path = one_line.write_one_line_html(tmp_path / "one_line.html", data)
+    path = one_line_html.write_one_line_html(tmp_path / "one_line.html", data)
     page = path.read_text()
     assert "<html>" in page and "Plotly.newPlot" in page  # self-contained: plotly.js inlined
     entries = _hover_entries(page, r"branch (\d+): from bus (\d+) to bus (\d+)<br>flow "
@@ -110,8 +110,8 @@ def test_html_has_one_hover_entry_per_branch_with_its_flow_and_rating(data, tmp_
 def test_missing_plotly_is_one_clear_error(data, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "plotly", None)
     monkeypatch.setitem(sys.modules, "plotly.graph_objects", None)
-    with pytest.raises(one_line.PlotlyMissingError, match="viz extra"):
-        one_line.write_one_line_html(tmp_path / "x.html", data)
+    with pytest.raises(one_line_html.PlotlyMissingError, match="viz extra"):
+        one_line_html.write_one_line_html(tmp_path / "x.html", data)
 
 
 def test_wrong_shapes_are_rejected(state, params):
@@ -146,7 +146,7 @@ def test_html_accepts_a_unit_drawing_slightly_negative_power(data, tmp_path):
     pg = data.gen_mw.copy()
     pg[0] = -1e-4  # solver residue on an idle unit
     nudged = one_line.OneLineData(**{**data.__dict__, "gen_mw": pg})
-    page = one_line.write_one_line_html(tmp_path / "n.html", nudged).read_text()
+    page = one_line_html.write_one_line_html(tmp_path / "n.html", nudged).read_text()
     assert "battery at bus 9: -4.0 MW" in page
 
 
@@ -159,5 +159,5 @@ def test_a_shared_mw_scale_keeps_marker_sizes_comparable_across_frames(data):
 
     own = load_sizes(one_line.plot_one_line(data))
     fig = one_line.plot_one_line(data)
-    one_line.draw_one_line(fig, data, mw_scale=2 * one_line._size_scale(data))
+    one_line.draw_one_line(fig, data, mw_scale=2 * one_line.mw_of_largest_marker(data))
     np.testing.assert_allclose(load_sizes(fig), own / 2)

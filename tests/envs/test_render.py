@@ -85,7 +85,8 @@ def test_scenario_bars_use_log_axes_with_units_and_min_max_whiskers(tmp_path):
     assert segments == [2, 1]
     gap_bars = np.array([bar.get_height() for bar in gap_ax.patches])
     assert np.isnan(gap_bars).sum() == 2  # the oracle's empty slots
-    assert np.nanmin(gap_bars) >= render.GAP_FLOOR_PERCENT  # a negative episode is clipped, not lost
+    # A negative episode is clipped to the floor, not lost.
+    assert np.nanmin(gap_bars) >= render.GAP_FLOOR_PERCENT
     labels = [t.get_text() for t in gap_ax.get_xticklabels()]
     assert labels == ["normal", "peak demand"]
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["policy", "do_nothing", "oracle"]
