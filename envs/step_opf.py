@@ -44,6 +44,10 @@ MAX_ITER = (
 )
 SOLVER_TOL = 1e-4
 MIN_BAND_MW = 1e-2
+# float64 keeps the interior point's system well conditioned with bands and curvatures this
+# much smaller, so the regularised QP's optimum moves to within 1e-2 MW of the exact one.
+MIN_BAND_MW_F64 = 1e-5
+F64_CURVATURE_SHRINK = 1e-3
 FEASIBILITY_TOL = 1e-3  # 0.1 MW of balance or flow; 0.1 $/MWh of marginal cost
 
 
@@ -51,7 +55,8 @@ class StepOPF(NamedTuple):
     pg: jax.Array  # [G] MW
     storage: jax.Array  # [S] MW (+ discharge)
     shed: jax.Array  # [N] MW
-    converged: jax.Array  # [] bool
+    converged: jax.Array  # [] bool: the QP solved to FEASIBILITY_TOL (else the fallback ran)
+    residual: jax.Array  # [] the QP's KKT residual in scaled units (``kkt_residual``)
 
 
 def ptdf_matrix(grid, in_service, energised) -> jax.Array:
@@ -93,7 +98,20 @@ def _bounds(state, params, energised):
     )
     # An interior point needs a strictly feasible interior: a variable pinned at one value
     # (offline unit, no wind, empty battery, bus without load) gets a band of MIN_BAND_MW.
-    return lo, jnp.maximum(hi, lo + MIN_BAND_MW)
+    return lo, jnp.maximum(hi, lo + min_band(lo.dtype))
+
+
+def min_band(dtype) -> float:
+    """Smallest width MW of a variable's band, by precision (see ``_bounds``)."""
+    return MIN_BAND_MW_F64 if dtype == jnp.float64 else MIN_BAND_MW
+
+
+def regularising_curvatures(dtype) -> tuple[float, float]:
+    """``(renewable $/MW^2h, battery and shedding in scaled units)``: the curvature given to
+    variables with linear costs, by precision. A congested dispatch of units with flat cost
+    curves moves by ~0.1 MW under the float32 values."""
+    shrink = F64_CURVATURE_SHRINK if dtype == jnp.float64 else 1.0
+    return MIN_CURVATURE * shrink, LINEAR_CURVATURE * shrink
 
 
 def _problem(state, params, rating_margin: float, price_offset=None):
@@ -111,9 +129,10 @@ def _problem(state, params, rating_margin: float, price_offset=None):
     load = jnp.where(energised, state.demand + grid.bus_gs, 0.0)  # [N] MW
     c2, c1 = marginal_cost_coefficients(grid)
     renewable = devices.is_renewable
-    gen_curv = jnp.where(renewable, MIN_CURVATURE, c2) * 2.0 * MW_SCALE**2 / COST_SCALE
+    renewable_curv, linear_curv = regularising_curvatures(lo.dtype)
+    gen_curv = jnp.where(renewable, renewable_curv, c2) * 2.0 * MW_SCALE**2 / COST_SCALE
     gen_lin = jnp.where(renewable, -consts.curtailment_cost, c1) * MW_SCALE / COST_SCALE
-    curvature = jnp.concatenate([gen_curv, jnp.full(n_storage + n_bus, LINEAR_CURVATURE)])
+    curvature = jnp.concatenate([gen_curv, jnp.full(n_storage + n_bus, linear_curv)])
     linear = jnp.concatenate([
         gen_lin, jnp.zeros(n_storage), jnp.full(n_bus, consts.voll * MW_SCALE / COST_SCALE)
     ])  # fmt: skip
@@ -133,16 +152,26 @@ def _problem(state, params, rating_margin: float, price_offset=None):
     return (jnp.diag(curvature), linear, jnp.ones((1, n_var)), total, inequality, rhs)
 
 
-def solve_step_opf(state, params, rating_margin: float = 0.05, price_offset=None) -> StepOPF:
+def solve_step_opf(
+    state,
+    params,
+    rating_margin: float = 0.05,
+    price_offset=None,
+    *,
+    max_iter: int = MAX_ITER,
+    solver_tol: float = SOLVER_TOL,
+) -> StepOPF:
     """The single-step DC-OPF of one grid (vmap it over a batch). ``price_offset [G + S]``
     ($/MWh, optional) shifts each unit's and battery's offer: what a learned policy bids.
     Where the interior-point solve does not converge, or returns a non-finite point, ``pg``
-    falls back to ``fallback_pg`` (the merit order, which ignores the network), batteries idle
-    and ``converged`` says so."""
+    falls back to ``fallback_pg`` (the merit order, which ignores the network), batteries idle,
+    ``converged`` is False and ``residual`` says by how much it missed. ``max_iter`` and
+    ``solver_tol`` are qpax's (more iterations and a tighter tolerance pay off in float64
+    only: in float32 qpax's floors on slacks and multipliers stall it near 16)."""
     problem = _problem(state, params, rating_margin, price_offset)
-    with jax.numpy_rank_promotion("allow"):  # qpax broadcasts [n, p] * [p] inside
-        x, _, z, y, _, _ = qpax.solve_qp(*problem, max_iter=MAX_ITER, solver_tol=SOLVER_TOL)
-    ok = solved(problem, x, z, y)
+    x, z, y = solve_qp(problem, max_iter, solver_tol)
+    residual = kkt_residual(problem, x, z, y)
+    ok = residual_ok(residual, z)
     x = x * MW_SCALE
     n_gen, n_storage = params.grid.n_gen, params.devices.storage_bus.shape[0]
     return StepOPF(
@@ -150,13 +179,22 @@ def solve_step_opf(state, params, rating_margin: float = 0.05, price_offset=None
         storage=jnp.where(ok, x[n_gen : n_gen + n_storage], 0.0),
         shed=jnp.where(ok, jnp.maximum(x[n_gen + n_storage :], 0.0), 0.0),
         converged=ok,
+        residual=residual,
     )
 
 
-def solved(problem, x, z, y) -> jax.Array:
-    """Whether ``x`` is feasible, stationary and complementary to ``FEASIBILITY_TOL`` (scaled
-    units: 0.1 MW of balance or flow, 0.1 $/MWh of marginal cost; duality gap $10/h or 0.1 %
-    of the objective, whichever is larger).
+def solve_qp(problem, max_iter: int = MAX_ITER, solver_tol: float = SOLVER_TOL):
+    """``(x, z, y)`` of qpax's interior-point solve of ``problem = (Q, q, A, b, G, h)``."""
+    with jax.numpy_rank_promotion("allow"):  # qpax broadcasts [n, p] * [p] inside
+        x, _, z, y, _, _ = qpax.solve_qp(*problem, max_iter=max_iter, solver_tol=solver_tol)
+    return x, z, y
+
+
+def kkt_residual(problem, x, z, y) -> jax.Array:
+    """The largest of the primal infeasibility (balance, flows, bounds), the stationarity
+    residual and the duality gap (relative to the objective once that exceeds 1, i.e.
+    $10k/h), in scaled units: 1e-3 is 0.1 MW of balance or flow, 0.1 $/MWh of marginal cost.
+    NaN where the point is not finite.
 
     The gap is taken against the constraints' true slack ``h - G x``, not qpax's slack
     variables: qpax floors those and the multipliers at sqrt(eps) of float32 before each step,
@@ -171,10 +209,22 @@ def solved(problem, x, z, y) -> jax.Array:
     # few hundred bounds of ieee118 (0.006 at 16 iterations, 0.05 % of its cost).
     gap = jnp.sum(z * jnp.maximum(slack, 0.0))
     objective = 0.5 * x @ quad @ x + lin @ x
-    finite = jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(z))
-    gap_ok = gap < FEASIBILITY_TOL * jnp.maximum(1.0, jnp.abs(objective))
-    tight = (jnp.maximum(primal, stationary) < FEASIBILITY_TOL) & gap_ok
-    return finite & tight & jnp.all(z >= 0.0)
+    residual = jnp.maximum(
+        jnp.maximum(primal, stationary), gap / jnp.maximum(1.0, jnp.abs(objective))
+    )
+    finite = jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(z)) & jnp.isfinite(residual)
+    return jnp.where(finite, residual, jnp.nan)
+
+
+def residual_ok(residual, z) -> jax.Array:
+    """Whether a point with ``kkt_residual`` ``residual`` (NaN: not finite) counts as solved."""
+    return (residual < FEASIBILITY_TOL) & jnp.all(z >= 0.0)
+
+
+def solved(problem, x, z, y) -> jax.Array:
+    """Whether ``x`` is feasible, stationary and complementary to ``FEASIBILITY_TOL``
+    (``kkt_residual``) with non-negative inequality multipliers."""
+    return residual_ok(kkt_residual(problem, x, z, y), z)
 
 
 def fallback_pg(state, params) -> jax.Array:
