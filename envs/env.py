@@ -19,7 +19,10 @@ One step is one dispatch interval (``step_minutes``, 5 min). Inside a step:
 
 1. weather and demand advance (``envs.profiles``), branches reclose or fail, scheduled
    outages of the episode's scenario start or end (``envs.dynamics.exogenous``);
-2. the agents' actions are scattered into the control vector (``envs.layouts``) and turned
+2. the agents' actions are scattered into the control vector (``envs.layouts``); a control
+   fed by a NaN or infinite action entry holds instead (units at their present output, no
+   battery power, no shedding; ``info["nonfinite_actions"]`` counts such entries), so a bad
+   action never reaches the state; the controls are turned
    into unit setpoints, curtailment, battery power and load shedding; AGC balances within
    the units' reachable bands (``envs.dynamics.dispatch``);
 3. the DC power flow runs with the branch mask, protection trips overloaded branches and the
@@ -87,6 +90,7 @@ INFO_KEYS = (
     "trips",
     "branches_out",
     "clipped_mw",
+    "nonfinite_actions",
     "reward_safety",
     "reward_cost",
     "reward_uptime",

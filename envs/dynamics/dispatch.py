@@ -87,6 +87,50 @@ def decode_controls(action: jax.Array, layout, n_gen: int, n_storage: int, n_bus
     )
 
 
+def decode_finite_controls(action, layout, n_gen: int, n_storage: int, n_bus: int, hold):
+    """``decode_controls`` that survives non-finite actions: returns (controls, count).
+
+    Every control slot that a NaN or infinite action entry feeds takes its value from
+    ``hold`` (the controls that keep the grid where it is) instead, so a bad action never
+    reaches the state. ``count`` is the number of non-finite entries (``info``).
+    """
+    nonfinite = layout.action_mask & ~jnp.isfinite(action)
+    ctrl = decode_controls(jnp.where(nonfinite, 0.0, action), layout, n_gen, n_storage, n_bus)
+    n_device = n_gen + n_storage + n_bus
+    n_group = layout.group_to_device.shape[0]
+    flags = jnp.concatenate([nonfinite.reshape(-1), jnp.zeros((1,), bool)])
+    tainted = jnp.any(flags[layout.ctrl_sources], axis=-1)  # [C]
+    group = tainted[n_device : n_device + n_group].astype(jnp.float32)
+    device = tainted[:n_device] | (group @ (layout.group_to_device != 0) > 0)
+    slots = (
+        device[:n_gen],
+        device[n_gen : n_gen + n_storage],
+        device[n_gen + n_storage :],
+        tainted[n_device + n_group :],
+    )
+    safe = Controls(
+        *(jnp.where(bad, kept, c) for bad, kept, c in zip(slots, hold, ctrl, strict=True))
+    )
+    return safe, jnp.sum(nonfinite)
+
+
+def holding_controls(state, devices, gen_action: str, n_bus: int) -> Controls:
+    """Controls that keep each conventional unit at its present output, renewables at what
+    the weather gives, batteries idle, no shedding, and the strategic signals as they are."""
+    span = jnp.maximum(devices.pmax - devices.pmin, EPS)
+    if gen_action == "delta":
+        conventional = jnp.zeros_like(state.pg)
+    else:
+        conventional = jnp.clip(2.0 * (state.pg - devices.pmin) / span - 1.0, -1.0, 1.0)
+    gen = jnp.where(devices.is_renewable, 1.0, conventional)
+    return Controls(
+        gen=gen,
+        storage=jnp.zeros_like(devices.storage_pmax),
+        shed=jnp.zeros((n_bus,), state.pg.dtype),
+        signals=state.signals,
+    )
+
+
 def reachable_band(pg, online, devices):
     """[lo, hi] MW each conventional unit can reach this step (0 when offline)."""
     lo = jnp.minimum(jnp.maximum(devices.pmin, pg - devices.ramp), devices.pmax)

@@ -247,7 +247,10 @@ def transition(key, state, action, params):
         noise, t, state.branch_cooldown, state.gen_cooldown, state.episode, params
     )
     n_storage = params.devices.storage_bus.shape[0]
-    ctrl = dsp.decode_controls(action, params.layout, grid.n_gen, n_storage, grid.n_bus)
+    hold = dsp.holding_controls(state, params.devices, consts.gen_action, grid.n_bus)
+    ctrl, nonfinite = dsp.decode_finite_controls(
+        action, params.layout, grid.n_gen, n_storage, grid.n_bus, hold
+    )
     d = dispatch_devices(ctrl, state, inputs, topo, params)
     ph = solve_with_protection(d, topo, state, params)
     shortfall = ph.inj.residual + ph.slack_mw
@@ -273,6 +276,7 @@ def transition(key, state, action, params):
             terms, params.layout.reward_weights, blackout, consts.blackout_penalty
         )
     info = _info(d, ph, inputs, topo, costs, terms, loading, margin, nxt, blackout, params)
+    info["nonfinite_actions"] = nonfinite.astype(jnp.float32)  # entries held, not applied
     return nxt, rewards, blackout, info
 
 
