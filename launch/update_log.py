@@ -2,7 +2,8 @@
 
 ``learner.node.LearnerNode`` receives ``UpdateLog`` from ``launch.program.build_learner`` (the
 learner never imports ``launch``): learner metrics, means over recent finished episodes,
-policy lag and the env-step rate, written to TensorBoard under ``<run_dir>/tensorboard``.
+policy lag and the env-step rate, written to TensorBoard under ``<run_dir>/tensorboard`` (and
+to W&B when ``runtime.wandb_project`` is set: ``launch.metrics.open_writer``).
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ from collections.abc import Sequence
 
 import ml_collections
 
-from launch.metrics import EpisodeWindow, RateMeter, TensorBoardWriter, policy_lag, scalar_metrics
+from launch.metrics import EpisodeWindow, RateMeter, open_writer, policy_lag, scalar_metrics
 from replay.types import TrajectoryItem
 
 
 class UpdateLog:
     def __init__(self, config: ml_collections.ConfigDict, spec, run_dir: str):
-        del config  # what a writer may need (a project name, say); TensorBoard needs none
-        self._writer = TensorBoardWriter(os.path.join(run_dir, "tensorboard"))
+        log_dir = os.path.join(run_dir, "tensorboard")
+        self._writer = open_writer(log_dir, config, "learner", run_dir)
         self._window = EpisodeWindow(spec.agent_type, spec.agent_type_names)
         self._rate = RateMeter()
 
