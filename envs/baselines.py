@@ -15,11 +15,16 @@ rollout passes through (a trained policy's parameters; ``None`` for baselines). 
 * ``merit_order``: copper-plate economic dispatch of the latest demand (``envs.merit_order``):
   conventional units at equal incremental cost inside their reachable bands, renewables
   uncurtailed unless they exceed the load, batteries idle, no shedding, no network check;
-* ``myopic_opf``: the single-step DC-OPF (``envs.opf``) of the interval about to be
-  dispatched, on the latest state (persistence forecast of demand and availability, current
-  topology, ramp limits from the current output, battery energy); it runs on the host via
-  ``jax.pure_callback`` (one LP per grid per step), so keep it to few, short episodes. It
-  keeps ``MYOPIC_RATING_MARGIN`` of every branch rating free, as operators do.
+* ``step_opf_baseline`` (the ``myopic_opf`` of ``launch.evaluate``): the single-step DC-OPF
+  of the interval about to be dispatched, on the latest state (persistence forecast of demand
+  and availability, current topology, ramp limits from the current output, battery energy),
+  solved in JAX for the whole batch on the device (``envs.step_opf``). It keeps
+  ``MYOPIC_RATING_MARGIN`` of every branch rating free, as operators do.
+* ``myopic_opf_highs``: the same single-step problem solved exactly by HiGHS (``envs.opf``)
+  on the host via ``jax.pure_callback`` (one LP per grid per step): the reference the JAX
+  solver is tested against, slow on large cases;
+* ``lookahead_opf`` (``envs.lookahead_opf``): receding-horizon multi-period DC-OPF on the
+  operator's forecast, re-solved every step, the first period applied.
 
 Each baseline decides device set-points; ``controls_to_action`` writes them into the action
 slots that drive each device channel (``envs.layouts``), inverting the env's action
@@ -42,6 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from envs import lookahead_opf as lookahead_lib
 from envs import merit_order as merit_order_lib
 from envs import oracle, step_opf
 from envs.dynamics import exogenous as exo
@@ -178,8 +184,13 @@ def step_opf_controls(
     """The single-step DC-OPF of the latest state solved in JAX (``envs.step_opf``, with
     optional offers ``price_offset [G + S]`` $/MWh) as controls [C]; renewables and shedding
     that need not act sit at their "off" end, like ``merit_order_controls``."""
-    devices = params.devices
     solved = step_opf.solve_step_opf(state, params, rating_margin, price_offset)
+    return opf_controls(solved, state, params)
+
+
+def opf_controls(solved: step_opf.StepOPF, state: EnvState, params: EnvParams) -> jax.Array:
+    """An OPF's dispatch of the coming step as controls [C]."""
+    devices = params.devices
     gen = gen_controls(solved.pg, state, params)
     uncurtailed = devices.is_renewable & (solved.pg >= state.available - 1e-2)
     gen = jnp.where(uncurtailed, 1.0, gen)
@@ -194,12 +205,33 @@ def step_opf_controls(
 
 
 def step_opf_baseline(params: EnvParams, rating_margin: float | None = None) -> ActFn:
-    """Single-step DC-OPF solved in JAX for the whole batch (``envs.step_opf``): what the
-    ``myopic_opf`` baseline solves with HiGHS on the host, and the network-aware prior of
-    ``learner.prior``. The rating margin defaults to the myopic OPF's."""
+    """The myopic OPF: single-step DC-OPF solved in JAX for the whole batch on the device
+    (``envs.step_opf``), what ``myopic_opf_highs`` solves with HiGHS on the host, and the
+    network-aware prior of ``learner.prior``. The rating margin defaults to
+    ``MYOPIC_RATING_MARGIN``."""
     rating_margin = MYOPIC_RATING_MARGIN if rating_margin is None else rating_margin
     check_rating_margin(rating_margin)
     return _single_to_batched(partial(step_opf_controls, rating_margin=rating_margin), params)
+
+
+def lookahead_opf(
+    params: EnvParams,
+    rating_margin: float | None = None,
+    period_steps: tuple[int, ...] = lookahead_lib.DEFAULT_PERIOD_STEPS,
+) -> ActFn:
+    """Receding-horizon DC-OPF on the operator's forecast (``envs.lookahead_opf``), solved in
+    JAX for the whole batch every step, its first period applied. The rating margin defaults
+    to the myopic OPF's."""
+    rating_margin = MYOPIC_RATING_MARGIN if rating_margin is None else rating_margin
+    check_rating_margin(rating_margin)
+    period_steps = lookahead_lib.check_period_steps(period_steps)
+
+    def controls(state, params):
+        forecast = lookahead_lib.operator_forecast(state, params, period_steps)
+        solved = lookahead_lib.solve_lookahead(state, params, forecast, period_steps, rating_margin)
+        return opf_controls(solved, state, params)
+
+    return _single_to_batched(controls, params)
 
 
 def merit_order(params: EnvParams) -> ActFn:
@@ -264,9 +296,10 @@ def myopic_model(
     return model._replace(network=network)
 
 
-def myopic_opf(params: EnvParams, rating_margin: float = MYOPIC_RATING_MARGIN) -> ActFn:
-    """Single-step DC-OPF on the latest state, solved on the host through ``pure_callback``
-    (branch limits with a margin: ``myopic_model``)."""
+def myopic_opf_highs(params: EnvParams, rating_margin: float = MYOPIC_RATING_MARGIN) -> ActFn:
+    """Single-step DC-OPF on the latest state, solved exactly by HiGHS on the host through
+    ``pure_callback`` (branch limits with a margin: ``myopic_model``): the reference of
+    ``step_opf_baseline``."""
     model = myopic_model(params, rating_margin)
     is_renewable = np.asarray(params.devices.is_renewable, bool)
     amap, shape = action_map(params), params.layout.ctrl_index.shape

@@ -90,7 +90,7 @@ def test_costs_the_env_already_charged_are_not_added_again(env_params):
 
 @pytest.fixture(scope="module")
 def rollouts(env_params):
-    myopic = baselines.myopic_opf(env_params)
+    myopic = baselines.myopic_opf_highs(env_params)
 
     def copy_of_myopic(obs, state, key, args):
         return myopic(obs, state, key, args)
