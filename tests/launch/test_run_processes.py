@@ -40,6 +40,25 @@ def test_proc_address_words_are_little_endian():
     )
 
 
+def _run_tag_of_children(parent: int) -> str:
+    """The run tag in the environment of the launcher's children (the launcher sets it after
+    it started, so its own /proc environ does not show it)."""
+    needle = processes.RUN_TAG_ENV.encode() + b"="
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+            if ppid != parent:
+                continue
+            with open(f"/proc/{entry}/environ", "rb") as handle:
+                for item in handle.read().split(b"\0"):
+                    if item.startswith(needle):
+                        return item[len(needle) :].decode()
+        except (OSError, ValueError, IndexError):
+            continue
+    raise AssertionError(f"no child of {parent} carries {processes.RUN_TAG_ENV}")
+
+
 def test_a_local_run_listens_on_loopback_only_and_kill_9_leaves_no_process(tmp_path):
     """The ShadowRay class of exposure (an unauthenticated Ray on a reachable address) and
     orphaned Ray agents after the launcher is killed (issue: security and clean kills)."""
@@ -51,11 +70,7 @@ def test_a_local_run_listens_on_loopback_only_and_kill_9_leaves_no_process(tmp_p
     )  # fmt: skip
     try:
         wait_for(lambda: progress_at_least(str(run_dir), 1), 300, launcher, "the first update")
-        with open(f"/proc/{launcher.pid}/environ", "rb") as handle:
-            entries = dict(
-                item.split(b"=", 1) for item in handle.read().split(b"\0") if b"=" in item
-            )
-        tag = entries[processes.RUN_TAG_ENV.encode()].decode()
+        tag = _run_tag_of_children(launcher.pid)
         pids = processes.processes_of_run(tag)
         assert len(pids) >= 4, pids  # GCS, raylet, learner and actor at least
         sockets = processes.listening_addresses(pids)
