@@ -77,7 +77,8 @@ class DropQueue:
 
 
 def measure_actor(config) -> tuple[float, object]:
-    from actors.actor import ActorNode, build_env_and_policy
+    from actors.actor import ActorNode
+    from learner.acting import build_env_and_policy
     from replay.variable_server import VariableServer
 
     env, env_params, policy = build_env_and_policy(config)

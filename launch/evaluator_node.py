@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from launch.metrics import TensorBoardWriter
+from launch.metrics import open_writer
 from learner.acting import build_env_and_policy
 from replay.compute_lock import cpu_compute_lock
 
@@ -76,7 +76,8 @@ class EvaluatorNode:
         device = jax.devices()[self._device_index]
         keys = jax.random.split(jax.random.PRNGKey(eval_config.seed), eval_config.num_envs)
         keys = jax.device_put(keys, device)
-        writer = TensorBoardWriter(os.path.join(self._run_dir, "tensorboard", "eval"))
+        log_dir = os.path.join(self._run_dir, "tensorboard", "eval")
+        writer = open_writer(log_dir, self._config, "eval", self._run_dir)
         evaluated = -(10**9)
         try:
             while not self._stop.wait(1.0):

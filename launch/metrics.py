@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from actors.types import TrajectoryItem
+from replay.types import TrajectoryItem
 
 
 class EpisodeWindow:

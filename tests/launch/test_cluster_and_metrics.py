@@ -3,7 +3,6 @@ import socket
 import numpy as np
 import pytest
 
-from actors.types import EpisodeTotals, TrajectoryItem
 from launch.cluster import (
     check_head_reachable,
     node_names,
@@ -14,6 +13,7 @@ from launch.cluster import (
 from launch.metrics import EpisodeWindow, policy_lag, scalar_metrics
 from launch.program import build_program
 from launch.progress import progress_line
+from replay.types import EpisodeTotals, TrajectoryItem
 from tests.launch.tiny import tiny_config
 
 
