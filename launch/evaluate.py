@@ -11,8 +11,9 @@ learner) and the policy parameters with the observation normaliser
 mode), the baselines and the oracle see exactly the same episodes. The policy and the
 baselines run in one compiled batched rollout (``envs.baselines.rollout``: vmap over
 episodes, scan over time, the method picked by ``lax.switch`` and the scenario a traced
-argument, so it compiles once per evaluation); the myopic OPF baseline solves its LPs on the
-host through ``pure_callback``. The oracle's multi-period LPs run in ``--oracle_workers``
+argument, so it compiles once per evaluation); the myopic OPF baseline solves its QPs
+batched in JAX on the same device (``envs.step_opf``), and ``myopic_opf_highs`` is the same
+OPF solved by HiGHS on the host through ``pure_callback``, the reference. The oracle's multi-period LPs run in ``--oracle_workers``
 spawned processes as soon as a scenario's episodes are known, beside the remaining rollouts.
 A progress line per method and scenario goes to stderr.
 
@@ -275,6 +276,7 @@ def summarise(metrics: dict[str, dict[str, np.ndarray]]) -> dict[str, dict]:
         else:
             row["gap_percent"] = None  # no oracle: no gap (JSON null)
         row["episode_cost"] = [float(c) for c in values["cost"]]
+        row["per_episode"] = {k: [float(x) for x in v] for k, v in values.items()}
         if reference is not None:  # episodes where the env's accounting beat the bound
             row["episodes_below_oracle"] = int(np.sum(values["cost"] < reference * (1 - 1e-6)))
         out[name] = row
@@ -331,7 +333,7 @@ def run_evaluation(
     scenario_names: tuple[str, ...] | None = None,
     episodes: int = 4,
     horizon: int = 96,
-    baseline_names: tuple[str, ...] = tuple(BASELINES),
+    baseline_names: tuple[str, ...] = DEFAULT_BASELINES,
     with_oracle: bool = True,
     report_dir: str | os.PathLike | None = None,
     render_episode: int = -1,
@@ -360,7 +362,10 @@ def run_evaluation(
     horizon = full if horizon <= 0 else min(horizon, full)
     if not 0 <= render_episode < episodes and render_episode != -1:
         raise ValueError(f"--render_episode must be in [0, {episodes}), got {render_episode}")
-    options = {"myopic_opf": {"rating_margin": myopic_rating_margin}}
+    options = {
+        name: {"rating_margin": myopic_rating_margin}
+        for name in ("myopic_opf", "myopic_opf_highs", "lookahead_opf")
+    }
     methods = {"policy": act}
     methods |= {b: BASELINES[b](env_params, **options.get(b, {})) for b in baseline_names}
     scenario_names = tuple(scenario_names or scenarios.scenario_names())
