@@ -107,9 +107,8 @@ def energised_buses(grid: Grid, branch_in_service: jnp.ndarray) -> jnp.ndarray:
     label, each round every in-service branch pulls both ends to the smaller label
     (scatter-min, O(L)) and every bus then takes its label's label (pointer jumping), until
     nothing changes. Labels only decrease and stay inside their component, so at the fixed
-    point each component carries one label. The jump halves the rounds of a plain hop-by-hop
-    sweep from the slack (ieee118, 0-29 random outages: 5.6 rounds on average and 10 at most,
-    against 10.4 and 18).
+    point each component carries one label. The jump about halves the rounds of a plain
+    hop-by-hop sweep from the slack (benchmarks/README.md, "Outage tiers and connectivity").
     """
     batch = branch_in_service.shape[:-1]
     n, f, t = grid.n_bus, grid.branch_from, grid.branch_to
@@ -171,10 +170,8 @@ def _solve_reduced(grid: Grid, reduced, rhs) -> jnp.ndarray:
 
     With positive susceptances it is symmetric positive definite: Cholesky and two triangular
     solves, LAPACK calls only. ``jnp.linalg.solve``'s LU also turns its row exchanges into a
-    permutation, which XLA:CPU runs as a loop of N steps of ~13 tiny kernels each (with the
-    32-step one of ``envs.dynamics.fastdc``'s third tier, 41 % of the kernels of an ieee118 env
-    step at B = 256). ieee118 DC env steps/s on one core, LU -> Cholesky and QR (four
-    interleaved timings): B = 256 17.6-20.3k -> 19.2-21.7k; level at B = 1024 and on ieee14.
+    permutation, which XLA:CPU runs as a loop of N steps of tiny kernels (benchmarks/README.md,
+    "Environment throughput").
     """
     if not grid.dc_susceptance_positive:  # a series capacitor: indefinite, LU with pivoting
         return jnp.linalg.solve(reduced, rhs[..., None])[..., 0]

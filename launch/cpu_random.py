@@ -7,10 +7,7 @@ draws random numbers in several places (weather, failures, the auto-reset's epis
 policy's actions). Registering JAX's own unrolled lowering for CPU lets XLA fuse each draw
 into one elementwise kernel. Results are bit-identical (same algorithm; tested).
 
-Measured (DC env steps/s, one pinned core, in-process A/B, four interleaved 2 s timings):
-ieee14 B = 256 115-159k -> 161-165k, B = 4096 102-113k -> 110-116k; ieee118 B = 256
-15.8-18.1k -> 17.8-18.6k; the rollouts also compiled ~8 % faster. Kernels run per step of
-that ieee14 B = 256 rollout (jax profiler trace): 2,290 -> 1,440.
+Measured in benchmarks/README.md ("Environment throughput", "Threefry unrolled on XLA:CPU").
 
 A process-wide switch, so only launchers and benchmarks call it (DESIGN: process settings
 belong to launchers). It reaches into JAX's private lowering table; if a JAX version moves it,

@@ -11,9 +11,9 @@ import os
 from collections.abc import Sequence
 
 PLATFORMS = ("cpu", "gpu", "tpu")
-# XLA:CPU's YNNPACK fusions (a dot plus its elementwise neighbours) make the PPO update's chains
-# of thin [N, 32] Dense + LayerNorm + SiLU layers ~12 % slower per update on the default preset,
-# while the actors' rollouts run ~4 % faster with them: only learner processes turn them off.
+# XLA:CPU's YNNPACK fusions (a dot plus its elementwise neighbours) slow the PPO update's chains
+# of thin [N, 32] Dense + LayerNorm + SiLU layers but speed up the actors' rollouts
+# (benchmarks/README.md, "Training throughput"): only learner processes turn them off.
 LEARNER_CPU_XLA_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type=",)
 
 

@@ -130,8 +130,8 @@ def _matrix(x: jax.Array) -> jax.Array:
 
     XLA:CPU vectorises a loop fusion over its innermost dimension only. On the learner's
     ``[M, A, U]`` arrays (U = 3 action dims), and on their ``[M * A, U]`` rows with the per-agent
-    ``log_std`` broadcast into them, the transcendentals ran as scalar code, 10x slower than
-    on ``[M, A * U]``, where per-agent constants broadcast along rows.
+    ``log_std`` broadcast into them, the transcendentals ran as scalar code, unlike on
+    ``[M, A * U]``, where per-agent constants broadcast along rows.
     """
     return x.reshape((x.shape[0] if x.ndim > 1 else 1, -1))
 
@@ -202,9 +202,8 @@ def make_policy(config: ml_collections.ConfigDict, spec: EnvSpec) -> Policy:
 
     def act(params, norm_state, obs, key):
         mean, log_std, value = forward(params, norm_state, obs)
-        # Drawn flat (the same numbers). With JAX's rolled threefry on XLA:CPU the [B, A, U]
-        # draw ran ~1.7x slower; with launch.cpu_random's unrolled one the two are level
-        # ([256, 13, 3]: 323-333 vs 333-335 us on one core).
+        # Drawn flat (the same numbers): with JAX's rolled threefry on XLA:CPU a [B, A, U]
+        # draw is slower than a flat one.
         noise = jax.random.normal(key, (mean.size,), mean.dtype).reshape(mean.shape)
         mask = jnp.broadcast_to(action_mask, mean.shape)
         action = jnp.where(mask, jnp.tanh(mean + jnp.exp(log_std) * noise), 0.0)

@@ -17,9 +17,8 @@ branch mask, but takes a cheap path wherever it can:
 Both tests run in two tiers: every grid first with ``few_slots(grid)`` slots, then only grids
 with more outages than that with ``WIDE_SLOTS``; on grids above ``SMALL_GRID_BRANCHES`` branches
 the flows have a third tier of ``WIDER_SLOTS`` before the dense solve. Most grids of a batch
-have few outages (random actions: ieee14 97 % within 2, ieee118 78 % within 4), and the
-elimination of the rank-2K system is O(K^3) per grid whether its slots are used or not: with 8
-slots for every grid it was a quarter of an ieee14 step's op time.
+have few outages, and the elimination of the rank-2K system is O(K^3) per grid whether its
+slots are used or not (benchmarks/README.md, "Design choices in the step").
 
 Under ``jax.vmap`` the wider tiers, the sweep and the dense solve run only for the grids that
 need them (``envs.dynamics.selective.compute_where``). A dense LU per grid costs O(N^3); the
@@ -37,7 +36,7 @@ SMALL_GRID_BRANCHES = 64  # up to this many branches a grid takes the smaller fi
 # unrolled elimination compiled longer and cost ieee14 more than it gained on ieee118
 # (benchmarks/README.md, "Design choices in the step").
 WIDE_SLOTS = 8
-# Slots of the third tier (9-16 outages: ~10 % of random-action ieee118 grids, ~2 % have more),
+# Slots of the third tier (9-16 outages, a minority of ieee118 grids under random actions),
 # solved by LAPACK (a QR, see ``_solve_qr``): the unrolled elimination makes O(K) passes over the
 # batch's [2K, 2K] systems, and the dense 118-bus solve costs more than either
 # (benchmarks/README.md, "Design choices in the step").
@@ -46,9 +45,8 @@ WIDER_SLOTS = 16
 
 def few_slots(grid) -> int:
     """Slots of the first tier (every grid). Outages (trips, random and planned) grow with the
-    branch count: ieee14 (20 branches) keeps 97 % of random-action grids within 2, ieee118 (186)
-    78 % within 4. DC env steps/s, 2 vs 4 slots: ieee14 B = 4096 132k vs 114k; ieee118 B = 64
-    8.2k vs 10.7k."""
+    branch count, so larger grids get more slots (benchmarks/README.md, "Design choices in the
+    step")."""
     return 2 if grid.n_branch <= SMALL_GRID_BRANCHES else 4
 
 
@@ -61,8 +59,7 @@ def _outage_slots(in_service, slots):
     hits = out[None, :] & (position[None, :] == slot_number[:, None])  # [K, L], <= 1 per row
     count = position[-1]
     # A row's one hit by a sum, not an argmax: XLA:CPU's variadic argmax reduction is slow
-    # under vmap (ieee118 DC B = 1024 on one core, four interleaved timings: 18.7-20.1k ->
-    # 19.1-21.6k env steps/s; ieee14 level).
+    # under vmap.
     branch = jnp.arange(in_service.shape[-1], dtype=jnp.int32)
     return jnp.sum(jnp.where(hits, branch, 0), axis=-1), slot_number <= count, count
 

@@ -123,10 +123,9 @@ def gather_per_grid(table: jax.Array, index: jax.Array) -> jax.Array:
 
     Under ``jax.vmap`` over grids a custom rule gathers from the flattened batch, [B * T] at
     ``b * T + index``. XLA's own batching of the shared index gathered whole [B] feature
-    columns and transposed them (45 % of an ieee14 step at B = 4096 on XLA:CPU); a per-grid
-    copy of the index avoided that but made XLA hoist a [B, A, O, 2] int32 index out of the
-    rollout's scan and read it every step (ieee118, B = 4096: 219 MB of XLA temporaries for
-    the rollout, against 127 MB this way; steps/s level).
+    columns and transposed them, a large share of a step on XLA:CPU; a per-grid copy of the
+    index avoided that but made XLA hoist a [B, A, O, 2] int32 index out of the rollout's scan
+    and read it every step, growing the rollout's temporaries (benchmarks/README.md).
     """
 
     @jax.custom_batching.custom_vmap

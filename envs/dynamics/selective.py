@@ -17,14 +17,11 @@ import jax
 import jax.numpy as jnp
 
 # A batch of B grids is handled ceil(B / 64) needing grids at a time: a round costs ``fn`` for
-# its whole chunk however few grids need it, and rounds are cheap, so small chunks waste less.
-# DC env steps/s on one core, 16 -> 64 chunks (four interleaved timings each): ieee14 B = 256
-# 143k -> 158k, B = 4096 93k -> 110k; ieee118 B = 1024 14.0k -> 15.4k; 256 chunks were slower.
+# its whole chunk however few grids need it, and rounds are cheap, so small chunks waste less
+# (measured against 16 and 256 chunks: benchmarks/README.md).
 CHUNKS = 64
 # A chunk holds at least this many grids. Small, for the same reason: with 32, a batch of 64
-# ieee118 grids ran the dense 118-bus solve for 32 grids whenever one needed it (DC env
-# steps/s, B = 4 / 16 / 64: ieee118 2,734 / 2,228 / 3,919 with 32, 3,718 / 5,437 / 9,469 with
-# 2; ieee14 19,754 / 38,672 / 70,070 -> 38,526 / 60,433 / 81,223).
+# ieee118 grids ran the dense 118-bus solve for 32 grids whenever one needed it.
 MIN_CHUNK = 2
 
 
@@ -54,8 +51,7 @@ def _needing_first(needed):
     """[B] grid indices, those that need it first, each group in batch order.
 
     A stable partition by prefix sums and one scatter: ``argsort`` of a bool vector is a
-    comparison sort on XLA:CPU and cost more than the chunks it ordered (~8 ms of a 78 ms
-    ieee14 step at B = 4096).
+    comparison sort on XLA:CPU and cost more than the chunks it ordered.
     """
     size = needed.shape[0]
     needing = jnp.cumsum(needed, dtype=jnp.int32)
