@@ -1,0 +1,425 @@
+"""Single-step DC-OPF solves per second: the batched JAX QP (``envs.step_opf``) against HiGHS.
+
+    python -m benchmarks.opf                                  # ieee14, ieee118; batch 1..1024
+    python -m benchmarks.opf --batches=1,16,256,1024,4096     # 4096 too (minutes on 2 cores)
+    python -m benchmarks.opf --evaluation                     # also time the ieee118 evaluation
+    python -m benchmarks.opf --out=opf.json
+
+States are what the env meets: ``env.reset`` over B keys (every scenario), then a few steps
+with zero actions, all under ``jax.vmap``, in float32 as the env runs. HiGHS solves the same
+single-step problem (``baselines.myopic_model``: branch limits with the myopic margin, ramps,
+batteries, shedding) one state per call, exactly as ``myopic_opf_highs`` does, on the first
+``--highs_solves`` states of the case, in the same process. The JAX solver is the jitted
+``vmap`` of ``solve_step_opf``; its compile is timed apart, then ``--repeats`` timed calls
+(``block_until_ready``), the median kept. Accuracy compares the two on the states both solved
+(the JAX QP converged, HiGHS returned): the relative error of the dispatch's cost (units' cost
+curves, curtailed renewable output, shed load at VOLL) and the largest MW difference of a
+conventional unit (renewables, batteries and shedding by their totals: units with equal offers
+are interchangeable).
+
+``--evaluation`` times ``launch.evaluate.run_suite`` on ieee118 (every scenario, the default
+baselines and the oracle, no checkpoint) in a child process, stopped after
+``--evaluation_timeout`` seconds with the per-method progress reached so far.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import NamedTuple
+
+import numpy as np
+from absl import app, flags
+
+from benchmarks.hardware import describe, describe_line
+
+CASES = ("ieee14", "ieee118")
+_CASES = flags.DEFINE_list("cases", list(CASES), "cases to measure")
+_BATCHES = flags.DEFINE_list(
+    "batches", ["1", "16", "256", "1024"], "batch sizes (4096 is available: add it here)"
+)
+_HIGHS_SOLVES = flags.DEFINE_integer("highs_solves", 30, "HiGHS solves (distinct states)")
+_REPEATS = flags.DEFINE_integer("repeats", 5, "timed calls of the JAX solver per batch")
+_WARM_STEPS = flags.DEFINE_integer("warm_steps", 4, "zero-action env steps before measuring")
+_OUT = flags.DEFINE_string("out", None, "write the results as JSON to this path")
+_EVALUATION = flags.DEFINE_bool("evaluation", False, "also time the ieee118 evaluation")
+_EVALUATION_TIMEOUT = flags.DEFINE_integer(
+    "evaluation_timeout", 600, "seconds after which the evaluation is stopped"
+)
+
+TARGET_CPU_RATIO = 10.0  # x HiGHS at batch 1024 on ieee118, on CPU
+TARGET_GPU_RATIO = 1000.0  # on one H100
+TARGET_BATCH, TARGET_CASE = 1024, "ieee118"
+TARGET_EVALUATION_S = 180.0
+EVAL_EPISODES, EVAL_HORIZON = 2, 96
+
+
+class BenchmarkError(ValueError):
+    """A flag or argument the benchmark cannot run with."""
+
+
+class CaseSetup(NamedTuple):
+    params: object  # EnvParams (float32)
+    states: object  # EnvState with a leading batch axis of the largest batch
+
+
+def check_batches(batches) -> list[int]:
+    try:
+        values = [int(b) for b in batches]
+    except ValueError as err:
+        raise BenchmarkError(f"--batches must be integers, got {list(batches)}") from err
+    if not values or min(values) < 1:
+        raise BenchmarkError(f"--batches must be positive, got {values}")
+    return values
+
+
+def check_cases(cases) -> list[str]:
+    unknown = [c for c in cases if c not in CASES]
+    if unknown:
+        raise BenchmarkError(f"--cases: unknown {unknown}; allowed: {', '.join(CASES)}")
+    return list(cases)
+
+
+def make_states(case: str, batch: int, warm_steps: int, seed: int = 0) -> CaseSetup:
+    """``batch`` env states of ``case``: reset over ``batch`` keys, then ``warm_steps`` steps
+    with zero actions (demand, weather and outputs moved on, as the env meets them)."""
+    import jax
+    import jax.numpy as jnp
+
+    from envs.config import default_env_config
+    from envs.env import make_env
+
+    config = default_env_config()
+    config.case = case
+    env, params = make_env(config)
+    spec = env.spec(params)
+    keys = jax.random.split(jax.random.PRNGKey(seed), batch)
+
+    @jax.jit
+    def advance(keys):
+        _, state = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
+        action = jnp.zeros((batch, spec.num_agents, spec.action_dim), jnp.float32)
+        step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+
+        def body(state, key):
+            return step(jax.random.split(key, batch), state, action, params)[1], None
+
+        if warm_steps == 0:  # no step to compile (the CI test)
+            return state
+        return jax.lax.scan(body, state, jax.random.split(keys[0], warm_steps))[0]
+
+    return CaseSetup(params, jax.block_until_ready(advance(keys)))
+
+
+def take(states, count: int):
+    import jax
+
+    return jax.tree.map(lambda x: x[:count], states)
+
+
+def highs_solve(params, states, count: int):
+    """``(solves/s, {index: (pg, battery, shed)})``: HiGHS on the first ``count`` states, one per
+    call. The topology is the one the JAX QP dispatches for (a branch whose cooldown ends
+    recloses); a state HiGHS fails on is left out of the accuracy and counted in the rate."""
+    from envs import baselines, oracle
+
+    model = baselines.myopic_model(params)
+    is_renewable = np.asarray(params.devices.is_renewable, bool)
+    demand, available, pg, soc = (
+        np.asarray(x, np.float64) for x in (states.demand, states.available, states.pg, states.soc)
+    )
+    in_service = np.asarray(states.branch_in_service) | (np.asarray(states.branch_cooldown) == 1)
+    solutions = {}
+    started = time.perf_counter()
+    for b in range(count):
+        step = oracle.EpisodeInputs(
+            demand_mw=demand[b][None],
+            available_mw=available[b][None],
+            gen_online=(is_renewable | (available[b] > 0.0))[None],
+            branch_in_service=in_service[b][None],
+            pg0_mw=pg[b],
+            soc0_mwh=soc[b],
+        )
+        try:
+            sol = oracle.solve_oracle(model, step)
+        except RuntimeError:  # the LP failed: the state is reported as unsolved
+            continue
+        battery = sol.storage_discharge_mw[0] - sol.storage_charge_mw[0]
+        solutions[b] = (sol.pg_mw[0], battery, sol.shed_mw[0])
+    return count / (time.perf_counter() - started), solutions
+
+
+def dispatch_cost(params, pg, shed, available, energised) -> np.ndarray:
+    """$/h of dispatches ``[B, G]`` on the objective both solvers minimise, without constant
+    terms: conventional units' cost curves, curtailed renewable output, shed energised load."""
+    import jax.numpy as jnp
+
+    from envs.grid import generation_cost
+
+    grid, consts = params.grid, params.consts
+    renewable = np.asarray(params.devices.is_renewable, bool)
+    fed = energised[:, np.asarray(grid.gen_bus)]
+    available = np.where(fed, available, 0.0)
+    pg = np.asarray(pg, np.float64)
+    cost = lambda p: np.asarray(generation_cost(grid, jnp.asarray(p, jnp.float32)), np.float64)  # noqa: E731
+    units = cost(pg) - cost(np.zeros_like(pg))
+    curtailed = np.where(renewable, available - pg, 0.0)
+    shed = np.where(energised, np.asarray(shed, np.float64), 0.0)
+    return (
+        np.sum(np.where(renewable, 0.0, units), axis=-1)
+        + consts.curtailment_cost * np.sum(curtailed, axis=-1)
+        + consts.voll * np.sum(shed, axis=-1)
+    )
+
+
+def accuracy(params, states, ours, highs: dict) -> dict:
+    """Max relative cost error and MW differences over the states both solvers solved."""
+    from envs import baselines, oracle
+
+    converged = np.asarray(ours.converged)
+    both = [b for b in sorted(highs) if converged[b]]
+    if not both:
+        return {"compared": 0, "cost_rel_error": None, "unit_mw": None, "total_mw": None}
+    model = baselines.myopic_model(params)
+    in_service = np.asarray(states.branch_in_service) | (np.asarray(states.branch_cooldown) == 1)
+    energised = oracle.energised_buses(model.network, in_service[both])
+    available = np.asarray(states.available, np.float64)[both]
+    highs_pg, highs_battery, highs_shed = (
+        np.stack(x) for x in zip(*(highs[b] for b in both), strict=True)
+    )
+    our_pg, our_battery, our_shed = (
+        np.asarray(x, np.float64)[both] for x in (ours.pg, ours.storage, ours.shed)
+    )
+    highs_cost = dispatch_cost(params, highs_pg, highs_shed, available, energised)
+    our_cost = dispatch_cost(params, our_pg, our_shed, available, energised)
+    rel = np.abs(our_cost - highs_cost) / np.maximum(np.abs(highs_cost), 1.0)
+    renewable = np.asarray(params.devices.is_renewable, bool)
+    unit_mw = np.max(np.abs(our_pg - highs_pg)[:, ~renewable])
+    highs_shed = np.where(energised, highs_shed, 0.0)  # load in islands is outside the QP
+    totals = [
+        (our_pg[:, renewable].sum(1), highs_pg[:, renewable].sum(1)),
+        (our_battery.sum(1), highs_battery.sum(1)),
+        (our_shed.sum(1), highs_shed.sum(1)),
+    ]
+    total_mw = max(float(np.max(np.abs(a - b))) for a, b in totals)
+    return {
+        "compared": len(both),
+        "cost_rel_error": float(np.max(rel)),
+        "unit_mw": float(unit_mw),
+        "total_mw": total_mw,
+    }
+
+
+def jax_rates(params, states, batches: list[int], repeats: int) -> list[dict]:
+    """Per batch: compile seconds, median seconds per call, solves/s, share converged."""
+    import jax
+
+    from envs import step_opf
+
+    rows = []
+    for batch in batches:
+        solve = jax.jit(jax.vmap(step_opf.solve_step_opf, in_axes=(0, None)))
+        part = take(states, batch)
+        started = time.perf_counter()
+        compiled = solve.lower(part, params).compile()
+        compile_s = time.perf_counter() - started
+        result = jax.block_until_ready(compiled(part, params))  # first run: not timed
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            jax.block_until_ready(compiled(part, params))
+            times.append(time.perf_counter() - started)
+        seconds = float(np.median(times))
+        rows.append({
+            "batch": batch,
+            "compile_s": compile_s,
+            "call_s": seconds,
+            "solves_per_s": batch / seconds,
+            "converged": float(np.mean(np.asarray(result.converged))),
+            "result": result,
+        })  # fmt: skip
+        progress(f"batch {batch}: {batch / seconds:,.0f} solves/s")
+    return rows
+
+
+def measure_case(case: str, batches: list[int], highs_solves: int, repeats: int,
+                 warm_steps: int) -> dict:  # fmt: skip
+    """One case's figures: HiGHS's rate, and per batch the JAX rate, ratio and accuracy."""
+    if highs_solves < 1 or repeats < 1:
+        raise BenchmarkError("--highs_solves and --repeats must be positive")
+    largest = max(max(batches), highs_solves)
+    setup = make_states(case, largest, warm_steps)
+    highs_rate, highs = highs_solve(setup.params, setup.states, highs_solves)
+    progress(f"{case}: HiGHS {highs_rate:,.1f} solves/s ({len(highs)}/{highs_solves} solved)")
+    rows = jax_rates(setup.params, setup.states, batches, repeats)
+    for row in rows:
+        result = row.pop("result")
+        shared = {b: v for b, v in highs.items() if b < row["batch"]}
+        row["accuracy"] = accuracy(setup.params, take(setup.states, row["batch"]), result, shared)
+        row["vs_highs"] = row["solves_per_s"] / highs_rate
+    return {
+        "case": case,
+        "highs": {"solves_per_s": highs_rate, "states": highs_solves, "solved": len(highs)},
+        "rows": rows,
+    }
+
+
+def format_case(result: dict) -> list[str]:
+    highs = result["highs"]
+    lines = [
+        f"## {result['case']}",
+        f"HiGHS one state per call: {highs['solves_per_s']:,.1f} solves/s "
+        f"({highs['solved']}/{highs['states']} states solved)",
+        "",
+        "| batch | compile s | JAX solves/s | vs HiGHS | converged | compared "
+        "| max cost rel. err | max unit MW | max total MW |",
+        "|---" * 9 + "|",
+    ]
+    for row in result["rows"]:
+        acc = row["accuracy"]
+        lines.append(
+            f"| {row['batch']} | {row['compile_s']:.1f} | {row['solves_per_s']:,.0f} "
+            f"| {row['vs_highs']:,.1f}x | {100 * row['converged']:.1f} % | {acc['compared']} "
+            f"| {_sci(acc['cost_rel_error'])} | {_sci(acc['unit_mw'])} "
+            f"| {_sci(acc['total_mw'])} |"
+        )
+    return lines
+
+
+def _sci(value) -> str:
+    return "-" if value is None else f"{value:.2e}"
+
+
+def target_lines(results: list[dict], machine: dict, evaluation: dict | None) -> list[str]:
+    """Each target's status with its numbers."""
+    lines = ["## Targets"]
+    gpu = machine["backend"] == "gpu"
+    rows = {
+        (r["case"], row["batch"]): row for r in results for row in r["rows"]
+    }  # fmt: skip
+    row = rows.get((TARGET_CASE, TARGET_BATCH))
+    goal = TARGET_GPU_RATIO if gpu else TARGET_CPU_RATIO
+    where = "on one GPU" if gpu else "on CPU"
+    if row is None:
+        lines.append(f"- {goal:,.0f}x HiGHS at batch {TARGET_BATCH} on {TARGET_CASE} {where}: "
+                     "not measured (add the case and batch)")  # fmt: skip
+    else:
+        status = "met" if row["vs_highs"] >= goal else "NOT met"
+        lines.append(
+            f"- >= {goal:,.0f}x HiGHS at batch {TARGET_BATCH} on {TARGET_CASE} {where}: "
+            f"{status} ({row['vs_highs']:,.1f}x)"
+        )
+    if not gpu:
+        lines.append(f"- >= {TARGET_GPU_RATIO:,.0f}x HiGHS on one H100: not measured (no GPU)")
+    if evaluation is None:
+        lines.append(f"- ieee118 evaluation within {TARGET_EVALUATION_S:.0f} s: not measured "
+                     "(--evaluation)")  # fmt: skip
+    elif evaluation["finished"]:
+        status = "met" if evaluation["seconds"] <= TARGET_EVALUATION_S else "NOT met"
+        lines.append(f"- ieee118 evaluation within {TARGET_EVALUATION_S:.0f} s: {status} "
+                     f"({evaluation['seconds']:.0f} s)")  # fmt: skip
+    else:
+        lines.append(f"- ieee118 evaluation within {TARGET_EVALUATION_S:.0f} s: NOT met (stopped "
+                     f"unfinished after {evaluation['seconds']:.0f} s)")  # fmt: skip
+    return lines
+
+
+def evaluation_child() -> None:
+    """The full ieee118 evaluation of the default baselines and the oracle (no checkpoint)."""
+    from envs import oracle, scenarios
+    from envs.config import default_env_config
+    from envs.env import make_env
+    from launch import evaluate
+    from launch.cpu_random import unroll_threefry_on_cpu
+
+    unroll_threefry_on_cpu()  # as launch.evaluate does
+    config = default_env_config()
+    config.case = "ieee118"
+    _, params = make_env(config)
+    methods = {name: evaluate.BASELINES[name](params) for name in evaluate.DEFAULT_BASELINES}
+    oracles = evaluate.OracleSolver(
+        oracle.dispatch_model(params), evaluate.default_oracle_workers()
+    )
+    try:
+        evaluate.run_suite(params, methods, None, scenarios.scenario_names(), EVAL_EPISODES,
+                           EVAL_HORIZON, oracles)  # fmt: skip
+    finally:
+        oracles.close()
+
+
+def time_evaluation(timeout_s: float) -> dict:
+    """Wall seconds of ``evaluation_child`` in its own process group (its oracle workers too),
+    with the time each progress line appeared; stopped after ``timeout_s``."""
+    code = "from benchmarks.opf import evaluation_child; evaluation_child()"
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    events = []
+    finished = False
+    try:
+        for line in child.stderr:
+            if line.startswith("[evaluate]"):
+                elapsed = time.perf_counter() - started
+                events.append((round(elapsed, 1), line.strip()))
+                progress(f"+{elapsed:.0f} s {line.strip()}")
+            if time.perf_counter() - started > timeout_s:
+                break
+        else:
+            finished = child.wait() == 0
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGTERM)
+            child.wait()
+    return {"seconds": time.perf_counter() - started, "finished": finished, "events": events}
+
+
+def progress(message: str) -> None:
+    print(f"[opf] {message}", file=sys.stderr, flush=True)
+
+
+def main(argv) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    try:
+        cases = check_cases(_CASES.value)
+        batches = check_batches(_BATCHES.value)
+        machine = describe()
+        print("# Batched single-step DC-OPF: JAX QP vs HiGHS\n")
+        print(f"hardware: {describe_line(machine)}")
+        print("dtype: float32 (as the env runs); HiGHS in float64, one state per call")
+        if max(batches) < 4096:
+            print("batch 4096 left out by default (slow here): --batches=...,4096 adds it")
+        print("", flush=True)
+        results = []
+        for case in cases:
+            results.append(measure_case(case, batches, _HIGHS_SOLVES.value, _REPEATS.value,
+                                        _WARM_STEPS.value))  # fmt: skip
+            print("\n".join(format_case(results[-1])) + "\n", flush=True)
+        evaluation = time_evaluation(_EVALUATION_TIMEOUT.value) if _EVALUATION.value else None
+    except BenchmarkError as err:
+        sys.exit(f"benchmarks.opf: {err}")
+    if evaluation is not None:
+        print(
+            "## ieee118 evaluation (6 scenarios, 2 episodes, 96 steps, default baselines, oracle)"
+        )
+        for elapsed, line in evaluation["events"]:
+            print(f"+{elapsed:7.1f} s  {line}")
+        state = "finished" if evaluation["finished"] else "stopped unfinished"
+        print(f"total {evaluation['seconds']:.1f} s ({state})\n")
+    machine["load_average_end"] = list(os.getloadavg())
+    print("\n".join(target_lines(results, machine, evaluation)))
+    load = machine["load_average_end"]
+    print(f"\nload average at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+    if _OUT.value:
+        record = {"machine": machine, "cases": results, "evaluation": evaluation}
+        with open(_OUT.value, "w") as out:
+            json.dump(record, out, indent=2)
+
+
+if __name__ == "__main__":
+    app.run(main)
