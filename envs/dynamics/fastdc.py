@@ -28,8 +28,12 @@ update O(K N + K L + K^3), which is what makes a batch of ieee118 grids with out
 import jax
 import jax.numpy as jnp
 
-from envs.dcpf import ISLAND_DET_TOL, DCFlow, energised_buses, masked_flow, solve_small
+from envs.dcpf import DCFlow, energised_buses, masked_flow
 from envs.dynamics.selective import compute_where
+from envs.grid import lift
+
+# |det(I - H_OO)| below this (float32, float64) means the outage set may island buses.
+ISLAND_DET_TOL = (1e-4, 1e-8)
 
 SMALL_GRID_BRANCHES = 64  # up to this many branches a grid takes the smaller first tier
 # Slots of the second tier (grids with more outages than ``few_slots``): 16 slots by the
@@ -62,6 +66,33 @@ def _outage_slots(in_service, slots):
     # under vmap.
     branch = jnp.arange(in_service.shape[-1], dtype=jnp.int32)
     return jnp.sum(jnp.where(hits, branch, 0), axis=-1), slot_number <= count, count
+
+
+def solve_small(matrix: jnp.ndarray, rhs: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Solves [..., K, K] x = [..., K] for a small static K; also returns |det|.
+
+    Gaussian elimination with partial pivoting unrolled over K, vectorised over
+    the batch: LAPACK's batched solve pays a call per tiny matrix on CPU.
+    """
+    k = matrix.shape[-1]
+    augmented = jnp.concatenate([matrix, rhs[..., None]], axis=-1)  # [..., K, K+1]
+    abs_det = jnp.ones(matrix.shape[:-2], matrix.dtype)
+    for col in range(k):
+        candidates = jnp.abs(augmented[..., col:, col])
+        pivot_row = col + jnp.argmax(candidates, axis=-1)  # [...]
+        rows = lift(jnp.arange(k), pivot_row.ndim + 1)
+        order = jnp.where(rows == col, pivot_row[..., None], rows)
+        order = jnp.where(rows == pivot_row[..., None], col, order)
+        augmented = jnp.take_along_axis(augmented, order[..., None], axis=-2)
+        pivot = augmented[..., col, col]
+        abs_det = abs_det * jnp.abs(pivot)
+        safe = jnp.where(pivot == 0, 1.0, pivot)
+        factor = augmented[..., :, col] / safe[..., None]
+        factor = jnp.where(rows == col, 0.0, factor)
+        augmented = augmented - factor[..., :, None] * augmented[..., col, None, :]
+    diagonal = jnp.diagonal(augmented[..., :, :k], axis1=-2, axis2=-1)
+    solution = augmented[..., k] / jnp.where(diagonal == 0, 1.0, diagonal)
+    return solution, abs_det
 
 
 def _tolerance(dtype):

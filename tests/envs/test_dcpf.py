@@ -7,12 +7,8 @@ from jax import numpy as jnp
 from scipy.sparse import csgraph, csr_matrix
 
 from envs.case import Case, load_case
-from envs.dcpf import (
-    dc_flows_single_outage,
-    dc_power_flow,
-    dc_power_flow_outages,
-    energised_buses,
-)
+from envs.dcpf import dc_power_flow, energised_buses
+from envs.dynamics import fastdc
 from envs.grid import build_grid
 from envs.matpower import parse_matpower
 from tests.envs.test_matpower import ODD_CASE
@@ -22,7 +18,16 @@ FLOW_TOL_MW = 1e-4
 CASES = ["ieee14", "ieee30", "ieee118", "odd"]
 
 dc_jit = jax.jit(dc_power_flow)
-outages_jit = jax.jit(dc_power_flow_outages)
+# The env's low-rank fast path, one grid at a time under vmap.
+fast_jit = jax.jit(jax.vmap(fastdc.dc_flow, in_axes=(None, 0, 0)))
+
+
+def _masks(n_branch: int, outages) -> jnp.ndarray:
+    """[B, L] in-service masks from rows of branch indices (-1: none)."""
+    mask = np.ones((len(outages), n_branch), dtype=bool)
+    for row, out in enumerate(outages):
+        mask[row, [k for k in out if k >= 0]] = False
+    return jnp.asarray(mask)
 
 
 def _case(name: str) -> Case:
@@ -87,8 +92,8 @@ def test_branch_outages_match_rundcpf_on_the_reduced_case(x64, grids64, name):
     mask[out] = False
     p_bus = _case_injection(grid)
     _assert_matches_pypower(dc_jit(grid, p_bus, jnp.asarray(mask)), case, result, mask)
-    compensated = outages_jit(grid, p_bus, jnp.array([out[0], -1, out[1]], dtype=jnp.int32))
-    _assert_matches_pypower(compensated, case, result, mask)
+    fast = fast_jit(grid, p_bus[None], jnp.asarray(mask)[None])
+    _assert_matches_pypower(jax.tree_util.tree_map(lambda x: x[0], fast), case, result, mask)
 
 
 def test_float32_close_to_float64():
@@ -100,13 +105,12 @@ def test_float32_close_to_float64():
     assert flow32.flow_mw.dtype == jnp.float32
 
 
-def test_single_outage_lodf_equals_rebuilt_topology(x64, grids64):
+def test_single_outage_fast_path_equals_rebuilt_topology(x64, grids64):
     _, grid = grids64["ieee14"]
-    p_bus = _case_injection(grid)
-    base = dc_jit(grid, p_bus).flow_mw
-    post = dc_flows_single_outage(grid, base)  # [L, L]
+    p_bus = jnp.broadcast_to(_case_injection(grid), (grid.n_branch, grid.n_bus))
     masks = ~jnp.eye(grid.n_branch, dtype=bool)
-    rebuilt = dc_jit(grid, jnp.broadcast_to(p_bus, (grid.n_branch, grid.n_bus)), masks)
+    post = fast_jit(grid, p_bus, masks).flow_mw  # [L, L]: row k is the grid after k trips
+    rebuilt = dc_jit(grid, p_bus, masks)
     keep = ~np.asarray(grid.branch_is_bridge)
     np.testing.assert_allclose(post[keep], rebuilt.flow_mw[keep], atol=1e-8)
     assert not bool(jnp.any(rebuilt.islanded[keep]))
@@ -136,14 +140,20 @@ def test_islanding_is_flagged_zeroed_and_rest_matches_pypower(x64, grids64):
     result = _rundcpf(_isolated_bus_case(case, dead_bus, bridge))
     live = np.arange(grid.n_branch) != bridge
     np.testing.assert_allclose(flow.flow_mw[live], result["branch"][live, 13], atol=FLOW_TOL_MW)
-    # The compensation path hands an islanding batch to the dense solve.
-    outages = jnp.array([[bridge, -1], [2, 9]], dtype=jnp.int32)
-    batch = outages_jit(grid, jnp.broadcast_to(p_bus, (2, grid.n_bus)), outages)
+    # The low-rank fast path grounds the island and keeps the rest.
+    batch = fast_jit(
+        grid,
+        jnp.broadcast_to(p_bus, (2, grid.n_bus)),
+        _masks(grid.n_branch, [[bridge, -1], [2, 9]]),
+    )
     np.testing.assert_allclose(batch.flow_mw[0], flow.flow_mw, atol=1e-9)
     np.testing.assert_array_equal(batch.islanded, [True, False])
-    # More islanding grids than re-solve slots: several dense rounds.
-    outages = jnp.array([[bridge, -1], [bridge, 2]], dtype=jnp.int32)
-    batch = outages_jit(grid, jnp.broadcast_to(p_bus, (2, grid.n_bus)), outages)
+    # Every grid of the batch islanding.
+    batch = fast_jit(
+        grid,
+        jnp.broadcast_to(p_bus, (2, grid.n_bus)),
+        _masks(grid.n_branch, [[bridge, -1], [bridge, 2]]),
+    )
     np.testing.assert_allclose(batch.flow_mw[0], flow.flow_mw, atol=1e-9)
     np.testing.assert_array_equal(batch.islanded, [True, True])
     assert float(batch.flow_mw[1, 2]) == 0.0
@@ -213,22 +223,22 @@ def test_energised_buses_equal_the_slack_component_under_random_outages():
         np.testing.assert_array_equal(ours[row], component == component[grid.slack])
 
 
-def test_repeated_and_out_of_range_outage_indices_are_ignored():
+def test_one_injection_broadcasts_over_several_outage_masks():
     grid = build_grid(load_case("ieee14"))
     p_bus = _case_injection(grid)
-    outages = jnp.array([[2, 2, 9], [2, 9, 999], [2, 9, -1]], dtype=jnp.int32)
-    flows = outages_jit(grid, p_bus, outages)  # one injection shared by three outage sets
+    masks = _masks(grid.n_branch, [[2, 9], [9, 2], [2, -1]])
+    flows = dc_jit(grid, p_bus, masks)  # one injection shared by three outage sets
     assert flows.flow_mw.shape == (3, grid.n_branch)
     assert bool(jnp.all(jnp.isfinite(flows.flow_mw)))
-    np.testing.assert_allclose(flows.flow_mw[1], flows.flow_mw[2], atol=1e-4)
-    single_mask = jnp.ones(grid.n_branch, bool).at[jnp.array([2, 9])].set(False)
+    np.testing.assert_allclose(flows.flow_mw[0], flows.flow_mw[1], atol=1e-4)
+    single_mask = jnp.ones(grid.n_branch, bool).at[2].set(False)
     np.testing.assert_allclose(
-        flows.flow_mw[0], dc_jit(grid, p_bus, single_mask).flow_mw, atol=1e-3
+        flows.flow_mw[2], dc_jit(grid, p_bus, single_mask).flow_mw, atol=1e-3
     )
 
 
 def test_small_solver_matches_numpy_and_needs_pivoting(x64):
-    from envs.dcpf import solve_small
+    from envs.dynamics.fastdc import solve_small
 
     rng = np.random.default_rng(3)
     matrix = rng.normal(size=(4, 3, 3))
