@@ -37,9 +37,13 @@ FLAGS = flags.FLAGS
 def soak(duration_s: float) -> dict:
     run_dir = tempfile.mkdtemp(prefix="gridpod-soak-")
     command = [
-        sys.executable, "-m", "launch.local", f"--config={os.path.join(REPO, FLAGS.config)}",
-        f"--run_dir={run_dir}", "--total_env_steps=1000000000000",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "launch.local",
+        f"--config={os.path.join(REPO, FLAGS.config)}",
+        f"--run_dir={run_dir}",
+        "--total_env_steps=1000000000000",
+    ]
     series: dict = {}
     stop = threading.Event()
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL)

@@ -123,10 +123,15 @@ def measure_learner(config, trajectory) -> float:
 def run_end_to_end(mode: str) -> dict:
     run_dir = tempfile.mkdtemp(prefix=f"gridpod-bench-{mode}-")
     command = [
-        sys.executable, "-m", "launch.local", f"--launch_type={mode}",
-        f"--config={os.path.join(REPO, PRESETS[FLAGS.case])}", f"--run_dir={run_dir}",
-        f"--total_env_steps={FLAGS.env_steps}", *FLAGS.overrides,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "launch.local",
+        f"--launch_type={mode}",
+        f"--config={os.path.join(REPO, PRESETS[FLAGS.case])}",
+        f"--run_dir={run_dir}",
+        f"--total_env_steps={FLAGS.env_steps}",
+        *FLAGS.overrides,
+    ]
     series: dict = {}
     stop = threading.Event()
     started = time.perf_counter()

@@ -30,12 +30,41 @@ from jax import numpy as jnp
 
 from envs import ratings
 from envs.case import Case, CaseError, graph_layout
+from envs.connectivity import slack_component
+from envs.cost_curves import cost_rate, costs_from_gencost
+from envs.matpower import (  # MATPOWER column indices
+    BR_B,
+    BR_R,
+    BR_STATUS,
+    BR_X,
+    BS,
+    BUS_I,
+    BUS_TYPE,
+    F_BUS,
+    GEN_BUS,
+    GEN_STATUS,
+    GS,
+    PD,
+    PG,
+    PMAX,
+    PMIN,
+    QD,
+    QG,
+    QMAX,
+    QMIN,
+    RAMP_AGC,
+    RATE_A,
+    SHIFT,
+    T_BUS,
+    TAP,
+    VA,
+    VG,
+    VM,
+    VMAX,
+    VMIN,
+)
 
 PQ, PV, REF, ISOLATED = 1, 2, 3, 4
-# MATPOWER column indices (0-based).
-BUS_I, BUS_TYPE, PD, QD, GS, BS, VM, VA, VMAX, VMIN = 0, 1, 2, 3, 4, 5, 7, 8, 11, 12
-F_BUS, T_BUS, BR_R, BR_X, BR_B, RATE_A, TAP, SHIFT, BR_STATUS = 0, 1, 2, 3, 4, 5, 8, 9, 10
-GEN_BUS, PG, QG, QMAX, QMIN, VG, GEN_STATUS, PMAX, PMIN, RAMP_AGC = 0, 1, 2, 3, 4, 5, 7, 8, 9, 16
 BRIDGE_TOL = 1e-6  # |1 - PTDF_kk| below this: removing branch k islands the grid
 LISTED_BUSES = 5  # bus numbers named in one error line at most
 
@@ -162,32 +191,18 @@ def lift(array: jnp.ndarray, ndim: int) -> jnp.ndarray:
 
 
 def generation_cost(grid: Grid, pg_mw: jnp.ndarray) -> jnp.ndarray:
-    """Cost rate [..., G] in $/h of each generator at output ``pg_mw`` [..., G] MW.
-
-    Quadratic c2·p² + c1·p + c0, or piecewise linear through the case breakpoints
-    (extended beyond the first and last breakpoint with the end segments' slopes).
-    """
-    nd = pg_mw.ndim
-    c2, c1, c0 = (lift(c, nd) for c in (grid.gen_cost_c2, grid.gen_cost_c1, grid.gen_cost_c0))
-    quadratic = (c2 * pg_mw + c1) * pg_mw + c0
-    pwl = _piecewise_linear_cost(grid, pg_mw)
-    return jnp.where(lift(grid.gen_cost_is_pwl, nd), pwl, quadratic)
-
-
-def _piecewise_linear_cost(grid: Grid, pg_mw: jnp.ndarray) -> jnp.ndarray:
-    x, y = grid.gen_cost_pwl_mw, grid.gen_cost_pwl_usd  # [G, K]
-    width = x[:, 1:] - x[:, :-1]  # [G, K-1]; 0 for padding
-    safe_width = jnp.where(width > 0, width, 1.0)
-    slope = jnp.where(width > 0, (y[:, 1:] - y[:, :-1]) / safe_width, 0.0)
-    nd = pg_mw.ndim
-    inside = jnp.clip(pg_mw[..., None] - lift(x[:, :-1], nd + 1), 0.0, lift(width, nd + 1))
-    cost = lift(y[:, 0], nd) + jnp.sum(lift(slope, nd + 1) * inside, axis=-1)
-    n_seg = width.shape[-1]
-    last_real = n_seg - 1 - jnp.argmax(jnp.flip(width > 0, axis=-1), axis=-1)  # [G]
-    last_slope = jnp.take_along_axis(slope, last_real[:, None], axis=-1)[:, 0]
-    below = jnp.minimum(pg_mw - lift(x[:, 0], nd), 0.0) * lift(slope[:, 0], nd)
-    above = jnp.maximum(pg_mw - lift(x[:, -1], nd), 0.0) * lift(last_slope, nd)
-    return cost + below + above
+    """Cost rate [..., G] in $/h of each generator at output ``pg_mw`` [..., G] MW
+    (``envs.cost_curves.cost_rate``: quadratic or piecewise linear)."""
+    return cost_rate(
+        jnp,
+        grid.gen_cost_c2,
+        grid.gen_cost_c1,
+        grid.gen_cost_c0,
+        grid.gen_cost_pwl_mw,
+        grid.gen_cost_pwl_usd,
+        grid.gen_cost_is_pwl,
+        pg_mw,
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -223,7 +238,7 @@ def _network_numpy(case: Case) -> dict:
     net["branch_bus"] = branch_bus
     load_or_shunt = (net["bus_pd"] != 0) | (net["bus_qd"] != 0) | (net["bus_gs"] != 0)
     net["bus_has_device"] = load_or_shunt | (net["bus_bs"] != 0) | (gen_to_bus.sum(1) > 0)
-    net["bus_energised0"] = _reachable(n_bus, net["branch_from"], net["branch_to"], slack)
+    net["bus_energised0"] = slack_component(n_bus, net["branch_from"], net["branch_to"], slack)
     _check_islands(case, net, slack)
     if case.bus_xy is not None and case.bus_xy.shape == (n_bus, 2):
         net["bus_xy"] = case.bus_xy
@@ -280,35 +295,9 @@ def _generators(case: Case, index_of: dict, isolated: np.ndarray) -> dict:
         "gen_ramp": gen[on, RAMP_AGC],
     }
     gencost = case.gencost[on] if case.gencost is not None else None
-    arrays.update(_costs(gencost, int(on.sum()), case.name))
+    costs = costs_from_gencost(gencost, int(on.sum()), f"case {case.name}")
+    arrays.update({f"gen_cost_{key}": value for key, value in costs.items()})
     return arrays
-
-
-def _costs(gencost: np.ndarray | None, n_gen: int, name: str) -> dict:
-    """Splits MATPOWER gencost rows into quadratic coefficients and pwl breakpoints."""
-    c = np.zeros((n_gen, 3))  # c2, c1, c0
-    is_pwl = np.zeros(n_gen, dtype=bool)
-    points = [np.zeros((2, 2)) for _ in range(n_gen)]
-    for g in range(n_gen if gencost is not None else 0):
-        model, n_cost, data = int(gencost[g, 0]), int(gencost[g, 3]), gencost[g, 4:]
-        if model == 1:
-            is_pwl[g] = True
-            points[g] = data[: 2 * n_cost].reshape(n_cost, 2)
-        elif n_cost > 3:
-            raise ValueError(f"case {name}: polynomial cost of degree {n_cost - 1} > 2 unsupported")
-        else:
-            c[g, 3 - n_cost :] = data[:n_cost]
-    k = max(2, *(len(p) for p in points)) if n_gen else 2
-    padded = np.stack([np.concatenate([p, np.repeat(p[-1:], k - len(p), 0)]) for p in points])
-    padded = padded if n_gen else np.zeros((0, k, 2))
-    return {
-        "gen_cost_c2": c[:, 0],
-        "gen_cost_c1": c[:, 1],
-        "gen_cost_c0": c[:, 2],
-        "gen_cost_pwl_mw": padded[..., 0],
-        "gen_cost_pwl_usd": padded[..., 1],
-        "gen_cost_is_pwl": is_pwl,
-    }
 
 
 def _check_controllable(case: Case, net: dict) -> None:
@@ -369,19 +358,6 @@ def _voltage_setpoints(file_vm, bus_type, gen_bus, gen_vg) -> np.ndarray:
     return vm
 
 
-def _reachable(n_bus: int, from_bus, to_bus, slack: int) -> np.ndarray:
-    reached = np.zeros(n_bus, dtype=bool)
-    reached[slack] = True
-    for _ in range(n_bus):
-        grown = reached.copy()
-        grown[to_bus[reached[from_bus]]] = True
-        grown[from_bus[reached[to_bus]]] = True
-        if np.array_equal(grown, reached):
-            break
-        reached = grown
-    return reached
-
-
 def dc_bus_matrix(n_bus: int, from_bus, to_bus, susceptance) -> np.ndarray:
     """The DC bus susceptance matrix B = Aᵀ diag(b) A in p.u. (NumPy)."""
     incidence = np.zeros((len(from_bus), n_bus))
@@ -415,7 +391,12 @@ def _dc_matrices(net: dict) -> dict:
 
 
 def dc_flows_numpy(net: dict, p_bus_mw: np.ndarray, base_mva: float) -> np.ndarray:
-    """DC branch flows [L] MW (phase shifters included) for a NumPy network dict."""
+    """DC branch flows [L] MW (phase shifters included) for a NumPy network dict and net
+    injections ``p_bus_mw`` with shunt conductance already taken out.
+
+    The ratings rule needs base flows while the ``Grid`` is being built, before any device
+    array exists; everywhere else the flow is ``envs.dcpf.dc_power_flow`` (tested equal).
+    """
     shift_flow = -net["branch_dc_b"] * net["branch_shift"]  # MATPOWER's Pfinj, p.u.
     shift_injection = net["branch_bus"].T @ shift_flow  # Pbusinj
     p_pu = p_bus_mw / base_mva - shift_injection

@@ -49,8 +49,9 @@ class SparseRows:
     def row_wise(self) -> tuple[RowWise, np.ndarray, np.ndarray]:
         """The rows sorted into compressed-row arrays with plain NumPy (no scipy.sparse
         validation: this runs a few times per LP, thousands of LPs per evaluation)."""
-        rows, cols, vals = (np.concatenate([*x, np.zeros(0, int)]) for x in
-                            (self.rows, self.cols, self.vals))  # fmt: skip
+        rows, cols, vals = (
+            np.concatenate([*x, np.zeros(0, int)]) for x in (self.rows, self.cols, self.vals)
+        )
         order = np.argsort(rows, kind="stable")
         indptr = np.searchsorted(rows[order], np.arange(self.n_rows + 1))
         matrix = RowWise((self.n_rows,), indptr, cols[order], vals[order], rows.size)
@@ -109,8 +110,15 @@ class LinearProgram:
             self.blocks.append(rows.matrix(self.cost.size))
             return
         a, lower, upper = rows.row_wise()
-        self.highs.addRows(a.shape[0], lower, upper, a.nnz, a.indptr[:-1].astype(np.int32),
-                           a.indices.astype(np.int32), a.data)  # fmt: skip
+        self.highs.addRows(
+            a.shape[0],
+            lower,
+            upper,
+            a.nnz,
+            a.indptr[:-1].astype(np.int32),
+            a.indices.astype(np.int32),
+            a.data,
+        )
 
     def solve(self) -> tuple[np.ndarray, float]:
         """Optimal ``(x, objective)``; RuntimeError when HiGHS reports anything but optimal."""
@@ -130,10 +138,14 @@ class LinearProgram:
         eq = lower == upper
         above, below = ~eq & np.isfinite(upper), ~eq & np.isfinite(lower)
         res = scipy.optimize.linprog(
-            self.cost, A_ub=sp.vstack([a[above], -a[below]]),
-            b_ub=np.concatenate([upper[above], -lower[below]]), A_eq=a[eq], b_eq=upper[eq],
-            bounds=self.bounds, method="highs",
-        )  # fmt: skip
+            self.cost,
+            A_ub=sp.vstack([a[above], -a[below]]),
+            b_ub=np.concatenate([upper[above], -lower[below]]),
+            A_eq=a[eq],
+            b_eq=upper[eq],
+            bounds=self.bounds,
+            method="highs",
+        )
         if res.status != 0:
             raise RuntimeError(f"DC dispatch LP failed: {res.message}")
         return res.x, float(res.fun)

@@ -22,6 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+# MATPOWER column indices (0-based).
+BUS_I, BUS_TYPE, PD, QD, GS, BS, VM, VA, VMAX, VMIN = 0, 1, 2, 3, 4, 5, 7, 8, 11, 12
+F_BUS, T_BUS, BR_R, BR_X, BR_B, RATE_A, TAP, SHIFT, BR_STATUS = 0, 1, 2, 3, 4, 5, 8, 9, 10
+GEN_BUS, PG, QG, QMAX, QMIN, VG, GEN_STATUS, PMAX, PMIN, RAMP_AGC = 0, 1, 2, 3, 4, 5, 7, 8, 9, 16
 BUS_COLUMNS = 13  # bus_i type Pd Qd Gs Bs area Vm Va baseKV zone Vmax Vmin
 GEN_COLUMNS = 21  # MATPOWER v2 generator columns (v1 files have 10; padded with zeros)
 GEN_MIN_COLUMNS = 10

@@ -37,19 +37,14 @@ import time
 from typing import NamedTuple
 
 import numpy as np
-import scipy.optimize
-import scipy.sparse as sp
-import scipy.sparse.csgraph
 
+from envs import matpower as mp
+from envs.connectivity import island_labels
+from envs.cost_curves import cost_rate, costs_from_gencost
 from envs.lp import HIGHS, LinearProgram, SparseRows
 
 _FAN = np.array([-1.0, 0.0, 1.0])  # tangent offsets around a dispatch, in steps
 _CUT_SHARE = 1.0  # refine the dispatches holding more than an even share of the error
-
-# MATPOWER v2 column indices (0-based) used to read PYPOWER dicts / Case arrays.
-_BUS_I, _GS, _BUS_TYPE = 0, 4, 1
-_GEN_BUS, _PMAX, _PMIN, _GEN_STATUS, _PG, _RAMP_AGC = 0, 8, 9, 7, 1, 16
-_F_BUS, _T_BUS, _BR_X, _RATE_A, _TAP, _SHIFT, _BR_STATUS = 0, 1, 3, 5, 8, 9, 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,61 +142,32 @@ def network_from_matpower(base_mva, bus, gen, branch, gencost, slack=None) -> DC
     Keeps in-service branches and generators in file order, as ``envs.grid.build_grid`` does.
     """
     bus, gen, branch = (np.asarray(a, dtype=float) for a in (bus, gen, branch))
-    index_of = {int(b): i for i, b in enumerate(bus[:, _BUS_I])}
-    br = branch[branch[:, _BR_STATUS] > 0]
-    on = gen[:, _GEN_STATUS] > 0
+    index_of = {int(b): i for i, b in enumerate(bus[:, mp.BUS_I])}
+    br = branch[branch[:, mp.BR_STATUS] > 0]
+    on = gen[:, mp.GEN_STATUS] > 0
     g = gen[on]
-    tap = np.where(br[:, _TAP] == 0.0, 1.0, br[:, _TAP])
-    rating = np.where(br[:, _RATE_A] > 0.0, br[:, _RATE_A], np.inf)
+    tap = np.where(br[:, mp.TAP] == 0.0, 1.0, br[:, mp.TAP])
+    rating = np.where(br[:, mp.RATE_A] > 0.0, br[:, mp.RATE_A], np.inf)
     if slack is None:
-        slack = int(np.flatnonzero(bus[:, _BUS_TYPE] == 3)[0])
-    costs = _costs_from_gencost(np.asarray(gencost, dtype=float)[on], g.shape[0])
+        slack = int(np.flatnonzero(bus[:, mp.BUS_TYPE] == 3)[0])
+    costs = costs_from_gencost(np.asarray(gencost, dtype=float)[on], g.shape[0], "gencost")
     return DCNetwork(
         base_mva=float(base_mva),
         slack=int(slack),
-        bus_gs_mw=bus[:, _GS].copy(),
-        branch_from=np.array([index_of[int(b)] for b in br[:, _F_BUS]], dtype=int),
-        branch_to=np.array([index_of[int(b)] for b in br[:, _T_BUS]], dtype=int),
-        branch_b_mw_per_rad=float(base_mva) / (br[:, _BR_X] * tap),
-        branch_shift_rad=np.deg2rad(br[:, _SHIFT]),
+        bus_gs_mw=bus[:, mp.GS].copy(),
+        branch_from=np.array([index_of[int(b)] for b in br[:, mp.F_BUS]], dtype=int),
+        branch_to=np.array([index_of[int(b)] for b in br[:, mp.T_BUS]], dtype=int),
+        branch_b_mw_per_rad=float(base_mva) / (br[:, mp.BR_X] * tap),
+        branch_shift_rad=np.deg2rad(br[:, mp.SHIFT]),
         branch_rating_mw=rating,
-        gen_bus=np.array([index_of[int(b)] for b in g[:, _GEN_BUS]], dtype=int),
-        gen_pmin=g[:, _PMIN].copy(),
-        gen_pmax=g[:, _PMAX].copy(),
-        gen_pg0=g[:, _PG].copy(),
-        gen_ramp_mw_per_min=g[:, _RAMP_AGC].copy() if g.shape[1] > _RAMP_AGC else np.zeros(len(g)),
-        **costs,
-    )
-
-
-def _costs_from_gencost(gencost: np.ndarray, n_gen: int) -> dict[str, np.ndarray]:
-    """Quadratic (model 2, up to 3 coefficients) and piecewise-linear (model 1) costs."""
-    if gencost.shape[0] != n_gen:
-        raise ValueError(f"gencost has {gencost.shape[0]} rows for {n_gen} in-service generators")
-    c2, c1, c0 = np.zeros(n_gen), np.zeros(n_gen), np.zeros(n_gen)
-    is_pwl = gencost[:, 0] == 1
-    n_points = int(np.max(gencost[is_pwl, 3])) if is_pwl.any() else 2
-    pwl_mw, pwl_usd = np.zeros((n_gen, n_points)), np.zeros((n_gen, n_points))
-    for g, row in enumerate(gencost):
-        n = int(row[3])
-        if row[0] == 1:
-            xy = row[4 : 4 + 2 * n].reshape(n, 2)
-            pwl_mw[g] = np.concatenate([xy[:, 0], np.repeat(xy[-1, 0], n_points - n)])
-            pwl_usd[g] = np.concatenate([xy[:, 1], np.repeat(xy[-1, 1], n_points - n)])
-        elif row[0] == 2:
-            if n > 3:
-                raise ValueError(f"generator {g}: polynomial cost of degree {n - 1} > 2")
-            coef = np.concatenate([np.zeros(3 - n), row[4 : 4 + n]])
-            c2[g], c1[g], c0[g] = coef
-        else:
-            raise ValueError(f"generator {g}: unknown cost model {row[0]}")
-    return dict(
-        cost_c2=c2,
-        cost_c1=c1,
-        cost_c0=c0,
-        cost_pwl_mw=pwl_mw,
-        cost_pwl_usd=pwl_usd,
-        cost_is_pwl=is_pwl,
+        gen_bus=np.array([index_of[int(b)] for b in g[:, mp.GEN_BUS]], dtype=int),
+        gen_pmin=g[:, mp.PMIN].copy(),
+        gen_pmax=g[:, mp.PMAX].copy(),
+        gen_pg0=g[:, mp.PG].copy(),
+        gen_ramp_mw_per_min=g[:, mp.RAMP_AGC].copy()
+        if g.shape[1] > mp.RAMP_AGC
+        else np.zeros(len(g)),
+        **{f"cost_{key}": value for key, value in costs.items()},
     )
 
 
@@ -235,22 +201,11 @@ def network_from_grid(grid) -> DCNetwork:
 
 
 def generation_cost_per_h(net: DCNetwork, pg_mw: np.ndarray) -> np.ndarray:
-    """True cost rate [..., G] ($/h) of a dispatch [..., G]: quadratic or piecewise-linear."""
+    """True cost rate [..., G] ($/h) of a dispatch [..., G]: quadratic or piecewise-linear
+    (``envs.cost_curves.cost_rate``, the environment's cost)."""
     pg = np.asarray(pg_mw, dtype=float)
-    quad = (net.cost_c2 * pg + net.cost_c1) * pg + net.cost_c0
-    if not net.cost_is_pwl.any():
-        return quad
-    flat = pg.reshape(-1, net.n_gen)
-    pwl = np.stack([_pwl_value(net, g, flat[:, g]) for g in range(net.n_gen)], axis=-1)
-    return np.where(net.cost_is_pwl, pwl.reshape(pg.shape), quad)
-
-
-def _pwl_value(net: DCNetwork, g: int, p: np.ndarray) -> np.ndarray:
-    """Piecewise-linear cost, extended linearly beyond the first/last segments (as MATPOWER)."""
-    slopes, intercepts = _pwl_segments(net, g)
-    if slopes.size == 0:
-        return np.full_like(p, net.cost_pwl_usd[g, 0])
-    return np.max(intercepts[None, :] + slopes[None, :] * p[:, None], axis=1)
+    curves = (net.cost_c2, net.cost_c1, net.cost_c0, net.cost_pwl_mw, net.cost_pwl_usd)
+    return cost_rate(np, *curves, net.cost_is_pwl, pg)
 
 
 def _pwl_segments(net: DCNetwork, g: int) -> tuple[np.ndarray, np.ndarray]:
@@ -315,8 +270,17 @@ class _Inputs(NamedTuple):
     cost_on: np.ndarray  # [T, G] 1 where the unit is online and pays its cost, else 0
 
 
-def _validate(net, load_mw, dt_hours, gen_available_mw, branch_in_service, prev_pg_mw, storage,
-              energy0_mwh, gen_online) -> _Inputs:  # fmt: skip
+def _validate(
+    net,
+    load_mw,
+    dt_hours,
+    gen_available_mw,
+    branch_in_service,
+    prev_pg_mw,
+    storage,
+    energy0_mwh,
+    gen_online,
+) -> _Inputs:
     load = np.atleast_2d(np.asarray(load_mw, dtype=float))
     n_periods = load.shape[0]
     if load.shape[1] != net.n_bus:
@@ -365,9 +329,17 @@ def _topology(net: DCNetwork, in_service: np.ndarray) -> _Topology:
 
     Cached by network and outage pattern: an episode (or a myopic rollout) sees few patterns.
     """
-    key = b"".join(np.ascontiguousarray(a).tobytes() for a in (
-        net.branch_from, net.branch_to, net.branch_b_mw_per_rad, net.branch_shift_rad,
-        np.array([net.slack, net.n_bus]), np.packbits(in_service)))  # fmt: skip
+    key = b"".join(
+        np.ascontiguousarray(a).tobytes()
+        for a in (
+            net.branch_from,
+            net.branch_to,
+            net.branch_b_mw_per_rad,
+            net.branch_shift_rad,
+            np.array([net.slack, net.n_bus]),
+            np.packbits(in_service),
+        )
+    )
     if key not in _TOPOLOGY_CACHE:
         if len(_TOPOLOGY_CACHE) >= _TOPOLOGY_CACHE_SIZE:
             _TOPOLOGY_CACHE.clear()
@@ -376,7 +348,8 @@ def _topology(net: DCNetwork, in_service: np.ndarray) -> _Topology:
 
 
 def energised_buses(net: DCNetwork, in_service: np.ndarray) -> np.ndarray:
-    """[N] bool: the buses connected to the slack bus through the in-service branches [L]."""
+    """[N] bool: the buses connected to the slack bus through the in-service branches [L]
+    (``envs.connectivity``'s components, cached with the topology)."""
     island = _topology(net, np.asarray(in_service, bool)).island
     return island == island[net.slack]
 
@@ -389,10 +362,8 @@ def _compute_topology(net: DCNetwork, in_service: np.ndarray) -> _Topology:
     np.add.at(incidence, (lines, net.branch_from), 1.0)
     np.add.at(incidence, (lines, net.branch_to), -1.0)
     weighted = b[:, None] * incidence
-    graph = sp.coo_array(
-        (np.ones(int(live.sum())), (net.branch_from[live], net.branch_to[live])), shape=(n, n)
-    )
-    n_islands, island = scipy.sparse.csgraph.connected_components(graph, directed=False)
+    island = island_labels(n, net.branch_from, net.branch_to, live)
+    n_islands = int(island.max()) + 1 if n else 0
     reference = np.zeros(n, bool)
     reference[np.unique(island, return_index=True)[1]] = True
     reference[island == island[net.slack]] = False
@@ -403,8 +374,8 @@ def _compute_topology(net: DCNetwork, in_service: np.ndarray) -> _Topology:
     theta_per_mw[np.ix_(keep, keep)] = np.linalg.inv(laplacian[np.ix_(keep, keep)])
     theta_offset = theta_per_mw @ (incidence.T @ (b * net.branch_shift_rad))
     flow_offset = weighted @ theta_offset - b * net.branch_shift_rad
-    return _Topology(weighted @ theta_per_mw, flow_offset, theta_per_mw, theta_offset, island,
-                     int(n_islands))  # fmt: skip
+    ptdf = weighted @ theta_per_mw
+    return _Topology(ptdf, flow_offset, theta_per_mw, theta_offset, island, n_islands)
 
 
 class _Periods(NamedTuple):
@@ -449,8 +420,11 @@ def _variable_bounds(net, storage, inputs: _Inputs, layout: _Layout) -> np.ndarr
     lo[cols("pg")], hi[cols("pg")] = g_lo, g_hi
     lo[cols("shed")], hi[cols("shed")] = 0.0, np.maximum(inputs.load_mw, 0.0)
     lo[cols("spill")] = 0.0
-    for name, cap in (("charge", storage.power_mw), ("discharge", storage.power_mw),
-                      ("energy", storage.energy_mwh)):  # fmt: skip
+    for name, cap in (
+        ("charge", storage.power_mw),
+        ("discharge", storage.power_mw),
+        ("energy", storage.energy_mwh),
+    ):
         lo[cols(name)], hi[cols(name)] = 0.0, np.broadcast_to(cap, cols(name).shape)
     return np.stack([lo, hi], axis=1)
 
@@ -552,22 +526,35 @@ def _initial_cuts(net, bounds, layout: _Layout, n_tangents: int):
     pg_cols, z_cols = layout.columns("pg"), layout.columns("z")
     cuts = []
     quad = np.flatnonzero(~net.cost_is_pwl)
-    for gens, n_points in ((quad[net.cost_c2[quad] != 0.0], n_tangents),
-                           (quad[net.cost_c2[quad] == 0.0], 1)):  # fmt: skip
+    for gens, n_points in (
+        (quad[net.cost_c2[quad] != 0.0], n_tangents),
+        (quad[net.cost_c2[quad] == 0.0], 1),
+    ):
         if gens.size == 0:
             continue
         lo, hi = bounds[pg_cols[:, gens], 0], bounds[pg_cols[:, gens], 1]
         pts = lo[..., None] + (hi - lo)[..., None] * np.linspace(0.0, 1.0, n_points)
         slope, icpt = _tangent_cuts(net, gens[None, :, None], pts)
         tiled = np.broadcast_to
-        cuts.append((tiled(z_cols[:, gens, None], pts.shape), tiled(pg_cols[:, gens, None],
-                     pts.shape), slope, icpt))  # fmt: skip
+        cuts.append(
+            (
+                tiled(z_cols[:, gens, None], pts.shape),
+                tiled(pg_cols[:, gens, None], pts.shape),
+                slope,
+                icpt,
+            )
+        )
     for g in np.flatnonzero(net.cost_is_pwl):
         slopes, icpts = _pwl_segments(net, g)
         shape = (layout.n_periods, slopes.size)
-        cuts.append((np.broadcast_to(z_cols[:, g, None], shape),
-                     np.broadcast_to(pg_cols[:, g, None], shape),
-                     np.broadcast_to(slopes, shape), np.broadcast_to(icpts, shape)))  # fmt: skip
+        cuts.append(
+            (
+                np.broadcast_to(z_cols[:, g, None], shape),
+                np.broadcast_to(pg_cols[:, g, None], shape),
+                np.broadcast_to(slopes, shape),
+                np.broadcast_to(icpts, shape),
+            )
+        )
     return [tuple(np.ravel(a) for a in cut) for cut in cuts]
 
 
@@ -663,17 +650,31 @@ def solve_dispatch(
     """
     started = time.perf_counter()
     storage = StorageUnits.none() if storage is None else storage
-    inputs = _validate(net, load_mw, dt_hours, gen_available_mw, branch_in_service, prev_pg_mw,
-                       storage, storage_energy0_mwh, gen_online)  # fmt: skip
+    inputs = _validate(
+        net,
+        load_mw,
+        dt_hours,
+        gen_available_mw,
+        branch_in_service,
+        prev_pg_mw,
+        storage,
+        storage_energy0_mwh,
+        gen_online,
+    )
     layout = _Layout(net.n_gen, net.n_bus, storage.n, inputs.load_mw.shape[0])
     periods = _periods(net, inputs.branch_in_service)
     bounds = _variable_bounds(net, storage, inputs, layout)
     cost, constant, curtail = _objective(net, inputs, penalties, layout)
     lp = LinearProgram(cost, bounds, use_highs=_HIGHS is not None)
-    for rows in (_balance_rows(net, storage, inputs, layout, periods),
-                 _storage_rows(storage, inputs, layout), _ramp_rows(inputs, layout),
-                 _cut_rows(_initial_cuts(net, bounds, layout, n_tangents)
-                           + _anchor_cuts(net, bounds, layout, inputs.prev_pg_mw))):  # fmt: skip
+    for rows in (
+        _balance_rows(net, storage, inputs, layout, periods),
+        _storage_rows(storage, inputs, layout),
+        _ramp_rows(inputs, layout),
+        _cut_rows(
+            _initial_cuts(net, bounds, layout, n_tangents)
+            + _anchor_cuts(net, bounds, layout, inputs.prev_pg_mw)
+        ),
+    ):
         lp.add_rows(rows)
     limited = np.zeros((layout.n_periods, net.n_branch), bool)
     problem = (net, storage, inputs, layout, periods)
@@ -693,12 +694,24 @@ def solve_dispatch(
             limited |= new_limits
             lp.add_rows(_branch_rows(*problem, *np.nonzero(new_limits)))
         if not cuts_done:
-            refine = _refining_cuts(net, bounds, layout, pg, shortfall, tolerance, cut_round,
-                                    n_tangents)  # fmt: skip
+            refine = _refining_cuts(
+                net, bounds, layout, pg, shortfall, tolerance, cut_round, n_tangents
+            )
             lp.add_rows(_cut_rows(refine))
     true_cost = true_cost * inputs.cost_on
-    return _solution(x, layout, inputs, penalties, curtail, true_cost, lower_bound, cut_round,
-                     flow, theta, time.perf_counter() - started)  # fmt: skip
+    return _solution(
+        x,
+        layout,
+        inputs,
+        penalties,
+        curtail,
+        true_cost,
+        lower_bound,
+        cut_round,
+        flow,
+        theta,
+        time.perf_counter() - started,
+    )
 
 
 def _limits_to_add(net: DCNetwork, flow: np.ndarray, limited: np.ndarray) -> np.ndarray:
@@ -712,8 +725,9 @@ def _limits_to_add(net: DCNetwork, flow: np.ndarray, limited: np.ndarray) -> np.
     return (loading > 0.99) & ~limited
 
 
-def _solution(x, layout, inputs, penalties, curtail, true_cost, lower_bound, rounds, flow, theta,
-              seconds):  # fmt: skip
+def _solution(
+    x, layout, inputs, penalties, curtail, true_cost, lower_bound, rounds, flow, theta, seconds
+):
     def block(name):
         return x[layout.columns(name)]
 

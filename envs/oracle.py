@@ -94,7 +94,8 @@ def dispatch_model(params: EnvParams) -> EnvDispatchModel:
 
 
 def energised_buses(network: opf.DCNetwork, branch_in_service: np.ndarray) -> np.ndarray:
-    """[T, N] bool: buses connected to the slack bus through in-service branches."""
+    """[T, N] bool: buses connected to the slack bus through in-service branches
+    (``opf.energised_buses`` per period)."""
     in_service = np.atleast_2d(np.asarray(branch_in_service, bool))
     return np.stack([opf.energised_buses(network, live) for live in in_service])
 

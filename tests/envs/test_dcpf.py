@@ -4,9 +4,9 @@ import jax
 import numpy as np
 import pytest
 from jax import numpy as jnp
-from scipy.sparse import csgraph, csr_matrix
 
 from envs.case import Case, load_case
+from envs.connectivity import slack_component
 from envs.dcpf import dc_power_flow, energised_buses
 from envs.dynamics import fastdc
 from envs.grid import build_grid
@@ -159,13 +159,6 @@ def test_islanding_is_flagged_zeroed_and_rest_matches_pypower(x64, grids64):
     assert float(batch.flow_mw[1, 2]) == 0.0
 
 
-def _scipy_energised(grid, mask: np.ndarray) -> np.ndarray:
-    f, t = np.asarray(grid.branch_from)[mask], np.asarray(grid.branch_to)[mask]
-    graph = csr_matrix((np.ones(len(f)), (f, t)), shape=(grid.n_bus, grid.n_bus))
-    _, label = csgraph.connected_components(graph, directed=False)
-    return label == label[grid.slack]
-
-
 def test_random_outage_masks_conserve_power_and_never_nan():
     grid = build_grid(load_case("ieee30"))
     rng = np.random.default_rng(0)
@@ -173,7 +166,8 @@ def test_random_outage_masks_conserve_power_and_never_nan():
     p_bus = jnp.broadcast_to(_case_injection(grid), (16, grid.n_bus))
     flow = dc_jit(grid, p_bus, jnp.asarray(masks))
     assert bool(jnp.all(jnp.isfinite(flow.flow_mw))) and bool(jnp.all(jnp.isfinite(flow.theta)))
-    expected = np.stack([_scipy_energised(grid, m) for m in masks])
+    f, t = np.asarray(grid.branch_from), np.asarray(grid.branch_to)
+    expected = np.stack([slack_component(grid.n_bus, f, t, grid.slack, m) for m in masks])
     np.testing.assert_array_equal(flow.bus_energised, expected)
     assert 0 < int(flow.islanded.sum()) < 16  # the draw must exercise both outcomes
     np.testing.assert_array_equal(np.asarray(flow.flow_mw)[~masks], 0.0)
@@ -217,10 +211,9 @@ def test_energised_buses_equal_the_slack_component_under_random_outages():
         row[rng.choice(grid.n_branch, rng.integers(0, 40), replace=False)] = False
     ours = np.asarray(jax.jit(lambda m: energised_buses(grid, m))(jnp.asarray(masks)))
     assert 0 < (~ours).sum()  # some outage sets island buses
-    for row, mask in enumerate(masks):
-        graph = csr_matrix((np.ones(mask.sum()), (f[mask], t[mask])), (grid.n_bus,) * 2)
-        _, component = csgraph.connected_components(graph, directed=False)
-        np.testing.assert_array_equal(ours[row], component == component[grid.slack])
+    for row, mask in enumerate(masks):  # the host's connectivity (scipy's components)
+        host = slack_component(grid.n_bus, f, t, grid.slack, mask)
+        np.testing.assert_array_equal(ours[row], host)
 
 
 def test_one_injection_broadcasts_over_several_outage_masks():

@@ -209,3 +209,17 @@ def test_unlimited_ratings_are_derived_and_reported(odd_case):
     np.testing.assert_allclose(rating[[1, 2, 4, 5, 6, 7]], [80, 80, 60, 60, 50, 50])
     assert rating[0] not in (0.0, 9900.0) and rating[3] not in (0.0, 9900.0)
     assert np.all(np.isfinite(rating)) and np.all(rating >= 1)
+
+
+def test_build_time_flows_equal_dc_power_flow(x64, odd_case):
+    """The NumPy flow that rates branches while building a Grid is the public DC flow."""
+    from envs.dcpf import dc_power_flow
+    from envs.grid import _dc_matrices, _network_numpy, dc_flows_numpy
+
+    net = _network_numpy(odd_case)
+    net.update(_dc_matrices(net))
+    grid = build_grid(odd_case, jnp.float64)
+    injection = np.asarray(grid.gen_to_bus @ grid.gen_pg0 - grid.bus_pd)
+    host = dc_flows_numpy(net, injection - net["bus_gs"], odd_case.base_mva)
+    np.testing.assert_allclose(host, dc_power_flow(grid, jnp.asarray(injection)).flow_mw, atol=1e-9)
+    assert np.any(np.asarray(grid.branch_shift) != 0) or np.any(net["bus_gs"] != 0)

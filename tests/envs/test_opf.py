@@ -56,10 +56,11 @@ def test_dc_opf_matches_pypower_when_congestion_binds():
     ppc["branch"][ppc["branch"][:, _BR_STATUS] != 0, _RATE_A] = tight
     reference = _rundcopf(ppc)
     congested = opf.solve_dc_opf(
-        opf.network_from_matpower(ppc["baseMVA"], ppc["bus"], ppc["gen"], ppc["branch"],
-                                  ppc["gencost"]),
+        opf.network_from_matpower(
+            ppc["baseMVA"], ppc["bus"], ppc["gen"], ppc["branch"], ppc["gencost"]
+        ),
         ppc["bus"][:, 2],
-    )  # fmt: skip
+    )
     assert congested.generation_cost_per_h > unconstrained.generation_cost_per_h + 1e-3
     assert congested.generation_cost_per_h == pytest.approx(reference["f"], rel=1e-4)
 
@@ -95,15 +96,17 @@ def _episode(net, n_steps: int, seed: int):
 def test_oracle_never_costs_more_than_myopic_dispatch():
     net, ppc = _network_and_ppc("ieee14")
     net = opf.DCNetwork(**{**vars(net), "gen_ramp_mw_per_min": 0.05 * net.gen_pmax})
-    storage = opf.StorageUnits(np.array([2]), np.array([30.0]), np.array([60.0]),
-                               np.array([0.95]), np.array([0.95]))  # fmt: skip
+    storage = opf.StorageUnits(
+        np.array([2]), np.array([30.0]), np.array([60.0]), np.array([0.95]), np.array([0.95])
+    )
     load = _episode(net, 24, seed=0) * ppc["bus"][None, :, 2]
     kwargs = dict(dt_hours=0.25, storage=storage, storage_energy0_mwh=np.array([30.0]))
     oracle = opf.solve_dispatch(net, load, prev_pg_mw=net.gen_pg0, **kwargs)
     prev, energy, myopic_cost = net.gen_pg0, np.array([30.0]), 0.0
     for t in range(load.shape[0]):
-        step = opf.solve_dc_opf(net, load[t], prev_pg_mw=prev, **{**kwargs,
-                                "storage_energy0_mwh": energy})  # fmt: skip
+        step = opf.solve_dc_opf(
+            net, load[t], prev_pg_mw=prev, **{**kwargs, "storage_energy0_mwh": energy}
+        )
         prev, energy, myopic_cost = (
             step.pg_mw,
             step.storage_energy_mwh,
