@@ -33,7 +33,7 @@ def test_bad_per_core_batches_flag_fails_before_measuring():
 
 
 def test_memory_report_gives_peak_and_second_half_growth_per_process():
-    from benchmarks.training_throughput import memory_report
+    from benchmarks.process_memory import memory_report
 
     mib = 2**20
     series = {
@@ -42,7 +42,19 @@ def test_memory_report_gives_peak_and_second_half_growth_per_process():
     }
     nodes = {"learner": 11, "actor-0": 12}
     report = memory_report(series, nodes, processes=1)
-    assert report == {"learner (pid 11)": {"peak_mb": 910.0, "second_half_growth_mb": 10.0}}
+    growth_pct = 100.0 * 10 / 900  # from 900 MiB at half time to 910 MiB at the end
+    assert report == {
+        "learner (pid 11)": {
+            "peak_mb": 910.0,
+            "second_half_growth_mb": 10.0,
+            "second_half_growth_pct": pytest.approx(growth_pct),
+        }
+    }
     assert list(memory_report(series, {})) == ["python x (pid 11)", "python y (pid 12)"]
     actor = memory_report(series, nodes)["actor-0 (pid 12)"]
-    assert actor == {"peak_mb": 400.0, "second_half_growth_mb": -50.0}  # at 4 s: half of 8 s
+    # At 4 s (half of 8 s) 400 MiB, at the end 350 MiB.
+    assert actor == {
+        "peak_mb": 400.0,
+        "second_half_growth_mb": -50.0,
+        "second_half_growth_pct": pytest.approx(-12.5),
+    }
