@@ -20,9 +20,8 @@ from matplotlib import animation, colors
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import connected_components
 
+from envs.connectivity import slack_component
 from envs.render import new_figure
 
 LOADING_CMAP = "RdYlGn_r"  # green when lightly loaded, red at and above the rating
@@ -120,11 +119,13 @@ def from_arrays(params, step, pg, storage_p, demand, shed, flow, in_service, ene
 def energised_buses(grid, in_service) -> np.ndarray:
     """[N] bool: buses connected to the slack bus through in-service branches (for records
     that keep the topology but not ``EnvState.energised``)."""
-    closed = np.asarray(in_service, bool)
-    frm, to = np.asarray(grid.branch_from)[closed], np.asarray(grid.branch_to)[closed]
-    graph = csr_matrix((np.ones(len(frm)), (frm, to)), shape=(grid.n_bus, grid.n_bus))
-    _, island = connected_components(graph, directed=False)
-    return island == island[grid.slack]
+    return slack_component(
+        grid.n_bus,
+        np.asarray(grid.branch_from),
+        np.asarray(grid.branch_to),
+        int(grid.slack),
+        np.asarray(in_service, bool),
+    )
 
 
 def from_state(state, params, cost: float | None = None) -> OneLineData:
