@@ -38,17 +38,30 @@ from absl import app, flags
 from benchmarks.hardware import describe, describe_line
 
 CASES = ("ieee14", "ieee118")
-_CASES = flags.DEFINE_list("cases", list(CASES), "cases to measure")
-_BATCHES = flags.DEFINE_list(
-    "batches", ["1", "16", "256", "1024"], "batch sizes (4096 is available: add it here)"
+
+
+def _flag(define, name: str, *args):
+    """``define(name, ...)``, or the flag of that name when another benchmark module imported
+    into the same process (a test run) defined it first: absl's flags are global."""
+    if name in flags.FLAGS:
+        return flags.FLAGS[name]
+    return define(name, *args)
+
+
+_CASES = _flag(flags.DEFINE_list, "cases", list(CASES), "cases to measure")
+_BATCHES = _flag(
+    flags.DEFINE_list,
+    "batches",
+    ["1", "16", "256", "1024"],
+    "batch sizes (4096 is available: add it here)",
 )
-_HIGHS_SOLVES = flags.DEFINE_integer("highs_solves", 30, "HiGHS solves (distinct states)")
-_REPEATS = flags.DEFINE_integer("repeats", 5, "timed calls of the JAX solver per batch")
-_WARM_STEPS = flags.DEFINE_integer("warm_steps", 4, "zero-action env steps before measuring")
-_OUT = flags.DEFINE_string("out", None, "write the results as JSON to this path")
-_EVALUATION = flags.DEFINE_bool("evaluation", False, "also time the ieee118 evaluation")
-_EVALUATION_TIMEOUT = flags.DEFINE_integer(
-    "evaluation_timeout", 600, "seconds after which the evaluation is stopped"
+_HIGHS_SOLVES = _flag(flags.DEFINE_integer, "highs_solves", 30, "HiGHS solves (distinct states)")
+_REPEATS = _flag(flags.DEFINE_integer, "repeats", 5, "timed calls of the JAX solver per batch")
+_WARM_STEPS = _flag(flags.DEFINE_integer, "warm_steps", 4, "zero-action env steps before measuring")
+_OUT = _flag(flags.DEFINE_string, "out", None, "write the results as JSON to this path")
+_EVALUATION = _flag(flags.DEFINE_bool, "evaluation", False, "also time the ieee118 evaluation")
+_EVALUATION_TIMEOUT = _flag(
+    flags.DEFINE_integer, "evaluation_timeout", 600, "seconds after which the evaluation is stopped"
 )
 
 TARGET_CPU_RATIO = 10.0  # x HiGHS at batch 1024 on ieee118, on CPU

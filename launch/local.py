@@ -14,10 +14,6 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
         os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
     ).strip()
 
-# Ray's token authentication (its default for a new local instance), stated so Ray does not
-# warn about it on every run. Ray reads the mode once, when it is first imported.
-os.environ.setdefault("RAY_AUTH_MODE", "token")
-
 import sys
 
 from absl import app, flags
@@ -63,6 +59,10 @@ def make_backend(program, launch_type: str):
 
     if launch_type == "local_mt":
         return ThreadBackend()
+    # Ray's token authentication (its default for a new local instance), stated so Ray does not
+    # warn about it on every run. Ray reads the mode once, when it is first imported.
+    if "ray" not in sys.modules:
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
     import ray
 
     # Ray runs workers at nice 15 by default; here the workers *are* the training job.

@@ -24,7 +24,7 @@ PROBE = """
 import json, os, ray
 from launch.devices import process_env_vars
 
-ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False,
+ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False,
          runtime_env={"env_vars": {"RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "1"}})
 
 @ray.remote(num_cpus=0)
