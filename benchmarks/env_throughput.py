@@ -36,44 +36,49 @@ import os
 import signal
 import sys
 import time
-import warnings
 
 import numpy as np
 from absl import app, flags
 
-from benchmarks.hardware import cpu_model
+from benchmarks.harness import (
+    define_once,
+    hardware_line,
+    initial_states,
+    make_grid_env,
+    measure_grid2op,
+    timed_rate,
+    warmed_rollout,
+)
 from benchmarks.per_core import measure_all_cores
-from launch.cpu_random import unroll_threefry_on_cpu
+from launch.threefry_lowering import unroll_threefry_on_cpu
 
-_CASES = flags.DEFINE_list("cases", ["ieee14", "ieee118"], "shipped cases to measure")
-_PHYSICS = flags.DEFINE_list("physics", ["dc", "ac"], "env physics to measure (dc, ac)")
-_MAX_BATCH = flags.DEFINE_integer("max_batch", 16384, "largest batch (powers of 4 up to it)")
-_QUICK = flags.DEFINE_bool("quick", False, "batches 1, 64, 4096 and short timings")
-_MIN_TIME = flags.DEFINE_float("min_time", 2.0, "seconds each measurement runs for at least")
-_GRID2OP = flags.DEFINE_bool("grid2op", True, "measure Grid2Op + LightSim2Grid as the peer")
-_PER_CORE_BATCHES = flags.DEFINE_list(
+_CASES = define_once(flags.DEFINE_list, "cases", ["ieee14", "ieee118"], "shipped cases to measure")
+_PHYSICS = define_once(
+    flags.DEFINE_list, "physics", ["dc", "ac"], "env physics to measure (dc, ac)"
+)
+_MAX_BATCH = define_once(
+    flags.DEFINE_integer, "max_batch", 16384, "largest batch (powers of 4 up to it)"
+)
+_QUICK = define_once(flags.DEFINE_bool, "quick", False, "batches 1, 64, 4096 and short timings")
+_MIN_TIME = define_once(
+    flags.DEFINE_float, "min_time", 2.0, "seconds each measurement runs for at least"
+)
+_GRID2OP = define_once(
+    flags.DEFINE_bool, "grid2op", True, "measure Grid2Op + LightSim2Grid as the peer"
+)
+_PER_CORE_BATCHES = define_once(
+    flags.DEFINE_list,
     "per_core_batches",
     ["64", "256", "1024"],
     "DC batches per process for the all-cores rows, one pinned process per core "
     "(--quick: 256 only; empty: none)",
 )
-_PROFILE = flags.DEFINE_bool("profile", False, "also time the parts of a step at --profile_batch")
-_PROFILE_BATCH = flags.DEFINE_integer("profile_batch", 1024, "batch for --profile")
+_PROFILE = define_once(
+    flags.DEFINE_bool, "profile", False, "also time the parts of a step at --profile_batch"
+)
+_PROFILE_BATCH = define_once(flags.DEFINE_integer, "profile_batch", 1024, "batch for --profile")
 
-GRID2OP_ENVS = {"ieee14": "l2rpn_case14_sandbox", "ieee118": "rte_case118_example"}
 FIT_GRIDS, FIT_BYTES = 65_536, 8 * 2**30
-STEPS_PER_CALL_BUDGET = 16_384  # grid-steps per timed call (T = budget / B, clipped)
-
-
-def hardware() -> str:
-    import jax
-
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (
-        f"{cpu_model()}, {cores} cores usable, load average {load}; "
-        f"jax {jax.__version__} on {jax.devices()[0].device_kind} ({jax.default_backend()})"
-    )
 
 
 def batch_sizes(max_batch: int, quick: bool) -> list[int]:
@@ -82,21 +87,6 @@ def batch_sizes(max_batch: int, quick: bool) -> list[int]:
     while sizes[-1] * base <= max_batch:
         sizes.append(sizes[-1] * base)
     return sizes
-
-
-def steps_per_call(batch: int) -> int:
-    return int(np.clip(STEPS_PER_CALL_BUDGET // batch, 2, 256))
-
-
-def timed_rate(call, items_per_call: int, min_time: float) -> float:
-    """Items per second of ``call`` (already compiled and warmed up)."""
-    calls, start = 0, time.perf_counter()
-    while True:
-        call()
-        calls += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_time:
-            return calls * items_per_call / elapsed
 
 
 def tree_bytes(tree) -> int:
@@ -108,83 +98,6 @@ def tree_bytes(tree) -> int:
 # ------------------------------------------------------------------------------------------
 # gridpod
 # ------------------------------------------------------------------------------------------
-
-
-def make_grid_env(case: str, physics: str, horizon: int = 288):
-    from envs.config import default_env_config
-    from envs.env import make_env
-
-    config = default_env_config()
-    config.case, config.physics, config.horizon = case, physics, horizon
-    return make_env(config)
-
-
-def checksum(obs, reward, info):
-    """One scalar that depends on everything a step hands back (keeps it all computed)."""
-    import jax
-    import jax.numpy as jnp
-
-    leaves = jax.tree_util.tree_leaves((obs, reward, info))
-    return sum(jnp.sum(x.astype(jnp.float32)) for x in leaves)
-
-
-def make_rollout(env, spec, steps: int):
-    """jit(key, states [B], params) -> (key, states, checksum): T scanned vmapped steps.
-
-    The actors' rollout (``replay.rollout``) with uniform random actions for a policy.
-    """
-    import jax
-    import jax.numpy as jnp
-
-    from replay.rollout import batched_env_step, rollout
-
-    shape = (spec.num_agents, spec.action_dim)
-
-    def random_rollout(key, states, params):
-        batch = states.t.shape[0]
-        step_grids = batched_env_step(env, params)
-
-        def one_step(carry, key):
-            states, acc = carry
-            key_action, key_step = jax.random.split(key)
-            actions = jax.random.uniform(key_action, (batch, *shape), minval=-1.0, maxval=1.0)
-            obs, states, reward, terminated, truncated, info = step_grids(key_step, states, actions)
-            acc = acc + checksum(obs, reward, info) + terminated.sum() + truncated.sum()
-            return (states, acc), None
-
-        key, key_rollout = jax.random.split(key)
-        (states, acc), _ = rollout(one_step, (states, jnp.float32(0.0)), key_rollout, steps)
-        return key, states, acc
-
-    return jax.jit(random_rollout, donate_argnums=1)
-
-
-def initial_states(env, params, batch: int):
-    import jax
-
-    keys = jax.random.split(jax.random.PRNGKey(0), batch)
-    return jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(keys, params)[1]
-
-
-def warmed_rollout(env, params, spec, batch: int, seed: int = 1):
-    """``(call, steps, compile_s, compiled)``: ``call()`` runs one compiled rollout of T =
-    ``steps`` steps of ``batch`` grids, carrying key and states between calls; warmed up."""
-    import jax
-
-    steps = steps_per_call(batch)
-    states = initial_states(env, params, batch)
-    key = jax.random.PRNGKey(seed)
-    start = time.perf_counter()
-    compiled = make_rollout(env, spec, steps).lower(key, states, params).compile()
-    compile_s = time.perf_counter() - start
-    carry = {"key": key, "states": states}
-
-    def call():
-        carry["key"], carry["states"], acc = compiled(carry["key"], carry["states"], params)
-        jax.block_until_ready(acc)
-
-    call()  # warm-up (first-touch of buffers)
-    return call, steps, compile_s, compiled
 
 
 def measure_gridpod(env, params, spec, batch: int, min_time: float) -> dict:
@@ -227,42 +140,6 @@ def ac_is_wired(case: str) -> bool:
 # ------------------------------------------------------------------------------------------
 
 
-def _grid2op_env(name: str, dc: bool):
-    import grid2op
-    from grid2op.Parameters import Parameters
-    from lightsim2grid import LightSimBackend
-
-    param = Parameters()
-    param.ENV_DC = dc
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return grid2op.make(name, test=True, backend=LightSimBackend(), param=param)
-
-
-def measure_grid2op(case: str, dc: bool, min_time: float) -> dict:
-    """Do-nothing steps/s of the bundled Grid2Op env closest to ``case`` (resets included)."""
-    name = GRID2OP_ENVS[case]
-    try:
-        env = _grid2op_env(name, dc)
-    except Exception as err:  # missing package or env: report, do not fail the run
-        return {"name": name, "rate": None, "error": f"{type(err).__name__}: {err}"}
-    env.seed(0)
-    env.reset()
-    do_nothing = env.action_space({})
-    env.step(do_nothing)  # warm-up
-    steps, resets, start = 0, 0, time.perf_counter()
-    while time.perf_counter() - start < min_time:
-        _, _, done, _ = env.step(do_nothing)
-        steps += 1
-        if done:
-            env.reset()
-            resets += 1
-    rate = steps / (time.perf_counter() - start)
-    size = f"{env.n_sub} substations, {env.n_line} lines, {env.n_gen} generators"
-    env.close()
-    return {"name": name, "rate": rate, "resets": resets, "size": size}
-
-
 # ------------------------------------------------------------------------------------------
 # Profile: the parts of a step, timed separately at one batch size
 # ------------------------------------------------------------------------------------------
@@ -272,9 +149,9 @@ def step_parts(env):
     """name -> f(keys [B], states [B], actions [B, A, U], params) for one vmapped call."""
     import jax
 
-    from envs.dcpf import dc_power_flow
-    from envs.dynamics.fastdc import connected_buses, dc_flow
-    from envs.dynamics.transition import transition
+    from envs.powerflow.dc_outages import connected_buses, dc_flow
+    from envs.powerflow.dcpf import dc_power_flow
+    from envs.sim.transition import transition
 
     def flow_only(key, state, action, params):
         grid = params.grid
@@ -293,7 +170,7 @@ def step_parts(env):
         "reset (every grid; a step resets only finished ones)": lambda k, s, a, p: env.reset(k, p),
         "observe": lambda k, s, a, p: env.observe(s, p),
         "one DC power flow, intact network": flow_only,
-        "one DC flow with the states' outages (fastdc)": flow_with_outages,
+        "one DC flow with the states' outages (dc_outages)": flow_with_outages,
         "connectivity of the states' topology": connectivity,
     }
     return {name: jax.jit(jax.vmap(fn, in_axes=(0, 0, 0, None))) for name, fn in single.items()}
@@ -545,9 +422,9 @@ def main(argv) -> None:
     del argv
     quick, min_time = _QUICK.value, _MIN_TIME.value * (0.5 if _QUICK.value else 1.0)
     batches = batch_sizes(_MAX_BATCH.value, quick)
-    # As the launchers do: threefry as straight-line code on XLA:CPU (launch.cpu_random).
+    # As the launchers do: threefry as straight-line code on XLA:CPU (launch.threefry_lowering).
     unrolled = unroll_threefry_on_cpu()
-    print(f"hardware: {hardware()}; threefry {'unrolled' if unrolled else 'rolled'} on CPU")
+    print(f"hardware: {hardware_line()}; threefry {'unrolled' if unrolled else 'rolled'} on CPU")
     print(f"batches {batches}, min_time {min_time:.1f} s per measurement\n", flush=True)
     per_core_batches()  # a bad flag fails before anything is measured
     out = {"rows": [], "peers": {}, "measured": {}, "memory": [], "profiles": {}, "all_cores": []}
@@ -561,7 +438,9 @@ def main(argv) -> None:
         interrupted = True
         print("\ninterrupted: partial results below")
     report(out)
-    print(f"\nwall time {time.perf_counter() - start:.0f} s; hardware at the end: {hardware()}")
+    print(
+        f"\nwall time {time.perf_counter() - start:.0f} s; hardware at the end: {hardware_line()}"
+    )
     if interrupted:  # skip interpreter teardown while an XLA compile may still be running
         sys.stdout.flush()
         os._exit(124)

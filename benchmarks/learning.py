@@ -59,7 +59,8 @@ from pathlib import Path
 
 from absl import app, flags
 
-from benchmarks import hardware
+from benchmarks import harness
+from benchmarks.harness import define_once
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = "configs/default.py"
@@ -83,56 +84,89 @@ METRICS = (  # (key, label) of the curve's columns
 # The benchmark's own flag namespace: launch.evaluate (imported to evaluate) and launch.cli
 # define flags of the same names (--config, --episodes, ...) on absl's global FLAGS.
 BENCH_FLAGS = flags.FlagValues()
-_CONFIG = flags.DEFINE_string(
-    "config", DEFAULT_CONFIG, "Training preset (configs/*.py).", flag_values=BENCH_FLAGS
+_CONFIG = define_once(
+    flags.DEFINE_string,
+    "config",
+    DEFAULT_CONFIG,
+    "Training preset (configs/*.py).",
+    flag_values=BENCH_FLAGS,
 )
-_OVERRIDE = flags.DEFINE_multi_string(
+_OVERRIDE = define_once(
+    flags.DEFINE_multi_string,
     "override",
     [],
     "Config overrides for training, e.g. '--config.learner.learning_rate=1e-4' "
     "(repeat the flag, or several in one quoted string).",
     flag_values=BENCH_FLAGS,
 )
-_SEEDS = flags.DEFINE_integer(
-    "seeds", 3, "Training seeds 0..N-1, one run each.", flag_values=BENCH_FLAGS
+_SEEDS = define_once(
+    flags.DEFINE_integer,
+    "seeds",
+    3,
+    "Training seeds 0..N-1, one run each.",
+    flag_values=BENCH_FLAGS,
 )
-_BUDGET = flags.DEFINE_float(
+_BUDGET = define_once(
+    flags.DEFINE_float,
     "budget_s",
     600.0,
     "Wall clock of each training run in seconds (--from_runs: the recorded budget).",
     flag_values=BENCH_FLAGS,
 )
-_SCENARIOS = flags.DEFINE_string(
-    "scenarios", "all", "'all' or a comma-separated list.", flag_values=BENCH_FLAGS
-)
-_EPISODES = flags.DEFINE_integer(
-    "episodes", 2, "Held-out episodes per scenario.", flag_values=BENCH_FLAGS
-)
-_HORIZON = flags.DEFINE_integer(
-    "horizon", 96, "Steps per evaluation episode (0 = the env's).", flag_values=BENCH_FLAGS
-)
-_CHECKPOINTS = flags.DEFINE_integer(
-    "checkpoints", 8, "Points of the curve (evaluated times).", flag_values=BENCH_FLAGS
-)
-_EVAL_SEED = flags.DEFINE_integer(
-    "eval_seed",
-    1,
-    "Held-out episode set (envs.scenarios.eval_keys); 0, the suite's, is refused.",
+_SCENARIOS = define_once(
+    flags.DEFINE_string,
+    "scenarios",
+    "all",
+    "'all' or a comma-separated list.",
     flag_values=BENCH_FLAGS,
 )
-_OUT_DIR = flags.DEFINE_string(
-    "out_dir", None, "Output folder (default runs/learning-<time>).", flag_values=BENCH_FLAGS
+_EPISODES = define_once(
+    flags.DEFINE_integer, "episodes", 2, "Held-out episodes per scenario.", flag_values=BENCH_FLAGS
 )
-_FROM_RUNS = flags.DEFINE_list(
-    "from_runs", [], "Evaluate these run directories; train nothing.", flag_values=BENCH_FLAGS
+_HORIZON = define_once(
+    flags.DEFINE_integer,
+    "horizon",
+    96,
+    "Steps per evaluation episode (0 = the env's).",
+    flag_values=BENCH_FLAGS,
 )
-_SAVE_EVERY = flags.DEFINE_integer(
+_CHECKPOINTS = define_once(
+    flags.DEFINE_integer,
+    "checkpoints",
+    8,
+    "Points of the curve (evaluated times).",
+    flag_values=BENCH_FLAGS,
+)
+_EVAL_SEED = define_once(
+    flags.DEFINE_integer,
+    "eval_seed",
+    1,
+    "Held-out episode set (envs.sim.scenarios.eval_keys); 0, the suite's, is refused.",
+    flag_values=BENCH_FLAGS,
+)
+_OUT_DIR = define_once(
+    flags.DEFINE_string,
+    "out_dir",
+    None,
+    "Output folder (default runs/learning-<time>).",
+    flag_values=BENCH_FLAGS,
+)
+_FROM_RUNS = define_once(
+    flags.DEFINE_list,
+    "from_runs",
+    [],
+    "Evaluate these run directories; train nothing.",
+    flag_values=BENCH_FLAGS,
+)
+_SAVE_EVERY = define_once(
+    flags.DEFINE_integer,
     "save_every_updates",
     0,
     "Checkpoint cadence of training (0 = from the budget).",
     flag_values=BENCH_FLAGS,
 )
-_CACHE = flags.DEFINE_enum(
+_CACHE = define_once(
+    flags.DEFINE_enum,
     "compilation_cache",
     "cold",
     ["cold", "warm"],
@@ -654,7 +688,7 @@ class Evaluator:
 
     def _reference_key(self) -> dict:
         """Everything the references depend on: a stale cache must never be reused."""
-        from envs import baselines
+        from envs.opf import baselines
 
         s = self.settings
         return {
@@ -684,7 +718,7 @@ class Evaluator:
 
     def _compute_references(self) -> dict:
         """Do-nothing and myopic OPF rollouts with the oracle solving beside them."""
-        from envs import oracle
+        from envs.opf import oracle
         from launch import evaluate
 
         progress("baselines and oracle on the held-out episodes (once for every checkpoint)")
@@ -805,7 +839,7 @@ def seed_counts(seed_rows: list, myopic: dict, targets: Targets) -> list[int]:
 
 def evaluate_runs(settings: Settings, run_dirs: list[Path], machine: dict) -> dict:
     """Every number of the benchmark: runs, references, curve, targets."""
-    from launch.cpu_random import unroll_threefry_on_cpu
+    from launch.threefry_lowering import unroll_threefry_on_cpu
 
     unroll_threefry_on_cpu()  # as launch.evaluate does: same numbers, faster on CPU
     evaluator = Evaluator(settings, stored_env_config(run_dirs[0]))
@@ -884,7 +918,7 @@ def format_header(results: dict) -> list[str]:
     )
     return [
         f"# Time to quality: {title(results)}",
-        f"hardware: {hardware.describe_line(results['hardware'])}",
+        f"hardware: {harness.describe_line(results['hardware'])}",
         training,
         f"overrides: {' '.join(s['overrides']) or 'none'}",
         f"evaluation: held-out set {ev['eval_seed']} (not the suite's set 0), "
@@ -1035,7 +1069,7 @@ def plot_curves(results: dict, path: Path) -> None:
     axes.flat[0].legend(fontsize=8)
     figure.suptitle(
         f"{title(results)}: {len(results['runs'])} seeds; "
-        f"{hardware.describe_line(results['hardware'])}",
+        f"{harness.describe_line(results['hardware'])}",
         fontsize=9,
     )
     figure.savefig(path, dpi=110)
@@ -1078,7 +1112,7 @@ def main(argv) -> None:
     from absl import logging as absl_logging
 
     absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax logs every restore at INFO
-    machine = hardware.describe()  # before training: the load average of the idle machine
+    machine = harness.describe()  # before training: the load average of the idle machine
     settings.out_dir.mkdir(parents=True, exist_ok=True)
     logging.getLogger("absl").addFilter(_ReadOnlyRestoreFilter())
     try:

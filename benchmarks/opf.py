@@ -1,4 +1,4 @@
-"""Single-step DC-OPF solves per second: the batched JAX QP (``envs.step_opf``) against HiGHS.
+"""Single-step DC-OPF solves per second: the batched JAX QP (``envs.opf.step_qp``) against HiGHS.
 
     python -m benchmarks.opf                                  # ieee14, ieee118; batch 1..1024
     python -m benchmarks.opf --batches=1,16,256,1024,4096     # 4096 too (minutes on 2 cores)
@@ -35,32 +35,32 @@ from typing import NamedTuple
 import numpy as np
 from absl import app, flags
 
-from benchmarks.hardware import describe, describe_line
+from benchmarks.harness import define_once, describe, describe_line
 
 CASES = ("ieee14", "ieee118")
 
 
-def _flag(define, name: str, *args):
-    """``define(name, ...)``, or the flag of that name when another benchmark module imported
-    into the same process (a test run) defined it first: absl's flags are global."""
-    if name in flags.FLAGS:
-        return flags.FLAGS[name]
-    return define(name, *args)
-
-
-_CASES = _flag(flags.DEFINE_list, "cases", list(CASES), "cases to measure")
-_BATCHES = _flag(
+_CASES = define_once(flags.DEFINE_list, "cases", list(CASES), "cases to measure")
+_BATCHES = define_once(
     flags.DEFINE_list,
     "batches",
     ["1", "16", "256", "1024"],
     "batch sizes (4096 is available: add it here)",
 )
-_HIGHS_SOLVES = _flag(flags.DEFINE_integer, "highs_solves", 30, "HiGHS solves (distinct states)")
-_REPEATS = _flag(flags.DEFINE_integer, "repeats", 5, "timed calls of the JAX solver per batch")
-_WARM_STEPS = _flag(flags.DEFINE_integer, "warm_steps", 4, "zero-action env steps before measuring")
-_OUT = _flag(flags.DEFINE_string, "out", None, "write the results as JSON to this path")
-_EVALUATION = _flag(flags.DEFINE_bool, "evaluation", False, "also time the ieee118 evaluation")
-_EVALUATION_TIMEOUT = _flag(
+_HIGHS_SOLVES = define_once(
+    flags.DEFINE_integer, "highs_solves", 30, "HiGHS solves (distinct states)"
+)
+_REPEATS = define_once(
+    flags.DEFINE_integer, "repeats", 5, "timed calls of the JAX solver per batch"
+)
+_WARM_STEPS = define_once(
+    flags.DEFINE_integer, "warm_steps", 4, "zero-action env steps before measuring"
+)
+_OUT = define_once(flags.DEFINE_string, "out", None, "write the results as JSON to this path")
+_EVALUATION = define_once(
+    flags.DEFINE_bool, "evaluation", False, "also time the ieee118 evaluation"
+)
+_EVALUATION_TIMEOUT = define_once(
     flags.DEFINE_integer, "evaluation_timeout", 600, "seconds after which the evaluation is stopped"
 )
 
@@ -138,7 +138,7 @@ def highs_solve(params, states, count: int):
     """``(solves/s, {index: (pg, battery, shed)})``: HiGHS on the first ``count`` states, one per
     call. The topology is the one the JAX QP dispatches for (a branch whose cooldown ends
     recloses); a state HiGHS fails on is left out of the accuracy and counted in the rate."""
-    from envs import baselines, oracle
+    from envs.opf import baselines, oracle
 
     model = baselines.myopic_model(params)
     is_renewable = np.asarray(params.devices.is_renewable, bool)
@@ -171,7 +171,7 @@ def dispatch_cost(params, pg, shed, available, energised) -> np.ndarray:
     terms: conventional units' cost curves, curtailed renewable output, shed energised load."""
     import jax.numpy as jnp
 
-    from envs.grid import generation_cost
+    from envs.powerflow.grid import generation_cost
 
     grid, consts = params.grid, params.consts
     renewable = np.asarray(params.devices.is_renewable, bool)
@@ -191,7 +191,7 @@ def dispatch_cost(params, pg, shed, available, energised) -> np.ndarray:
 
 def accuracy(params, states, ours, highs: dict) -> dict:
     """Max relative cost error and MW differences over the states both solvers solved."""
-    from envs import baselines, oracle
+    from envs.opf import baselines, oracle
 
     converged = np.asarray(ours.converged)
     both = [b for b in sorted(highs) if converged[b]]
@@ -231,11 +231,11 @@ def jax_rates(params, states, batches: list[int], repeats: int) -> list[dict]:
     """Per batch: compile seconds, median seconds per call, solves/s, share converged."""
     import jax
 
-    from envs import step_opf
+    from envs.opf import step_qp
 
     rows = []
     for batch in batches:
-        solve = jax.jit(jax.vmap(step_opf.solve_step_opf, in_axes=(0, None)))
+        solve = jax.jit(jax.vmap(step_qp.solve_step_opf, in_axes=(0, None)))
         part = take(states, batch)
         started = time.perf_counter()
         compiled = solve.lower(part, params).compile()
@@ -247,20 +247,23 @@ def jax_rates(params, states, batches: list[int], repeats: int) -> list[dict]:
             jax.block_until_ready(compiled(part, params))
             times.append(time.perf_counter() - started)
         seconds = float(np.median(times))
-        rows.append({
-            "batch": batch,
-            "compile_s": compile_s,
-            "call_s": seconds,
-            "solves_per_s": batch / seconds,
-            "converged": float(np.mean(np.asarray(result.converged))),
-            "result": result,
-        })  # fmt: skip
+        rows.append(
+            {
+                "batch": batch,
+                "compile_s": compile_s,
+                "call_s": seconds,
+                "solves_per_s": batch / seconds,
+                "converged": float(np.mean(np.asarray(result.converged))),
+                "result": result,
+            }
+        )
         progress(f"batch {batch}: {batch / seconds:,.0f} solves/s")
     return rows
 
 
-def measure_case(case: str, batches: list[int], highs_solves: int, repeats: int,
-                 warm_steps: int) -> dict:  # fmt: skip
+def measure_case(
+    case: str, batches: list[int], highs_solves: int, repeats: int, warm_steps: int
+) -> dict:
     """One case's figures: HiGHS's rate, and per batch the JAX rate, ratio and accuracy."""
     if highs_solves < 1 or repeats < 1:
         raise BenchmarkError("--highs_solves and --repeats must be positive")
@@ -311,15 +314,15 @@ def target_lines(results: list[dict], machine: dict, evaluation: dict | None) ->
     """Each target's status with its numbers."""
     lines = ["## Targets"]
     gpu = machine["backend"] == "gpu"
-    rows = {
-        (r["case"], row["batch"]): row for r in results for row in r["rows"]
-    }  # fmt: skip
+    rows = {(r["case"], row["batch"]): row for r in results for row in r["rows"]}
     row = rows.get((TARGET_CASE, TARGET_BATCH))
     goal = TARGET_GPU_RATIO if gpu else TARGET_CPU_RATIO
     where = "on one GPU" if gpu else "on CPU"
     if row is None:
-        lines.append(f"- {goal:,.0f}x HiGHS at batch {TARGET_BATCH} on {TARGET_CASE} {where}: "
-                     "not measured (add the case and batch)")  # fmt: skip
+        lines.append(
+            f"- {goal:,.0f}x HiGHS at batch {TARGET_BATCH} on {TARGET_CASE} {where}: "
+            "not measured (add the case and batch)"
+        )
     else:
         status = "met" if row["vs_highs"] >= goal else "NOT met"
         lines.append(
@@ -329,25 +332,31 @@ def target_lines(results: list[dict], machine: dict, evaluation: dict | None) ->
     if not gpu:
         lines.append(f"- >= {TARGET_GPU_RATIO:,.0f}x HiGHS on one H100: not measured (no GPU)")
     if evaluation is None:
-        lines.append(f"- ieee118 evaluation within {TARGET_EVALUATION_S:.0f} s: not measured "
-                     "(--evaluation)")  # fmt: skip
+        lines.append(
+            f"- ieee118 evaluation within {TARGET_EVALUATION_S:.0f} s: not measured (--evaluation)"
+        )
     elif evaluation["finished"]:
         status = "met" if evaluation["seconds"] <= TARGET_EVALUATION_S else "NOT met"
-        lines.append(f"- ieee118 evaluation within {TARGET_EVALUATION_S:.0f} s: {status} "
-                     f"({evaluation['seconds']:.0f} s)")  # fmt: skip
+        lines.append(
+            f"- ieee118 evaluation within {TARGET_EVALUATION_S:.0f} s: {status} "
+            f"({evaluation['seconds']:.0f} s)"
+        )
     else:
-        lines.append(f"- ieee118 evaluation within {TARGET_EVALUATION_S:.0f} s: NOT met (stopped "
-                     f"unfinished after {evaluation['seconds']:.0f} s)")  # fmt: skip
+        lines.append(
+            f"- ieee118 evaluation within {TARGET_EVALUATION_S:.0f} s: NOT met (stopped "
+            f"unfinished after {evaluation['seconds']:.0f} s)"
+        )
     return lines
 
 
 def evaluation_child() -> None:
     """The full ieee118 evaluation of the default baselines and the oracle (no checkpoint)."""
-    from envs import oracle, scenarios
     from envs.config import default_env_config
     from envs.env import make_env
+    from envs.opf import oracle
+    from envs.sim import scenarios
     from launch import evaluate
-    from launch.cpu_random import unroll_threefry_on_cpu
+    from launch.threefry_lowering import unroll_threefry_on_cpu
 
     unroll_threefry_on_cpu()  # as launch.evaluate does
     config = default_env_config()
@@ -358,8 +367,9 @@ def evaluation_child() -> None:
         oracle.dispatch_model(params), evaluate.default_oracle_workers()
     )
     try:
-        evaluate.run_suite(params, methods, None, scenarios.scenario_names(), EVAL_EPISODES,
-                           EVAL_HORIZON, oracles)  # fmt: skip
+        evaluate.run_suite(
+            params, methods, None, scenarios.scenario_names(), EVAL_EPISODES, EVAL_HORIZON, oracles
+        )
     finally:
         oracles.close()
 
@@ -410,8 +420,9 @@ def main(argv) -> None:
         print("", flush=True)
         results = []
         for case in cases:
-            results.append(measure_case(case, batches, _HIGHS_SOLVES.value, _REPEATS.value,
-                                        _WARM_STEPS.value))  # fmt: skip
+            results.append(
+                measure_case(case, batches, _HIGHS_SOLVES.value, _REPEATS.value, _WARM_STEPS.value)
+            )
             print("\n".join(format_case(results[-1])) + "\n", flush=True)
         evaluation = time_evaluation(_EVALUATION_TIMEOUT.value) if _EVALUATION.value else None
     except BenchmarkError as err:

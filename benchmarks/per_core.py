@@ -80,8 +80,8 @@ def _worker(args: argparse.Namespace) -> None:
     os.environ["XLA_FLAGS"] = (
         os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=1"
     )
-    from benchmarks.env_throughput import make_grid_env, timed_rate, warmed_rollout
-    from launch.cpu_random import unroll_threefry_on_cpu
+    from benchmarks.harness import make_grid_env, timed_rate, warmed_rollout
+    from launch.threefry_lowering import unroll_threefry_on_cpu
 
     unroll_threefry_on_cpu()  # as the main benchmark process does
 

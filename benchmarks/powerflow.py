@@ -21,20 +21,25 @@ import time
 import numpy as np
 from absl import app, flags
 
-from benchmarks.hardware import cpu_model
-from envs.case import SHIPPED_CASES, load_case
+from benchmarks.harness import cpu_model, define_once
+from envs.powerflow.case import SHIPPED_CASES, load_case
 
-_CASES = flags.DEFINE_list("cases", ["ieee14", "ieee118"], "shipped cases to measure")
-_MODES = flags.DEFINE_list(
+_CASES = define_once(flags.DEFINE_list, "cases", ["ieee14", "ieee118"], "shipped cases to measure")
+_MODES = define_once(
+    flags.DEFINE_list,
     "modes",
     ["dc", "dc_flows", "dc_k2", "ac"],
     "dc (all DCFlow outputs), dc_flows (branch flows only, as an env uses them), "
     "dc_k2 (2 outages per grid), dc_mask (dense outage masks), ac",
 )
-_MAX_BATCH = flags.DEFINE_integer("max_batch", 16384, "largest batch (powers of 4 up to it)")
-_QUICK = flags.DEFINE_bool("quick", False, "batches up to 64 and short timing windows")
-_X64 = flags.DEFINE_bool("x64", False, "measure gridpod in float64 instead of float32")
-_MIN_TIME = flags.DEFINE_float("min_time", 1.0, "seconds each measurement runs for at least")
+_MAX_BATCH = define_once(
+    flags.DEFINE_integer, "max_batch", 16384, "largest batch (powers of 4 up to it)"
+)
+_QUICK = define_once(flags.DEFINE_bool, "quick", False, "batches up to 64 and short timing windows")
+_X64 = define_once(flags.DEFINE_bool, "x64", False, "measure gridpod in float64 instead of float32")
+_MIN_TIME = define_once(
+    flags.DEFINE_float, "min_time", 1.0, "seconds each measurement runs for at least"
+)
 
 # Dense per-grid matrices make these paths memory-bound beyond this batch size.
 MAX_BATCH_BY_MODE = {"dc_mask": 1024, "ac": 16384}
@@ -64,11 +69,11 @@ class GridpodSolver:
         import jax
         from jax import numpy as jnp
 
-        from envs.acpf import ac_power_flow
-        from envs.case import load_case
-        from envs.dcpf import dc_power_flow
-        from envs.dynamics.fastdc import dc_flow
-        from envs.grid import build_grid
+        from envs.powerflow.acpf import ac_power_flow
+        from envs.powerflow.case import load_case
+        from envs.powerflow.dc_outages import dc_flow
+        from envs.powerflow.dcpf import dc_power_flow
+        from envs.powerflow.grid import build_grid
 
         self.jax, self.jnp = jax, jnp
         self.grid = build_grid(load_case(case_name), jnp.float64 if x64 else jnp.float32)

@@ -22,15 +22,20 @@ import time
 
 from absl import app, flags
 
+from benchmarks.harness import define_once
 from benchmarks.process_memory import memory_report, sample_rss
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GROWTH_TARGET_PCT = 5.0
 
-flags.DEFINE_float("duration_s", 3600.0, "Wall-clock seconds of training before SIGINT.")
-flags.DEFINE_string("config", "configs/default.py", "Preset, relative to the repository.")
-flags.DEFINE_float("sample_every_s", 5.0, "RSS sampling period.")
-flags.DEFINE_string("out", "", "JSON output path (default: print only).")
+define_once(
+    flags.DEFINE_float, "duration_s", 3600.0, "Wall-clock seconds of training before SIGINT."
+)
+define_once(
+    flags.DEFINE_string, "config", "configs/default.py", "Preset, relative to the repository."
+)
+define_once(flags.DEFINE_float, "sample_every_s", 5.0, "RSS sampling period.")
+define_once(flags.DEFINE_string, "out", "", "JSON output path (default: print only).")
 FLAGS = flags.FLAGS
 
 

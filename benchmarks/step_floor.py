@@ -31,14 +31,20 @@ import os
 
 from absl import app, flags
 
-from benchmarks import env_throughput as et
+from benchmarks import harness
+from benchmarks.harness import define_once
 from benchmarks.per_core import usable_cores
-from launch.cpu_random import unroll_threefry_on_cpu
+from launch.threefry_lowering import unroll_threefry_on_cpu
 
-# --cases, --min_time and --grid2op are env_throughput's flags (importing it defines them).
-_CASES, _MIN_TIME, _GRID2OP = et._CASES, et._MIN_TIME, et._GRID2OP
-_BATCH = flags.DEFINE_integer("batch", 4096, "grids per batch")
-_CORE = flags.DEFINE_integer("core", None, "core to pin to (default: the last usable; -1: none)")
+# --cases, --min_time and --grid2op mean what they mean for env_throughput (one definition per
+# process when both modules are imported).
+_CASES = harness.define_once(flags.DEFINE_list, "cases", ["ieee14", "ieee118"], "shipped cases")
+_MIN_TIME = harness.define_once(flags.DEFINE_float, "min_time", 2.0, "seconds per measurement")
+_GRID2OP = harness.define_once(flags.DEFINE_bool, "grid2op", True, "measure Grid2Op too")
+_BATCH = define_once(flags.DEFINE_integer, "batch", 4096, "grids per batch")
+_CORE = define_once(
+    flags.DEFINE_integer, "core", None, "core to pin to (default: the last usable; -1: none)"
+)
 
 TARGETS = {"ieee118": 300.0, "ieee14": 1000.0}
 PART_STEPS = 64
@@ -48,7 +54,7 @@ def part_sizes(env, params) -> dict:
     """Per grid: buses, branches, observation floats, random numbers a benchmark step draws."""
     import jax
 
-    from envs.dynamics.exogenous import draw_step_noise
+    from envs.sim.exogenous import draw_step_noise
 
     spec = env.spec(params)
     noise = jax.eval_shape(lambda k: draw_step_noise(k, params.grid), jax.random.PRNGKey(0))
@@ -103,7 +109,7 @@ def floor_loops(ptdf, sizes: dict, batch: int, steps: int) -> dict:
 def measure_case(case: str, batch: int, min_time: float) -> dict:
     import jax
 
-    env, params = et.make_grid_env(case, "dc")
+    env, params = harness.make_grid_env(case, "dc")
     sizes = part_sizes(env, params)
     parts, steps = [], PART_STEPS
     for name, (loop, carry, what) in floor_loops(params.grid.ptdf, sizes, batch, steps).items():
@@ -113,9 +119,9 @@ def measure_case(case: str, batch: int, min_time: float) -> dict:
             jax.block_until_ready(compiled(carry))
 
         call()
-        parts.append((name, what, 1e6 / et.timed_rate(call, batch * steps, min_time)))
-    call, steps, _, _ = et.warmed_rollout(env, params, env.spec(params), batch)
-    full_us = 1e6 / et.timed_rate(call, batch * steps, min_time)
+        parts.append((name, what, 1e6 / harness.timed_rate(call, batch * steps, min_time)))
+    call, steps, _, _ = harness.warmed_rollout(env, params, env.spec(params), batch)
+    full_us = 1e6 / harness.timed_rate(call, batch * steps, min_time)
     return {"case": case, "batch": batch, "parts": parts, "full_us": full_us}
 
 
@@ -162,14 +168,14 @@ def main(argv) -> None:
     del argv
     if _BATCH.value < 1:
         raise app.UsageError(f"--batch must be positive, got {_BATCH.value}")
-    unknown = sorted(set(_CASES.value) - set(et.GRID2OP_ENVS))
+    unknown = sorted(set(_CASES.value) - set(harness.GRID2OP_ENVS))
     if unknown:
-        raise app.UsageError(f"--cases: unknown {unknown}; known: {sorted(et.GRID2OP_ENVS)}")
+        raise app.UsageError(f"--cases: unknown {unknown}; known: {sorted(harness.GRID2OP_ENVS)}")
     pinned = pin(_CORE.value)  # before JAX starts its threads
     unroll_threefry_on_cpu()  # as the launchers and env_throughput do
-    print(f"hardware: {et.hardware()}; {pinned}\n", flush=True)
+    print(f"hardware: {harness.hardware_line()}; {pinned}\n", flush=True)
     for case in _CASES.value:
-        peer = et.measure_grid2op(case, False, 2 * _MIN_TIME.value) if _GRID2OP.value else {}
+        peer = harness.measure_grid2op(case, False, 2 * _MIN_TIME.value) if _GRID2OP.value else {}
         if peer.get("error"):
             print(f"Grid2Op {case}: not measured ({peer['error']})")
         result = measure_case(case, _BATCH.value, _MIN_TIME.value)

@@ -32,17 +32,18 @@ import jax
 import numpy as np
 from absl import app, flags
 
+from benchmarks.harness import define_once
 from benchmarks.process_memory import memory_report, sample_rss
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRESETS = {"ieee14": "configs/default.py", "ieee118": "configs/ieee118.py"}
 
-flags.DEFINE_enum("case", "ieee14", list(PRESETS), "Preset to measure.")
-flags.DEFINE_integer("env_steps", 1_000_000, "Env steps of each end-to-end run.")
-flags.DEFINE_float("standalone_s", 20.0, "Seconds of each standalone measurement.")
-flags.DEFINE_list("modes", ["local_mp", "local_mt"], "End-to-end launch types.")
-flags.DEFINE_list("overrides", [], "Extra --config.x=y flags for every measurement.")
-flags.DEFINE_string("out", "", "JSON output path (default: print only).")
+define_once(flags.DEFINE_enum, "case", "ieee14", list(PRESETS), "Preset to measure.")
+define_once(flags.DEFINE_integer, "env_steps", 1_000_000, "Env steps of each end-to-end run.")
+define_once(flags.DEFINE_float, "standalone_s", 20.0, "Seconds of each standalone measurement.")
+define_once(flags.DEFINE_list, "modes", ["local_mp", "local_mt"], "End-to-end launch types.")
+define_once(flags.DEFINE_list, "overrides", [], "Extra --config.x=y flags for every measurement.")
+define_once(flags.DEFINE_string, "out", "", "JSON output path (default: print only).")
 FLAGS = flags.FLAGS
 
 
@@ -159,7 +160,7 @@ def run_end_to_end(mode: str) -> dict:
 
 def main(argv) -> None:
     del argv
-    from launch.cpu_random import unroll_threefry_on_cpu
+    from launch.threefry_lowering import unroll_threefry_on_cpu
 
     unroll_threefry_on_cpu()  # as the launcher's node processes do
     config = load_config()

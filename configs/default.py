@@ -19,7 +19,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.env = default_env_config()
     config.env.case = "ieee14"
     config.env.physics = "dc"
-    # The operator's objective, linear in cost (envs/reward.py): the layered reward's
+    # The operator's objective, linear in cost (envs/sim/reward.py): the layered reward's
     # log-compressed cost barely moved with a 10 % saving.
     config.env.reward = "operator"
 

@@ -3,9 +3,9 @@
 import ml_collections
 
 from configs.runtime import validate_runtime_configs
-from envs import scenarios
 from envs.config import validate_env_config
 from envs.config_fields import at_least, check_fields
+from envs.sim import scenarios
 from learner.config import validate_learner_config
 
 TOP_RULES = {"seed": at_least(0), "total_env_steps": at_least(1)}

@@ -1,1 +1,16 @@
-"""gridpod envs."""
+"""The grid environment: power flow, the simulator's step, optimal power flow and baselines.
+
+Sub-packages by job, each importing only from those listed before it:
+
+* ``envs.types``, ``envs.batching``, ``envs.config_fields``: contracts and generic helpers;
+* ``envs.powerflow``: network data (MATPOWER, pandapower, PyPSA), DC and AC power flow;
+* ``envs.config``: the ``env`` config, its defaults and rules;
+* ``envs.sim``: one step of the grid (exogenous inputs, dispatch, protection, reward,
+  observation) and the static parameters it reads;
+* ``envs.env`` (``GridEnv``, ``make_env``) and ``envs.case_setup``: the environment itself;
+* ``envs.opf``: optimal power flow (HiGHS reference, batched JAX QPs), oracle, baselines;
+* ``envs.render``: figures and the one-line diagram;
+* ``envs.interop``: Gymnasium, PettingZoo and vector adapters.
+
+``tests/test_import_rules.py`` enforces the order.
+"""

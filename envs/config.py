@@ -38,7 +38,6 @@ import os
 
 import ml_collections
 
-from envs.case import CaseError, check_case_source
 from envs.config_fields import (
     FINITE,
     NON_NEGATIVE,
@@ -50,6 +49,7 @@ from envs.config_fields import (
     check_fields,
     one_of,
 )
+from envs.powerflow.case import CaseError, check_case_source
 
 CASE_DEVICES = {
     "ieee14": {
@@ -126,7 +126,7 @@ def default_env_config() -> ml_collections.ConfigDict:
     c.repair_steps = 48  # random outages last this long
     # Termination and reward.
     c.blackout_served_fraction = 0.5
-    # "layered": w . (safety, cost, uptime) with a log-compressed cost (envs/reward.py);
+    # "layered": w . (safety, cost, uptime) with a log-compressed cost (envs/sim/reward.py);
     # "operator": 1 - step cost / reference - violations, the operator's objective, linear.
     c.reward = "layered"
     c.reward_weights = (0.5, 0.3, 0.2)  # safety, cost, uptime (the layered reward only)
@@ -204,16 +204,3 @@ def validate_env_config(config: ml_collections.ConfigDict, scenario_names: tuple
             )
     if config.chronics_dir and not os.path.isdir(os.path.expanduser(config.chronics_dir)):
         raise ValueError(f"env.chronics_dir={config.chronics_dir!r} is not a directory")
-
-
-def case_devices(config: ml_collections.ConfigDict) -> dict:
-    """The case's device table with config overrides applied (1-based bus numbers)."""
-    table = dict(CASE_DEVICES[config.case])
-    for key in ("wind_buses", "solar_buses", "storage_buses"):
-        if len(config[key]) > 0:
-            table[key] = tuple(int(b) for b in config[key])
-    if config.layout != "auto":
-        table["layout"] = config.layout
-    if config.regions > 0:
-        table["regions"] = int(config.regions)
-    return table

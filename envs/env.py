@@ -3,7 +3,7 @@
     env, params = make_env(config.env)          # envs.config.default_env_config()
     spec = env.spec(params)                     # envs.types.EnvSpec (NumPy / Python only)
     obs, state = env.reset(key, params)         # scenario drawn from env.scenario
-    obs, state = env.reset_to_scenario(key, params, envs.scenarios.scenario_id("peak_demand"))
+    obs, state = env.reset_to_scenario(key, params, envs.sim.scenarios.scenario_id("peak_demand"))
     obs, state, reward, terminated, truncated, info = env.step(key, state, action, params)
 
 Shapes for one grid (batch with ``jax.vmap(env.step, in_axes=(0, 0, 0, None))``):
@@ -17,21 +17,21 @@ layout as index arrays, the scenario table, optional chronics and scalar constan
 
 One step is one dispatch interval (``step_minutes``, 5 min). Inside a step:
 
-1. weather and demand advance (``envs.profiles``), branches reclose or fail, scheduled
-   outages of the episode's scenario start or end (``envs.dynamics.exogenous``);
-2. the agents' actions are scattered into the control vector (``envs.layouts``); a control
+1. weather and demand advance (``envs.sim.profiles``), branches reclose or fail, scheduled
+   outages of the episode's scenario start or end (``envs.sim.exogenous``);
+2. the agents' actions are scattered into the control vector (``envs.sim.layouts``); a control
    fed by a NaN or infinite action entry holds instead (units at their present output, no
    battery power, no shedding; ``info["nonfinite_actions"]`` counts such entries), so a bad
    action never reaches the state; the controls are turned
    into unit setpoints, curtailment, battery power and load shedding; AGC balances within
-   the units' reachable bands (``envs.dynamics.dispatch``);
+   the units' reachable bands (``envs.sim.dispatch``);
 3. the DC power flow runs with the branch mask, protection trips overloaded branches and the
-   flow is recomputed, up to ``cascade_rounds`` rounds (``envs.protection``); buses cut off
+   flow is recomputed, up to ``cascade_rounds`` rounds (``envs.sim.protection``); buses cut off
    from the slack lose their load and generation; primary response picks up the residual
    within each unit's [Pmin, Pmax], under-frequency load shedding covers a deficit beyond
    that and over-frequency protection (renewable spill, generation trips) a surplus; the
    frequency deviation follows from the residual;
-4. reward terms (``envs.reward``), termination (blackout: served share of demand below
+4. reward terms (``envs.sim.reward``), termination (blackout: served share of demand below
    ``blackout_served_fraction`` or |df| above ``freq_collapse_hz``), truncation at
    ``horizon``; a finished episode is reset in place (``info["final_obs"]`` keeps the
    observation it ended with).
@@ -46,9 +46,9 @@ where ``gen`` includes the primary (droop) response, ``losses_mw`` is 0 in DC an
 ``slack_mw`` is numerical residue in DC (the losses in AC). ``info["cost"]`` prices every MW:
 generation, VOLL x (voluntary shedding + UFLS), curtailment, and the slack bus's energy on the
 slack unit's cost curve (``slack_cost``); only load lost in islands is left to the safety term
-(and to evaluation, ``envs.baselines.episode_metrics``).
+(and to evaluation, ``envs.opf.baselines.episode_metrics``).
 In AC mode
-(``physics="ac"``, ``envs.dynamics.flows``) voltages are solved with Newton-Raphson, voltage
+(``physics="ac"``, ``envs.powerflow.network_flow``) voltages are solved with Newton-Raphson, voltage
 excursions and non-convergence enter the safety term, and the reset observation comes from
 the AC power flow of the intact network.
 """
@@ -58,17 +58,17 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from envs import scenarios
-from envs.case import load_case
+from envs.batching import compute_where
 from envs.config import validate_env_config
-from envs.dcpf import dc_power_flow
-from envs.dynamics import exogenous as exo
-from envs.dynamics import flows
-from envs.dynamics.features import observe
-from envs.dynamics.selective import compute_where
-from envs.dynamics.transition import transition
-from envs.grid import build_grid, generation_cost
-from envs.state import build_params
+from envs.powerflow import network_flow
+from envs.powerflow.case import load_case
+from envs.powerflow.dcpf import dc_power_flow
+from envs.powerflow.grid import build_grid, generation_cost
+from envs.sim import exogenous as exo
+from envs.sim import scenarios
+from envs.sim.observation import observe
+from envs.sim.params import build_params
+from envs.sim.transition import transition
 from envs.types import EnvParams, EnvSpec, EnvState, Observation
 
 INFO_KEYS = (
@@ -114,7 +114,7 @@ INFO_KEYS = (
 def _chronics_for(config, grid):
     if not config.chronics_dir:
         return None
-    from envs.chronics import chronics_for_grid, load_chronics
+    from envs.sim.chronics import chronics_for_grid, load_chronics
 
     return chronics_for_grid(load_chronics(config.chronics_dir), grid)
 
@@ -124,9 +124,9 @@ def make_env(config: ml_collections.ConfigDict) -> tuple["GridEnv", EnvParams]:
     validate_env_config(config, scenarios.scenario_names())
     if config.physics == "ac":
         try:
-            import envs.acpf  # noqa: F401
+            import envs.powerflow.acpf  # noqa: F401
         except ImportError as err:
-            raise ValueError("physics='ac' needs envs.acpf (ac_power_flow)") from err
+            raise ValueError("physics='ac' needs envs.powerflow.acpf (ac_power_flow)") from err
     case = load_case(config.case)
     grid = build_grid(case)
     params = build_params(config, case, grid, generation_cost, _chronics_for(config, grid))
@@ -166,7 +166,7 @@ class GridEnv:
         return reset_to_scenario(key_episode, params, scenario)
 
     def reset_to_scenario(self, key, params, scenario) -> tuple[Observation, EnvState]:
-        """Start an episode of a given scenario index (see ``envs.scenarios.scenario_id``)."""
+        """Start an episode of a given scenario index (see ``envs.sim.scenarios.scenario_id``)."""
         return reset_to_scenario(key, params, scenario)
 
     def observe(self, state: EnvState, params: EnvParams) -> Observation:
@@ -174,7 +174,7 @@ class GridEnv:
 
     def step(self, key, state: EnvState, action, params: EnvParams):
         """Advance one interval; a finished episode is reset in place."""
-        key_step, key_reset = jax.random.split(key)
+        key_step, key_reset = split_step_key(key)
         next_state, rewards, terminated, info = transition(key_step, state, action, params)
         final_obs = observe(next_state, params)
         truncated = (next_state.t >= params.consts.horizon) & ~terminated
@@ -186,6 +186,14 @@ class GridEnv:
         info = dict(info)
         info["final_obs"] = final_obs
         return obs_out, state_out, rewards, terminated, truncated, info
+
+
+def split_step_key(key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """How ``GridEnv.step`` spends its key: ``(transition's draws, auto-reset's draws)``. A
+    caller that steps without the reset (the baselines' evaluation rollout) uses the first, so
+    its episodes see the same weather and outages as the env's."""
+    key_step, key_reset = jax.random.split(key)
+    return key_step, key_reset
 
 
 # ------------------------------------------------------------------------------------------
@@ -212,8 +220,8 @@ def _initial_flow(grid, p_bus, demand, physics: str) -> tuple[jax.Array, ...]:
     physics (AC: solved voltages and MVA loading); DC takes the fixed-topology solve, cheaper
     than the outage-aware one a step uses."""
     if physics == "ac":
-        q_bus = -flows.reactive_demand(grid, demand)
-        ac = flows.ac_network_flow(grid, p_bus, q_bus, jnp.ones(grid.n_branch, bool))
+        q_bus = -network_flow.reactive_demand(grid, demand)
+        ac = network_flow.ac_network_flow(grid, p_bus, q_bus, jnp.ones(grid.n_branch, bool))
         return ac.flow_mw, ac.theta, ac.bus_energised, ac.vm
     dc = dc_power_flow(grid, p_bus)
     return dc.flow_mw, dc.theta, dc.bus_energised, jnp.ones_like(dc.theta)

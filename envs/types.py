@@ -45,7 +45,7 @@ class EnvSpec(NamedTuple):
 class EpisodeScenario:
     """What a scenario drew for one episode (sampled in reset, fixed for the episode)."""
 
-    scenario_id: jax.Array  # [] int32, index into envs.scenarios.scenario_names()
+    scenario_id: jax.Array  # [] int32, index into envs.sim.scenarios.scenario_names()
     load_scale: jax.Array  # [] multiplier on the demand profile
     renewable_scale: jax.Array  # [] multiplier on renewable availability
     wind_volatility: jax.Array  # [] multiplier on the wind-speed OU noise
@@ -175,7 +175,7 @@ class ScenarioTable:
 class EnvParams:
     """Everything static about an environment instance (shared by all grids in a batch)."""
 
-    grid: Any  # envs.grid.Grid
+    grid: Any  # envs.powerflow.grid.Grid
     devices: DeviceParams
     layout: LayoutArrays
     scenarios: ScenarioTable

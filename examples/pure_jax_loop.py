@@ -6,7 +6,7 @@
 so B grids are ``jax.vmap`` of them and T steps are ``jax.lax.scan``: the whole rollout,
 policy included, is one compiled call that never leaves the device. Finished episodes reset
 in place inside ``step``. Policies: ``random`` (uniform in [-1, 1] on every real action
-dimension) or ``do_nothing`` (``envs.baselines``: every unit holds its output). Prints the
+dimension) or ``do_nothing`` (``envs.opf.baselines``: every unit holds its output). Prints the
 env steps per second of the compiled rollout (a second call, after compilation), the mean
 per-agent reward and the mean step cost.
 """
@@ -17,9 +17,9 @@ import time
 import jax
 import jax.numpy as jnp
 
-from envs import baselines
 from envs.config import CASES, default_env_config
 from envs.env import make_env
+from envs.opf import baselines
 
 POLICIES = ("random", "do_nothing")
 

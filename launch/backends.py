@@ -10,7 +10,6 @@ from __future__ import annotations
 import concurrent.futures
 import os
 
-from launch.cpu_random import unroll_threefry_on_cpu
 from launch.devices import (
     CPU_CORES_ENV,
     cpu_cores_of,
@@ -18,6 +17,7 @@ from launch.devices import (
     pin_process_to_env_cores,
     process_env_vars,
 )
+from launch.threefry_lowering import unroll_threefry_on_cpu
 from replay.trajectory_queue import TrajectoryQueue
 from replay.variable_server import VariableServer
 
@@ -153,7 +153,7 @@ class RayBackend:
 
 def prepared_on_start(cls, pin: bool):
     """``cls`` whose constructor first prepares its process: threefry unrolled on CPU
-    (``launch.cpu_random``) and, with ``pin``, the process pinned to the cores in
+    (``launch.threefry_lowering``) and, with ``pin``, the process pinned to the cores in
     ``CPU_CORES_ENV``."""
 
     class Prepared(cls):

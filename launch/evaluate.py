@@ -7,12 +7,12 @@
 Everything comes from the checkpoint directory: the experiment config (environment and
 learner) and the policy parameters with the observation normaliser
 (``learner.checkpoint.restore_for_eval``). Every scenario runs on fixed held-out reset keys
-(``envs.scenarios.eval_keys``; ``--eval_seed`` picks another set); the policy (deterministic
+(``envs.sim.scenarios.eval_keys``; ``--eval_seed`` picks another set); the policy (deterministic
 mode), the baselines and the oracle see exactly the same episodes. The policy and the
-baselines run in one compiled batched rollout (``envs.baselines.rollout``: vmap over
+baselines run in one compiled batched rollout (``envs.opf.baselines.rollout``: vmap over
 episodes, scan over time, the method picked by ``lax.switch`` and the scenario a traced
 argument, so it compiles once per evaluation); the myopic OPF baseline solves its QPs
-batched in JAX on the same device (``envs.step_opf``), and ``myopic_opf_highs`` is the same
+batched in JAX on the same device (``envs.opf.step_qp``), and ``myopic_opf_highs`` is the same
 OPF solved by HiGHS on the host through ``pure_callback``, the reference. The oracle's multi-period LPs run in ``--oracle_workers``
 spawned processes as soon as a scenario's episodes are known, beside the remaining rollouts.
 A progress line per method and scenario goes to stderr.
@@ -38,19 +38,20 @@ import numpy as np
 from absl import app, flags
 from absl import logging as absl_logging
 
-from envs import baselines, oracle, scenarios
 from envs.env import GridEnv, make_env
+from envs.opf import baselines, oracle
+from envs.sim import scenarios
 from launch import report
-from launch.cpu_random import unroll_threefry_on_cpu
 from launch.report import TABLE_METRICS
+from launch.threefry_lowering import unroll_threefry_on_cpu
 
 BASELINES = {
     "do_nothing": baselines.do_nothing,
     "proportional": baselines.proportional,
     "merit_order": baselines.merit_order,
-    # single-step DC-OPF, batched in JAX on the device (envs.step_opf)
+    # single-step DC-OPF, batched in JAX on the device (envs.opf.step_qp)
     "myopic_opf": baselines.step_opf_baseline,
-    # receding-horizon DC-OPF on the operator's forecast, batched in JAX (envs.lookahead_opf)
+    # receding-horizon DC-OPF on the operator's forecast, batched in JAX (envs.opf.lookahead_qp)
     "lookahead_opf": baselines.lookahead_opf,
     # the myopic OPF solved exactly by HiGHS on the host: its reference, one LP per grid per step
     "myopic_opf_highs": baselines.myopic_opf_highs,
@@ -100,7 +101,7 @@ _ORACLE_WORKERS = flags.DEFINE_integer(
 _EVAL_SEED = flags.DEFINE_integer(
     "eval_seed",
     0,
-    "Held-out episode set (envs.scenarios.eval_keys): 0 = the suite's own, another value "
+    "Held-out episode set (envs.sim.scenarios.eval_keys): 0 = the suite's own, another value "
     "an independent set of the same scenarios.",
 )
 
@@ -225,8 +226,10 @@ class OracleSolver:
         else:
             solutions = [job.result() for job in work]
         solve = sum(s.solve_seconds for s in solutions)
-        _progress(f"{scenario}: oracle ready {time.perf_counter() - started:.1f} s after its "
-                  f"inputs ({solve:.1f} s of LP solves, {len(solutions)} episodes)")  # fmt: skip
+        _progress(
+            f"{scenario}: oracle ready {time.perf_counter() - started:.1f} s after its "
+            f"inputs ({solve:.1f} s of LP solves, {len(solutions)} episodes)"
+        )
         return oracle_metrics(solutions, dt_hours)
 
     def close(self) -> None:

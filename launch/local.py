@@ -19,7 +19,6 @@ import sys
 from absl import app, flags
 
 from launch import cli
-from launch.cpu_random import unroll_threefry_on_cpu
 from launch.devices import (
     LEARNER_CPU_XLA_FLAGS,
     detect_platform,
@@ -30,6 +29,7 @@ from launch.processes import start_reaper, tag_this_run
 from launch.program import START_UP_ERRORS, build_program
 from launch.run_dir import RunDirLock, RunDirLockedError
 from launch.runner import run_program
+from launch.threefry_lowering import unroll_threefry_on_cpu
 
 # --help lists the launcher's main flags (config, run_dir, seed, resume, devices, ...), not
 # only this module's own.

@@ -1,11 +1,11 @@
 """The evaluation report: PNG figures of one policy episode and the scenario table, one HTML page.
 
-Figures: the one-line diagram at the episode's most loaded step (``envs.one_line``; also as
+Figures: the one-line diagram at the episode's most loaded step (``envs.render.one_line``; also as
 an interactive plotly page when the viz extra is installed), the power balance, the angle (DC)
 or voltage (AC) spread with the frequency, the agents' actions, cost and gap per scenario
 against the baselines and the oracle (log axes, min–max over episodes), the per-episode counts
 beside the episode length, and the training curves read from the run's TensorBoard event files
-(``envs.render``).
+(``envs.render.figures``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from envs import one_line, one_line_html, render
+from envs.render import figures, one_line, one_line_html
 
 FIGURES = ("one_line", "balance", "profile", "actions", "scenarios", "counts", "training")
 INTERACTIVE_ONE_LINE = "one_line.html"
@@ -92,10 +92,17 @@ def one_line_at(env_params, record, episode: int, step: int) -> one_line.OneLine
     at = lambda x: np.asarray(x)[step, episode]  # noqa: E731
     energised = one_line.energised_buses(env_params.grid, at(record.branch_in_service))
     return one_line.from_arrays(
-        env_params, step + 1, at(record.pg), at(record.storage_p), at(record.demand),
-        at(record.shed), at(record.flow), at(record.branch_in_service), energised,
+        env_params,
+        step + 1,
+        at(record.pg),
+        at(record.storage_p),
+        at(record.demand),
+        at(record.shed),
+        at(record.flow),
+        at(record.branch_in_service),
+        energised,
         cost=at(record.info["cost"]),
-    )  # fmt: skip
+    )
 
 
 def _one_line_figure(env_params, record, episode: int):
@@ -127,7 +134,7 @@ def _balance_figure(env_params, record, episode: int):
         "wind": pg[:, wind].sum(axis=1),
         "solar": pg[:, solar].sum(axis=1),
     }
-    return render.plot_power_balance(
+    return figures.plot_power_balance(
         env_params.consts.step_hours,
         pick(record.demand).sum(axis=1),
         generation,
@@ -140,7 +147,7 @@ def _profile_figure(env_params, record, episode: int):
     consts, pick = env_params.consts, _episode(record, episode)
     dc = consts.physics == "dc"
     band = (consts.nominal_hz - consts.freq_band_hz, consts.nominal_hz + consts.freq_band_hz)
-    return render.plot_bus_profile(
+    return figures.plot_bus_profile(
         consts.step_hours,
         pick(record.theta) if dc else pick(record.vm),
         "voltage angle (rad)" if dc else "|V| (p.u.)",
@@ -153,7 +160,7 @@ def _actions_figure(env_params, record, episode: int):
     layout = env_params.layout
     types = np.asarray(layout.agent_type)
     names = [f"{layout.agent_type_names[t]} {i}" for i, t in enumerate(types)]
-    return render.plot_action_heatmap(
+    return figures.plot_action_heatmap(
         _episode(record, episode)(record.action), names, np.asarray(layout.action_mask)
     )
 
@@ -161,11 +168,11 @@ def _actions_figure(env_params, record, episode: int):
 def _training_figure(run_dir: Path | None):
     scalars = {}
     if run_dir is not None and Path(run_dir).is_dir():
-        scalars = render.read_scalars(run_dir)
+        scalars = figures.read_scalars(run_dir)
     headline = [tag for tag in TRAINING_LABELS if tag in scalars]
     rest = sorted(tag for tag in scalars if tag not in headline and tag.count("/") == 1)
     chosen = (headline + rest)[:MAX_TRAINING_PANELS]
-    return render.plot_training_curves({tag: scalars[tag] for tag in chosen}, TRAINING_LABELS)
+    return figures.plot_training_curves({tag: scalars[tag] for tag in chosen}, TRAINING_LABELS)
 
 
 def per_episode(row: dict, metric: str):
@@ -230,13 +237,16 @@ def _html_figures(images: dict[str, str], interactive: Path | None) -> str:
         for name, src in images.items()
     ]
     if interactive is not None:
-        figures.insert(1, (
-            f'<figure><iframe src="{interactive.name}" title="interactive one-line diagram" '
-            'width="1020" height="780" style="border:none"></iframe><figcaption>The same step, '
-            "interactive: hover a branch (its middle) for flow, rating and loading, a bus for "
-            f'load, generation and shed (<a href="{interactive.name}">open alone</a>).'
-            "</figcaption></figure>"
-        ))  # fmt: skip
+        figures.insert(
+            1,
+            (
+                f'<figure><iframe src="{interactive.name}" title="interactive one-line diagram" '
+                'width="1020" height="780" style="border:none"></iframe><figcaption>The same step, '
+                "interactive: hover a branch (its middle) for flow, rating and loading, a bus for "
+                f'load, generation and shed (<a href="{interactive.name}">open alone</a>).'
+                "</figcaption></figure>"
+            ),
+        )
     else:
         figures.insert(1, "<p>No interactive one-line diagram: it needs plotly (viz extra).</p>")
     return "".join(figures)
@@ -275,15 +285,15 @@ def write_report(report_dir, results, env_params, scenario, records, episode, ru
         "balance": lambda: _balance_figure(env_params, policy, episode),
         "profile": lambda: _profile_figure(env_params, policy, episode),
         "actions": lambda: _actions_figure(env_params, policy, episode),
-        "scenarios": lambda: render.plot_scenario_bars(scenario_table(results), n_episodes),
-        "counts": lambda: render.plot_episode_counts(
+        "scenarios": lambda: figures.plot_scenario_bars(scenario_table(results), n_episodes),
+        "counts": lambda: figures.plot_episode_counts(
             counts_table(results), COUNT_PANELS, n_episodes, horizon
         ),
         "training": lambda: _training_figure(run_dir),
     }
     images = {}
     for name in FIGURES:
-        render.save_figure(makers[name](), report_dir / f"{name}.png")
+        figures.save_figure(makers[name](), report_dir / f"{name}.png")
         images[name] = f"{name}.png"
     interactive = write_interactive_one_line(report_dir, env_params, policy, episode)
     page = report_dir / "report.html"

@@ -7,10 +7,10 @@ and part of the policy at decision time: evaluation applies it too):
 
 * ``none``: ``a`` itself.
 * ``merit_order``: ``clip(merit(state) + residual_scale * a, -1, 1)``, a residual on the
-  copper-plate economic dispatch of the latest demand (``envs.baselines.merit_order_controls``).
+  copper-plate economic dispatch of the latest demand (``envs.opf.baselines.merit_order_controls``).
 * ``step_opf``: the agents bid. Each unit's and battery's channel of ``a`` (summed over the
   agents that drive it, as the env does) is a price offset of up to ``bid_scale`` $/MWh on
-  that device's offer, and the single-step DC-OPF of the latest state (``envs.step_opf``)
+  that device's offer, and the single-step DC-OPF of the latest state (``envs.opf.step_qp``)
   clears the offers within the units' ramp bands, the batteries' energy and every branch
   limit. ``a = 0`` is the myopic OPF; a battery that bids its energy up holds it for later, a
   unit that bids down runs more. Whatever the policy bids, the dispatch it gets respects the
@@ -54,7 +54,7 @@ def make_env_action(prior: str, residual_scale: float, bid_scale: float) -> EnvA
 
 
 def _merit_residual(residual_scale: float) -> EnvAction:
-    from envs import baselines
+    from envs.opf import baselines
 
     def env_action(action, env_state, env_params):
         amap = baselines.action_map(env_params)
@@ -72,8 +72,8 @@ def _merit_residual(residual_scale: float) -> EnvAction:
 
 
 def _opf_bids(bid_scale: float) -> EnvAction:
-    from envs import baselines
-    from envs.dynamics.dispatch import decode_controls
+    from envs.opf import baselines
+    from envs.sim.dispatch import decode_controls
 
     def env_action(action, env_state, env_params):
         amap = baselines.action_map(env_params)

@@ -14,7 +14,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import jax
 import pytest
 
-from launch.cpu_random import unroll_threefry_on_cpu
+from launch.threefry_lowering import unroll_threefry_on_cpu
 
 unroll_threefry_on_cpu()  # as the launchers do (same numbers; shorter compiles)
 jax.config.update("jax_numpy_rank_promotion", "raise")

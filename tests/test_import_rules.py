@@ -18,15 +18,92 @@ FORBIDDEN = {
 }
 
 
-def imported_packages(source: str, filename: str = "<source>") -> list[tuple[int, str]]:
-    """``(line, top-level package)`` of every absolute import in ``source``."""
+# Inside envs/, each part imports only from its own layer and the layers before it (README of
+# the package: envs/__init__.py).
+ENVS_LAYERS = (
+    ("envs.types", "envs.batching", "envs.config_fields"),
+    ("envs.powerflow",),
+    ("envs.config",),
+    ("envs.sim",),
+    ("envs.env", "envs.case_setup"),
+    ("envs.opf",),
+    ("envs.render",),
+    ("envs.interop",),
+)
+
+
+def imported_modules(source: str, filename: str = "<source>") -> list[tuple[int, str]]:
+    """``(line, dotted module)`` of every absolute import in ``source``; ``from a import b``
+    gives ``a.b`` (``b`` may be a module or a name in ``a``)."""
     found = []
     for node in ast.walk(ast.parse(source, filename)):
         if isinstance(node, ast.Import):
-            found += [(node.lineno, alias.name.split(".")[0]) for alias in node.names]
+            found += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.append((node.lineno, node.module.split(".")[0]))
+            found += [(node.lineno, f"{node.module}.{alias.name}") for alias in node.names]
     return found
+
+
+def imported_packages(source: str, filename: str = "<source>") -> list[tuple[int, str]]:
+    """``(line, top-level package)`` of every absolute import in ``source``."""
+    return [(line, module.split(".")[0]) for line, module in imported_modules(source, filename)]
+
+
+def envs_layer(module: str) -> int:
+    """The index in ``ENVS_LAYERS`` of the part ``module`` (dotted, under envs) belongs to."""
+    for index, parts in enumerate(ENVS_LAYERS):
+        if any(module == part or module.startswith(part + ".") for part in parts):
+            return index
+    raise AssertionError(f"{module} is in no layer of ENVS_LAYERS: add it there")
+
+
+def _module_name(path: pathlib.Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def envs_import_graph() -> dict[str, set[str]]:
+    """Module -> the envs modules it imports (lazily inside functions included)."""
+    modules = {_module_name(path): path for path in (ROOT / "envs").rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        targets = set()
+        for _, imported in imported_modules(path.read_text(), str(path)):
+            while imported and imported not in modules:  # "envs.sim.reward.x" -> module
+                imported = imported.rpartition(".")[0]
+            if imported and imported != name:
+                targets.add(imported)
+        graph[name] = targets
+    return graph
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(
+        f"{module} imports {target}"
+        for module, targets in graph.items()
+        if module != "envs"
+        for target in targets
+        if target != "envs" and envs_layer(target) > envs_layer(module)
+    )
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every cycle found by a depth-first walk (each reported once per entry point)."""
+    cycles, state = [], {}
+
+    def visit(node, path):
+        state[node] = "open"
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == "open":
+                cycles.append([*path[path.index(target) :], target])
+            elif target not in state:
+                visit(target, [*path, target])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    return cycles
 
 
 def violations(package: str) -> list[str]:
@@ -54,3 +131,23 @@ def test_imports_inside_functions_and_dotted_names_are_seen():
         "    from . import sibling\n"
     )
     assert imported_packages(source) == [(1, "numpy"), (2, "replay"), (4, "learner"), (5, "actors")]
+
+
+def test_envs_parts_import_downwards_and_without_cycles():
+    graph = envs_import_graph()
+    assert "envs.sim.transition" in graph and "envs.powerflow.grid" in graph
+    assert upward_imports(graph) == []
+    assert import_cycles(graph) == []
+
+
+def test_layer_and_cycle_checks_catch_violations():
+    graph = {
+        "envs.powerflow.grid": {"envs.powerflow.acpf", "envs.sim.params"},
+        "envs.powerflow.acpf": {"envs.powerflow.dcpf"},
+        "envs.powerflow.dcpf": {"envs.powerflow.grid"},
+        "envs.sim.params": set(),
+    }
+    assert upward_imports(graph) == ["envs.powerflow.grid imports envs.sim.params"]
+    assert import_cycles(graph) == [
+        ["envs.powerflow.acpf", "envs.powerflow.dcpf", "envs.powerflow.grid", "envs.powerflow.acpf"]
+    ]

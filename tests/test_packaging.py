@@ -14,7 +14,7 @@ CONSOLE_SCRIPTS = ("gridpod-train", "gridpod-evaluate", "gridpod-powerflow")
 # What only the ``train`` extra brings (flax itself needs optax, orbax-checkpoint and rich, so
 # a base install has them; the simulator must still not import them).
 TRAINER_ONLY = ("ray", "optax", "orbax", "chex", "tensorboardX")
-SIMULATOR_MODULES = ("envs", "envs.env", "envs.step_opf", "envs.interop", "envs.interop.vector")
+SIMULATOR_MODULES = ("envs", "envs.env", "envs.opf.step_qp", "envs.interop", "envs.interop.vector")
 
 
 @pytest.mark.parametrize("name", ["envs", "actors", "replay", "learner", "launch", "configs"])

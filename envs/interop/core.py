@@ -151,13 +151,13 @@ class GridRunner:
         )
 
     def baseline_action(self, name: str) -> np.ndarray:
-        """The padded ``[A, U]`` action the ``envs.baselines`` operator ``name`` would take now."""
+        """The padded ``[A, U]`` action the ``envs.opf.baselines`` operator ``name`` would take now."""
         if self.episode_over:
             raise RuntimeError("the episode is over (or never started): call reset() first")
         if name not in BASELINES:
             raise ValueError(f"baseline {name!r} is not one of {BASELINES}")
         if name not in self._baseline_acts:
-            from envs import baselines
+            from envs.opf import baselines
 
             act = getattr(baselines, name)(self.params)  # reads the layout: concrete params
             self._baseline_acts[name] = jax.jit(lambda state: act(None, state, None, None))
@@ -165,7 +165,7 @@ class GridRunner:
         return np.array(self._baseline_acts[name](state)[0], np.float32)
 
 
-# envs.baselines operators that decide from the current state alone (cheap, on the device).
+# envs.opf.baselines operators that decide from the current state alone (cheap, on the device).
 BASELINES = ("do_nothing", "proportional", "merit_order")
 
 

@@ -38,7 +38,9 @@ class GridParallelEnv(ParallelEnv):
 
     def __init__(self, grid_env, params, render_mode: str | None = None):
         if render_mode is not None:
-            raise ValueError(f"render_mode={render_mode!r} is not supported (use envs.render)")
+            raise ValueError(
+                f"render_mode={render_mode!r} is not supported (use envs.render.figures)"
+            )
         self.render_mode = None
         self._runner = GridRunner(grid_env, params)
         spec = self._runner.spec

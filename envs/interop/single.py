@@ -16,7 +16,7 @@
 The step that ends an episode returns the observation it ended with; the next call must be
 ``reset()`` (SB3's vector envs and Gymnasium's wrappers do this). An action with NaN or inf
 entries raises ``NonFiniteActionError`` (a ``ValueError``) before the grid is stepped.
-``baseline_action("do_nothing")`` is the flat action an ``envs.baselines`` operator would
+``baseline_action("do_nothing")`` is the flat action an ``envs.opf.baselines`` operator would
 take in the current state (a reference to compare a policy with, or to start one from).
 Registered as ``gridpod/Grid-v0`` (``envs.interop.registration``).
 """
@@ -45,7 +45,9 @@ class GridGymEnv(gym.Env):
         render_mode: str | None = None,
     ):
         if render_mode is not None:
-            raise ValueError(f"render_mode={render_mode!r} is not supported (use envs.render)")
+            raise ValueError(
+                f"render_mode={render_mode!r} is not supported (use envs.render.figures)"
+            )
         self.render_mode = None
         self._runner = GridRunner(grid_env, params)
         self._layout = TeamLayout(self._runner.spec, observation, reward)
@@ -82,7 +84,7 @@ class GridGymEnv(gym.Env):
         return obs, reward, result.terminated, result.truncated, dict(result.info)
 
     def baseline_action(self, name: str = "do_nothing") -> np.ndarray:
-        """The flat action ``[D]`` the ``envs.baselines`` operator ``name`` takes now
+        """The flat action ``[D]`` the ``envs.opf.baselines`` operator ``name`` takes now
         (one of ``envs.interop.core.BASELINES``)."""
         return self._layout.flat_action(self._runner.baseline_action(name))
 

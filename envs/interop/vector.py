@@ -83,7 +83,9 @@ class GridVectorEnv(VectorEnv):
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         if render_mode is not None:
-            raise ValueError(f"render_mode={render_mode!r} is not supported (use envs.render)")
+            raise ValueError(
+                f"render_mode={render_mode!r} is not supported (use envs.render.figures)"
+            )
         self.render_mode = None
         self.num_envs = int(num_envs)
         self._env, self._params = grid_env, params

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from benchmarks import learning
-from envs import scenarios
+from envs.sim import scenarios
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SIX = learning.IEEE14_TARGETS.scenarios
@@ -23,16 +23,24 @@ def test_aggregate_is_mean_population_std_and_range_of_present_seeds():
     assert stats["std"] == pytest.approx(np.std([1.0, 2.0, 6.0]))
     assert (stats["min"], stats["max"]) == (1.0, 6.0)
     assert learning.aggregate([None, None]) == {
-        "mean": None, "std": None, "min": None, "max": None, "n": 0,
-    }  # fmt: skip
+        "mean": None,
+        "std": None,
+        "min": None,
+        "max": None,
+        "n": 0,
+    }
 
 
 def test_curve_point_aggregates_each_scenario_and_metric_over_seeds():
     row = lambda gap, blackouts: {  # noqa: E731
-        "gap_percent": gap, "cost_vs_myopic_percent": gap - 2.0,
-        "cost_vs_do_nothing_percent": -10.0, "unserved_mwh": 0.0,
-        "overload_steps": 1.0, "blackouts": blackouts, "cost": 100.0 + gap,
-    }  # fmt: skip
+        "gap_percent": gap,
+        "cost_vs_myopic_percent": gap - 2.0,
+        "cost_vs_do_nothing_percent": -10.0,
+        "unserved_mwh": 0.0,
+        "overload_steps": 1.0,
+        "blackouts": blackouts,
+        "cost": 100.0 + gap,
+    }
     seeds = [{"normal": row(2.0, 0.0)}, {"normal": row(4.0, 1.0)}, None]
     point = learning.curve_point(150.0, seeds)
     assert (point["time_s"], point["seeds"], point["of_seeds"]) == (150.0, 2, 3)
@@ -45,8 +53,10 @@ def test_curve_point_aggregates_each_scenario_and_metric_over_seeds():
 
 
 def _rows(gap=2.0, cost=90.0, overloads=1.0, blackouts=0.0):
-    policy = {s: {"gap_percent": gap, "cost": cost, "overload_steps": overloads,
-                  "blackouts": blackouts} for s in SIX}  # fmt: skip
+    policy = {
+        s: {"gap_percent": gap, "cost": cost, "overload_steps": overloads, "blackouts": blackouts}
+        for s in SIX
+    }
     myopic = {s: {"cost": 100.0, "overload_steps": 2.0, "blackouts": 0.0} for s in SIX}
     return policy, myopic
 
@@ -127,8 +137,11 @@ def test_each_grid_time_takes_the_latest_checkpoint_saved_by_then():
     assert learning.time_grid(600.0, 4) == [150.0, 300.0, 450.0, 600.0]
     times = {50: 120.0, 100: 260.0, 150: 300.0, 200: 610.0}
     assert learning.pick_checkpoints(times, [100.0, 150.0, 300.0, 600.0]) == [
-        None, 50, 150, 150,
-    ]  # fmt: skip
+        None,
+        50,
+        150,
+        150,
+    ]
 
 
 def test_launch_start_prefers_the_recorded_launch(tmp_path):
@@ -169,8 +182,11 @@ def test_bad_flags_exit_2_with_one_line_before_training(tmp_path, args, words):
     out_dir = tmp_path / "out"
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.learning", f"--out_dir={out_dir}", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0]
@@ -219,8 +235,14 @@ def test_seed_counts_say_how_many_seeds_meet_each_target_alone():
 
 
 def test_relative_costs_are_ratios_of_the_scenarios_mean_costs():
-    policy = {"cost": 110.0, "gap_percent": 12.0, "unserved_mwh": 0.5, "overload_steps": 2.0,
-              "blackouts": 0.0, "trips": 1.0}  # fmt: skip
+    policy = {
+        "cost": 110.0,
+        "gap_percent": 12.0,
+        "unserved_mwh": 0.5,
+        "overload_steps": 2.0,
+        "blackouts": 0.0,
+        "trips": 1.0,
+    }
     references = {"myopic_opf": {"cost": 100.0}, "do_nothing": {"cost": 200.0}}
     row = learning.relative_row(policy, references)
     assert row["cost_vs_myopic_percent"] == pytest.approx(10.0)

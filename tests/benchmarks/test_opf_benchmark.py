@@ -5,9 +5,6 @@ import math
 
 import pytest
 
-# absl flags are global: env_throughput defines --cases itself, and benchmarks.opf reuses a
-# flag defined first, so in one test process env_throughput has to come first.
-import benchmarks.env_throughput  # noqa: F401
 from benchmarks import opf
 
 

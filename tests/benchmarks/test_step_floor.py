@@ -8,15 +8,14 @@ import jax
 import numpy as np
 import pytest
 
-from benchmarks import env_throughput as et
-from benchmarks import step_floor
+from benchmarks import harness, step_floor
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(scope="module")
 def ieee14():
-    env, params = et.make_grid_env("ieee14", "dc")
+    env, params = harness.make_grid_env("ieee14", "dc")
     return env, params, step_floor.part_sizes(env, params)
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from envs.config import default_env_config
-from envs.dynamics.features import gather_per_grid
 from envs.env import INFO_KEYS, make_env
+from envs.sim.observation import gather_per_grid
 from envs.types import Observation
 
 BATCH = 4
@@ -261,7 +261,7 @@ def test_batched_observation_is_one_flat_gather_and_equals_each_grids_own(setup)
     obs, states = reset(_keys(5), params)
     batched = jax.vmap(env.observe, in_axes=(0, None))
     # One gather of scalars from the flattened batch of per-grid tables (features, a zero,
-    # the agents' constants; see envs.dynamics.features.gather_per_grid), not whole feature
+    # the agents' constants; see envs.sim.observation.gather_per_grid), not whole feature
     # columns that XLA:CPU then transposes, nor a second pass for the constants.
     agents, consts = params.layout.agent_const.shape
     table_width = spec.global_dim + 1 + agents * consts

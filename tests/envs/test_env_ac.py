@@ -5,12 +5,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from envs.acpf import ac_power_flow
-from envs.case import load_case
 from envs.config import default_env_config
-from envs.dynamics import flows
 from envs.env import make_env
-from envs.grid import build_grid
+from envs.powerflow import network_flow
+from envs.powerflow.acpf import ac_power_flow
+from envs.powerflow.case import load_case
+from envs.powerflow.grid import build_grid
 
 BATCH = 2
 
@@ -48,8 +48,8 @@ def test_ac_episode_has_losses_real_voltages_and_balances():
 
 
 def test_ac_reset_observes_solved_voltages_and_ac_loading():
-    from envs.acpf import ac_power_flow
-    from envs.dynamics.flows import reactive_demand
+    from envs.powerflow.acpf import ac_power_flow
+    from envs.powerflow.network_flow import reactive_demand
 
     config = default_env_config()
     config.physics = "ac"
@@ -67,13 +67,13 @@ def test_ac_reset_observes_solved_voltages_and_ac_loading():
     np.testing.assert_allclose(np.abs(state.flow), np.maximum(s_from, s_to), rtol=1e-4, atol=1e-3)
 
 
-@pytest.mark.parametrize("first_iterations", [1, flows.FIRST_NEWTON_ITERATIONS])
+@pytest.mark.parametrize("first_iterations", [1, network_flow.FIRST_NEWTON_ITERATIONS])
 def test_ac_network_flow_is_the_full_budget_solve_whatever_the_first_pass_leaves(
     monkeypatch, first_iterations
 ):
     """Grids the first Newton pass leaves unconverged are solved again with the full budget;
     the batch's result is what one full-budget solve gives every grid."""
-    monkeypatch.setattr(flows, "FIRST_NEWTON_ITERATIONS", first_iterations)
+    monkeypatch.setattr(network_flow, "FIRST_NEWTON_ITERATIONS", first_iterations)
     grid = build_grid(load_case("ieee14"))
     rng = np.random.default_rng(0)
     batch = 16
@@ -90,10 +90,10 @@ def test_ac_network_flow_is_the_full_budget_solve_whatever_the_first_pass_leaves
     )
     if first_iterations == 1:
         assert not np.asarray(first.converged).all()  # the re-solve path is exercised
-    ours = jax.jit(jax.vmap(lambda p, q, s: flows.ac_network_flow(grid, p, q, s)))(
+    ours = jax.jit(jax.vmap(lambda p, q, s: network_flow.ac_network_flow(grid, p, q, s)))(
         p_bus, q_bus, in_service
     )
-    budget = flows.MAX_NEWTON_ITERATIONS
+    budget = network_flow.MAX_NEWTON_ITERATIONS
     full = ac_power_flow(grid, p_bus, q_bus, grid.bus_vm_set, in_service, max_iter=budget)
     converged = np.asarray(full.converged)
     np.testing.assert_array_equal(np.asarray(ours.converged), converged)

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from envs.config import default_env_config
-from envs.dynamics import dispatch as dsp
-from envs.dynamics.transition import slack_energy_cost, transition
 from envs.env import make_env
-from envs.grid import generation_cost
+from envs.powerflow.grid import generation_cost
+from envs.sim import dispatch as dsp
+from envs.sim.transition import slack_energy_cost, transition
 
 TOL_MW = 0.05
 

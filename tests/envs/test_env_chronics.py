@@ -6,11 +6,11 @@ import jax
 import numpy as np
 import pytest
 
-from envs.case import load_case
-from envs.chronics import chronics_for_grid, load_chronics
 from envs.config import default_env_config
 from envs.env import make_env
-from envs.grid import build_grid
+from envs.powerflow.case import load_case
+from envs.powerflow.grid import build_grid
+from envs.sim.chronics import chronics_for_grid, load_chronics
 
 STEPS = 6
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from envs.config import default_env_config
-from envs.dynamics import dispatch as dsp
 from envs.env import make_env
+from envs.sim import dispatch as dsp
 
 
 def _env(layout):

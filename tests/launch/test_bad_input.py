@@ -8,15 +8,21 @@ from tests.launch.test_program import _start_up_error
 @pytest.mark.parametrize(
     ("flags", "expected"),
     [
-        (["--config.learner.learning_rate=-1"], "learner.learning_rate=-1.0 is invalid: allowed a number > 0"),
+        (
+            ["--config.learner.learning_rate=-1"],
+            "learner.learning_rate=-1.0 is invalid: allowed a number > 0",
+        ),
         (["--config.env.case=nonexistent"], "unknown case 'nonexistent'"),
-        (["--config.learner.lerning_rate=1e-4"], "unknown config field learner.lerning_rate; did you mean learner.learning_rate?"),
+        (
+            ["--config.learner.lerning_rate=1e-4"],
+            "unknown config field learner.lerning_rate; did you mean learner.learning_rate?",
+        ),
         (["--config.actors.num_envs=2.5"], "--config.actors.num_envs=2.5"),
         (["--config=configs/no_such_preset.py"], "no such preset file"),
         (["--seed=-1"], "config.seed=-1 is invalid"),
     ],
     ids=["range", "case", "mistyped_field", "type", "preset", "seed"],
-)  # fmt: skip
+)
 def test_a_bad_flag_is_one_line_and_writes_nothing(flags, expected, tmp_path):
     run_dir = tmp_path / "run"
     line = _start_up_error(run_dir, *flags)

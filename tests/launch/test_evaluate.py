@@ -67,9 +67,13 @@ def evaluated(tmp_path_factory):
     run_dir = _tiny_checkpoint(tmp_path_factory.mktemp("run"))
     _write_training_events(run_dir)
     results = evaluate.run_evaluation(
-        run_dir, ("normal", "cascading_failure"), episodes=2, horizon=6,
-        baseline_names=("do_nothing", "myopic_opf"), render_episode=1,
-    )  # fmt: skip
+        run_dir,
+        ("normal", "cascading_failure"),
+        episodes=2,
+        horizon=6,
+        baseline_names=("do_nothing", "myopic_opf"),
+        render_episode=1,
+    )
     return run_dir, results
 
 

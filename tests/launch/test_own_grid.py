@@ -7,7 +7,7 @@ import pytest
 from envs.case_setup import resolve_env_case
 from envs.env import make_env
 from learner.train_loop import train
-from tests.envs.test_matpower import ODD_CASE
+from tests.envs.powerflow.test_matpower import ODD_CASE
 from tests.launch.tiny import tiny_config
 
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from matplotlib.container import ErrorbarContainer
 
-from envs import render
-from envs.case import load_case
-from envs.grid import build_grid
+from envs.powerflow.case import load_case
+from envs.powerflow.grid import build_grid
+from envs.render import figures
 from launch import report
 
 RESULTS = {
@@ -17,16 +17,34 @@ RESULTS = {
     "horizon": 8,
     "scenarios": {
         "normal": {
-            "policy": {"cost": 150.0, "episode_cost": [100.0, 200.0], "gap_percent": 50.0,
-                       "steps": 8.0, "overload_steps": 1.0, "blackouts": 0.0,
-                       "per_episode": {"overload_steps": [0.0, 2.0], "steps": [8.0, 8.0]}},
-            "do_nothing": {"cost": 300.0, "episode_cost": [300.0, 300.0], "gap_percent": 200.0,
-                           "steps": 6.0, "overload_steps": 4.0, "blackouts": 0.5},
-            "oracle": {"cost": 90.0, "episode_cost": [80.0, 100.0], "gap_percent": 0.0,
-                       "steps": 8.0, "overload_steps": 0.0, "blackouts": 0.0},
+            "policy": {
+                "cost": 150.0,
+                "episode_cost": [100.0, 200.0],
+                "gap_percent": 50.0,
+                "steps": 8.0,
+                "overload_steps": 1.0,
+                "blackouts": 0.0,
+                "per_episode": {"overload_steps": [0.0, 2.0], "steps": [8.0, 8.0]},
+            },
+            "do_nothing": {
+                "cost": 300.0,
+                "episode_cost": [300.0, 300.0],
+                "gap_percent": 200.0,
+                "steps": 6.0,
+                "overload_steps": 4.0,
+                "blackouts": 0.5,
+            },
+            "oracle": {
+                "cost": 90.0,
+                "episode_cost": [80.0, 100.0],
+                "gap_percent": 0.0,
+                "steps": 8.0,
+                "overload_steps": 0.0,
+                "blackouts": 0.0,
+            },
         },
     },
-}  # fmt: skip
+}
 
 
 def test_gaps_per_episode_come_from_the_episode_costs():
@@ -46,11 +64,11 @@ def test_counts_use_per_episode_values_where_kept_and_leave_the_oracle_out():
 
 
 def test_the_report_figures_have_units_log_gaps_and_whiskers():
-    fig = render.plot_scenario_bars(report.scenario_table(RESULTS), RESULTS["episodes"])
+    fig = figures.plot_scenario_bars(report.scenario_table(RESULTS), RESULTS["episodes"])
     gap_ax = fig.axes[1]
     assert gap_ax.get_yscale() == "log" and "%" in gap_ax.get_ylabel()
     assert sum(isinstance(c, ErrorbarContainer) for c in gap_ax.containers) == 2
-    counts = render.plot_episode_counts(
+    counts = figures.plot_episode_counts(
         report.counts_table(RESULTS), report.COUNT_PANELS, RESULTS["episodes"], horizon=8
     )
     titles = [ax.get_title() for ax in counts.axes[: len(report.COUNT_PANELS)]]
@@ -62,9 +80,14 @@ def test_the_report_figures_have_units_log_gaps_and_whiskers():
 def rollout():
     """Two episodes of 3 steps on IEEE 14: episode 1's step 2 has the most loaded branch."""
     grid = build_grid(load_case("ieee14"))
-    params = SimpleNamespace(grid=grid, devices=SimpleNamespace(
-        is_wind=np.zeros(grid.n_gen, bool), is_solar=np.zeros(grid.n_gen, bool),
-        storage_bus=np.zeros(0, int)))  # fmt: skip
+    params = SimpleNamespace(
+        grid=grid,
+        devices=SimpleNamespace(
+            is_wind=np.zeros(grid.n_gen, bool),
+            is_solar=np.zeros(grid.n_gen, bool),
+            storage_bus=np.zeros(0, int),
+        ),
+    )
     steps, episodes = 3, 2
     rating = np.asarray(grid.branch_rating)
     flow = np.broadcast_to(0.3 * rating, (steps, episodes, grid.n_branch)).copy()
@@ -73,12 +96,15 @@ def rollout():
     in_service = np.ones((steps, episodes, grid.n_branch), bool)
     in_service[1, 1, 6] = False
     record = SimpleNamespace(
-        alive=np.ones((steps, episodes), bool), flow=flow, branch_in_service=in_service,
-        pg=np.full((steps, episodes, grid.n_gen), 50.0), storage_p=np.zeros((steps, episodes, 0)),
+        alive=np.ones((steps, episodes), bool),
+        flow=flow,
+        branch_in_service=in_service,
+        pg=np.full((steps, episodes, grid.n_gen), 50.0),
+        storage_p=np.zeros((steps, episodes, 0)),
         demand=np.broadcast_to(np.asarray(grid.bus_pd), (steps, episodes, grid.n_bus)),
         shed=np.zeros((steps, episodes, grid.n_bus)),
         info={"cost": np.arange(steps * episodes, dtype=float).reshape(steps, episodes) * 100},
-    )  # fmt: skip
+    )
     return params, record
 
 

@@ -26,9 +26,16 @@ def test_listening_sockets_are_parsed_from_proc_net(tmp_path):
 
 @pytest.mark.parametrize(
     ("address", "loopback"),
-    [("127.0.0.1", True), ("::1", True), ("::ffff:127.0.0.1", True), ("0.0.0.0", False),
-     ("::", False), ("192.0.2.7", False), ("::ffff:192.0.2.7", False)],
-)  # fmt: skip
+    [
+        ("127.0.0.1", True),
+        ("::1", True),
+        ("::ffff:127.0.0.1", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.0.2.7", False),
+        ("::ffff:192.0.2.7", False),
+    ],
+)
 def test_is_loopback(address, loopback):
     assert processes.is_loopback(address) is loopback
 
@@ -65,9 +72,12 @@ def test_a_local_run_listens_on_loopback_only_and_kill_9_leaves_no_process(tmp_p
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     launcher = launch(
-        str(run_dir), tmp_path / "cache", "--total_env_steps=100000000",
-        "--config.learner.action_prior=none", "--config.runtime.actor_processes=1",
-    )  # fmt: skip
+        str(run_dir),
+        tmp_path / "cache",
+        "--total_env_steps=100000000",
+        "--config.learner.action_prior=none",
+        "--config.runtime.actor_processes=1",
+    )
     try:
         wait_for(lambda: progress_at_least(str(run_dir), 1), 300, launcher, "the first update")
         tag = _run_tag_of_children(launcher.pid)

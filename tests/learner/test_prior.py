@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from envs import baselines
 from envs.config import default_env_config
 from envs.env import make_env
+from envs.opf import baselines
 from learner.prior import make_env_action
 
 

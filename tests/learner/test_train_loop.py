@@ -52,7 +52,8 @@ def test_a_short_run_of_the_default_preset_beats_do_nothing_on_normal_days():
     OPF, learner/prior.py) after a short PPO run costs clearly less than do-nothing on
     held-out normal days (do-nothing is 15-19 % above the oracle there, the myopic OPF ~2 %)."""
     from configs.default import get_config
-    from envs import baselines, scenarios
+    from envs.opf import baselines
+    from envs.sim import scenarios
     from learner.policy import make_policy
     from learner.train_loop import train
 
@@ -73,10 +74,17 @@ def test_a_short_run_of_the_default_preset_beats_do_nothing_on_normal_days():
     normal = jax.numpy.int32(scenarios.scenario_id("normal"))
     cost = [
         baselines.episode_metrics(
-            baselines.rollout(env_params, methods, jax.numpy.int32(i), keys, normal, 48,
-                              (state.params, state.norm_state)),
+            baselines.rollout(
+                env_params,
+                methods,
+                jax.numpy.int32(i),
+                keys,
+                normal,
+                48,
+                (state.params, state.norm_state),
+            ),
             env_params,
         )["cost"].sum()
         for i in range(2)
-    ]  # fmt: skip
+    ]
     assert cost[0] < 0.95 * cost[1], cost

@@ -1,1 +1,0 @@
-"""Per-step physics of the grid environment (exogenous processes, dispatch, balance)."""

@@ -1,0 +1,468 @@
+"""Baseline operators and the batched evaluation rollout.
+
+A policy here is an ``ActFn``: ``act(obs, state, key, args) -> action [B, A, U]`` on a batch
+of grids (leading axis B on every leaf of ``obs`` and ``state``); ``args`` is a pytree the
+rollout passes through (a trained policy's parameters; ``None`` for baselines). Baselines:
+
+* ``do_nothing``: every conventional unit asks for its current output (AGC still balances),
+  renewables run uncurtailed, batteries idle, no shedding;
+* ``proportional``: pro-rata dispatch by capacity: each step every online unit runs at the
+  same fraction ``lam`` of its range (conventional ``[Pmin, Pmax]``, renewable ``[0,
+  available]``) with ``lam`` set so the units cover demand + shunts; renewables are
+  curtailed pro rata and batteries idle. (Sharing the net load over the conventional units
+  alone would copy ``do_nothing``: the env's AGC already keeps their outputs proportional
+  to their headroom.)
+* ``merit_order``: copper-plate economic dispatch of the latest demand (``envs.opf.merit_order``):
+  conventional units at equal incremental cost inside their reachable bands, renewables
+  uncurtailed unless they exceed the load, batteries idle, no shedding, no network check;
+* ``step_opf_baseline`` (the ``myopic_opf`` of ``launch.evaluate``): the single-step DC-OPF
+  of the interval about to be dispatched, on the latest state (persistence forecast of demand
+  and availability, current topology, ramp limits from the current output, battery energy),
+  solved in JAX for the whole batch on the device (``envs.opf.step_qp``). It keeps
+  ``MYOPIC_RATING_MARGIN`` of every branch rating free, as operators do.
+* ``myopic_opf_highs``: the same single-step problem solved exactly by HiGHS (``envs.opf.dc_opf``)
+  on the host via ``jax.pure_callback`` (one LP per grid per step): the reference the JAX
+  solver is tested against, slow on large cases;
+* ``lookahead_opf`` (``envs.opf.lookahead_qp``): receding-horizon multi-period DC-OPF on the
+  operator's forecast, re-solved every step, the first period applied.
+
+Each baseline decides device set-points; ``controls_to_action`` writes them into the action
+slots that drive each device channel (``envs.sim.layouts``), inverting the env's action
+semantics (setpoint or delta mode for conventional units, curtailment for renewables,
+battery power, demand response).
+
+``rollout`` runs one or several policies over the same episodes: ``jax.vmap`` over grids,
+``lax.scan`` over time, the policy picked by ``lax.switch`` so every policy in a tuple shares
+one compilation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from functools import partial
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from envs.env import GridEnv, reset_to_scenario, split_step_key
+from envs.opf import lookahead_qp as lookahead_lib
+from envs.opf import merit_order as merit_order_lib
+from envs.opf import oracle, step_qp
+from envs.sim import exogenous as exo
+from envs.sim.transition import transition
+from envs.types import EnvParams, EnvState, Observation
+
+ActFn = Callable[[Observation, EnvState, jax.Array, Any], jax.Array]
+EPS = 1e-6
+
+
+class ActionMap(NamedTuple):
+    """For each device channel (gen [G] | storage [S] | shed [N]) the action slot driving it."""
+
+    agent: jax.Array  # [C] int32 (A where no agent drives the channel: dropped)
+    dim: jax.Array  # [C] int32
+    covered: np.ndarray  # [C] bool (NumPy: known statically)
+
+
+def action_map(params: EnvParams) -> ActionMap:
+    """First unmasked (agent, dim) whose control index is each device channel."""
+    ctrl = np.asarray(params.layout.ctrl_index)
+    mask = np.asarray(params.layout.action_mask, bool)
+    grid, n_storage = params.grid, params.devices.storage_bus.shape[0]
+    n_channels = grid.n_gen + n_storage + grid.n_bus
+    agent = np.full(n_channels, ctrl.shape[0], np.int32)
+    dim = np.zeros(n_channels, np.int32)
+    for a, u in reversed(list(zip(*np.nonzero(mask), strict=True))):
+        if ctrl[a, u] < n_channels:
+            agent[ctrl[a, u]], dim[ctrl[a, u]] = a, u
+    return ActionMap(jnp.asarray(agent), jnp.asarray(dim), agent < ctrl.shape[0])
+
+
+def controls_to_action(amap: ActionMap, controls: jax.Array, action_shape) -> jax.Array:
+    """Device controls [C] in [-1, 1] -> action [A, U] (uncovered channels are dropped)."""
+    action = jnp.zeros(action_shape, controls.dtype)
+    return action.at[amap.agent, amap.dim].set(jnp.clip(controls, -1.0, 1.0), mode="drop")
+
+
+def gen_controls(target_mw, state: EnvState, params: EnvParams) -> jax.Array:
+    """Unit targets [G] MW -> gen channel values: setpoint/delta for conventional units,
+    output share of availability for renewables (0 = uncurtailed, -1 = all spilled)."""
+    devices = params.devices
+    if params.consts.gen_action == "delta":
+        conv = (target_mw - state.pg) / jnp.maximum(devices.ramp, EPS)
+    else:
+        span = jnp.maximum(devices.pmax - devices.pmin, EPS)
+        conv = 2.0 * (target_mw - devices.pmin) / span - 1.0
+    share = target_mw / jnp.maximum(state.available, EPS) - 1.0
+    renewable = jnp.where(state.available > EPS, jnp.minimum(share, 0.0), 0.0)
+    return jnp.clip(jnp.where(devices.is_renewable, renewable, conv), -1.0, 1.0)
+
+
+def _single_to_batched(single: Callable, params: EnvParams) -> ActFn:
+    """Batch a per-grid ``(state, params) -> controls [C]`` rule into an ActFn."""
+    amap = action_map(params)
+    shape = params.layout.ctrl_index.shape
+
+    def act(obs, state, key, args):
+        del obs, key, args
+        controls = jax.vmap(single, in_axes=(0, None))(state, params)
+        return jax.vmap(lambda c: controls_to_action(amap, c, shape))(controls)
+
+    return act
+
+
+def _pad_controls(gen, params: EnvParams, storage=None, shed=None):
+    n_storage = params.devices.storage_bus.shape[0]
+    storage = jnp.zeros(n_storage, gen.dtype) if storage is None else storage
+    shed = jnp.zeros(params.grid.n_bus, gen.dtype) if shed is None else shed
+    return jnp.concatenate([gen, storage, shed])
+
+
+def _hold_controls(state: EnvState, params: EnvParams) -> jax.Array:
+    target = jnp.where(params.devices.is_renewable, state.available, state.pg)
+    return _pad_controls(gen_controls(target, state, params), params)
+
+
+def proportional_targets(state: EnvState, params: EnvParams) -> jax.Array:
+    """Unit targets [G] MW: every online unit at the same fraction ``lam`` of its range.
+
+    The range of a conventional unit is ``[Pmin, Pmax]`` (0 when offline), that of a renewable
+    unit ``[0, available]`` (its weather), so ``lam`` shares demand + shunt load over all the
+    capacity at hand and renewables are curtailed pro rata whenever ``lam < 1``. ``lam`` is
+    chosen each step so the targets sum to the load (clipped to [0, 1]); batteries stay idle.
+    """
+    devices, grid = params.devices, params.grid
+    online = state.available > 0.0
+    floor = jnp.where(online & ~devices.is_renewable, devices.pmin, 0.0)
+    ceiling = jnp.where(online, state.available, 0.0)
+    load = jnp.sum(state.demand) + jnp.sum(grid.bus_gs)
+    headroom = jnp.maximum(jnp.sum(ceiling - floor), EPS)
+    lam = jnp.clip((load - jnp.sum(floor)) / headroom, 0.0, 1.0)
+    return floor + lam * (ceiling - floor)
+
+
+def _proportional_controls(state: EnvState, params: EnvParams) -> jax.Array:
+    return _pad_controls(gen_controls(proportional_targets(state, params), state, params), params)
+
+
+def merit_order_controls(state: EnvState, params: EnvParams) -> jax.Array:
+    """``merit_order_targets`` as controls [C]. Channels that merely must not act sit at the
+    far end of their "off" range (renewables uncurtailed: +1, no shedding: -1; the env treats
+    them like 0), so a residual added to them acts only when it is deliberate."""
+    targets = merit_order_lib.merit_order_targets(state, params)
+    gen = gen_controls(targets, state, params)
+    uncurtailed = params.devices.is_renewable & (targets >= state.available - EPS)
+    gen = jnp.where(uncurtailed, 1.0, gen)
+    n_bus = params.grid.n_bus
+    return _pad_controls(gen, params, shed=-jnp.ones(n_bus, gen.dtype))
+
+
+def step_opf_controls(
+    state: EnvState, params: EnvParams, rating_margin: float, price_offset=None
+) -> jax.Array:
+    """The single-step DC-OPF of the latest state solved in JAX (``envs.opf.step_qp``, with
+    optional offers ``price_offset [G + S]`` $/MWh) as controls [C]; renewables and shedding
+    that need not act sit at their "off" end, like ``merit_order_controls``."""
+    solved = step_qp.solve_step_opf(state, params, rating_margin, price_offset)
+    return opf_controls(solved, state, params)
+
+
+def opf_controls(solved: step_qp.StepOPF, state: EnvState, params: EnvParams) -> jax.Array:
+    """An OPF's dispatch of the coming step as controls [C]."""
+    devices = params.devices
+    gen = gen_controls(solved.pg, state, params)
+    uncurtailed = devices.is_renewable & (solved.pg >= state.available - 1e-2)
+    gen = jnp.where(uncurtailed, 1.0, gen)
+    storage = solved.storage / jnp.maximum(devices.storage_pmax, EPS)
+    curtailable = devices.shed_max * state.demand
+    shed = jnp.where(
+        (curtailable > EPS) & (solved.shed > 1e-2),
+        solved.shed / jnp.maximum(curtailable, EPS),
+        -1.0,
+    )
+    return _pad_controls(gen, params, storage, shed)
+
+
+def step_opf_baseline(params: EnvParams, rating_margin: float | None = None) -> ActFn:
+    """The myopic OPF: single-step DC-OPF solved in JAX for the whole batch on the device
+    (``envs.opf.step_qp``), what ``myopic_opf_highs`` solves with HiGHS on the host, and the
+    network-aware prior of ``learner.prior``. The rating margin defaults to
+    ``MYOPIC_RATING_MARGIN``."""
+    rating_margin = MYOPIC_RATING_MARGIN if rating_margin is None else rating_margin
+    check_rating_margin(rating_margin)
+    return _single_to_batched(partial(step_opf_controls, rating_margin=rating_margin), params)
+
+
+def lookahead_opf(
+    params: EnvParams,
+    rating_margin: float | None = None,
+    period_steps: tuple[int, ...] = lookahead_lib.DEFAULT_PERIOD_STEPS,
+) -> ActFn:
+    """Receding-horizon DC-OPF on the operator's forecast (``envs.opf.lookahead_qp``), solved in
+    JAX for the whole batch every step, its first period applied. The rating margin defaults
+    to the myopic OPF's."""
+    rating_margin = MYOPIC_RATING_MARGIN if rating_margin is None else rating_margin
+    check_rating_margin(rating_margin)
+    period_steps = lookahead_lib.check_period_steps(period_steps)
+
+    def controls(state, params):
+        forecast = lookahead_lib.operator_forecast(state, params, period_steps)
+        solved = lookahead_lib.solve_lookahead(state, params, forecast, period_steps, rating_margin)
+        return opf_controls(solved, state, params)
+
+    return _single_to_batched(controls, params)
+
+
+def merit_order(params: EnvParams) -> ActFn:
+    """Copper-plate economic dispatch of the latest demand by merit order, no network check
+    (``merit_order.merit_order_targets``)."""
+    return _single_to_batched(merit_order_controls, params)
+
+
+def do_nothing(params: EnvParams) -> ActFn:
+    """Hold every unit's current output; no curtailment, storage or shedding."""
+    return _single_to_batched(_hold_controls, params)
+
+
+def proportional(params: EnvParams) -> ActFn:
+    """Share the load over every online unit, renewables included, in proportion to its range
+    (``proportional_targets``); batteries idle, no shedding."""
+    return _single_to_batched(_proportional_controls, params)
+
+
+def _myopic_host(
+    model: oracle.EnvDispatchModel, is_renewable, demand, available, in_service, pg, soc
+):
+    """One single-step DC-OPF per grid (host NumPy); returns (pg, battery, shed) targets."""
+    out_pg, out_storage, out_shed = np.zeros(pg.shape), np.zeros(soc.shape), np.zeros(demand.shape)
+    for b in range(demand.shape[0]):
+        step = oracle.EpisodeInputs(
+            demand_mw=demand[b][None],
+            available_mw=available[b][None],
+            gen_online=(is_renewable | (available[b] > 0.0))[None],
+            branch_in_service=in_service[b][None],
+            pg0_mw=pg[b],
+            soc0_mwh=soc[b],
+        )
+        sol = oracle.solve_oracle(model, step)
+        out_pg[b] = sol.pg_mw[0]
+        out_storage[b] = sol.storage_discharge_mw[0] - sol.storage_charge_mw[0]
+        out_shed[b] = sol.shed_mw[0]
+    return tuple(x.astype(np.float32) for x in (out_pg, out_storage, out_shed))
+
+
+# Share of each branch rating the myopic OPF keeps free. The env moves flows after dispatch
+# (AGC picks up the demand noise, ramps and clipping bind), so an LP that loads a line to
+# exactly 100 % sees it overloaded, and tripped, steps later; operators dispatch against a
+# reliability margin below the thermal rating for the same reason.
+MYOPIC_RATING_MARGIN = 0.05
+
+
+def check_rating_margin(margin: float, name: str = "rating_margin") -> None:
+    if not 0.0 <= margin < 1.0:
+        raise ValueError(f"{name} must lie in [0, 1), got {margin}")
+
+
+def myopic_model(
+    params: EnvParams, rating_margin: float = MYOPIC_RATING_MARGIN
+) -> oracle.EnvDispatchModel:
+    """The env's dispatch model with every branch limited to ``(1 - rating_margin)`` of its
+    rating: what the myopic OPF solves each step."""
+    check_rating_margin(rating_margin)
+    model = oracle.dispatch_model(params)
+    network = dataclasses.replace(
+        model.network, branch_rating_mw=model.network.branch_rating_mw * (1.0 - rating_margin)
+    )
+    return model._replace(network=network)
+
+
+def myopic_opf_highs(params: EnvParams, rating_margin: float = MYOPIC_RATING_MARGIN) -> ActFn:
+    """Single-step DC-OPF on the latest state, solved exactly by HiGHS on the host through
+    ``pure_callback`` (branch limits with a margin: ``myopic_model``): the reference of
+    ``step_opf_baseline``."""
+    model = myopic_model(params, rating_margin)
+    is_renewable = np.asarray(params.devices.is_renewable, bool)
+    amap, shape = action_map(params), params.layout.ctrl_index.shape
+    devices = params.devices
+
+    def act(obs, state, key, args):
+        del obs, key, args
+        batch = state.demand.shape[0]
+        result_shape = tuple(
+            jax.ShapeDtypeStruct((batch, n), jnp.float32)
+            for n in (params.grid.n_gen, devices.storage_bus.shape[0], params.grid.n_bus)
+        )
+        host = partial(_myopic_host, model, is_renewable)
+        pg, battery, shed = jax.pure_callback(
+            lambda *xs: host(*(np.asarray(x, np.float64) for x in xs)),
+            result_shape,
+            state.demand,
+            state.available,
+            state.branch_in_service,
+            state.pg,
+            state.soc,
+            vmap_method="sequential",
+        )
+
+        def one(state_b, pg_b, battery_b, shed_b):
+            gen = gen_controls(pg_b, state_b, params)
+            storage = battery_b / jnp.maximum(devices.storage_pmax, EPS)
+            curtailable = devices.shed_max * state_b.demand
+            shed_ctrl = jnp.where(curtailable > EPS, shed_b / jnp.maximum(curtailable, EPS), -1.0)
+            controls = _pad_controls(gen, params, storage, shed_ctrl)
+            return controls_to_action(amap, controls, shape)
+
+        return jax.vmap(one)(state, pg, battery, shed)
+
+    return act
+
+
+class Rollout(NamedTuple):
+    """A batch of evaluated episodes, axes [T, B, ...]; states are pre-reset (no auto-reset).
+
+    After a blackout the episode's grid keeps being stepped (masked out by ``alive``), so the
+    exogenous fields (demand, availability, outages) cover the whole horizon.
+    """
+
+    info: dict  # {name: [T, B]} the env's step info
+    alive: jax.Array  # [T, B] bool: the step belongs to the episode (up to and incl. its end)
+    terminated: jax.Array  # [T, B] bool
+    action: jax.Array  # [T, B, A, U]
+    pg: jax.Array  # [T, B, G]
+    storage_p: jax.Array  # [T, B, S]
+    soc: jax.Array  # [T, B, S]
+    shed: jax.Array  # [T, B, N]
+    demand: jax.Array  # [T, B, N]
+    available: jax.Array  # [T, B, G]
+    flow: jax.Array  # [T, B, L]
+    branch_in_service: jax.Array  # [T, B, L] after protection
+    theta: jax.Array  # [T, B, N]
+    vm: jax.Array  # [T, B, N]
+    freq_dev: jax.Array  # [T, B]
+    exo_branch_in_service: jax.Array  # [T, B, L] exogenous outages only (no protective trips)
+    gen_online: jax.Array  # [T, B, G]
+    pg0: jax.Array  # [B, G] dispatch at reset
+    soc0: jax.Array  # [B, S]
+
+
+def _env_step(key, state, exo_cooldown, action, params):
+    """``GridEnv.step`` without auto-reset (same key use), plus the exogenous topology.
+
+    The exogenous branch cooldown is advanced like the env's but without protective trips,
+    with the same random draws, so it holds the outages no policy can avoid.
+    """
+    key_step, _ = split_step_key(key)
+    topo = exo.step_topology(
+        exo.draw_step_noise(key_step, params.grid),
+        state.t + 1,
+        exo_cooldown,
+        state.gen_cooldown,
+        state.episode,
+        params,
+    )
+    next_state, _, terminated, info = transition(key_step, state, action, params)
+    obs = GridEnv().observe(next_state, params)
+    return obs, next_state, terminated, info, topo
+
+
+@partial(jax.jit, static_argnames=("policies", "horizon"))
+def rollout(
+    params: EnvParams,
+    policies: tuple[ActFn, ...],
+    policy_index: jax.Array,
+    reset_keys: jax.Array,
+    scenario: jax.Array,
+    horizon: int,
+    policy_args: Any = None,
+) -> Rollout:
+    """Run ``policies[policy_index]`` on episodes ``reset_keys`` [B, 2] of ``scenario``.
+
+    Step keys are ``oracle.step_keys(reset_key, horizon)``. Every policy of the tuple compiles
+    once into the same program; the index is a traced value.
+    """
+    _, state = jax.vmap(reset_to_scenario, in_axes=(0, None, None))(reset_keys, params, scenario)
+    obs = jax.vmap(GridEnv().observe, in_axes=(0, None))(state, params)
+    keys = jax.vmap(oracle.step_keys, in_axes=(0, None))(reset_keys, horizon)  # [B, T, 2]
+    act_keys = jax.random.split(jax.random.fold_in(reset_keys[0], 2), horizon)
+    step = jax.vmap(_env_step, in_axes=(0, 0, 0, 0, None))
+
+    def body(carry, xs):
+        obs, state, exo_cooldown, alive = carry
+        step_key, act_key = xs
+        branches = [partial(p, obs, state, act_key, policy_args) for p in policies]
+        action = jax.lax.switch(policy_index, branches)
+        obs, state, terminated, info, topo = step(step_key, state, exo_cooldown, action, params)
+        truncated = state.t >= params.consts.horizon
+        record = (
+            info,
+            alive,
+            terminated,
+            action,
+            state.pg,
+            state.storage_p,
+            state.soc,
+            state.shed,
+            state.demand,
+            state.available,
+            state.flow,
+            state.branch_in_service,
+            state.theta,
+            state.vm,
+            state.freq_dev,
+            topo.branch_in_service,
+            topo.gen_online,
+        )
+        carry = (obs, state, topo.branch_cooldown, alive & ~terminated & ~truncated)
+        return carry, record
+
+    carry = (obs, state, state.branch_cooldown, jnp.ones(reset_keys.shape[0], bool))
+    _, records = jax.lax.scan(body, carry, (jnp.swapaxes(keys, 0, 1), act_keys))
+    return Rollout(*records, pg0=state.pg, soc0=state.soc)
+
+
+def oracle_inputs(record: Rollout, episode: int) -> oracle.EpisodeInputs:
+    """The exogenous trajectory of one recorded episode, for ``oracle.solve_oracle``."""
+    pick = lambda x: np.asarray(x)[:, episode]  # noqa: E731
+    return oracle.EpisodeInputs(
+        demand_mw=pick(record.demand),
+        available_mw=pick(record.available),
+        gen_online=pick(record.gen_online),
+        branch_in_service=pick(record.exo_branch_in_service),
+        pg0_mw=np.asarray(record.pg0)[episode],
+        soc0_mwh=np.asarray(record.soc0)[episode],
+    )
+
+
+def episode_metrics(record: Rollout, params: EnvParams) -> dict[str, np.ndarray]:
+    """Per-episode totals [B] of a rollout (NumPy).
+
+    ``cost`` ($) = the env's step cost ``info["cost"]`` (generation, VOLL x voluntary and
+    under-frequency shedding, curtailment, and the slack bus's energy on the slack unit's cost
+    curve) + only what the env leaves out of it: VOLL x energy lost in islands and VOLL x the
+    demand left unserved after a blackout ended the episode early (so a blacked-out, shorter
+    episode never looks cheaper). ``slack_cost`` is reported for reference (already in
+    ``cost``).
+    """
+    consts = params.consts
+    info = {k: np.asarray(v, np.float64) for k, v in record.info.items()}
+    alive = np.asarray(record.alive, np.float64)
+    terminated = np.asarray(record.terminated)
+    after = (np.cumsum(terminated, axis=0) > terminated).astype(np.float64)  # post-blackout
+    not_served_after = np.sum(after * info["demand_mw"] * consts.step_hours, 0)
+    island = np.sum(alive * info["island_unserved_mwh"], 0) + not_served_after
+    return {
+        "cost": np.sum(alive * info["cost"], 0) + consts.voll * island,
+        "slack_cost": np.sum(alive * info["slack_cost"], 0),
+        "unserved_mwh": np.sum(alive * info["unserved_energy_mwh"], 0) + not_served_after,
+        "gen_cost": np.sum(alive * info["gen_cost"], 0),
+        "shed_mwh": np.sum(alive * info["shed_mwh"], 0),
+        "curtailed_mwh": np.sum(alive * info["curtailed_mwh"], 0),
+        "overload_steps": np.sum(alive * (info["n_overloaded"] > 0), 0),
+        "trips": np.sum(alive * info["trips"], 0),
+        "freq_violations": np.sum(alive * (np.abs(info["freq_dev_hz"]) > consts.freq_band_hz), 0),
+        "blackouts": np.any(terminated & (alive > 0), axis=0).astype(np.float64),
+        "steps": np.sum(alive, 0),
+    }

@@ -1,0 +1,128 @@
+"""Perfect-foresight oracle: the least-cost operation of a whole episode, known in advance.
+
+``EpisodeInputs`` holds an episode's exogenous trajectory (demand, renewable availability,
+generator outages, scheduled and random branch outages), which does not depend on the policy;
+``envs.opf.baselines.rollout`` records it next to any policy's run (``oracle_inputs``), and
+``solve_oracle`` solves the multi-period DC dispatch (``envs.opf.dc_opf.solve_dispatch``) over it,
+coupling steps through ramp limits and battery energy. Its cost is a lower bound for any
+causal policy on that episode, up to the simplifications below, all of which only relax the
+oracle (so the bound stays a bound):
+
+* the network is the DC model with the episode's exogenous outages; protective trips are the
+  policy's own doing and never appear in the oracle;
+* a unit coming back online may ramp by ``ramp + Pmin`` (the environment allows
+  ``max(ramp, Pmin)``); load may be shed beyond the demand-response share, at VOLL;
+* surplus generation can be spilled at VOLL (never cheaper than curtailing renewables).
+
+Cost accounting matches the environment's ``info["cost"]``: conventional units pay
+``generation_cost`` while online, renewables are free, shedding costs VOLL and unused
+renewable availability the curtailment price, all times the step length.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import numpy as np
+
+from envs.opf import dc_opf
+from envs.types import EnvParams
+
+
+class EpisodeInputs(NamedTuple):
+    """What the oracle knows about one episode (steps 1..T of the environment)."""
+
+    demand_mw: jax.Array  # [T, N]
+    available_mw: jax.Array  # [T, G] renewables: weather; conventional: Pmax if online
+    gen_online: jax.Array  # [T, G] bool
+    branch_in_service: jax.Array  # [T, L] bool, exogenous outages only
+    pg0_mw: jax.Array  # [G] dispatch at reset
+    soc0_mwh: jax.Array  # [S] battery energy at reset
+
+
+def step_keys(reset_key: jax.Array, horizon: int) -> jax.Array:
+    """The per-step keys [T, 2] evaluation uses for the episode started with ``reset_key``."""
+    return jax.random.split(jax.random.fold_in(reset_key, 1), horizon)
+
+
+class EnvDispatchModel(NamedTuple):
+    """The environment's devices and prices as an OPF model (NumPy, float64)."""
+
+    network: dc_opf.DCNetwork
+    storage: dc_opf.StorageUnits
+    penalties: dc_opf.DispatchPenalties
+    dt_hours: float
+    shed_max_fraction: np.ndarray  # [N]
+
+
+def dispatch_model(params: EnvParams) -> EnvDispatchModel:
+    """DC network with the env's unit limits, per-step ramps and zero-cost renewables."""
+    devices, consts = params.devices, params.consts
+    net = dc_opf.network_from_grid(params.grid)
+    renewable = np.asarray(devices.is_renewable, bool)
+    step_minutes = consts.step_hours * 60.0
+    free = {
+        name: np.where(renewable, 0.0, getattr(net, name))
+        for name in ("cost_c2", "cost_c1", "cost_c0")
+    }
+    network = dc_opf.DCNetwork(
+        **{
+            **vars(net),
+            **free,
+            "cost_is_pwl": net.cost_is_pwl & ~renewable,
+            "gen_pmin": np.asarray(devices.pmin, np.float64),
+            "gen_pmax": np.asarray(devices.pmax, np.float64),
+            "gen_ramp_mw_per_min": np.asarray(devices.ramp, np.float64) / step_minutes,
+        }
+    )
+    efficiency = np.full(devices.storage_bus.shape[0], consts.storage_efficiency)
+    storage = dc_opf.StorageUnits(
+        bus=np.asarray(devices.storage_bus, int),
+        power_mw=np.asarray(devices.storage_pmax, np.float64),
+        energy_mwh=np.asarray(devices.storage_emax, np.float64),
+        charge_efficiency=efficiency,
+        discharge_efficiency=efficiency,
+    )
+    penalties = dc_opf.DispatchPenalties(
+        voll=consts.voll,
+        spill=consts.voll,
+        curtailment=np.where(renewable, consts.curtailment_cost, 0.0),
+    )
+    shed_max = np.asarray(devices.shed_max, np.float64)
+    return EnvDispatchModel(network, storage, penalties, consts.step_hours, shed_max)
+
+
+def energised_buses(network: dc_opf.DCNetwork, branch_in_service: np.ndarray) -> np.ndarray:
+    """[T, N] bool: buses connected to the slack bus through in-service branches
+    (``dc_opf.energised_buses`` per period)."""
+    in_service = np.atleast_2d(np.asarray(branch_in_service, bool))
+    return np.stack([dc_opf.energised_buses(network, live) for live in in_service])
+
+
+def solve_oracle(
+    model: EnvDispatchModel, inputs: EpisodeInputs, cost_rtol: float = 1e-7
+) -> dc_opf.DispatchSolution:
+    """Least-cost dispatch of the periods in ``inputs`` (no batch axis; T = 1 is myopic).
+
+    As in the environment, units on buses cut off from the slack bus produce nothing and pay
+    nothing; load there can only be shed (at VOLL). The cost is optimal within ``cost_rtol``
+    (relative; see ``envs.opf.dc_opf.solve_dispatch``).
+    """
+    x = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), inputs)
+    in_service = x.branch_in_service > 0.5
+    live_gen = energised_buses(model.network, in_service)[:, model.network.gen_bus]
+    online = (x.gen_online > 0.5) & live_gen
+    return dc_opf.solve_dispatch(
+        model.network,
+        x.demand_mw,
+        dt_hours=model.dt_hours,
+        gen_available_mw=np.where(online, x.available_mw, 0.0),
+        gen_online=online,
+        branch_in_service=in_service,
+        prev_pg_mw=x.pg0_mw,
+        storage=model.storage,
+        storage_energy0_mwh=np.clip(x.soc0_mwh, 0.0, model.storage.energy_mwh),
+        penalties=model.penalties,
+        cost_rtol=cost_rtol,
+    )

@@ -1,0 +1,261 @@
+"""DC power flow for batches of grids that mostly keep their topology (few outages).
+
+``dc_flow(grid, p_bus, in_service)`` returns what ``envs.powerflow.dcpf.dc_power_flow`` returns for a
+branch mask, but takes a cheap path wherever it can:
+
+* connectivity (``connected_buses``): with at most K = ``WIDE_SLOTS`` branches out, the
+  outage set islands buses exactly when ``det(I - H_OO)`` vanishes (H = branch PTDF; the matrix
+  determinant lemma). Only grids whose determinant is (nearly) zero, or that have more
+  outages, run the connectivity sweep ``envs.powerflow.dcpf.energised_buses``;
+* flows (K outages at most): the intact network's angles ``X p`` (X the
+  reduced inverse) corrected by a rank-2K Woodbury update: each outage removes its branch, and
+  each dead endpoint of an outage is grounded through that branch's susceptance. Dead buses
+  carry no injection, so the grounding pins every island at angle 0 without touching the
+  energised part: the result is the dense masked solve's, islands included;
+* otherwise (more outages, or an ill-conditioned update): the dense masked solve.
+
+Both tests run in two tiers: every grid first with ``few_slots(grid)`` slots, then only grids
+with more outages than that with ``WIDE_SLOTS``; on grids above ``SMALL_GRID_BRANCHES`` branches
+the flows have a third tier of ``WIDER_SLOTS`` before the dense solve. Most grids of a batch
+have few outages, and the elimination of the rank-2K system is O(K^3) per grid whether its
+slots are used or not (benchmarks/README.md, "Design choices in the step").
+
+Under ``jax.vmap`` the wider tiers, the sweep and the dense solve run only for the grids that
+need them (``envs.batching.compute_where``). A dense LU per grid costs O(N^3); the
+update O(K N + K L + K^3), which is what makes a batch of ieee118 grids with outages cheap.
+"""
+
+import jax
+import jax.numpy as jnp
+
+from envs.batching import compute_where
+from envs.powerflow.dcpf import DCFlow, energised_buses, masked_flow
+from envs.powerflow.grid import lift
+
+# |det(I - H_OO)| below this (float32, float64) means the outage set may island buses.
+ISLAND_DET_TOL = (1e-4, 1e-8)
+
+SMALL_GRID_BRANCHES = 64  # up to this many branches a grid takes the smaller first tier
+# Slots of the second tier (grids with more outages than ``few_slots``): 16 slots by the
+# unrolled elimination compiled longer and cost ieee14 more than it gained on ieee118
+# (benchmarks/README.md, "Design choices in the step").
+WIDE_SLOTS = 8
+# Slots of the third tier (9-16 outages, a minority of ieee118 grids under random actions),
+# solved by LAPACK (a QR, see ``_solve_qr``): the unrolled elimination makes O(K) passes over the
+# batch's [2K, 2K] systems, and the dense 118-bus solve costs more than either
+# (benchmarks/README.md, "Design choices in the step").
+WIDER_SLOTS = 16
+
+
+def few_slots(grid) -> int:
+    """Slots of the first tier (every grid). Outages (trips, random and planned) grow with the
+    branch count, so larger grids get more slots (benchmarks/README.md, "Design choices in the
+    step")."""
+    return 2 if grid.n_branch <= SMALL_GRID_BRANCHES else 4
+
+
+def _outage_slots(in_service, slots):
+    """[K] indices of the first K = ``slots`` out-of-service branches (0 pads), [K] valid,
+    count []."""
+    out = ~in_service
+    position = jnp.cumsum(out.astype(jnp.int32))
+    slot_number = jnp.arange(1, slots + 1, dtype=jnp.int32)
+    hits = out[None, :] & (position[None, :] == slot_number[:, None])  # [K, L], <= 1 per row
+    count = position[-1]
+    # A row's one hit by a sum, not an argmax: XLA:CPU's variadic argmax reduction is slow
+    # under vmap.
+    branch = jnp.arange(in_service.shape[-1], dtype=jnp.int32)
+    return jnp.sum(jnp.where(hits, branch, 0), axis=-1), slot_number <= count, count
+
+
+def solve_small(matrix: jnp.ndarray, rhs: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Solves [..., K, K] x = [..., K] for a small static K; also returns |det|.
+
+    Gaussian elimination with partial pivoting unrolled over K, vectorised over
+    the batch: LAPACK's batched solve pays a call per tiny matrix on CPU.
+    """
+    k = matrix.shape[-1]
+    augmented = jnp.concatenate([matrix, rhs[..., None]], axis=-1)  # [..., K, K+1]
+    abs_det = jnp.ones(matrix.shape[:-2], matrix.dtype)
+    for col in range(k):
+        candidates = jnp.abs(augmented[..., col:, col])
+        pivot_row = col + jnp.argmax(candidates, axis=-1)  # [...]
+        rows = lift(jnp.arange(k), pivot_row.ndim + 1)
+        order = jnp.where(rows == col, pivot_row[..., None], rows)
+        order = jnp.where(rows == pivot_row[..., None], col, order)
+        augmented = jnp.take_along_axis(augmented, order[..., None], axis=-2)
+        pivot = augmented[..., col, col]
+        abs_det = abs_det * jnp.abs(pivot)
+        safe = jnp.where(pivot == 0, 1.0, pivot)
+        factor = augmented[..., :, col] / safe[..., None]
+        factor = jnp.where(rows == col, 0.0, factor)
+        augmented = augmented - factor[..., :, None] * augmented[..., col, None, :]
+    diagonal = jnp.diagonal(augmented[..., :, :k], axis1=-2, axis2=-1)
+    solution = augmented[..., k] / jnp.where(diagonal == 0, 1.0, diagonal)
+    return solution, abs_det
+
+
+def _tolerance(dtype):
+    return ISLAND_DET_TOL[jnp.finfo(dtype).bits >= 64]
+
+
+def _island_det(grid, in_service, slots):
+    """|det(I - H_OO)| over the first ``slots`` outages, and the outage count."""
+    index, valid, count = _outage_slots(in_service, slots)
+    pair = valid[:, None] & valid[None, :]
+    coupling = jnp.where(pair, grid.branch_ptdf[index[:, None], index[None, :]], 0.0)
+    system = jnp.eye(slots, dtype=coupling.dtype) - coupling
+    _, abs_det = solve_small(system, jnp.zeros(slots, coupling.dtype))
+    return abs_det, count
+
+
+def _may_island_wide(grid, in_service):
+    abs_det, count = _island_det(grid, in_service, WIDE_SLOTS)
+    return (count > WIDE_SLOTS) | (abs_det < _tolerance(abs_det.dtype))
+
+
+def _may_island(grid, in_service):
+    """[] bool: more outages than slots, or det(I - H_OO) ~ 0 (the outages may island)."""
+    slots = few_slots(grid)
+    abs_det, count = _island_det(grid, in_service, slots)
+    few = abs_det < _tolerance(abs_det.dtype)
+    wide = compute_where(_may_island_wide, count > slots, jnp.bool_(False), grid, in_service)
+    return jnp.where(count > slots, wide, few)
+
+
+def connected_buses(grid, in_service):
+    """[N] bool: ``energised_buses(grid, in_service)``, swept only where outages may island."""
+    return compute_where(
+        energised_buses,
+        _may_island(grid, in_service),
+        grid.bus_energised0,
+        grid,
+        in_service,
+    )
+
+
+def _update_terms(grid, in_service, energised, slots):
+    """Endpoints [2K], coefficients [2K] x 2, row scales [2K] and used [2K] of the update.
+
+    Slots 0..K-1 ground the dead endpoints of outage k (``u = [f dead] e_f + [t dead] e_t``,
+    ``C^-1 = 1/b``), slots K..2K-1 remove outage k (``u = e_f - e_t``, ``C^-1 = -1/b``).
+    Rows are scaled by ``b`` and ``-b`` so that the outage block reads ``I - H_OO``.
+    """
+    index, valid, _ = _outage_slots(in_service, slots)
+    f, t = grid.branch_from[index], grid.branch_to[index]
+    b = grid.branch_dc_b[index]
+    dead = ~energised & grid.bus_energised0
+    f_dead, t_dead = valid & dead[f], valid & dead[t]
+    one = jnp.ones_like(b)
+    alpha = jnp.concatenate([f_dead.astype(b.dtype), one])
+    gamma = jnp.concatenate([t_dead.astype(b.dtype), -one])
+    scale = jnp.concatenate([b, -b])
+    used = jnp.concatenate([f_dead | t_dead, valid])
+    return jnp.concatenate([f, f]), jnp.concatenate([t, t]), alpha, gamma, scale, used
+
+
+def _low_rank(grid, p_bus, in_service, energised, slots, solve=None):
+    """(DCFlow, |det| of the scaled update system) for up to K = ``slots`` outages, islands
+    included.
+
+    Woodbury: with ``U`` [2K, N] the update vectors, ``y = (C^-1 + U X U^T)^-1 U X p`` is what
+    the update injects, so the post-outage angles and flows are the intact network's for the
+    injections ``p - U^T y`` (two matmuls with the shared X and PTDF, no per-grid matrix).
+    """
+    a, c, alpha, gamma, scale, used = _update_terms(grid, in_service, energised, slots)
+    alpha, gamma = jnp.where(used, alpha, 0.0), jnp.where(used, gamma, 0.0)
+    live_branch = in_service & energised[grid.branch_from]
+    shift_flow = jnp.where(live_branch, -grid.branch_dc_b * grid.branch_shift, 0.0)
+    p_pu = (p_bus - grid.bus_gs) / grid.base_mva - jnp.matmul(shift_flow, grid.branch_bus)
+    p_pu = jnp.where(energised, p_pu, 0.0)  # dead buses: no injection (pinned at 0 below)
+    inverse = grid.dc_bus_inverse
+    response = alpha[:, None] * inverse[a] + gamma[:, None] * inverse[c]  # [2K, N]: U X
+    gram = alpha[None, :] * response[:, a] + gamma[None, :] * response[:, c]  # U X U^T
+    # diag(scale) (C^-1 + U X U^T) = I + diag(scale) U X U^T on the used slots, I elsewhere.
+    system = jnp.eye(2 * slots, dtype=gram.dtype) + scale[:, None] * gram
+    rhs = scale * jnp.matmul(response, p_pu)
+    y, abs_det = (solve or _solve_unpivoted)(system, rhs)
+    injection = p_pu.at[a].add(-alpha * y).at[c].add(-gamma * y)  # p - U^T y
+    theta = jnp.matmul(injection, inverse) + grid.bus_va0[grid.slack]
+    flow = (jnp.matmul(injection, grid.ptdf.T) + shift_flow) * grid.base_mva
+    has_something = grid.bus_has_device | (p_bus != 0)
+    islanded = jnp.any(has_something & ~energised)
+    result = DCFlow(
+        jnp.where(energised, theta, 0.0),
+        jnp.where(live_branch, flow, 0.0),
+        islanded,
+        energised,
+    )
+    return result, abs_det
+
+
+def _low_rank_wide(grid, p_bus, in_service, energised):
+    return _low_rank(grid, p_bus, in_service, energised, WIDE_SLOTS)
+
+
+def _low_rank_wider(grid, p_bus, in_service, energised):
+    return _low_rank(grid, p_bus, in_service, energised, WIDER_SLOTS, _solve_qr)
+
+
+def _solve_qr(matrix, rhs):
+    """LAPACK Householder QR and a triangular solve; also |det| (the product of |diag R|).
+
+    Not LU: JAX turns an LU's row exchanges into a permutation by a loop of K steps of tiny
+    kernels on XLA:CPU, which cost more than the factorisation at K = 32.
+    """
+    q, r = jnp.linalg.qr(matrix)
+    projected = jnp.matmul(rhs, q)[:, None]  # Q^T rhs
+    solution = jax.lax.linalg.triangular_solve(r, projected, left_side=True, lower=False)
+    return solution[:, 0], jnp.prod(jnp.abs(jnp.diagonal(r)))
+
+
+def _solve_unpivoted(matrix, rhs):
+    """Gaussian elimination in slot order, no row exchanges (no gathers); also |det|.
+
+    The grounding slots come first: their block is positive definite, and once they are
+    eliminated every leading block of the outages is ``I - H_SS`` of the grounded network,
+    singular only if those outages alone island a bus without a grounded one, which they
+    cannot (each island touches an outage whose dead end is grounded). A tiny pivot means
+    an ill-conditioned update: the caller re-solves densely when |det| is small.
+    """
+    n = matrix.shape[-1]
+    augmented = jnp.concatenate([matrix, rhs[:, None]], axis=-1)
+    abs_det = jnp.ones((), matrix.dtype)
+    rows = jnp.arange(n)
+    for col in range(n):
+        pivot = augmented[col, col]
+        abs_det = abs_det * jnp.abs(pivot)
+        factor = augmented[:, col] / jnp.where(pivot == 0, 1.0, pivot)
+        factor = jnp.where(rows == col, 0.0, factor)
+        augmented = augmented - factor[:, None] * augmented[col][None, :]
+    diagonal = jnp.diagonal(augmented[:, :n])
+    return augmented[:, n] / jnp.where(diagonal == 0, 1.0, diagonal), abs_det
+
+
+def dc_flow(grid, p_bus, in_service, active=None, energised=None) -> DCFlow:
+    """One grid: p_bus [N] MW, in_service [L] bool.
+
+    ``active`` (bool [], default True): False marks a grid whose result the caller discards;
+    under ``jax.vmap`` such grids skip the dense solve (their result is then unspecified,
+    possibly non-finite). ``energised`` [N] bool: ``energised_buses(grid, in_service)``
+    (or ``connected_buses``) when the caller has it already.
+    """
+    active = jnp.bool_(True) if active is None else jnp.asarray(active, bool)
+    if energised is None:
+        energised = connected_buses(grid, in_service)
+    count = jnp.sum(~in_service)
+    slots = few_slots(grid)
+    flow, abs_det = _low_rank(grid, p_bus, in_service, energised, slots)
+    wide = (count > slots) & (count <= WIDE_SLOTS) & active
+    flow, abs_det = compute_where(
+        _low_rank_wide, wide, (flow, abs_det), grid, p_bus, in_service, energised
+    )
+    most = WIDE_SLOTS
+    if grid.n_branch > SMALL_GRID_BRANCHES:  # small grids: the dense solve is cheap already
+        most = WIDER_SLOTS
+        wider = (count > WIDE_SLOTS) & (count <= WIDER_SLOTS) & active
+        flow, abs_det = compute_where(
+            _low_rank_wider, wider, (flow, abs_det), grid, p_bus, in_service, energised
+        )
+    dense = (count > most) | (abs_det < _tolerance(abs_det.dtype))
+    return compute_where(masked_flow, dense & active, flow, grid, p_bus, in_service, energised)

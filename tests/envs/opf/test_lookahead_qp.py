@@ -1,0 +1,70 @@
+"""The look-ahead DC-OPF: its first period with one period equals the single-step OPF, its
+multi-period QP solves (float64) inside every limit, bad settings are refused."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from envs.config import default_env_config
+from envs.env import make_env, reset_to_scenario
+from envs.opf import lookahead_qp, step_qp
+from envs.sim import scenarios
+
+
+def _peak_states(params, n=2):
+    keys = scenarios.eval_keys("peak_demand", n, seed=3)
+    index = scenarios.scenario_id("peak_demand")
+    return jax.vmap(reset_to_scenario, in_axes=(0, None, None))(keys, params, index)[1]
+
+
+def test_one_period_on_the_latest_state_is_the_single_step_opf():
+    params = make_env(default_env_config())[1]
+    states = _peak_states(params)
+
+    def both(state):
+        forecast = lookahead_qp.persistence_forecast(state, 1)
+        ahead = lookahead_qp.solve_lookahead(state, params, forecast, (1,))
+        return ahead, step_qp.solve_step_opf(state, params)
+
+    ahead, single = jax.jit(jax.vmap(both))(states)
+    assert np.all(np.asarray(ahead.converged)) and np.all(np.asarray(single.converged))
+    np.testing.assert_allclose(np.asarray(ahead.pg), np.asarray(single.pg), atol=0.05)
+    np.testing.assert_allclose(
+        np.asarray(ahead.storage).sum(1), np.asarray(single.storage).sum(1), atol=0.05
+    )
+
+
+def test_the_multi_period_qp_solves_inside_every_limit(x64):
+    params = make_env(default_env_config())[1]
+    states = _peak_states(params)
+    steps = lookahead_qp.DEFAULT_PERIOD_STEPS
+
+    def solve(state):
+        forecast = lookahead_qp.operator_forecast(state, params, steps)
+        problem = lookahead_qp.lookahead_problem(state, params, forecast, steps, 0.05)
+        x, z, y = step_qp.solve_qp(problem, 40, 1e-8)
+        return forecast, problem, x, step_qp.kkt_residual(problem, x, z, y)
+
+    forecast, problem, x, residual = jax.jit(jax.vmap(solve))(states)
+    assert np.all(np.asarray(residual) < step_qp.FEASIBILITY_TOL)
+    _, _, eq, eq_rhs, ineq, rhs = problem
+    slack = np.asarray(rhs) - np.einsum("bij,bj->bi", np.asarray(ineq), np.asarray(x))
+    assert slack.min() > -1e-6  # flows, ramps, battery energy and bounds, scaled units
+    balance = np.einsum("bij,bj->bi", np.asarray(eq), np.asarray(x)) - np.asarray(eq_rhs)
+    assert np.abs(balance).max() < 1e-6
+    # peak-demand episodes start in the afternoon: the forecast sees the evening rise
+    demand = np.asarray(forecast.demand).sum(-1)
+    assert demand.shape == (2, len(steps)) and np.all(demand[:, -1] > demand[:, 0] + 5.0)
+
+
+def test_bad_period_steps_are_refused():
+    with pytest.raises(ValueError, match="period_steps"):
+        lookahead_qp.check_period_steps((2, 4))
+    with pytest.raises(ValueError, match="period_steps"):
+        lookahead_qp.check_period_steps(())
+    state = type("S", (), {"demand": jnp.zeros((3, 2)), "available": jnp.zeros((3, 1))})
+    with pytest.raises(ValueError, match="forecast has 3 periods"):
+        lookahead_qp.solve_lookahead(
+            None, None, lookahead_qp.Forecast(state.demand, state.available), (1, 1)
+        )

@@ -1,0 +1,298 @@
+"""The merit-order dispatch and the single-step DC-OPF in JAX against hand numbers and HiGHS."""
+
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from envs.config import default_env_config
+from envs.env import GridEnv, make_env, reset_to_scenario
+from envs.opf import baselines, dc_opf, merit_order, oracle, step_qp
+from envs.powerflow import dcpf
+from envs.powerflow.grid import generation_cost
+from envs.sim import scenarios
+
+
+@pytest.fixture(scope="module")
+def env_params():
+    return make_env(default_env_config())[1]
+
+
+def test_economic_dispatch_runs_units_at_equal_incremental_cost():
+    c2, c1 = jnp.array([1.0, 1.0]), jnp.array([10.0, 20.0])
+    lo, hi = jnp.zeros(2), jnp.full(2, 100.0)
+    # lambda = 10 + 2 p1 = 20 + 2 p2 and p1 + p2 = 10: lambda = 25, p = (7.5, 2.5).
+    p = merit_order.economic_dispatch(jnp.float32(10.0), lo, hi, c2, c1)
+    np.testing.assert_allclose(p, [7.5, 2.5], atol=1e-4)
+    np.testing.assert_allclose(merit_order.system_lambda(p, lo, hi, c2, c1), 25.0, atol=1e-3)
+    # The cheap unit capped at 5 MW: the other covers the rest.
+    p = merit_order.economic_dispatch(jnp.float32(10.0), lo, jnp.array([5.0, 100.0]), c2, c1)
+    np.testing.assert_allclose(p, [5.0, 5.0], atol=1e-4)
+    # More load than capacity: every unit at its maximum.
+    p = merit_order.economic_dispatch(jnp.float32(500.0), lo, hi, c2, c1)
+    np.testing.assert_allclose(p, [100.0, 100.0], atol=1e-4)
+
+
+def test_merit_order_targets_cover_the_latest_load(env_params):
+    _, state = reset_to_scenario(jax.random.PRNGKey(0), env_params, 0)
+    targets = merit_order.merit_order_targets(state, env_params)
+    load = float(jnp.sum(state.demand) + jnp.sum(env_params.grid.bus_gs))
+    assert float(jnp.sum(targets)) == pytest.approx(load, rel=1e-4)
+
+
+def test_ptdf_reproduces_the_dc_power_flow(env_params):
+    grid = env_params.grid
+    p_bus = jax.random.normal(jax.random.PRNGKey(1), (grid.n_bus,)) * 20.0
+    p_bus = p_bus.at[grid.slack].add(-jnp.sum(p_bus))
+    ptdf = step_qp.ptdf_matrix(grid, jnp.ones(grid.n_branch, bool), jnp.ones(grid.n_bus, bool))
+    reference = dcpf.dc_power_flow(grid, p_bus).flow_mw
+    shift_free = jnp.all(grid.branch_shift == 0.0)
+    assert bool(shift_free)
+    np.testing.assert_allclose(ptdf @ p_bus, reference, atol=1e-3)
+
+
+_STATES = {}
+
+
+def _states(env_params, scenario: str, n: int, steps: int):
+    """``n`` states of ``scenario`` after ``steps`` steps of the myopic OPF's JAX twin (made
+    once per scenario: the scan compiles the QP)."""
+    if scenario not in _STATES:
+        _STATES[scenario] = _advanced_states(env_params, scenario, n, steps)
+    return _STATES[scenario]
+
+
+def _advanced_states(env_params, scenario: str, n: int, steps: int):
+    act = baselines.step_opf_baseline(env_params)
+    keys = scenarios.eval_keys(scenario, n, seed=7)
+    reset = jax.vmap(reset_to_scenario, in_axes=(0, None, None))
+    _, state = reset(keys, env_params, scenarios.scenario_id(scenario))
+    step = jax.vmap(GridEnv().step, in_axes=(0, 0, 0, None))
+
+    @jax.jit
+    def advance(state):
+        def body(state, key):
+            action = act(None, state, None, None)
+            return step(jax.random.split(key, n), state, action, env_params)[1], None
+
+        return jax.lax.scan(body, state, jax.random.split(keys[0], steps))[0]
+
+    return advance(state)
+
+
+@pytest.mark.parametrize("scenario", ["normal", "peak_demand"])
+def test_step_opf_matches_the_highs_myopic_opf(env_params, scenario):
+    """Same single-step problem (rating margin, ramps, batteries, shedding) on both solvers."""
+    states = _states(env_params, scenario, 4, 6)
+    solved = jax.jit(jax.vmap(step_qp.solve_step_opf, in_axes=(0, None)))(states, env_params)
+    assert bool(jnp.all(solved.converged))
+    model = baselines.myopic_model(env_params)
+    is_renewable = np.asarray(env_params.devices.is_renewable, bool)
+    args = (states.demand, states.available, states.branch_in_service, states.pg, states.soc)
+    pg, battery, shed = baselines._myopic_host(
+        model, is_renewable, *(np.asarray(x, np.float64) for x in args)
+    )
+
+    def cost(p):
+        per_unit = np.asarray(generation_cost(env_params.grid, jnp.asarray(p, jnp.float32)))
+        return np.sum(per_unit * ~is_renewable, axis=1)
+
+    voll = env_params.consts.voll
+    ours = cost(solved.pg) + voll * np.sum(np.asarray(solved.shed), 1)
+    highs = cost(pg) + voll * np.sum(shed, 1)
+    np.testing.assert_allclose(ours, highs, rtol=2e-3, atol=5.0)
+    np.testing.assert_allclose(np.sum(np.asarray(solved.pg), 1), np.sum(pg, 1), atol=1.0)
+    # Batteries with the same (zero) offer are interchangeable: only their total is unique.
+    np.testing.assert_allclose(np.sum(np.asarray(solved.storage), 1), np.sum(battery, 1), atol=1.0)
+
+
+def test_step_opf_keeps_every_branch_inside_its_margin(env_params):
+    states = _states(env_params, "peak_demand", 4, 6)
+    solved = jax.jit(jax.vmap(step_qp.solve_step_opf, in_axes=(0, None)))(states, env_params)
+    grid = env_params.grid
+    for b in range(4):
+        state = jax.tree.map(lambda x, b=b: x[b], states)
+        injection = grid.gen_to_bus @ solved.pg[b] + solved.shed[b] - state.demand - grid.bus_gs
+        injection = injection.at[env_params.devices.storage_bus].add(solved.storage[b])
+        in_service = state.branch_in_service | (state.branch_cooldown == 1)
+        flow = dcpf.dc_power_flow(grid, injection, in_service).flow_mw
+        limit = (1.0 - baselines.MYOPIC_RATING_MARGIN) * grid.branch_rating
+        assert np.all(np.abs(np.asarray(flow)) <= np.asarray(limit) + 0.5)
+
+
+def test_solved_flags_an_infeasible_point():
+    # min x^2 s.t. x = 1, x <= 2: the optimum is x = 1 with multipliers y = -2, z = 0.
+    problem = (
+        jnp.eye(1) * 2.0,
+        jnp.zeros(1),
+        jnp.ones((1, 1)),
+        jnp.ones(1),
+        jnp.ones((1, 1)),
+        jnp.full(1, 2.0),
+    )
+    ok = step_qp.solved(problem, jnp.ones(1), jnp.zeros(1), jnp.full(1, -2.0))
+    assert bool(ok)
+    assert not bool(step_qp.solved(problem, jnp.full(1, 1.5), jnp.zeros(1), jnp.full(1, -2.0)))
+    assert not bool(step_qp.solved(problem, jnp.full(1, jnp.nan), jnp.zeros(1), jnp.zeros(1)))
+
+
+class _QPInputs(NamedTuple):
+    """The state fields the single-step OPF reads, one grid per row."""
+
+    pg: jax.Array  # [B, G]
+    available: jax.Array  # [B, G]
+    demand: jax.Array  # [B, N]
+    soc: jax.Array  # [B, S]
+    branch_in_service: jax.Array  # [B, L]
+    branch_cooldown: jax.Array  # [B, L]
+
+
+def _islanding_outage(network, bus_pd) -> np.ndarray:
+    """[L] bool branches that cut off the loaded bus with the fewest branches (the slack's
+    neighbours excluded), and with it anything beyond it."""
+    ends = np.stack([network.branch_from, network.branch_to])
+    degree = np.bincount(ends.ravel(), minlength=bus_pd.shape[0])
+    beside_slack = np.unique(ends[:, (ends == network.slack).any(0)])
+    candidates = np.where(bus_pd > 0.0, degree, np.iinfo(np.int32).max)
+    candidates[beside_slack] = np.iinfo(np.int32).max
+    bus = int(np.argmin(candidates))
+    return ~(ends == bus).any(0)
+
+
+def _parity_states(params):
+    """Four grids of one case (the case's load at 90 %, renewables at 60 %, every unit at the
+    same share of its capacity, batteries half full): as it is, the two branches with the
+    a third of the way down the base-case flows (the network still connected) out, a loaded bus islanded, and 15 % more demand than all the
+    capacity (shedding)."""
+    grid, devices = params.grid, params.devices
+    renewable = np.asarray(devices.is_renewable, bool)
+    pmax = np.asarray(devices.pmax, np.float64)
+    demand = 0.9 * np.asarray(grid.bus_pd, np.float64)
+    available = np.where(renewable, 0.6 * pmax, pmax)
+    share = (demand.sum() + float(np.sum(grid.bus_gs))) / available.sum()
+    network = dc_opf.network_from_grid(grid)
+    n_branch = grid.n_branch
+    base_flow = np.abs(
+        dcpf.dc_power_flow(grid, grid.gen_to_bus @ grid.gen_pg0 - grid.bus_pd).flow_mw
+    )
+    live = np.ones((4, n_branch), bool)
+    order = np.argsort(-np.asarray(base_flow))
+    for k in order[n_branch // 3 :]:  # a pair from the middle of the loading order
+        live[1, k] = np.sum(~live[1]) >= 2
+        live[1, k] |= not dc_opf.energised_buses(network, live[1]).all()
+    live[2] = _islanding_outage(network, demand)
+    batch = lambda x: np.repeat(x[None], 4, axis=0)  # noqa: E731
+    demand = batch(demand)
+    demand[3] *= 1.15 * available.sum() / demand[3].sum()  # beyond every unit's capacity
+    return _QPInputs(
+        pg=jnp.asarray(batch(share * available)),
+        available=jnp.asarray(batch(available)),
+        demand=jnp.asarray(demand),
+        soc=jnp.asarray(batch(0.5 * np.asarray(devices.storage_emax, np.float64))),
+        branch_in_service=jnp.asarray(live),
+        branch_cooldown=jnp.zeros((4, n_branch), jnp.int32),
+    )
+
+
+def _dispatch_cost(params, pg, shed, available):
+    """$/h of a dispatch on the objective both solvers minimise (without the constant term):
+    conventional units' cost curves, curtailed renewable output, shed energised load."""
+    grid, consts = params.grid, params.consts
+    renewable = np.asarray(params.devices.is_renewable, bool)
+    pg = np.asarray(pg, np.float64)
+    zero = np.zeros_like(pg)
+    units = np.asarray(generation_cost(grid, jnp.asarray(pg))) - np.asarray(
+        generation_cost(grid, jnp.asarray(zero))
+    )
+    curtailed = np.where(renewable, np.asarray(available) - pg, 0.0)
+    return (
+        np.sum(np.where(renewable, 0.0, units), axis=-1)
+        + consts.curtailment_cost * np.sum(curtailed, axis=-1)
+        + consts.voll * np.sum(np.asarray(shed), axis=-1)
+    )
+
+
+# HiGHS sees a quadratic cost through tangent cuts and stops once the cuts' cost equals the true
+# cost, which it does exactly at a tangent point. On ieee118, where many units share one flat
+# cost curve (c2 = 0.01 $/MW^2h), both optima cost the same to 1e-8 relative while a few units
+# sit ~0.1 MW apart: the optimum is that flat, neither solver pins it to 1e-2 MW.
+HIGHS_MW_TOL = {"ieee118": 0.15}
+
+
+def _float64(tree):
+    """Every floating leaf in float64 (the case data is built in float32)."""
+    wide = lambda x: x.astype(jnp.float64) if jnp.issubdtype(x.dtype, jnp.floating) else x  # noqa: E731
+    return jax.tree.map(wide, tree)
+
+
+def _highs_dispatch(model, demand, available, in_service, pg0, soc0):
+    """``baselines._myopic_host`` with the quadratic costs' cuts refined to 1e-10 of the cost:
+    at the evaluation's 1e-7 a unit with an almost flat cost curve is off by ~0.1 MW."""
+    out = []
+    for b in range(demand.shape[0]):
+        step = oracle.EpisodeInputs(
+            demand[b][None],
+            available[b][None],
+            (available[b] > 0.0)[None],
+            in_service[b][None],
+            pg0[b],
+            soc0[b],
+        )
+        sol = oracle.solve_oracle(model, step, cost_rtol=1e-10)
+        battery = sol.storage_discharge_mw[0] - sol.storage_charge_mw[0]
+        out.append((sol.pg_mw[0], battery, sol.shed_mw[0]))
+    return tuple(np.stack(x) for x in zip(*out, strict=True))
+
+
+@pytest.mark.parametrize("case", ["ieee14", "ieee30", "ieee118"])
+def test_step_opf_algorithm_matches_highs_on_outages_islands_and_shedding(x64, case):
+    """In float64 the QP reaches the HiGHS optimum: cost within 1e-4 relative and every unit's
+    output within 1e-2 MW, on the same inputs (the env runs it in float32: benchmarks/dc_opf.py
+    reports that accuracy)."""
+    config = default_env_config()
+    config.case = case
+    params = _float64(make_env(config)[1])
+    states = _parity_states(params)
+    solve = partial(step_qp.solve_step_opf, max_iter=24, solver_tol=1e-9)
+    ours = jax.jit(jax.vmap(solve, in_axes=(0, None)))(states, params)
+    assert np.all(np.asarray(ours.converged)), np.asarray(ours.residual)
+    assert np.all(np.asarray(ours.residual) < step_qp.FEASIBILITY_TOL)
+    model = baselines.myopic_model(params)
+    is_renewable = np.asarray(params.devices.is_renewable, bool)
+    args = (states.demand, states.available, states.branch_in_service, states.pg, states.soc)
+    pg, battery, shed = baselines._myopic_host(
+        model, is_renewable, *(np.asarray(x, np.float64) for x in args)
+    )
+    energised = oracle.energised_buses(model.network, np.asarray(states.branch_in_service))
+    shed = np.where(energised, shed, 0.0)  # the JAX QP leaves load in islands out of the QP
+    available = np.where(energised[:, params.grid.gen_bus], np.asarray(states.available), 0.0)
+    highs_cost = _dispatch_cost(params, pg, shed, available)
+    our_cost = _dispatch_cost(params, ours.pg, ours.shed, available)
+    np.testing.assert_allclose(our_cost, highs_cost, rtol=1e-4)
+    # Units with equal offers are interchangeable (renewables: the curtailment price; batteries:
+    # none): only their totals are unique.
+    conventional = ~is_renewable
+    mw_tol = HIGHS_MW_TOL.get(case, 1e-2)
+    np.testing.assert_allclose(
+        np.asarray(ours.pg)[:, conventional], pg[:, conventional], atol=mw_tol
+    )
+    renewable_total = np.asarray(ours.pg)[:, is_renewable].sum(1)
+    np.testing.assert_allclose(renewable_total, pg[:, is_renewable].sum(1), atol=1e-2)
+    np.testing.assert_allclose(np.asarray(ours.shed).sum(1), shed.sum(1), atol=1e-2)
+    np.testing.assert_allclose(np.asarray(ours.storage).sum(1), battery.sum(1), atol=1e-2)
+    assert shed[3].sum() > 1.0 and shed[:2].sum() < 1e-6  # the last state needs shedding
+    assert not energised[2].all() and energised[:2].all()
+
+
+def test_step_opf_reports_non_convergence_per_grid_with_its_residual(env_params):
+    states = _parity_states(env_params)
+    solve = partial(step_qp.solve_step_opf, max_iter=1)
+    short = jax.jit(jax.vmap(solve, in_axes=(0, None)))(states, env_params)
+    assert not np.any(np.asarray(short.converged))
+    assert np.all(np.asarray(short.residual) > step_qp.FEASIBILITY_TOL)
+    fallback = jax.vmap(step_qp.fallback_pg, in_axes=(0, None))(states, env_params)
+    np.testing.assert_allclose(np.asarray(short.pg), np.asarray(fallback), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(short.storage), 0.0)

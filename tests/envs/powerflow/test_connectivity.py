@@ -1,0 +1,42 @@
+"""The host's connectivity (envs.powerflow.connectivity) against a plain sweep from the slack."""
+
+import numpy as np
+
+from envs.powerflow.case import load_case
+from envs.powerflow.connectivity import island_labels, slack_component
+from envs.powerflow.grid import build_grid
+
+
+def _sweep(n_bus, branch_from, branch_to, slack, closed) -> np.ndarray:
+    reached = np.zeros(n_bus, bool)
+    reached[slack] = True
+    for _ in range(n_bus):
+        grown = reached.copy()
+        grown[branch_to[closed & reached[branch_from]]] = True
+        grown[branch_from[closed & reached[branch_to]]] = True
+        reached = grown
+    return reached
+
+
+def test_slack_component_equals_a_plain_sweep_under_random_outages():
+    grid = build_grid(load_case("ieee30"))
+    f, t = np.asarray(grid.branch_from), np.asarray(grid.branch_to)
+    rng = np.random.default_rng(5)
+    islanded = 0
+    for _ in range(50):
+        closed = np.ones(grid.n_branch, bool)
+        closed[rng.choice(grid.n_branch, rng.integers(0, 12), replace=False)] = False
+        ours = slack_component(grid.n_bus, f, t, grid.slack, closed)
+        np.testing.assert_array_equal(ours, _sweep(grid.n_bus, f, t, grid.slack, closed))
+        islanded += int(not ours.all())
+    assert islanded > 0  # some outage sets island buses
+    np.testing.assert_array_equal(
+        slack_component(grid.n_bus, f, t, grid.slack), np.asarray(grid.bus_energised0)
+    )
+
+
+def test_island_labels_count_the_components():
+    # Buses 0-1-2 joined, 3 alone, 4-5 joined by a closed branch; 2-3 open.
+    labels = island_labels(6, [0, 1, 2, 4], [1, 2, 3, 5], [True, True, False, True])
+    assert labels.max() + 1 == 3
+    assert labels[0] == labels[1] == labels[2] != labels[3] and labels[4] == labels[5]
