@@ -8,7 +8,7 @@ import time
 import pytest
 
 from launch import processes
-from tests.launch.test_local_runs import launch, progress_at_least, wait_for
+from tests.launch.test_local_runs import launch, read_json, wait_for
 
 
 def test_listening_sockets_are_parsed_from_proc_net(tmp_path):
@@ -66,6 +66,11 @@ def _run_tag_of_children(parent: int) -> str:
     raise AssertionError(f"no child of {parent} carries {processes.RUN_TAG_ENV}")
 
 
+def nodes_started(run_dir) -> bool:
+    nodes = read_json(run_dir / "nodes.json")
+    return bool(nodes) and {"learner", "actor-0"} <= set(nodes)
+
+
 def test_a_local_run_listens_on_loopback_only_and_kill_9_leaves_no_process(tmp_path):
     """The ShadowRay class of exposure (an unauthenticated Ray on a reachable address) and
     orphaned Ray agents after the launcher is killed (issue: security and clean kills)."""
@@ -79,7 +84,9 @@ def test_a_local_run_listens_on_loopback_only_and_kill_9_leaves_no_process(tmp_p
         "--config.runtime.actor_processes=1",
     )
     try:
-        wait_for(lambda: progress_at_least(str(run_dir), 1), 300, launcher, "the first update")
+        # Every node process started (nodes.json lists them): Ray's servers and the nodes'
+        # workers listen from then on; training itself is not needed.
+        wait_for(lambda: nodes_started(run_dir), 300, launcher, "the node processes")
         tag = _run_tag_of_children(launcher.pid)
         pids = processes.processes_of_run(tag)
         assert len(pids) >= 4, pids  # GCS, raylet, learner and actor at least
