@@ -80,7 +80,6 @@ def test_a_local_run_listens_on_loopback_only_and_kill_9_leaves_no_process(tmp_p
         str(run_dir),
         tmp_path / "cache",
         "--total_env_steps=100000000",
-        "--config.learner.action_prior=none",
         "--config.runtime.actor_processes=1",
     )
     try:
