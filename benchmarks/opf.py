@@ -415,6 +415,9 @@ def main(argv) -> None:
         print("# Batched single-step DC-OPF: JAX QP vs HiGHS\n")
         print(f"hardware: {describe_line(machine)}")
         print("dtype: float32 (as the env runs); HiGHS in float64, one state per call")
+        from envs.opf import step_qp
+
+        print(f"JAX QP: {step_qp.MAX_ITER} interior-point iterations (the baselines' solve)")
         if max(batches) < 4096:
             print("batch 4096 left out by default (slow here): --batches=...,4096 adds it")
         print("", flush=True)

@@ -11,6 +11,10 @@ the second Newton pass of the AC flow.
 
 ``fn`` must be a pure function of its arguments: every batched value it uses must be passed in
 ``args`` (``custom_vmap`` does not batch values closed over from an enclosing ``vmap``).
+
+``lapack_batch_safe(fn, flops_per_call)`` is ``fn`` whose ``vmap`` on CPU runs the batch in
+chunks small enough that each dense factorisation inside stays on its calling thread; see its
+docstring for the jaxlib deadlock it avoids.
 """
 
 import jax
@@ -23,6 +27,9 @@ CHUNKS = 64
 # A chunk holds at least this many grids. Small, for the same reason: with 32, a batch of 64
 # ieee118 grids ran the dense 118-bus solve for 32 grids whenever one needed it.
 MIN_CHUNK = 2
+# jaxlib's CPU LAPACK kernels (Cholesky, LU) run a batched call inline below this many flops
+# (their own estimate of one call's work) and split it over XLA's thread pool above it.
+LAPACK_INLINE_FLOPS = 200_000
 
 
 def compute_where(fn, needed, fallback, *args):
@@ -92,3 +99,39 @@ def _chunked(fn, needed, fallback, args, args_batched, size: int):
 
     result, _ = jax.lax.while_loop(lambda s: s[1] < rounds, one_chunk, (fallback, jnp.int32(0)))
     return result
+
+
+def lapack_batch_safe(fn, flops_per_call: int):
+    """``fn`` (arrays of one grid -> arrays), whose ``vmap`` on CPU maps the batch in chunks of
+    grids small enough that each LAPACK call in ``fn`` (at most ``flops_per_call`` for one grid)
+    stays below ``LAPACK_INLINE_FLOPS``; on other platforms a plain ``vmap``.
+
+    Why: above that size jaxlib (0.10) splits a batched factorisation over XLA's CPU thread pool
+    and blocks the pool thread it runs on until the pieces finish. As many such calls at once as
+    the pool has threads (the two independent Cholesky solves of one interior-point step, on 2
+    cores) then wait for each other forever. In chunks, each call runs on its own thread.
+    """
+    chunk = max(1, (LAPACK_INLINE_FLOPS - 1) // max(1, flops_per_call))
+    safe = jax.custom_batching.custom_vmap(fn)
+
+    @safe.def_vmap
+    def safe_batched(axis_size, in_batched, *args):
+        args = jax.tree_util.tree_map(
+            lambda x, batched: x if batched else jnp.broadcast_to(x, (axis_size, *x.shape)),
+            args,
+            tuple(in_batched),
+        )
+
+        def batched(*a):
+            return jax.vmap(fn)(*a)
+
+        def chunked(*a):
+            return jax.lax.map(lambda xs: fn(*xs), a, batch_size=chunk)
+
+        if chunk >= axis_size:
+            out = batched(*args)
+        else:
+            out = jax.lax.platform_dependent(*args, cpu=chunked, default=batched)
+        return out, jax.tree_util.tree_map(lambda _: True, out)
+
+    return safe

@@ -29,6 +29,10 @@ import jax
 import jax.numpy as jnp
 
 ACTION_PRIORS = ("none", "merit_order", "step_opf")
+# Interior-point iterations of the prior's QP, run on every env step: ieee14 is solved by 16 in
+# float32, and a grid that is not falls back to the merit order, which is still a fair prior
+# (the baselines' reference solve runs envs.opf.step_qp.MAX_ITER).
+PRIOR_QP_ITERATIONS = 16
 
 EnvAction = Callable[[jax.Array, object, object], jax.Array]
 
@@ -84,7 +88,9 @@ def _opf_bids(bid_scale: float) -> EnvAction:
         def one(a, state):
             ctrl = decode_controls(a, layout, grid.n_gen, n_storage, grid.n_bus)
             offers = bid_scale * jnp.concatenate([ctrl.gen, ctrl.storage])
-            controls = baselines.step_opf_controls(state, env_params, margin, offers)
+            controls = baselines.step_opf_controls(
+                state, env_params, margin, offers, max_iter=PRIOR_QP_ITERATIONS
+            )
             return baselines.controls_to_action(amap, controls, a.shape)
 
         return jax.vmap(one)(action, env_state)

@@ -161,12 +161,17 @@ def merit_order_controls(state: EnvState, params: EnvParams) -> jax.Array:
 
 
 def step_opf_controls(
-    state: EnvState, params: EnvParams, rating_margin: float, price_offset=None
+    state: EnvState,
+    params: EnvParams,
+    rating_margin: float,
+    price_offset=None,
+    max_iter: int = step_qp.MAX_ITER,
 ) -> jax.Array:
     """The single-step DC-OPF of the latest state solved in JAX (``envs.opf.step_qp``, with
-    optional offers ``price_offset [G + S]`` $/MWh) as controls [C]; renewables and shedding
-    that need not act sit at their "off" end, like ``merit_order_controls``."""
-    solved = step_qp.solve_step_opf(state, params, rating_margin, price_offset)
+    optional offers ``price_offset [G + S]`` $/MWh, ``max_iter`` interior-point iterations) as
+    controls [C]; renewables and shedding that need not act sit at their "off" end, like
+    ``merit_order_controls``."""
+    solved = step_qp.solve_step_opf(state, params, rating_margin, price_offset, max_iter=max_iter)
     return opf_controls(solved, state, params)
 
 
@@ -186,14 +191,17 @@ def opf_controls(solved: step_qp.StepOPF, state: EnvState, params: EnvParams) ->
     return _pad_controls(gen, params, storage, shed)
 
 
-def step_opf_baseline(params: EnvParams, rating_margin: float | None = None) -> ActFn:
+def step_opf_baseline(
+    params: EnvParams, rating_margin: float | None = None, max_iter: int = step_qp.MAX_ITER
+) -> ActFn:
     """The myopic OPF: single-step DC-OPF solved in JAX for the whole batch on the device
     (``envs.opf.step_qp``), what ``myopic_opf_highs`` solves with HiGHS on the host, and the
-    network-aware prior of ``learner.prior``. The rating margin defaults to
-    ``MYOPIC_RATING_MARGIN``."""
+    network-aware prior of ``learner.prior`` (which runs fewer iterations, ``max_iter``). The
+    rating margin defaults to ``MYOPIC_RATING_MARGIN``."""
     rating_margin = MYOPIC_RATING_MARGIN if rating_margin is None else rating_margin
     check_rating_margin(rating_margin)
-    return _single_to_batched(partial(step_opf_controls, rating_margin=rating_margin), params)
+    controls = partial(step_opf_controls, rating_margin=rating_margin, max_iter=max_iter)
+    return _single_to_batched(controls, params)
 
 
 def lookahead_opf(

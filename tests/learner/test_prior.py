@@ -1,5 +1,7 @@
 """Action priors: what the environment receives for the policy's action."""
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,7 +10,7 @@ import pytest
 from envs.config import default_env_config
 from envs.env import make_env
 from envs.opf import baselines
-from learner.prior import make_env_action
+from learner.prior import PRIOR_QP_ITERATIONS, make_env_action
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +31,10 @@ def test_no_prior_passes_the_action_through(batch):
 
 @pytest.mark.parametrize(
     ("prior", "baseline"),
-    [("merit_order", baselines.merit_order), ("step_opf", baselines.step_opf_baseline)],
+    [
+        ("merit_order", baselines.merit_order),
+        ("step_opf", partial(baselines.step_opf_baseline, max_iter=PRIOR_QP_ITERATIONS)),
+    ],
 )
 def test_a_zero_action_is_the_prior_baseline(batch, prior, baseline):
     params, obs, state, shape = batch
