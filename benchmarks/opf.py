@@ -63,6 +63,13 @@ _EVALUATION = define_once(
 _EVALUATION_TIMEOUT = define_once(
     flags.DEFINE_integer, "evaluation_timeout", 600, "seconds after which the evaluation is stopped"
 )
+_LOOKAHEAD = define_once(
+    flags.DEFINE_list,
+    "lookahead_iterations",
+    [],
+    "also measure the look-ahead QP on ieee14 (32 states, default periods, operator forecast) "
+    "at these interior-point iteration counts, e.g. 24,32,40",
+)
 
 TARGET_CPU_RATIO = 10.0  # x HiGHS at batch 1024 on ieee118, on CPU
 TARGET_GPU_RATIO = 1000.0  # on one H100
@@ -261,6 +268,36 @@ def jax_rates(params, states, batches: list[int], repeats: int) -> list[dict]:
     return rows
 
 
+def lookahead_rates(iterations: list[int], batch: int = 32, repeats: int = 3) -> list[dict]:
+    """Per iteration count: the share of ieee14 look-ahead QPs (default periods, the operator's
+    forecast) that converge in float32, and grids solved per second."""
+    import jax
+
+    from envs.opf import lookahead_qp
+
+    setup = make_states("ieee14", batch, 4)
+    params = setup.params
+    rows = []
+    for count in iterations:
+
+        def solve(state, count=count):
+            forecast = lookahead_qp.operator_forecast(state, params)
+            return lookahead_qp.solve_lookahead(state, params, forecast, max_iter=count)
+
+        compiled = jax.jit(jax.vmap(solve)).lower(setup.states).compile()
+        result = jax.block_until_ready(compiled(setup.states))
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            jax.block_until_ready(compiled(setup.states))
+            times.append(time.perf_counter() - started)
+        converged = float(np.mean(np.asarray(result.converged)))
+        rate = batch / float(np.median(times))
+        rows.append({"iterations": count, "converged": converged, "solves_per_s": rate})
+        progress(f"look-ahead, {count} iterations: {converged:.1%} converged, {rate:,.0f}/s")
+    return rows
+
+
 def measure_case(
     case: str, batches: list[int], highs_solves: int, repeats: int, warm_steps: int
 ) -> dict:
@@ -427,6 +464,15 @@ def main(argv) -> None:
                 measure_case(case, batches, _HIGHS_SOLVES.value, _REPEATS.value, _WARM_STEPS.value)
             )
             print("\n".join(format_case(results[-1])) + "\n", flush=True)
+        lookahead = lookahead_rates(check_batches(_LOOKAHEAD.value)) if _LOOKAHEAD.value else []
+        if lookahead:
+            print("## ieee14 look-ahead QP (32 states, float32)\n")
+            print("| iterations | converged | solves/s |\n|---|---|---|")
+            for row in lookahead:
+                print(
+                    f"| {row['iterations']} | {row['converged']:.1%} | {row['solves_per_s']:,.0f} |"
+                )
+            print("", flush=True)
         evaluation = time_evaluation(_EVALUATION_TIMEOUT.value) if _EVALUATION.value else None
     except BenchmarkError as err:
         sys.exit(f"benchmarks.opf: {err}")
@@ -443,7 +489,12 @@ def main(argv) -> None:
     load = machine["load_average_end"]
     print(f"\nload average at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     if _OUT.value:
-        record = {"machine": machine, "cases": results, "evaluation": evaluation}
+        record = {
+            "machine": machine,
+            "cases": results,
+            "lookahead": lookahead,
+            "evaluation": evaluation,
+        }
         with open(_OUT.value, "w") as out:
             json.dump(record, out, indent=2)
 

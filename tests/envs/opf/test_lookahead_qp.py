@@ -1,5 +1,6 @@
 """The look-ahead DC-OPF: its first period with one period equals the single-step OPF, its
-multi-period QP solves (float64) inside every limit, bad settings are refused."""
+multi-period QP solves (float64) inside every limit and converges in float32 as the env runs
+it, bad settings are refused."""
 
 import jax
 import jax.numpy as jnp
@@ -56,6 +57,19 @@ def test_the_multi_period_qp_solves_inside_every_limit(x64):
     # peak-demand episodes start in the afternoon: the forecast sees the evening rise
     demand = np.asarray(forecast.demand).sum(-1)
     assert demand.shape == (2, len(steps)) and np.all(demand[:, -1] > demand[:, 0] + 5.0)
+
+
+def test_the_multi_period_qp_converges_in_float32_on_the_operator_forecast():
+    params = make_env(default_env_config())[1]
+    states = _peak_states(params, n=4)
+
+    def solve(state):
+        forecast = lookahead_qp.operator_forecast(state, params)
+        return lookahead_qp.solve_lookahead(state, params, forecast)
+
+    solved = jax.jit(jax.vmap(solve))(states)
+    assert solved.pg.dtype == jnp.float32
+    assert np.all(np.asarray(solved.converged)), np.asarray(solved.residual)
 
 
 def test_bad_period_steps_are_refused():
