@@ -63,4 +63,3 @@ def test_target_lines_say_met_or_not_with_the_numbers():
 def test_bad_flags_get_one_line_errors(check, value, message):
     with pytest.raises(opf.BenchmarkError, match=message.replace("[", r"\[")):
         check(value)
-
