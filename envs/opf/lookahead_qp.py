@@ -246,7 +246,7 @@ def solve_lookahead(
     rating_margin: float = 0.05,
     *,
     max_iter: int = MAX_ITER,
-    solver_tol: float = step_qp.SOLVER_TOL,
+    solver_tol: float = step_qp.DENSE_SOLVER_TOL,
 ) -> step_qp.StepOPF:
     """The first period of the look-ahead OPF of one grid (vmap it over a batch). Where the QP
     does not converge the single-step OPF's dispatch is returned with ``converged`` False."""

@@ -32,7 +32,8 @@ import jax
 import jax.numpy as jnp
 import qpax
 
-from envs.batching import lapack_batch_safe
+from envs.batching import compute_where, lapack_batch_safe
+from envs.opf import box_qp
 from envs.opf.merit_order import MIN_CURVATURE, marginal_cost_coefficients, merit_order_targets
 from envs.powerflow.dc_outages import connected_buses
 from envs.sim.dispatch import reachable_band
@@ -40,12 +41,21 @@ from envs.sim.dispatch import reachable_band
 MW_SCALE = 100.0  # variables in units of 100 MW
 COST_SCALE = 10_000.0  # objective in 10 k$/h
 LINEAR_CURVATURE = 1e-4  # in scaled units: keeps the QP strictly convex in every variable
-# A fixed count: qpax's own stop test never passes with VOLL-priced bounds (see ``solved``).
-# In float32 the duality gap of ieee118's 724 rows reaches 1e-3 of the cost only after about
-# 20-24 iterations (at 16, a quarter of its grids fell back to the merit order); ieee14 is
-# solved at 16. ``learner.prior`` runs fewer where speed matters more than every last grid.
-MAX_ITER = 24
-SOLVER_TOL = 1e-4
+# The clearing solver (``envs.opf.box_qp``) stops at SOLVER_TOL, or after MAX_ITER iterations.
+# float32 rounding floors its residual near 1e-5 (the VOLL-priced terms times eps); 5e-5 is
+# 0.005 MW of balance or flow and 0.005 $/MWh of marginal cost.
+MAX_ITER = 30
+SOLVER_TOL = 5e-5
+# Flow rows of a large grid's clearing QP; a screened-out branch that ends above its limit
+# brings a re-solve with it, up to MAX_SCREENING_ROUNDS solves in all.
+SCREENED_BRANCHES = 16
+MAX_SCREENING_ROUNDS = 3
+BINDING_LOADING = 0.98  # a screened branch loaded this much stays in a re-solve
+# The dense reference (qpax) runs a fixed count: its own stop test never passes with
+# VOLL-priced bounds (see ``solved``). In float32 the duality gap of ieee118's 724 rows reaches
+# 1e-3 of the cost only after about 20-24 iterations.
+DENSE_MAX_ITER = 24
+DENSE_SOLVER_TOL = 1e-4
 MIN_BAND_MW = 1e-2
 # float64 keeps the interior point's system well conditioned with bands and curvatures this
 # much smaller, so the regularised QP's optimum moves to within 1e-2 MW of the exact one.
@@ -118,13 +128,26 @@ def regularising_curvatures(dtype) -> tuple[float, float]:
     return MIN_CURVATURE * shrink, LINEAR_CURVATURE * shrink
 
 
-def _problem(state, params, rating_margin: float, price_offset=None):
-    """``(Q, q, A, b, G, h)`` of the scaled QP over ``x = [p (G), battery (S), shed (N)]``;
-    ``price_offset [G + S]`` $/MWh is added to the units' and batteries' linear costs."""
+class ClearingProblem(NamedTuple):
+    """The single-step DC-OPF of one grid over ``x = [p (G), battery (S), shed (N)]``, in
+    scaled units (MW / ``MW_SCALE``, cost / ``COST_SCALE``): what both solvers read."""
+
+    curvature: jax.Array  # [V] of the objective's diagonal
+    linear: jax.Array  # [V]
+    lo: jax.Array  # [V]
+    hi: jax.Array  # [V]
+    load: jax.Array  # [N] energised demand and shunts
+    limit: jax.Array  # [L] branch ratings less the margin
+    ptdf: jax.Array  # [L, N] of the topology the step meets
+    injection: jax.Array  # [N, V] bus injection per unit of each variable
+
+
+def clearing_problem(state, params, rating_margin: float, price_offset=None) -> ClearingProblem:
+    """The step's OPF; ``price_offset [G + S]`` $/MWh is added to the units' and batteries'
+    linear costs."""
     grid, devices, consts = params.grid, params.devices, params.consts
-    n_gen, n_bus = grid.n_gen, grid.n_bus
+    n_bus = grid.n_bus
     n_storage = devices.storage_bus.shape[0]
-    n_var = n_gen + n_storage + n_bus
     # A tripped branch whose cooldown ends recloses at the start of the step: dispatch for the
     # topology the flows will meet (scheduled outages are not known ahead, so not these).
     in_service = state.branch_in_service | (state.branch_cooldown == 1)
@@ -143,17 +166,73 @@ def _problem(state, params, rating_margin: float, price_offset=None):
     if price_offset is not None:
         offset = jnp.concatenate([price_offset, jnp.zeros(n_bus)])
         linear = linear + offset * MW_SCALE / COST_SCALE
-    ptdf = ptdf_matrix(grid, in_service, energised)  # [L, N]
-    storage_to_bus = jax.nn.one_hot(devices.storage_bus, n_bus).T  # [N, S]
+    storage_to_bus = jax.nn.one_hot(devices.storage_bus, n_bus, dtype=lo.dtype).T  # [N, S]
     injection = jnp.concatenate([grid.gen_to_bus, storage_to_bus, jnp.eye(n_bus)], axis=1)
-    flow_of_x = ptdf @ injection  # [L, n_var] MW of flow per MW of each variable
-    limit = (1.0 - rating_margin) * grid.branch_rating
-    base_flow = ptdf @ load  # MW the load alone drives (withdrawn: subtracted)
-    eye = jnp.eye(n_var)
+    return ClearingProblem(
+        curvature=curvature,
+        linear=linear,
+        lo=lo / MW_SCALE,
+        hi=hi / MW_SCALE,
+        load=load / MW_SCALE,
+        limit=(1.0 - rating_margin) * grid.branch_rating / MW_SCALE,
+        ptdf=topology_ptdf(grid, in_service, energised),
+        injection=injection.astype(lo.dtype),
+    )
+
+
+def topology_ptdf(grid, in_service, energised) -> jax.Array:
+    """``ptdf_matrix`` for this topology: the grid's own PTDF while every branch is in service
+    (most steps), the dense solve only for grids with outages (``compute_where``)."""
+    intact = jnp.all(in_service)
+    return compute_where(ptdf_matrix, ~intact, grid.ptdf, grid, in_service, energised)
+
+
+def dense_qp(problem: ClearingProblem):
+    """``(Q, q, A, b, G, h)`` for qpax: every flow limit and bound a row of G."""
+    flow_of_x = problem.ptdf @ problem.injection  # [L, V]
+    base_flow = problem.ptdf @ problem.load  # the load alone drives it (withdrawn: subtracted)
+    eye = jnp.eye(problem.linear.shape[0], dtype=problem.linear.dtype)
     inequality = jnp.concatenate([flow_of_x, -flow_of_x, eye, -eye])
-    rhs = jnp.concatenate([limit + base_flow, limit - base_flow, hi, -lo]) / MW_SCALE
-    total = jnp.sum(load, keepdims=True) / MW_SCALE
-    return (jnp.diag(curvature), linear, jnp.ones((1, n_var)), total, inequality, rhs)
+    rhs = jnp.concatenate(
+        [
+            problem.limit + base_flow,
+            problem.limit - base_flow,
+            problem.hi,
+            -problem.lo,
+        ]
+    )
+    equality = jnp.ones((1, problem.linear.shape[0]), problem.linear.dtype)
+    total = jnp.sum(problem.load, keepdims=True)
+    return (jnp.diag(problem.curvature), problem.linear, equality, total, inequality, rhs)
+
+
+def screened_qp(problem: ClearingProblem, branches) -> box_qp.BoxQP:
+    """The problem with the flow limits of ``branches [K]`` only, bounds as boxes."""
+    ptdf = problem.ptdf[branches]  # [K, N]
+    base_flow = ptdf @ problem.load
+    limit = problem.limit[branches]
+    return box_qp.BoxQP(
+        curvature=problem.curvature,
+        linear=problem.linear,
+        eq_rows=jnp.ones((1, problem.linear.shape[0]), problem.linear.dtype),
+        eq_rhs=jnp.sum(problem.load, keepdims=True),
+        rows=ptdf @ problem.injection,
+        row_lo=base_flow - limit,
+        row_hi=base_flow + limit,
+        lo=problem.lo,
+        hi=problem.hi,
+    )
+
+
+def branch_flows(problem: ClearingProblem, x) -> jax.Array:
+    """[L] flows of the dispatch ``x`` (scaled units)."""
+    return problem.ptdf @ (problem.injection @ x - problem.load)
+
+
+def screened_branch_count(grid) -> int:
+    """Flow rows the clearing QP keeps: every branch of a small grid, ``SCREENED_BRANCHES`` of
+    a large one."""
+    return min(grid.n_branch, SCREENED_BRANCHES)
 
 
 def solve_step_opf(
@@ -164,15 +243,74 @@ def solve_step_opf(
     *,
     max_iter: int = MAX_ITER,
     solver_tol: float = SOLVER_TOL,
+    screened: int | None = None,
+    max_rounds: int = MAX_SCREENING_ROUNDS,
 ) -> StepOPF:
     """The single-step DC-OPF of one grid (vmap it over a batch). ``price_offset [G + S]``
     ($/MWh, optional) shifts each unit's and battery's offer: what a learned policy bids.
-    Where the interior-point solve does not converge, or returns a non-finite point, ``pg``
-    falls back to ``fallback_pg`` (the merit order, which ignores the network), batteries idle,
-    ``converged`` is False and ``residual`` says by how much it missed. ``max_iter`` and
-    ``solver_tol`` are qpax's (more iterations and a tighter tolerance pay off in float64
-    only: in float32 qpax's floors on slacks and multipliers stall it near 16)."""
-    problem = _problem(state, params, rating_margin, price_offset)
+
+    Bounds are boxes and only ``screened`` branch limits (default ``screened_branch_count``)
+    are rows of the QP (``envs.opf.box_qp``): first those most loaded by the present dispatch
+    moved into this step's bands (consecutive steps are close), then, while a screened-out
+    branch ends above its limit, a re-solve that adds the violated branches and keeps the
+    binding ones, up to ``max_rounds`` solves. Where that does not converge, or returns a
+    non-finite point, ``pg`` falls back to ``fallback_pg`` (the merit order, which ignores the
+    network), batteries idle, ``converged`` is False and ``residual`` says by how much it
+    missed (an unscreened overload counts).
+    """
+    problem = clearing_problem(state, params, rating_margin, price_offset)
+    count = screened or screened_branch_count(params.grid)
+    n_gen, n_storage = params.grid.n_gen, params.devices.storage_bus.shape[0]
+    present = jnp.concatenate([state.pg, jnp.zeros(n_storage + params.grid.n_bus, state.pg.dtype)])
+    guess = jnp.clip(present / MW_SCALE, problem.lo, problem.hi)
+    loading = jnp.abs(branch_flows(problem, guess)) / problem.limit
+
+    def solve_round(carry):
+        rounds, loading, _, _ = carry
+        _, branches = jax.lax.top_k(loading, count)
+        solution = box_qp.solve_box_qp(screened_qp(problem, branches), max_iter, solver_tol)
+        flows = jnp.abs(branch_flows(problem, solution.x))
+        screened = jnp.zeros_like(loading, bool).at[branches].set(True)
+        flow_loading = flows / problem.limit
+        # Binding rows first, then violated ones, then the most loaded: a re-solve keeps what
+        # bound and adds what the screen missed.
+        binding = screened & (flow_loading > BINDING_LOADING)
+        next_loading = flow_loading + jnp.where(binding, 2.0, 0.0)
+        return rounds + 1, next_loading, solution, jnp.max(flows - problem.limit)
+
+    def unscreened_overload(carry):
+        rounds, _, _, overload = carry
+        return (rounds < max_rounds) & ((overload > FEASIBILITY_TOL) | (rounds == 0))
+
+    empty = box_qp.empty_solution(problem.linear.shape[0], count, 1, problem.linear.dtype)
+    init = (0, loading, empty, jnp.asarray(jnp.inf, loading.dtype))
+    _, _, solution, overload = jax.lax.while_loop(unscreened_overload, solve_round, init)
+    residual = jnp.maximum(solution.residual, jnp.maximum(overload, 0.0))
+    ok = residual < FEASIBILITY_TOL
+    x = solution.x * MW_SCALE
+    return StepOPF(
+        pg=jnp.where(ok, x[:n_gen], fallback_pg(state, params)),
+        storage=jnp.where(ok, x[n_gen : n_gen + n_storage], 0.0),
+        shed=jnp.where(ok, jnp.maximum(x[n_gen + n_storage :], 0.0), 0.0),
+        converged=ok,
+        residual=residual,
+    )
+
+
+def solve_step_opf_dense(
+    state,
+    params,
+    rating_margin: float = 0.05,
+    price_offset=None,
+    *,
+    max_iter: int = DENSE_MAX_ITER,
+    solver_tol: float = DENSE_SOLVER_TOL,
+) -> StepOPF:
+    """``solve_step_opf`` by qpax on the dense QP (every bound and flow limit a row): the
+    reference the clearing solver is measured against. ``max_iter`` and ``solver_tol`` are
+    qpax's (more iterations and a tighter tolerance pay off in float64 only: in float32 qpax's
+    floors on slacks and multipliers stall it near 16)."""
+    problem = dense_qp(clearing_problem(state, params, rating_margin, price_offset))
     x, z, y = solve_qp(problem, max_iter, solver_tol)
     residual = kkt_residual(problem, x, z, y)
     ok = residual_ok(residual, z)
@@ -187,7 +325,7 @@ def solve_step_opf(
     )
 
 
-def solve_qp(problem, max_iter: int = MAX_ITER, solver_tol: float = SOLVER_TOL):
+def solve_qp(problem, max_iter: int = DENSE_MAX_ITER, solver_tol: float = DENSE_SOLVER_TOL):
     """``(x, z, y)`` of qpax's interior-point solve of ``problem = (Q, q, A, b, G, h)``; under
     ``vmap`` on CPU in chunks of grids (``batching.lapack_batch_safe``)."""
 

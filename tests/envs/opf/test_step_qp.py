@@ -296,3 +296,45 @@ def test_step_opf_reports_non_convergence_per_grid_with_its_residual(env_params)
     fallback = jax.vmap(step_qp.fallback_pg, in_axes=(0, None))(states, env_params)
     np.testing.assert_allclose(np.asarray(short.pg), np.asarray(fallback), atol=1e-5)
     np.testing.assert_allclose(np.asarray(short.storage), 0.0)
+
+
+def test_screening_adds_the_branches_it_missed_and_reaches_the_full_solve(env_params):
+    """With ratings halved several branches bind. With one flow row the solve overloads
+    branches it did not screen (reported as not converged); with four rows and re-solves the
+    missed branches are added, and the dispatch is the one with every row."""
+    states = _states(env_params, "peak_demand", 16, 12)
+    grid = env_params.grid
+    env_params = env_params.replace(grid=grid.replace(branch_rating=0.5 * grid.branch_rating))
+
+    def objective_and_overload(state, result):
+        problem = step_qp.clearing_problem(state, env_params, baselines.MYOPIC_RATING_MARGIN)
+        x = jnp.concatenate([result.pg, result.storage, result.shed]) / step_qp.MW_SCALE
+        value = jnp.sum(0.5 * problem.curvature * x**2 + problem.linear * x)
+        overload = jnp.max(jnp.abs(step_qp.branch_flows(problem, x)) - problem.limit)
+        return value, overload * step_qp.MW_SCALE
+
+    def solve(screened, rounds):
+        def one(state):
+            result = step_qp.solve_step_opf(
+                state,
+                env_params,
+                baselines.MYOPIC_RATING_MARGIN,
+                screened=screened,
+                max_rounds=rounds,
+            )
+            return result, *objective_and_overload(state, result)
+
+        return jax.jit(jax.vmap(one))(states)
+
+    full, full_value, _ = solve(None, step_qp.MAX_SCREENING_ROUNDS)
+    once, _, once_overload = solve(1, 1)
+    screened, value, overload = solve(4, 6)
+    solved = np.asarray(full.converged) & np.asarray(screened.converged)
+    assert solved.mean() > 0.5
+    # One row and no re-solve leaves overloads, reported as not converged.
+    assert np.any(~np.asarray(once.converged))
+    assert np.all(np.asarray(once.residual)[np.asarray(once_overload) > 0.1] > 1e-3)
+    assert np.max(np.asarray(overload)[solved]) < 0.1
+    scale = np.maximum(1.0, np.abs(np.asarray(full_value)))
+    error = np.abs(np.asarray(value) - np.asarray(full_value)) / scale
+    np.testing.assert_array_less(error[solved], 1e-4)
