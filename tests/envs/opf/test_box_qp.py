@@ -55,7 +55,7 @@ def test_the_box_qp_reaches_qpax_optimum_in_float64_and_float32(x64, seed):
     # In float32 the flat-cost variables are determined only to residual / curvature; the
     # objective is what must match.
     x = np.asarray(rounded.x, np.float64)
-    curvature, linear, eq, eq_rhs, rows, row_lo, row_hi, lo, hi = arrays
+    curvature, linear, _, _, rows, row_lo, row_hi, lo, hi = arrays
 
     def objective(v):
         return np.sum(0.5 * curvature * v**2 + linear * v)
