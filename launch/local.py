@@ -63,6 +63,10 @@ def make_backend(program, launch_type: str):
     # warn about it on every run. Ray reads the mode once, when it is first imported.
     if "ray" not in sys.modules:
         os.environ.setdefault("RAY_AUTH_MODE", "token")
+        # Under `uv run`, Ray would start every worker through `uv run` again: a second
+        # environment built in Ray's session directory on each run. The launcher's own
+        # interpreter and environment are what the workers need.
+        os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
     import ray
 
     # Ray runs workers at nice 15 by default; here the workers *are* the training job.

@@ -31,6 +31,8 @@ STEP_TO_BOUNDARY = 0.995  # fraction of the largest step that keeps every slack 
 # stationary. Chosen on ieee14 and ieee118 clearing QPs (benchmarks/README.md, "Clearing QP").
 START_INSIDE = 0.5
 START_DUAL = 0.3
+# A problem within this factor of its tolerance stops once a step no longer halves its residual.
+STALL_FACTOR = 4.0
 
 
 class BoxQP(NamedTuple):
@@ -141,7 +143,10 @@ def solve_box_qp(qp: BoxQP, max_iter: int = 30, tolerance: float = 1e-6) -> BoxQ
         residual = measure(moved)
         # Rounding ends the progress of a float32 solve before the slacks reach zero: a step
         # to a non-finite point ends the loop, and the best point seen is the answer.
-        stalled = ~jnp.isfinite(residual)
+        # Near the floor a step that does not halve the residual ends the loop too: under
+        # vmap every problem of the batch waits for the slowest.
+        floored = (best_residual < STALL_FACTOR * tolerance) & (residual > 0.5 * best_residual)
+        stalled = ~jnp.isfinite(residual) | floored
         better = residual < best_residual
         best = jax.tree_util.tree_map(lambda a, b: jnp.where(better, a, b), moved, best)
         best_residual = jnp.where(better, residual, best_residual)

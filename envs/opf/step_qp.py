@@ -26,6 +26,7 @@ would stall the device. ``envs.opf.dc_opf`` (HiGHS) stays the exact reference (c
 approximation of quadratic costs, storage, multi-period).
 """
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -259,32 +260,21 @@ def solve_step_opf(
     missed (an unscreened overload counts).
     """
     problem = clearing_problem(state, params, rating_margin, price_offset)
-    count = screened or screened_branch_count(params.grid)
     n_gen, n_storage = params.grid.n_gen, params.devices.storage_bus.shape[0]
     present = jnp.concatenate([state.pg, jnp.zeros(n_storage + params.grid.n_bus, state.pg.dtype)])
     guess = jnp.clip(present / MW_SCALE, problem.lo, problem.hi)
     loading = jnp.abs(branch_flows(problem, guess)) / problem.limit
-
-    def solve_round(carry):
-        rounds, loading, _, _ = carry
-        _, branches = jax.lax.top_k(loading, count)
-        solution = box_qp.solve_box_qp(screened_qp(problem, branches), max_iter, solver_tol)
-        flows = jnp.abs(branch_flows(problem, solution.x))
-        screened = jnp.zeros_like(loading, bool).at[branches].set(True)
-        flow_loading = flows / problem.limit
-        # Binding rows first, then violated ones, then the most loaded: a re-solve keeps what
-        # bound and adds what the screen missed.
-        binding = screened & (flow_loading > BINDING_LOADING)
-        next_loading = flow_loading + jnp.where(binding, 2.0, 0.0)
-        return rounds + 1, next_loading, solution, jnp.max(flows - problem.limit)
-
-    def unscreened_overload(carry):
-        rounds, _, _, overload = carry
-        return (rounds < max_rounds) & ((overload > FEASIBILITY_TOL) | (rounds == 0))
-
-    empty = box_qp.empty_solution(problem.linear.shape[0], count, 1, problem.linear.dtype)
-    init = (0, loading, empty, jnp.asarray(jnp.inf, loading.dtype))
-    _, _, solution, overload = jax.lax.while_loop(unscreened_overload, solve_round, init)
+    solve = partial(
+        _screened_solve,
+        count=screened or screened_branch_count(params.grid),
+        max_iter=max_iter,
+        solver_tol=solver_tol,
+    )
+    result = solve(problem, loading)
+    # Under vmap a re-solve runs only for the grids whose screen missed a branch.
+    for _ in range(max_rounds - 1):
+        result = compute_where(solve, result[2] > FEASIBILITY_TOL, result, problem, result[1])
+    solution, _, overload = result
     residual = jnp.maximum(solution.residual, jnp.maximum(overload, 0.0))
     ok = residual < FEASIBILITY_TOL
     x = solution.x * MW_SCALE
@@ -295,6 +285,20 @@ def solve_step_opf(
         converged=ok,
         residual=residual,
     )
+
+
+def _screened_solve(problem: ClearingProblem, loading, *, count, max_iter, solver_tol):
+    """``(solution, next loading [L], largest overload [])`` of the QP with the ``count``
+    branches of highest ``loading``. The next loading ranks binding rows first, then violated
+    ones, then the most loaded: a re-solve keeps what bound and adds what the screen missed."""
+    _, branches = jax.lax.top_k(loading, count)
+    solution = box_qp.solve_box_qp(screened_qp(problem, branches), max_iter, solver_tol)
+    flows = jnp.abs(branch_flows(problem, solution.x))
+    flow_loading = flows / problem.limit
+    screened = jnp.zeros_like(loading, bool).at[branches].set(True)
+    binding = screened & (flow_loading > BINDING_LOADING)
+    next_loading = flow_loading + jnp.where(binding, 2.0, 0.0)
+    return solution, next_loading, jnp.max(flows - problem.limit)
 
 
 def solve_step_opf_dense(
