@@ -47,9 +47,14 @@ LINEAR_CURVATURE = 1e-4  # in scaled units: keeps the QP strictly convex in ever
 # 0.005 MW of balance or flow and 0.005 $/MWh of marginal cost.
 MAX_ITER = 30
 SOLVER_TOL = 5e-5
-# Flow rows of a large grid's clearing QP; a screened-out branch that ends above its limit
-# brings a re-solve with it, up to MAX_SCREENING_ROUNDS solves in all.
+# Flow rows of the clearing QP: SCREENED_BRANCHES on grids with more than SMALL_GRID_BRANCHES
+# branches, SMALL_GRID_SCREENED on smaller ones. A screened-out branch that ends above its limit
+# brings a re-solve with it, up to MAX_SCREENING_ROUNDS solves in all. Each row costs every
+# iteration (ieee14 at batch 256: 4 rows 47 k solves/s, 8 rows 32 k, 16 rows 18 k, all 20
+# rows 10 k; benchmarks/README.md, "Batched OPF").
 SCREENED_BRANCHES = 16
+SMALL_GRID_SCREENED = 8
+SMALL_GRID_BRANCHES = 64
 MAX_SCREENING_ROUNDS = 3
 BINDING_LOADING = 0.98  # a screened branch loaded this much stays in a re-solve
 # The dense reference (qpax) runs a fixed count: its own stop test never passes with
@@ -231,9 +236,9 @@ def branch_flows(problem: ClearingProblem, x) -> jax.Array:
 
 
 def screened_branch_count(grid) -> int:
-    """Flow rows the clearing QP keeps: every branch of a small grid, ``SCREENED_BRANCHES`` of
-    a large one."""
-    return min(grid.n_branch, SCREENED_BRANCHES)
+    """Flow rows the clearing QP keeps (``SCREENED_BRANCHES``, ``SMALL_GRID_SCREENED``)."""
+    rows = SCREENED_BRANCHES if grid.n_branch > SMALL_GRID_BRANCHES else SMALL_GRID_SCREENED
+    return min(grid.n_branch, rows)
 
 
 def solve_step_opf(
