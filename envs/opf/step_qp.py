@@ -265,8 +265,8 @@ def solve_step_opf(
     missed (an unscreened overload counts).
     """
     problem = clearing_problem(state, params, rating_margin, price_offset)
-    n_gen, n_storage = params.grid.n_gen, params.devices.storage_bus.shape[0]
-    present = jnp.concatenate([state.pg, jnp.zeros(n_storage + params.grid.n_bus, state.pg.dtype)])
+    n_other = params.devices.storage_bus.shape[0] + params.grid.n_bus  # batteries, shedding
+    present = jnp.concatenate([state.pg, jnp.zeros(n_other, state.pg.dtype)])
     guess = jnp.clip(present / MW_SCALE, problem.lo, problem.hi)
     loading = jnp.abs(branch_flows(problem, guess)) / problem.limit
     solve = partial(
@@ -281,15 +281,7 @@ def solve_step_opf(
         result = compute_where(solve, result[2] > FEASIBILITY_TOL, result, problem, result[1])
     solution, _, overload = result
     residual = jnp.maximum(solution.residual, jnp.maximum(overload, 0.0))
-    ok = residual < FEASIBILITY_TOL
-    x = solution.x * MW_SCALE
-    return StepOPF(
-        pg=jnp.where(ok, x[:n_gen], fallback_pg(state, params)),
-        storage=jnp.where(ok, x[n_gen : n_gen + n_storage], 0.0),
-        shed=jnp.where(ok, jnp.maximum(x[n_gen + n_storage :], 0.0), 0.0),
-        converged=ok,
-        residual=residual,
-    )
+    return _dispatch(solution.x, residual < FEASIBILITY_TOL, residual, state, params)
 
 
 def _screened_solve(problem: ClearingProblem, loading, *, count, max_iter, solver_tol):
@@ -322,7 +314,11 @@ def solve_step_opf_dense(
     problem = dense_qp(clearing_problem(state, params, rating_margin, price_offset))
     x, z, y = solve_qp(problem, max_iter, solver_tol)
     residual = kkt_residual(problem, x, z, y)
-    ok = residual_ok(residual, z)
+    return _dispatch(x, residual_ok(residual, z), residual, state, params)
+
+
+def _dispatch(x, ok, residual, state, params) -> StepOPF:
+    """The solution ``x`` (scaled) as MW where ``ok``, else the fallback."""
     x = x * MW_SCALE
     n_gen, n_storage = params.grid.n_gen, params.devices.storage_bus.shape[0]
     return StepOPF(
