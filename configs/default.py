@@ -35,11 +35,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.learner.num_attention_layers = 0
     config.learner.num_heads = 1
     config.learner.checkpoint.save_every_updates = 50
-    # The agents bid into the single-step DC-OPF (learner/prior.py): zero bids are the myopic
-    # OPF, every dispatch respects the branch limits, and PPO learns what the one-step view
-    # misses. Narrow initial exploration: a std of 0.22 in tanh space is +-11 $/MWh of bid.
-    config.learner.action_prior = "step_opf"
-    config.learner.bid_scale = 20.0
+    # The agents bid into the single-step DC-OPF cleared in every env step
+    # (envs/action_interface.py): zero bids are the myopic OPF, every dispatch respects the
+    # branch limits, and PPO learns what the one-step view misses. Narrow initial exploration:
+    # a std of 0.22 in tanh space is +-4.4 $/MWh of bid.
+    config.env.action_interface = "bids"
+    config.env.bid_scale = 20.0
     config.learner.init_log_std = -1.5
     # The one-step OPF in every actor step leaves the learner idle ~90 % of the time: four
     # epochs at the base step size cost no wall clock, and with bids of up to 20 $/MWh kept

@@ -28,10 +28,11 @@ def get_config() -> ml_collections.ConfigDict:
     config.learner.minibatch_size = 8192
     config.learner.num_epochs = 4
     config.learner.hidden_size = 128
-    # The team bids into the single-step DC-OPF, cleared in every actor step (envs/opf/step_qp.py):
-    # zero bids are the myopic OPF and every dispatch keeps the branch limits.
-    config.learner.action_prior = "step_opf"
-    config.learner.bid_scale = 20.0
+    # The team bids into the single-step DC-OPF, cleared in every env step
+    # (envs/action_interface.py): zero bids are the myopic OPF and every dispatch keeps the
+    # branch limits.
+    config.env.action_interface = "bids"
+    config.env.bid_scale = 20.0
     config.learner.init_log_std = -1.5
 
     config.actors = actors_config()

@@ -80,6 +80,8 @@ LAYOUTS = ("auto", "per_node", "hierarchical", "microgrid")
 PHYSICS = ("dc", "ac")
 GEN_ACTION_MODES = ("setpoint", "delta")
 REWARDS = ("layered", "operator")
+# What an agent's action means (envs/action_interface.py).
+ACTION_INTERFACES = ("setpoints", "merit_residual", "bids")
 
 
 def default_env_config() -> ml_collections.ConfigDict:
@@ -93,6 +95,13 @@ def default_env_config() -> ml_collections.ConfigDict:
     c.horizon = 288  # steps per episode (one day of 5-minute steps)
     c.step_minutes = 5.0
     c.gen_action = "setpoint"  # "setpoint": a in [-1,1] -> [Pmin,Pmax]; "delta": a * ramp
+    # What the action means (envs/action_interface.py): "setpoints" (device controls as
+    # above); "merit_residual" (a residual, times residual_scale, on the copper-plate economic
+    # dispatch); "bids" (price offsets of up to bid_scale $/MWh on each unit's and battery's
+    # offer, cleared by the single-step DC-OPF in every step).
+    c.action_interface = "setpoints"
+    c.residual_scale = 2.0
+    c.bid_scale = 50.0
     # Load: demand = case base load x peak_scale x daily/weekly profile x (1 + AR(1) noise).
     c.peak_scale = 1.0
     c.load_noise_std = 0.02  # stationary std of the AR(1) multiplicative noise
@@ -146,6 +155,9 @@ RULES = {
     "horizon": at_least(1),
     "step_minutes": POSITIVE,
     "gen_action": one_of(*GEN_ACTION_MODES),
+    "action_interface": one_of(*ACTION_INTERFACES),
+    "residual_scale": POSITIVE,
+    "bid_scale": POSITIVE,
     "peak_scale": POSITIVE,
     "load_noise_std": NON_NEGATIVE,
     "load_noise_rho": Rule(lambda v: FINITE.test(v) and 0 <= v < 1, "a number in [0, 1)"),

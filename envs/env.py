@@ -8,7 +8,9 @@
 
 Shapes for one grid (batch with ``jax.vmap(env.step, in_axes=(0, 0, 0, None))``):
 ``obs.agent_obs [A, O]``, ``obs.global_state [S]``, ``action [A, U]`` in [-1, 1] (padded
-dims ignored, see ``spec.action_mask``), ``reward [A]`` in [-10, 1], ``terminated`` /
+dims ignored, see ``spec.action_mask``; what it means is ``env.action_interface``: device
+setpoints, a merit-order residual or bids into the single-step OPF, ``envs.action_interface``),
+``reward [A]`` in [-10, 1], ``terminated`` /
 ``truncated`` bool scalars, ``info``: float32 scalars named in ``INFO_KEYS`` plus
 ``info["final_obs"]`` (the observation the step ended in, before any auto-reset).
 ``EnvParams`` (``envs.types``) holds everything static: the Grid, device arrays, the agent
@@ -19,7 +21,8 @@ One step is one dispatch interval (``step_minutes``, 5 min). Inside a step:
 
 1. weather and demand advance (``envs.sim.profiles``), branches reclose or fail, scheduled
    outages of the episode's scenario start or end (``envs.sim.exogenous``);
-2. the agents' actions are scattered into the control vector (``envs.sim.layouts``); a control
+2. the action interface turns the agents' actions into setpoints (bids are cleared by the
+   single-step DC-OPF); the setpoints are scattered into the control vector (``envs.sim.layouts``); a control
    fed by a NaN or infinite action entry holds instead (units at their present output, no
    battery power, no shedding; ``info["nonfinite_actions"]`` counts such entries), so a bad
    action never reaches the state; the controls are turned
@@ -58,6 +61,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from envs import action_interface
 from envs.batching import compute_where
 from envs.config import validate_env_config
 from envs.powerflow import network_flow
@@ -172,9 +176,17 @@ class GridEnv:
     def observe(self, state: EnvState, params: EnvParams) -> Observation:
         return observe(state, params)
 
+    def setpoints(self, action, state: EnvState, params: EnvParams) -> jax.Array:
+        """The setpoint action ``[A, U]`` that ``step`` applies for ``action`` under
+        ``params.consts.action_interface`` (``envs.action_interface``): ``action`` itself, the
+        merit-order residual, or the bids cleared by the single-step DC-OPF."""
+        return action_interface.setpoints(action, state, params)
+
     def step(self, key, state: EnvState, action, params: EnvParams):
-        """Advance one interval; a finished episode is reset in place."""
+        """Advance one interval under the action interface; a finished episode is reset in
+        place."""
         key_step, key_reset = split_step_key(key)
+        action = action_interface.setpoints(action, state, params)
         next_state, rewards, terminated, info = transition(key_step, state, action, params)
         final_obs = observe(next_state, params)
         truncated = (next_state.t >= params.consts.horizon) & ~terminated

@@ -118,6 +118,9 @@ class EnvConstants:
     reference_cost: float  # $/h of serving the base load; normalises the cost term
     n_chronics_steps: int  # 0 = synthetic profiles
     reward: str = "layered"  # envs.config.REWARDS
+    action_interface: str = "setpoints"  # envs.config.ACTION_INTERFACES
+    residual_scale: float = 2.0
+    bid_scale: float = 50.0
 
 
 @struct.dataclass

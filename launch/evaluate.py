@@ -38,6 +38,7 @@ import numpy as np
 from absl import app, flags
 from absl import logging as absl_logging
 
+from configs.validation import adopt_learner_action_prior
 from envs.env import GridEnv, make_env
 from envs.opf import baselines, oracle
 from envs.sim import scenarios
@@ -129,19 +130,22 @@ def _run_dir_of(checkpoint_dir: Path) -> Path:
 
 def load_policy(checkpoint_dir: Path, step: int | None, best: bool = False):
     """``(config, spec, act_fn, policy_args)`` from the checkpoint alone: deterministic actions,
-    with the policy's action prior applied (it is part of the policy at decision time)."""
+    as the setpoints the env applies under the run's ``env.action_interface`` (the rollout
+    steps the physics with setpoints, as every baseline gives them)."""
     from learner.checkpoint import restore_for_eval
     from learner.policy import make_policy
 
     config, params, norm_state, spec = restore_for_eval(checkpoint_dir, step=step, best=best)
     if "env" not in config:
         raise ValueError(f"checkpoint {checkpoint_dir} stores no env config (config.env)")
+    adopt_learner_action_prior(config)  # a checkpoint stored with learner.action_prior
     policy = make_policy(config.learner, spec)
-    _, env_params = make_env(config.env)  # the action prior lays out its slots from it
+    env, env_params = make_env(config.env)
+    setpoints = jax.vmap(env.setpoints, in_axes=(0, 0, None))
 
     def act(obs, state, key, args):
         del key
-        return policy.env_action(policy.mode(args[0], args[1], obs), state, env_params)
+        return setpoints(policy.mode(args[0], args[1], obs), state, env_params)
 
     return config, spec, act, (params, norm_state)
 

@@ -35,7 +35,10 @@ from envs.config_fields import (
 CRITIC_KINDS = ("mappo", "ippo")
 PARAMETER_SHARING_KINDS = ("shared", "independent")
 REWARD_SCALING_KINDS = ("per_type", "global", "none")
-ACTION_PRIOR_KINDS = ("none", "merit_order", "step_opf")
+# Deprecated: the action prior is the environment's action interface (env.action_interface,
+# env.residual_scale, env.bid_scale) since the bids are cleared in env.step. The old fields are
+# still read for one release (configs.validation.adopt_learner_action_prior).
+LEGACY_ACTION_PRIOR_FIELDS = ("action_prior", "residual_scale", "bid_scale")
 
 
 def default_learner_config() -> ml_collections.ConfigDict:
@@ -55,12 +58,10 @@ def default_learner_config() -> ml_collections.ConfigDict:
     config.num_attention_layers = 1
     config.num_heads = 8
     config.init_log_std = -0.5  # initial log std of the pre-tanh Gaussian
-    # Action prior (learner/prior.py): "none"; "merit_order" (the action is a residual, times
-    # residual_scale, on the copper-plate economic dispatch); "step_opf" (the action bids up
-    # to bid_scale $/MWh on each unit's and battery's offer into the single-step DC-OPF).
-    config.action_prior = "none"
-    config.residual_scale = 2.0
-    config.bid_scale = 50.0
+    # Deprecated, None = unset: see LEGACY_ACTION_PRIOR_FIELDS.
+    config.action_prior = None
+    config.residual_scale = None
+    config.bid_scale = None
     # PPO.
     config.learning_rate = 3e-4
     config.adam_eps = 1e-5
@@ -102,9 +103,6 @@ RULES = {
     "num_attention_layers": at_least(0),
     "num_heads": at_least(1),
     "init_log_std": FINITE,
-    "action_prior": one_of(*ACTION_PRIOR_KINDS),
-    "residual_scale": POSITIVE,
-    "bid_scale": POSITIVE,
     "learning_rate": POSITIVE,
     "adam_eps": POSITIVE,
     "clip_eps": POSITIVE,

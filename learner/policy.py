@@ -23,7 +23,6 @@ from envs.types import EnvSpec, Observation
 from learner import normalisation
 from learner.config import validate_learner_config
 from learner.networks import Actor, Critic
-from learner.prior import EnvAction, identity_env_action, make_env_action
 from learner.types import NormState
 
 # tanh saturates to exactly +-1 in float32 for |u| > ~9; log-probs are taken of
@@ -48,9 +47,9 @@ class Policy(NamedTuple):
     - ``evaluate(params, norm_state, obs, action) -> (log_prob [B,A], entropy [B,A], value [B,A])``
       (used by the learner; entropy of the squashed distribution)
     - ``init_norm_state() -> NormState`` (identity statistics for this spec)
-    - ``env_action(action, env_state, env_params) -> action [B,A,U]``: what the environment
-      receives for the policy's action (the action prior, ``learner/prior.py``; identity
-      without one)
+
+    What an action means (setpoints, a residual or bids) is the environment's
+    ``env.action_interface``: the policy only samples it.
     """
 
     init: Callable[[jax.Array], Params]
@@ -59,7 +58,6 @@ class Policy(NamedTuple):
     mode: Callable[..., jax.Array]
     evaluate: Callable[..., tuple[jax.Array, jax.Array, jax.Array]]
     init_norm_state: Callable[[], NormState]
-    env_action: EnvAction = identity_env_action
 
 
 def log_one_minus_tanh_squared(x: jax.Array) -> jax.Array:
@@ -232,11 +230,6 @@ def make_policy(config: ml_collections.ConfigDict, spec: EnvSpec) -> Policy:
         mode=mode,
         evaluate=evaluate,
         init_norm_state=lambda: normalisation.init_norm_state(spec),
-        env_action=make_env_action(
-            config.get("action_prior", "none"),
-            float(config.get("residual_scale", 2.0)),
-            float(config.get("bid_scale", 50.0)),
-        ),
     )
 
 

@@ -45,8 +45,9 @@ def make_acting_step(policy: ActingPolicy, env, env_params) -> Callable:
     """``acting_step(params, norm_state, obs, env_state, key) -> (transition, next_obs,
     next_env_state, info)`` for one step of a batch of grids.
 
-    The environment receives ``policy.env_action`` of the sampled action (its action prior);
-    the transition records the sampled action, whose log-prob PPO uses.
+    The environment receives the sampled action and applies its own action interface (bids
+    are cleared inside ``env.step``); the transition records the sampled action, whose
+    log-prob PPO uses.
 
     ``truncation_value`` is ``V(info["final_obs"])`` where an episode was cut by its time
     limit (and not terminated), else 0; the value network runs on the final observations
@@ -59,7 +60,7 @@ def make_acting_step(policy: ActingPolicy, env, env_params) -> Callable:
         key_act, key_env = jax.random.split(key)
         action, log_prob, value = policy.act(params, norm_state, obs, key_act)
         next_obs, env_state, reward, terminated, truncated, info = step_grids(
-            key_env, env_state, policy.env_action(action, env_state, env_params)
+            key_env, env_state, action
         )
         bootstrap = truncated & ~terminated
         final_value = jax.lax.cond(

@@ -85,7 +85,3 @@ class ActingPolicy(Protocol):
     def value(self, params: Any, norm_state: Any, obs: Any) -> jax.Array:
         """``V(obs)`` ``[B,A]``."""
         ...
-
-    def env_action(self, action: jax.Array, env_state: Any, env_params: Any) -> jax.Array:
-        """What the environment receives for the sampled action ``[B,A,U]``."""
-        ...

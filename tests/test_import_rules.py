@@ -25,6 +25,19 @@ ENVS_LAYERS = (
     ("envs.powerflow",),
     ("envs.config",),
     ("envs.sim",),
+    # The OPF solvers and the controls they produce sit below the env, which clears bids with
+    # them (envs.action_interface); the baselines and their rollout step the env, above it.
+    (
+        "envs.opf.lp",
+        "envs.opf.dc_opf",
+        "envs.opf.oracle",
+        "envs.opf.merit_order",
+        "envs.opf.box_qp",
+        "envs.opf.step_qp",
+        "envs.opf.lookahead_qp",
+        "envs.opf.controls",
+    ),
+    ("envs.action_interface",),
     ("envs.env", "envs.case_setup"),
     ("envs.opf",),
     ("envs.render",),

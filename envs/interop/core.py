@@ -156,6 +156,12 @@ class GridRunner:
             raise RuntimeError("the episode is over (or never started): call reset() first")
         if name not in BASELINES:
             raise ValueError(f"baseline {name!r} is not one of {BASELINES}")
+        interface = self.params.consts.action_interface
+        if interface != "setpoints":
+            raise ValueError(
+                f"baseline actions are setpoints, but this env's action_interface is "
+                f"{interface!r} (with bids, a zero action is the myopic OPF)"
+            )
         if name not in self._baseline_acts:
             from envs.opf import baselines
 

@@ -26,10 +26,12 @@ rollout passes through (a trained policy's parameters; ``None`` for baselines). 
 * ``lookahead_opf`` (``envs.opf.lookahead_qp``): receding-horizon multi-period DC-OPF on the
   operator's forecast, re-solved every step, the first period applied.
 
-Each baseline decides device set-points; ``controls_to_action`` writes them into the action
-slots that drive each device channel (``envs.sim.layouts``), inverting the env's action
-semantics (setpoint or delta mode for conventional units, curtailment for renewables,
-battery power, demand response).
+Each baseline decides device set-points (``envs.opf.controls``);
+``envs.sim.dispatch.controls_to_action`` writes them into the action slots that drive each
+device channel (``envs.sim.layouts``), inverting the env's setpoint action semantics
+(setpoint or delta mode for conventional units, curtailment for renewables, battery power,
+demand response). A policy's ``ActFn`` returns setpoints too: a policy trained on another
+``env.action_interface`` converts its actions with ``GridEnv.setpoints``.
 
 ``rollout`` runs one or several policies over the same episodes: ``jax.vmap`` over grids,
 ``lax.scan`` over time, the policy picked by ``lax.switch`` so every policy in a tuple shares
@@ -49,61 +51,34 @@ import numpy as np
 
 from envs.env import GridEnv, reset_to_scenario, split_step_key
 from envs.opf import lookahead_qp as lookahead_lib
-from envs.opf import merit_order as merit_order_lib
 from envs.opf import oracle, step_qp
+from envs.opf.controls import (
+    EPS,
+    MYOPIC_RATING_MARGIN,
+    check_rating_margin,
+    dispatch_controls,
+    gen_controls,
+    merit_order_controls,
+    opf_controls,
+    pad_controls,
+    step_opf_controls,
+)
 from envs.sim import exogenous as exo
+from envs.sim.dispatch import action_map, controls_to_action
 from envs.sim.transition import transition
 from envs.types import EnvParams, EnvState, Observation
 
 ActFn = Callable[[Observation, EnvState, jax.Array, Any], jax.Array]
-EPS = 1e-6
 
 
-class ActionMap(NamedTuple):
-    """For each device channel (gen [G] | storage [S] | shed [N]) the action slot driving it."""
-
-    agent: jax.Array  # [C] int32 (A where no agent drives the channel: dropped)
-    dim: jax.Array  # [C] int32
-    covered: np.ndarray  # [C] bool (NumPy: known statically)
-
-
-def action_map(params: EnvParams) -> ActionMap:
-    """First unmasked (agent, dim) whose control index is each device channel."""
-    ctrl = np.asarray(params.layout.ctrl_index)
-    mask = np.asarray(params.layout.action_mask, bool)
-    grid, n_storage = params.grid, params.devices.storage_bus.shape[0]
-    n_channels = grid.n_gen + n_storage + grid.n_bus
-    agent = np.full(n_channels, ctrl.shape[0], np.int32)
-    dim = np.zeros(n_channels, np.int32)
-    for a, u in reversed(list(zip(*np.nonzero(mask), strict=True))):
-        if ctrl[a, u] < n_channels:
-            agent[ctrl[a, u]], dim[ctrl[a, u]] = a, u
-    return ActionMap(jnp.asarray(agent), jnp.asarray(dim), agent < ctrl.shape[0])
-
-
-def controls_to_action(amap: ActionMap, controls: jax.Array, action_shape) -> jax.Array:
-    """Device controls [C] in [-1, 1] -> action [A, U] (uncovered channels are dropped)."""
-    action = jnp.zeros(action_shape, controls.dtype)
-    return action.at[amap.agent, amap.dim].set(jnp.clip(controls, -1.0, 1.0), mode="drop")
-
-
-def gen_controls(target_mw, state: EnvState, params: EnvParams) -> jax.Array:
-    """Unit targets [G] MW -> gen channel values: setpoint/delta for conventional units,
-    output share of availability for renewables (0 = uncurtailed, -1 = all spilled)."""
-    devices = params.devices
-    if params.consts.gen_action == "delta":
-        conv = (target_mw - state.pg) / jnp.maximum(devices.ramp, EPS)
-    else:
-        span = jnp.maximum(devices.pmax - devices.pmin, EPS)
-        conv = 2.0 * (target_mw - devices.pmin) / span - 1.0
-    share = target_mw / jnp.maximum(state.available, EPS) - 1.0
-    renewable = jnp.where(state.available > EPS, jnp.minimum(share, 0.0), 0.0)
-    return jnp.clip(jnp.where(devices.is_renewable, renewable, conv), -1.0, 1.0)
+def _action_map(params: EnvParams):
+    n_storage = params.devices.storage_bus.shape[0]
+    return action_map(params.layout, params.grid.n_gen, n_storage, params.grid.n_bus)
 
 
 def _single_to_batched(single: Callable, params: EnvParams) -> ActFn:
     """Batch a per-grid ``(state, params) -> controls [C]`` rule into an ActFn."""
-    amap = action_map(params)
+    amap = _action_map(params)
     shape = params.layout.ctrl_index.shape
 
     def act(obs, state, key, args):
@@ -114,16 +89,9 @@ def _single_to_batched(single: Callable, params: EnvParams) -> ActFn:
     return act
 
 
-def _pad_controls(gen, params: EnvParams, storage=None, shed=None):
-    n_storage = params.devices.storage_bus.shape[0]
-    storage = jnp.zeros(n_storage, gen.dtype) if storage is None else storage
-    shed = jnp.zeros(params.grid.n_bus, gen.dtype) if shed is None else shed
-    return jnp.concatenate([gen, storage, shed])
-
-
 def _hold_controls(state: EnvState, params: EnvParams) -> jax.Array:
     target = jnp.where(params.devices.is_renewable, state.available, state.pg)
-    return _pad_controls(gen_controls(target, state, params), params)
+    return pad_controls(gen_controls(target, state, params), params)
 
 
 def proportional_targets(state: EnvState, params: EnvParams) -> jax.Array:
@@ -145,50 +113,7 @@ def proportional_targets(state: EnvState, params: EnvParams) -> jax.Array:
 
 
 def _proportional_controls(state: EnvState, params: EnvParams) -> jax.Array:
-    return _pad_controls(gen_controls(proportional_targets(state, params), state, params), params)
-
-
-def merit_order_controls(state: EnvState, params: EnvParams) -> jax.Array:
-    """``merit_order_targets`` as controls [C]. Channels that merely must not act sit at the
-    far end of their "off" range (renewables uncurtailed: +1, no shedding: -1; the env treats
-    them like 0), so a residual added to them acts only when it is deliberate."""
-    targets = merit_order_lib.merit_order_targets(state, params)
-    gen = gen_controls(targets, state, params)
-    uncurtailed = params.devices.is_renewable & (targets >= state.available - EPS)
-    gen = jnp.where(uncurtailed, 1.0, gen)
-    n_bus = params.grid.n_bus
-    return _pad_controls(gen, params, shed=-jnp.ones(n_bus, gen.dtype))
-
-
-def step_opf_controls(
-    state: EnvState,
-    params: EnvParams,
-    rating_margin: float,
-    price_offset=None,
-    max_iter: int = step_qp.MAX_ITER,
-) -> jax.Array:
-    """The single-step DC-OPF of the latest state solved in JAX (``envs.opf.step_qp``, with
-    optional offers ``price_offset [G + S]`` $/MWh, ``max_iter`` interior-point iterations) as
-    controls [C]; renewables and shedding that need not act sit at their "off" end, like
-    ``merit_order_controls``."""
-    solved = step_qp.solve_step_opf(state, params, rating_margin, price_offset, max_iter=max_iter)
-    return opf_controls(solved, state, params)
-
-
-def opf_controls(solved: step_qp.StepOPF, state: EnvState, params: EnvParams) -> jax.Array:
-    """An OPF's dispatch of the coming step as controls [C]."""
-    devices = params.devices
-    gen = gen_controls(solved.pg, state, params)
-    uncurtailed = devices.is_renewable & (solved.pg >= state.available - 1e-2)
-    gen = jnp.where(uncurtailed, 1.0, gen)
-    storage = solved.storage / jnp.maximum(devices.storage_pmax, EPS)
-    curtailable = devices.shed_max * state.demand
-    shed = jnp.where(
-        (curtailable > EPS) & (solved.shed > 1e-2),
-        solved.shed / jnp.maximum(curtailable, EPS),
-        -1.0,
-    )
-    return _pad_controls(gen, params, storage, shed)
+    return pad_controls(gen_controls(proportional_targets(state, params), state, params), params)
 
 
 def step_opf_baseline(
@@ -262,18 +187,6 @@ def _myopic_host(
     return tuple(x.astype(np.float32) for x in (out_pg, out_storage, out_shed))
 
 
-# Share of each branch rating the myopic OPF keeps free. The env moves flows after dispatch
-# (AGC picks up the demand noise, ramps and clipping bind), so an LP that loads a line to
-# exactly 100 % sees it overloaded, and tripped, steps later; operators dispatch against a
-# reliability margin below the thermal rating for the same reason.
-MYOPIC_RATING_MARGIN = 0.05
-
-
-def check_rating_margin(margin: float, name: str = "rating_margin") -> None:
-    if not 0.0 <= margin < 1.0:
-        raise ValueError(f"{name} must lie in [0, 1), got {margin}")
-
-
 def myopic_model(
     params: EnvParams, rating_margin: float = MYOPIC_RATING_MARGIN
 ) -> oracle.EnvDispatchModel:
@@ -293,7 +206,7 @@ def myopic_opf_highs(params: EnvParams, rating_margin: float = MYOPIC_RATING_MAR
     ``step_opf_baseline``."""
     model = myopic_model(params, rating_margin)
     is_renewable = np.asarray(params.devices.is_renewable, bool)
-    amap, shape = action_map(params), params.layout.ctrl_index.shape
+    amap, shape = _action_map(params), params.layout.ctrl_index.shape
     devices = params.devices
 
     def act(obs, state, key, args):
@@ -316,11 +229,7 @@ def myopic_opf_highs(params: EnvParams, rating_margin: float = MYOPIC_RATING_MAR
         )
 
         def one(state_b, pg_b, battery_b, shed_b):
-            gen = gen_controls(pg_b, state_b, params)
-            storage = battery_b / jnp.maximum(devices.storage_pmax, EPS)
-            curtailable = devices.shed_max * state_b.demand
-            shed_ctrl = jnp.where(curtailable > EPS, shed_b / jnp.maximum(curtailable, EPS), -1.0)
-            controls = _pad_controls(gen, params, storage, shed_ctrl)
+            controls = dispatch_controls(pg_b, battery_b, shed_b, state_b, params)
             return controls_to_action(amap, controls, shape)
 
         return jax.vmap(one)(state, pg, battery, shed)

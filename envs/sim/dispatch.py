@@ -87,6 +87,43 @@ def decode_controls(action: jax.Array, layout, n_gen: int, n_storage: int, n_bus
     )
 
 
+class ActionMap(NamedTuple):
+    """The inverse of ``decode_controls`` for device channels: for each channel (gen [G] |
+    storage [S] | shed [N]) the action slot that drives it, and which slots carry signals."""
+
+    agent: jax.Array  # [C] int32 (A where no agent drives the channel: dropped)
+    dim: jax.Array  # [C] int32
+    covered: jax.Array  # [C] bool
+    signal_slots: jax.Array  # [A, U] bool: the slot drives a strategic signal
+
+
+def action_map(layout, n_gen: int, n_storage: int, n_bus: int) -> ActionMap:
+    """First unmasked (agent, dim), in row-major order, whose control index is each device
+    channel. Written with array operations, not a loop over the layout, because the env's
+    params may be traced (the adapters jit the step with them as an argument)."""
+    ctrl, mask = jnp.asarray(layout.ctrl_index), jnp.asarray(layout.action_mask, bool)
+    n_agents, n_dims = ctrl.shape
+    n_channels = n_gen + n_storage + n_bus
+    drives = mask.reshape(-1)[None, :] & (
+        ctrl.reshape(-1)[None, :] == jnp.arange(n_channels)[:, None]
+    )
+    first = jnp.argmax(drives, axis=1)  # [C] flat slot (0 where none)
+    covered = jnp.any(drives, axis=1)
+    agent = jnp.where(covered, first // n_dims, n_agents).astype(jnp.int32)
+    dim = jnp.where(covered, first % n_dims, 0).astype(jnp.int32)
+    first_signal = n_channels + layout.group_to_device.shape[0]
+    signal_slots = mask & (ctrl >= first_signal) & (ctrl < first_signal + layout.n_signals)
+    return ActionMap(agent, dim, covered, signal_slots)
+
+
+def controls_to_action(amap: ActionMap, controls: jax.Array, action_shape) -> jax.Array:
+    """Device controls [C] in [-1, 1] -> action [A, U]: each channel's value in the one slot
+    that drives it, every other slot 0 (uncovered channels are dropped), so
+    ``decode_controls`` of the result gives ``controls`` back."""
+    action = jnp.zeros(action_shape, controls.dtype)
+    return action.at[amap.agent, amap.dim].set(jnp.clip(controls, -1.0, 1.0), mode="drop")
+
+
 def decode_finite_controls(action, layout, n_gen: int, n_storage: int, n_bus: int, hold):
     """``decode_controls`` that survives non-finite actions: returns (controls, count).
 

@@ -198,6 +198,9 @@ def build_constants(config, reference_cost: float, n_chronics_steps: int) -> Env
         strategic_period=int(config.strategic_period),
         reference_cost=reference_cost,
         reward=str(config.get("reward", "layered")),
+        action_interface=str(config.get("action_interface", "setpoints")),
+        residual_scale=float(config.get("residual_scale", 2.0)),
+        bid_scale=float(config.get("bid_scale", 50.0)),
         n_chronics_steps=n_chronics_steps,
     )
 

@@ -29,7 +29,7 @@ TINY_FLAGS = [
     "--config.actors.num_envs=4",
     "--config.env.horizon=6",
     "--config.runtime.progress_every_s=1",
-    "--config.learner.action_prior=none",  # the runs are under test, not the prior's QP
+    "--config.env.action_interface=setpoints",  # the runs are under test, not the market
 ]
 
 

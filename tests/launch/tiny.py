@@ -16,8 +16,8 @@ def tiny_config():
     config.actors.num_envs = 4
     config.actors.put_timeout_s = 60.0
     config.env.horizon = 6
-    # Runtime tests are about processes, queues and checkpoints: the one-step OPF prior would
-    # add its compilation to every node of every run (tests/learner/test_prior.py and the
-    # default-preset learning test cover it).
-    config.learner.action_prior = "none"
+    # Runtime tests are about processes, queues and checkpoints: clearing bids would add the
+    # one-step OPF's compilation to every node of every run (tests/envs/test_action_interface.py,
+    # tests/launch/test_bids_in_acting_loops.py and the default-preset learning test cover it).
+    config.env.action_interface = "setpoints"
     return config

@@ -49,7 +49,7 @@ def test_ppo_beats_a_random_policy_on_case14():
 @pytest.mark.slow
 def test_a_short_run_of_the_default_preset_beats_do_nothing_on_normal_days():
     """A learning regression fails CI: the default preset's policy (bids into the one-step
-    OPF, learner/prior.py) after a short PPO run costs clearly less than do-nothing on
+    OPF, envs/action_interface.py) after a short PPO run costs clearly less than do-nothing on
     held-out normal days (do-nothing is 15-19 % above the oracle there, the myopic OPF ~2 %)."""
     from configs.default import get_config
     from envs.opf import baselines
@@ -65,9 +65,10 @@ def test_a_short_run_of_the_default_preset_beats_do_nothing_on_normal_days():
     state, history = train(env, env_params, learner_config, num_updates=12, key=jax.random.key(1))
     assert all(np.isfinite(record["rollout/mean_reward"]) for record in history)
     policy = make_policy(learner_config, env.spec(env_params))
+    setpoints = jax.vmap(env.setpoints, in_axes=(0, 0, None))
 
     def trained(obs, env_state, key, args):
-        return policy.env_action(policy.mode(args[0], args[1], obs), env_state, env_params)
+        return setpoints(policy.mode(args[0], args[1], obs), env_state, env_params)
 
     methods = (trained, baselines.do_nothing(env_params))
     keys = scenarios.eval_keys("normal", 2, seed=11)

@@ -202,3 +202,28 @@ def test_missing_library_says_how_to_install(monkeypatch):
     monkeypatch.delitem(sys.modules, "envs.interop.single")
     with pytest.raises(ImportError, match=r"gridpod\[interop\]"):
         importlib.import_module("envs.interop.single")
+
+
+def test_gym_env_clears_bids_into_the_dispatch_of_the_single_step_opf():
+    """``action_interface="bids"`` through ``gymnasium.make``: the env receives the bids and
+    applies the dispatch the single-step OPF clears from them, as a setpoint env would apply
+    that dispatch given directly."""
+    import gymnasium
+
+    import envs.interop  # noqa: F401  (registers gridpod/Grid-v0)
+
+    fields = dict(case="ieee14", horizon=HORIZON, scenario="normal")
+    market = gymnasium.make("gridpod/Grid-v0", action_interface="bids", bid_scale=20.0, **fields)
+    direct = gymnasium.make("gridpod/Grid-v0", **fields)
+    market.reset(seed=4)
+    direct.reset(seed=4)
+    runner = market.unwrapped._runner
+    bids = np.zeros(market.action_space.shape, np.float32)
+    bids[0] = 0.5  # one unit offers 10 $/MWh dearer
+    padded = runner.scatter([bids[s] for s in market.unwrapped.action_slices.values()])
+    cleared = runner.env.setpoints(padded, runner._state, runner.params)
+    assert np.max(np.abs(np.asarray(cleared) - padded)) > 0.1  # clearing changes the action
+    _, _, _, _, got = market.step(bids)
+    _, _, _, _, want = direct.step(direct.unwrapped._layout.flat_action(np.asarray(cleared)))
+    for name in ("cost", "gen_mw", "storage_mw", "shed_mwh", "max_loading"):
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-4, err_msg=name)

@@ -24,11 +24,11 @@ def env_params():
 
 
 def test_controls_round_trip_through_the_env_decoder(env_params):
-    amap = baselines.action_map(env_params)
     n_gen, n_bus = env_params.grid.n_gen, env_params.grid.n_bus
     n_storage = env_params.devices.storage_bus.shape[0]
+    amap = dispatch.action_map(env_params.layout, n_gen, n_storage, n_bus)
     controls = jax.random.uniform(jax.random.key(0), amap.covered.shape, minval=-1, maxval=1)
-    action = baselines.controls_to_action(amap, controls, env_params.layout.ctrl_index.shape)
+    action = dispatch.controls_to_action(amap, controls, env_params.layout.ctrl_index.shape)
     decoded = dispatch.decode_controls(action, env_params.layout, n_gen, n_storage, n_bus)
     flat = np.concatenate([decoded.gen, decoded.storage, decoded.shed])
     np.testing.assert_allclose(flat[amap.covered], np.asarray(controls)[amap.covered], atol=1e-6)

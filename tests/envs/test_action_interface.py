@@ -1,0 +1,127 @@
+"""``env.action_interface``: what the environment applies for an agent's action."""
+
+import functools
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from envs.action_interface import BID_QP_ITERATIONS
+from envs.config import default_env_config
+from envs.env import make_env
+from envs.opf import baselines
+from envs.sim.dispatch import action_map
+
+
+def _batch(**fields):
+    return _cached_batch(tuple(sorted(fields.items())))
+
+
+@functools.cache
+def _cached_batch(fields):
+    config = default_env_config()
+    for name, value in fields:
+        config[name] = value
+    env, params = make_env(config)
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(
+        jax.random.split(jax.random.key(3), 3), params
+    )
+    spec = env.spec(params)
+    setpoints = jax.jit(lambda a, s: jax.vmap(env.setpoints, in_axes=(0, 0, None))(a, s, params))
+    return params, obs, state, (3, spec.num_agents, spec.action_dim), setpoints
+
+
+def _map(params):
+    n_storage = params.devices.storage_bus.shape[0]
+    return action_map(params.layout, params.grid.n_gen, n_storage, params.grid.n_bus)
+
+
+def test_setpoints_pass_the_action_through():
+    _, _, state, shape, setpoints = _batch()
+    action = jax.random.uniform(jax.random.key(0), shape, minval=-1.0, maxval=1.0)
+    np.testing.assert_array_equal(setpoints(action, state), action)
+
+
+@pytest.mark.parametrize(
+    ("interface", "baseline"),
+    [
+        ("merit_residual", baselines.merit_order),
+        ("bids", partial(baselines.step_opf_baseline, max_iter=BID_QP_ITERATIONS)),
+    ],
+)
+def test_a_zero_action_is_the_interface_baseline(interface, baseline):
+    params, obs, state, shape, setpoints = _batch(action_interface=interface)
+    got = setpoints(jnp.zeros(shape), state)
+    want = baseline(params)(obs, state, None, None)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_a_battery_bidding_its_energy_up_holds_it():
+    """Zero bids discharge the batteries (the one-step view sees no later use for the energy);
+    a high offer on a battery's energy keeps it from discharging."""
+    params, _, state, shape, setpoints = _batch(action_interface="bids", bid_scale=200.0)
+    amap = _map(params)
+    n_gen = params.grid.n_gen
+    bid = jnp.zeros(shape)
+    for s in range(params.devices.storage_bus.shape[0]):
+        bid = bid.at[:, amap.agent[n_gen + s], amap.dim[n_gen + s]].set(1.0)
+    storage_of = lambda a: a[:, amap.agent[n_gen : n_gen + 2], amap.dim[n_gen : n_gen + 2]]  # noqa: E731
+    greedy = storage_of(setpoints(jnp.zeros(shape), state))
+    held = storage_of(setpoints(bid, state))
+    assert np.all(np.asarray(greedy) > 0.05)
+    assert np.all(np.asarray(held) <= 1e-3)
+
+
+def test_a_nonfinite_bid_holds_its_channel_and_the_others_clear():
+    params, _, state, shape, setpoints = _batch(action_interface="bids")
+    amap = _map(params)
+    agent, dim = int(amap.agent[0]), int(amap.dim[0])  # the slot driving unit 0
+    bad = jnp.zeros(shape).at[:, agent, dim].set(jnp.nan)
+    got = np.array(setpoints(bad, state))
+    want = np.asarray(setpoints(jnp.zeros(shape), state))
+    assert np.all(np.isnan(got[:, agent, dim]))  # the env holds what a NaN feeds, and counts it
+    got[:, agent, dim] = want[:, agent, dim]
+    np.testing.assert_array_equal(got, want)
+
+
+def test_bids_keep_the_strategic_signals_and_drop_the_safety_groups():
+    """Hierarchical team: the strategic agent's signals pass through the market; the safety
+    agent's regional adjustments are bids like the others, so they leave no setpoint of their
+    own (the env would add them to the cleared dispatch)."""
+    params, _, state, shape, setpoints = _batch(action_interface="bids", layout="hierarchical")
+    amap = _map(params)
+    assert amap.signal_slots.any()
+    action = jax.random.uniform(jax.random.key(1), shape, minval=-1.0, maxval=1.0)
+    got = np.asarray(setpoints(action, state))
+    signals = np.broadcast_to(amap.signal_slots, shape)
+    np.testing.assert_array_equal(got[signals], np.asarray(action)[signals])
+    ctrl = np.asarray(params.layout.ctrl_index)
+    n_device = params.grid.n_gen + params.devices.storage_bus.shape[0] + params.grid.n_bus
+    group = np.broadcast_to((ctrl >= n_device) & ~amap.signal_slots, shape)
+    assert group.any() and np.all(got[group] == 0.0)
+
+
+def test_an_unknown_interface_is_refused():
+    config = default_env_config()
+    config.action_interface = "oracle"
+    with pytest.raises(ValueError, match=r"env\.action_interface"):
+        make_env(config)
+
+
+def test_the_deprecated_learner_action_prior_moves_to_the_env_with_a_warning():
+    from configs.default import get_config
+    from configs.validation import validate_config
+
+    config = get_config()
+    config.learner.action_prior = "merit_order"
+    config.learner.residual_scale = 3.0
+    with pytest.warns(FutureWarning, match=r"learner\.action_prior"):
+        validate_config(config)
+    assert config.env.action_interface == "merit_residual"
+    assert config.env.residual_scale == 3.0
+    assert config.learner.action_prior is None
+    config.learner.action_prior = "oracle"
+    with pytest.raises(ValueError, match=r"learner\.action_prior='oracle'"):
+        validate_config(config)
