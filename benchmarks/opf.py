@@ -165,31 +165,18 @@ def highs_solve(params, states, count: int):
     """``(solves/s, {index: (pg, battery, shed)})``: HiGHS on the first ``count`` states, one per
     call. The topology is the one the JAX QP dispatches for (a branch whose cooldown ends
     recloses); a state HiGHS fails on is left out of the accuracy and counted in the rate."""
-    from envs.opf import baselines, oracle
+    from envs.opf import baselines
 
     model = baselines.myopic_model(params)
     is_renewable = np.asarray(params.devices.is_renewable, bool)
-    demand, available, pg, soc = (
-        np.asarray(x, np.float64) for x in (states.demand, states.available, states.pg, states.soc)
-    )
-    in_service = np.asarray(states.branch_in_service) | (np.asarray(states.branch_cooldown) == 1)
+    host = baselines.HostStates.of(states)
     solutions = {}
     started = time.perf_counter()
     for b in range(count):
-        step = oracle.EpisodeInputs(
-            demand_mw=demand[b][None],
-            available_mw=available[b][None],
-            gen_online=(is_renewable | (available[b] > 0.0))[None],
-            branch_in_service=in_service[b][None],
-            pg0_mw=pg[b],
-            soc0_mwh=soc[b],
-        )
         try:
-            sol = oracle.solve_oracle(model, step)
+            solutions[b] = baselines.solve_myopic_highs(model, is_renewable, host, b)
         except RuntimeError:  # the LP failed: the state is reported as unsolved
             continue
-        battery = sol.storage_discharge_mw[0] - sol.storage_charge_mw[0]
-        solutions[b] = (sol.pg_mw[0], battery, sol.shed_mw[0])
     return count / (time.perf_counter() - started), solutions
 
 

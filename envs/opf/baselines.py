@@ -65,6 +65,7 @@ from envs.opf.controls import (
 )
 from envs.sim import exogenous as exo
 from envs.sim.dispatch import action_map, controls_to_action
+from envs.sim.protection import dispatch_topology
 from envs.sim.transition import transition
 from envs.types import EnvParams, EnvState, Observation
 
@@ -166,25 +167,52 @@ def proportional(params: EnvParams) -> ActFn:
     return _single_to_batched(_proportional_controls, params)
 
 
-def _myopic_host(
-    model: oracle.EnvDispatchModel, is_renewable, demand, available, in_service, pg, soc
+class HostStates(NamedTuple):
+    """What the myopic OPF reads of a batch of states, as host float64 arrays ``[B, ...]``."""
+
+    demand: np.ndarray
+    available: np.ndarray
+    branch_in_service: np.ndarray
+    branch_cooldown: np.ndarray
+    pg: np.ndarray
+    soc: np.ndarray
+
+    @classmethod
+    def of(cls, state) -> HostStates:
+        return cls.of_arrays([getattr(state, name) for name in cls._fields])
+
+    @classmethod
+    def of_arrays(cls, fields) -> HostStates:
+        return cls(*(np.asarray(x, np.float64) for x in fields))
+
+
+def solve_myopic_highs(
+    model: oracle.EnvDispatchModel, is_renewable, states: HostStates, b: int, **solver_options
 ):
-    """One single-step DC-OPF per grid (host NumPy); returns (pg, battery, shed) targets."""
-    out_pg, out_storage, out_shed = np.zeros(pg.shape), np.zeros(soc.shape), np.zeros(demand.shape)
-    for b in range(demand.shape[0]):
-        step = oracle.EpisodeInputs(
-            demand_mw=demand[b][None],
-            available_mw=available[b][None],
-            gen_online=(is_renewable | (available[b] > 0.0))[None],
-            branch_in_service=in_service[b][None],
-            pg0_mw=pg[b],
-            soc0_mwh=soc[b],
-        )
-        sol = oracle.solve_oracle(model, step)
-        out_pg[b] = sol.pg_mw[0]
-        out_storage[b] = sol.storage_discharge_mw[0] - sol.storage_charge_mw[0]
-        out_shed[b] = sol.shed_mw[0]
-    return tuple(x.astype(np.float32) for x in (out_pg, out_storage, out_shed))
+    """Grid ``b``'s single-step DC-OPF by HiGHS (host NumPy): ``(pg [G], battery [S] MW +
+    discharge, shed [N])``, on the topology the step's flows will meet (``dispatch_topology``,
+    as the JAX QP). Raises RuntimeError where the LP fails. The one HiGHS myopic reference:
+    the evaluation's ``myopic_opf_highs`` and ``benchmarks.opf`` both solve it."""
+    in_service = dispatch_topology(states.branch_in_service[b] > 0, states.branch_cooldown[b])
+    step = oracle.EpisodeInputs(
+        demand_mw=states.demand[b][None],
+        available_mw=states.available[b][None],
+        gen_online=(is_renewable | (states.available[b] > 0.0))[None],
+        branch_in_service=in_service[None],
+        pg0_mw=states.pg[b],
+        soc0_mwh=states.soc[b],
+    )
+    sol = oracle.solve_oracle(model, step, **solver_options)
+    return sol.pg_mw[0], sol.storage_discharge_mw[0] - sol.storage_charge_mw[0], sol.shed_mw[0]
+
+
+def myopic_highs_dispatch(model, is_renewable, states: HostStates, **solver_options):
+    """``solve_myopic_highs`` for every grid: ``(pg [B, G], battery [B, S], shed [B, N])``."""
+    batch = states.demand.shape[0]
+    out = [
+        solve_myopic_highs(model, is_renewable, states, b, **solver_options) for b in range(batch)
+    ]
+    return tuple(np.stack(x) for x in zip(*out, strict=True))
 
 
 def myopic_model(
@@ -216,15 +244,15 @@ def myopic_opf_highs(params: EnvParams, rating_margin: float = MYOPIC_RATING_MAR
             jax.ShapeDtypeStruct((batch, n), jnp.float32)
             for n in (params.grid.n_gen, devices.storage_bus.shape[0], params.grid.n_bus)
         )
-        host = partial(_myopic_host, model, is_renewable)
+
+        def host(*fields):
+            dispatch = myopic_highs_dispatch(model, is_renewable, HostStates.of_arrays(fields))
+            return tuple(x.astype(np.float32) for x in dispatch)
+
         pg, battery, shed = jax.pure_callback(
-            lambda *xs: host(*(np.asarray(x, np.float64) for x in xs)),
+            host,
             result_shape,
-            state.demand,
-            state.available,
-            state.branch_in_service,
-            state.pg,
-            state.soc,
+            *(getattr(state, name) for name in HostStates._fields),
             vmap_method="sequential",
         )
 

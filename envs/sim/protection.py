@@ -22,6 +22,14 @@ import jax.numpy as jnp
 from envs.batching import compute_where
 
 
+def dispatch_topology(branch_in_service, branch_cooldown):
+    """The branches in service when the coming step's dispatch meets the flows: today's, plus
+    the tripped branches whose cooldown ends this step (they reclose at its start). Scheduled
+    outages are not known ahead, so a dispatch cannot plan for them. Either JAX or NumPy: every
+    OPF that dispatches a step, in JAX or on the host with HiGHS, reads its topology here."""
+    return branch_in_service | (branch_cooldown == 1)
+
+
 def loading_ratio(flow_mw: jax.Array, rating_mva: jax.Array) -> jax.Array:
     """|flow| / rating per branch."""
     return jnp.abs(flow_mw) / rating_mva

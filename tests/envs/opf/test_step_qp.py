@@ -83,6 +83,32 @@ def _advanced_states(env_params, scenario: str, n: int, steps: int):
     return advance(state)
 
 
+def test_both_myopic_references_dispatch_for_a_branch_that_recloses_this_step(env_params):
+    """The HiGHS and the JAX myopic OPF solve the same problem, reclosing included: a tripped
+    branch whose cooldown ends this step is in service for the dispatch, one still cooling is
+    not. Branch 2 out in this peak hour makes the dispatch shed; back in, it does not."""
+    peak = scenarios.scenario_id("peak_demand")
+    keys = jax.random.split(jax.random.key(0), 2)
+    _, state = jax.vmap(reset_to_scenario, in_axes=(0, None, None))(keys, env_params, peak)
+    model = baselines.myopic_model(env_params)
+    is_renewable = np.asarray(env_params.devices.is_renewable, bool)
+    solve = jax.jit(jax.vmap(step_qp.solve_step_opf, in_axes=(0, None)))
+    shed = {}
+    for cooldown in (1, 5):
+        out = state.replace(
+            branch_in_service=state.branch_in_service.at[:, 2].set(False),
+            branch_cooldown=state.branch_cooldown.at[:, 2].set(cooldown),
+        )
+        pg, _, highs_shed = baselines.myopic_highs_dispatch(
+            model, is_renewable, baselines.HostStates.of(out)
+        )
+        ours = solve(out, env_params)
+        np.testing.assert_allclose(np.asarray(ours.pg), pg, atol=0.2)
+        np.testing.assert_allclose(np.asarray(ours.shed).sum(1), highs_shed.sum(1), atol=0.1)
+        shed[cooldown] = highs_shed.sum(1)
+    assert shed[1][1] < 1e-3 < 1.0 < shed[5][1]
+
+
 @pytest.mark.parametrize("scenario", ["normal", "peak_demand"])
 def test_step_opf_matches_the_highs_myopic_opf(env_params, scenario):
     """Same single-step problem (rating margin, ramps, batteries, shedding) on both solvers."""
@@ -91,10 +117,8 @@ def test_step_opf_matches_the_highs_myopic_opf(env_params, scenario):
     assert bool(jnp.all(solved.converged))
     model = baselines.myopic_model(env_params)
     is_renewable = np.asarray(env_params.devices.is_renewable, bool)
-    args = (states.demand, states.available, states.branch_in_service, states.pg, states.soc)
-    pg, battery, shed = baselines._myopic_host(
-        model, is_renewable, *(np.asarray(x, np.float64) for x in args)
-    )
+    host = baselines.HostStates.of(states)
+    pg, battery, shed = baselines.myopic_highs_dispatch(model, is_renewable, host)
 
     def cost(p):
         per_unit = np.asarray(generation_cost(env_params.grid, jnp.asarray(p, jnp.float32)))
@@ -228,25 +252,6 @@ def _float64(tree):
     return jax.tree.map(wide, tree)
 
 
-def _highs_dispatch(model, demand, available, in_service, pg0, soc0):
-    """``baselines._myopic_host`` with the quadratic costs' cuts refined to 1e-10 of the cost:
-    at the evaluation's 1e-7 a unit with an almost flat cost curve is off by ~0.1 MW."""
-    out = []
-    for b in range(demand.shape[0]):
-        step = oracle.EpisodeInputs(
-            demand[b][None],
-            available[b][None],
-            (available[b] > 0.0)[None],
-            in_service[b][None],
-            pg0[b],
-            soc0[b],
-        )
-        sol = oracle.solve_oracle(model, step, cost_rtol=1e-10)
-        battery = sol.storage_discharge_mw[0] - sol.storage_charge_mw[0]
-        out.append((sol.pg_mw[0], battery, sol.shed_mw[0]))
-    return tuple(np.stack(x) for x in zip(*out, strict=True))
-
-
 @pytest.mark.parametrize("case", ["ieee14", "ieee30", "ieee118"])
 def test_step_opf_algorithm_matches_highs_on_outages_islands_and_shedding(x64, case):
     """In float64 the QP reaches the HiGHS optimum: cost within 1e-4 relative and every unit's
@@ -262,10 +267,8 @@ def test_step_opf_algorithm_matches_highs_on_outages_islands_and_shedding(x64, c
     assert np.all(np.asarray(ours.residual) < step_qp.FEASIBILITY_TOL)
     model = baselines.myopic_model(params)
     is_renewable = np.asarray(params.devices.is_renewable, bool)
-    args = (states.demand, states.available, states.branch_in_service, states.pg, states.soc)
-    pg, battery, shed = baselines._myopic_host(
-        model, is_renewable, *(np.asarray(x, np.float64) for x in args)
-    )
+    host = baselines.HostStates.of(states)
+    pg, battery, shed = baselines.myopic_highs_dispatch(model, is_renewable, host)
     energised = oracle.energised_buses(model.network, np.asarray(states.branch_in_service))
     shed = np.where(energised, shed, 0.0)  # the JAX QP leaves load in islands out of the QP
     available = np.where(energised[:, params.grid.gen_bus], np.asarray(states.available), 0.0)
