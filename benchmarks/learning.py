@@ -758,7 +758,7 @@ class Evaluator:
         """{scenario: policy row with its gap and relative costs} of one checkpoint."""
         from launch import evaluate
 
-        config, spec, act, policy_args = evaluate.load_policy(checkpoint_dir, step)
+        config, spec, act, policy_args, _ = evaluate.load_policy(checkpoint_dir, step)
         methods = self._policy_methods(config, spec, act)
         s, rows = self.settings, {}
         for scenario in s.scenarios:

@@ -13,13 +13,15 @@ baselines run in one compiled batched rollout (``envs.opf.baselines.rollout``: v
 episodes, scan over time, the method picked by ``lax.switch`` and the scenario a traced
 argument, so it compiles once per evaluation); the myopic OPF baseline solves its QPs
 batched in JAX on the same device (``envs.opf.step_qp``), and ``myopic_opf_highs`` is the same
-OPF solved by HiGHS on the host through ``pure_callback``, the reference. The oracle's multi-period LPs run in ``--oracle_workers``
-spawned processes as soon as a scenario's episodes are known, beside the remaining rollouts.
+OPF solved by HiGHS on the host through ``pure_callback``, the reference. The oracle's
+multi-period LPs run in ``--oracle_workers`` spawned processes as soon as a scenario's episodes are known, beside the remaining rollouts.
 A progress line per method and scenario goes to stderr.
 
 Writes ``evaluation.json`` and ``evaluation.txt`` (per scenario: mean cost, optimality gap
 = cost / oracle cost - 1 in %, unserved energy, overload steps, trips, frequency violations,
-blackouts) and the HTML report with its figures (``launch.report``) to ``--report_dir``.
+blackouts; then the policy's decision time per grid beside one myopic OPF solve at each of
+``--decision_batches``, ``launch.decision_time``) and the HTML report with its figures
+(``launch.report``) to ``--report_dir``.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ from envs.env import GridEnv, make_env
 from envs.opf import baselines, oracle
 from envs.sim import scenarios
 from launch import report
+from launch.decision_time import DEFAULT_BATCHES as DEFAULT_DECISION_BATCHES
+from launch.decision_time import decision_times, format_decision_times
 from launch.report import TABLE_METRICS
 from launch.threefry_lowering import unroll_threefry_on_cpu
 
@@ -92,6 +96,12 @@ _MYOPIC_MARGIN = flags.DEFINE_float(
     "Share of every branch rating the myopic OPF (myopic_opf) keeps free (0 = dispatch to the "
     "ratings).",
 )
+_DECISION_BATCHES = flags.DEFINE_list(
+    "decision_batches",
+    [str(b) for b in DEFAULT_DECISION_BATCHES],
+    "Batch sizes at which the policy's decision time per grid is measured beside one OPF solve "
+    "('' to skip).",
+)
 _ORACLE_WORKERS = flags.DEFINE_integer(
     "oracle_workers",
     None,
@@ -129,9 +139,10 @@ def _run_dir_of(checkpoint_dir: Path) -> Path:
 
 
 def load_policy(checkpoint_dir: Path, step: int | None, best: bool = False):
-    """``(config, spec, act_fn, policy_args)`` from the checkpoint alone: deterministic actions,
-    as the setpoints the env applies under the run's ``env.action_interface`` (the rollout
-    steps the physics with setpoints, as every baseline gives them)."""
+    """``(config, spec, act_fn, policy_args, network)`` from the checkpoint alone: deterministic
+    actions, as the setpoints the env applies under the run's ``env.action_interface`` (the
+    rollout steps the physics with setpoints, as every baseline gives them); ``network(obs,
+    policy_args)`` is the forward pass alone."""
     from learner.checkpoint import restore_for_eval
     from learner.policy import make_policy
 
@@ -143,11 +154,14 @@ def load_policy(checkpoint_dir: Path, step: int | None, best: bool = False):
     env, env_params = make_env(config.env)
     setpoints = jax.vmap(env.setpoints, in_axes=(0, 0, None))
 
+    def network(obs, args):
+        return policy.mode(args[0], args[1], obs)
+
     def act(obs, state, key, args):
         del key
-        return setpoints(policy.mode(args[0], args[1], obs), state, env_params)
+        return setpoints(network(obs, args), state, env_params)
 
-    return config, spec, act, (params, norm_state)
+    return config, spec, act, (params, norm_state), network
 
 
 def check_spec(env_spec, stored_spec) -> None:
@@ -177,6 +191,16 @@ def baseline_list(selection: str) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"unknown baselines {unknown}; allowed: {', '.join(BASELINES)}")
     return chosen
+
+
+def decision_batch_list(values) -> tuple[int, ...]:
+    try:
+        batches = tuple(int(v) for v in values if str(v).strip())
+    except ValueError:
+        raise ValueError(f"--decision_batches must be positive integers, got {values}") from None
+    if any(b < 1 for b in batches):
+        raise ValueError(f"--decision_batches must be positive integers, got {values}")
+    return batches
 
 
 def oracle_metrics(solutions, dt_hours: float) -> dict[str, np.ndarray]:
@@ -305,6 +329,8 @@ def format_table(results: dict) -> str:
             cells = "".join(f"{_number(row.get(m)):>17.2f}" for m in TABLE_METRICS)
             lines.append(f"{method:<14}{cells}")
         lines.append("")
+    if "decision_time" in results:
+        lines += [format_decision_times(results["decision_time"]), ""]
     return "\n".join(lines)
 
 
@@ -349,10 +375,13 @@ def run_evaluation(
     oracle_workers: int | None = None,
     myopic_rating_margin: float = baselines.MYOPIC_RATING_MARGIN,
     eval_seed: int = 0,
+    decision_batches: tuple[int, ...] = DEFAULT_DECISION_BATCHES,
 ) -> dict:
     """Evaluate, write ``evaluation.json``/``.txt`` and the report; returns the results dict.
 
     ``eval_seed`` picks the held-out episode set (0 = the suite's, ``scenarios.eval_keys``).
+    ``decision_batches`` are the batch sizes the policy's decision time is measured at, beside
+    one OPF solve (``launch.decision_time``; empty: not measured).
     """
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
@@ -363,8 +392,8 @@ def run_evaluation(
     if oracle_workers < 0:
         raise ValueError(f"--oracle_workers must be >= 0, got {oracle_workers}")
     checkpoint_dir, step, run_dir = resolve_checkpoint(checkpoint)
-    config, spec, act, policy_args = load_policy(checkpoint_dir, step, best)
-    _, env_params = make_env(config.env)
+    config, spec, act, policy_args, network = load_policy(checkpoint_dir, step, best)
+    env, env_params = make_env(config.env)
     check_spec(GridEnv().spec(env_params), spec)
     full = env_params.consts.horizon
     horizon = full if horizon <= 0 else min(horizon, full)
@@ -397,6 +426,11 @@ def run_evaluation(
     finally:
         if oracles is not None:
             oracles.close()
+    if decision_batches:
+        _progress(f"decision time at batch {', '.join(map(str, decision_batches))}")
+        results["decision_time"] = decision_times(
+            env, env_params, network, act, policy_args, decision_batches
+        )
     report_dir = Path(report_dir) if report_dir else run_dir / "eval"
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / "evaluation.json").write_text(json.dumps(results, indent=2))
@@ -430,6 +464,7 @@ def main(argv) -> None:
             _ORACLE_WORKERS.value,
             _MYOPIC_MARGIN.value,
             _EVAL_SEED.value,
+            decision_batch_list(_DECISION_BATCHES.value),
         )
     except (ValueError, FileNotFoundError) as err:
         sys.exit(f"launch.evaluate: {err}")

@@ -73,6 +73,7 @@ def evaluated(tmp_path_factory):
         horizon=6,
         baseline_names=("do_nothing", "myopic_opf"),
         render_episode=1,
+        decision_batches=(1, 4),
     )
     return run_dir, results
 
@@ -94,6 +95,21 @@ def test_evaluation_runs_from_the_directory_alone(evaluated):
             assert rows[method]["gap_percent"] == pytest.approx(gap, rel=1e-9, abs=1e-9)
     table = (run_dir / "eval" / "evaluation.txt").read_text()
     assert "cascading_failure" in table and "myopic_opf" in table
+
+
+def test_the_evaluation_reports_decision_time_beside_one_opf_solve(evaluated):
+    run_dir, results = evaluated
+    times = results["decision_time"]
+    assert set(times) == {"1", "4"}
+    for row in times.values():
+        assert set(row) == {"network_us", "decision_us", "myopic_opf_us"}
+        assert all(np.isfinite(v) and v > 0 for v in row.values())
+    table = (run_dir / "eval" / "evaluation.txt").read_text()
+    assert "decision time per grid" in table
+    for bad in (["0"], ["x"]):
+        with pytest.raises(ValueError, match="--decision_batches"):
+            evaluate.decision_batch_list(bad)
+    assert evaluate.decision_batch_list(["1", "1024"]) == (1, 1024)
 
 
 def test_report_has_every_figure_and_the_html_references_them(evaluated):
