@@ -38,7 +38,8 @@ def adopt_learner_action_prior(config: ml_collections.ConfigDict) -> None:
     learner.action_prior = None
     moved = ", ".join(f"learner.{name}" for name in given)
     warnings.warn(
-        f"{moved} is deprecated and will be removed in the next release: the action's meaning "
+        f"{moved} {'is' if len(given) == 1 else 'are'} deprecated and will be removed in the "
+        "next release: the action's meaning "
         f"is the environment's now (env.action_interface={config.env.action_interface!r}, "
         f"env.residual_scale, env.bid_scale)",
         FutureWarning,
