@@ -7,8 +7,12 @@ Sub-packages by job, each importing only from those listed before it:
 * ``envs.config``: the ``env`` config, its defaults and rules;
 * ``envs.sim``: one step of the grid (exogenous inputs, dispatch, protection, reward,
   observation) and the static parameters it reads;
+* ``envs.opf``'s solvers (HiGHS reference, oracle, merit order, batched JAX QPs) and the
+  controls they produce (``envs.opf.controls``);
+* ``envs.action_interface``: what an action means (setpoints, a residual, or bids that the
+  single-step OPF clears);
 * ``envs.env`` (``GridEnv``, ``make_env``) and ``envs.case_setup``: the environment itself;
-* ``envs.opf``: optimal power flow (HiGHS reference, batched JAX QPs), oracle, baselines;
+* ``envs.opf.baselines``: the baseline operators and the evaluation rollout;
 * ``envs.render``: figures and the one-line diagram;
 * ``envs.interop``: Gymnasium, PettingZoo and vector adapters.
 

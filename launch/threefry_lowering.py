@@ -9,7 +9,7 @@ into one elementwise kernel. Results are bit-identical (same algorithm; tested).
 
 Measured in benchmarks/README.md ("Environment throughput", "Threefry unrolled on XLA:CPU").
 
-A process-wide switch, so only launchers and benchmarks call it (DESIGN: process settings
+A process-wide switch, so only launchers and benchmarks call it (process settings
 belong to launchers). It reaches into JAX's private lowering table; if a JAX version moves it,
 the switch does nothing and logs why (INFO).
 """

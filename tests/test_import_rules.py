@@ -1,4 +1,4 @@
-"""The layering of DESIGN.md, read from the source: packages import downwards only
+"""The layering of BUILD.md ("Architecture"), read from the source: packages import downwards only
 (``launch -> actors, learner, replay -> envs``); actors and learner meet only in ``launch``."""
 
 import ast
