@@ -42,6 +42,7 @@ from envs.opf.lp import HIGHS, LinearProgram, SparseRows
 from envs.powerflow import matpower as mp
 from envs.powerflow.connectivity import island_labels
 from envs.powerflow.cost_curves import cost_rate, costs_from_gencost
+from envs.powerflow.ptdf import dc_sensitivities, incidence_matrix
 
 _FAN = np.array([-1.0, 0.0, 1.0])  # tangent offsets around a dispatch, in steps
 _CUT_SHARE = 1.0  # refine the dispatches holding more than an even share of the error
@@ -355,26 +356,19 @@ def energised_buses(net: DCNetwork, in_service: np.ndarray) -> np.ndarray:
 
 
 def _compute_topology(net: DCNetwork, in_service: np.ndarray) -> _Topology:
-    n, lines = net.n_bus, np.arange(net.n_branch)
+    n = net.n_bus
     live = in_service & (net.branch_b_mw_per_rad != 0.0)
     b = np.where(live, net.branch_b_mw_per_rad, 0.0)
-    incidence = np.zeros((net.n_branch, n))
-    np.add.at(incidence, (lines, net.branch_from), 1.0)
-    np.add.at(incidence, (lines, net.branch_to), -1.0)
-    weighted = b[:, None] * incidence
+    incidence = incidence_matrix(n, net.branch_from, net.branch_to)
     island = island_labels(n, net.branch_from, net.branch_to, live)
     n_islands = int(island.max()) + 1 if n else 0
     reference = np.zeros(n, bool)
     reference[np.unique(island, return_index=True)[1]] = True
     reference[island == island[net.slack]] = False
     reference[net.slack] = True
-    keep = ~reference
-    theta_per_mw = np.zeros((n, n))
-    laplacian = incidence.T @ weighted
-    theta_per_mw[np.ix_(keep, keep)] = np.linalg.inv(laplacian[np.ix_(keep, keep)])
+    ptdf, theta_per_mw, weighted = dc_sensitivities(incidence, b, ~reference)
     theta_offset = theta_per_mw @ (incidence.T @ (b * net.branch_shift_rad))
     flow_offset = weighted @ theta_offset - b * net.branch_shift_rad
-    ptdf = weighted @ theta_per_mw
     return _Topology(ptdf, flow_offset, theta_per_mw, theta_offset, island, n_islands)
 
 

@@ -37,6 +37,7 @@ from envs.batching import compute_where, lapack_batch_safe
 from envs.opf import box_qp
 from envs.opf.merit_order import MIN_CURVATURE, marginal_cost_coefficients, merit_order_targets
 from envs.powerflow.dc_outages import connected_buses
+from envs.powerflow.ptdf import ptdf_matrix
 from envs.sim.dispatch import reachable_band
 
 MW_SCALE = 100.0  # variables in units of 100 MW
@@ -76,20 +77,6 @@ class StepOPF(NamedTuple):
     shed: jax.Array  # [N] MW
     converged: jax.Array  # [] bool: the QP solved to FEASIBILITY_TOL (else the fallback ran)
     residual: jax.Array  # [] the QP's KKT residual in scaled units (``kkt_residual``)
-
-
-def ptdf_matrix(grid, in_service, energised) -> jax.Array:
-    """``[L, N]`` flow on each branch per MW injected at each bus (withdrawn at the slack),
-    for the branches in service and the buses connected to the slack (0 elsewhere)."""
-    n = grid.n_bus
-    incidence = jax.nn.one_hot(grid.branch_from, n) - jax.nn.one_hot(grid.branch_to, n)
-    weighted = jnp.where(in_service, grid.branch_dc_b, 0.0)[:, None] * incidence  # [L, N]
-    keep = energised & (jnp.arange(n) != grid.slack)
-    both = keep[:, None] & keep[None, :]
-    bus_matrix = jnp.where(both, incidence.T @ weighted, jnp.eye(n, dtype=weighted.dtype))
-    inverse = lapack_batch_safe(jnp.linalg.inv, n**3)  # an LU and its triangular solves
-    reactance = jnp.where(both, inverse(bus_matrix), 0.0)
-    return weighted @ reactance
 
 
 def _bounds(state, params, energised):

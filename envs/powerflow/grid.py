@@ -64,6 +64,7 @@ from envs.powerflow.matpower import (  # MATPOWER column indices
     VMAX,
     VMIN,
 )
+from envs.powerflow.ptdf import dc_sensitivities, incidence_matrix
 
 PQ, PV, REF, ISOLATED = 1, 2, 3, 4
 BRIDGE_TOL = 1e-6  # |1 - PTDF_kk| below this: removing branch k islands the grid
@@ -233,10 +234,7 @@ def _network_numpy(case: Case) -> dict:
     gen_to_bus = np.zeros((n_bus, len(net["gen_bus"])))
     gen_to_bus[net["gen_bus"], np.arange(len(net["gen_bus"]))] = 1.0
     net["gen_to_bus"] = gen_to_bus
-    branch_bus = np.zeros((len(net["branch_from"]), n_bus))
-    branch_bus[np.arange(len(branch_bus)), net["branch_from"]] += 1.0
-    branch_bus[np.arange(len(branch_bus)), net["branch_to"]] -= 1.0
-    net["branch_bus"] = branch_bus
+    net["branch_bus"] = incidence_matrix(n_bus, net["branch_from"], net["branch_to"])
     load_or_shunt = (net["bus_pd"] != 0) | (net["bus_qd"] != 0) | (net["bus_gs"] != 0)
     net["bus_has_device"] = load_or_shunt | (net["bus_bs"] != 0) | (gen_to_bus.sum(1) > 0)
     net["bus_energised0"] = slack_component(n_bus, net["branch_from"], net["branch_to"], slack)
@@ -359,23 +357,10 @@ def _voltage_setpoints(file_vm, bus_type, gen_bus, gen_vg) -> np.ndarray:
     return vm
 
 
-def dc_bus_matrix(n_bus: int, from_bus, to_bus, susceptance) -> np.ndarray:
-    """The DC bus susceptance matrix B = Aᵀ diag(b) A in p.u. (NumPy)."""
-    incidence = np.zeros((len(from_bus), n_bus))
-    incidence[np.arange(len(from_bus)), from_bus] = 1.0
-    incidence[np.arange(len(from_bus)), to_bus] = -1.0
-    return incidence.T @ (susceptance[:, None] * incidence)
-
-
 def _dc_matrices(net: dict) -> dict:
-    n_bus = len(net["bus_type"])
-    live = net["bus_energised0"].copy()
-    live[net["_slack"]] = False  # reduced system: slack and dead buses removed
-    bbus = dc_bus_matrix(n_bus, net["branch_from"], net["branch_to"], net["branch_dc_b"])
-    inverse = np.zeros((n_bus, n_bus))
-    inverse[np.ix_(live, live)] = np.linalg.inv(bbus[np.ix_(live, live)])
-    flow_per_angle = net["branch_dc_b"][:, None] * net["branch_bus"]  # Bf [L, N]
-    ptdf = flow_per_angle @ inverse
+    solved = net["bus_energised0"].copy()
+    solved[net["_slack"]] = False  # reduced system: slack and dead buses removed
+    ptdf, inverse, _ = dc_sensitivities(net["branch_bus"], net["branch_dc_b"], solved)
     branch_ptdf = ptdf @ net["branch_bus"].T  # [L, L]
     diagonal = np.diag(branch_ptdf)
     is_bridge = np.abs(1.0 - diagonal) < BRIDGE_TOL
