@@ -205,7 +205,8 @@ def dispatch_cost(params, pg, shed, available, energised) -> np.ndarray:
 
 def accuracy(params, states, ours, highs: dict) -> dict:
     """Max relative cost error and MW differences over the states both solvers solved."""
-    from envs.opf import baselines, oracle
+    from envs.opf import baselines
+    from envs.powerflow.connectivity import energised_buses
 
     converged = np.asarray(ours.converged)
     both = [b for b in sorted(highs) if converged[b]]
@@ -213,7 +214,7 @@ def accuracy(params, states, ours, highs: dict) -> dict:
         return {"compared": 0, "cost_rel_error": None, "unit_mw": None, "total_mw": None}
     model = baselines.myopic_model(params)
     in_service = np.asarray(states.branch_in_service) | (np.asarray(states.branch_cooldown) == 1)
-    energised = oracle.energised_buses(model.network, in_service[both])
+    energised = energised_buses(model.network, in_service[both])
     available = np.asarray(states.available, np.float64)[both]
     highs_pg, highs_battery, highs_shed = (
         np.stack(x) for x in zip(*(highs[b] for b in both), strict=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from envs.powerflow.connectivity import energised_buses
 from envs.render import figures, one_line, one_line_html
 
 FIGURES = ("one_line", "balance", "profile", "actions", "scenarios", "counts", "training")
@@ -90,7 +91,7 @@ def most_loaded_step(env_params, record, episode: int) -> int:
 def one_line_at(env_params, record, episode: int, step: int) -> one_line.OneLineData:
     """The one-line diagram data of a recorded episode after step ``step`` (0-based)."""
     at = lambda x: np.asarray(x)[step, episode]  # noqa: E731
-    energised = one_line.energised_buses(env_params.grid, at(record.branch_in_service))
+    energised = energised_buses(env_params.grid, at(record.branch_in_service))
     return one_line.from_arrays(
         env_params,
         step + 1,

@@ -348,13 +348,6 @@ def _topology(net: DCNetwork, in_service: np.ndarray) -> _Topology:
     return _TOPOLOGY_CACHE[key]
 
 
-def energised_buses(net: DCNetwork, in_service: np.ndarray) -> np.ndarray:
-    """[N] bool: the buses connected to the slack bus through the in-service branches [L]
-    (``envs.powerflow.connectivity``'s components, cached with the topology)."""
-    island = _topology(net, np.asarray(in_service, bool)).island
-    return island == island[net.slack]
-
-
 def _compute_topology(net: DCNetwork, in_service: np.ndarray) -> _Topology:
     n = net.n_bus
     live = in_service & (net.branch_b_mw_per_rad != 0.0)

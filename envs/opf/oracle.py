@@ -27,6 +27,7 @@ import jax
 import numpy as np
 
 from envs.opf import dc_opf
+from envs.powerflow.connectivity import energised_buses
 from envs.types import EnvParams
 
 
@@ -91,13 +92,6 @@ def dispatch_model(params: EnvParams) -> EnvDispatchModel:
     )
     shed_max = np.asarray(devices.shed_max, np.float64)
     return EnvDispatchModel(network, storage, penalties, consts.step_hours, shed_max)
-
-
-def energised_buses(network: dc_opf.DCNetwork, branch_in_service: np.ndarray) -> np.ndarray:
-    """[T, N] bool: buses connected to the slack bus through in-service branches
-    (``dc_opf.energised_buses`` per period)."""
-    in_service = np.atleast_2d(np.asarray(branch_in_service, bool))
-    return np.stack([dc_opf.energised_buses(network, live) for live in in_service])
 
 
 def solve_oracle(

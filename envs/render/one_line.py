@@ -21,7 +21,6 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from envs.powerflow.connectivity import slack_component
 from envs.render.figures import new_figure
 
 LOADING_CMAP = "RdYlGn_r"  # green when lightly loaded, red at and above the rating
@@ -125,18 +124,6 @@ def from_arrays(
         cost=None if cost is None else float(cost),
         cost_label=cost_label,
         cost_unit=cost_unit,
-    )
-
-
-def energised_buses(grid, in_service) -> np.ndarray:
-    """[N] bool: buses connected to the slack bus through in-service branches (for records
-    that keep the topology but not ``EnvState.energised``)."""
-    return slack_component(
-        grid.n_bus,
-        np.asarray(grid.branch_from),
-        np.asarray(grid.branch_to),
-        int(grid.slack),
-        np.asarray(in_service, bool),
     )
 
 

@@ -10,8 +10,9 @@ import pytest
 
 from envs.config import default_env_config
 from envs.env import GridEnv, make_env, reset_to_scenario
-from envs.opf import baselines, dc_opf, merit_order, oracle, step_qp
+from envs.opf import baselines, dc_opf, merit_order, step_qp
 from envs.powerflow import dcpf
+from envs.powerflow.connectivity import energised_buses
 from envs.powerflow.grid import generation_cost
 from envs.sim import scenarios
 
@@ -206,7 +207,7 @@ def _parity_states(params):
     order = np.argsort(-np.asarray(base_flow))
     for k in order[n_branch // 3 :]:  # a pair from the middle of the loading order
         live[1, k] = np.sum(~live[1]) >= 2
-        live[1, k] |= not dc_opf.energised_buses(network, live[1]).all()
+        live[1, k] |= not energised_buses(network, live[1]).all()
     live[2] = _islanding_outage(network, demand)
     batch = lambda x: np.repeat(x[None], 4, axis=0)  # noqa: E731
     demand = batch(demand)
@@ -269,7 +270,7 @@ def test_step_opf_algorithm_matches_highs_on_outages_islands_and_shedding(x64, c
     is_renewable = np.asarray(params.devices.is_renewable, bool)
     host = baselines.HostStates.of(states)
     pg, battery, shed = baselines.myopic_highs_dispatch(model, is_renewable, host)
-    energised = oracle.energised_buses(model.network, np.asarray(states.branch_in_service))
+    energised = energised_buses(model.network, np.asarray(states.branch_in_service))
     shed = np.where(energised, shed, 0.0)  # the JAX QP leaves load in islands out of the QP
     available = np.where(energised[:, params.grid.gen_bus], np.asarray(states.available), 0.0)
     highs_cost = _dispatch_cost(params, pg, shed, available)

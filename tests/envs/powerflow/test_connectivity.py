@@ -3,7 +3,7 @@
 import numpy as np
 
 from envs.powerflow.case import load_case
-from envs.powerflow.connectivity import island_labels, slack_component
+from envs.powerflow.connectivity import energised_buses, island_labels, slack_component
 from envs.powerflow.grid import build_grid
 
 
@@ -40,3 +40,14 @@ def test_island_labels_count_the_components():
     labels = island_labels(6, [0, 1, 2, 4], [1, 2, 3, 5], [True, True, False, True])
     assert labels.max() + 1 == 3
     assert labels[0] == labels[1] == labels[2] != labels[3] and labels[4] == labels[5]
+
+
+def test_energised_buses_take_a_grid_and_any_leading_axes():
+    grid = build_grid(load_case("ieee14"))
+    f, t = np.asarray(grid.branch_from), np.asarray(grid.branch_to)
+    closed = np.random.default_rng(2).random((2, 3, grid.n_branch)) > 0.3
+    ours = energised_buses(grid, closed)
+    assert ours.shape == (2, 3, grid.n_bus)
+    for index in np.ndindex(2, 3):
+        expected = slack_component(grid.n_bus, f, t, grid.slack, closed[index])
+        np.testing.assert_array_equal(ours[index], expected)

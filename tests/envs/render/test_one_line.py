@@ -9,6 +9,7 @@ import pytest
 from matplotlib.collections import LineCollection, PathCollection
 
 from envs.powerflow.case import Case, load_case
+from envs.powerflow.connectivity import energised_buses
 from envs.powerflow.grid import build_grid
 from envs.render import one_line, one_line_html
 
@@ -160,7 +161,7 @@ def test_cutting_the_only_branch_to_a_bus_de_energises_it(params):
     )
     assert len(to_bus_8) == 1  # IEEE 14: bus 8 hangs on the branch 7-8
     in_service[to_bus_8] = False
-    energised = one_line.energised_buses(grid, in_service)
+    energised = energised_buses(grid, in_service)
     assert np.flatnonzero(~energised).tolist() == [7]
 
 
