@@ -271,43 +271,29 @@ class _Inputs(NamedTuple):
     cost_on: np.ndarray  # [T, G] 1 where the unit is online and pays its cost, else 0
 
 
-def _validate(
-    net,
-    load_mw,
-    dt_hours,
-    gen_available_mw,
-    branch_in_service,
-    prev_pg_mw,
-    storage,
-    energy0_mwh,
-    gen_online,
-) -> _Inputs:
+def _load_per_period(net: DCNetwork, load_mw, dt_hours) -> np.ndarray:
+    """[T, N] MW: ``load_mw`` ([N] for one period or [T, N]), checked with ``dt_hours``."""
     load = np.atleast_2d(np.asarray(load_mw, dtype=float))
-    n_periods = load.shape[0]
     if load.shape[1] != net.n_bus:
         raise ValueError(f"load_mw has {load.shape[1]} buses, the network {net.n_bus}")
     if not dt_hours > 0:
         raise ValueError(f"dt_hours must be positive, got {dt_hours}")
-    avail = net.gen_pmax if gen_available_mw is None else gen_available_mw
-    avail = np.broadcast_to(np.asarray(avail, dtype=float), (n_periods, net.n_gen))
-    online = np.ones((n_periods, net.n_gen), bool)
-    if gen_online is not None:
-        online = np.broadcast_to(np.asarray(gen_online, bool), online.shape)
-    avail = np.where(online, avail, 0.0)
-    lower = np.minimum(net.gen_pmin[None, :], avail)
-    in_service = np.ones((n_periods, net.n_branch), bool)
-    if branch_in_service is not None:
-        in_service = np.broadcast_to(np.asarray(branch_in_service, bool), in_service.shape)
-    ramp = np.where(net.gen_ramp_mw_per_min > 0, net.gen_ramp_mw_per_min * 60.0 * dt_hours, np.inf)
-    energy0 = np.zeros(storage.n) if energy0_mwh is None else np.asarray(energy0_mwh, float)
-    if energy0.shape != (storage.n,):
-        raise ValueError(f"storage_energy0_mwh must have shape ({storage.n},)")
-    prev = None if prev_pg_mw is None else np.asarray(prev_pg_mw, dtype=float)
-    if prev is not None and prev.shape != (net.n_gen,):
-        raise ValueError(f"prev_pg_mw must have shape ({net.n_gen},), got {prev.shape}")
-    return _Inputs(
-        load, lower, avail, in_service, ramp, prev, energy0, float(dt_hours), online.astype(float)
-    )
+    return load
+
+
+def _per_period(value, default, shape: tuple, dtype) -> np.ndarray:
+    """``value`` (``default`` where None) broadcast to ``shape`` [T, ...]."""
+    return np.broadcast_to(np.asarray(default if value is None else value, dtype), shape)
+
+
+def _checked_vector(value, size: int, name: str) -> np.ndarray | None:
+    """``value`` as a float [size] vector (None stays None)."""
+    if value is None:
+        return None
+    vector = np.asarray(value, dtype=float)
+    if vector.shape != (size,):
+        raise ValueError(f"{name} must have shape ({size},), got {vector.shape}")
+    return vector
 
 
 class _Topology(NamedTuple):
@@ -377,6 +363,16 @@ class _Periods(NamedTuple):
     n_islands: np.ndarray  # [T]
 
 
+class _Problem(NamedTuple):
+    """One dispatch problem: what the rows, the bounds and the results are built from."""
+
+    net: DCNetwork
+    storage: StorageUnits
+    inputs: _Inputs
+    layout: _Layout
+    periods: _Periods
+
+
 def _periods(net: DCNetwork, in_service: np.ndarray) -> _Periods:
     if np.all(in_service == in_service[:1]):  # the common case, without a sort of rows
         patterns, index = in_service[:1], np.zeros(in_service.shape[0], int)
@@ -395,8 +391,9 @@ def _periods(net: DCNetwork, in_service: np.ndarray) -> _Periods:
     )
 
 
-def _variable_bounds(net, storage, inputs: _Inputs, layout: _Layout) -> np.ndarray:
+def _variable_bounds(problem: _Problem) -> np.ndarray:
     """[n_vars, 2] bounds: generator limits (ramped from prev at t=0), shedding, storage."""
+    storage, inputs, layout = problem.storage, problem.inputs, problem.layout
     lo, hi = np.full(layout.n_vars, -np.inf), np.full(layout.n_vars, np.inf)
     g_lo, g_hi = inputs.gen_lower_mw.copy(), inputs.gen_upper_mw.copy()
     if inputs.prev_pg_mw is not None:
@@ -416,8 +413,9 @@ def _variable_bounds(net, storage, inputs: _Inputs, layout: _Layout) -> np.ndarr
     return np.stack([lo, hi], axis=1)
 
 
-def _balance_rows(net, storage, inputs: _Inputs, layout: _Layout, periods: _Periods) -> SparseRows:
+def _balance_rows(problem: _Problem) -> SparseRows:
     """One power balance per island and period (the B-theta nodal balances summed)."""
+    net, storage, inputs, layout, periods = problem
     eq, cols = SparseRows(), layout.columns
     first = np.concatenate([[0], np.cumsum(periods.n_islands)[:-1]])
     row_of_bus = first[:, None] + periods.island  # [T, N]
@@ -465,9 +463,10 @@ def _ramp_rows(inputs: _Inputs, layout: _Layout) -> SparseRows:
     return rows
 
 
-def _bus_injection(x, net, storage, inputs: _Inputs, layout: _Layout) -> np.ndarray:
+def _bus_injection(x, problem: _Problem) -> np.ndarray:
     """[T, N] net injection (generation + shed - spill + battery - load - shunts) in MW."""
-    cols = layout.columns
+    net, storage, inputs = problem.net, problem.storage, problem.inputs
+    cols = problem.layout.columns
     injection = x[cols("shed")] - x[cols("spill")] - inputs.load_mw - net.bus_gs_mw[None, :]
     np.add.at(injection.T, net.gen_bus, x[cols("pg")].T)
     np.add.at(injection.T, storage.bus, (x[cols("discharge")] - x[cols("charge")]).T)
@@ -482,8 +481,9 @@ def _network_state(periods: _Periods, injection: np.ndarray) -> tuple[np.ndarray
     return flow + periods.flow_offset_mw[pattern], theta + periods.theta_offset_rad[pattern]
 
 
-def _branch_rows(net, storage, inputs, layout, periods: _Periods, t_idx, l_idx) -> SparseRows:
+def _branch_rows(problem: _Problem, t_idx, l_idx) -> SparseRows:
     """|flow of branch l_idx in period t_idx| <= rating, written on the dispatch via the PTDF."""
+    net, storage, inputs, layout, periods = problem
     rows, cols = SparseRows(), layout.columns
     ptdf = periods.ptdf[periods.index[t_idx], l_idx]  # [K, N]
     ptdf = np.where(np.abs(ptdf) > 1e-12, ptdf, 0.0)
@@ -637,24 +637,31 @@ def solve_dispatch(
     """
     started = time.perf_counter()
     storage = StorageUnits.none() if storage is None else storage
-    inputs = _validate(
-        net,
-        load_mw,
-        dt_hours,
-        gen_available_mw,
-        branch_in_service,
-        prev_pg_mw,
-        storage,
-        storage_energy0_mwh,
-        gen_online,
+    load = _load_per_period(net, load_mw, dt_hours)
+    n_periods = load.shape[0]
+    units = (n_periods, net.n_gen)
+    online = _per_period(gen_online, True, units, bool)
+    available = np.where(online, _per_period(gen_available_mw, net.gen_pmax, units, float), 0.0)
+    ramp_per_min = net.gen_ramp_mw_per_min
+    energy0 = np.zeros(storage.n) if storage_energy0_mwh is None else storage_energy0_mwh
+    inputs = _Inputs(
+        load_mw=load,
+        gen_lower_mw=np.minimum(net.gen_pmin[None, :], available),
+        gen_upper_mw=available,
+        branch_in_service=_per_period(branch_in_service, True, (n_periods, net.n_branch), bool),
+        ramp_mw=np.where(ramp_per_min > 0, ramp_per_min * 60.0 * dt_hours, np.inf),
+        prev_pg_mw=_checked_vector(prev_pg_mw, net.n_gen, "prev_pg_mw"),
+        energy0_mwh=_checked_vector(energy0, storage.n, "storage_energy0_mwh"),
+        dt_hours=float(dt_hours),
+        cost_on=online.astype(float),
     )
-    layout = _Layout(net.n_gen, net.n_bus, storage.n, inputs.load_mw.shape[0])
-    periods = _periods(net, inputs.branch_in_service)
-    bounds = _variable_bounds(net, storage, inputs, layout)
+    layout = _Layout(net.n_gen, net.n_bus, storage.n, n_periods)
+    problem = _Problem(net, storage, inputs, layout, _periods(net, inputs.branch_in_service))
+    bounds = _variable_bounds(problem)
     cost, constant, curtail = _objective(net, inputs, penalties, layout)
     lp = LinearProgram(cost, bounds, use_highs=_HIGHS is not None)
     for rows in (
-        _balance_rows(net, storage, inputs, layout, periods),
+        _balance_rows(problem),
         _storage_rows(storage, inputs, layout),
         _ramp_rows(inputs, layout),
         _cut_rows(
@@ -664,10 +671,9 @@ def solve_dispatch(
     ):
         lp.add_rows(rows)
     limited = np.zeros((layout.n_periods, net.n_branch), bool)
-    problem = (net, storage, inputs, layout, periods)
     for cut_round in itertools.count(1):  # ends: limits are finite, cuts stop at max rounds
         x, objective = lp.solve()
-        flow, theta = _network_state(periods, _bus_injection(x, *problem[:4]))
+        flow, theta = _network_state(problem.periods, _bus_injection(x, problem))
         new_limits = _limits_to_add(net, flow, limited)
         pg, z = x[layout.columns("pg")], x[layout.columns("z")]
         true_cost = generation_cost_per_h(net, pg)
@@ -679,7 +685,7 @@ def solve_dispatch(
             break
         if new_limits.any():
             limited |= new_limits
-            lp.add_rows(_branch_rows(*problem, *np.nonzero(new_limits)))
+            lp.add_rows(_branch_rows(problem, *np.nonzero(new_limits)))
         if not cuts_done:
             refine = _refining_cuts(
                 net, bounds, layout, pg, shortfall, tolerance, cut_round, n_tangents
