@@ -8,6 +8,7 @@ import time
 import pytest
 
 from launch import processes
+from tests.launch import proc_sockets
 from tests.launch.test_local_runs import launch, read_json, wait_for
 
 
@@ -18,7 +19,7 @@ def test_listening_sockets_are_parsed_from_proc_net(tmp_path):
     server.bind(("127.0.0.1", 0))
     server.listen()
     try:
-        found = processes.listening_addresses([os.getpid()])
+        found = proc_sockets.listening_addresses([os.getpid()])
     finally:
         server.close()
     assert "127.0.0.1" in {address for _, address in found}, found
@@ -37,14 +38,14 @@ def test_listening_sockets_are_parsed_from_proc_net(tmp_path):
     ],
 )
 def test_is_loopback(address, loopback):
-    assert processes.is_loopback(address) is loopback
+    assert proc_sockets.is_loopback(address) is loopback
 
 
 def test_proc_address_words_are_little_endian():
-    assert processes._address("0100007F", 8) == "127.0.0.1"
-    assert ipaddress.ip_address(processes._address("0000000000000000FFFF00000100007F", 32)) == (
-        ipaddress.ip_address("::ffff:127.0.0.1")
-    )
+    assert proc_sockets.proc_address("0100007F", 8) == "127.0.0.1"
+    assert ipaddress.ip_address(
+        proc_sockets.proc_address("0000000000000000FFFF00000100007F", 32)
+    ) == (ipaddress.ip_address("::ffff:127.0.0.1"))
 
 
 def _run_tag_of_children(parent: int) -> str:
@@ -89,9 +90,9 @@ def test_a_local_run_listens_on_loopback_only_and_kill_9_leaves_no_process(tmp_p
         tag = _run_tag_of_children(launcher.pid)
         pids = processes.processes_of_run(tag)
         assert len(pids) >= 4, pids  # GCS, raylet, learner and actor at least
-        sockets = processes.listening_addresses(pids)
+        sockets = proc_sockets.listening_addresses(pids)
         assert sockets, "a Ray run listens on some port"
-        exposed = [(pid, a) for pid, a in sockets if not processes.is_loopback(a)]
+        exposed = [(pid, a) for pid, a in sockets if not proc_sockets.is_loopback(a)]
         assert not exposed, f"listening beyond loopback: {exposed}"
     finally:
         launcher.send_signal(signal.SIGKILL)
