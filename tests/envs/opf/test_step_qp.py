@@ -14,6 +14,7 @@ from envs.opf import baselines, dc_opf, merit_order, step_qp
 from envs.powerflow import dcpf
 from envs.powerflow.connectivity import energised_buses
 from envs.powerflow.grid import generation_cost
+from envs.powerflow.ptdf import ptdf_matrix
 from envs.sim import scenarios
 
 
@@ -48,7 +49,7 @@ def test_ptdf_reproduces_the_dc_power_flow(env_params):
     grid = env_params.grid
     p_bus = jax.random.normal(jax.random.PRNGKey(1), (grid.n_bus,)) * 20.0
     p_bus = p_bus.at[grid.slack].add(-jnp.sum(p_bus))
-    ptdf = step_qp.ptdf_matrix(grid, jnp.ones(grid.n_branch, bool), jnp.ones(grid.n_bus, bool))
+    ptdf = ptdf_matrix(grid, jnp.ones(grid.n_branch, bool), jnp.ones(grid.n_bus, bool))
     reference = dcpf.dc_power_flow(grid, p_bus).flow_mw
     shift_free = jnp.all(grid.branch_shift == 0.0)
     assert bool(shift_free)
