@@ -41,6 +41,7 @@ from envs.powerflow.dc_outages import connected_buses
 from envs.powerflow.ptdf import ptdf_matrix
 from envs.sim import exogenous as exo
 from envs.sim.dispatch import reachable_band
+from envs.sim.protection import dispatch_topology
 
 # 1, 1, 2, 4, 8 and 16 steps: 32 steps (2 h 40 min of 5-minute steps) in 6 periods, long
 # enough for the daily profile's rises and a battery's peak, short enough for a dense QP.
@@ -224,7 +225,7 @@ def lookahead_problem(state, params, forecast, period_steps, rating_margin):
     """``(Q, q, A, b, G, h)`` of the scaled multi-period QP over ``x = [x_1 .. x_H]``, each
     ``x_k = [p (G), discharge (S), charge (S), shed (N)]``."""
     dtype = forecast.demand.dtype
-    in_service = state.branch_in_service | (state.branch_cooldown == 1)
+    in_service = dispatch_topology(state.branch_in_service, state.branch_cooldown)
     energised = connected_buses(params.grid, in_service)
     lo, hi = _period_bounds(state, params, forecast, energised, dtype)
     curvature, linear = _objective(params, period_steps, dtype)

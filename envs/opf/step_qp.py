@@ -39,6 +39,7 @@ from envs.opf.merit_order import MIN_CURVATURE, marginal_cost_coefficients, meri
 from envs.powerflow.dc_outages import connected_buses
 from envs.powerflow.ptdf import ptdf_matrix
 from envs.sim.dispatch import reachable_band
+from envs.sim.protection import dispatch_topology
 
 MW_SCALE = 100.0  # variables in units of 100 MW
 COST_SCALE = 10_000.0  # objective in 10 k$/h
@@ -143,7 +144,7 @@ def clearing_problem(state, params, rating_margin: float, price_offset=None) -> 
     n_storage = devices.storage_bus.shape[0]
     # A tripped branch whose cooldown ends recloses at the start of the step: dispatch for the
     # topology the flows will meet (scheduled outages are not known ahead, so not these).
-    in_service = state.branch_in_service | (state.branch_cooldown == 1)
+    in_service = dispatch_topology(state.branch_in_service, state.branch_cooldown)
     energised = connected_buses(grid, in_service)
     lo, hi = _bounds(state, params, energised)
     load = jnp.where(energised, state.demand + grid.bus_gs, 0.0)  # [N] MW
