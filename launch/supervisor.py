@@ -20,6 +20,7 @@ from launch.program import (
     build_variable_server,
 )
 from launch.run_dir import write_json
+from replay.types import idle_fraction
 
 POLL_S = 0.5
 # A node answers its first call once its process has started and built the node (imports,
@@ -164,7 +165,7 @@ class Supervisor:
                 totals[key] = totals.get(key, 0) + stats[key]
             totals["item_bytes"] = max(totals.get("item_bytes", 0), stats.get("item_bytes", 0))
         busy, wait = totals.get("busy_s", 0.0), totals.get("queue_wait_s", 0.0)
-        totals["idle_fraction"] = wait / max(busy + wait, 1e-9)
+        totals["idle_fraction"] = idle_fraction(wait, busy)
         return totals
 
     def _shutdown(self) -> dict:

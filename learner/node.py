@@ -21,7 +21,7 @@ import numpy as np
 from absl import logging as absl_logging
 
 from replay.compute_lock import cpu_compute_lock
-from replay.types import QueueClosedError, TrajectoryItem
+from replay.types import QueueClosedError, TrajectoryItem, idle_fraction
 
 
 def default_learner_parts(config: ml_collections.ConfigDict, devices: list, checkpoint_dir: str):
@@ -136,8 +136,7 @@ class LearnerNode:
 def actor_idle_fraction(items: list[TrajectoryItem]) -> float:
     """Share of the producing threads' time spent blocked on a full queue."""
     waited = sum(item.previous_put_wait_seconds for item in items)
-    busy = sum(item.rollout_seconds for item in items)
-    return waited / max(waited + busy, 1e-9)
+    return idle_fraction(waited, sum(item.rollout_seconds for item in items))
 
 
 def save_final(checkpointer, state) -> None:
@@ -206,7 +205,7 @@ class LearnLoop:
         scalars = self.log.scalars(env_steps, update - 1, items, metrics)
         scalars |= {
             "runtime/queue_fill": self.node._queue.size() / max(plan.items_per_update, 1),
-            "runtime/learner_idle_fraction": wait_s / max(wait_s + update_s, 1e-9),
+            "runtime/learner_idle_fraction": idle_fraction(wait_s, update_s),
             "runtime/actor_rollout_s": float(np.mean([i.rollout_seconds for i in items])),
             "runtime/actor_idle_fraction": actor_idle_fraction(items),
         }
@@ -232,7 +231,7 @@ class LearnLoop:
             "elapsed_s": now - self.started,
             # After the first update (compilation excluded), as a long run would see it.
             "mean_steps_per_s": steady / max(now - first_time, 1e-9),
-            "learner_idle_fraction": self.wait_s / max(self.wait_s + self.update_s, 1e-9),
+            "learner_idle_fraction": idle_fraction(self.wait_s, self.update_s),
             "checkpoint_dir": checkpoint_dir,
             "last": dict(self.last),
         }

@@ -85,3 +85,9 @@ class ActingPolicy(Protocol):
     def value(self, params: Any, norm_state: Any, obs: Any) -> jax.Array:
         """``V(obs)`` ``[B,A]``."""
         ...
+
+
+def idle_fraction(waited_s: float, busy_s: float) -> float:
+    """Share of a node's time spent waiting (an actor blocked on a full queue, the learner on
+    an empty one): the one formula every progress line and summary reports."""
+    return waited_s / max(waited_s + busy_s, 1e-9)
