@@ -7,14 +7,27 @@ on a 2-core machine. float64 stays off by default; parity tests opt in with the
 """
 
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-import jax
-import pytest
+# One persistent compilation cache for the whole test run, created empty by the first process
+# that loads this file (the xdist controller) and inherited through the environment by every
+# xdist worker and every process a test launches (launch.cli keeps a JAX_COMPILATION_CACHE_DIR
+# that is already set). Programs compiled by one worker or launched run (env steps, rollouts,
+# learner updates of the same shapes) are then loaded, not compiled again, by the others.
+# Set before JAX is imported, which reads it once.
+_OWN_CACHE_DIR = None
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _OWN_CACHE_DIR = tempfile.mkdtemp(prefix="gridpod-tests-xla-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _OWN_CACHE_DIR
 
-from launch.threefry_lowering import unroll_threefry_on_cpu
+import jax  # noqa: E402 (after the cache directory is exported)
+import pytest  # noqa: E402
+
+from launch.threefry_lowering import unroll_threefry_on_cpu  # noqa: E402
 
 unroll_threefry_on_cpu()  # as the launchers do (same numbers; shorter compiles)
 jax.config.update("jax_numpy_rank_promotion", "raise")
@@ -26,3 +39,8 @@ def x64():
     """Run one test with float64 enabled (power-flow parity needs it)."""
     with jax.enable_x64(True):
         yield
+
+
+def pytest_unconfigure(config):
+    if _OWN_CACHE_DIR is not None:
+        shutil.rmtree(_OWN_CACHE_DIR, ignore_errors=True)

@@ -43,7 +43,9 @@ def start_head(port: int, log) -> subprocess.Popen:
         "--disable-usage-stats",
         "--block",
     ]
-    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+    # The head drains for up to 30 s on SIGTERM, through a GCS that the same signal to the
+    # group has already stopped; a test head has nothing to drain.
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S="0")
     return subprocess.Popen(
         command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
@@ -89,6 +91,9 @@ def test_cluster_launcher_trains_to_the_end_on_a_live_head(tmp_path):
                 f"--run_dir={run_dir}",
                 f"--total_env_steps={total}",
                 "--config.evaluator.enabled=False",
+                # One device per actor process, as in test_local_runs: the same rollout program,
+                # compiled once for both tests through the test run's compilation cache.
+                "--config.runtime.actor_processes=2",
                 *TINY_FLAGS,
             ]
             with open(tmp_path / "launcher.log", "w") as log:

@@ -34,7 +34,10 @@ TINY_FLAGS = [
 
 
 def launch(run_dir, cache_dir, *flags):
-    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(cache_dir))
+    # The test run's shared cache (tests/conftest.py) when there is one: the cluster test's
+    # node processes compile the same rollout and update.
+    env = dict(os.environ)
+    env.setdefault("JAX_COMPILATION_CACHE_DIR", str(cache_dir))
     env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     log = open(os.path.join(run_dir, "..", f"{os.path.basename(run_dir)}-{time.time()}.log"), "w")
     command = [sys.executable, "-m", "launch.local", f"--run_dir={run_dir}", *TINY_FLAGS, *flags]
@@ -126,8 +129,13 @@ def test_local_mp_recovers_from_actor_kill_stops_on_ctrl_c_and_resumes(tmp_path)
     assert not (run_dir / ".lock").exists()
 
     total = (stopped_at + 3) * STEPS_PER_UPDATE
-    resumed = launch(
-        run_dir, cache, "--resume", "--launch_type=local_mt", f"--total_env_steps={total}"
+    resumed = launch(  # one actor thread: one rollout compile (each device is a cache key)
+        run_dir,
+        cache,
+        "--resume",
+        "--launch_type=local_mt",
+        "--config.runtime.actor_devices=0",
+        f"--total_env_steps={total}",
     )
     assert resumed.wait(timeout=240) == 0
     summary = read_json(run_dir / "summary.json")

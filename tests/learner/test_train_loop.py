@@ -23,6 +23,10 @@ def _training_config():
     return config
 
 
+def _shardings(tree):
+    return jax.tree.map(lambda leaf: leaf.sharding, tree)
+
+
 @pytest.mark.slow
 def test_ppo_beats_a_random_policy_on_case14():
     from learner.policy import make_policy
@@ -40,8 +44,10 @@ def test_ppo_beats_a_random_policy_on_case14():
     policy = make_policy(config, env.spec(env_params))
     evaluate = make_evaluator(env, env_params, policy, batch_size=32, num_steps=48)
     key = jax.random.key(123)
-    random_policy = policy.init(jax.random.key(7))
-    random_reward = float(evaluate(random_policy, policy.init_norm_state(), key))
+    # Placed as the trained state is (the learner's mesh), so both calls share one compile.
+    random_policy = jax.device_put(policy.init(jax.random.key(7)), _shardings(state.params))
+    random_norm = jax.device_put(policy.init_norm_state(), _shardings(state.norm_state))
+    random_reward = float(evaluate(random_policy, random_norm, key))
     trained_reward = float(evaluate(state.params, state.norm_state, key))
     assert trained_reward > random_reward + 0.1, (random_reward, trained_reward, rewards.round(3))
 
