@@ -17,6 +17,9 @@ from envs.powerflow.grid import generation_cost
 from envs.powerflow.ptdf import ptdf_matrix
 from envs.sim import scenarios
 
+# One jitted batch solve for the tests below: a batch shape compiles once, not once per test.
+_solve_batch = jax.jit(jax.vmap(step_qp.solve_step_opf, in_axes=(0, None)))
+
 
 @pytest.fixture(scope="module")
 def env_params():
@@ -68,21 +71,31 @@ def _states(env_params, scenario: str, n: int, steps: int):
 
 
 def _advanced_states(env_params, scenario: str, n: int, steps: int):
-    act = baselines.step_opf_baseline(env_params)
     keys = scenarios.eval_keys(scenario, n, seed=7)
     reset = jax.vmap(reset_to_scenario, in_axes=(0, None, None))
     _, state = reset(keys, env_params, scenarios.scenario_id(scenario))
-    step = jax.vmap(GridEnv().step, in_axes=(0, 0, 0, None))
+    return _advance(env_params, n)(state, jax.random.split(keys[0], steps))
 
-    @jax.jit
-    def advance(state):
-        def body(state, key):
-            action = act(None, state, None, None)
-            return step(jax.random.split(key, n), state, action, env_params)[1], None
 
-        return jax.lax.scan(body, state, jax.random.split(keys[0], steps))[0]
+_ADVANCE = {}
 
-    return advance(state)
+
+def _advance(env_params, n: int):
+    """The jitted scan, shared by the scenarios (their keys are arguments): one compile."""
+    if (id(env_params), n) not in _ADVANCE:
+        act = baselines.step_opf_baseline(env_params)
+        step = jax.vmap(GridEnv().step, in_axes=(0, 0, 0, None))
+
+        @jax.jit
+        def advance(state, step_keys):
+            def body(state, key):
+                action = act(None, state, None, None)
+                return step(jax.random.split(key, n), state, action, env_params)[1], None
+
+            return jax.lax.scan(body, state, step_keys)[0]
+
+        _ADVANCE[(id(env_params), n)] = advance
+    return _ADVANCE[(id(env_params), n)]
 
 
 def test_both_myopic_references_dispatch_for_a_branch_that_recloses_this_step(env_params):
@@ -94,7 +107,7 @@ def test_both_myopic_references_dispatch_for_a_branch_that_recloses_this_step(en
     _, state = jax.vmap(reset_to_scenario, in_axes=(0, None, None))(keys, env_params, peak)
     model = baselines.myopic_model(env_params)
     is_renewable = np.asarray(env_params.devices.is_renewable, bool)
-    solve = jax.jit(jax.vmap(step_qp.solve_step_opf, in_axes=(0, None)))
+    solve = _solve_batch
     shed = {}
     for cooldown in (1, 5):
         out = state.replace(
@@ -115,7 +128,7 @@ def test_both_myopic_references_dispatch_for_a_branch_that_recloses_this_step(en
 def test_step_opf_matches_the_highs_myopic_opf(env_params, scenario):
     """Same single-step problem (rating margin, ramps, batteries, shedding) on both solvers."""
     states = _states(env_params, scenario, 4, 6)
-    solved = jax.jit(jax.vmap(step_qp.solve_step_opf, in_axes=(0, None)))(states, env_params)
+    solved = _solve_batch(states, env_params)
     assert bool(jnp.all(solved.converged))
     model = baselines.myopic_model(env_params)
     is_renewable = np.asarray(env_params.devices.is_renewable, bool)
@@ -137,7 +150,7 @@ def test_step_opf_matches_the_highs_myopic_opf(env_params, scenario):
 
 def test_step_opf_keeps_every_branch_inside_its_margin(env_params):
     states = _states(env_params, "peak_demand", 4, 6)
-    solved = jax.jit(jax.vmap(step_qp.solve_step_opf, in_axes=(0, None)))(states, env_params)
+    solved = _solve_batch(states, env_params)
     grid = env_params.grid
     for b in range(4):
         state = jax.tree.map(lambda x, b=b: x[b], states)
