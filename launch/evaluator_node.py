@@ -70,7 +70,7 @@ class EvaluatorNode:
 
     def run(self, incarnation: int = 0) -> dict:
         eval_config = self._config.evaluator
-        env, env_params, policy = build_env_and_policy(self._config)
+        env, env_params, policy = build_env_and_policy(self._config, training=False)
         steps = int(eval_config.episode_steps) or int(self._config.env.horizon)
         episode = jax.jit(make_greedy_episode(env, env_params, policy, steps))
         device = jax.devices()[self._device_index]

@@ -55,6 +55,9 @@ def progress_line(progress: dict, restarts: int = 0) -> str:
     cost = first_present(progress, COST_KEYS)
     if cost is not None:
         parts.append(f"cost {cost:.4g}")
+        teacher = progress.get("episode/teacher_cost")  # learner.reward_baseline="teacher"
+        if "episode/cost" in progress and teacher:
+            parts.append(f"vs teacher {progress['episode/cost'] / teacher:.4f}")
     violations = first_present(progress, VIOLATION_KEYS)
     if violations is not None:
         parts.append(f"violations {violations:.3g}")

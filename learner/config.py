@@ -35,6 +35,7 @@ from envs.config_fields import (
 CRITIC_KINDS = ("mappo", "ippo")
 PARAMETER_SHARING_KINDS = ("shared", "independent")
 REWARD_SCALING_KINDS = ("per_type", "global", "none")
+REWARD_BASELINE_KINDS = ("none", "teacher")
 # Deprecated: the action prior is the environment's action interface (env.action_interface,
 # env.residual_scale, env.bid_scale) since the bids are cleared in env.step. The old fields are
 # still read for one release (configs.validation.adopt_learner_action_prior).
@@ -80,6 +81,10 @@ def default_learner_config() -> ml_collections.ConfigDict:
     config.normalise_observations = True
     config.obs_clip = 10.0
     config.reward_scaling = "per_type"  # divide rewards by the running std of discounted returns
+    # "teacher": the actors train on the reward minus the teacher's (the zero action of the bids
+    # or merit_residual interface) on the same weather and outages (envs/teacher_relative.py);
+    # it costs a second env step per actor step. "none": the env's reward.
+    config.reward_baseline = "none"
     config.seed = 0
     # Checkpoints (learner/checkpoint.py).
     config.checkpoint = ml_collections.ConfigDict()
@@ -114,6 +119,7 @@ RULES = {
     "gae_lambda": UNIT_INTERVAL,
     "obs_clip": POSITIVE,
     "reward_scaling": one_of(*REWARD_SCALING_KINDS),
+    "reward_baseline": one_of(*REWARD_BASELINE_KINDS),
     "seed": at_least(0),
     "checkpoint.save_every_updates": at_least(1),
     "checkpoint.max_to_keep": at_least(1),

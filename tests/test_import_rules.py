@@ -39,6 +39,7 @@ ENVS_LAYERS = (
     ),
     ("envs.action_interface",),
     ("envs.env", "envs.case_setup"),
+    ("envs.teacher_relative",),
     ("envs.opf",),
     ("envs.render",),
     ("envs.interop",),

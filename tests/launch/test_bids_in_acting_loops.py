@@ -5,6 +5,10 @@ evaluator node's greedy episode step an env whose ``action_interface`` is ``"bid
 policy that bids zero. The env they step must apply the myopic OPF's dispatch: the same
 costs and outputs as a setpoint env given that dispatch directly, and not the raw action
 read as setpoints (what both loops did before the env owned the clearing).
+
+The acting step runs under ``TeacherRelativeEnv`` (``learner.reward_baseline="teacher"``), so
+one compile also checks that the teacher's copy clears the same zero bids: a zero-bid policy
+earns nothing over its teacher.
 """
 
 import dataclasses
@@ -19,6 +23,7 @@ from envs.action_interface import BID_QP_ITERATIONS
 from envs.config import default_env_config
 from envs.env import make_env
 from envs.opf import baselines
+from envs.teacher_relative import TeacherRelativeEnv
 from launch.evaluator_node import make_greedy_episode
 from replay.rollout import make_acting_step
 
@@ -56,14 +61,17 @@ def _expect_cleared(market, state, obs, step_keys, got_cost):
 
 def test_the_acting_step_of_actors_and_training_loop_steps_the_cleared_dispatch(market):
     env, params, policy, *_ = market
+    wrapped = TeacherRelativeEnv(env, params)
     keys = jax.random.split(jax.random.key(5), BATCH)
-    obs, state = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
+    obs, pair = jax.vmap(wrapped.reset, in_axes=(0, None))(keys, params)
     key = jax.random.key(6)
-    acting_step = jax.jit(make_acting_step(policy, env, params))
-    transition, _, _, info = acting_step(None, None, obs, state, key)
+    acting_step = jax.jit(make_acting_step(policy, wrapped, params))
+    transition, _, _, info = acting_step(None, None, obs, pair, key)
     np.testing.assert_array_equal(transition.action, 0.0)  # PPO's action: the bids
     _, key_env = jax.random.split(key)
-    _expect_cleared(market, state, obs, jax.random.split(key_env, BATCH), info["cost"])
+    _expect_cleared(market, pair.policy, obs, jax.random.split(key_env, BATCH), info["cost"])
+    np.testing.assert_allclose(info["teacher_cost"], info["cost"], rtol=1e-6)
+    np.testing.assert_array_equal(transition.reward, 0.0)
 
 
 def test_the_evaluator_nodes_greedy_episode_steps_the_cleared_dispatch(market):

@@ -7,3 +7,12 @@ def test_summary_states_the_queue_memory_bound_once_an_item_was_measured():
     assert "queue memory     2 items x 3.0 MiB = 6.0 MiB at most" in text
     unmeasured = {"capacity": 2, "item_bytes": 0, "bound_bytes": 0}
     assert "queue memory" not in summary_text({"queue": unmeasured}, "/runs/x", "local_mp", 0)
+
+
+def test_the_progress_line_shows_the_cost_against_the_teacher_when_it_is_measured():
+    from launch.progress import progress_line
+
+    progress = {"env_steps": 10, "total_env_steps": 20, "episode/cost": 90.0}
+    assert "vs teacher" not in progress_line(progress)
+    progress["episode/teacher_cost"] = 100.0
+    assert "vs teacher 0.9000" in progress_line(progress)
