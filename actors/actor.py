@@ -24,6 +24,7 @@ import numpy as np
 
 from actors.rollout import make_rollout
 from replay.compute_lock import CPU_COMPUTE_LOCK
+from replay.service_node import ServiceNode
 from replay.types import EpisodeTotals, QueueClosedError, TrajectoryItem
 
 
@@ -39,7 +40,7 @@ class ActorCounters:
     item_bytes: int = 0  # host bytes of one queue item (the queue's memory unit); not summed
 
 
-class ActorNode:
+class ActorNode(ServiceNode):
     """Actor threads on ``device_indices`` (indices into this process's ``jax.devices()``).
 
     ``make_env_and_policy(config) -> (env, env_params, policy)`` builds what the threads act
@@ -62,14 +63,8 @@ class ActorNode:
         self._queue = queue
         self._variables = variables
         self._make_env_and_policy = make_env_and_policy
-        self._stop = threading.Event()
+        super().__init__()
         self._counters: list[ActorCounters] = []
-
-    def pid(self) -> int:
-        return os.getpid()
-
-    def stop(self) -> None:
-        self._stop.set()
 
     def run(self, incarnation: int = 0) -> dict:
         """Act until stopped or the queue closes; re-raises the first thread error."""

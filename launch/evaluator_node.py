@@ -9,7 +9,6 @@ and the OPF oracle use ``python -m launch.evaluate``.
 from __future__ import annotations
 
 import os
-import threading
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +17,7 @@ import ml_collections
 from launch.metrics import open_writer
 from learner.acting import build_env_and_policy
 from replay.compute_lock import cpu_compute_lock
+from replay.service_node import ServiceNode
 
 
 def make_greedy_episode(env, env_params, policy, steps: int):
@@ -50,20 +50,14 @@ def make_greedy_episode(env, env_params, policy, steps: int):
     return episode
 
 
-class EvaluatorNode:
+class EvaluatorNode(ServiceNode):
     def __init__(self, config: ml_collections.ConfigDict, device_indices, variables, run_dir):
         self._config = config
         self._device_index = device_indices[0]
         self._variables = variables
         self._run_dir = run_dir
-        self._stop = threading.Event()
+        super().__init__()
         self._last: dict = {}
-
-    def pid(self) -> int:
-        return os.getpid()
-
-    def stop(self) -> None:
-        self._stop.set()
 
     def stats(self) -> dict:
         return dict(self._last)

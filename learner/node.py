@@ -21,6 +21,7 @@ import numpy as np
 from absl import logging as absl_logging
 
 from replay.compute_lock import cpu_compute_lock
+from replay.service_node import ServiceNode
 from replay.types import QueueClosedError, TrajectoryItem, idle_fraction
 
 
@@ -36,7 +37,7 @@ def default_learner_parts(config: ml_collections.ConfigDict, devices: list, chec
     return spec, Learner(config.learner, spec, devices), checkpointer
 
 
-class LearnerNode:
+class LearnerNode(ServiceNode):
     """Runs the learning loop on ``device_indices`` of this process's ``jax.devices()``.
 
     ``plan`` holds the numbers derived once from the config (``launch.plan.LearnerPlan``:
@@ -67,7 +68,7 @@ class LearnerNode:
         self._plan = plan
         self._make_log = make_log
         self._make_parts = make_parts or default_learner_parts
-        self._stop = threading.Event()
+        super().__init__()
         self._lock = threading.Lock()
         self._progress: dict = {
             "status": "building and compiling",
@@ -75,12 +76,6 @@ class LearnerNode:
             "env_steps": 0,
             "total_env_steps": plan.total_updates * plan.env_steps_per_update,
         }
-
-    def pid(self) -> int:
-        return os.getpid()
-
-    def stop(self) -> None:
-        self._stop.set()
 
     def progress(self) -> dict:
         with self._lock:

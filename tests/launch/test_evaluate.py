@@ -73,7 +73,7 @@ def evaluated(tmp_path_factory):
         horizon=6,
         baseline_names=("do_nothing", "myopic_opf"),
         render_episode=1,
-        decision_batches=(1, 4),
+        decision_batches=(3,),  # one batch: each timed program compiles once
     )
     return run_dir, results
 
@@ -100,7 +100,7 @@ def test_evaluation_runs_from_the_directory_alone(evaluated):
 def test_the_evaluation_reports_decision_time_beside_one_opf_solve(evaluated):
     run_dir, results = evaluated
     times = results["decision_time"]
-    assert set(times) == {"1", "4"}
+    assert set(times) == {"3"}
     for row in times.values():
         assert set(row) == {"network_us", "decision_us", "myopic_opf_us"}
         assert all(np.isfinite(v) and v > 0 for v in row.values())
