@@ -222,7 +222,7 @@ def _coupling_rows(state, params, period_steps):
 
 
 def lookahead_problem(state, params, forecast, period_steps, rating_margin):
-    """``(Q, q, A, b, G, h)`` of the scaled multi-period QP over ``x = [x_1 .. x_H]``, each
+    """The ``DenseQP`` of the scaled multi-period QP over ``x = [x_1 .. x_H]``, each
     ``x_k = [p (G), discharge (S), charge (S), shed (N)]``."""
     dtype = forecast.demand.dtype
     in_service = dispatch_topology(state.branch_in_service, state.branch_cooldown)
@@ -237,7 +237,7 @@ def lookahead_problem(state, params, forecast, period_steps, rating_margin):
     ineq = jnp.concatenate([flows, coupling, eye, -eye])
     rhs = jnp.concatenate([flow_rhs, coupling_rhs, hi.ravel(), -lo.ravel()])
     scale = step_qp.MW_SCALE
-    return jnp.diag(curvature), linear, eq, eq_rhs / scale, ineq, rhs / scale
+    return step_qp.DenseQP(jnp.diag(curvature), linear, eq, eq_rhs / scale, ineq, rhs / scale)
 
 
 def solve_lookahead(

@@ -122,6 +122,18 @@ def regularising_curvatures(dtype) -> tuple[float, float]:
     return MIN_CURVATURE * shrink, LINEAR_CURVATURE * shrink
 
 
+class DenseQP(NamedTuple):
+    """``min 1/2 x'Qx + q'x`` s.t. ``A x = b``, ``G x <= h``: qpax's problem, in its argument
+    order (``qpax.solve_qp(*qp)``)."""
+
+    quad: jax.Array  # Q [V, V]
+    lin: jax.Array  # q [V]
+    eq: jax.Array  # A [E, V]
+    eq_rhs: jax.Array  # b [E]
+    ineq: jax.Array  # G [M, V]
+    ineq_rhs: jax.Array  # h [M]
+
+
 class ClearingProblem(NamedTuple):
     """The single-step DC-OPF of one grid over ``x = [p (G), battery (S), shed (N)]``, in
     scaled units (MW / ``MW_SCALE``, cost / ``COST_SCALE``): what both solvers read."""
@@ -181,8 +193,8 @@ def topology_ptdf(grid, in_service, energised) -> jax.Array:
     return compute_where(ptdf_matrix, ~intact, grid.ptdf, grid, in_service, energised)
 
 
-def dense_qp(problem: ClearingProblem):
-    """``(Q, q, A, b, G, h)`` for qpax: every flow limit and bound a row of G."""
+def dense_qp(problem: ClearingProblem) -> DenseQP:
+    """The clearing problem for qpax: every flow limit and bound a row of G."""
     flow_of_x = problem.ptdf @ problem.injection  # [L, V]
     base_flow = problem.ptdf @ problem.load  # the load alone drives it (withdrawn: subtracted)
     eye = jnp.eye(problem.linear.shape[0], dtype=problem.linear.dtype)
@@ -197,7 +209,7 @@ def dense_qp(problem: ClearingProblem):
     )
     equality = jnp.ones((1, problem.linear.shape[0]), problem.linear.dtype)
     total = jnp.sum(problem.load, keepdims=True)
-    return (jnp.diag(problem.curvature), problem.linear, equality, total, inequality, rhs)
+    return DenseQP(jnp.diag(problem.curvature), problem.linear, equality, total, inequality, rhs)
 
 
 def screened_qp(problem: ClearingProblem, branches) -> box_qp.BoxQP:
@@ -318,22 +330,24 @@ def _dispatch(x, ok, residual, state, params) -> StepOPF:
     )
 
 
-def solve_qp(problem, max_iter: int = DENSE_MAX_ITER, solver_tol: float = DENSE_SOLVER_TOL):
-    """``(x, z, y)`` of qpax's interior-point solve of ``problem = (Q, q, A, b, G, h)``; under
-    ``vmap`` on CPU in chunks of grids (``batching.lapack_batch_safe``)."""
+def solve_qp(
+    problem: DenseQP, max_iter: int = DENSE_MAX_ITER, solver_tol: float = DENSE_SOLVER_TOL
+):
+    """``(x, z, y)`` of qpax's interior-point solve of ``problem``; under ``vmap`` on CPU in
+    chunks of grids (``batching.lapack_batch_safe``)."""
 
     def solve(*problem):
         with jax.numpy_rank_promotion("allow"):  # qpax broadcasts [n, p] * [p] inside
             x, _, z, y, _, _ = qpax.solve_qp(*problem, max_iter=max_iter, solver_tol=solver_tol)
         return x, z, y
 
-    n, m = problem[0].shape[-1], problem[2].shape[-2]
+    n, m = problem.quad.shape[-1], problem.eq.shape[-2]
     # qpax factors [n, n] and [m, m] by Cholesky and solves [n, m] and [n, 1] right-hand sides
     flops = max(n**3 // 3, n * n * max(m, 1), m**3 // 3)
     return lapack_batch_safe(solve, flops)(*problem)
 
 
-def kkt_residual(problem, x, z, y) -> jax.Array:
+def kkt_residual(problem: DenseQP, x, z, y) -> jax.Array:
     """The largest of the primal infeasibility (balance, flows, bounds), the stationarity
     residual and the duality gap (relative to the objective once that exceeds 1, i.e.
     $10k/h), in scaled units: 1e-3 is 0.1 MW of balance or flow, 0.1 $/MWh of marginal cost.

@@ -49,7 +49,7 @@ def test_the_multi_period_qp_solves_inside_every_limit(x64):
 
     forecast, problem, x, residual = jax.jit(jax.vmap(solve))(states)
     assert np.all(np.asarray(residual) < step_qp.FEASIBILITY_TOL)
-    _, _, eq, eq_rhs, ineq, rhs = problem
+    eq, eq_rhs, ineq, rhs = problem.eq, problem.eq_rhs, problem.ineq, problem.ineq_rhs
     slack = np.asarray(rhs) - np.einsum("bij,bj->bi", np.asarray(ineq), np.asarray(x))
     assert slack.min() > -1e-6  # flows, ramps, battery energy and bounds, scaled units
     balance = np.einsum("bij,bj->bi", np.asarray(eq), np.asarray(x)) - np.asarray(eq_rhs)

@@ -164,13 +164,13 @@ def test_step_opf_keeps_every_branch_inside_its_margin(env_params):
 
 def test_solved_flags_an_infeasible_point():
     # min x^2 s.t. x = 1, x <= 2: the optimum is x = 1 with multipliers y = -2, z = 0.
-    problem = (
-        jnp.eye(1) * 2.0,
-        jnp.zeros(1),
-        jnp.ones((1, 1)),
-        jnp.ones(1),
-        jnp.ones((1, 1)),
-        jnp.full(1, 2.0),
+    problem = step_qp.DenseQP(
+        quad=jnp.eye(1) * 2.0,
+        lin=jnp.zeros(1),
+        eq=jnp.ones((1, 1)),
+        eq_rhs=jnp.ones(1),
+        ineq=jnp.ones((1, 1)),
+        ineq_rhs=jnp.full(1, 2.0),
     )
     ok = step_qp.solved(problem, jnp.ones(1), jnp.zeros(1), jnp.full(1, -2.0))
     assert bool(ok)
