@@ -2,7 +2,7 @@
 
 Tests are not library code, so this is the one place (besides the launchers)
 that may set XLA flags: four emulated CPU devices let data-parallel tests run
-on a 2-core machine. float64 stays off by default; parity tests opt in with the
+on a 2-core machine, and the CPU backend optimises less (compiles faster). float64 stays off by default; parity tests opt in with the
 ``x64`` fixture.
 """
 
@@ -10,7 +10,13 @@ import os
 import shutil
 import tempfile
 
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+# The suite is compile-bound (each test compiles its own env steps, QPs and updates, and runs
+# them briefly): LLVM's optimisation level 0 compiles about a fifth faster and the programs run
+# slower, which the tests' few steps do not notice (benchmarks/README.md, "Test suite").
+os.environ.setdefault(
+    "XLA_FLAGS",
+    "--xla_force_host_platform_device_count=4 --xla_backend_optimization_level=0",
+)
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 # One persistent compilation cache for the whole test run, created empty by the first process
