@@ -12,8 +12,8 @@ with zero actions, all under ``jax.vmap``, in float32 as the env runs. HiGHS sol
 single-step problem (``baselines.myopic_model``: branch limits with the myopic margin, ramps,
 batteries, shedding) one state per call, exactly as ``myopic_opf_highs`` does, on the first
 ``--highs_solves`` states of the case, in the same process. The JAX solvers are the jitted
-``vmap`` of ``solve_step_opf`` (``clearing``: bounds as boxes, screened branch rows, what the
-env clears bids with) and of ``solve_step_opf_dense`` (``dense``: qpax on every row, the
+``vmap`` of ``solve_myopic_opf`` (``clearing``: bounds as boxes, screened branch rows, what the
+env clears bids with) and of ``solve_myopic_opf_dense`` (``dense``: qpax on every row, the
 reference); each compile is timed apart, then ``--repeats`` timed calls
 (``block_until_ready``), the median kept. Accuracy compares the two on the states both solved
 (the JAX QP converged, HiGHS returned): the relative error of the dispatch's cost (units' cost
@@ -245,7 +245,7 @@ def accuracy(params, states, ours, highs: dict) -> dict:
 def solver_function(solver: str):
     from envs.opf import step_qp
 
-    return {"clearing": step_qp.solve_step_opf, "dense": step_qp.solve_step_opf_dense}[solver]
+    return {"clearing": step_qp.solve_myopic_opf, "dense": step_qp.solve_myopic_opf_dense}[solver]
 
 
 def jax_rates(params, states, batches: list[int], repeats: int, solver: str) -> list[dict]:

@@ -74,7 +74,7 @@ def _cleared_bids(action, state, params):
         jnp.where(finite, action, 0.0), params.layout, grid.n_gen, n_storage, grid.n_bus
     )
     offers = params.consts.bid_scale * jnp.concatenate([bids.gen, bids.storage])
-    controls = opf_controls.step_opf_controls(
+    controls = opf_controls.myopic_opf_controls(
         state,
         params,
         opf_controls.MYOPIC_RATING_MARGIN,

@@ -55,7 +55,7 @@ def decision_times(
     forward = jax.jit(network)
     decide = jax.jit(lambda obs, state, args: act(obs, state, None, args))
     solve = jax.jit(
-        lambda state: jax.vmap(step_qp.solve_step_opf, in_axes=(0, None))(state, env_params)
+        lambda state: jax.vmap(step_qp.solve_myopic_opf, in_axes=(0, None))(state, env_params)
     )
     results = {}
     for batch in batches:

@@ -55,7 +55,7 @@ BASELINES = {
     "proportional": baselines.proportional,
     "merit_order": baselines.merit_order,
     # single-step DC-OPF, batched in JAX on the device (envs.opf.step_qp)
-    "myopic_opf": baselines.step_opf_baseline,
+    "myopic_opf": baselines.myopic_opf_baseline,
     # receding-horizon DC-OPF on the operator's forecast, batched in JAX (envs.opf.lookahead_qp)
     "lookahead_opf": baselines.lookahead_opf,
     # the myopic OPF solved exactly by HiGHS on the host: its reference, one LP per grid per step

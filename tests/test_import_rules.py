@@ -21,7 +21,7 @@ FORBIDDEN = {
 # Inside envs/, each part imports only from its own layer and the layers before it (README of
 # the package: envs/__init__.py).
 ENVS_LAYERS = (
-    ("envs.types", "envs.batching", "envs.config_fields"),
+    ("envs.types", "envs.batching", "envs.config_fields", "envs.deprecation"),
     ("envs.powerflow",),
     ("envs.config",),
     ("envs.sim",),

@@ -15,7 +15,7 @@ rollout passes through (a trained policy's parameters; ``None`` for baselines). 
 * ``merit_order``: copper-plate economic dispatch of the latest demand (``envs.opf.merit_order``):
   conventional units at equal incremental cost inside their reachable bands, renewables
   uncurtailed unless they exceed the load, batteries idle, no shedding, no network check;
-* ``step_opf_baseline`` (the ``myopic_opf`` of ``launch.evaluate``): the single-step DC-OPF
+* ``myopic_opf_baseline`` (the ``myopic_opf`` of ``launch.evaluate``): the single-step DC-OPF
   of the interval about to be dispatched, on the latest state (persistence forecast of demand
   and availability, current topology, ramp limits from the current output, battery energy),
   solved in JAX for the whole batch on the device (``envs.opf.step_qp``). It keeps
@@ -49,6 +49,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from envs.deprecation import MYOPIC_RENAME, renamed_attributes
 from envs.env import GridEnv, reset_to_scenario, split_step_key
 from envs.opf import lookahead_qp as lookahead_lib
 from envs.opf import oracle, step_qp
@@ -59,9 +60,9 @@ from envs.opf.controls import (
     dispatch_controls,
     gen_controls,
     merit_order_controls,
+    myopic_opf_controls,
     opf_controls,
     pad_controls,
-    step_opf_controls,
 )
 from envs.sim import exogenous as exo
 from envs.sim.dispatch import action_map, controls_to_action
@@ -117,7 +118,7 @@ def _proportional_controls(state: EnvState, params: EnvParams) -> jax.Array:
     return pad_controls(gen_controls(proportional_targets(state, params), state, params), params)
 
 
-def step_opf_baseline(
+def myopic_opf_baseline(
     params: EnvParams, rating_margin: float | None = None, max_iter: int = step_qp.MAX_ITER
 ) -> ActFn:
     """The myopic OPF: single-step DC-OPF solved in JAX for the whole batch on the device
@@ -126,7 +127,7 @@ def step_opf_baseline(
     rating margin defaults to ``MYOPIC_RATING_MARGIN``."""
     rating_margin = MYOPIC_RATING_MARGIN if rating_margin is None else rating_margin
     check_rating_margin(rating_margin)
-    controls = partial(step_opf_controls, rating_margin=rating_margin, max_iter=max_iter)
+    controls = partial(myopic_opf_controls, rating_margin=rating_margin, max_iter=max_iter)
     return _single_to_batched(controls, params)
 
 
@@ -231,7 +232,7 @@ def myopic_model(
 def myopic_opf_highs(params: EnvParams, rating_margin: float = MYOPIC_RATING_MARGIN) -> ActFn:
     """Single-step DC-OPF on the latest state, solved exactly by HiGHS on the host through
     ``pure_callback`` (branch limits with a margin: ``myopic_model``): the reference of
-    ``step_opf_baseline``."""
+    ``myopic_opf_baseline``."""
     model = myopic_model(params, rating_margin)
     is_renewable = np.asarray(params.devices.is_renewable, bool)
     amap, shape = _action_map(params), params.layout.ctrl_index.shape
@@ -411,3 +412,9 @@ def episode_metrics(record: Rollout, params: EnvParams) -> dict[str, np.ndarray]
         "blackouts": np.any(terminated & (alive > 0), axis=0).astype(np.float64),
         "steps": np.sum(alive, 0),
     }
+
+
+# The old name, for one release.
+__getattr__ = renamed_attributes(
+    globals(), {"step_opf_baseline": "myopic_opf_baseline"}, MYOPIC_RENAME
+)

@@ -11,6 +11,7 @@ env through the same channels.
 import jax
 import jax.numpy as jnp
 
+from envs.deprecation import MYOPIC_RENAME, renamed_attributes
 from envs.opf import merit_order as merit_order_lib
 from envs.opf import step_qp
 from envs.types import EnvParams, EnvState
@@ -84,7 +85,7 @@ def merit_order_controls(state: EnvState, params: EnvParams) -> jax.Array:
     return pad_controls(gen, params, shed=-jnp.ones(n_bus, gen.dtype))
 
 
-def step_opf_controls(
+def myopic_opf_controls(
     state: EnvState,
     params: EnvParams,
     rating_margin: float,
@@ -94,5 +95,11 @@ def step_opf_controls(
     """The single-step DC-OPF of the latest state solved in JAX (``envs.opf.step_qp``, with
     optional offers ``price_offset [G + S]`` $/MWh, ``max_iter`` interior-point iterations) as
     controls [C]."""
-    solved = step_qp.solve_step_opf(state, params, rating_margin, price_offset, max_iter=max_iter)
+    solved = step_qp.solve_myopic_opf(state, params, rating_margin, price_offset, max_iter=max_iter)
     return opf_controls(solved, state, params)
+
+
+# The old name, for one release.
+__getattr__ = renamed_attributes(
+    globals(), {"step_opf_controls": "myopic_opf_controls"}, MYOPIC_RENAME
+)

@@ -263,7 +263,7 @@ def solve_lookahead(
     ok = step_qp.residual_ok(residual, z)
     n_gen, n_storage, _, n_var = _layout(params)
     first = x[:n_var] * step_qp.MW_SCALE
-    myopic = step_qp.solve_step_opf(state, params, rating_margin)
+    myopic = step_qp.solve_myopic_opf(state, params, rating_margin)
     battery = first[n_gen : n_gen + n_storage] - first[n_gen + n_storage : n_gen + 2 * n_storage]
     return step_qp.StepOPF(
         pg=jnp.where(ok, first[:n_gen], myopic.pg),

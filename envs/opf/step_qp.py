@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import qpax
 
 from envs.batching import compute_where, lapack_batch_safe
+from envs.deprecation import MYOPIC_RENAME, renamed_attributes
 from envs.opf import box_qp
 from envs.opf.merit_order import MIN_CURVATURE, marginal_cost_coefficients, merit_order_targets
 from envs.powerflow.dc_outages import connected_buses
@@ -241,7 +242,7 @@ def screened_branch_count(grid) -> int:
     return min(grid.n_branch, rows)
 
 
-def solve_step_opf(
+def solve_myopic_opf(
     state,
     params,
     rating_margin: float = 0.05,
@@ -298,7 +299,7 @@ def _screened_solve(problem: ClearingProblem, loading, *, count, max_iter, solve
     return solution, next_loading, jnp.max(flows - problem.limit)
 
 
-def solve_step_opf_dense(
+def solve_myopic_opf_dense(
     state,
     params,
     rating_margin: float = 0.05,
@@ -307,7 +308,7 @@ def solve_step_opf_dense(
     max_iter: int = DENSE_MAX_ITER,
     solver_tol: float = DENSE_SOLVER_TOL,
 ) -> StepOPF:
-    """``solve_step_opf`` by qpax on the dense QP (every bound and flow limit a row): the
+    """``solve_myopic_opf`` by qpax on the dense QP (every bound and flow limit a row): the
     reference the clearing solver is measured against. ``max_iter`` and ``solver_tol`` are
     qpax's (more iterations and a tighter tolerance pay off in float64 only: in float32 qpax's
     floors on slacks and multipliers stall it near 16)."""
@@ -387,3 +388,7 @@ def solved(problem, x, z, y) -> jax.Array:
 def fallback_pg(state, params) -> jax.Array:
     """Merit-order outputs [G] MW for a grid whose QP did not solve."""
     return merit_order_targets(state, params)
+
+
+# The old name, for one release.
+__getattr__ = renamed_attributes(globals(), {"solve_step_opf": "solve_myopic_opf"}, MYOPIC_RENAME)

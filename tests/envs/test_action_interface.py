@@ -48,7 +48,7 @@ def test_setpoints_pass_the_action_through():
     ("interface", "baseline"),
     [
         ("merit_residual", baselines.merit_order),
-        ("bids", partial(baselines.step_opf_baseline, max_iter=BID_QP_ITERATIONS)),
+        ("bids", partial(baselines.myopic_opf_baseline, max_iter=BID_QP_ITERATIONS)),
     ],
 )
 def test_a_zero_action_is_the_interface_baseline(interface, baseline):

@@ -45,7 +45,7 @@ def market():
     )
     direct = params.replace(consts=dataclasses.replace(params.consts, action_interface="setpoints"))
     step = jax.jit(lambda k, s, a: jax.vmap(env.step, in_axes=(0, 0, 0, None))(k, s, a, direct))
-    myopic = jax.jit(baselines.step_opf_baseline(params, max_iter=BID_QP_ITERATIONS))
+    myopic = jax.jit(baselines.myopic_opf_baseline(params, max_iter=BID_QP_ITERATIONS))
     return env, params, policy, zeros, step, myopic
 
 

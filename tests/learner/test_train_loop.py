@@ -78,7 +78,7 @@ def test_a_short_run_of_the_default_preset_beats_do_nothing_and_keeps_up_with_it
     def trained(obs, env_state, key, args):
         return setpoints(policy.mode(args[0], args[1], obs), env_state, env_params)
 
-    teacher = baselines.step_opf_baseline(env_params, max_iter=BID_QP_ITERATIONS)  # zero bids
+    teacher = baselines.myopic_opf_baseline(env_params, max_iter=BID_QP_ITERATIONS)  # zero bids
     methods = (trained, baselines.do_nothing(env_params), teacher)
     keys = scenarios.eval_keys("normal", 2, seed=11)
     normal = jax.numpy.int32(scenarios.scenario_id("normal"))

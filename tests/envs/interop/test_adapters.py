@@ -206,7 +206,7 @@ def test_missing_library_says_how_to_install(monkeypatch):
         importlib.import_module("envs.interop.single")
 
 
-def test_gym_env_clears_bids_into_the_dispatch_of_the_single_step_opf():
+def test_gym_env_clears_bids_into_the_dispatch_of_the_myopic_opf():
     """``action_interface="bids"`` through ``gymnasium.make``: the env receives the bids and
     applies the dispatch the single-step OPF clears from them, as a setpoint env would apply
     that dispatch given directly."""

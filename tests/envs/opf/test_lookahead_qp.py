@@ -19,14 +19,14 @@ def _peak_states(params, n=2):
     return jax.vmap(reset_to_scenario, in_axes=(0, None, None))(keys, params, index)[1]
 
 
-def test_one_period_on_the_latest_state_is_the_single_step_opf():
+def test_one_period_on_the_latest_state_is_the_myopic_opf():
     params = make_env(default_env_config())[1]
     states = _peak_states(params)
 
     def both(state):
         forecast = lookahead_qp.persistence_forecast(state, 1)
         ahead = lookahead_qp.solve_lookahead(state, params, forecast, (1,))
-        return ahead, step_qp.solve_step_opf(state, params)
+        return ahead, step_qp.solve_myopic_opf(state, params)
 
     ahead, single = jax.jit(jax.vmap(both))(states)
     assert np.all(np.asarray(ahead.converged)) and np.all(np.asarray(single.converged))

@@ -18,7 +18,7 @@ from envs.powerflow.ptdf import ptdf_matrix
 from envs.sim import scenarios
 
 # One jitted batch solve for the tests below: a batch shape compiles once, not once per test.
-_solve_batch = jax.jit(jax.vmap(step_qp.solve_step_opf, in_axes=(0, None)))
+_solve_batch = jax.jit(jax.vmap(step_qp.solve_myopic_opf, in_axes=(0, None)))
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ _ADVANCE = {}
 def _advance(env_params, n: int):
     """The jitted scan, shared by the scenarios (their keys are arguments): one compile."""
     if (id(env_params), n) not in _ADVANCE:
-        act = baselines.step_opf_baseline(env_params)
+        act = baselines.myopic_opf_baseline(env_params)
         step = jax.vmap(GridEnv().step, in_axes=(0, 0, 0, None))
 
         @jax.jit
@@ -125,7 +125,7 @@ def test_both_myopic_references_dispatch_for_a_branch_that_recloses_this_step(en
 
 
 @pytest.mark.parametrize("scenario", ["normal", "peak_demand"])
-def test_step_opf_matches_the_highs_myopic_opf(env_params, scenario):
+def test_myopic_opf_matches_the_highs_myopic_opf(env_params, scenario):
     """Same single-step problem (rating margin, ramps, batteries, shedding) on both solvers."""
     states = _states(env_params, scenario, 4, 6)
     solved = _solve_batch(states, env_params)
@@ -148,7 +148,7 @@ def test_step_opf_matches_the_highs_myopic_opf(env_params, scenario):
     np.testing.assert_allclose(np.sum(np.asarray(solved.storage), 1), np.sum(battery, 1), atol=1.0)
 
 
-def test_step_opf_keeps_every_branch_inside_its_margin(env_params):
+def test_myopic_opf_keeps_every_branch_inside_its_margin(env_params):
     states = _states(env_params, "peak_demand", 4, 6)
     solved = _solve_batch(states, env_params)
     grid = env_params.grid
@@ -268,7 +268,7 @@ def _float64(tree):
 
 
 @pytest.mark.parametrize("case", ["ieee14", "ieee30", "ieee118"])
-def test_step_opf_algorithm_matches_highs_on_outages_islands_and_shedding(x64, case):
+def test_myopic_opf_algorithm_matches_highs_on_outages_islands_and_shedding(x64, case):
     """In float64 the QP reaches the HiGHS optimum: cost within 1e-4 relative and every unit's
     output within 1e-2 MW, on the same inputs (the env runs it in float32: benchmarks/dc_opf.py
     reports that accuracy)."""
@@ -276,7 +276,7 @@ def test_step_opf_algorithm_matches_highs_on_outages_islands_and_shedding(x64, c
     config.case = case
     params = _float64(make_env(config)[1])
     states = _parity_states(params)
-    solve = partial(step_qp.solve_step_opf, max_iter=24, solver_tol=1e-9)
+    solve = partial(step_qp.solve_myopic_opf, max_iter=24, solver_tol=1e-9)
     ours = jax.jit(jax.vmap(solve, in_axes=(0, None)))(states, params)
     assert np.all(np.asarray(ours.converged)), np.asarray(ours.residual)
     assert np.all(np.asarray(ours.residual) < step_qp.FEASIBILITY_TOL)
@@ -305,9 +305,9 @@ def test_step_opf_algorithm_matches_highs_on_outages_islands_and_shedding(x64, c
     assert not energised[2].all() and energised[:2].all()
 
 
-def test_step_opf_reports_non_convergence_per_grid_with_its_residual(env_params):
+def test_myopic_opf_reports_non_convergence_per_grid_with_its_residual(env_params):
     states = _parity_states(env_params)
-    solve = partial(step_qp.solve_step_opf, max_iter=1)
+    solve = partial(step_qp.solve_myopic_opf, max_iter=1)
     short = jax.jit(jax.vmap(solve, in_axes=(0, None)))(states, env_params)
     assert not np.any(np.asarray(short.converged))
     assert np.all(np.asarray(short.residual) > step_qp.FEASIBILITY_TOL)
@@ -333,7 +333,7 @@ def test_screening_adds_the_branches_it_missed_and_reaches_the_full_solve(env_pa
 
     def solve(screened, rounds):
         def one(state):
-            result = step_qp.solve_step_opf(
+            result = step_qp.solve_myopic_opf(
                 state,
                 env_params,
                 baselines.MYOPIC_RATING_MARGIN,

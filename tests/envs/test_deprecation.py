@@ -1,0 +1,20 @@
+"""Renamed public names still resolve for one release, with a warning naming the new one."""
+
+import pytest
+
+from envs.opf import baselines, controls, step_qp
+
+
+@pytest.mark.parametrize(
+    ("module", "old", "new"),
+    [
+        (baselines, "step_opf_baseline", "myopic_opf_baseline"),
+        (step_qp, "solve_step_opf", "solve_myopic_opf"),
+        (controls, "step_opf_controls", "myopic_opf_controls"),
+    ],
+)
+def test_an_old_name_warns_and_is_the_new_one(module, old, new):
+    with pytest.warns(FutureWarning, match=f"{old} is renamed {new}"):
+        assert getattr(module, old) is getattr(module, new)
+    with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
+        module.nothing_here  # noqa: B018
