@@ -32,6 +32,7 @@ import multiprocessing
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import jax
@@ -58,6 +59,8 @@ BASELINES = {
     "myopic_opf": baselines.myopic_opf_baseline,
     # receding-horizon DC-OPF on the operator's forecast, batched in JAX (envs.opf.lookahead_qp)
     "lookahead_opf": baselines.lookahead_opf,
+    # the same, with the energy stored at the horizon's end valued at the forecast's end price
+    "lookahead_opf_valued": partial(baselines.lookahead_opf, value_stored_energy=True),
     # the myopic OPF solved exactly by HiGHS on the host: its reference, one LP per grid per step
     "myopic_opf_highs": baselines.myopic_opf_highs,
 }
@@ -66,7 +69,9 @@ BASELINES = {
 # whose dense multi-period QP (six periods: ~1k variables and ~4k rows on ieee118) costs seconds
 # per grid and step on a CPU.
 DEFAULT_BASELINES = tuple(
-    name for name in BASELINES if name not in ("myopic_opf_highs", "lookahead_opf")
+    name
+    for name in BASELINES
+    if name not in ("myopic_opf_highs", "lookahead_opf", "lookahead_opf_valued")
 )
 
 # The oracle's cost is optimal within this relative tolerance (1e-4 percentage points of gap);
@@ -401,7 +406,7 @@ def run_evaluation(
         raise ValueError(f"--render_episode must be in [0, {episodes}), got {render_episode}")
     options = {
         name: {"rating_margin": myopic_rating_margin}
-        for name in ("myopic_opf", "myopic_opf_highs", "lookahead_opf")
+        for name in ("myopic_opf", "myopic_opf_highs", "lookahead_opf", "lookahead_opf_valued")
     }
     methods = {"policy": act}
     methods |= {b: BASELINES[b](env_params, **options.get(b, {})) for b in baseline_names}

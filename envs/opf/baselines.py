@@ -135,6 +135,7 @@ def lookahead_opf(
     params: EnvParams,
     rating_margin: float | None = None,
     period_steps: tuple[int, ...] = lookahead_lib.DEFAULT_PERIOD_STEPS,
+    value_stored_energy: bool = False,
 ) -> ActFn:
     """Receding-horizon DC-OPF on the operator's forecast (``envs.opf.lookahead_qp``), solved in
     JAX for the whole batch every step, its first period applied. The rating margin defaults
@@ -145,7 +146,14 @@ def lookahead_opf(
 
     def controls(state, params):
         forecast = lookahead_lib.operator_forecast(state, params, period_steps)
-        solved = lookahead_lib.solve_lookahead(state, params, forecast, period_steps, rating_margin)
+        solved = lookahead_lib.solve_lookahead(
+            state,
+            params,
+            forecast,
+            period_steps,
+            rating_margin,
+            value_stored_energy=value_stored_energy,
+        )
         return opf_controls(solved, state, params)
 
     return _single_to_batched(controls, params)

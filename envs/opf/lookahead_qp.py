@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from envs.opf import step_qp
-from envs.opf.merit_order import marginal_cost_coefficients
+from envs.opf.merit_order import economic_dispatch, marginal_cost_coefficients, system_lambda
 from envs.powerflow.dc_outages import connected_buses
 from envs.powerflow.ptdf import ptdf_matrix
 from envs.sim import exogenous as exo
@@ -143,8 +143,16 @@ def _period_bounds(state, params, forecast, energised, dtype):
     return lo, jnp.maximum(hi, lo + step_qp.min_band(dtype))
 
 
-def _objective(params, period_steps, dtype):
-    """``(curvature [H V], linear [H V])`` in scaled units, each period weighted by its steps."""
+def _objective(params, period_steps, dtype, end_price=None):
+    """``(curvature [H V], linear [H V])`` in scaled units, each period weighted by its steps.
+
+    ``end_price`` ($/MWh, or None: 0) values the energy the batteries hold at the horizon's
+    end at what it will displace when discharged then, ``end_price`` per MWh delivered: the
+    objective loses ``eta x end_price`` per MWh stored. As ``soc_end = soc_0 + sum_k n_k dt
+    (eta charge_k - discharge_k / eta)``, that is ``end_price`` per MW of discharge and
+    ``eta^2 x end_price`` back per MW of charge in every period (the period weight applied
+    below), so a battery discharges now only above the end price and charges below it net of
+    its round-trip losses."""
     grid, devices, consts = params.grid, params.devices, params.consts
     _, n_storage, n_bus, _ = _layout(params)
     c2, c1 = marginal_cost_coefficients(grid)
@@ -154,11 +162,34 @@ def _objective(params, period_steps, dtype):
     gen_curv = jnp.where(renewable, renewable_curv, c2) * 2.0 * step_qp.MW_SCALE * scale
     gen_lin = jnp.where(renewable, -consts.curtailment_cost, c1) * scale
     curvature = jnp.concatenate([gen_curv, jnp.full(2 * n_storage + n_bus, linear_curv)])
-    linear = jnp.concatenate(
-        [gen_lin, jnp.zeros(2 * n_storage), jnp.full(n_bus, consts.voll * scale)]
+    eta = consts.storage_efficiency
+    price = 0.0 if end_price is None else end_price
+    storage_lin = jnp.concatenate(
+        [jnp.full(n_storage, price), jnp.full(n_storage, -eta * eta * price)]
     )
+    linear = jnp.concatenate([gen_lin, storage_lin * scale, jnp.full(n_bus, consts.voll * scale)])
     weight = jnp.asarray(period_steps, dtype)[:, None]
     return (weight * curvature[None, :]).ravel(), (weight * linear[None, :]).ravel()
+
+
+def end_of_horizon_price(state, params, forecast: Forecast) -> jax.Array:
+    """$/MWh an operator expects at the horizon's end: the copper-plate system lambda of the
+    last period's forecast net load, met by the conventional units online now (the marginal
+    unit's cost; the dearest online unit's when every unit is at a limit; VOLL when they
+    cannot meet it)."""
+    grid, devices, consts = params.grid, params.devices, params.consts
+    renewable = devices.is_renewable
+    online = (state.available > 0.0) & ~renewable
+    lo = jnp.where(online, devices.pmin, 0.0)
+    hi = jnp.where(online, devices.pmax, 0.0)
+    c2, c1 = marginal_cost_coefficients(grid)
+    renewable_supply = jnp.sum(jnp.where(renewable, forecast.available[-1], 0.0))
+    net_load = jnp.sum(forecast.demand[-1]) + jnp.sum(grid.bus_gs) - renewable_supply
+    p = economic_dispatch(net_load, lo, hi, c2, c1)
+    price = system_lambda(p, lo, hi, c2, c1)
+    dearest = jnp.max(jnp.where(online & (p > lo), c1 + 2.0 * c2 * p, 0.0))
+    price = jnp.where(jnp.isnan(price), dearest, price)
+    return jnp.where(net_load > jnp.sum(hi), consts.voll, price)
 
 
 def _network_rows(state, params, forecast, energised, in_service, rating_margin):
@@ -221,14 +252,18 @@ def _coupling_rows(state, params, period_steps):
     return jnp.concatenate(rows), jnp.concatenate(rhs)
 
 
-def lookahead_problem(state, params, forecast, period_steps, rating_margin):
+def lookahead_problem(
+    state, params, forecast, period_steps, rating_margin, value_stored_energy: bool = False
+):
     """The ``DenseQP`` of the scaled multi-period QP over ``x = [x_1 .. x_H]``, each
-    ``x_k = [p (G), discharge (S), charge (S), shed (N)]``."""
+    ``x_k = [p (G), discharge (S), charge (S), shed (N)]``. ``value_stored_energy``: the
+    energy left at the horizon's end is worth ``end_of_horizon_price`` (``_objective``)."""
     dtype = forecast.demand.dtype
     in_service = dispatch_topology(state.branch_in_service, state.branch_cooldown)
     energised = connected_buses(params.grid, in_service)
     lo, hi = _period_bounds(state, params, forecast, energised, dtype)
-    curvature, linear = _objective(params, period_steps, dtype)
+    end_price = end_of_horizon_price(state, params, forecast) if value_stored_energy else None
+    curvature, linear = _objective(params, period_steps, dtype, end_price)
     eq, eq_rhs, flows, flow_rhs = _network_rows(
         state, params, forecast, energised, in_service, rating_margin
     )
@@ -247,6 +282,7 @@ def solve_lookahead(
     period_steps=DEFAULT_PERIOD_STEPS,
     rating_margin: float = 0.05,
     *,
+    value_stored_energy: bool = False,
     max_iter: int = MAX_ITER,
     solver_tol: float = step_qp.DENSE_SOLVER_TOL,
 ) -> step_qp.StepOPF:
@@ -257,7 +293,9 @@ def solve_lookahead(
         raise LookaheadProblemError(
             f"forecast has {forecast.demand.shape[0]} periods, period_steps {len(period_steps)}"
         )
-    problem = lookahead_problem(state, params, forecast, period_steps, rating_margin)
+    problem = lookahead_problem(
+        state, params, forecast, period_steps, rating_margin, value_stored_energy
+    )
     x, z, y = step_qp.solve_qp(problem, max_iter, solver_tol)
     residual = step_qp.kkt_residual(problem, x, z, y)
     ok = step_qp.residual_ok(residual, z)
