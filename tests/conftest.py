@@ -50,3 +50,12 @@ def x64():
 def pytest_unconfigure(config):
     if _OWN_CACHE_DIR is not None:
         shutil.rmtree(_OWN_CACHE_DIR, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Modules with a ``slow`` test (minutes each: launched runs, learning, ieee118 threads)
+    first, whole, in their usual order: the xdist workers start on them and fill in with the
+    short tests, instead of one worker finishing a long test alone at the end. Whole modules,
+    so that their module-scoped fixtures are still built once."""
+    slow_modules = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.module.__name__ not in slow_modules)
