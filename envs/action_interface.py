@@ -73,7 +73,8 @@ def _cleared_bids(action, state, params):
     bids = decode_controls(
         jnp.where(finite, action, 0.0), params.layout, grid.n_gen, n_storage, grid.n_bus
     )
-    offers = params.consts.bid_scale * jnp.concatenate([bids.gen, bids.storage])
+    consts = params.consts
+    offers = jnp.concatenate([consts.bid_scale * bids.gen, consts.storage_bid_scale * bids.storage])
     controls = opf_controls.myopic_opf_controls(
         state,
         params,

@@ -102,6 +102,10 @@ def default_env_config() -> ml_collections.ConfigDict:
     c.action_interface = "setpoints"
     c.residual_scale = 2.0
     c.bid_scale = 50.0
+    # A battery's bid range, $/MWh (0: bid_scale). Its bid is the value it puts on stored
+    # energy: it charges below that price and discharges above it, so the range must reach
+    # the units' marginal costs for a battery to hold energy at all.
+    c.storage_bid_scale = 0.0
     # Load: demand = case base load x peak_scale x daily/weekly profile x (1 + AR(1) noise).
     c.peak_scale = 1.0
     c.load_noise_std = 0.02  # stationary std of the AR(1) multiplicative noise
@@ -158,6 +162,7 @@ RULES = {
     "action_interface": one_of(*ACTION_INTERFACES),
     "residual_scale": POSITIVE,
     "bid_scale": POSITIVE,
+    "storage_bid_scale": NON_NEGATIVE,
     "peak_scale": POSITIVE,
     "load_noise_std": NON_NEGATIVE,
     "load_noise_rho": Rule(lambda v: FINITE.test(v) and 0 <= v < 1, "a number in [0, 1)"),

@@ -121,6 +121,7 @@ class EnvConstants:
     action_interface: str = "setpoints"  # envs.config.ACTION_INTERFACES
     residual_scale: float = 2.0
     bid_scale: float = 50.0
+    storage_bid_scale: float = 50.0  # $/MWh range of a battery's bid (the config's 0: bid_scale)
 
 
 @struct.dataclass

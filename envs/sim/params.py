@@ -201,6 +201,8 @@ def build_constants(config, reference_cost: float, n_chronics_steps: int) -> Env
         action_interface=str(config.get("action_interface", "setpoints")),
         residual_scale=float(config.get("residual_scale", 2.0)),
         bid_scale=float(config.get("bid_scale", 50.0)),
+        storage_bid_scale=float(config.get("storage_bid_scale", 0.0))
+        or float(config.get("bid_scale", 50.0)),
         n_chronics_steps=n_chronics_steps,
     )
 
