@@ -463,8 +463,8 @@ def _check_counts() -> None:
 
 
 def _scenarios(selection: str) -> tuple[str, ...]:
-    """--scenarios as names (``launch.evaluate.scenario_list``), unknown ones refused."""
-    from launch.evaluate import scenario_list
+    """--scenarios as names (``envs.evaluation.suite.scenario_list``), unknown ones refused."""
+    from envs.evaluation.suite import scenario_list
 
     try:
         return scenario_list(selection)
@@ -688,7 +688,7 @@ class Evaluator:
 
     def _reference_key(self) -> dict:
         """Everything the references depend on: a stale cache must never be reused."""
-        from envs.opf import baselines
+        from envs.opf.controls import MYOPIC_RATING_MARGIN
 
         s = self.settings
         return {
@@ -698,7 +698,7 @@ class Evaluator:
             "horizon": self.horizon,
             "eval_seed": s.eval_seed,
             "baselines": BASELINE_NAMES,
-            "myopic_rating_margin": baselines.MYOPIC_RATING_MARGIN,
+            "myopic_rating_margin": MYOPIC_RATING_MARGIN,
             "code": _code_version(),
         }
 
@@ -718,17 +718,17 @@ class Evaluator:
 
     def _compute_references(self) -> dict:
         """Do-nothing and myopic OPF rollouts with the oracle solving beside them."""
+        from envs.evaluation.registry import baseline_methods
+        from envs.evaluation.suite import OracleSolver, default_oracle_workers, run_suite
         from envs.opf import oracle
-        from launch import evaluate
 
         progress("baselines and oracle on the held-out episodes (once for every checkpoint)")
         params = self.env_params
-        methods = {name: evaluate.BASELINES[name](params) for name in BASELINE_NAMES}
-        workers = evaluate.default_oracle_workers()
-        oracles = evaluate.OracleSolver(oracle.dispatch_model(params), workers)
+        methods = baseline_methods(params, BASELINE_NAMES)
+        oracles = OracleSolver(oracle.dispatch_model(params), default_oracle_workers())
         s = self.settings
         try:
-            summaries, _ = evaluate.run_suite(
+            summaries, _ = run_suite(
                 params, methods, None, s.scenarios, s.episodes, self.horizon, oracles, s.eval_seed
             )
         finally:
@@ -739,7 +739,7 @@ class Evaluator:
         """The same methods dict (hence one compile) for every checkpoint of one architecture;
         the run's seed is not part of the architecture."""
         from envs.env import GridEnv
-        from launch import evaluate
+        from launch.evaluation import check_spec
 
         if json.loads(config.env.to_json()) != self.env_json:
             raise ValueError("the runs were trained on different env configs: evaluate apart")
@@ -750,19 +750,21 @@ class Evaluator:
         }
         key = _fingerprint(learner)
         if key not in self.methods:
-            evaluate.check_spec(GridEnv().spec(self.env_params), spec)
+            check_spec(GridEnv().spec(self.env_params), spec)
             self.methods[key] = {"policy": act}
         return self.methods[key]
 
     def evaluate(self, checkpoint_dir: Path, step: int) -> dict:
         """{scenario: policy row with its gap and relative costs} of one checkpoint."""
-        from launch import evaluate
+        from envs.evaluation.metrics import summarise
+        from envs.evaluation.suite import rollout_method
+        from launch.evaluation import load_policy
 
-        config, spec, act, policy_args, _ = evaluate.load_policy(checkpoint_dir, step)
+        config, spec, act, policy_args, _ = load_policy(checkpoint_dir, step)
         methods = self._policy_methods(config, spec, act)
         s, rows = self.settings, {}
         for scenario in s.scenarios:
-            metrics, _ = evaluate.rollout_method(
+            metrics, _ = rollout_method(
                 self.env_params,
                 methods,
                 policy_args,
@@ -774,7 +776,7 @@ class Evaluator:
             )
             refs = self.references[scenario]
             oracle_cost = {"cost": _array(refs["oracle"]["episode_cost"])}
-            row = evaluate.summarise({"policy": metrics, "oracle": oracle_cost})["policy"]
+            row = summarise({"policy": metrics, "oracle": oracle_cost})["policy"]
             rows[scenario] = relative_row(row, refs)
         return rows
 

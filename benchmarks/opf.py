@@ -22,7 +22,7 @@ conventional unit (renewables, batteries and shedding by their totals: units wit
 are interchangeable), and the largest flow above a branch's full rating after clearing
 (the QP holds flows within the rating less the myopic margin).
 
-``--evaluation`` times ``launch.evaluate.run_suite`` on ieee118 (every scenario, the default
+``--evaluation`` times ``envs.evaluation.suite.run_suite`` on ieee118 (every scenario, the default
 baselines and the oracle, no checkpoint) in a child process, stopped after
 ``--evaluation_timeout`` seconds with the per-method progress reached so far.
 """
@@ -457,21 +457,20 @@ def evaluation_child() -> None:
     """The full ieee118 evaluation of the default baselines and the oracle (no checkpoint)."""
     from envs.config import default_env_config
     from envs.env import make_env
+    from envs.evaluation.registry import DEFAULT_BASELINES, baseline_methods
+    from envs.evaluation.suite import OracleSolver, default_oracle_workers, run_suite
     from envs.opf import oracle
     from envs.sim import scenarios
-    from launch import evaluate
     from launch.threefry_lowering import unroll_threefry_on_cpu
 
     unroll_threefry_on_cpu()  # as launch.evaluate does
     config = default_env_config()
     config.case = "ieee118"
     _, params = make_env(config)
-    methods = {name: evaluate.BASELINES[name](params) for name in evaluate.DEFAULT_BASELINES}
-    oracles = evaluate.OracleSolver(
-        oracle.dispatch_model(params), evaluate.default_oracle_workers()
-    )
+    methods = baseline_methods(params, DEFAULT_BASELINES)
+    oracles = OracleSolver(oracle.dispatch_model(params), default_oracle_workers())
     try:
-        evaluate.run_suite(
+        run_suite(
             params, methods, None, scenarios.scenario_names(), EVAL_EPISODES, EVAL_HORIZON, oracles
         )
     finally:

@@ -6,5 +6,5 @@
   batched on the device;
 * ``merit_order``: copper-plate economic dispatch, exact and iteration-free;
 * ``oracle``: the perfect-foresight cost floor of an episode;
-* ``baselines``: policies built on these, and the episode rollout that scores them.
+* ``baselines``: policies built on these (scored by ``envs.evaluation``).
 """
