@@ -9,9 +9,9 @@ HiGHS.
 
 States are what the env meets: ``env.reset`` over B keys (every scenario), then a few steps
 with zero actions, all under ``jax.vmap``, in float32 as the env runs. HiGHS solves the same
-single-step problem (``baselines.myopic_model``: branch limits with the myopic margin, ramps,
-batteries, shedding) one state per call, exactly as ``myopic_opf_highs`` does, on the first
-``--highs_solves`` states of the case, in the same process. The JAX solvers are the jitted
+single-step problem (``highs_reference.myopic_model``: branch limits with the myopic margin,
+ramps, batteries, shedding) one state per call, exactly as ``myopic_opf_highs`` does, on the
+first ``--highs_solves`` states of the case, in the same process. The JAX solvers are the jitted
 ``vmap`` of ``solve_myopic_opf`` (``clearing``: bounds as boxes, screened branch rows, what the
 env clears bids with) and of ``solve_myopic_opf_dense`` (``dense``: qpax on every row, the
 reference); each compile is timed apart, then ``--repeats`` timed calls
@@ -165,16 +165,16 @@ def highs_solve(params, states, count: int):
     """``(solves/s, {index: (pg, battery, shed)})``: HiGHS on the first ``count`` states, one per
     call. The topology is the one the JAX QP dispatches for (a branch whose cooldown ends
     recloses); a state HiGHS fails on is left out of the accuracy and counted in the rate."""
-    from envs.opf import baselines
+    from envs.opf import highs_reference
 
-    model = baselines.myopic_model(params)
+    model = highs_reference.myopic_model(params)
     is_renewable = np.asarray(params.devices.is_renewable, bool)
-    host = baselines.HostStates.of(states)
+    host = highs_reference.HostStates.of(states)
     solutions = {}
     started = time.perf_counter()
     for b in range(count):
         try:
-            solutions[b] = baselines.solve_myopic_highs(model, is_renewable, host, b)
+            solutions[b] = highs_reference.solve_myopic_highs(model, is_renewable, host, b)
         except RuntimeError:  # the LP failed: the state is reported as unsolved
             continue
     return count / (time.perf_counter() - started), solutions
@@ -205,14 +205,14 @@ def dispatch_cost(params, pg, shed, available, energised) -> np.ndarray:
 
 def accuracy(params, states, ours, highs: dict) -> dict:
     """Max relative cost error and MW differences over the states both solvers solved."""
-    from envs.opf import baselines
+    from envs.opf import highs_reference
     from envs.powerflow.connectivity import energised_buses
 
     converged = np.asarray(ours.converged)
     both = [b for b in sorted(highs) if converged[b]]
     if not both:
         return {"compared": 0, "cost_rel_error": None, "unit_mw": None, "total_mw": None}
-    model = baselines.myopic_model(params)
+    model = highs_reference.myopic_model(params)
     in_service = np.asarray(states.branch_in_service) | (np.asarray(states.branch_cooldown) == 1)
     energised = energised_buses(model.network, in_service[both])
     available = np.asarray(states.available, np.float64)[both]

@@ -36,6 +36,7 @@ ENVS_LAYERS = (
         "envs.opf.step_qp",
         "envs.opf.lookahead_qp",
         "envs.opf.controls",
+        "envs.opf.highs_reference",
     ),
     ("envs.action_interface",),
     ("envs.env", "envs.case_setup"),

@@ -6,5 +6,6 @@
   batched on the device;
 * ``merit_order``: copper-plate economic dispatch, exact and iteration-free;
 * ``oracle``: the perfect-foresight cost floor of an episode;
+* ``highs_reference``: the single-step OPF solved exactly by HiGHS, one grid at a time;
 * ``baselines``: policies built on these (scored by ``envs.evaluation``).
 """

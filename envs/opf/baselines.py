@@ -20,9 +20,9 @@ action [B, A, U]`` on a batch of grids (leading axis B on every leaf of ``obs`` 
   and availability, current topology, ramp limits from the current output, battery energy),
   solved in JAX for the whole batch on the device (``envs.opf.step_qp``). It keeps
   ``MYOPIC_RATING_MARGIN`` of every branch rating free, as operators do.
-* ``myopic_opf_highs``: the same single-step problem solved exactly by HiGHS (``envs.opf.dc_opf``)
-  on the host via ``jax.pure_callback`` (one LP per grid per step): the reference the JAX
-  solver is tested against, slow on large cases;
+* ``myopic_opf_highs``: the same single-step problem solved exactly by HiGHS on the host
+  (``envs.opf.highs_reference``) via ``jax.pure_callback`` (one LP per grid per step): the
+  reference the JAX solver is tested against, slow on large cases;
 * ``lookahead_opf`` (``envs.opf.lookahead_qp``): receding-horizon multi-period DC-OPF on the
   operator's forecast, re-solved every step, the first period applied.
 
@@ -39,10 +39,8 @@ The evaluation rollout and its metrics moved to ``envs.evaluation`` (``rollout``
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from functools import partial
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -54,7 +52,7 @@ from envs.deprecation import MYOPIC_RENAME, renamed_attributes
 from envs.evaluation.metrics import episode_metrics  # noqa: F401
 from envs.evaluation.rollout import ActFn, Rollout, oracle_inputs, rollout  # noqa: F401
 from envs.opf import lookahead_qp as lookahead_lib
-from envs.opf import oracle, step_qp
+from envs.opf import step_qp
 from envs.opf.controls import (
     EPS,
     MYOPIC_RATING_MARGIN,
@@ -66,8 +64,15 @@ from envs.opf.controls import (
     opf_controls,
     pad_controls,
 )
+
+# The HiGHS reference lived here: importable from here too.
+from envs.opf.highs_reference import (  # noqa: F401
+    HostStates,
+    myopic_highs_dispatch,
+    myopic_model,
+    solve_myopic_highs,
+)
 from envs.sim.dispatch import action_map, controls_to_action
-from envs.sim.protection import dispatch_topology
 from envs.types import EnvParams, EnvState
 
 
@@ -172,67 +177,6 @@ def proportional(params: EnvParams) -> ActFn:
     """Share the load over every online unit, renewables included, in proportion to its range
     (``proportional_targets``); batteries idle, no shedding."""
     return _single_to_batched(_proportional_controls, params)
-
-
-class HostStates(NamedTuple):
-    """What the myopic OPF reads of a batch of states, as host float64 arrays ``[B, ...]``."""
-
-    demand: np.ndarray
-    available: np.ndarray
-    branch_in_service: np.ndarray
-    branch_cooldown: np.ndarray
-    pg: np.ndarray
-    soc: np.ndarray
-
-    @classmethod
-    def of(cls, state) -> HostStates:
-        return cls.of_arrays([getattr(state, name) for name in cls._fields])
-
-    @classmethod
-    def of_arrays(cls, fields) -> HostStates:
-        return cls(*(np.asarray(x, np.float64) for x in fields))
-
-
-def solve_myopic_highs(
-    model: oracle.EnvDispatchModel, is_renewable, states: HostStates, b: int, **solver_options
-):
-    """Grid ``b``'s single-step DC-OPF by HiGHS (host NumPy): ``(pg [G], battery [S] MW +
-    discharge, shed [N])``, on the topology the step's flows will meet (``dispatch_topology``,
-    as the JAX QP). Raises RuntimeError where the LP fails. The one HiGHS myopic reference:
-    the evaluation's ``myopic_opf_highs`` and ``benchmarks.opf`` both solve it."""
-    in_service = dispatch_topology(states.branch_in_service[b] > 0, states.branch_cooldown[b])
-    step = oracle.EpisodeInputs(
-        demand_mw=states.demand[b][None],
-        available_mw=states.available[b][None],
-        gen_online=(is_renewable | (states.available[b] > 0.0))[None],
-        branch_in_service=in_service[None],
-        pg0_mw=states.pg[b],
-        soc0_mwh=states.soc[b],
-    )
-    sol = oracle.solve_oracle(model, step, **solver_options)
-    return sol.pg_mw[0], sol.storage_discharge_mw[0] - sol.storage_charge_mw[0], sol.shed_mw[0]
-
-
-def myopic_highs_dispatch(model, is_renewable, states: HostStates, **solver_options):
-    """``solve_myopic_highs`` for every grid: ``(pg [B, G], battery [B, S], shed [B, N])``."""
-    batch = states.demand.shape[0]
-    out = [
-        solve_myopic_highs(model, is_renewable, states, b, **solver_options) for b in range(batch)
-    ]
-    return tuple(np.stack(x) for x in zip(*out, strict=True))
-
-
-def myopic_model(
-    params: EnvParams, rating_margin: float = MYOPIC_RATING_MARGIN
-) -> oracle.EnvDispatchModel:
-    """The env's dispatch model with every branch limited to ``(1 - rating_margin)`` of its
-    rating: what the myopic OPF solves each step."""
-    check_rating_margin(rating_margin)
-    model = oracle.dispatch_model(params)
-    network = dataclasses.replace(
-        model.network, branch_rating_mw=model.network.branch_rating_mw * (1.0 - rating_margin)
-    )
-    return model._replace(network=network)
 
 
 def myopic_opf_highs(params: EnvParams, rating_margin: float = MYOPIC_RATING_MARGIN) -> ActFn:

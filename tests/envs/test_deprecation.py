@@ -27,3 +27,10 @@ def test_the_evaluation_rollout_stays_importable_from_the_baselines():
     assert baselines.Rollout is rollout.Rollout
     assert baselines.oracle_inputs is rollout.oracle_inputs
     assert baselines.episode_metrics is metrics.episode_metrics
+
+
+def test_the_highs_reference_stays_importable_from_the_baselines():
+    from envs.opf import highs_reference
+
+    for name in ("HostStates", "solve_myopic_highs", "myopic_highs_dispatch", "myopic_model"):
+        assert getattr(baselines, name) is getattr(highs_reference, name)

@@ -11,7 +11,7 @@ from envs.config import default_env_config
 from envs.env import make_env
 from envs.evaluation.metrics import episode_metrics
 from envs.evaluation.rollout import Rollout, oracle_inputs, rollout
-from envs.opf import baselines, oracle
+from envs.opf import baselines, highs_reference, oracle
 from envs.sim import dispatch, scenarios
 
 HORIZON = 6
@@ -213,17 +213,17 @@ def test_myopic_opf_keeps_its_rating_margin_free(env_params, rollouts):
     per_step = ("demand_mw", "available_mw", "gen_online", "branch_in_service")
     first = inputs._replace(**{name: getattr(inputs, name)[:1] for name in per_step})
     # Tighten the most loaded branch below its flow so that its limit binds.
-    free = oracle.solve_oracle(baselines.myopic_model(env_params, 0.0), first)
+    free = oracle.solve_oracle(highs_reference.myopic_model(env_params, 0.0), first)
     rating = np.asarray(env_params.grid.branch_rating, np.float64)
     k = int(np.argmax(np.abs(free.flow_mw[0]) / rating))
     tight = rating.copy()
     tight[k] = 0.8 * abs(free.flow_mw[0, k])
     params = env_params.replace(grid=env_params.grid.replace(branch_rating=jnp.asarray(tight)))
-    exact = oracle.solve_oracle(baselines.myopic_model(params, 0.0), first)
-    kept = oracle.solve_oracle(baselines.myopic_model(params, 0.1), first)
+    exact = oracle.solve_oracle(highs_reference.myopic_model(params, 0.0), first)
+    kept = oracle.solve_oracle(highs_reference.myopic_model(params, 0.1), first)
     assert abs(exact.flow_mw[0, k]) == pytest.approx(tight[k], rel=1e-6)
     assert np.all(np.abs(kept.flow_mw[0]) <= 0.9 * tight + 1e-6)
     assert abs(kept.flow_mw[0, k]) == pytest.approx(0.9 * tight[k], rel=1e-6)
     assert kept.total_cost >= exact.total_cost - 1e-6
     with pytest.raises(ValueError, match="rating_margin"):
-        baselines.myopic_model(env_params, 1.0)
+        highs_reference.myopic_model(env_params, 1.0)
