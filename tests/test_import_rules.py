@@ -29,6 +29,10 @@ ENVS_LAYERS = (
     # them (envs.action_interface); the baselines step the env, above it.
     (
         "envs.opf.lp",
+        "envs.opf.dc_network",
+        "envs.opf.topology_cache",
+        "envs.opf.lp_rows",
+        "envs.opf.cost_cuts",
         "envs.opf.dc_opf",
         "envs.opf.oracle",
         "envs.opf.merit_order",

@@ -1,7 +1,8 @@
 """Optimal power flow, the perfect-foresight bound and the baselines a policy is judged against.
 
 * ``dc_opf``: the exact reference, a sparse LP solved with HiGHS (``lp``), single-step or
-  multi-period;
+  multi-period; its parts ``dc_network`` (the data), ``topology_cache`` (PTDFs per outage
+  pattern), ``lp_rows`` (the LP) and ``cost_cuts`` (the cost curves' outer approximation);
 * ``step_qp`` and ``lookahead_qp``: single-step and receding-horizon OPF as dense QPs in JAX,
   batched on the device;
 * ``merit_order``: copper-plate economic dispatch, exact and iteration-free;
