@@ -221,3 +221,10 @@ def test_the_evaluation_library_is_checked_and_below_its_command_line():
     assert envs_layer("envs.opf.baselines") < envs_layer("envs.evaluation.suite")
     assert not _defines_flags((ROOT / "launch" / "evaluation.py").read_text())
     assert _defines_flags((ROOT / "launch" / "evaluate.py").read_text())
+
+
+def test_the_learning_benchmark_defines_its_flags_in_its_command_line_only():
+    parts = sorted((ROOT / "benchmarks" / "learning").glob("*.py"))
+    assert {path.stem for path in parts} >= {"__main__", "train", "evaluation", "report"}
+    for path in parts:
+        assert _defines_flags(path.read_text()) == (path.stem == "__main__"), path.name
