@@ -33,14 +33,13 @@ from absl import logging as absl_logging
 
 # The library behind the command line; its names stay importable from here.
 from envs.evaluation.metrics import oracle_metrics, summarise  # noqa: F401
-from envs.evaluation.registry import BASELINES, DEFAULT_BASELINES, baseline_list
+from envs.evaluation.registry import BASELINES, DEFAULT_BASELINES, baseline_list, scenario_list
 from envs.evaluation.suite import (  # noqa: F401
     ORACLE_COST_RTOL,
     OracleSolver,
     default_oracle_workers,
     rollout_method,
     run_suite,
-    scenario_list,
 )
 from envs.opf.controls import MYOPIC_RATING_MARGIN
 from launch.decision_time import DEFAULT_BATCHES as DEFAULT_DECISION_BATCHES

@@ -23,7 +23,13 @@ import jax
 from configs.validation import adopt_learner_action_prior
 from envs.env import GridEnv, make_env
 from envs.evaluation.registry import DEFAULT_BASELINES, baseline_methods
-from envs.evaluation.suite import OracleSolver, default_oracle_workers, progress, run_suite
+from envs.evaluation.suite import (
+    OracleSolver,
+    default_oracle_workers,
+    episode_horizon,
+    progress,
+    run_suite,
+)
 from envs.opf import oracle
 from envs.opf.controls import MYOPIC_RATING_MARGIN, check_rating_margin
 from envs.sim import scenarios
@@ -137,8 +143,7 @@ def run_evaluation(
     config, spec, act, policy_args, network = load_policy(checkpoint_dir, step, best)
     env, env_params = make_env(config.env)
     check_spec(GridEnv().spec(env_params), spec)
-    full = env_params.consts.horizon
-    horizon = full if horizon <= 0 else min(horizon, full)
+    horizon = episode_horizon(env_params, horizon)
     if not 0 <= render_episode < episodes and render_episode != -1:
         raise ValueError(f"--render_episode must be in [0, {episodes}), got {render_episode}")
     methods = {"policy": act}

@@ -148,8 +148,8 @@ def _check_counts() -> None:
 
 
 def _scenarios(selection: str) -> tuple[str, ...]:
-    """--scenarios as names (``envs.evaluation.suite.scenario_list``), unknown ones refused."""
-    from envs.evaluation.suite import scenario_list
+    """--scenarios as names (``envs.evaluation.registry.scenario_list``), unknown ones refused."""
+    from envs.evaluation.registry import scenario_list
 
     try:
         return scenario_list(selection)

@@ -77,12 +77,12 @@ class Evaluator:
     def __init__(self, settings: Settings, env_config):
         """Builds the env once and gets the references (from disk when the key matches)."""
         from envs.env import make_env
+        from envs.evaluation.suite import episode_horizon
 
         self.settings, self.env_config = settings, env_config
         self.env_json = json.loads(env_config.to_json())
         _, self.env_params = make_env(env_config)
-        full = int(self.env_params.consts.horizon)
-        self.horizon = full if settings.horizon <= 0 else min(settings.horizon, full)
+        self.horizon = episode_horizon(self.env_params, settings.horizon)
         self.methods: dict[str, dict] = {}  # architecture fingerprint -> {"policy": act}
         self.references = self._load_or_compute_references()
 

@@ -6,7 +6,7 @@ the suite.
   policies); ``oracle_inputs`` hands a recorded episode to the perfect-foresight oracle;
 * ``envs.evaluation.metrics``: per-episode totals of a rollout and of the oracle's dispatches,
   and their summary (means, optimality gap);
-* ``envs.evaluation.registry``: the baselines by name (``envs.opf.baselines``);
+* ``envs.evaluation.registry``: the baselines and the scenarios by name;
 * ``envs.evaluation.suite``: a method over every scenario's held-out episodes, the oracle
   solving in worker processes beside the rollouts (``run_suite``).
 

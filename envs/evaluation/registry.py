@@ -1,4 +1,5 @@
-"""The baselines a policy is evaluated against, by name (``envs.opf.baselines``)."""
+"""What an evaluation runs, by name: the baselines a policy is judged against
+(``envs.opf.baselines``) and the held-out scenarios (``envs.sim.scenarios``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from functools import partial
 from envs.evaluation.rollout import ActFn
 from envs.opf import baselines
 from envs.opf.controls import MYOPIC_RATING_MARGIN
+from envs.sim import scenarios
 from envs.types import EnvParams
 
 BASELINES = {
@@ -35,13 +37,28 @@ DEFAULT_BASELINES = tuple(
 WITH_RATING_MARGIN = ("myopic_opf", "myopic_opf_highs", "lookahead_opf", "lookahead_opf_valued")
 
 
-def baseline_list(selection: str) -> tuple[str, ...]:
-    """A comma-separated selection as names of ``BASELINES``; unknown names raise ValueError."""
+def _chosen(selection: str, allowed, what: str, allowed_text: str) -> tuple[str, ...]:
+    """The names of a comma-separated selection; unknown ones raise ValueError."""
     chosen = tuple(s.strip() for s in selection.split(",") if s.strip())
-    unknown = [s for s in chosen if s not in BASELINES]
+    unknown = [s for s in chosen if s not in allowed]
     if unknown:
-        raise ValueError(f"unknown baselines {unknown}; allowed: {', '.join(BASELINES)}")
+        raise ValueError(f"unknown {what} {unknown}; allowed: {allowed_text}")
     return chosen
+
+
+def baseline_list(selection: str) -> tuple[str, ...]:
+    """A comma-separated selection as names of ``BASELINES`` ('' for none); unknown names raise
+    ValueError."""
+    return _chosen(selection, BASELINES, "baselines", ", ".join(BASELINES))
+
+
+def scenario_list(selection: str) -> tuple[str, ...]:
+    """``'all'`` (or empty) or a comma-separated selection as scenario names; unknown names
+    raise ValueError."""
+    names = scenarios.scenario_names()
+    if selection.strip() in ("", "all"):
+        return names
+    return _chosen(selection, names, "scenarios", f"all or {', '.join(names)}")
 
 
 def baseline_methods(

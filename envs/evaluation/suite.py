@@ -34,17 +34,10 @@ def default_oracle_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def scenario_list(selection: str) -> tuple[str, ...]:
-    """``'all'`` (or empty) or a comma-separated selection as scenario names; unknown names
-    raise ValueError."""
-    names = scenarios.scenario_names()
-    if selection.strip() in ("", "all"):
-        return names
-    chosen = tuple(s.strip() for s in selection.split(",") if s.strip())
-    unknown = [s for s in chosen if s not in names]
-    if unknown:
-        raise ValueError(f"unknown scenarios {unknown}; allowed: all or {', '.join(names)}")
-    return chosen
+def episode_horizon(env_params, horizon: int) -> int:
+    """Steps per evaluated episode: ``horizon``, at most the env's (0 or less: the env's)."""
+    full = int(env_params.consts.horizon)
+    return full if horizon <= 0 else min(horizon, full)
 
 
 def progress(message: str) -> None:

@@ -138,10 +138,10 @@ def test_checkpoint_paths_resolve_to_the_run(evaluated):
 
 def test_bad_selections_are_rejected():
     with pytest.raises(ValueError, match="unknown scenarios"):
-        suite.scenario_list("normal,blizzard")
+        registry.scenario_list("normal,blizzard")
     with pytest.raises(ValueError, match="unknown baselines"):
         registry.baseline_list("do_nothing,coin_flip")
-    assert suite.scenario_list("all") == scenarios.scenario_names()
+    assert registry.scenario_list("all") == scenarios.scenario_names()
 
 
 def test_negative_oracle_workers_are_rejected(tmp_path):
