@@ -9,9 +9,9 @@ HiGHS.
 
 States are what the env meets: ``env.reset`` over B keys (every scenario), then a few steps
 with zero actions, all under ``jax.vmap``, in float32 as the env runs. HiGHS solves the same
-single-step problem (``baselines.myopic_model``: branch limits with the myopic margin, ramps,
-batteries, shedding) one state per call, exactly as ``myopic_opf_highs`` does, on the first
-``--highs_solves`` states of the case, in the same process. The JAX solvers are the jitted
+single-step problem (``highs_reference.myopic_model``: branch limits with the myopic margin,
+ramps, batteries, shedding) one state per call, exactly as ``myopic_opf_highs`` does, on the
+first ``--highs_solves`` states of the case, in the same process. The JAX solvers are the jitted
 ``vmap`` of ``solve_myopic_opf`` (``clearing``: bounds as boxes, screened branch rows, what the
 env clears bids with) and of ``solve_myopic_opf_dense`` (``dense``: qpax on every row, the
 reference); each compile is timed apart, then ``--repeats`` timed calls
@@ -22,7 +22,7 @@ conventional unit (renewables, batteries and shedding by their totals: units wit
 are interchangeable), and the largest flow above a branch's full rating after clearing
 (the QP holds flows within the rating less the myopic margin).
 
-``--evaluation`` times ``launch.evaluate.run_suite`` on ieee118 (every scenario, the default
+``--evaluation`` times ``envs.evaluation.suite.run_suite`` on ieee118 (every scenario, the default
 baselines and the oracle, no checkpoint) in a child process, stopped after
 ``--evaluation_timeout`` seconds with the per-method progress reached so far.
 """
@@ -165,16 +165,16 @@ def highs_solve(params, states, count: int):
     """``(solves/s, {index: (pg, battery, shed)})``: HiGHS on the first ``count`` states, one per
     call. The topology is the one the JAX QP dispatches for (a branch whose cooldown ends
     recloses); a state HiGHS fails on is left out of the accuracy and counted in the rate."""
-    from envs.opf import baselines
+    from envs.opf import highs_reference
 
-    model = baselines.myopic_model(params)
+    model = highs_reference.myopic_model(params)
     is_renewable = np.asarray(params.devices.is_renewable, bool)
-    host = baselines.HostStates.of(states)
+    host = highs_reference.HostStates.of(states)
     solutions = {}
     started = time.perf_counter()
     for b in range(count):
         try:
-            solutions[b] = baselines.solve_myopic_highs(model, is_renewable, host, b)
+            solutions[b] = highs_reference.solve_myopic_highs(model, is_renewable, host, b)
         except RuntimeError:  # the LP failed: the state is reported as unsolved
             continue
     return count / (time.perf_counter() - started), solutions
@@ -205,14 +205,14 @@ def dispatch_cost(params, pg, shed, available, energised) -> np.ndarray:
 
 def accuracy(params, states, ours, highs: dict) -> dict:
     """Max relative cost error and MW differences over the states both solvers solved."""
-    from envs.opf import baselines
+    from envs.opf import highs_reference
     from envs.powerflow.connectivity import energised_buses
 
     converged = np.asarray(ours.converged)
     both = [b for b in sorted(highs) if converged[b]]
     if not both:
         return {"compared": 0, "cost_rel_error": None, "unit_mw": None, "total_mw": None}
-    model = baselines.myopic_model(params)
+    model = highs_reference.myopic_model(params)
     in_service = np.asarray(states.branch_in_service) | (np.asarray(states.branch_cooldown) == 1)
     energised = energised_buses(model.network, in_service[both])
     available = np.asarray(states.available, np.float64)[both]
@@ -457,21 +457,20 @@ def evaluation_child() -> None:
     """The full ieee118 evaluation of the default baselines and the oracle (no checkpoint)."""
     from envs.config import default_env_config
     from envs.env import make_env
+    from envs.evaluation.registry import DEFAULT_BASELINES, baseline_methods
+    from envs.evaluation.suite import OracleSolver, default_oracle_workers, run_suite
     from envs.opf import oracle
     from envs.sim import scenarios
-    from launch import evaluate
     from launch.threefry_lowering import unroll_threefry_on_cpu
 
     unroll_threefry_on_cpu()  # as launch.evaluate does
     config = default_env_config()
     config.case = "ieee118"
     _, params = make_env(config)
-    methods = {name: evaluate.BASELINES[name](params) for name in evaluate.DEFAULT_BASELINES}
-    oracles = evaluate.OracleSolver(
-        oracle.dispatch_model(params), evaluate.default_oracle_workers()
-    )
+    methods = baseline_methods(params, DEFAULT_BASELINES)
+    oracles = OracleSolver(oracle.dispatch_model(params), default_oracle_workers())
     try:
-        evaluate.run_suite(
+        run_suite(
             params, methods, None, scenarios.scenario_names(), EVAL_EPISODES, EVAL_HORIZON, oracles
         )
     finally:

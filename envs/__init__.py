@@ -12,7 +12,11 @@ Sub-packages by job, each importing only from those listed before it:
 * ``envs.action_interface``: what an action means (setpoints, a residual, or bids that the
   single-step OPF clears);
 * ``envs.env`` (``GridEnv``, ``make_env``) and ``envs.case_setup``: the environment itself;
-* ``envs.opf.baselines``: the baseline operators and the evaluation rollout;
+* ``envs.evaluation.rollout`` and ``.metrics``: the evaluation rollout of any policy and its
+  per-episode totals;
+* ``envs.opf.baselines``: the baseline operators;
+* ``envs.evaluation`` (``registry``, ``suite``): the baselines by name and the evaluation suite
+  (every scenario's held-out episodes, beside the perfect-foresight oracle);
 * ``envs.render``: figures and the one-line diagram;
 * ``envs.interop``: Gymnasium, PettingZoo and vector adapters.
 

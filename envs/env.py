@@ -49,7 +49,7 @@ where ``gen`` includes the primary (droop) response, ``losses_mw`` is 0 in DC an
 ``slack_mw`` is numerical residue in DC (the losses in AC). ``info["cost"]`` prices every MW:
 generation, VOLL x (voluntary shedding + UFLS), curtailment, and the slack bus's energy on the
 slack unit's cost curve (``slack_cost``); only load lost in islands is left to the safety term
-(and to evaluation, ``envs.opf.baselines.episode_metrics``).
+(and to evaluation, ``envs.evaluation.metrics.episode_metrics``).
 In AC mode
 (``physics="ac"``, ``envs.powerflow.network_flow``) voltages are solved with Newton-Raphson, voltage
 excursions and non-convergence enter the safety term, and the reset observation comes from

@@ -26,9 +26,13 @@ ENVS_LAYERS = (
     ("envs.config",),
     ("envs.sim",),
     # The OPF solvers and the controls they produce sit below the env, which clears bids with
-    # them (envs.action_interface); the baselines and their rollout step the env, above it.
+    # them (envs.action_interface); the baselines step the env, above it.
     (
         "envs.opf.lp",
+        "envs.opf.dc_network",
+        "envs.opf.topology_cache",
+        "envs.opf.lp_rows",
+        "envs.opf.cost_cuts",
         "envs.opf.dc_opf",
         "envs.opf.oracle",
         "envs.opf.merit_order",
@@ -36,11 +40,16 @@ ENVS_LAYERS = (
         "envs.opf.step_qp",
         "envs.opf.lookahead_qp",
         "envs.opf.controls",
+        "envs.opf.highs_reference",
     ),
     ("envs.action_interface",),
     ("envs.env", "envs.case_setup"),
     ("envs.teacher_relative",),
+    # The evaluation rollout and its metrics step the env for any policy; the baselines
+    # (envs.opf.baselines) are written against them, and the suite runs both (envs.evaluation).
+    ("envs.evaluation.rollout", "envs.evaluation.metrics"),
     ("envs.opf",),
+    ("envs.evaluation",),
     ("envs.render",),
     ("envs.interop",),
 )
@@ -165,3 +174,57 @@ def test_layer_and_cycle_checks_catch_violations():
     assert import_cycles(graph) == [
         ["envs.powerflow.acpf", "envs.powerflow.dcpf", "envs.powerflow.grid", "envs.powerflow.acpf"]
     ]
+
+
+def _defines_flags(source: str) -> bool:
+    """Whether a module defines absl flags when imported (``flags.DEFINE_*`` at module level,
+    or through a helper such as ``benchmarks.harness.define_once``)."""
+    return any(
+        isinstance(node, ast.Attribute) and node.attr.startswith("DEFINE_")
+        for statement in ast.parse(source).body
+        if not isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        for node in ast.walk(statement)
+    )
+
+
+def command_line_imports() -> list[str]:
+    """Library modules (no flags of their own, not a ``__main__``) that import a command line
+    (a module defining flags): its flags would land in every process importing the library."""
+    modules = {
+        _module_name(path): path
+        for package in PROJECT_PACKAGES
+        for path in (ROOT / package).rglob("*.py")
+    }
+    command_lines = {name for name, path in modules.items() if _defines_flags(path.read_text())}
+    out = []
+    for name, path in sorted(modules.items()):
+        if name in command_lines or name.endswith("__main__"):
+            continue
+        for line, imported in imported_modules(path.read_text(), str(path)):
+            while imported and imported not in modules:
+                imported = imported.rpartition(".")[0]
+            if imported in command_lines:
+                out.append(f"{name}:{line} imports the command line {imported}")
+    return out
+
+
+def test_libraries_never_import_a_command_line():
+    assert command_line_imports() == []
+
+
+def test_the_evaluation_library_is_checked_and_below_its_command_line():
+    graph = envs_import_graph()
+    for module in ("rollout", "metrics", "registry", "suite"):
+        assert f"envs.evaluation.{module}" in graph
+    # The rollout sits below the baselines, which re-export it; the suite runs the baselines.
+    assert envs_layer("envs.evaluation.rollout") < envs_layer("envs.opf.baselines")
+    assert envs_layer("envs.opf.baselines") < envs_layer("envs.evaluation.suite")
+    assert not _defines_flags((ROOT / "launch" / "evaluation.py").read_text())
+    assert _defines_flags((ROOT / "launch" / "evaluate.py").read_text())
+
+
+def test_the_learning_benchmark_defines_its_flags_in_its_command_line_only():
+    parts = sorted((ROOT / "benchmarks" / "learning").glob("*.py"))
+    assert {path.stem for path in parts} >= {"__main__", "train", "evaluation", "report"}
+    for path in parts:
+        assert _defines_flags(path.read_text()) == (path.stem == "__main__"), path.name

@@ -1,8 +1,8 @@
-"""Baseline operators and the batched evaluation rollout.
+"""Baseline operators: the policies a trained one is judged against.
 
-A policy here is an ``ActFn``: ``act(obs, state, key, args) -> action [B, A, U]`` on a batch
-of grids (leading axis B on every leaf of ``obs`` and ``state``); ``args`` is a pytree the
-rollout passes through (a trained policy's parameters; ``None`` for baselines). Baselines:
+A baseline is an ``ActFn`` (``envs.evaluation.rollout``): ``act(obs, state, key, args) ->
+action [B, A, U]`` on a batch of grids (leading axis B on every leaf of ``obs`` and
+``state``); ``args`` is what the rollout passes through (``None`` here). Baselines:
 
 * ``do_nothing``: every conventional unit asks for its current output (AGC still balances),
   renewables run uncurtailed, batteries idle, no shedding;
@@ -15,14 +15,14 @@ rollout passes through (a trained policy's parameters; ``None`` for baselines). 
 * ``merit_order``: copper-plate economic dispatch of the latest demand (``envs.opf.merit_order``):
   conventional units at equal incremental cost inside their reachable bands, renewables
   uncurtailed unless they exceed the load, batteries idle, no shedding, no network check;
-* ``myopic_opf_baseline`` (the ``myopic_opf`` of ``launch.evaluate``): the single-step DC-OPF
+* ``myopic_opf_baseline`` (the ``myopic_opf`` of ``envs.evaluation.registry``): the single-step DC-OPF
   of the interval about to be dispatched, on the latest state (persistence forecast of demand
   and availability, current topology, ramp limits from the current output, battery energy),
   solved in JAX for the whole batch on the device (``envs.opf.step_qp``). It keeps
   ``MYOPIC_RATING_MARGIN`` of every branch rating free, as operators do.
-* ``myopic_opf_highs``: the same single-step problem solved exactly by HiGHS (``envs.opf.dc_opf``)
-  on the host via ``jax.pure_callback`` (one LP per grid per step): the reference the JAX
-  solver is tested against, slow on large cases;
+* ``myopic_opf_highs``: the same single-step problem solved exactly by HiGHS on the host
+  (``envs.opf.highs_reference``) via ``jax.pure_callback`` (one LP per grid per step): the
+  reference the JAX solver is tested against, slow on large cases;
 * ``lookahead_opf`` (``envs.opf.lookahead_qp``): receding-horizon multi-period DC-OPF on the
   operator's forecast, re-solved every step, the first period applied.
 
@@ -33,26 +33,26 @@ device channel (``envs.sim.layouts``), inverting the env's setpoint action seman
 demand response). A policy's ``ActFn`` returns setpoints too: a policy trained on another
 ``env.action_interface`` converts its actions with ``GridEnv.setpoints``.
 
-``rollout`` runs one or several policies over the same episodes: ``jax.vmap`` over grids,
-``lax.scan`` over time, the policy picked by ``lax.switch`` so every policy in a tuple shares
-one compilation.
+The evaluation rollout and its metrics moved to ``envs.evaluation`` (``rollout``,
+``episode_metrics``); they stay importable from here.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from functools import partial
-from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from envs.deprecation import MYOPIC_RENAME, renamed_attributes
-from envs.env import GridEnv, reset_to_scenario, split_step_key
+
+# The evaluation rollout and its metrics lived here: importable from here too.
+from envs.evaluation.metrics import episode_metrics  # noqa: F401
+from envs.evaluation.rollout import ActFn, Rollout, oracle_inputs, rollout  # noqa: F401
 from envs.opf import lookahead_qp as lookahead_lib
-from envs.opf import oracle, step_qp
+from envs.opf import step_qp
 from envs.opf.controls import (
     EPS,
     MYOPIC_RATING_MARGIN,
@@ -64,13 +64,16 @@ from envs.opf.controls import (
     opf_controls,
     pad_controls,
 )
-from envs.sim import exogenous as exo
-from envs.sim.dispatch import action_map, controls_to_action
-from envs.sim.protection import dispatch_topology
-from envs.sim.transition import transition
-from envs.types import EnvParams, EnvState, Observation
 
-ActFn = Callable[[Observation, EnvState, jax.Array, Any], jax.Array]
+# The HiGHS reference lived here: importable from here too.
+from envs.opf.highs_reference import (  # noqa: F401
+    HostStates,
+    myopic_highs_dispatch,
+    myopic_model,
+    solve_myopic_highs,
+)
+from envs.sim.dispatch import action_map, controls_to_action
+from envs.types import EnvParams, EnvState
 
 
 def _action_map(params: EnvParams):
@@ -176,67 +179,6 @@ def proportional(params: EnvParams) -> ActFn:
     return _single_to_batched(_proportional_controls, params)
 
 
-class HostStates(NamedTuple):
-    """What the myopic OPF reads of a batch of states, as host float64 arrays ``[B, ...]``."""
-
-    demand: np.ndarray
-    available: np.ndarray
-    branch_in_service: np.ndarray
-    branch_cooldown: np.ndarray
-    pg: np.ndarray
-    soc: np.ndarray
-
-    @classmethod
-    def of(cls, state) -> HostStates:
-        return cls.of_arrays([getattr(state, name) for name in cls._fields])
-
-    @classmethod
-    def of_arrays(cls, fields) -> HostStates:
-        return cls(*(np.asarray(x, np.float64) for x in fields))
-
-
-def solve_myopic_highs(
-    model: oracle.EnvDispatchModel, is_renewable, states: HostStates, b: int, **solver_options
-):
-    """Grid ``b``'s single-step DC-OPF by HiGHS (host NumPy): ``(pg [G], battery [S] MW +
-    discharge, shed [N])``, on the topology the step's flows will meet (``dispatch_topology``,
-    as the JAX QP). Raises RuntimeError where the LP fails. The one HiGHS myopic reference:
-    the evaluation's ``myopic_opf_highs`` and ``benchmarks.opf`` both solve it."""
-    in_service = dispatch_topology(states.branch_in_service[b] > 0, states.branch_cooldown[b])
-    step = oracle.EpisodeInputs(
-        demand_mw=states.demand[b][None],
-        available_mw=states.available[b][None],
-        gen_online=(is_renewable | (states.available[b] > 0.0))[None],
-        branch_in_service=in_service[None],
-        pg0_mw=states.pg[b],
-        soc0_mwh=states.soc[b],
-    )
-    sol = oracle.solve_oracle(model, step, **solver_options)
-    return sol.pg_mw[0], sol.storage_discharge_mw[0] - sol.storage_charge_mw[0], sol.shed_mw[0]
-
-
-def myopic_highs_dispatch(model, is_renewable, states: HostStates, **solver_options):
-    """``solve_myopic_highs`` for every grid: ``(pg [B, G], battery [B, S], shed [B, N])``."""
-    batch = states.demand.shape[0]
-    out = [
-        solve_myopic_highs(model, is_renewable, states, b, **solver_options) for b in range(batch)
-    ]
-    return tuple(np.stack(x) for x in zip(*out, strict=True))
-
-
-def myopic_model(
-    params: EnvParams, rating_margin: float = MYOPIC_RATING_MARGIN
-) -> oracle.EnvDispatchModel:
-    """The env's dispatch model with every branch limited to ``(1 - rating_margin)`` of its
-    rating: what the myopic OPF solves each step."""
-    check_rating_margin(rating_margin)
-    model = oracle.dispatch_model(params)
-    network = dataclasses.replace(
-        model.network, branch_rating_mw=model.network.branch_rating_mw * (1.0 - rating_margin)
-    )
-    return model._replace(network=network)
-
-
 def myopic_opf_highs(params: EnvParams, rating_margin: float = MYOPIC_RATING_MARGIN) -> ActFn:
     """Single-step DC-OPF on the latest state, solved exactly by HiGHS on the host through
     ``pure_callback`` (branch limits with a margin: ``myopic_model``): the reference of
@@ -272,154 +214,6 @@ def myopic_opf_highs(params: EnvParams, rating_margin: float = MYOPIC_RATING_MAR
         return jax.vmap(one)(state, pg, battery, shed)
 
     return act
-
-
-class Rollout(NamedTuple):
-    """A batch of evaluated episodes, axes [T, B, ...]; states are pre-reset (no auto-reset).
-
-    After a blackout the episode's grid keeps being stepped (masked out by ``alive``), so the
-    exogenous fields (demand, availability, outages) cover the whole horizon.
-    """
-
-    info: dict  # {name: [T, B]} the env's step info
-    alive: jax.Array  # [T, B] bool: the step belongs to the episode (up to and incl. its end)
-    terminated: jax.Array  # [T, B] bool
-    action: jax.Array  # [T, B, A, U]
-    pg: jax.Array  # [T, B, G]
-    storage_p: jax.Array  # [T, B, S]
-    soc: jax.Array  # [T, B, S]
-    shed: jax.Array  # [T, B, N]
-    demand: jax.Array  # [T, B, N]
-    available: jax.Array  # [T, B, G]
-    flow: jax.Array  # [T, B, L]
-    branch_in_service: jax.Array  # [T, B, L] after protection
-    theta: jax.Array  # [T, B, N]
-    vm: jax.Array  # [T, B, N]
-    freq_dev: jax.Array  # [T, B]
-    exo_branch_in_service: jax.Array  # [T, B, L] exogenous outages only (no protective trips)
-    gen_online: jax.Array  # [T, B, G]
-    pg0: jax.Array  # [B, G] dispatch at reset
-    soc0: jax.Array  # [B, S]
-
-
-def _env_step(key, state, exo_cooldown, action, params):
-    """``GridEnv.step`` without auto-reset (same key use), plus the exogenous topology.
-
-    The exogenous branch cooldown is advanced like the env's but without protective trips,
-    with the same random draws, so it holds the outages no policy can avoid.
-    """
-    key_step, _ = split_step_key(key)
-    topo = exo.step_topology(
-        exo.draw_step_noise(key_step, params.grid),
-        state.t + 1,
-        exo_cooldown,
-        state.gen_cooldown,
-        state.episode,
-        params,
-    )
-    next_state, _, terminated, info = transition(key_step, state, action, params)
-    obs = GridEnv().observe(next_state, params)
-    return obs, next_state, terminated, info, topo
-
-
-@partial(jax.jit, static_argnames=("policies", "horizon"))
-def rollout(
-    params: EnvParams,
-    policies: tuple[ActFn, ...],
-    policy_index: jax.Array,
-    reset_keys: jax.Array,
-    scenario: jax.Array,
-    horizon: int,
-    policy_args: Any = None,
-) -> Rollout:
-    """Run ``policies[policy_index]`` on episodes ``reset_keys`` [B, 2] of ``scenario``.
-
-    Step keys are ``oracle.step_keys(reset_key, horizon)``. Every policy of the tuple compiles
-    once into the same program; the index is a traced value.
-    """
-    _, state = jax.vmap(reset_to_scenario, in_axes=(0, None, None))(reset_keys, params, scenario)
-    obs = jax.vmap(GridEnv().observe, in_axes=(0, None))(state, params)
-    keys = jax.vmap(oracle.step_keys, in_axes=(0, None))(reset_keys, horizon)  # [B, T, 2]
-    act_keys = jax.random.split(jax.random.fold_in(reset_keys[0], 2), horizon)
-    step = jax.vmap(_env_step, in_axes=(0, 0, 0, 0, None))
-
-    def body(carry, xs):
-        obs, state, exo_cooldown, alive = carry
-        step_key, act_key = xs
-        branches = [partial(p, obs, state, act_key, policy_args) for p in policies]
-        action = jax.lax.switch(policy_index, branches)
-        obs, state, terminated, info, topo = step(step_key, state, exo_cooldown, action, params)
-        truncated = state.t >= params.consts.horizon
-        record = (
-            info,
-            alive,
-            terminated,
-            action,
-            state.pg,
-            state.storage_p,
-            state.soc,
-            state.shed,
-            state.demand,
-            state.available,
-            state.flow,
-            state.branch_in_service,
-            state.theta,
-            state.vm,
-            state.freq_dev,
-            topo.branch_in_service,
-            topo.gen_online,
-        )
-        carry = (obs, state, topo.branch_cooldown, alive & ~terminated & ~truncated)
-        return carry, record
-
-    carry = (obs, state, state.branch_cooldown, jnp.ones(reset_keys.shape[0], bool))
-    _, records = jax.lax.scan(body, carry, (jnp.swapaxes(keys, 0, 1), act_keys))
-    return Rollout(*records, pg0=state.pg, soc0=state.soc)
-
-
-def oracle_inputs(record: Rollout, episode: int) -> oracle.EpisodeInputs:
-    """The exogenous trajectory of one recorded episode, for ``oracle.solve_oracle``."""
-    pick = lambda x: np.asarray(x)[:, episode]  # noqa: E731
-    return oracle.EpisodeInputs(
-        demand_mw=pick(record.demand),
-        available_mw=pick(record.available),
-        gen_online=pick(record.gen_online),
-        branch_in_service=pick(record.exo_branch_in_service),
-        pg0_mw=np.asarray(record.pg0)[episode],
-        soc0_mwh=np.asarray(record.soc0)[episode],
-    )
-
-
-def episode_metrics(record: Rollout, params: EnvParams) -> dict[str, np.ndarray]:
-    """Per-episode totals [B] of a rollout (NumPy).
-
-    ``cost`` ($) = the env's step cost ``info["cost"]`` (generation, VOLL x voluntary and
-    under-frequency shedding, curtailment, and the slack bus's energy on the slack unit's cost
-    curve) + only what the env leaves out of it: VOLL x energy lost in islands and VOLL x the
-    demand left unserved after a blackout ended the episode early (so a blacked-out, shorter
-    episode never looks cheaper). ``slack_cost`` is reported for reference (already in
-    ``cost``).
-    """
-    consts = params.consts
-    info = {k: np.asarray(v, np.float64) for k, v in record.info.items()}
-    alive = np.asarray(record.alive, np.float64)
-    terminated = np.asarray(record.terminated)
-    after = (np.cumsum(terminated, axis=0) > terminated).astype(np.float64)  # post-blackout
-    not_served_after = np.sum(after * info["demand_mw"] * consts.step_hours, 0)
-    island = np.sum(alive * info["island_unserved_mwh"], 0) + not_served_after
-    return {
-        "cost": np.sum(alive * info["cost"], 0) + consts.voll * island,
-        "slack_cost": np.sum(alive * info["slack_cost"], 0),
-        "unserved_mwh": np.sum(alive * info["unserved_energy_mwh"], 0) + not_served_after,
-        "gen_cost": np.sum(alive * info["gen_cost"], 0),
-        "shed_mwh": np.sum(alive * info["shed_mwh"], 0),
-        "curtailed_mwh": np.sum(alive * info["curtailed_mwh"], 0),
-        "overload_steps": np.sum(alive * (info["n_overloaded"] > 0), 0),
-        "trips": np.sum(alive * info["trips"], 0),
-        "freq_violations": np.sum(alive * (np.abs(info["freq_dev_hz"]) > consts.freq_band_hz), 0),
-        "blackouts": np.any(terminated & (alive > 0), axis=0).astype(np.float64),
-        "steps": np.sum(alive, 0),
-    }
 
 
 # The old name, for one release.

@@ -2,7 +2,7 @@
 
 ``EpisodeInputs`` holds an episode's exogenous trajectory (demand, renewable availability,
 generator outages, scheduled and random branch outages), which does not depend on the policy;
-``envs.opf.baselines.rollout`` records it next to any policy's run (``oracle_inputs``), and
+``envs.evaluation.rollout.rollout`` records it next to any policy's run (``oracle_inputs``), and
 ``solve_oracle`` solves the multi-period DC dispatch (``envs.opf.dc_opf.solve_dispatch``) over it,
 coupling steps through ramp limits and battery energy. Its cost is a lower bound for any
 causal policy on that episode, up to the simplifications below, all of which only relax the

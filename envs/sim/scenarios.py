@@ -5,7 +5,7 @@ A scenario is one row of uniform ranges over the fields below; ``sample_episode`
 ``(key, scenario)``. ``env.scenario = "mixed"`` samples the row uniformly in every reset;
 a name fixes it. Evaluation uses ``eval_keys(name, n)``: fixed held-out seeds per scenario,
 disjoint from anything a training run derives from its own seed (``eval_keys(name, n, seed)``
-gives other held-out sets, e.g. for ``benchmarks/learning.py``).
+gives other held-out sets, e.g. for ``benchmarks.learning``).
 
 =========================  ==================================================================
 scenario                   defining property

@@ -208,7 +208,7 @@ def test_eval_keys_default_set_is_unchanged_and_a_seed_gives_another():
 
 
 def test_evaluation_rolls_out_the_chosen_held_out_set(monkeypatch):
-    from launch import evaluate
+    from envs.evaluation import metrics, rollout, suite
 
     seen = {}
 
@@ -216,12 +216,10 @@ def test_evaluation_rolls_out_the_chosen_held_out_set(monkeypatch):
         seen["keys"] = np.asarray(reset_keys)
         return "record"
 
-    monkeypatch.setattr(evaluate.baselines, "rollout", fake_rollout)
-    monkeypatch.setattr(
-        evaluate.baselines, "episode_metrics", lambda record, params: {"cost": np.ones(3)}
-    )
+    monkeypatch.setattr(rollout, "rollout", fake_rollout)
+    monkeypatch.setattr(metrics, "episode_metrics", lambda record, params: {"cost": np.ones(3)})
     methods = {"a": None}
-    evaluate.run_suite(None, methods, None, ("normal",), 3, 8, None, eval_seed=5)
+    suite.run_suite(None, methods, None, ("normal",), 3, 8, None, eval_seed=5)
     np.testing.assert_array_equal(seen["keys"], scenarios.eval_keys("normal", 3, 5))
 
 

@@ -10,7 +10,10 @@ from matplotlib import image as mpimg
 
 from envs.config import default_env_config
 from envs.env import make_env
-from launch import evaluate, report
+from envs.evaluation import registry, suite
+from envs.opf.controls import MYOPIC_RATING_MARGIN
+from envs.sim import scenarios
+from launch import evaluate, evaluation, report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -66,7 +69,7 @@ def assert_real_png(path):
 def evaluated(tmp_path_factory):
     run_dir = _tiny_checkpoint(tmp_path_factory.mktemp("run"))
     _write_training_events(run_dir)
-    results = evaluate.run_evaluation(
+    results = evaluation.run_evaluation(
         run_dir,
         ("normal", "cascading_failure"),
         episodes=2,
@@ -82,7 +85,7 @@ def test_evaluation_runs_from_the_directory_alone(evaluated):
     run_dir, _ = evaluated
     stored = json.loads((run_dir / "eval" / "evaluation.json").read_text())
     assert stored["scenarios"].keys() == {"normal", "cascading_failure"}
-    assert stored["myopic_rating_margin"] == evaluate.baselines.MYOPIC_RATING_MARGIN
+    assert stored["myopic_rating_margin"] == MYOPIC_RATING_MARGIN
     for rows in stored["scenarios"].values():
         assert set(rows) == {"policy", "do_nothing", "myopic_opf", "oracle"}
         assert rows["oracle"]["gap_percent"] == pytest.approx(0.0, abs=1e-9)
@@ -126,27 +129,38 @@ def test_checkpoint_paths_resolve_to_the_run(evaluated):
     run_dir, _ = evaluated
     step_dirs = [p for p in (run_dir / "checkpoints").iterdir() if p.name.isdigit()]
     for path in (run_dir, run_dir / "checkpoints", step_dirs[0]):
-        checkpoint_dir, _, resolved_run = evaluate.resolve_checkpoint(path)
+        checkpoint_dir, _, resolved_run = evaluation.resolve_checkpoint(path)
         assert checkpoint_dir == (run_dir / "checkpoints").resolve()
         assert resolved_run == run_dir.resolve()
     with pytest.raises(FileNotFoundError, match="not a directory"):
-        evaluate.resolve_checkpoint(run_dir / "missing")
+        evaluation.resolve_checkpoint(run_dir / "missing")
 
 
 def test_bad_selections_are_rejected():
     with pytest.raises(ValueError, match="unknown scenarios"):
-        evaluate.scenario_list("normal,blizzard")
+        registry.scenario_list("normal,blizzard")
     with pytest.raises(ValueError, match="unknown baselines"):
-        evaluate.baseline_list("do_nothing,coin_flip")
-    assert evaluate.scenario_list("all") == evaluate.scenarios.scenario_names()
+        registry.baseline_list("do_nothing,coin_flip")
+    assert registry.scenario_list("all") == scenarios.scenario_names()
 
 
 def test_negative_oracle_workers_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="oracle_workers"):
-        evaluate.run_evaluation(tmp_path, oracle_workers=-1)
+        evaluation.run_evaluation(tmp_path, oracle_workers=-1)
 
 
 def test_a_myopic_margin_outside_zero_to_one_is_rejected(tmp_path):
     for margin in (-0.1, 1.0):
         with pytest.raises(ValueError, match="--myopic_rating_margin must lie in"):
-            evaluate.run_evaluation(tmp_path, myopic_rating_margin=margin)
+            evaluation.run_evaluation(tmp_path, myopic_rating_margin=margin)
+
+
+def test_the_library_stays_importable_from_the_command_line_module():
+    from envs.evaluation import metrics
+
+    assert evaluate.run_suite is suite.run_suite
+    assert evaluate.OracleSolver is suite.OracleSolver
+    assert evaluate.BASELINES is registry.BASELINES
+    assert evaluate.summarise is metrics.summarise
+    assert evaluate.run_evaluation is evaluation.run_evaluation
+    assert evaluate.load_policy is evaluation.load_policy

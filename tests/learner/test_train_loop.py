@@ -60,6 +60,8 @@ def test_a_short_run_of_the_default_preset_beats_do_nothing_and_keeps_up_with_it
     and not clearly more than its teacher, the myopic OPF that zero bids clear to."""
     from configs.default import get_config
     from envs.action_interface import BID_QP_ITERATIONS
+    from envs.evaluation.metrics import episode_metrics
+    from envs.evaluation.rollout import rollout
     from envs.opf import baselines
     from envs.sim import scenarios
     from learner.policy import make_policy
@@ -83,8 +85,8 @@ def test_a_short_run_of_the_default_preset_beats_do_nothing_and_keeps_up_with_it
     keys = scenarios.eval_keys("normal", 2, seed=11)
     normal = jax.numpy.int32(scenarios.scenario_id("normal"))
     cost = [
-        baselines.episode_metrics(
-            baselines.rollout(
+        episode_metrics(
+            rollout(
                 env_params,
                 methods,
                 jax.numpy.int32(i),

@@ -9,7 +9,9 @@ import pytest
 
 from envs.config import default_env_config
 from envs.env import make_env
-from envs.opf import baselines, oracle
+from envs.evaluation.metrics import episode_metrics
+from envs.evaluation.rollout import Rollout, oracle_inputs, rollout
+from envs.opf import baselines, highs_reference, oracle
 from envs.sim import dispatch, scenarios
 
 HORIZON = 6
@@ -69,7 +71,7 @@ def _synthetic_record(alive, terminated, cost, demand):
     }
     info.update(cost=np.full((steps, 1), cost), demand_mw=np.full((steps, 1), demand))
     empty = np.zeros((steps, 1, 1))
-    return baselines.Rollout(
+    return Rollout(
         info,
         np.array(alive)[:, None],
         np.array(terminated)[:, None],
@@ -84,7 +86,7 @@ def _synthetic_record(alive, terminated, cost, demand):
 def test_blackout_charges_the_remaining_demand_at_voll(env_params):
     record = _synthetic_record([1, 1, 0, 0], [0, 1, 0, 0], cost=10.0, demand=100.0)
     record = record._replace(pg=np.zeros((4, 1, env_params.grid.n_gen)))
-    metrics = baselines.episode_metrics(record, env_params)
+    metrics = episode_metrics(record, env_params)
     consts = env_params.consts
     remaining_mwh = 2 * 100.0 * consts.step_hours
     assert metrics["cost"][0] == pytest.approx(20.0 + consts.voll * remaining_mwh)
@@ -100,7 +102,7 @@ def test_costs_the_env_already_charged_are_not_added_again(env_params):
     record.info["slack_cost"][0] = 7.0
     record.info["unserved_energy_mwh"][1] = 3.0
     record.info["island_unserved_mwh"][1] = 1.0
-    metrics = baselines.episode_metrics(record, env_params)
+    metrics = episode_metrics(record, env_params)
     voll = env_params.consts.voll
     assert metrics["cost"][0] == pytest.approx(150.0 + voll * 1.0)
     assert metrics["slack_cost"][0] == pytest.approx(7.0)
@@ -126,9 +128,7 @@ def rollouts(env_params):
         keys = scenarios.eval_keys(scenario, EPISODES)
         index = jnp.int32(scenarios.scenario_id(scenario))
         out[scenario] = {
-            name: jax.device_get(
-                baselines.rollout(env_params, policies, jnp.int32(i), keys, index, HORIZON)
-            )
+            name: jax.device_get(rollout(env_params, policies, jnp.int32(i), keys, index, HORIZON))
             for i, name in enumerate(methods)
         }
     return out
@@ -137,12 +137,10 @@ def rollouts(env_params):
 @pytest.mark.parametrize("scenario", ["normal", "cascading_failure"])
 def test_oracle_never_costs_more_than_the_myopic_opf(env_params, rollouts, scenario):
     model = oracle.dispatch_model(env_params)
-    myopic = baselines.episode_metrics(rollouts[scenario]["myopic"], env_params)["cost"]
-    nothing = baselines.episode_metrics(rollouts[scenario]["nothing"], env_params)["cost"]
+    myopic = episode_metrics(rollouts[scenario]["myopic"], env_params)["cost"]
+    nothing = episode_metrics(rollouts[scenario]["nothing"], env_params)["cost"]
     for b in range(EPISODES):
-        solution = oracle.solve_oracle(
-            model, baselines.oracle_inputs(rollouts[scenario]["myopic"], b)
-        )
+        solution = oracle.solve_oracle(model, oracle_inputs(rollouts[scenario]["myopic"], b))
         assert solution.total_cost <= myopic[b] * (1 + 1e-6)
         assert solution.total_cost <= nothing[b] * (1 + 1e-6)
         assert solution.lower_bound <= solution.total_cost + 1e-6
@@ -150,16 +148,16 @@ def test_oracle_never_costs_more_than_the_myopic_opf(env_params, rollouts, scena
 
 def test_a_policy_copying_the_myopic_opf_has_its_gap(env_params, rollouts):
     for runs in rollouts.values():
-        myopic = baselines.episode_metrics(runs["myopic"], env_params)["cost"]
-        copy = baselines.episode_metrics(runs["copy"], env_params)["cost"]
+        myopic = episode_metrics(runs["myopic"], env_params)["cost"]
+        copy = episode_metrics(runs["copy"], env_params)["cost"]
         np.testing.assert_allclose(copy, myopic, rtol=1e-6)
 
 
 def test_every_method_sees_the_same_exogenous_episode(rollouts):
     for runs in rollouts.values():
-        reference = baselines.oracle_inputs(runs["myopic"], 0)
+        reference = oracle_inputs(runs["myopic"], 0)
         for record in runs.values():
-            other = baselines.oracle_inputs(record, 0)
+            other = oracle_inputs(record, 0)
             np.testing.assert_allclose(other.demand_mw, reference.demand_mw, rtol=1e-6)
             np.testing.assert_allclose(other.available_mw, reference.available_mw, rtol=1e-5)
             np.testing.assert_array_equal(other.branch_in_service, reference.branch_in_service)
@@ -206,26 +204,26 @@ def test_proportional_dispatch_is_not_do_nothing(env_params, rollouts):
         nothing, shared = runs["nothing"], runs["proportional"]
         moved = np.abs(np.asarray(shared.pg) - np.asarray(nothing.pg))[:, :, renewable]
         assert moved.max() > 1.0  # renewables curtailed pro rata, conventional units pick up
-        curtailed = baselines.episode_metrics(shared, env_params)["curtailed_mwh"]
-        assert np.all(curtailed > baselines.episode_metrics(nothing, env_params)["curtailed_mwh"])
+        curtailed = episode_metrics(shared, env_params)["curtailed_mwh"]
+        assert np.all(curtailed > episode_metrics(nothing, env_params)["curtailed_mwh"])
 
 
 def test_myopic_opf_keeps_its_rating_margin_free(env_params, rollouts):
-    inputs = baselines.oracle_inputs(rollouts["normal"]["myopic"], 0)
+    inputs = oracle_inputs(rollouts["normal"]["myopic"], 0)
     per_step = ("demand_mw", "available_mw", "gen_online", "branch_in_service")
     first = inputs._replace(**{name: getattr(inputs, name)[:1] for name in per_step})
     # Tighten the most loaded branch below its flow so that its limit binds.
-    free = oracle.solve_oracle(baselines.myopic_model(env_params, 0.0), first)
+    free = oracle.solve_oracle(highs_reference.myopic_model(env_params, 0.0), first)
     rating = np.asarray(env_params.grid.branch_rating, np.float64)
     k = int(np.argmax(np.abs(free.flow_mw[0]) / rating))
     tight = rating.copy()
     tight[k] = 0.8 * abs(free.flow_mw[0, k])
     params = env_params.replace(grid=env_params.grid.replace(branch_rating=jnp.asarray(tight)))
-    exact = oracle.solve_oracle(baselines.myopic_model(params, 0.0), first)
-    kept = oracle.solve_oracle(baselines.myopic_model(params, 0.1), first)
+    exact = oracle.solve_oracle(highs_reference.myopic_model(params, 0.0), first)
+    kept = oracle.solve_oracle(highs_reference.myopic_model(params, 0.1), first)
     assert abs(exact.flow_mw[0, k]) == pytest.approx(tight[k], rel=1e-6)
     assert np.all(np.abs(kept.flow_mw[0]) <= 0.9 * tight + 1e-6)
     assert abs(kept.flow_mw[0, k]) == pytest.approx(0.9 * tight[k], rel=1e-6)
     assert kept.total_cost >= exact.total_cost - 1e-6
     with pytest.raises(ValueError, match="rating_margin"):
-        baselines.myopic_model(env_params, 1.0)
+        highs_reference.myopic_model(env_params, 1.0)

@@ -10,7 +10,7 @@ import pytest
 
 from envs.config import default_env_config
 from envs.env import GridEnv, make_env, reset_to_scenario
-from envs.opf import baselines, dc_opf, merit_order, step_qp
+from envs.opf import baselines, dc_opf, highs_reference, merit_order, step_qp
 from envs.powerflow import dcpf
 from envs.powerflow.connectivity import energised_buses
 from envs.powerflow.grid import generation_cost
@@ -105,7 +105,7 @@ def test_both_myopic_references_dispatch_for_a_branch_that_recloses_this_step(en
     peak = scenarios.scenario_id("peak_demand")
     keys = jax.random.split(jax.random.key(0), 2)
     _, state = jax.vmap(reset_to_scenario, in_axes=(0, None, None))(keys, env_params, peak)
-    model = baselines.myopic_model(env_params)
+    model = highs_reference.myopic_model(env_params)
     is_renewable = np.asarray(env_params.devices.is_renewable, bool)
     solve = _solve_batch
     shed = {}
@@ -114,8 +114,8 @@ def test_both_myopic_references_dispatch_for_a_branch_that_recloses_this_step(en
             branch_in_service=state.branch_in_service.at[:, 2].set(False),
             branch_cooldown=state.branch_cooldown.at[:, 2].set(cooldown),
         )
-        pg, _, highs_shed = baselines.myopic_highs_dispatch(
-            model, is_renewable, baselines.HostStates.of(out)
+        pg, _, highs_shed = highs_reference.myopic_highs_dispatch(
+            model, is_renewable, highs_reference.HostStates.of(out)
         )
         ours = solve(out, env_params)
         np.testing.assert_allclose(np.asarray(ours.pg), pg, atol=0.2)
@@ -130,10 +130,10 @@ def test_myopic_opf_matches_the_highs_myopic_opf(env_params, scenario):
     states = _states(env_params, scenario, 4, 6)
     solved = _solve_batch(states, env_params)
     assert bool(jnp.all(solved.converged))
-    model = baselines.myopic_model(env_params)
+    model = highs_reference.myopic_model(env_params)
     is_renewable = np.asarray(env_params.devices.is_renewable, bool)
-    host = baselines.HostStates.of(states)
-    pg, battery, shed = baselines.myopic_highs_dispatch(model, is_renewable, host)
+    host = highs_reference.HostStates.of(states)
+    pg, battery, shed = highs_reference.myopic_highs_dispatch(model, is_renewable, host)
 
     def cost(p):
         per_unit = np.asarray(generation_cost(env_params.grid, jnp.asarray(p, jnp.float32)))
@@ -280,10 +280,10 @@ def test_myopic_opf_algorithm_matches_highs_on_outages_islands_and_shedding(x64,
     ours = jax.jit(jax.vmap(solve, in_axes=(0, None)))(states, params)
     assert np.all(np.asarray(ours.converged)), np.asarray(ours.residual)
     assert np.all(np.asarray(ours.residual) < step_qp.FEASIBILITY_TOL)
-    model = baselines.myopic_model(params)
+    model = highs_reference.myopic_model(params)
     is_renewable = np.asarray(params.devices.is_renewable, bool)
-    host = baselines.HostStates.of(states)
-    pg, battery, shed = baselines.myopic_highs_dispatch(model, is_renewable, host)
+    host = highs_reference.HostStates.of(states)
+    pg, battery, shed = highs_reference.myopic_highs_dispatch(model, is_renewable, host)
     energised = energised_buses(model.network, np.asarray(states.branch_in_service))
     shed = np.where(energised, shed, 0.0)  # the JAX QP leaves load in islands out of the QP
     available = np.where(energised[:, params.grid.gen_bus], np.asarray(states.available), 0.0)

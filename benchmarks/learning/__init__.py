@@ -1,0 +1,134 @@
+"""Time to quality: how good a preset's policy is after how many seconds of wall clock.
+
+    python -m benchmarks.learning [--config=configs/default.py] [--override='--config.a.b=v']
+        [--seeds=3] [--budget_s=600] [--scenarios=all] [--episodes=2] [--horizon=96]
+        [--checkpoints=8] [--eval_seed=1] [--out_dir=DIR]
+    python -m benchmarks.learning --from_runs=RUN_DIR1,RUN_DIR2 [...]   # evaluate runs only
+
+Training: each seed runs ``python -m launch.local`` with the preset and overrides, one seed
+after another, for ``--budget_s`` of wall clock counted from the moment the command starts
+(interpreter, Ray and compilation included; by default each run compiles into an empty
+compilation cache). At the budget the launcher gets SIGINT: it finishes the update in flight,
+writes a final checkpoint and exits. Checkpoints are saved often enough that
+``--checkpoints`` of them can be spread over the budget, and all are kept.
+
+Wall clock of a checkpoint: Orbax's save-start timestamp (``_CHECKPOINT_METADATA``), taken
+just after the update it holds, minus the launch time the benchmark recorded
+(``benchmark_launch.json`` in the run directory). A checkpoint's time is therefore when its
+parameters existed, not when the asynchronous write ended.
+
+Evaluation runs after all training, in this process, so it never competes with a timed run
+for the cores. The curve's points are ``--checkpoints`` times evenly spaced up to the budget;
+at each, every seed contributes its latest checkpoint saved by then (the quality a user would
+have if they stopped there). Episodes are a held-out set of their own (``--eval_seed``, never
+the evaluation suite's set 0, so nothing is tuned to the suite's episodes). The baselines
+(do-nothing, myopic DC-OPF) and the perfect-foresight oracle are the same for every
+checkpoint, so they run once and are kept in ``OUT_DIR/references.json`` for later calls
+with the same settings; per checkpoint only the policy is rolled out.
+
+Prints, against wall-clock seconds and per scenario: the gap to the oracle bound (%), cost
+relative to the myopic OPF and to do-nothing (%), unserved energy, overload steps and
+blackouts as the mean over seeds with their min-max; then every target with whether it is
+met. Writes ``learning.json`` (every number, std over seeds included) and ``learning.png``
+(the curves) to ``--out_dir``; the runs are ``OUT_DIR/runs/seed_<N>`` with a ``.log`` beside.
+
+Targets (``IEEE14_TARGETS``, the ieee14 default preset's): within 600 s of wall clock, the
+normal-day gap to the oracle at most 3 %; in every scenario cost, overload steps and
+blackouts at most the myopic OPF's; no blackout in normal, peak_demand and
+renewable_intermittency. They are checked on the mean over seeds at the last point within
+600 s where every seed has a checkpoint (what a run of that length ends with), with the
+number of seeds meeting each on their own beside it; "time to quality" is the first point
+where all are met.
+
+The package: ``settings`` (the checked flags as ``Settings``, constants), ``train`` (one
+launcher run per seed), ``evaluation`` (the checkpoints and the references, through the
+evaluation library ``envs.evaluation`` and ``launch.evaluation``), ``curve`` (the curve's
+points and the targets, pure), ``report`` (table and plot); ``__main__`` is the command line
+and the only module that defines flags.
+"""
+
+from benchmarks.learning.curve import (
+    IEEE14_TARGETS,
+    METRICS,
+    Targets,
+    aggregate,
+    all_met,
+    build_curve,
+    check_targets,
+    checkpoint_times,
+    curve_point,
+    launch_start,
+    pick_checkpoints,
+    point_means,
+    relative_row,
+    rows_at,
+    seed_counts,
+    time_grid,
+    time_to_quality,
+    verdict_point,
+)
+from benchmarks.learning.evaluation import Evaluator, evaluate_run, evaluate_runs, stored_env_config
+from benchmarks.learning.report import format_report, plot_curves, title
+from benchmarks.learning.settings import (
+    ASSUMED_ENV_STEPS_PER_S,
+    BASELINE_NAMES,
+    DEFAULT_CONFIG,
+    LAUNCH_RECORD,
+    REPO,
+    SAVES_PER_EVALUATED,
+    STOP_GRACE_S,
+    UNBOUNDED_ENV_STEPS,
+    Settings,
+    UsageError,
+    load_preset,
+    parse_overrides,
+    progress,
+    read_json,
+)
+from benchmarks.learning.train import save_cadence, train_command, train_for_budget, train_seeds
+
+__all__ = [
+    "ASSUMED_ENV_STEPS_PER_S",
+    "BASELINE_NAMES",
+    "DEFAULT_CONFIG",
+    "IEEE14_TARGETS",
+    "LAUNCH_RECORD",
+    "METRICS",
+    "REPO",
+    "SAVES_PER_EVALUATED",
+    "STOP_GRACE_S",
+    "UNBOUNDED_ENV_STEPS",
+    "Evaluator",
+    "Settings",
+    "Targets",
+    "UsageError",
+    "aggregate",
+    "all_met",
+    "build_curve",
+    "check_targets",
+    "checkpoint_times",
+    "curve_point",
+    "evaluate_run",
+    "evaluate_runs",
+    "format_report",
+    "launch_start",
+    "load_preset",
+    "parse_overrides",
+    "pick_checkpoints",
+    "plot_curves",
+    "point_means",
+    "progress",
+    "read_json",
+    "relative_row",
+    "rows_at",
+    "save_cadence",
+    "seed_counts",
+    "stored_env_config",
+    "time_grid",
+    "time_to_quality",
+    "title",
+    "train_command",
+    "train_for_budget",
+    "train_seeds",
+    "verdict_point",
+]

@@ -1,0 +1,104 @@
+"""The benchmark's settings (the checked flags), its constants, and the preset as training
+will load it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from absl import flags
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+DEFAULT_CONFIG = "configs/default.py"
+
+
+BASELINE_NAMES = ("do_nothing", "myopic_opf")
+
+
+# Training ends at the budget, not at a step count (no setting depends on the total).
+UNBOUNDED_ENV_STEPS = 10**12
+
+
+# Only sets the save cadence: the default preset's rate on a 2-core VM (README).
+ASSUMED_ENV_STEPS_PER_S = 4_300
+
+
+SAVES_PER_EVALUATED = 3  # saved checkpoints per evaluated one, so each grid time finds one
+
+
+STOP_GRACE_S = 180.0  # after SIGINT: the update in flight, the final checkpoint, Ray's shutdown
+
+
+LAUNCH_RECORD = "benchmark_launch.json"
+
+
+class UsageError(ValueError):
+    """A bad flag: reported in one line before anything is trained."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The checked flags: everything a benchmark call depends on, stored with its results."""
+
+    config_path: str
+    overrides: tuple[str, ...]  # each '--config.a.b=v', passed to training verbatim
+    seeds: tuple[int, ...]
+    budget_s: float
+    scenarios: tuple[str, ...]
+    episodes: int
+    horizon: int
+    checkpoints: int
+    eval_seed: int
+    out_dir: Path
+    from_runs: tuple[Path, ...]
+    save_every_updates: int
+    cold_cache: bool
+
+
+def parse_overrides(values: list[str]) -> tuple[str, ...]:
+    """Each ``--config.a.b=v`` (also ``config.a.b=v`` or ``a.b=v``), several per value allowed."""
+    out = []
+    for value in values:
+        for item in shlex.split(value):
+            item = item.removeprefix("--").removeprefix("config.")
+            key = item.split("=", 1)[0]
+            if "=" not in item or not key or key.startswith("-"):
+                raise UsageError(f"--override {item!r}: expected --config.<field>=<value>")
+            out.append(f"--config.{item}")
+    return tuple(out)
+
+
+def load_preset(config_path: str, overrides: tuple[str, ...]):
+    """The preset with the overrides applied by ml_collections, exactly as training will."""
+    from ml_collections import config_flags
+
+    from learner.config import validate_learner_config
+
+    argv = ["learning", f"--config={config_path}", *overrides]
+    holder = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", config_path, "", holder, sys_argv=argv)
+    try:
+        holder(argv)
+        config = holder.config
+        validate_learner_config(config.learner)
+    except (AttributeError, KeyError) as err:
+        raise UsageError(f"--override: the preset has no field {err}") from None
+    except (flags.Error, TypeError, ValueError) as err:
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UsageError(f"--config/--override: {message}") from None
+    return config
+
+
+def progress(message: str) -> None:
+    """Progress on stderr: training alone takes seeds x budget."""
+    print(f"[learning] {message}", file=sys.stderr, flush=True)
+
+
+def read_json(path: Path):
+    """A JSON file's content, None where the file is absent (runs not launched here)."""
+    return json.loads(path.read_text()) if path.is_file() else None

@@ -1,0 +1,77 @@
+"""Per-episode totals of an evaluation (NumPy) and their summary against the oracle."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from envs.evaluation.rollout import Rollout
+from envs.types import EnvParams
+
+
+def episode_metrics(record: Rollout, params: EnvParams) -> dict[str, np.ndarray]:
+    """Per-episode totals [B] of a rollout (NumPy).
+
+    ``cost`` ($) = the env's step cost ``info["cost"]`` (generation, VOLL x voluntary and
+    under-frequency shedding, curtailment, and the slack bus's energy on the slack unit's cost
+    curve) + only what the env leaves out of it: VOLL x energy lost in islands and VOLL x the
+    demand left unserved after a blackout ended the episode early (so a blacked-out, shorter
+    episode never looks cheaper). ``slack_cost`` is reported for reference (already in
+    ``cost``).
+    """
+    consts = params.consts
+    info = {k: np.asarray(v, np.float64) for k, v in record.info.items()}
+    alive = np.asarray(record.alive, np.float64)
+    terminated = np.asarray(record.terminated)
+    after = (np.cumsum(terminated, axis=0) > terminated).astype(np.float64)  # post-blackout
+    not_served_after = np.sum(after * info["demand_mw"] * consts.step_hours, 0)
+    island = np.sum(alive * info["island_unserved_mwh"], 0) + not_served_after
+    return {
+        "cost": np.sum(alive * info["cost"], 0) + consts.voll * island,
+        "slack_cost": np.sum(alive * info["slack_cost"], 0),
+        "unserved_mwh": np.sum(alive * info["unserved_energy_mwh"], 0) + not_served_after,
+        "gen_cost": np.sum(alive * info["gen_cost"], 0),
+        "shed_mwh": np.sum(alive * info["shed_mwh"], 0),
+        "curtailed_mwh": np.sum(alive * info["curtailed_mwh"], 0),
+        "overload_steps": np.sum(alive * (info["n_overloaded"] > 0), 0),
+        "trips": np.sum(alive * info["trips"], 0),
+        "freq_violations": np.sum(alive * (np.abs(info["freq_dev_hz"]) > consts.freq_band_hz), 0),
+        "blackouts": np.any(terminated & (alive > 0), axis=0).astype(np.float64),
+        "steps": np.sum(alive, 0),
+    }
+
+
+def oracle_metrics(solutions, dt_hours: float) -> dict[str, np.ndarray]:
+    """Per-episode totals of the oracle's dispatches, in the units of ``episode_metrics``."""
+    n_steps = np.array([len(s.step_cost) for s in solutions], float)
+    zeros = np.zeros(len(solutions))
+    return {
+        "cost": np.array([s.total_cost for s in solutions]),
+        "gen_cost": np.array([np.sum(s.generation_cost_per_h) * dt_hours for s in solutions]),
+        "unserved_mwh": np.array([np.sum(s.shed_mw) * dt_hours for s in solutions]),
+        "shed_mwh": np.array([np.sum(s.shed_mw) * dt_hours for s in solutions]),
+        "overload_steps": zeros,
+        "trips": zeros,
+        "freq_violations": zeros,
+        "blackouts": zeros,
+        "steps": n_steps,
+        "solve_seconds": np.array([s.solve_seconds for s in solutions]),
+    }
+
+
+def summarise(metrics: dict[str, dict[str, np.ndarray]]) -> dict[str, dict]:
+    """Means over episodes per method, the optimality gap against the oracle, per-episode cost."""
+    reference = metrics.get("oracle", {}).get("cost")
+    out = {}
+    for name, values in metrics.items():
+        row = {k: float(np.mean(v)) for k, v in values.items()}
+        if reference is not None:
+            gaps = values["cost"] / np.maximum(reference, 1e-9) - 1.0
+            row["gap_percent"] = float(100.0 * np.mean(gaps))
+        else:
+            row["gap_percent"] = None  # no oracle: no gap (JSON null)
+        row["episode_cost"] = [float(c) for c in values["cost"]]
+        row["per_episode"] = {k: [float(x) for x in v] for k, v in values.items()}
+        if reference is not None:  # episodes where the env's accounting beat the bound
+            row["episodes_below_oracle"] = int(np.sum(values["cost"] < reference * (1 - 1e-6)))
+        out[name] = row
+    return out

@@ -1,0 +1,74 @@
+"""What an evaluation runs, by name: the baselines a policy is judged against
+(``envs.opf.baselines``) and the held-out scenarios (``envs.sim.scenarios``)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from envs.evaluation.rollout import ActFn
+from envs.opf import baselines
+from envs.opf.controls import MYOPIC_RATING_MARGIN
+from envs.sim import scenarios
+from envs.types import EnvParams
+
+BASELINES = {
+    "do_nothing": baselines.do_nothing,
+    "proportional": baselines.proportional,
+    "merit_order": baselines.merit_order,
+    # single-step DC-OPF, batched in JAX on the device (envs.opf.step_qp)
+    "myopic_opf": baselines.myopic_opf_baseline,
+    # receding-horizon DC-OPF on the operator's forecast, batched in JAX (envs.opf.lookahead_qp)
+    "lookahead_opf": baselines.lookahead_opf,
+    # the same, with the energy stored at the horizon's end valued at the forecast's end price
+    "lookahead_opf_valued": partial(baselines.lookahead_opf, value_stored_energy=True),
+    # the myopic OPF solved exactly by HiGHS on the host: its reference, one LP per grid per step
+    "myopic_opf_highs": baselines.myopic_opf_highs,
+}
+# Evaluated unless --baselines says otherwise. Left out: the HiGHS reference (the same problem
+# as myopic_opf, and its host solves are the slow part of an ieee118 suite) and lookahead_opf,
+# whose dense multi-period QP (six periods: ~1k variables and ~4k rows on ieee118) costs seconds
+# per grid and step on a CPU.
+DEFAULT_BASELINES = tuple(
+    name
+    for name in BASELINES
+    if name not in ("myopic_opf_highs", "lookahead_opf", "lookahead_opf_valued")
+)
+# The baselines that keep a share of every branch rating free (``rating_margin``).
+WITH_RATING_MARGIN = ("myopic_opf", "myopic_opf_highs", "lookahead_opf", "lookahead_opf_valued")
+
+
+def _chosen(selection: str, allowed, what: str, allowed_text: str) -> tuple[str, ...]:
+    """The names of a comma-separated selection; unknown ones raise ValueError."""
+    chosen = tuple(s.strip() for s in selection.split(",") if s.strip())
+    unknown = [s for s in chosen if s not in allowed]
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}; allowed: {allowed_text}")
+    return chosen
+
+
+def baseline_list(selection: str) -> tuple[str, ...]:
+    """A comma-separated selection as names of ``BASELINES`` ('' for none); unknown names raise
+    ValueError."""
+    return _chosen(selection, BASELINES, "baselines", ", ".join(BASELINES))
+
+
+def scenario_list(selection: str) -> tuple[str, ...]:
+    """``'all'`` (or empty) or a comma-separated selection as scenario names; unknown names
+    raise ValueError."""
+    names = scenarios.scenario_names()
+    if selection.strip() in ("", "all"):
+        return names
+    return _chosen(selection, names, "scenarios", f"all or {', '.join(names)}")
+
+
+def baseline_methods(
+    params: EnvParams, names, rating_margin: float = MYOPIC_RATING_MARGIN
+) -> dict[str, ActFn]:
+    """``{name: ActFn}`` of the named baselines on ``params``, in that order; the OPF baselines
+    keep ``rating_margin`` of every branch rating free."""
+    return {
+        name: BASELINES[name](params, rating_margin=rating_margin)
+        if name in WITH_RATING_MARGIN
+        else BASELINES[name](params)
+        for name in names
+    }
