@@ -41,6 +41,10 @@ def get_config() -> ml_collections.ConfigDict:
     # a std of 0.22 in tanh space is +-4.4 $/MWh of bid.
     config.env.action_interface = "bids"
     config.env.bid_scale = 20.0
+    # A battery's bid is the value of its stored energy; it must reach the units' marginal
+    # costs (20-45 $/MWh on ieee14) for a battery to hold energy at all, which is where the
+    # one-step OPF loses most under failures (benchmarks/README.md, "A battery's bid range").
+    config.env.storage_bid_scale = 100.0
     config.learner.init_log_std = -1.5
     # The one-step OPF in every actor step leaves the learner idle ~90 % of the time: four
     # epochs at the base step size cost no wall clock, and with bids of up to 20 $/MWh kept

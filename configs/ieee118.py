@@ -33,6 +33,7 @@ def get_config() -> ml_collections.ConfigDict:
     # branch limits.
     config.env.action_interface = "bids"
     config.env.bid_scale = 20.0
+    config.env.storage_bid_scale = 100.0  # as in the default preset: reaches marginal costs
     config.learner.init_log_std = -1.5
 
     config.actors = actors_config()

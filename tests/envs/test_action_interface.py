@@ -60,18 +60,22 @@ def test_a_zero_action_is_the_interface_baseline(interface, baseline):
 
 def test_a_battery_bidding_its_energy_up_holds_it():
     """Zero bids discharge the batteries (the one-step view sees no later use for the energy);
-    a high offer on a battery's energy keeps it from discharging."""
-    params, _, state, shape, setpoints = _batch(action_interface="bids", bid_scale=200.0)
+    a high offer on a battery's energy keeps it from discharging. The batteries' bid range is
+    their own (``storage_bid_scale``): within the units' 20 $/MWh, below every ieee14 unit's
+    marginal cost, a full bid changes nothing."""
+    params, _, state, shape, setpoints = _batch(
+        action_interface="bids", bid_scale=20.0, storage_bid_scale=100.0
+    )
     amap = _map(params)
-    n_gen = params.grid.n_gen
-    bid = jnp.zeros(shape)
-    for s in range(params.devices.storage_bus.shape[0]):
-        bid = bid.at[:, amap.agent[n_gen + s], amap.dim[n_gen + s]].set(1.0)
-    storage_of = lambda a: a[:, amap.agent[n_gen : n_gen + 2], amap.dim[n_gen : n_gen + 2]]  # noqa: E731
+    n_gen, n_storage = params.grid.n_gen, params.devices.storage_bus.shape[0]
+    slots = (amap.agent[n_gen : n_gen + n_storage], amap.dim[n_gen : n_gen + n_storage])
+    bid = jnp.zeros(shape).at[:, slots[0], slots[1]].set(1.0)
+    storage_of = lambda a: np.asarray(a[:, slots[0], slots[1]])  # noqa: E731
     greedy = storage_of(setpoints(jnp.zeros(shape), state))
-    held = storage_of(setpoints(bid, state))
-    assert np.all(np.asarray(greedy) > 0.05)
-    assert np.all(np.asarray(held) <= 1e-3)
+    assert np.all(greedy > 0.05)
+    assert np.all(storage_of(setpoints(bid, state)) <= 1e-3)
+    *_, narrow_setpoints = _batch(action_interface="bids", bid_scale=20.0)
+    np.testing.assert_allclose(storage_of(narrow_setpoints(bid, state)), greedy, atol=1e-3)
 
 
 def test_a_nonfinite_bid_holds_its_channel_and_the_others_clear():
