@@ -74,10 +74,12 @@ _EPISODES = flags.DEFINE_integer(
 )
 
 
+# The env's episode (a day) by default: the policy is trained on whole days, and an episode cut
+# after 8 hours throws away the energy a battery holds for the evening peak.
 _HORIZON = flags.DEFINE_integer(
     "horizon",
-    96,
-    "Steps per evaluation episode (0 = the env's).",
+    0,
+    "Steps per evaluation episode (0 = the env's: a day on the presets).",
 )
 
 
