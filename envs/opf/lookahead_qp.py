@@ -37,8 +37,7 @@ import numpy as np
 
 from envs.opf import step_qp
 from envs.opf.merit_order import economic_dispatch, marginal_cost_coefficients, system_lambda
-from envs.powerflow.dc_outages import connected_buses
-from envs.powerflow.ptdf import ptdf_matrix
+from envs.powerflow.dc_outages import connected_buses, outage_ptdf
 from envs.sim import exogenous as exo
 from envs.sim.dispatch import reachable_band
 from envs.sim.protection import dispatch_topology
@@ -198,7 +197,7 @@ def _network_rows(state, params, forecast, energised, in_service, rating_margin)
     n_gen, n_storage, n_bus, n_var = _layout(params)
     periods = forecast.demand.shape[0]
     load = jnp.where(energised[None, :], forecast.demand + grid.bus_gs[None, :], 0.0)  # [H, N]
-    ptdf = ptdf_matrix(grid, in_service, energised)
+    ptdf = outage_ptdf(grid, in_service, energised)
     storage_to_bus = jax.nn.one_hot(devices.storage_bus, n_bus).T  # [N, S]
     injection = jnp.concatenate(
         [grid.gen_to_bus, storage_to_bus, -storage_to_bus, jnp.eye(n_bus)], axis=1

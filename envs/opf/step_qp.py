@@ -37,8 +37,7 @@ from envs.batching import compute_where, lapack_batch_safe
 from envs.deprecation import MYOPIC_RENAME, renamed_attributes
 from envs.opf import box_qp
 from envs.opf.merit_order import MIN_CURVATURE, marginal_cost_coefficients, merit_order_targets
-from envs.powerflow.dc_outages import connected_buses
-from envs.powerflow.ptdf import ptdf_matrix
+from envs.powerflow.dc_outages import connected_buses, outage_ptdf
 from envs.sim.dispatch import reachable_band
 from envs.sim.protection import dispatch_topology
 
@@ -189,9 +188,9 @@ def clearing_problem(state, params, rating_margin: float, price_offset=None) -> 
 
 def topology_ptdf(grid, in_service, energised) -> jax.Array:
     """``ptdf_matrix`` for this topology: the grid's own PTDF while every branch is in service
-    (most steps), the dense solve only for grids with outages (``compute_where``)."""
-    intact = jnp.all(in_service)
-    return compute_where(ptdf_matrix, ~intact, grid.ptdf, grid, in_service, energised)
+    (most steps), else a low-rank update of it for the outaged branches, the dense solve only
+    where that cannot serve (``envs.powerflow.dc_outages.outage_ptdf``)."""
+    return outage_ptdf(grid, in_service, energised)
 
 
 def dense_qp(problem: ClearingProblem) -> DenseQP:

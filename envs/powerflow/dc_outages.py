@@ -14,6 +14,12 @@ branch mask, but takes a cheap path wherever it can:
   energised part: the result is the dense masked solve's, islands included;
 * otherwise (more outages, or an ill-conditioned update): the dense masked solve.
 
+``outage_ptdf(grid, in_service, energised)`` returns what ``envs.powerflow.ptdf.ptdf_matrix``
+returns, by the same update: the flows above are linear in the energised injections, and their
+matrix is the intact PTDF corrected by a rank-2K term (``_low_rank_ptdf``), in the same tiers
+with the same dense fallback (``ptdf_matrix``). The clearing and look-ahead OPFs take it for
+the topology the step meets.
+
 Both tests run in two tiers: every grid first with ``few_slots(grid)`` slots, then only grids
 with more outages than that with ``WIDE_SLOTS``; on grids above ``SMALL_GRID_BRANCHES`` branches
 the flows have a third tier of ``WIDER_SLOTS`` before the dense solve. Most grids of a batch
@@ -22,8 +28,11 @@ slots are used or not (benchmarks/README.md, "Design choices in the step").
 
 Under ``jax.vmap`` the wider tiers, the sweep and the dense solve run only for the grids that
 need them (``envs.batching.compute_where``). A dense LU per grid costs O(N^3); the
-update O(K N + K L + K^3), which is what makes a batch of ieee118 grids with outages cheap.
+update O(K N + K L + K^3) for flows and O(K L N + K^2 N) for a PTDF, which is what makes a
+batch of ieee118 grids with outages cheap.
 """
+
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -31,6 +40,7 @@ import jax.numpy as jnp
 from envs.batching import compute_where
 from envs.powerflow.dcpf import DCFlow, energised_buses, masked_flow
 from envs.powerflow.grid import lift
+from envs.powerflow.ptdf import ptdf_matrix
 
 # |det(I - H_OO)| below this (float32, float64) means the outage set may island buses.
 ISLAND_DET_TOL = (1e-4, 1e-8)
@@ -154,6 +164,20 @@ def _update_terms(grid, in_service, energised, slots):
     return jnp.concatenate([f, f]), jnp.concatenate([t, t]), alpha, gamma, scale, used
 
 
+def _update_system(grid, in_service, energised, slots):
+    """The update of ``_update_terms`` as matrices: endpoints ``a``, ``c`` [2K], coefficients
+    ``alpha``, ``gamma`` [2K] (0 on unused slots), ``scale`` [2K], ``response = U X`` [2K, N]
+    (X the intact reduced inverse) and the scaled system ``I + diag(scale) U X U^T`` [2K, 2K]
+    (``diag(scale) (C^-1 + U X U^T)`` on the used slots, I elsewhere)."""
+    a, c, alpha, gamma, scale, used = _update_terms(grid, in_service, energised, slots)
+    alpha, gamma = jnp.where(used, alpha, 0.0), jnp.where(used, gamma, 0.0)
+    inverse = grid.dc_bus_inverse
+    response = alpha[:, None] * inverse[a] + gamma[:, None] * inverse[c]  # [2K, N]: U X
+    gram = alpha[None, :] * response[:, a] + gamma[None, :] * response[:, c]  # U X U^T
+    system = jnp.eye(2 * slots, dtype=gram.dtype) + scale[:, None] * gram
+    return a, c, alpha, gamma, scale, response, system
+
+
 def _low_rank(grid, p_bus, in_service, energised, slots, solve=None):
     """(DCFlow, |det| of the scaled update system) for up to K = ``slots`` outages, islands
     included.
@@ -162,21 +186,15 @@ def _low_rank(grid, p_bus, in_service, energised, slots, solve=None):
     the update injects, so the post-outage angles and flows are the intact network's for the
     injections ``p - U^T y`` (two matmuls with the shared X and PTDF, no per-grid matrix).
     """
-    a, c, alpha, gamma, scale, used = _update_terms(grid, in_service, energised, slots)
-    alpha, gamma = jnp.where(used, alpha, 0.0), jnp.where(used, gamma, 0.0)
+    a, c, alpha, gamma, scale, response, system = _update_system(grid, in_service, energised, slots)
     live_branch = in_service & energised[grid.branch_from]
     shift_flow = jnp.where(live_branch, -grid.branch_dc_b * grid.branch_shift, 0.0)
     p_pu = (p_bus - grid.bus_gs) / grid.base_mva - jnp.matmul(shift_flow, grid.branch_bus)
     p_pu = jnp.where(energised, p_pu, 0.0)  # dead buses: no injection (pinned at 0 below)
-    inverse = grid.dc_bus_inverse
-    response = alpha[:, None] * inverse[a] + gamma[:, None] * inverse[c]  # [2K, N]: U X
-    gram = alpha[None, :] * response[:, a] + gamma[None, :] * response[:, c]  # U X U^T
-    # diag(scale) (C^-1 + U X U^T) = I + diag(scale) U X U^T on the used slots, I elsewhere.
-    system = jnp.eye(2 * slots, dtype=gram.dtype) + scale[:, None] * gram
     rhs = scale * jnp.matmul(response, p_pu)
     y, abs_det = (solve or _solve_unpivoted)(system, rhs)
     injection = p_pu.at[a].add(-alpha * y).at[c].add(-gamma * y)  # p - U^T y
-    theta = jnp.matmul(injection, inverse) + grid.bus_va0[grid.slack]
+    theta = jnp.matmul(injection, grid.dc_bus_inverse) + grid.bus_va0[grid.slack]
     flow = (jnp.matmul(injection, grid.ptdf.T) + shift_flow) * grid.base_mva
     has_something = grid.bus_has_device | (p_bus != 0)
     islanded = jnp.any(has_something & ~energised)
@@ -189,12 +207,66 @@ def _low_rank(grid, p_bus, in_service, energised, slots, solve=None):
     return result, abs_det
 
 
-def _low_rank_wide(grid, p_bus, in_service, energised):
-    return _low_rank(grid, p_bus, in_service, energised, WIDE_SLOTS)
+def _low_rank_ptdf(grid, in_service, energised, slots, solve=None):
+    """([L, N] PTDF of the topology, |det| of the scaled update system) for up to K =
+    ``slots`` outages, islands included.
+
+    ``_low_rank``'s flows for injections ``p`` [N] are ``PTDF (E p - U^T y)`` on the live
+    branches (0 on the others), with ``E = diag(energised)`` (dead buses carry nothing) and
+    ``y = M^-1 diag(scale) U X E p``, ``M`` the scaled system. Linear in ``p``, so the
+    topology's PTDF is ``PTDF E - (PTDF U^T) M^-1 (diag(scale) U X E)``, rows of branches out
+    of service or dead set to 0: one [2K, 2K] solve with N right-hand sides and a rank-2K
+    product, where ``ptdf_matrix`` inverts an [N, N] matrix.
+    """
+    a, c, alpha, gamma, scale, response, system = _update_system(grid, in_service, energised, slots)
+    live_bus = energised.astype(response.dtype)
+    rhs = scale[:, None] * response * live_bus[None, :]  # diag(scale) U X E  [2K, N]
+    y, abs_det = (solve or _solve_unpivoted)(system, rhs)  # [2K, N]
+    ptdf_u = alpha[None, :] * grid.ptdf[:, a] + gamma[None, :] * grid.ptdf[:, c]  # [L, 2K]
+    ptdf = grid.ptdf * live_bus[None, :] - jnp.matmul(ptdf_u, y)
+    live_branch = in_service & energised[grid.branch_from]
+    return jnp.where(live_branch[:, None], ptdf, 0.0), abs_det
 
 
-def _low_rank_wider(grid, p_bus, in_service, energised):
-    return _low_rank(grid, p_bus, in_service, energised, WIDER_SLOTS, _solve_qr)
+def _by_tiers(low_rank, dense, args, in_service, active):
+    """``low_rank(*args, slots=, solve=)`` (a result and the |det| of its update system) in
+    the tiers of slots the outage count of ``in_service`` calls for, ``dense(*args)`` where
+    there are more outages than the widest tier or the update is ill-conditioned; only for
+    ``active`` grids beyond the first tier (see the module docstring)."""
+    grid = args[0]
+    count = jnp.sum(~in_service)
+    slots = few_slots(grid)
+    result, abs_det = low_rank(*args, slots=slots, solve=_solve_unpivoted)
+    tiers = [(WIDE_SLOTS, _solve_unpivoted)]
+    if grid.n_branch > SMALL_GRID_BRANCHES:  # small grids: the dense solve is cheap already
+        tiers.append((WIDER_SLOTS, _solve_qr))
+    for width, solve in tiers:
+        needed = (count > slots) & (count <= width) & active
+        tier = partial(low_rank, slots=width, solve=solve)
+        result, abs_det = compute_where(tier, needed, (result, abs_det), *args)
+        slots = width
+    needed = (count > slots) | (abs_det < _tolerance(abs_det.dtype))
+    return compute_where(dense, needed & active, result, *args)
+
+
+def outage_ptdf(grid, in_service, energised) -> jax.Array:
+    """``ptdf_matrix(grid, in_service, energised)`` of one grid, in the dtype of ``grid.ptdf``:
+    the grid's own PTDF while every branch is in service, else the low-rank update of it
+    (``_low_rank_ptdf``) in the tiers of ``dc_flow``, and the dense ``ptdf_matrix`` only where
+    those cannot serve. ``energised`` [N] bool: ``connected_buses(grid, in_service)``."""
+    intact = jnp.all(in_service)
+    return compute_where(_ptdf_by_tiers, ~intact, grid.ptdf, grid, in_service, energised)
+
+
+def _ptdf_by_tiers(grid, in_service, energised):
+    args = (grid, in_service, energised)
+    return _by_tiers(_low_rank_ptdf, _dense_ptdf, args, in_service, jnp.bool_(True))
+
+
+def _dense_ptdf(grid, in_service, energised):
+    # ptdf_matrix computes in JAX's default float (float64 under x64); the update, in the
+    # grid's dtype, is only as exact as the grid's factors anyway.
+    return ptdf_matrix(grid, in_service, energised).astype(grid.ptdf.dtype)
 
 
 def _solve_qr(matrix, rhs):
@@ -204,13 +276,16 @@ def _solve_qr(matrix, rhs):
     kernels on XLA:CPU, which cost more than the factorisation at K = 32.
     """
     q, r = jnp.linalg.qr(matrix)
-    projected = jnp.matmul(rhs, q)[:, None]  # Q^T rhs
+    columns = rhs if rhs.ndim == 2 else rhs[:, None]  # [K] or [K, M] right-hand sides
+    projected = jnp.matmul(q.T, columns)  # Q^T rhs
     solution = jax.lax.linalg.triangular_solve(r, projected, left_side=True, lower=False)
-    return solution[:, 0], jnp.prod(jnp.abs(jnp.diagonal(r)))
+    solution = solution if rhs.ndim == 2 else solution[:, 0]
+    return solution, jnp.prod(jnp.abs(jnp.diagonal(r)))
 
 
 def _solve_unpivoted(matrix, rhs):
     """Gaussian elimination in slot order, no row exchanges (no gathers); also |det|.
+    ``rhs``: [K] or [K, M] (M right-hand sides).
 
     The grounding slots come first: their block is positive definite, and once they are
     eliminated every leading block of the outages is ``I - H_SS`` of the grounded network,
@@ -219,7 +294,8 @@ def _solve_unpivoted(matrix, rhs):
     an ill-conditioned update: the caller re-solves densely when |det| is small.
     """
     n = matrix.shape[-1]
-    augmented = jnp.concatenate([matrix, rhs[:, None]], axis=-1)
+    columns = rhs if rhs.ndim == 2 else rhs[:, None]
+    augmented = jnp.concatenate([matrix, columns], axis=-1)
     abs_det = jnp.ones((), matrix.dtype)
     rows = jnp.arange(n)
     for col in range(n):
@@ -229,7 +305,8 @@ def _solve_unpivoted(matrix, rhs):
         factor = jnp.where(rows == col, 0.0, factor)
         augmented = augmented - factor[:, None] * augmented[col][None, :]
     diagonal = jnp.diagonal(augmented[:, :n])
-    return augmented[:, n] / jnp.where(diagonal == 0, 1.0, diagonal), abs_det
+    solution = augmented[:, n:] / jnp.where(diagonal == 0, 1.0, diagonal)[:, None]
+    return (solution if rhs.ndim == 2 else solution[:, 0]), abs_det
 
 
 def dc_flow(grid, p_bus, in_service, active=None, energised=None) -> DCFlow:
@@ -243,19 +320,5 @@ def dc_flow(grid, p_bus, in_service, active=None, energised=None) -> DCFlow:
     active = jnp.bool_(True) if active is None else jnp.asarray(active, bool)
     if energised is None:
         energised = connected_buses(grid, in_service)
-    count = jnp.sum(~in_service)
-    slots = few_slots(grid)
-    flow, abs_det = _low_rank(grid, p_bus, in_service, energised, slots)
-    wide = (count > slots) & (count <= WIDE_SLOTS) & active
-    flow, abs_det = compute_where(
-        _low_rank_wide, wide, (flow, abs_det), grid, p_bus, in_service, energised
-    )
-    most = WIDE_SLOTS
-    if grid.n_branch > SMALL_GRID_BRANCHES:  # small grids: the dense solve is cheap already
-        most = WIDER_SLOTS
-        wider = (count > WIDE_SLOTS) & (count <= WIDER_SLOTS) & active
-        flow, abs_det = compute_where(
-            _low_rank_wider, wider, (flow, abs_det), grid, p_bus, in_service, energised
-        )
-    dense = (count > most) | (abs_det < _tolerance(abs_det.dtype))
-    return compute_where(masked_flow, dense & active, flow, grid, p_bus, in_service, energised)
+    args = (grid, p_bus, in_service, energised)
+    return _by_tiers(_low_rank, masked_flow, args, in_service, active)
