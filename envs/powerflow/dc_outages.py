@@ -37,7 +37,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from envs.batching import compute_where
+from envs.batching import compute_where, lapack_batch_safe
 from envs.powerflow.dcpf import DCFlow, energised_buses, masked_flow
 from envs.powerflow.grid import lift
 from envs.powerflow.ptdf import ptdf_matrix
@@ -228,7 +228,7 @@ def _low_rank_ptdf(grid, in_service, energised, slots, solve=None):
     return jnp.where(live_branch[:, None], ptdf, 0.0), abs_det
 
 
-def _by_tiers(low_rank, dense, args, in_service, active):
+def _by_tiers(low_rank, dense, args, in_service, active, wider_solve=None):
     """``low_rank(*args, slots=, solve=)`` (a result and the |det| of its update system) in
     the tiers of slots the outage count of ``in_service`` calls for, ``dense(*args)`` where
     there are more outages than the widest tier or the update is ill-conditioned; only for
@@ -239,7 +239,7 @@ def _by_tiers(low_rank, dense, args, in_service, active):
     result, abs_det = low_rank(*args, slots=slots, solve=_solve_unpivoted)
     tiers = [(WIDE_SLOTS, _solve_unpivoted)]
     if grid.n_branch > SMALL_GRID_BRANCHES:  # small grids: the dense solve is cheap already
-        tiers.append((WIDER_SLOTS, _solve_qr))
+        tiers.append((WIDER_SLOTS, wider_solve or _solve_qr))
     for width, solve in tiers:
         needed = (count > slots) & (count <= width) & active
         tier = partial(low_rank, slots=width, solve=solve)
@@ -260,7 +260,11 @@ def outage_ptdf(grid, in_service, energised) -> jax.Array:
 
 def _ptdf_by_tiers(grid, in_service, energised):
     args = (grid, in_service, energised)
-    return _by_tiers(_low_rank_ptdf, _dense_ptdf, args, in_service, jnp.bool_(True))
+    # The widest tier's QR solves a right-hand side per bus: with a batch of grids it would
+    # reach the LAPACK size that deadlocks XLA's CPU pool (envs.batching.lapack_batch_safe).
+    k = 2 * WIDER_SLOTS
+    solve = lapack_batch_safe(_solve_qr, flops_per_call=2 * k**3 + 2 * k * k * grid.n_bus)
+    return _by_tiers(_low_rank_ptdf, _dense_ptdf, args, in_service, jnp.bool_(True), solve)
 
 
 def _dense_ptdf(grid, in_service, energised):
