@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 
+from launch import compile_cache
 from launch.devices import (
     CPU_CORES_ENV,
     cpu_cores_of,
@@ -62,7 +63,13 @@ class ThreadBackend:
         return VariableServer()
 
     def node(self, cls, kwargs: dict, devices: tuple[int, ...], name: str, restartable: bool):
+        compile_cache.count_compiles()
         return ThreadNode(cls(device_indices=devices, **kwargs), name)
+
+    def compile_counts(self, nodes) -> dict:
+        """The compilation cache's counts of this process, where every node runs."""
+        del nodes
+        return compile_cache.compile_counts()
 
     def shutdown(self) -> None:
         pass
@@ -145,6 +152,17 @@ class RayBackend:
         handle = ray.remote(cls).options(**options).remote(device_indices=local, **kwargs)
         return RayNode(handle, name, restartable)
 
+    def compile_counts(self, nodes) -> dict:
+        """The compilation cache's counts summed over the node processes (best effort: a
+        node that does not answer contributes nothing)."""
+        parts = []
+        for node in nodes:
+            try:
+                parts.append(node.call("compile_counts", timeout=5.0))
+            except Exception:
+                continue
+        return compile_cache.merged(parts)
+
     def shutdown(self) -> None:
         import ray
 
@@ -153,15 +171,19 @@ class RayBackend:
 
 def prepared_on_start(cls, pin: bool):
     """``cls`` whose constructor first prepares its process: threefry unrolled on CPU
-    (``launch.threefry_lowering``) and, with ``pin``, the process pinned to the cores in
-    ``CPU_CORES_ENV``."""
+    (``launch.threefry_lowering``), its compiles counted (``launch.compile_cache``) and, with
+    ``pin``, the process pinned to the cores in ``CPU_CORES_ENV``."""
 
     class Prepared(cls):
         def __init__(self, *args, **kwargs):
             unroll_threefry_on_cpu()
+            compile_cache.count_compiles()
             if pin:
                 pin_process_to_env_cores()
             super().__init__(*args, **kwargs)
+
+        def compile_counts(self) -> dict:
+            return compile_cache.compile_counts()
 
     Prepared.__name__ = Prepared.__qualname__ = cls.__name__
     return Prepared

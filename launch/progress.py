@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 import time
 
+from launch.compile_cache import describe as describe_compiles
+
 COST_KEYS = ("episode/cost", "episode/generation_cost", "episode/step_cost")
 VIOLATION_KEYS = ("episode/violations", "episode/n_overloaded", "episode/overloads")
 
@@ -118,6 +120,8 @@ def summary_text(summary: dict, run_dir: str, launch_type: str, restarts: int) -
             f"  queue memory     {queue['capacity']} items x {queue['item_bytes'] / 2**20:.1f} MiB"
             f" = {queue['bound_bytes'] / 2**20:.1f} MiB at most"
         )
+    if "compilation_cache" in summary:
+        lines.append(f"  XLA cache        {describe_compiles(summary['compilation_cache'])}")
     shown = [k for k in last if k.startswith("episode/return")] + list(SUMMARY_KEYS)
     for key in (k for k in shown if k in last):
         lines.append(f"  {key:<28} {last[key]:.4g}")

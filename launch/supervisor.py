@@ -170,6 +170,8 @@ class Supervisor:
 
     def _shutdown(self) -> dict:
         actor_stats = self._actor_stats()
+        nodes = [self.learner, *self.actors, *([self.evaluator] if self.evaluator else [])]
+        compile_counts = self.backend.compile_counts(nodes)
         for node in [self.learner, *self.actors]:
             try:
                 node.call("stop", timeout=5.0)
@@ -188,7 +190,11 @@ class Supervisor:
             except Exception as error:  # already stopped or dead: kill to be sure
                 logging.debug("%s exit: %s", actor.name, error)
                 actor.kill()
-        return summary | {"actors": actor_stats, "queue": self._queue_memory(actor_stats)}
+        return summary | {
+            "actors": actor_stats,
+            "queue": self._queue_memory(actor_stats),
+            "compilation_cache": compile_counts,
+        }
 
     def _queue_memory(self, actor_stats: dict) -> dict:
         """The queue's memory bound: its capacity times one item's bytes (as the actors
