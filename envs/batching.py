@@ -34,6 +34,7 @@ LAPACK_INLINE_FLOPS = 200_000
 
 def compute_where(fn, needed, fallback, *args):
     """``fn(*args)`` where ``needed`` (bool []), else ``fallback`` (a pytree like fn's output)."""
+    fn = traced_once(fn, args)
 
     @jax.custom_batching.custom_vmap
     def selected(needed, fallback, args):
@@ -52,6 +53,26 @@ def compute_where(fn, needed, fallback, *args):
         return out, jax.tree_util.tree_map(lambda _: True, out)
 
     return selected(jnp.asarray(needed, bool), fallback, args)
+
+
+def traced_once(fn, args):
+    """``fn``, traced here once for one grid's ``args``, as a function that replays its jaxpr.
+
+    Why: ``custom_vmap`` traces the unbatched branch and its batched rule traces ``fn`` again
+    under ``vmap``, so a ``compute_where`` nested in another's ``fn`` (the outage tiers inside
+    a cascade round) ran its Python once per enclosing trace, 11 times for one env step.
+    Replaying a jaxpr skips ``fn``'s Python (``jnp``'s argument checks and promotions), which
+    is most of the cost of tracing it; the program is the same.
+    """
+    closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(*args)
+    out_tree = jax.tree_util.tree_structure(out_shape)
+
+    def replay(*replay_args):
+        leaves = jax.tree_util.tree_leaves(replay_args)
+        outs = jax.core.eval_jaxpr(closed.jaxpr, closed.consts, *leaves)
+        return jax.tree_util.tree_unflatten(out_tree, outs)
+
+    return replay
 
 
 def _needing_first(needed):
