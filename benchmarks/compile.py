@@ -27,18 +27,26 @@ from absl import app, flags
 
 from benchmarks.harness import define_once, hardware_line
 
-# define_once: every benchmark module imports into one process (tests), and soak and opf
-# define --config and --repeats too.
-_CONFIG = define_once(
-    flags.DEFINE_string, "config", "configs/default.py", "Preset, relative to the repository."
-)
-_GRIDS = define_once(
-    flags.DEFINE_integer, "grids", 0, "grids per program (0: the preset's actors.num_envs)"
-)
-_UNROLL = define_once(
-    flags.DEFINE_integer, "unroll", 0, "rollout steps (0: the preset's unroll_length)"
-)
-_REPEATS = define_once(flags.DEFINE_integer, "repeats", 3, "timed calls after the first")
+# The flags are defined when the benchmark runs, not when it is imported: a test process imports
+# this module beside launch.cli, whose --config is a config file.
+_FLAGS: dict = {}
+
+
+def define_flags() -> None:
+    if _FLAGS:
+        return
+    _FLAGS["config"] = define_once(
+        flags.DEFINE_string, "config", "configs/default.py", "Preset, relative to the repository."
+    )
+    _FLAGS["grids"] = define_once(
+        flags.DEFINE_integer, "grids", 0, "grids per program (0: the preset's actors.num_envs)"
+    )
+    _FLAGS["unroll"] = define_once(
+        flags.DEFINE_integer, "unroll", 0, "rollout steps (0: the preset's unroll_length)"
+    )
+    _FLAGS["repeats"] = define_once(
+        flags.DEFINE_integer, "repeats", 3, "timed calls after the first"
+    )
 
 
 class BenchmarkError(ValueError):
@@ -139,24 +147,27 @@ def main(argv) -> None:
 
     # A cold compile is what is measured: no persistent cache.
     jax.config.update("jax_enable_compilation_cache", False)
-    config = load_preset(_CONFIG.value)
-    grids = _GRIDS.value or config.actors.num_envs
-    unroll = _UNROLL.value or config.learner.unroll_length
+    config = load_preset(_FLAGS["config"].value)
+    grids = _FLAGS["grids"].value or config.actors.num_envs
+    unroll = _FLAGS["unroll"].value or config.learner.unroll_length
     if grids < 1 or unroll < 1:
         raise BenchmarkError(f"--grids and --unroll must be >= 1, got {grids}, {unroll}")
     print("# Compile time per program")
     print(hardware_line())
-    print(f"preset: {_CONFIG.value} ({config.env.case}), {grids} grids, {unroll} steps per rollout")
+    print(
+        f"preset: {_FLAGS['config'].value} ({config.env.case}), {grids} grids, {unroll} steps per rollout"
+    )
     print(f"{'program':<16}{'first call s':>14}{'run s':>10}{'compile s':>12}")
     # Each program is jitted apart, so none shares another's compile.
     for name, call in programs(config, grids, unroll):
-        timing = time_program(call, _REPEATS.value)
+        timing = time_program(call, _FLAGS["repeats"].value)
         print(
             f"{name:<16}{timing['first_s']:>14.1f}{timing['run_s']:>10.3f}{timing['compile_s']:>12.1f}"
         )
 
 
 def run() -> None:
+    define_flags()
     try:
         app.run(main)
     except BenchmarkError as err:

@@ -1,5 +1,7 @@
 """benchmarks.compile: the first call's compile is separated from the run time."""
 
+import subprocess
+import sys
 import time
 
 import jax
@@ -28,3 +30,10 @@ def test_time_program_separates_the_first_calls_compile_from_its_runs():
 def test_time_program_refuses_no_repeats():
     with pytest.raises(compile_benchmark.BenchmarkError, match="--repeats"):
         compile_benchmark.time_program(lambda: jax.numpy.zeros(1), repeats=0)
+
+
+def test_the_benchmark_imports_beside_the_launchers_config_flag():
+    # A test worker imports this module and launch.cli (whose --config is a config file).
+    code = "import benchmarks.compile, launch.cli"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
