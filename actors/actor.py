@@ -196,9 +196,11 @@ class ActorThread:
         timeout = self._config.actors.first_params_timeout_s
         self._variables.wait_first(timeout=timeout)
         key_init, self._key = jax.random.split(self._key)
-        with jax.default_device(self._device):
-            key_init = jax.device_put(key_init, self._device)
-            carry = self._init_carry(key_init, self._config.actors.num_envs)
+        # The key committed to this thread's device places the carry there. No
+        # ``jax.default_device`` around the call: it is part of jit's trace cache key, so each
+        # thread's device traced the whole reset again (~7 s each with the threads contending).
+        key_init = jax.device_put(key_init, self._device)
+        carry = self._init_carry(key_init, self._config.actors.num_envs)
         while not self._stop.is_set():
             carry = self._act_once(carry)
             if carry is None:
