@@ -74,6 +74,11 @@ class ActorNode(ServiceNode):
         # One jitted rollout for all threads: threads on the same device share its executable
         # (compiled once, not once per thread).
         compiled = jitted_rollout(env, env_params, policy, self._config.learner.unroll_length)
+        # The reset traced once, here: threads that reach a jitted function together each trace
+        # it (jit caches a trace once one finishes), and tracing holds the GIL. The rollout's
+        # first calls are serialised by the rollout locks on CPU.
+        thread_key = jax.eval_shape(lambda: jax.random.PRNGKey(0))  # as ActorThread's keys
+        compiled[0].trace(thread_key, self._config.actors.num_envs)
         locks = rollout_locks(devices)
         threads, errors = [], []
         self._counters = []
