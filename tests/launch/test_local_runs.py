@@ -116,6 +116,9 @@ def test_local_mp_recovers_from_actor_kill_stops_on_ctrl_c_and_resumes(tmp_path)
 
     summary = read_json(run_dir / "summary.json")
     assert summary["stopped_early"] and summary["actor_restarts"] == 1
+    # The node processes' compiles, summed by the supervisor (what the XLA cache line shows).
+    ray_compiles = summary["compilation_cache"]
+    assert ray_compiles["programs"] > 0 and 0 <= ray_compiles["loaded"] <= ray_compiles["programs"]
     stopped_at = summary["update"]
     assert stopped_at >= at_restart + 5
     assert str(stopped_at) in os.listdir(run_dir / "checkpoints")  # the final checkpoint
@@ -142,6 +145,7 @@ def test_local_mp_recovers_from_actor_kill_stops_on_ctrl_c_and_resumes(tmp_path)
     assert summary["start_update"] == stopped_at
     assert summary["update"] == stopped_at + 3
     assert summary["env_steps"] == total and not summary["stopped_early"]
+    assert summary["compilation_cache"]["programs"] > 0  # counted in the one process of local_mt
     queue = summary["queue"]  # one update's items (batch 8 / 4 grids per item), each measured
     assert queue["capacity"] == 2 and queue["item_bytes"] > 0
     assert queue["bound_bytes"] == 2 * queue["item_bytes"]
