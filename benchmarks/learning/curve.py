@@ -21,27 +21,57 @@ METRICS = (  # (key, label) of the curve's columns
 )
 
 
+SIX_SCENARIOS = (
+    "normal",
+    "peak_demand",
+    "equipment_failure",
+    "renewable_intermittency",
+    "cascading_failure",
+    "emergency_response",
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class Targets:
-    """What 'good enough' means; the defaults are the ieee14 default preset's targets."""
+    """What 'good enough' means for one preset; the defaults are the ieee14 default preset's."""
 
+    name: str = "ieee14 default preset"
     time_limit_s: float = 600.0  # wall clock from the launch command, compilation included
     gap_scenario: str = "normal"
-    max_gap_percent: float = 3.0
+    max_gap_percent: float | None = 3.0  # None: no gap target
     no_blackout_scenarios: tuple[str, ...] = ("normal", "peak_demand", "renewable_intermittency")
-    # In every scenario the policy's mean of each is at most the myopic OPF's.
-    versus_myopic: tuple[str, ...] = ("cost", "overload_steps", "blackouts")
-    scenarios: tuple[str, ...] = (
-        "normal",
-        "peak_demand",
-        "equipment_failure",
-        "renewable_intermittency",
-        "cascading_failure",
-        "emergency_response",
+    # Per scenario, the policy's mean cost at most this multiple of the myopic OPF's (its
+    # teacher): a real saving where an outage makes holding energy pay, (nearly) no premium
+    # where none does.
+    cost_ratio: tuple[tuple[str, float], ...] = (
+        ("normal", 1.002),
+        ("peak_demand", 1.002),
+        ("equipment_failure", 0.9),
+        ("renewable_intermittency", 1.002),
+        ("cascading_failure", 0.9),
+        ("emergency_response", 1.002),
     )
+    # In every scenario the policy's mean of each is at most the myopic OPF's.
+    versus_myopic: tuple[str, ...] = ("overload_steps", "blackouts")
+    scenarios: tuple[str, ...] = SIX_SCENARIOS
 
 
 IEEE14_TARGETS = Targets()
+
+# The seeds' headline grid with the hierarchical team: 30 minutes, stay within half a percent of
+# the teacher everywhere, no blackout on days without a failure.
+IEEE118_TARGETS = Targets(
+    name="ieee118 hierarchical preset",
+    time_limit_s=1800.0,
+    max_gap_percent=None,
+    cost_ratio=tuple((scenario, 1.005) for scenario in SIX_SCENARIOS),
+    versus_myopic=(),
+)
+
+
+def targets_for(case: str) -> Targets:
+    """The targets of the preset a run of ``case`` trains."""
+    return IEEE118_TARGETS if case == "ieee118" else IEEE14_TARGETS
 
 
 def _target(name: str, value, limit, met_if) -> dict:
@@ -58,12 +88,19 @@ def check_targets(policy: dict, myopic: dict, targets: Targets = IEEE14_TARGETS)
     (``met`` None), never silently passed.
     """
     at_most = lambda value, limit: value <= limit  # noqa: E731
-    gap = policy.get(targets.gap_scenario, {}).get("gap_percent")
-    out = [
-        _target(f"{targets.gap_scenario}: gap to oracle %", gap, targets.max_gap_percent, at_most)
-    ]
+    out = []
+    if targets.max_gap_percent is not None:
+        gap = policy.get(targets.gap_scenario, {}).get("gap_percent")
+        name = f"{targets.gap_scenario}: gap to oracle %"
+        out.append(_target(name, gap, targets.max_gap_percent, at_most))
+    ratios = dict(targets.cost_ratio)
     for scenario in targets.scenarios:
         mine, theirs = policy.get(scenario, {}), myopic.get(scenario, {})
+        if scenario in ratios:
+            cost, reference = mine.get("cost"), theirs.get("cost")
+            ratio = None if cost is None or not reference else cost / reference
+            name = f"{scenario}: cost <= {ratios[scenario]:g} x myopic OPF"
+            out.append(_target(name, ratio, ratios[scenario], at_most))
         for metric in targets.versus_myopic:
             name = f"{scenario}: {metric} <= myopic OPF"
             out.append(_target(name, mine.get(metric), theirs.get(metric), at_most))

@@ -12,7 +12,6 @@ import subprocess
 from pathlib import Path
 
 from benchmarks.learning.curve import (
-    IEEE14_TARGETS,
     all_met,
     build_curve,
     check_targets,
@@ -23,6 +22,7 @@ from benchmarks.learning.curve import (
     relative_row,
     rows_at,
     seed_counts,
+    targets_for,
     time_grid,
     time_to_quality,
     verdict_point,
@@ -225,7 +225,7 @@ def evaluate_runs(settings: Settings, run_dirs: list[Path], machine: dict) -> di
     grid = time_grid(settings.budget_s, settings.checkpoints)
     runs = [evaluate_run(evaluator, run_dir, grid) for run_dir in run_dirs]
     points = build_curve(runs, grid)
-    targets = IEEE14_TARGETS
+    targets = targets_for(str(evaluator.env_config.case))
     myopic = {name: rows["myopic_opf"] for name, rows in evaluator.references.items()}
     verdict = verdict_point(points, targets)
     checks = check_targets(point_means(verdict) if verdict else {}, myopic, targets)

@@ -116,7 +116,8 @@ def format_targets(results: dict) -> list[str]:
     at = targets["at_time_s"]
     where = f"at {at:.0f} s" if at is not None else "no point with every seed's checkpoint"
     lines = [
-        f"targets (ieee14 default preset), mean over seeds {where} (within {limit:.0f} s):",
+        f"targets ({targets['definition'].get('name', 'ieee14 default preset')}), mean over "
+        f"seeds {where} (within {limit:.0f} s):",
         f"  {'':<14}{'target':<56}{'value':>12}{'limit':>12}{'seeds':>8}",
     ]
     unmeasured = [check["target"] for check in targets["checks"] if check["met"] is None]

@@ -73,7 +73,8 @@ def test_targets_are_met_when_every_check_holds():
     ("change", "failing"),
     [
         ({"gap": 3.5}, "normal: gap to oracle %"),
-        ({"cost": 100.5}, "emergency_response: cost <= myopic OPF"),
+        ({"cost": 100.5}, "emergency_response: cost <= 1.002 x myopic OPF"),
+        ({"cost": 95.0}, "cascading_failure: cost <= 0.9 x myopic OPF"),
         ({"overloads": 3.0}, "peak_demand: overload_steps <= myopic OPF"),
         ({"blackouts": 0.5}, "renewable_intermittency: blackouts = 0"),
     ],
@@ -83,6 +84,18 @@ def test_targets_name_what_is_not_met(change, failing):
     checks = learning.check_targets(policy, myopic)
     assert failing in [c["target"] for c in checks if c["met"] is False]
     assert not learning.all_met(checks)
+
+
+def test_the_ieee118_targets_ask_half_a_percent_of_the_teacher_and_no_gap():
+    assert learning.targets_for("ieee118") is learning.IEEE118_TARGETS
+    assert learning.targets_for("ieee14") is learning.IEEE14_TARGETS
+    policy, myopic = _rows(cost=100.4, gap=50.0, overloads=9.0)
+    checks = learning.check_targets(policy, myopic, learning.IEEE118_TARGETS)
+    assert len(checks) == len(SIX) + 3 and learning.all_met(checks)
+    policy, _ = _rows(cost=100.6)
+    checks = learning.check_targets(policy, myopic, learning.IEEE118_TARGETS)
+    failing = [c["target"] for c in checks if c["met"] is False]
+    assert "normal: cost <= 1.005 x myopic OPF" in failing and not learning.all_met(checks)
 
 
 def test_a_scenario_not_evaluated_is_not_measured_never_passed():
