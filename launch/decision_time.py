@@ -49,25 +49,50 @@ def decision_times(
 
     ``network(obs, args) -> action`` is the forward pass, ``act(obs, state, key, args)`` the
     evaluation's ``ActFn`` (the action as the setpoints the env applies)."""
+    times = compared_decision_times(
+        env, env_params, {"policy": (network, act, policy_args)}, batches, repeats, seed
+    )
+    return times["policy"]
+
+
+def compared_decision_times(
+    env,
+    env_params,
+    policies: dict[str, tuple[Callable, Callable, object]],
+    batches: Sequence[int] = DEFAULT_BATCHES,
+    repeats: int = 5,
+    seed: int = 0,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """``decision_times`` of several policies ``{name: (network, act, args)}`` on the same
+    states, beside one OPF solve compiled and timed once per batch:
+    ``{name: {str(batch): {"network_us", "decision_us", "myopic_opf_us"}}}``."""
     if not batches or any(int(b) < 1 for b in batches):
         raise ValueError(f"decision-time batches must be positive integers, got {tuple(batches)}")
     reset = jax.jit(lambda keys: jax.vmap(env.reset, in_axes=(0, None))(keys, env_params))
-    forward = jax.jit(network)
-    decide = jax.jit(lambda obs, state, args: act(obs, state, None, args))
     solve = jax.jit(
         lambda state: jax.vmap(step_qp.solve_myopic_opf, in_axes=(0, None))(state, env_params)
     )
-    results = {}
+    compiled = {
+        name: (
+            jax.jit(network),
+            jax.jit(lambda obs, state, args, act=act: act(obs, state, None, args)),
+            args,
+        )
+        for name, (network, act, args) in policies.items()
+    }
+    results = {name: {} for name in policies}
     for batch in batches:
         keys = jax.random.split(jax.random.key(seed), int(batch))
         obs, state = reset(keys)
         per_grid = 1e6 / int(batch)
-        results[str(int(batch))] = {
-            "network_us": per_grid * _median_seconds(forward, obs, policy_args, repeats=repeats),
-            "decision_us": per_grid
-            * _median_seconds(decide, obs, state, policy_args, repeats=repeats),
-            "myopic_opf_us": per_grid * _median_seconds(solve, state, repeats=repeats),
-        }
+        opf = per_grid * _median_seconds(solve, state, repeats=repeats)
+        for name, (forward, decide, args) in compiled.items():
+            results[name][str(int(batch))] = {
+                "network_us": per_grid * _median_seconds(forward, obs, args, repeats=repeats),
+                "decision_us": per_grid
+                * _median_seconds(decide, obs, state, args, repeats=repeats),
+                "myopic_opf_us": opf,
+            }
     return results
 
 

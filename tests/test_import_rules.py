@@ -38,6 +38,7 @@ ENVS_LAYERS = (
         "envs.opf.merit_order",
         "envs.opf.box_qp",
         "envs.opf.step_qp",
+        "envs.opf.ptdf_correction",
         "envs.opf.lookahead_qp",
         "envs.opf.controls",
         "envs.opf.highs_reference",

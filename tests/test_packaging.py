@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-CONSOLE_SCRIPTS = ("gridpod-train", "gridpod-evaluate", "gridpod-powerflow")
+CONSOLE_SCRIPTS = ("gridpod-train", "gridpod-evaluate", "gridpod-distill", "gridpod-powerflow")
 # What only the ``train`` extra brings (flax itself needs optax, orbax-checkpoint and rich, so
 # a base install has them; the simulator must still not import them).
 TRAINER_ONLY = ("ray", "optax", "orbax", "chex", "tensorboardX")

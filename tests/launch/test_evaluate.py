@@ -18,8 +18,9 @@ from launch import evaluate, evaluation, report
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _tiny_checkpoint(run_dir):
-    """A freshly initialised policy saved with the learner's own checkpointer."""
+def _tiny_checkpoint(run_dir, env_overrides=None):
+    """A freshly initialised policy saved with the learner's own checkpointer (its env config
+    the default one with ``env_overrides``)."""
     import ml_collections
 
     from learner.checkpoint import Checkpointer
@@ -31,6 +32,7 @@ def _tiny_checkpoint(run_dir):
     config = ml_collections.ConfigDict()
     config.env = default_env_config()
     config.env.horizon = 8
+    config.env.update(env_overrides or {})
     config.learner = default_learner_config()
     config.learner.update(hidden_size=16, num_heads=2, num_encoder_layers=1)
     env, env_params = make_env(config.env)

@@ -1,0 +1,430 @@
+"""Distil a trained bid policy into a network that decides without an OPF, and judge it
+(the library; ``launch.distill`` is its command line)::
+
+    python -m launch.distill --checkpoint=RUN_DIR
+
+1. **Collect.** The bid policy (deterministic) runs on training episodes of every scenario,
+   keys of their own (never the held-out sets of ``envs.sim.scenarios.eval_keys``); each step
+   gives the grid's global state and the dispatch the policy's bids cleared to.
+2. **Fit.** ``learner.distill.Student`` regresses that dispatch on the state.
+3. **Judge**, on held-out episodes (``--eval_seed``): the bid policy, the distilled policy
+   (the student through ``envs.opf.ptdf_correction``), the student alone (no correction: what
+   the safety layer buys) and the myopic OPF; then each policy's decision time per grid beside
+   one OPF solve (``launch.decision_time``), in the same process.
+
+Writes ``RUN_DIR/distilled/`` (``--out``): ``student.msgpack`` and ``student.json`` (the
+network and what rebuilds it), ``distilled.json`` and ``distilled.txt`` (the table, the decision
+times and the targets). The folder appears whole or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from envs.env import GridEnv, make_env, reset_to_scenario, split_step_key
+from envs.evaluation.registry import baseline_methods
+from envs.evaluation.suite import episode_horizon, run_suite
+from envs.opf import oracle
+from envs.opf.controls import MYOPIC_RATING_MARGIN, dispatch_controls
+from envs.opf.ptdf_correction import DEFAULT_ROWS, corrected_controls
+from envs.sim import scenarios
+from envs.sim.dispatch import (
+    action_map,
+    controls_to_action,
+    conventional_target,
+    decode_controls,
+    reachable_band,
+    renewable_output,
+    storage_output,
+)
+from envs.sim.transition import transition
+from launch.decision_time import DEFAULT_BATCHES, compared_decision_times
+from launch.evaluation import load_policy, resolve_checkpoint
+from learner.distill import (
+    Student,
+    StudentParams,
+    dispatch_of,
+    fit,
+    normalised_dispatch,
+    student_outputs,
+)
+
+# Training episodes' keys: a base of their own, far from the held-out sets'.
+TRAINING_KEY_BASE = 7_300_001
+
+# The issue's targets for a distilled policy.
+MIN_SPEEDUP = 100.0  # decision time of one OPF solve / the distilled decision, every batch
+MAX_NORMAL_COST_RATIO = 1.01  # normal days, against the bid policy
+
+
+class DistillError(ValueError):
+    """Bad settings, reported in one line before anything is written."""
+
+
+def progress(message: str) -> None:
+    print(f"[distill] {message}", file=sys.stderr, flush=True)
+
+
+def training_keys(scenario: str, episodes: int, seed: int) -> jax.Array:
+    base = jax.random.fold_in(jax.random.PRNGKey(TRAINING_KEY_BASE), seed)
+    return jax.random.split(jax.random.fold_in(base, scenarios.scenario_id(scenario)), episodes)
+
+
+def cleared_dispatch(action, state, params) -> jax.Array:
+    """The normalised dispatch ``[G + S]`` a setpoint action asks of the devices (the env's own
+    decoding, conventional units clipped to the band they reach this step); one grid."""
+    devices, grid, consts = params.devices, params.grid, params.consts
+    n_storage = devices.storage_bus.shape[0]
+    ctrl = decode_controls(action, params.layout, grid.n_gen, n_storage, grid.n_bus)
+    online = (state.available > 0.0) & ~devices.is_renewable
+    lo, hi = reachable_band(state.pg, online, devices)
+    conventional = jnp.clip(
+        conventional_target(ctrl.gen, state.pg, devices, consts.gen_action), lo, hi
+    )
+    renewable = renewable_output(ctrl.gen, state.available)
+    pg = jnp.where(devices.is_renewable, renewable, conventional)
+    storage = storage_output(
+        ctrl.storage, state.soc, devices, consts.storage_efficiency, consts.step_hours
+    )
+    return normalised_dispatch(pg, storage, state, params)
+
+
+@partial(jax.jit, static_argnames=("act", "label", "horizon"))
+def _collect(params, act, label, policy_args, reset_keys, scenario, horizon):
+    """``(features [T, B, F], targets [T, B, G + S], alive [T, B])`` of episodes that ``act``
+    drives, each state labelled with the dispatch ``label`` (the bid policy) clears there."""
+    _, state = jax.vmap(reset_to_scenario, in_axes=(0, None, None))(reset_keys, params, scenario)
+    observe = jax.vmap(GridEnv().observe, in_axes=(0, None))
+    step = jax.vmap(transition, in_axes=(0, 0, 0, None))
+    step_keys = jax.vmap(oracle.step_keys, in_axes=(0, None))(reset_keys, horizon)
+
+    def body(carry, keys):
+        obs, state, alive = carry
+        action = act(obs, state, None, policy_args)
+        wanted = action if label is act else label(obs, state, None, policy_args)
+        target = jax.vmap(cleared_dispatch, in_axes=(0, 0, None))(wanted, state, params)
+        transition_keys = jax.vmap(lambda k: split_step_key(k)[0])(keys)
+        state_next, _, terminated, _ = step(transition_keys, state, action, params)
+        carry = (observe(state_next, params), state_next, alive & ~terminated)
+        return carry, (obs.global_state, target, alive)
+
+    carry = (observe(state, params), state, jnp.ones(reset_keys.shape[0], bool))
+    _, out = jax.lax.scan(body, carry, jnp.swapaxes(step_keys, 0, 1))
+    return out
+
+
+def collect(env_params, act, label, policy_args, scenario_names, episodes, horizon, seed):
+    """``(features [M, F], targets [M, G + S])``: every live step of every training episode
+    ``act`` drives, labelled by ``label`` (``_collect``)."""
+    features, targets = [], []
+    for scenario in scenario_names:
+        started = time.perf_counter()
+        keys = training_keys(scenario, episodes, seed)
+        f, y, alive = jax.device_get(
+            _collect(
+                env_params,
+                act,
+                label,
+                policy_args,
+                keys,
+                jnp.int32(scenarios.scenario_id(scenario)),
+                horizon,
+            )
+        )
+        features.append(f[alive])
+        targets.append(y[alive])
+        progress(f"{scenario}: {int(alive.sum())} steps in {time.perf_counter() - started:.1f} s")
+    return np.concatenate(features), np.concatenate(targets)
+
+
+def distilled_act(student: Student, env_params, rating_margin, rows, passes, corrected=True):
+    """An ``ActFn`` of the student (``args``: its ``StudentParams``); with ``corrected`` its
+    dispatch passes through the PTDF correction, else the env gets it as it is."""
+    n_storage = env_params.devices.storage_bus.shape[0]
+    grid = env_params.grid
+    amap = action_map(env_params.layout, grid.n_gen, n_storage, grid.n_bus)
+    action_shape = env_params.layout.action_mask.shape
+
+    def one(outputs, state):
+        pg, storage = dispatch_of(outputs, state, env_params)
+        if corrected:
+            controls = corrected_controls(
+                pg, storage, state, env_params, rating_margin, rows, passes
+            )
+        else:
+            controls = dispatch_controls(
+                pg, storage, jnp.zeros_like(state.demand), state, env_params
+            )
+        return controls_to_action(amap, controls, action_shape)
+
+    def act(obs, state, key, args):
+        del key
+        outputs = student_outputs(student, args, obs.global_state)
+        return jax.vmap(one)(outputs, state)
+
+    return act
+
+
+def save_student(out_dir: Path, student: Student, params: StudentParams, meta: dict) -> None:
+    from flax import serialization
+
+    (out_dir / "student.msgpack").write_bytes(serialization.to_bytes(params._asdict()))
+    spec = {"hidden": student.hidden, "layers": student.layers, "outputs": student.outputs}
+    (out_dir / "student.json").write_text(json.dumps(spec | meta, indent=2))
+
+
+def load_student(out_dir: str | os.PathLike) -> tuple[Student, StudentParams, dict]:
+    """The student a ``launch.distill`` run wrote, as ``(module, params, its json)``."""
+    from flax import serialization
+
+    out_dir = Path(out_dir)
+    spec = json.loads((out_dir / "student.json").read_text())
+    student = Student(spec["hidden"], spec["layers"], spec["outputs"])
+    features = spec["features"]
+    template = StudentParams(
+        student.init(jax.random.PRNGKey(0), jnp.zeros((1, features))),
+        jnp.zeros(features),
+        jnp.ones(features),
+    )
+    state = serialization.from_bytes(template._asdict(), (out_dir / "student.msgpack").read_bytes())
+    return student, StudentParams(**state), spec
+
+
+def check_targets(results: dict) -> list[dict]:
+    """Decision speed, normal-day cost and overloads of the distilled policy (module doc)."""
+    out = []
+    for batch, row in results["decision_time"]["distilled"].items():
+        speedup = row["myopic_opf_us"] / row["decision_us"]
+        out.append(
+            {
+                "target": f"batch {batch}: decisions >= {MIN_SPEEDUP:.0f}x one OPF solve",
+                "value": speedup,
+                "limit": MIN_SPEEDUP,
+                "met": speedup >= MIN_SPEEDUP,
+            }
+        )
+    table = results["scenarios"]
+    if "normal" in table:
+        ratio = table["normal"]["distilled"]["cost"] / table["normal"]["bid_policy"]["cost"]
+        out.append(
+            {
+                "target": "normal: cost <= 1.01 x the bid policy's",
+                "value": ratio,
+                "limit": MAX_NORMAL_COST_RATIO,
+                "met": ratio <= MAX_NORMAL_COST_RATIO,
+            }
+        )
+    for scenario, rows in table.items():
+        mine, theirs = rows["distilled"]["overload_steps"], rows["bid_policy"]["overload_steps"]
+        out.append(
+            {
+                "target": f"{scenario}: overload steps <= the bid policy's",
+                "value": mine,
+                "limit": theirs,
+                "met": mine <= theirs,
+            }
+        )
+    return out
+
+
+TABLE_COLUMNS = ("cost", "overload_steps", "unserved_mwh", "blackouts")
+
+
+def format_results(results: dict) -> str:
+    lines = [f"{'scenario':<26}{'method':<22}" + "".join(f"{c:>16}" for c in TABLE_COLUMNS)]
+    for scenario, rows in results["scenarios"].items():
+        for method, row in rows.items():
+            cells = "".join(f"{float(row.get(c, float('nan'))):>16.2f}" for c in TABLE_COLUMNS)
+            lines.append(f"{scenario:<26}{method:<22}{cells}")
+    lines += ["", "decision time per grid (us)"]
+    lines.append(
+        f"{'batch':>7}{'bid policy':>14}{'distilled':>14}{'network':>12}{'myopic OPF':>14}"
+    )
+    bid, distilled = results["decision_time"]["bid_policy"], results["decision_time"]["distilled"]
+    for batch in distilled:
+        lines.append(
+            f"{batch:>7}{bid[batch]['decision_us']:>14.1f}{distilled[batch]['decision_us']:>14.1f}"
+            f"{distilled[batch]['network_us']:>12.1f}{distilled[batch]['myopic_opf_us']:>14.1f}"
+        )
+    lines += ["", "targets"]
+    for check in results["targets"]:
+        lines.append(
+            f"  {'met    ' if check['met'] else 'NOT MET'} {check['target']}: {check['value']:.3f}"
+        )
+    return "\n".join(lines)
+
+
+def run_distillation(
+    checkpoint,
+    out_dir=None,
+    scenario_names=None,
+    episodes: int = 16,
+    horizon: int = 0,
+    hidden: int = 256,
+    layers: int = 2,
+    epochs: int = 30,
+    rows: int = DEFAULT_ROWS,
+    passes: int = 1,
+    eval_episodes: int = 2,
+    eval_seed: int = 1,
+    decision_batches=DEFAULT_BATCHES,
+    seed: int = 0,
+    dagger_rounds: int = 2,
+) -> dict:
+    """Collect, fit, judge and write (module doc); returns the results dict."""
+    for name, value in (
+        ("episodes", episodes),
+        ("epochs", epochs),
+        ("eval_episodes", eval_episodes),
+        ("hidden", hidden),
+        ("layers", layers),
+        ("rows", rows),
+        ("passes", passes),
+    ):
+        if value < 1:
+            raise DistillError(f"--{name} must be >= 1, got {value}")
+    if dagger_rounds < 0:
+        raise DistillError(f"--dagger_rounds must be >= 0, got {dagger_rounds}")
+    checkpoint_dir, step, run_dir = resolve_checkpoint(checkpoint)
+    config, _, bid_act, bid_args, bid_network = load_policy(checkpoint_dir, step)
+    if config.env.action_interface != "bids":
+        raise DistillError(
+            f"--checkpoint trained on env.action_interface={config.env.action_interface!r}: "
+            "distillation learns the dispatch a bid policy clears, so it needs 'bids'"
+        )
+    out_dir = Path(out_dir) if out_dir else run_dir / "distilled"
+    if out_dir.exists():
+        raise DistillError(f"--out {out_dir} exists: remove it or name another")
+    env, env_params = make_env(config.env)
+    horizon = episode_horizon(env_params, horizon)
+    scenario_names = tuple(scenario_names or scenarios.scenario_names())
+
+    n_outputs = env_params.grid.n_gen + env_params.devices.storage_bus.shape[0]
+    student = Student(hidden, layers, n_outputs)
+    acts = {
+        "bid_policy": lambda obs, state, key, args: bid_act(obs, state, key, args[0]),
+        "distilled": _second(
+            distilled_act(student, env_params, MYOPIC_RATING_MARGIN, rows, passes)
+        ),
+        "student_alone": _second(
+            distilled_act(student, env_params, MYOPIC_RATING_MARGIN, rows, passes, corrected=False)
+        ),
+    }
+    # Round 0 imitates the bid policy on its own episodes; each later round (DAgger) lets the
+    # distilled policy drive, so the states its own errors lead to are labelled too.
+    features, targets, fitted, fit_s, history = None, None, None, 0.0, []
+    for round_ in range(dagger_rounds + 1):
+        driver = acts["bid_policy"] if round_ == 0 else acts["distilled"]
+        who = "the bid policy" if round_ == 0 else "the distilled policy"
+        progress(
+            f"round {round_}: {episodes} episodes x {horizon} steps per scenario, {who} driving"
+        )
+        args = (bid_args, None if fitted is None else fitted.params)
+        f, y = collect(
+            env_params,
+            driver,
+            acts["bid_policy"],
+            args,
+            scenario_names,
+            episodes,
+            horizon,
+            seed + 1000 * round_,
+        )
+        features = f if features is None else np.concatenate([features, f])
+        targets = y if targets is None else np.concatenate([targets, y])
+        progress(f"round {round_}: fitting a {layers} x {hidden} student on {len(features)} steps")
+        started = time.perf_counter()
+        fitted = fit(
+            features,
+            targets,
+            student,
+            epochs=epochs,
+            seed=seed,
+            progress=lambda epoch, loss: progress(f"epoch {epoch + 1}/{epochs}: mse {loss:.5f}"),
+        )
+        fit_s += time.perf_counter() - started
+        history.append(
+            {
+                "samples": len(features),
+                "train_mse": fitted.train_loss[-1],
+                "validation_mse": fitted.validation_loss,
+            }
+        )
+
+    methods = acts | baseline_methods(env_params, ("myopic_opf",))
+    args = (bid_args, fitted.params)
+    eval_horizon = horizon
+    table, _ = run_suite(
+        env_params, methods, args, scenario_names, eval_episodes, eval_horizon, None, eval_seed
+    )
+    progress(f"decision time at batch {', '.join(map(str, decision_batches))}")
+    student_network = lambda obs, a: student_outputs(student, a, obs.global_state)  # noqa: E731
+    policies = {
+        "bid_policy": (bid_network, bid_act, bid_args),
+        "distilled": (student_network, acts["distilled"].__wrapped__, fitted.params),
+    }
+    times = compared_decision_times(env, env_params, policies, decision_batches)
+    results = {
+        "checkpoint": str(checkpoint_dir),
+        "step": step,
+        "case": str(config.env.case),
+        "training": {
+            "dagger_rounds": dagger_rounds,
+            "rounds": history,
+            "episodes_per_scenario": episodes,
+            "horizon": horizon,
+            "samples": len(features),
+            "epochs": epochs,
+            "fit_s": fit_s,
+            "train_mse": fitted.train_loss,
+            "validation_mse": fitted.validation_loss,
+        },
+        "student": {"hidden": hidden, "layers": layers},
+        "correction": {"rows": rows, "passes": passes, "rating_margin": MYOPIC_RATING_MARGIN},
+        "evaluation": {"episodes": eval_episodes, "horizon": eval_horizon, "eval_seed": eval_seed},
+        "scenarios": {
+            s: {m: {k: v for k, v in row.items() if k != "per_episode"} for m, row in rows_.items()}
+            for s, rows_ in table.items()
+        },
+        "decision_time": times,
+    }
+    results["targets"] = check_targets(results)
+    _write(out_dir, student, fitted.params, results, features.shape[1])
+    return results
+
+
+def _second(act):
+    """``act`` reading the second of the suite's shared ``(bid args, student args)``."""
+
+    def wrapped(obs, state, key, args):
+        return act(obs, state, key, args[1])
+
+    wrapped.__wrapped__ = act
+    return wrapped
+
+
+def _write(out_dir: Path, student, params, results, n_features) -> None:
+    """Everything into a temporary sibling, then one rename: no half-written folder."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        save_student(
+            staging, student, params, {"features": int(n_features), "case": results["case"]}
+        )
+        (staging / "distilled.json").write_text(json.dumps(results, indent=2))
+        (staging / "distilled.txt").write_text(format_results(results) + "\n")
+        os.replace(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

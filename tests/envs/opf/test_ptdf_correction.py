@@ -1,0 +1,67 @@
+"""The one-step PTDF correction a distilled policy's dispatch goes through."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs.default import get_config
+from envs.env import make_env, reset_to_scenario
+from envs.opf import ptdf_correction, step_qp
+from envs.opf.controls import MYOPIC_RATING_MARGIN
+from envs.opf.merit_order import merit_order_targets
+from envs.sim import scenarios
+
+
+@pytest.fixture(scope="module")
+def tight_grid():
+    """Peak-demand states of the default preset's ieee14 with every rating at 70 %: the
+    copper-plate merit order then overloads branches in some of them."""
+    _, params = make_env(get_config().env)
+    params = params.replace(grid=params.grid.replace(branch_rating=params.grid.branch_rating * 0.7))
+    keys = scenarios.eval_keys("peak_demand", 16, seed=5)
+    scenario = jnp.int32(scenarios.scenario_id("peak_demand"))
+    _, state = jax.vmap(reset_to_scenario, in_axes=(0, None, None))(keys, params, scenario)
+    return params, state
+
+
+def _correct(params, state, pg, storage):
+    correct = jax.vmap(
+        lambda p, s, st: ptdf_correction.correct_dispatch(p, s, st, params, MYOPIC_RATING_MARGIN)
+    )
+    return jax.jit(correct)(pg, storage, state)
+
+
+def test_the_correction_relieves_overloads_and_keeps_balance_and_bands(tight_grid):
+    params, state = tight_grid
+    pg = jax.vmap(merit_order_targets, in_axes=(0, None))(state, params)
+    storage = jnp.zeros((pg.shape[0], params.devices.storage_bus.shape[0]))
+    out = _correct(params, state, pg, storage)
+    before, after = float(out.excess_before.sum()), float(out.excess_after.sum())
+    assert before > 5.0  # the merit order overloads this grid
+    assert after < 0.5 * before
+    load = jnp.sum(state.demand, axis=1) + jnp.sum(params.grid.bus_gs)
+    np.testing.assert_allclose(out.pg.sum(1) + out.storage.sum(1), load, atol=1e-2)
+    problem = jax.vmap(step_qp.clearing_problem, in_axes=(0, None, None))(
+        state, params, MYOPIC_RATING_MARGIN
+    )
+    n_gen = pg.shape[1]
+    lo, hi = problem.lo[:, :n_gen] * step_qp.MW_SCALE, problem.hi[:, :n_gen] * step_qp.MW_SCALE
+    assert bool(jnp.all((out.pg >= lo - 1e-3) & (out.pg <= hi + 1e-3)))
+    # renewables keep what was proposed: spilling free energy is not a correction
+    renewable = params.devices.is_renewable
+    np.testing.assert_allclose(out.pg[:, renewable], pg[:, renewable], atol=1e-3)
+
+
+def test_a_dispatch_the_opf_made_safe_is_left_as_it_is(tight_grid):
+    params, state = tight_grid
+    solved = jax.jit(
+        jax.vmap(
+            lambda s: step_qp.solve_myopic_opf(s, params, MYOPIC_RATING_MARGIN),
+        )
+    )(state)
+    out = _correct(params, state, solved.pg, solved.storage)
+    ok = solved.converged & (jnp.sum(solved.shed, axis=1) < 1e-3)
+    assert int(ok.sum()) >= 8
+    np.testing.assert_allclose(out.pg[ok], solved.pg[ok], atol=0.05)
+    assert float(out.excess_after[ok].max()) < 0.05

@@ -1,0 +1,179 @@
+"""Distillation: from a bid policy's checkpoint to a student that decides without a QP, judged
+beside it; the student's decoding; the folder written whole or not at all."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from envs.env import make_env
+from envs.opf.controls import MYOPIC_RATING_MARGIN, myopic_opf_controls
+from envs.sim import scenarios
+from envs.sim.dispatch import action_map, controls_to_action
+from launch import distillation as distill
+from learner.distill import Student, dispatch_of, fit, normalised_dispatch, student_outputs
+from tests.launch.test_evaluate import _tiny_checkpoint
+
+SCENARIOS = ("normal", "cascading_failure")
+
+
+def _bid_checkpoint(run_dir, action_interface="bids"):
+    from configs.default import get_config
+
+    preset = get_config()
+    return _tiny_checkpoint(
+        run_dir,
+        env_overrides={
+            "action_interface": action_interface,
+            "bid_scale": preset.env.bid_scale,
+            "storage_bid_scale": preset.env.storage_bid_scale,
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def distilled(tmp_path_factory):
+    run_dir = _bid_checkpoint(tmp_path_factory.mktemp("run"))
+    results = distill.run_distillation(
+        run_dir,
+        scenario_names=SCENARIOS,
+        episodes=3,
+        horizon=8,
+        hidden=16,
+        layers=1,
+        epochs=3,
+        eval_episodes=2,
+        decision_batches=(2,),
+        dagger_rounds=1,
+    )
+    return run_dir, results
+
+
+def test_the_run_writes_the_student_the_table_and_the_targets(distilled):
+    run_dir, results = distilled
+    out = run_dir / "distilled"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "distilled.json",
+        "distilled.txt",
+        "student.json",
+        "student.msgpack",
+    ]
+    assert json.loads((out / "distilled.json").read_text())["case"] == "ieee14"
+    # round 0 the bid policy drives, round 1 the distilled policy; the bid policy labels both
+    rounds = results["training"]["rounds"]
+    assert [r["samples"] for r in rounds] == [len(SCENARIOS) * 3 * 8 * k for k in (1, 2)]
+    assert results["training"]["samples"] == rounds[-1]["samples"]
+    for scenario in SCENARIOS:
+        assert set(results["scenarios"][scenario]) == {
+            "bid_policy",
+            "distilled",
+            "student_alone",
+            "myopic_opf",
+        }
+        for row in results["scenarios"][scenario].values():
+            assert np.isfinite(row["cost"]) and row["cost"] > 0
+    timing = results["decision_time"]["distilled"]["2"]
+    assert 0 < timing["network_us"] and 0 < timing["decision_us"] and 0 < timing["myopic_opf_us"]
+    names = [check["target"] for check in results["targets"]]
+    assert names[0].startswith("batch 2: decisions >= 100x")
+    assert "normal: cost <= 1.01 x the bid policy's" in names
+    text = (out / "distilled.txt").read_text()
+    assert "decision time per grid" in text and "targets" in text
+
+
+def test_the_saved_student_gives_the_same_outputs(distilled):
+    run_dir, _ = distilled
+    student, params, spec = distill.load_student(run_dir / "distilled")
+    features = jax.random.normal(jax.random.key(3), (5, spec["features"]))
+    again = student_outputs(student, params, features)
+    assert again.shape == (5, spec["outputs"]) and bool(jnp.all(jnp.isfinite(again)))
+    # the stored scaling is the fit's, not the template's zeros and ones
+    assert float(jnp.abs(params.feature_std - 1.0).max()) > 1e-3
+
+
+def test_an_existing_output_folder_is_refused_and_left_alone(distilled):
+    run_dir, _ = distilled
+    before = (run_dir / "distilled" / "student.msgpack").read_bytes()
+    with pytest.raises(distill.DistillError, match="exists"):
+        distill.run_distillation(run_dir, scenario_names=("normal",), episodes=1, horizon=4)
+    assert (run_dir / "distilled" / "student.msgpack").read_bytes() == before
+
+
+def test_a_policy_that_does_not_bid_is_refused(tmp_path):
+    run_dir = _bid_checkpoint(tmp_path, action_interface="setpoints")
+    with pytest.raises(distill.DistillError, match="action_interface='setpoints'"):
+        distill.run_distillation(run_dir, scenario_names=("normal",), episodes=1, horizon=4)
+    assert not (run_dir / "distilled").exists()
+
+
+def test_bad_counts_are_refused_before_anything_runs(tmp_path):
+    with pytest.raises(distill.DistillError, match="--epochs must be >= 1"):
+        distill.run_distillation(tmp_path, epochs=0)
+
+
+@pytest.fixture(scope="module")
+def peak_states():
+    from configs.default import get_config
+
+    _, params = make_env(get_config().env)
+    keys = scenarios.eval_keys("peak_demand", 6, seed=5)
+    scenario = jnp.int32(scenarios.scenario_id("peak_demand"))
+    from envs.env import reset_to_scenario
+
+    _, state = jax.vmap(reset_to_scenario, in_axes=(0, None, None))(keys, params, scenario)
+    return params, state
+
+
+def test_the_myopic_opf_dispatch_survives_the_collection_decoding(peak_states):
+    """The dispatch the collection reads from a setpoint action is what the clearing chose."""
+    params, state = peak_states
+    grid, n_storage = params.grid, params.devices.storage_bus.shape[0]
+    amap = action_map(params.layout, grid.n_gen, n_storage, grid.n_bus)
+    shape = params.layout.action_mask.shape
+
+    def one(s):
+        from envs.opf import step_qp
+
+        solved = step_qp.solve_myopic_opf(s, params, MYOPIC_RATING_MARGIN)
+        action = controls_to_action(
+            amap, myopic_opf_controls(s, params, MYOPIC_RATING_MARGIN), shape
+        )
+        read = distill.cleared_dispatch(action, s, params)
+        return read, normalised_dispatch(solved.pg, solved.storage, s, params)
+
+    read, expected = jax.jit(jax.vmap(one))(state)
+    np.testing.assert_allclose(read, expected, atol=2e-3)
+    # and the student's decoding inverts the normalisation
+    pg, storage = jax.vmap(dispatch_of, in_axes=(0, 0, None))(read, state, params)
+    again = jax.vmap(normalised_dispatch, in_axes=(0, 0, 0, None))(pg, storage, state, params)
+    np.testing.assert_allclose(again, read, atol=1e-5)
+
+
+def test_fit_learns_a_smooth_map_and_scores_what_it_held_back():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2048, 6)).astype(np.float32)
+    y = np.tanh(x @ rng.normal(size=(6, 3))).astype(np.float32)
+    result = fit(x, y, Student(32, 2, 3), epochs=25, batch_size=128, learning_rate=3e-3)
+    assert result.train_loss[-1] < 0.2 * result.train_loss[0]
+    assert result.validation_loss < 0.05
+    with pytest.raises(ValueError, match="must pair up"):
+        fit(x, y[:10], Student(8, 1, 3), epochs=1)
+
+
+def test_the_command_line_names_a_bad_checkpoint_in_one_line_and_exits_2(tmp_path):
+    import subprocess
+    import sys
+
+    missing = tmp_path / "no_such_run"
+    done = subprocess.run(
+        [sys.executable, "-m", "launch.distill", f"--checkpoint={missing}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if line.startswith("launch.distill:")]
+    assert lines == [f"launch.distill: --checkpoint {missing} is not a directory"]
+    assert not missing.exists()
