@@ -37,7 +37,7 @@ from envs.evaluation.registry import baseline_methods
 from envs.evaluation.suite import episode_horizon, run_suite
 from envs.opf import oracle
 from envs.opf.controls import MYOPIC_RATING_MARGIN, dispatch_controls
-from envs.opf.ptdf_correction import DEFAULT_ROWS, corrected_controls
+from envs.opf.ptdf_correction import DEFAULT_ROWS, as_controls, correct_dispatch
 from envs.sim import scenarios
 from envs.sim.dispatch import (
     action_map,
@@ -159,9 +159,8 @@ def distilled_act(student: Student, env_params, rating_margin, rows, passes, cor
     def one(outputs, state):
         pg, storage = dispatch_of(outputs, state, env_params)
         if corrected:
-            controls = corrected_controls(
-                pg, storage, state, env_params, rating_margin, rows, passes
-            )
+            safe = correct_dispatch(pg, storage, state, env_params, rating_margin, rows, passes)
+            controls = as_controls(safe, state, env_params)
         else:
             controls = dispatch_controls(
                 pg, storage, jnp.zeros_like(state.demand), state, env_params

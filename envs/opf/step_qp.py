@@ -80,7 +80,7 @@ class StepOPF(NamedTuple):
     residual: jax.Array  # [] the QP's KKT residual in scaled units (``kkt_residual``)
 
 
-def _bounds(state, params, energised):
+def device_bounds(state, params, energised):
     """``(lo, hi)`` [G + S + N] MW of unit outputs, battery outputs (+ discharge) and shedding
     this step: ramp bands, renewable availability, battery energy, the bus's demand."""
     devices, grid, consts = params.devices, params.grid, params.consts
@@ -110,7 +110,7 @@ def _bounds(state, params, energised):
 
 
 def min_band(dtype) -> float:
-    """Smallest width MW of a variable's band, by precision (see ``_bounds``)."""
+    """Smallest width MW of a variable's band, by precision (see ``device_bounds``)."""
     return MIN_BAND_MW_F64 if dtype == jnp.float64 else MIN_BAND_MW
 
 
@@ -158,7 +158,7 @@ def clearing_problem(state, params, rating_margin: float, price_offset=None) -> 
     # topology the flows will meet (scheduled outages are not known ahead, so not these).
     in_service = dispatch_topology(state.branch_in_service, state.branch_cooldown)
     energised = connected_buses(grid, in_service)
-    lo, hi = _bounds(state, params, energised)
+    lo, hi = device_bounds(state, params, energised)
     load = jnp.where(energised, state.demand + grid.bus_gs, 0.0)  # [N] MW
     c2, c1 = marginal_cost_coefficients(grid)
     renewable = devices.is_renewable
