@@ -16,57 +16,72 @@ from envs.evaluation.registry import scenario_list
 from envs.opf.ptdf_correction import DEFAULT_ROWS
 from launch.distillation import DistillError, format_results, run_distillation
 
-_CHECKPOINT = flags.DEFINE_string(
-    "checkpoint", None, "Run directory (or checkpoint) of a bid policy."
-)
-_OUT = flags.DEFINE_string(
-    "out", None, "Output folder (default RUN_DIR/distilled; must not exist)."
-)
-_SCENARIOS = flags.DEFINE_string("scenarios", "all", "'all' or a comma-separated list.")
-_EPISODES = flags.DEFINE_integer("episodes", 16, "Training episodes per scenario.")
-_HORIZON = flags.DEFINE_integer("horizon", 0, "Steps per episode (0 = the env's day).")
-_HIDDEN = flags.DEFINE_integer("hidden", 256, "Student hidden width.")
-_LAYERS = flags.DEFINE_integer("layers", 2, "Student hidden layers.")
-_EPOCHS = flags.DEFINE_integer("epochs", 30, "Passes over the collected steps.")
-_ROWS = flags.DEFINE_integer("rows", DEFAULT_ROWS, "Branches the correction takes per pass.")
-_PASSES = flags.DEFINE_integer("passes", 1, "Correction passes.")
-_EVAL_EPISODES = flags.DEFINE_integer("eval_episodes", 2, "Held-out episodes per scenario.")
-_EVAL_SEED = flags.DEFINE_integer(
-    "eval_seed", 1, "Held-out episode set (envs.sim.scenarios.eval_keys)."
-)
-_BATCHES = flags.DEFINE_list(
-    "decision_batches", ["1", "1024"], "Batch sizes of the decision timing."
-)
-_DAGGER = flags.DEFINE_integer(
-    "dagger_rounds",
-    2,
-    "Rounds in which the distilled policy drives and the bid policy labels (0: imitation only).",
-)
-_SEED = flags.DEFINE_integer("seed", 0, "Training episodes' and the fit's seed.")
+# The flags are defined when the command runs, not when it is imported: a process that imports
+# several commands (the packaging test resolves every console script) would define
+# --checkpoint twice, once here and once in launch.evaluate.
+_FLAGS: dict = {}
+
+
+def define_flags() -> None:
+    if _FLAGS:
+        return
+    _FLAGS["checkpoint"] = flags.DEFINE_string(
+        "checkpoint", None, "Run directory (or checkpoint) of a bid policy."
+    )
+    _FLAGS["out"] = flags.DEFINE_string(
+        "out", None, "Output folder (default RUN_DIR/distilled; must not exist)."
+    )
+    _FLAGS["scenarios"] = flags.DEFINE_string(
+        "scenarios", "all", "'all' or a comma-separated list."
+    )
+    _FLAGS["episodes"] = flags.DEFINE_integer("episodes", 16, "Training episodes per scenario.")
+    _FLAGS["horizon"] = flags.DEFINE_integer("horizon", 0, "Steps per episode (0 = the env's day).")
+    _FLAGS["hidden"] = flags.DEFINE_integer("hidden", 256, "Student hidden width.")
+    _FLAGS["layers"] = flags.DEFINE_integer("layers", 2, "Student hidden layers.")
+    _FLAGS["epochs"] = flags.DEFINE_integer("epochs", 30, "Passes over the collected steps.")
+    _FLAGS["rows"] = flags.DEFINE_integer(
+        "rows", DEFAULT_ROWS, "Branches the correction takes per pass."
+    )
+    _FLAGS["passes"] = flags.DEFINE_integer("passes", 1, "Correction passes.")
+    _FLAGS["eval_episodes"] = flags.DEFINE_integer(
+        "eval_episodes", 2, "Held-out episodes per scenario."
+    )
+    _FLAGS["eval_seed"] = flags.DEFINE_integer(
+        "eval_seed", 1, "Held-out episode set (envs.sim.scenarios.eval_keys)."
+    )
+    _FLAGS["batches"] = flags.DEFINE_list(
+        "decision_batches", ["1", "1024"], "Batch sizes of the decision timing."
+    )
+    _FLAGS["dagger"] = flags.DEFINE_integer(
+        "dagger_rounds",
+        2,
+        "Rounds in which the distilled policy drives and the bid policy labels (0: imitation only).",
+    )
+    _FLAGS["seed"] = flags.DEFINE_integer("seed", 0, "Training episodes' and the fit's seed.")
 
 
 def main(argv) -> None:
     del argv
     try:
-        if not _CHECKPOINT.value:
+        if not _FLAGS["checkpoint"].value:
             raise DistillError("--checkpoint is required")
-        batches = tuple(int(b) for b in _BATCHES.value)
+        batches = tuple(int(b) for b in _FLAGS["batches"].value)
         results = run_distillation(
-            _CHECKPOINT.value,
-            _OUT.value,
-            scenario_list(_SCENARIOS.value),
-            _EPISODES.value,
-            _HORIZON.value,
-            _HIDDEN.value,
-            _LAYERS.value,
-            _EPOCHS.value,
-            _ROWS.value,
-            _PASSES.value,
-            _EVAL_EPISODES.value,
-            _EVAL_SEED.value,
+            _FLAGS["checkpoint"].value,
+            _FLAGS["out"].value,
+            scenario_list(_FLAGS["scenarios"].value),
+            _FLAGS["episodes"].value,
+            _FLAGS["horizon"].value,
+            _FLAGS["hidden"].value,
+            _FLAGS["layers"].value,
+            _FLAGS["epochs"].value,
+            _FLAGS["rows"].value,
+            _FLAGS["passes"].value,
+            _FLAGS["eval_episodes"].value,
+            _FLAGS["eval_seed"].value,
             batches,
-            _SEED.value,
-            _DAGGER.value,
+            _FLAGS["seed"].value,
+            _FLAGS["dagger"].value,
         )
     except (DistillError, FileNotFoundError, ValueError) as err:
         print(f"launch.distill: {err}", file=sys.stderr)
@@ -76,6 +91,7 @@ def main(argv) -> None:
 
 def run() -> None:
     """Console script ``gridpod-distill``."""
+    define_flags()
     app.run(main)
 
 
