@@ -7,7 +7,8 @@ learner) and the policy parameters with the observation normaliser
 run through the evaluation suite (``envs.evaluation.suite.run_suite``) on the held-out
 episodes, beside the perfect-foresight oracle. ``run_evaluation`` writes ``evaluation.json``
 and ``evaluation.txt`` (``format_table``: per scenario, mean cost, optimality gap = cost /
-oracle cost - 1 in %, unserved energy, overload steps, trips, frequency violations,
+oracle cost - 1 in %, cost against the scenario's best causal baseline (the cheapest baseline
+that ran, ``envs.evaluation.metrics.against_best_causal``), unserved energy, overload steps, trips, frequency violations,
 blackouts; then the policy's decision time per grid beside one myopic OPF solve,
 ``launch.decision_time``) and the HTML report with its figures (``launch.report``).
 """
@@ -104,6 +105,9 @@ def format_table(results: dict) -> str:
         for method, row in rows.items():
             cells = "".join(f"{_number(row.get(m)):>17.2f}" for m in TABLE_METRICS)
             lines.append(f"{method:<14}{cells}")
+        best = next(iter(rows.values()), {}).get("best_causal")
+        if best is not None:
+            lines.append(f"vs_best_causal: cost / the cost of {best}, the best causal baseline")
         lines.append("")
     if "decision_time" in results:
         lines += [format_decision_times(results["decision_time"]), ""]

@@ -24,6 +24,7 @@ INTERACTIVE_ONE_LINE = "one_line.html"
 TABLE_METRICS = (
     "cost",
     "gap_percent",
+    "vs_best_causal",
     "unserved_mwh",
     "steps",
     "overload_steps",
@@ -265,8 +266,9 @@ td,th{{border:1px solid #999;padding:3px 8px;text-align:right}} img{{max-width:1
 </head><body>
 <h1>Evaluation of {html.escape(str(results["checkpoint"]))}</h1>
 <p>case {html.escape(str(results["case"]))}, {results["episodes"]} episodes per scenario,
-{results["horizon"]} steps each. Means over episodes. Gap = cost / oracle cost - 1 (%); cost
-and unserved energy per episode ($, MWh); steps = episode length; overload steps, trips and
+{results["horizon"]} steps each. Means over episodes. Gap = cost / oracle cost - 1 (%);
+vs_best_causal = cost / the cost of the scenario's cheapest baseline (none of them sees the
+future); cost and unserved energy per episode ($, MWh); steps = episode length; overload steps, trips and
 frequency violations per episode; blackouts = share of episodes ending in one. Episode
 figures: policy, scenario {html.escape(scenario)}, episode {episode}.</p>
 {"".join(sections)}

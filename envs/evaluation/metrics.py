@@ -75,3 +75,25 @@ def summarise(metrics: dict[str, dict[str, np.ndarray]]) -> dict[str, dict]:
             row["episodes_below_oracle"] = int(np.sum(values["cost"] < reference * (1 - 1e-6)))
         out[name] = row
     return out
+
+
+def against_best_causal(summary: dict[str, dict], baselines) -> str | None:
+    """Marks every row of one scenario's ``summary`` with its cost against the best causal
+    baseline; returns that baseline's name (None when no baseline ran).
+
+    The best causal baseline is the cheapest, by mean cost over the scenario's episodes, of
+    ``baselines``: methods that decide from what an operator knows at the time (no baseline
+    here sees the future; the look-ahead reads the forecast). It is the reference a policy
+    has to beat, scenario by scenario: the myopic OPF on quiet days, the look-ahead where the
+    next hours differ from now. ``vs_best_causal`` is a ratio of mean costs, as the learning
+    benchmark's targets are; the oracle's row shows how much any causal method could save.
+    """
+    ran = [name for name in baselines if name in summary]
+    if not ran:
+        return None
+    best = min(ran, key=lambda name: summary[name]["cost"])
+    reference = max(summary[best]["cost"], 1e-9)
+    for row in summary.values():
+        row["vs_best_causal"] = row["cost"] / reference
+        row["best_causal"] = best
+    return best

@@ -22,6 +22,7 @@ import numpy as np
 
 from envs.evaluation import metrics as metrics_lib
 from envs.evaluation import rollout as rollout_lib
+from envs.evaluation.registry import BASELINES
 from envs.opf import oracle
 from envs.sim import scenarios
 
@@ -120,6 +121,10 @@ def run_suite(
 ):
     """``({scenario: summary}, (first scenario, its records))``.
 
+    Each summary row holds its mean metrics, its gap to the oracle and its cost against the
+    scenario's best causal baseline (``metrics.against_best_causal``: the cheapest of the
+    ``envs.evaluation.registry.BASELINES`` that ran).
+
     The first method runs on every scenario first: its rollouts give the oracle (``oracles``,
     an ``OracleSolver`` or None) every episode early, so the worker processes solve while
     this process runs the other methods. ``eval_seed`` picks the held-out episode set.
@@ -140,4 +145,5 @@ def run_suite(
         if oracles is not None:
             values["oracle"] = oracles.result(scenario, env_params.consts.step_hours)
         summaries[scenario] = metrics_lib.summarise(values)
+        metrics_lib.against_best_causal(summaries[scenario], BASELINES)
     return summaries, shown

@@ -10,7 +10,7 @@ from matplotlib import image as mpimg
 
 from envs.config import default_env_config
 from envs.env import make_env
-from envs.evaluation import registry, suite
+from envs.evaluation import metrics, registry, suite
 from envs.opf.controls import MYOPIC_RATING_MARGIN
 from envs.sim import scenarios
 from launch import evaluate, evaluation, report
@@ -100,6 +100,32 @@ def test_evaluation_runs_from_the_directory_alone(evaluated):
             assert rows[method]["gap_percent"] == pytest.approx(gap, rel=1e-9, abs=1e-9)
     table = (run_dir / "eval" / "evaluation.txt").read_text()
     assert "cascading_failure" in table and "myopic_opf" in table
+
+
+def test_each_method_is_set_against_the_scenarios_best_causal_baseline(evaluated):
+    run_dir, results = evaluated
+    for rows in results["scenarios"].values():
+        best = min(("do_nothing", "myopic_opf"), key=lambda name: rows[name]["cost"])
+        for row in rows.values():
+            assert row["best_causal"] == best  # a baseline, never the policy or the oracle
+            assert row["vs_best_causal"] == pytest.approx(row["cost"] / rows[best]["cost"])
+        assert rows[best]["vs_best_causal"] == pytest.approx(1.0)
+    table = (run_dir / "eval" / "evaluation.txt").read_text()
+    assert "vs_best_causal" in table and "the best causal baseline" in table
+
+
+def test_the_best_causal_baseline_is_the_cheapest_baseline_that_ran():
+    summary = {
+        "policy": {"cost": 80.0},  # cheapest, but learned: not a reference
+        "myopic_opf": {"cost": 110.0},
+        "lookahead_opf": {"cost": 100.0},
+        "oracle": {"cost": 90.0},
+    }
+    assert metrics.against_best_causal(summary, registry.BASELINES) == "lookahead_opf"
+    assert summary["policy"]["vs_best_causal"] == pytest.approx(0.8)
+    assert summary["myopic_opf"]["vs_best_causal"] == pytest.approx(1.1)
+    assert summary["oracle"]["vs_best_causal"] == pytest.approx(0.9)
+    assert metrics.against_best_causal({"policy": {"cost": 1.0}}, registry.BASELINES) is None
 
 
 def test_the_evaluation_reports_decision_time_beside_one_opf_solve(evaluated):
