@@ -58,6 +58,7 @@ from learner.distill import (
     fit,
     normalised_dispatch,
     student_outputs,
+    student_template,
 )
 
 # Training episodes' keys: a base of their own, far from the held-out sets'.
@@ -100,19 +101,23 @@ def cleared_dispatch(action, state, params) -> jax.Array:
     return normalised_dispatch(pg, storage, state, params)
 
 
-@partial(jax.jit, static_argnames=("act", "label", "horizon"))
-def _collect(params, act, label, policy_args, reset_keys, scenario, horizon):
-    """``(features [T, B, F], targets [T, B, G + S], alive [T, B])`` of episodes that ``act``
-    drives, each state labelled with the dispatch ``label`` (the bid policy) clears there."""
+@partial(jax.jit, static_argnames=("drivers", "horizon"))
+def _collect(params, drivers, driver, policy_args, reset_keys, scenario, horizon):
+    """``(features [T, B, F], targets [T, B, G + S], alive [T, B])`` of episodes that
+    ``drivers[driver]`` drives, each state labelled with the dispatch ``drivers[0]`` (the bid
+    policy) clears there. ``driver`` is traced: every round of a run is one compiled program."""
     _, state = jax.vmap(reset_to_scenario, in_axes=(0, None, None))(reset_keys, params, scenario)
     observe = jax.vmap(GridEnv().observe, in_axes=(0, None))
     step = jax.vmap(transition, in_axes=(0, 0, 0, None))
     step_keys = jax.vmap(oracle.step_keys, in_axes=(0, None))(reset_keys, horizon)
+    teacher = drivers[0]
 
     def body(carry, keys):
         obs, state, alive = carry
-        action = act(obs, state, None, policy_args)
-        wanted = action if label is act else label(obs, state, None, policy_args)
+        action = jax.lax.switch(driver, drivers, obs, state, None, policy_args)
+        wanted = jax.lax.cond(  # the bid policy driving labels itself: one clearing, not two
+            driver == 0, lambda: action, lambda: teacher(obs, state, None, policy_args)
+        )
         target = jax.vmap(cleared_dispatch, in_axes=(0, 0, None))(wanted, state, params)
         transition_keys = jax.vmap(lambda k: split_step_key(k)[0])(keys)
         state_next, _, terminated, _ = step(transition_keys, state, action, params)
@@ -124,9 +129,9 @@ def _collect(params, act, label, policy_args, reset_keys, scenario, horizon):
     return out
 
 
-def collect(env_params, act, label, policy_args, scenario_names, episodes, horizon, seed):
+def collect(env_params, drivers, driver, policy_args, scenario_names, episodes, horizon, seed):
     """``(features [M, F], targets [M, G + S])``: every live step of every training episode
-    ``act`` drives, labelled by ``label`` (``_collect``)."""
+    ``drivers[driver]`` drives, labelled by ``drivers[0]`` (``_collect``)."""
     features, targets = [], []
     for scenario in scenario_names:
         started = time.perf_counter()
@@ -134,8 +139,8 @@ def collect(env_params, act, label, policy_args, scenario_names, episodes, horiz
         f, y, alive = jax.device_get(
             _collect(
                 env_params,
-                act,
-                label,
+                drivers,
+                jnp.int32(driver),
                 policy_args,
                 keys,
                 jnp.int32(scenarios.scenario_id(scenario)),
@@ -191,11 +196,7 @@ def load_student(out_dir: str | os.PathLike) -> tuple[Student, StudentParams, di
     spec = json.loads((out_dir / "student.json").read_text())
     student = Student(spec["hidden"], spec["layers"], spec["outputs"])
     features = spec["features"]
-    template = StudentParams(
-        student.init(jax.random.PRNGKey(0), jnp.zeros((1, features))),
-        jnp.zeros(features),
-        jnp.ones(features),
-    )
+    template = student_template(student, features)
     state = serialization.from_bytes(template._asdict(), (out_dir / "student.msgpack").read_bytes())
     return student, StudentParams(**state), spec
 
@@ -322,18 +323,22 @@ def run_distillation(
     }
     # Round 0 imitates the bid policy on its own episodes; each later round (DAgger) lets the
     # distilled policy drive, so the states its own errors lead to are labelled too.
+    drivers = (acts["bid_policy"], acts["distilled"])
+    n_features = jax.eval_shape(
+        lambda key: env.reset(key, env_params)[0].global_state, jax.random.key(0)
+    ).shape[-1]
+    unfitted = student_template(student, n_features)  # round 0: the student does not drive
     features, targets, fitted, fit_s, history = None, None, None, 0.0, []
     for round_ in range(dagger_rounds + 1):
-        driver = acts["bid_policy"] if round_ == 0 else acts["distilled"]
         who = "the bid policy" if round_ == 0 else "the distilled policy"
         progress(
             f"round {round_}: {episodes} episodes x {horizon} steps per scenario, {who} driving"
         )
-        args = (bid_args, None if fitted is None else fitted.params)
+        args = (bid_args, unfitted if fitted is None else fitted.params)
         f, y = collect(
             env_params,
-            driver,
-            acts["bid_policy"],
+            drivers,
+            min(round_, 1),
             args,
             scenario_names,
             episodes,

@@ -50,6 +50,13 @@ class StudentParams(NamedTuple):
     feature_std: jax.Array  # [F]
 
 
+def student_template(student: Student, n_features: int) -> StudentParams:
+    """Freshly initialised ``StudentParams`` with identity scaling: the structure a saved
+    student is read into, and what stands in for a student not fitted yet."""
+    network = student.init(jax.random.PRNGKey(0), jnp.zeros((1, n_features)))
+    return StudentParams(network, jnp.zeros(n_features), jnp.ones(n_features))
+
+
 def normalised_dispatch(pg, storage, state: EnvState, params: EnvParams) -> jax.Array:
     """``[G + S]`` regression targets from MW outputs (module doc); one grid."""
     devices = params.devices

@@ -51,6 +51,7 @@ def distilled(tmp_path_factory):
     return run_dir, results
 
 
+@pytest.mark.slow  # the fixture collects, fits, evaluates and times: over a minute on 2 cores
 def test_the_run_writes_the_student_the_table_and_the_targets(distilled):
     run_dir, results = distilled
     out = run_dir / "distilled"
