@@ -16,8 +16,9 @@ operators' look-ahead dispatch does, so a few periods cover hours (batteries hol
 QP size of a few steps. Without a terminal value of stored energy, a horizon that ends before
 the next peak empties the batteries as the myopic OPF does.
 
-**What it sees (the forecast).** The known shape of the future, none of its randomness:
-demand and renewable availability at each period's middle step from the env's own exogenous
+**What it sees (the forecast).** In the first period, the one it applies, the latest
+demand and availability, as the single-step OPF does. After it, the known shape of the
+future, none of its randomness: demand and renewable availability at each period's middle step from the env's own exogenous
 model (``envs.sim.exogenous.exogenous_at``: the daily profile or chronics row, the
 episode's load and renewable scale) driven by the weather expected from today's weather, i.e.
 every future random draw at its mean, zero (the demand noise's AR(1) decays towards 0, wind
@@ -76,7 +77,8 @@ def _middle_steps(period_steps) -> np.ndarray:
 
 
 def operator_forecast(state, params, period_steps=DEFAULT_PERIOD_STEPS) -> Forecast:
-    """Demand and availability an operator expects at each period's middle step (module doc)."""
+    """Demand and availability per period (module doc): the latest measured in the first
+    period, then what an operator expects at each later period's middle step."""
     period_steps = check_period_steps(period_steps)
     ahead = _middle_steps(period_steps)
     grid, consts = params.grid, params.consts
@@ -93,10 +95,14 @@ def operator_forecast(state, params, period_steps=DEFAULT_PERIOD_STEPS) -> Forec
     renewable = params.devices.is_renewable
     # a renewable unit with weather but no output now is out (outages persist in the forecast)
     renewable_on = (state.available > 0.0) | (now.renewable_available <= 0.0)
-    demand, available = [], []
+    # The first period is the one applied: it plans on what is measured now, as the single-step
+    # OPF does. Planned on the forecast, a renewable whose forecast (mean weather) fell below
+    # what it delivers now was dispatched to the forecast, i.e. curtailed for nothing
+    # (benchmarks/README.md, "Look-ahead").
+    demand, available = [state.demand], [state.available]
     for k in range(1, int(ahead[-1]) + 1):
         weather = exo.step_weather(zero, weather, state.episode, consts)
-        if k in ahead:
+        if k in ahead[1:]:
             inputs = exo.exogenous_at(state.t + k, weather, state.episode, params)
             demand.append(inputs.demand)
             ren = jnp.where(renewable_on, inputs.renewable_available, 0.0)

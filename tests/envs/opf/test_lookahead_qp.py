@@ -36,6 +36,19 @@ def test_one_period_on_the_latest_state_is_the_myopic_opf():
     )
 
 
+def test_the_applied_period_plans_on_what_is_measured_now():
+    """The first period is the one the env gets: the latest demand and availability, as the
+    single-step OPF sees them; only later periods are forecast (mean weather)."""
+    params = make_env(default_env_config())[1]
+    states = _peak_states(params)
+    forecast = jax.jit(jax.vmap(lambda s: lookahead_qp.operator_forecast(s, params)))(states)
+    np.testing.assert_array_equal(np.asarray(forecast.demand[:, 0]), np.asarray(states.demand))
+    np.testing.assert_array_equal(
+        np.asarray(forecast.available[:, 0]), np.asarray(states.available)
+    )
+    assert np.any(np.asarray(forecast.demand[:, 1]) != np.asarray(states.demand))
+
+
 def test_the_multi_period_qp_solves_inside_every_limit(x64):
     params = make_env(default_env_config())[1]
     states = _peak_states(params)
