@@ -31,6 +31,7 @@ TABLE_METRICS = (
     "trips",
     "freq_violations",
     "blackouts",
+    "stored_end_mwh",
 )
 COUNT_PANELS = (  # (metric, title, y label); the episode length sits beside the counts
     ("overload_steps", "steps with an overloaded branch", "steps per episode"),
@@ -269,7 +270,8 @@ td,th{{border:1px solid #999;padding:3px 8px;text-align:right}} img{{max-width:1
 {results["horizon"]} steps each. Means over episodes. Gap = cost / oracle cost - 1 (%);
 vs_best_causal = cost / the cost of the scenario's cheapest baseline (none of them sees the
 future); cost and unserved energy per episode ($, MWh); steps = episode length; overload steps, trips and
-frequency violations per episode; blackouts = share of episodes ending in one. Episode
+frequency violations per episode; blackouts = share of episodes ending in one; stored_end_mwh
+= energy left in the batteries at the episode's end (not credited in the cost). Episode
 figures: policy, scenario {html.escape(scenario)}, episode {episode}.</p>
 {"".join(sections)}
 {figures}

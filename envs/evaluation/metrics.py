@@ -16,7 +16,8 @@ def episode_metrics(record: Rollout, params: EnvParams) -> dict[str, np.ndarray]
     curve) + only what the env leaves out of it: VOLL x energy lost in islands and VOLL x the
     demand left unserved after a blackout ended the episode early (so a blacked-out, shorter
     episode never looks cheaper). ``slack_cost`` is reported for reference (already in
-    ``cost``).
+    ``cost``). ``stored_end_mwh`` is the energy in the batteries after the episode's last step
+    (``stored_start_mwh`` at reset): energy held at the end is not credited in ``cost``.
     """
     consts = params.consts
     info = {k: np.asarray(v, np.float64) for k, v in record.info.items()}
@@ -24,6 +25,8 @@ def episode_metrics(record: Rollout, params: EnvParams) -> dict[str, np.ndarray]
     terminated = np.asarray(record.terminated)
     after = (np.cumsum(terminated, axis=0) > terminated).astype(np.float64)  # post-blackout
     not_served_after = np.sum(after * info["demand_mw"] * consts.step_hours, 0)
+    soc = np.asarray(record.soc, np.float64).sum(-1)  # [T, B] after each step
+    last = np.maximum(np.sum(alive, 0).astype(int) - 1, 0)  # the episode's last step
     island = np.sum(alive * info["island_unserved_mwh"], 0) + not_served_after
     return {
         "cost": np.sum(alive * info["cost"], 0) + consts.voll * island,
@@ -37,6 +40,10 @@ def episode_metrics(record: Rollout, params: EnvParams) -> dict[str, np.ndarray]
         "freq_violations": np.sum(alive * (np.abs(info["freq_dev_hz"]) > consts.freq_band_hz), 0),
         "blackouts": np.any(terminated & (alive > 0), axis=0).astype(np.float64),
         "steps": np.sum(alive, 0),
+        # energy in the batteries when the episode ends, beside what they held at reset: the
+        # cost counts the energy bought to charge them, not what is still stored
+        "stored_end_mwh": soc[last, np.arange(soc.shape[1])],
+        "stored_start_mwh": np.asarray(record.soc0, np.float64).sum(-1),
     }
 
 
@@ -54,6 +61,7 @@ def oracle_metrics(solutions, dt_hours: float) -> dict[str, np.ndarray]:
         "freq_violations": zeros,
         "blackouts": zeros,
         "steps": n_steps,
+        "stored_end_mwh": np.array([np.sum(s.storage_energy_mwh[-1]) for s in solutions]),
         "solve_seconds": np.array([s.solve_seconds for s in solutions]),
     }
 

@@ -86,6 +86,7 @@ def evaluated(tmp_path_factory):
 def test_evaluation_runs_from_the_directory_alone(evaluated):
     run_dir, _ = evaluated
     stored = json.loads((run_dir / "eval" / "evaluation.json").read_text())
+    capacity = float(np.sum(make_env(default_env_config())[1].devices.storage_emax))
     assert stored["scenarios"].keys() == {"normal", "cascading_failure"}
     assert stored["myopic_rating_margin"] == MYOPIC_RATING_MARGIN
     for rows in stored["scenarios"].values():
@@ -98,8 +99,17 @@ def test_evaluation_runs_from_the_directory_alone(evaluated):
             assert rows[method]["steps"] == 6 or rows[method]["blackouts"] > 0
             gap = 100.0 * np.mean(cost / oracle_cost - 1.0)
             assert rows[method]["gap_percent"] == pytest.approx(gap, rel=1e-9, abs=1e-9)
+        # the energy left in the batteries: reported for every method, the oracle's included
+        for method in ("policy", "do_nothing", "myopic_opf", "oracle"):
+            left = rows[method]["per_episode"]["stored_end_mwh"]
+            assert len(left) == 2 and all(-1e-3 <= e <= capacity + 1e-3 for e in left)
+        # do-nothing never moves a battery: it ends with what it started with
+        do_nothing = rows["do_nothing"]["per_episode"]
+        np.testing.assert_allclose(
+            do_nothing["stored_end_mwh"], do_nothing["stored_start_mwh"], atol=1e-3
+        )
     table = (run_dir / "eval" / "evaluation.txt").read_text()
-    assert "cascading_failure" in table and "myopic_opf" in table
+    assert "cascading_failure" in table and "myopic_opf" in table and "stored_end_mwh" in table
 
 
 def test_each_method_is_set_against_the_scenarios_best_causal_baseline(evaluated):
