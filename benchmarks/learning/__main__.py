@@ -118,6 +118,14 @@ _SAVE_EVERY = flags.DEFINE_integer(
 )
 
 
+_LOOKAHEAD = flags.DEFINE_bool(
+    "lookahead",
+    False,
+    "Also roll out the look-ahead OPF (lookahead_opf) as a reference, once per benchmark: the "
+    "stretch target sets the policy against the cheapest causal baseline of each scenario.",
+)
+
+
 _CACHE = flags.DEFINE_enum(
     "compilation_cache",
     "cold",
@@ -211,6 +219,7 @@ def settings_from_flags() -> Settings:
         from_runs=from_runs,
         save_every_updates=_SAVE_EVERY.value,
         cold_cache=_CACHE.value == "cold",
+        lookahead=_LOOKAHEAD.value,
     )
 
 

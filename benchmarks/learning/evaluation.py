@@ -14,6 +14,7 @@ from pathlib import Path
 from benchmarks.learning.curve import (
     all_met,
     build_curve,
+    check_stretch,
     check_targets,
     checkpoint_times,
     launch_start,
@@ -28,7 +29,6 @@ from benchmarks.learning.curve import (
     verdict_point,
 )
 from benchmarks.learning.settings import (
-    BASELINE_NAMES,
     LAUNCH_RECORD,
     REPO,
     Settings,
@@ -97,7 +97,7 @@ class Evaluator:
             "episodes": s.episodes,
             "horizon": self.horizon,
             "eval_seed": s.eval_seed,
-            "baselines": BASELINE_NAMES,
+            "baselines": self.settings.baseline_names,
             "myopic_rating_margin": MYOPIC_RATING_MARGIN,
             "code": _code_version(),
         }
@@ -117,14 +117,15 @@ class Evaluator:
         return scenarios
 
     def _compute_references(self) -> dict:
-        """Do-nothing and myopic OPF rollouts with the oracle solving beside them."""
+        """The baselines' rollouts (do-nothing, the myopic OPF, with ``--lookahead`` the
+        look-ahead OPF) with the oracle solving beside them."""
         from envs.evaluation.registry import baseline_methods
         from envs.evaluation.suite import OracleSolver, default_oracle_workers, run_suite
         from envs.opf import oracle
 
         progress("baselines and oracle on the held-out episodes (once for every checkpoint)")
         params = self.env_params
-        methods = baseline_methods(params, BASELINE_NAMES)
+        methods = baseline_methods(params, self.settings.baseline_names)
         oracles = OracleSolver(oracle.dispatch_model(params), default_oracle_workers())
         s = self.settings
         try:
@@ -253,5 +254,8 @@ def evaluate_runs(settings: Settings, run_dirs: list[Path], machine: dict) -> di
             "checks": checks,
             "all_met": all_met(checks),
             "time_to_quality_s": time_to_quality(points, myopic, targets),
+            "stretch": check_stretch(
+                point_means(verdict) if verdict else {}, evaluator.references, settings.scenarios
+            ),
         },
     }

@@ -18,6 +18,8 @@ DEFAULT_CONFIG = "configs/default.py"
 
 
 BASELINE_NAMES = ("do_nothing", "myopic_opf")
+# With --lookahead: the receding-horizon OPF too, the other causal reference of the stretch target.
+LOOKAHEAD_NAME = "lookahead_opf"
 
 
 # Training ends at the budget, not at a step count (no setting depends on the total).
@@ -58,6 +60,11 @@ class Settings:
     from_runs: tuple[Path, ...]
     save_every_updates: int
     cold_cache: bool
+    lookahead: bool = False  # the look-ahead OPF among the references (the stretch target)
+
+    @property
+    def baseline_names(self) -> tuple[str, ...]:
+        return BASELINE_NAMES + ((LOOKAHEAD_NAME,) if self.lookahead else ())
 
 
 def parse_overrides(values: list[str]) -> tuple[str, ...]:

@@ -260,3 +260,57 @@ def test_relative_costs_are_ratios_of_the_scenarios_mean_costs():
     assert row["cost_vs_do_nothing_percent"] == pytest.approx(-45.0)
     assert row["gap_percent"] == 12.0 and row["overload_steps"] == 2.0
     assert learning.relative_row(policy, {})["cost_vs_myopic_percent"] is None
+
+
+def test_the_stretch_target_sets_the_policy_against_the_cheapest_causal_baseline():
+    references = {
+        "normal": {
+            "oracle": {"cost": 90.0},  # not causal: never the reference
+            "do_nothing": {"cost": 120.0},
+            "myopic_opf": {"cost": 100.0},
+            "lookahead_opf": {"cost": 98.0},
+        },
+        "peak_demand": {"oracle": {"cost": 1.0}},  # no baseline ran: not measured
+    }
+    policy = {"normal": {"cost": 99.0}, "peak_demand": {"cost": 5.0}}
+    checks = learning.check_stretch(policy, references, ("normal", "peak_demand"))
+    normal, peak = checks
+    assert normal["target"] == "normal: cost <= lookahead_opf (best causal)"
+    assert normal["value"] == pytest.approx(99.0 / 98.0) and normal["met"] is False
+    assert peak["met"] is None
+    met = learning.check_stretch({"normal": {"cost": 97.0}}, references, ("normal",))
+    assert met[0]["met"] is True
+    results = {
+        "runs": [],
+        "targets": {
+            "definition": {"time_limit_s": 600.0, "name": "ieee14 default preset"},
+            "at_time_s": 600.0,
+            "checks": [],
+            "time_to_quality_s": None,
+            "all_met": False,
+            "stretch": checks,
+        },
+    }
+    text = "\n".join(learning.report.format_targets(results))
+    assert "best causal baseline" in text and "NOT MET" in text and "1.0102" in text
+
+
+def test_the_lookahead_flag_adds_the_lookahead_opf_to_the_references(tmp_path):
+    base = dict(
+        config_path="configs/default.py",
+        overrides=(),
+        seeds=(0,),
+        budget_s=60.0,
+        scenarios=("normal",),
+        episodes=1,
+        horizon=0,
+        checkpoints=1,
+        eval_seed=1,
+        out_dir=tmp_path,
+        from_runs=(),
+        save_every_updates=0,
+        cold_cache=True,
+    )
+    assert learning.Settings(**base).baseline_names == learning.BASELINE_NAMES
+    ahead = learning.Settings(**base, lookahead=True).baseline_names
+    assert ahead == (*learning.BASELINE_NAMES, "lookahead_opf")
