@@ -18,11 +18,11 @@ the next peak empties the batteries as the myopic OPF does.
 
 **What it sees (the forecast).** In the first period, the one it applies, the latest
 demand and availability, as the single-step OPF does. After it, the known shape of the
-future, none of its randomness: demand and renewable availability at each period's middle step from the env's own exogenous
-model (``envs.sim.exogenous.exogenous_at``: the daily profile or chronics row, the
-episode's load and renewable scale) driven by the weather expected from today's weather, i.e.
-every future random draw at its mean, zero (the demand noise's AR(1) decays towards 0, wind
-speed towards 8 m/s, cloud towards 0.3). It never sees the future's noise draws nor any
+future, none of its randomness: demand and renewable availability at each period's middle
+step from the env's own exogenous model (``envs.sim.exogenous.exogenous_at``: the daily
+profile or chronics row, the episode's load and renewable scale) driven by the weather
+expected from today's weather, i.e. every future random draw at its mean, zero (the demand
+noise's AR(1) decays towards 0, wind speed towards 8 m/s, cloud towards 0.3). It never sees the future's noise draws nor any
 outage that has not happened: the topology is today's (plus reclosings due this step) in
 every period, units out now stay out, units online now stay online.
 
