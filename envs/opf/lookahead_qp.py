@@ -22,9 +22,10 @@ future, none of its randomness: demand and renewable availability at each period
 step from the env's own exogenous model (``envs.sim.exogenous.exogenous_at``: the daily
 profile or chronics row, the episode's load and renewable scale) driven by the weather
 expected from today's weather, i.e. every future random draw at its mean, zero (the demand
-noise's AR(1) decays towards 0, wind speed towards 8 m/s, cloud towards 0.3). It never sees the future's noise draws nor any
-outage that has not happened: the topology is today's (plus reclosings due this step) in
-every period, units out now stay out, units online now stay online.
+noise's AR(1) decays towards 0, wind speed towards 8 m/s, cloud towards 0.3). It never sees
+the future's noise draws nor any outage that has not happened: the topology is today's (plus
+reclosings due this step) in every period, units out now stay out, units online now stay
+online.
 
 A grid whose QP does not converge falls back to the single-step OPF (``envs.opf.step_qp``, which
 itself falls back to the merit order); ``converged`` and ``residual`` say so per grid.
