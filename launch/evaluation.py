@@ -109,6 +109,12 @@ def format_table(results: dict) -> str:
         if best is not None:
             lines.append(f"vs_best_causal: cost / the cost of {best}, the best causal baseline")
         lines.append("")
+    if "stored_energy_value" in results:
+        lines.append(
+            "cost includes the energy the batteries gave up over the episode at "
+            f"{results['stored_energy_value']:.1f} $/MWh (negative where they end fuller)"
+        )
+        lines.append("")
     if "decision_time" in results:
         lines += [format_decision_times(results["decision_time"]), ""]
     return "\n".join(lines)
@@ -161,6 +167,8 @@ def run_evaluation(
         "episodes": episodes,
         "myopic_rating_margin": myopic_rating_margin,
         "eval_seed": eval_seed,
+        # $/MWh of the energy the batteries give up over an episode, in every method's cost
+        "stored_energy_value": oracle.stored_energy_value(env_params),
         "scenarios": {},
     }
     oracles = (

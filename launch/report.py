@@ -271,7 +271,8 @@ td,th{{border:1px solid #999;padding:3px 8px;text-align:right}} img{{max-width:1
 vs_best_causal = cost / the cost of the scenario's cheapest baseline (none of them sees the
 future); cost and unserved energy per episode ($, MWh); steps = episode length; overload steps, trips and
 frequency violations per episode; blackouts = share of episodes ending in one; stored_end_mwh
-= energy left in the batteries at the episode's end (not credited in the cost). Episode
+= energy left in the batteries at the episode's end; the cost includes the energy the
+batteries gave up over the episode at {results.get("stored_energy_value", 0.0):.1f} $/MWh. Episode
 figures: policy, scenario {html.escape(scenario)}, episode {episode}.</p>
 {"".join(sections)}
 {figures}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from envs.evaluation.rollout import Rollout
+from envs.opf.oracle import stored_energy_value
 from envs.types import EnvParams
 
 
@@ -15,9 +16,11 @@ def episode_metrics(record: Rollout, params: EnvParams) -> dict[str, np.ndarray]
     under-frequency shedding, curtailment, and the slack bus's energy on the slack unit's cost
     curve) + only what the env leaves out of it: VOLL x energy lost in islands and VOLL x the
     demand left unserved after a blackout ended the episode early (so a blacked-out, shorter
-    episode never looks cheaper). ``slack_cost`` is reported for reference (already in
-    ``cost``). ``stored_end_mwh`` is the energy in the batteries after the episode's last step
-    (``stored_start_mwh`` at reset): energy held at the end is not credited in ``cost``.
+    episode never looks cheaper) + ``stored_energy_cost``, the energy the batteries gave up
+    over the episode (``stored_start_mwh`` at reset less ``stored_end_mwh`` after the last
+    step) at ``envs.opf.oracle.stored_energy_value``: emptying them is not free, and energy
+    left in them is worth that much. ``slack_cost`` is reported for reference (already in
+    ``cost``).
     """
     consts = params.consts
     info = {k: np.asarray(v, np.float64) for k, v in record.info.items()}
@@ -28,8 +31,11 @@ def episode_metrics(record: Rollout, params: EnvParams) -> dict[str, np.ndarray]
     soc = np.asarray(record.soc, np.float64).sum(-1)  # [T, B] after each step
     last = np.maximum(np.sum(alive, 0).astype(int) - 1, 0)  # the episode's last step
     island = np.sum(alive * info["island_unserved_mwh"], 0) + not_served_after
+    stored_start = np.asarray(record.soc0, np.float64).sum(-1)
+    stored_end = soc[last, np.arange(soc.shape[1])]
+    stored_cost = stored_energy_cost(stored_start, stored_end, stored_energy_value(params))
     return {
-        "cost": np.sum(alive * info["cost"], 0) + consts.voll * island,
+        "cost": np.sum(alive * info["cost"], 0) + consts.voll * island + stored_cost,
         "slack_cost": np.sum(alive * info["slack_cost"], 0),
         "unserved_mwh": np.sum(alive * info["unserved_energy_mwh"], 0) + not_served_after,
         "gen_cost": np.sum(alive * info["gen_cost"], 0),
@@ -40,19 +46,28 @@ def episode_metrics(record: Rollout, params: EnvParams) -> dict[str, np.ndarray]
         "freq_violations": np.sum(alive * (np.abs(info["freq_dev_hz"]) > consts.freq_band_hz), 0),
         "blackouts": np.any(terminated & (alive > 0), axis=0).astype(np.float64),
         "steps": np.sum(alive, 0),
-        # energy in the batteries when the episode ends, beside what they held at reset: the
-        # cost counts the energy bought to charge them, not what is still stored
-        "stored_end_mwh": soc[last, np.arange(soc.shape[1])],
-        "stored_start_mwh": np.asarray(record.soc0, np.float64).sum(-1),
+        "stored_energy_cost": stored_cost,
+        "stored_end_mwh": stored_end,
+        "stored_start_mwh": stored_start,
     }
 
 
-def oracle_metrics(solutions, dt_hours: float) -> dict[str, np.ndarray]:
-    """Per-episode totals of the oracle's dispatches, in the units of ``episode_metrics``."""
+def stored_energy_cost(start_mwh, end_mwh, value_per_mwh: float) -> np.ndarray:
+    """$ of the energy the batteries gave up over an episode (negative: they gained)."""
+    return value_per_mwh * (np.asarray(start_mwh, np.float64) - np.asarray(end_mwh, np.float64))
+
+
+def oracle_metrics(solutions, inputs, model) -> dict[str, np.ndarray]:
+    """Per-episode totals of the oracle's dispatches (``solutions`` of ``inputs``, its
+    ``EpisodeInputs``, with ``model``) in the units of ``episode_metrics``."""
+    dt_hours = model.dt_hours
     n_steps = np.array([len(s.step_cost) for s in solutions], float)
     zeros = np.zeros(len(solutions))
+    stored_start = np.array([np.sum(x.soc0_mwh) for x in inputs], np.float64)
+    stored_end = np.array([np.sum(s.storage_energy_mwh[-1]) for s in solutions])
+    stored_cost = stored_energy_cost(stored_start, stored_end, model.stored_energy_value)
     return {
-        "cost": np.array([s.total_cost for s in solutions]),
+        "cost": np.array([s.total_cost for s in solutions]) + stored_cost,
         "gen_cost": np.array([np.sum(s.generation_cost_per_h) * dt_hours for s in solutions]),
         "unserved_mwh": np.array([np.sum(s.shed_mw) * dt_hours for s in solutions]),
         "shed_mwh": np.array([np.sum(s.shed_mw) * dt_hours for s in solutions]),
@@ -61,7 +76,9 @@ def oracle_metrics(solutions, dt_hours: float) -> dict[str, np.ndarray]:
         "freq_violations": zeros,
         "blackouts": zeros,
         "steps": n_steps,
-        "stored_end_mwh": np.array([np.sum(s.storage_energy_mwh[-1]) for s in solutions]),
+        "stored_energy_cost": stored_cost,
+        "stored_end_mwh": stored_end,
+        "stored_start_mwh": stored_start,
         "solve_seconds": np.array([s.solve_seconds for s in solutions]),
     }
 

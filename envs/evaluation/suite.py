@@ -64,27 +64,27 @@ class OracleSolver:
         episodes = np.asarray(record.alive).shape[1]
         inputs = [rollout_lib.oracle_inputs(record, b) for b in range(episodes)]
         if self.pool is None:
-            self.pending[scenario] = (time.perf_counter(), inputs)
+            self.pending[scenario] = (time.perf_counter(), inputs, None)
             return
         jobs = [
             self.pool.submit(oracle.solve_oracle, self.model, x, ORACLE_COST_RTOL) for x in inputs
         ]
-        self.pending[scenario] = (time.perf_counter(), jobs)
+        self.pending[scenario] = (time.perf_counter(), inputs, jobs)
 
-    def result(self, scenario: str, dt_hours: float) -> dict[str, np.ndarray]:
+    def result(self, scenario: str) -> dict[str, np.ndarray]:
         """Per-episode oracle metrics of ``scenario`` (waits for its solves)."""
-        started, work = self.pending.pop(scenario)
-        if self.pool is None:
+        started, inputs, jobs = self.pending.pop(scenario)
+        if jobs is None:
             started = time.perf_counter()
-            solutions = [oracle.solve_oracle(self.model, x, ORACLE_COST_RTOL) for x in work]
+            solutions = [oracle.solve_oracle(self.model, x, ORACLE_COST_RTOL) for x in inputs]
         else:
-            solutions = [job.result() for job in work]
+            solutions = [job.result() for job in jobs]
         solve = sum(s.solve_seconds for s in solutions)
         progress(
             f"{scenario}: oracle ready {time.perf_counter() - started:.1f} s after its "
             f"inputs ({solve:.1f} s of LP solves, {len(solutions)} episodes)"
         )
-        return metrics_lib.oracle_metrics(solutions, dt_hours)
+        return metrics_lib.oracle_metrics(solutions, inputs, self.model)
 
     def close(self) -> None:
         if self.pool is not None:
@@ -143,7 +143,7 @@ def run_suite(
     summaries = {}
     for scenario, values in metrics.items():
         if oracles is not None:
-            values["oracle"] = oracles.result(scenario, env_params.consts.step_hours)
+            values["oracle"] = oracles.result(scenario)
         summaries[scenario] = metrics_lib.summarise(values)
         metrics_lib.against_best_causal(summaries[scenario], BASELINES)
     return summaries, shown

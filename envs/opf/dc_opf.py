@@ -137,6 +137,7 @@ def solve_dispatch(
     storage_energy0_mwh: np.ndarray | None = None,
     gen_online: np.ndarray | None = None,
     penalties: DispatchPenalties = DispatchPenalties(),
+    stored_energy_value: float = 0.0,
     cost_rtol: float = 1e-7,
     n_tangents: int = 8,
     max_cut_rounds: int = 60,
@@ -148,6 +149,9 @@ def solve_dispatch(
     prev_pg_mw [G] dispatch before period 0 (ramp anchor; None = free start); storage units and
     their initial energy; gen_online [T, G] bool: an offline unit produces nothing and pays no
     cost (not even its no-load c0). Ramp limit per period = RAMP_AGC (MW/min) * 60 * dt_hours.
+    stored_energy_value ($/MWh, >= 0) credits the energy left in the batteries after the last
+    period in the objective (its worth beyond the horizon); ``total_cost`` stays the operating
+    cost and ``lower_bound`` the LP bound of it, neither with the credit.
 
     The network enters through PTDFs: one balance per island and period, and a branch limit
     only once the dispatch violates it (solve, add every violated or nearly binding limit,
@@ -178,7 +182,11 @@ def solve_dispatch(
         net, storage, inputs, layout, period_topologies(net, inputs.branch_in_service)
     )
     bounds = variable_bounds(problem)
+    if not (np.isfinite(stored_energy_value) and stored_energy_value >= 0):
+        raise ValueError(f"stored_energy_value must be >= 0, got {stored_energy_value}")
     cost, constant, curtail = lp_objective(net, inputs, penalties, layout)
+    final_energy = layout.columns("energy")[-1]
+    cost[final_energy] -= stored_energy_value
     lp = LinearProgram(cost, bounds, use_highs=_HIGHS is not None)
     for rows in (
         balance_rows(problem),
@@ -198,7 +206,8 @@ def solve_dispatch(
         pg, z = x[layout.columns("pg")], x[layout.columns("z")]
         true_cost = generation_cost_per_h(net, pg)
         shortfall = (true_cost - z) * inputs.dt_hours
-        lower_bound = objective + constant
+        # the operating cost's bound: the objective without the credit of the final energy
+        lower_bound = objective + constant + stored_energy_value * float(np.sum(x[final_energy]))
         tolerance = cost_rtol * max(abs(lower_bound), 1.0)
         cuts_done = np.sum(shortfall) <= tolerance or cut_round >= max_cut_rounds
         if cuts_done and not new_limits.any():

@@ -79,4 +79,5 @@ def myopic_model(
     network = dataclasses.replace(
         model.network, branch_rating_mw=model.network.branch_rating_mw * (1.0 - rating_margin)
     )
-    return model._replace(network=network)
+    # the myopic OPF gives stored energy no value: it empties the batteries when that is cheaper
+    return model._replace(network=network, stored_energy_value=0.0)

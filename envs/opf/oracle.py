@@ -17,6 +17,10 @@ oracle (so the bound stays a bound):
 Cost accounting matches the environment's ``info["cost"]``: conventional units pay
 ``generation_cost`` while online, renewables are free, shedding costs VOLL and unused
 renewable availability the curtailment price, all times the step length.
+The energy left in the batteries after the last step is credited at ``stored_energy_value``
+in the objective, as the evaluation credits every method's (``envs.evaluation.metrics``): an
+oracle that empties the batteries because the episode ends would not bound a method that keeps
+energy worth that much.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import jax
 import numpy as np
 
 from envs.opf import dc_opf
+from envs.opf.merit_order import marginal_cost_coefficients
 from envs.powerflow.connectivity import energised_buses
 from envs.types import EnvParams
 
@@ -55,6 +60,7 @@ class EnvDispatchModel(NamedTuple):
     penalties: dc_opf.DispatchPenalties
     dt_hours: float
     shed_max_fraction: np.ndarray  # [N]
+    stored_energy_value: float  # $/MWh of the energy left in the batteries at the end
 
 
 def dispatch_model(params: EnvParams) -> EnvDispatchModel:
@@ -91,7 +97,26 @@ def dispatch_model(params: EnvParams) -> EnvDispatchModel:
         curtailment=np.where(renewable, consts.curtailment_cost, 0.0),
     )
     shed_max = np.asarray(devices.shed_max, np.float64)
-    return EnvDispatchModel(network, storage, penalties, consts.step_hours, shed_max)
+    value = stored_energy_value(params)
+    return EnvDispatchModel(network, storage, penalties, consts.step_hours, shed_max, value)
+
+
+def stored_energy_value(params: EnvParams) -> float:
+    """$/MWh at which the evaluation values energy in the batteries (what each method holds at
+    the end of an episode against what it started with).
+
+    Energy drawn from a battery is not free: it has to be put back before it is used again,
+    and energy left in one displaces generation after the episode. Its worth is at least what
+    the cheapest conventional unit's least marginal cost (at its minimum output) would make of
+    it after the discharge losses: a floor, so that holding energy is never over-credited.
+    """
+    devices = params.devices
+    c2, c1 = (np.asarray(c, np.float64) for c in marginal_cost_coefficients(params.grid))
+    conventional = ~np.asarray(devices.is_renewable, bool)
+    if devices.storage_bus.shape[0] == 0 or not conventional.any():
+        return 0.0
+    marginal = c1 + 2.0 * c2 * np.asarray(devices.pmin, np.float64)
+    return float(np.min(marginal[conventional]) * params.consts.storage_efficiency)
 
 
 def solve_oracle(
@@ -118,5 +143,6 @@ def solve_oracle(
         storage=model.storage,
         storage_energy0_mwh=np.clip(x.soc0_mwh, 0.0, model.storage.energy_mwh),
         penalties=model.penalties,
+        stored_energy_value=model.stored_energy_value,
         cost_rtol=cost_rtol,
     )

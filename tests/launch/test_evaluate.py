@@ -89,6 +89,8 @@ def test_evaluation_runs_from_the_directory_alone(evaluated):
     capacity = float(np.sum(make_env(default_env_config())[1].devices.storage_emax))
     assert stored["scenarios"].keys() == {"normal", "cascading_failure"}
     assert stored["myopic_rating_margin"] == MYOPIC_RATING_MARGIN
+    value = stored["stored_energy_value"]
+    assert value > 0
     for rows in stored["scenarios"].values():
         assert set(rows) == {"policy", "do_nothing", "myopic_opf", "oracle"}
         assert rows["oracle"]["gap_percent"] == pytest.approx(0.0, abs=1e-9)
@@ -108,8 +110,16 @@ def test_evaluation_runs_from_the_directory_alone(evaluated):
         np.testing.assert_allclose(
             do_nothing["stored_end_mwh"], do_nothing["stored_start_mwh"], atol=1e-3
         )
+        # every method's cost, the oracle's included, holds what its batteries gave up
+        for method in ("policy", "do_nothing", "myopic_opf", "oracle"):
+            episode = rows[method]["per_episode"]
+            gave_up = np.subtract(episode["stored_start_mwh"], episode["stored_end_mwh"])
+            np.testing.assert_allclose(
+                episode["stored_energy_cost"], value * gave_up, rtol=1e-9, atol=1e-6
+            )
     table = (run_dir / "eval" / "evaluation.txt").read_text()
     assert "cascading_failure" in table and "myopic_opf" in table and "stored_end_mwh" in table
+    assert f"gave up over the episode at {value:.1f} $/MWh" in table
 
 
 def test_each_method_is_set_against_the_scenarios_best_causal_baseline(evaluated):
