@@ -164,8 +164,9 @@ def test_energy_left_in_the_batteries_is_valued_alike_in_every_method_and_the_or
     start = np.sum(inputs.soc0_mwh)
     ends = {
         worth: np.sum(
-            oracle.solve_oracle(model._replace(stored_energy_value=worth), inputs)
-            .storage_energy_mwh[-1]
+            oracle.solve_oracle(
+                model._replace(stored_energy_value=worth), inputs
+            ).storage_energy_mwh[-1]
         )
         for worth in (0.0, value, 1_000.0)
     }
