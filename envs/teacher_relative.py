@@ -19,8 +19,9 @@ ends first (a blackout the policy avoided), it contributes no reward until then.
 ``info`` carries the teacher's cost (``teacher_cost``) beside the policy's (``cost``), so a
 run's episode sums show the cost ratio as training goes.
 
-This costs a second env step (a second clearing QP under bids) per actor step. It is for
-training: evaluation steps the plain env.
+This costs a second env step (a second clearing QP under bids) per actor step; both copies
+step as one batch of two, so it compiles once. It is for training: evaluation steps the plain
+env.
 """
 
 from __future__ import annotations
@@ -68,12 +69,16 @@ class TeacherRelativeEnv:
         return obs, TeacherPair(state, state, jnp.asarray(True))
 
     def step(self, key: jax.Array, state: TeacherPair, action, params):
-        obs, policy, reward, terminated, truncated, info = self.env.step(
-            key, state.policy, action, params
-        )
-        _, teacher, teacher_reward, t_terminated, t_truncated, t_info = self.env.step(
-            key, state.teacher, jnp.zeros_like(action), params
-        )
+        # Both copies step as one batch of two, so the env step (and its clearing QP) is
+        # traced and compiled once, not once per copy; each gets the same key.
+        both = jax.tree.map(lambda p, t: jnp.stack([p, t]), state.policy, state.teacher)
+        actions = jnp.stack([action, jnp.zeros_like(action)])
+        keys = jnp.stack([key, key])
+        stepped = jax.vmap(self.env.step, in_axes=(0, 0, 0, None))(keys, both, actions, params)
+        policy_out = jax.tree.map(lambda x: x[0], stepped)
+        teacher_out = jax.tree.map(lambda x: x[1], stepped)
+        obs, policy, reward, terminated, truncated, info = policy_out
+        _, teacher, teacher_reward, t_terminated, t_truncated, t_info = teacher_out
         live = state.teacher_live
         baseline = jnp.where(live, teacher_reward, 0.0)
         done = terminated | truncated
