@@ -114,10 +114,11 @@ def _collect(params, drivers, driver, policy_args, reset_keys, scenario, horizon
 
     def body(carry, keys):
         obs, state, alive = carry
-        action = jax.lax.switch(driver, drivers, obs, state, None, policy_args)
-        wanted = jax.lax.cond(  # the bid policy driving labels itself: one clearing, not two
-            driver == 0, lambda: action, lambda: teacher(obs, state, None, policy_args)
-        )
+        # The label first, then the driver: the bid policy driving reuses its label, so the
+        # program holds one clearing QP, and a step clears once whoever drives.
+        wanted = teacher(obs, state, None, policy_args)
+        others = [partial(d, obs, state, None, policy_args) for d in drivers[1:]]
+        action = jax.lax.switch(driver, [lambda: wanted, *others])
         target = jax.vmap(cleared_dispatch, in_axes=(0, 0, None))(wanted, state, params)
         transition_keys = jax.vmap(lambda k: split_step_key(k)[0])(keys)
         state_next, _, terminated, _ = step(transition_keys, state, action, params)

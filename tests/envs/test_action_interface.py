@@ -13,6 +13,7 @@ from envs.config import default_env_config
 from envs.env import make_env
 from envs.opf import baselines
 from envs.sim.dispatch import action_map
+from tests.batched_env import reset_batch
 
 
 def _batch(**fields):
@@ -25,9 +26,7 @@ def _cached_batch(fields):
     for name, value in fields:
         config[name] = value
     env, params = make_env(config)
-    obs, state = jax.vmap(env.reset, in_axes=(0, None))(
-        jax.random.split(jax.random.key(3), 3), params
-    )
+    obs, state = reset_batch(jax.random.split(jax.random.key(3), 3), params)
     spec = env.spec(params)
     setpoints = jax.jit(lambda a, s: jax.vmap(env.setpoints, in_axes=(0, 0, None))(a, s, params))
     return params, obs, state, (3, spec.num_agents, spec.action_dim), setpoints

@@ -26,6 +26,7 @@ from envs.opf import baselines
 from envs.teacher_relative import TeacherRelativeEnv
 from launch.evaluator_node import make_greedy_episode
 from replay.rollout import make_acting_step
+from tests.batched_env import reset_batch
 
 BATCH = 2
 
@@ -63,7 +64,7 @@ def test_the_acting_step_of_actors_and_training_loop_steps_the_cleared_dispatch(
     env, params, policy, *_ = market
     wrapped = TeacherRelativeEnv(env, params)
     keys = jax.random.split(jax.random.key(5), BATCH)
-    obs, pair = jax.vmap(wrapped.reset, in_axes=(0, None))(keys, params)
+    obs, pair = jax.jit(jax.vmap(wrapped.reset, in_axes=(0, None)))(keys, params)
     key = jax.random.key(6)
     acting_step = jax.jit(make_acting_step(policy, wrapped, params))
     transition, _, _, info = acting_step(None, None, obs, pair, key)
@@ -78,6 +79,6 @@ def test_the_evaluator_nodes_greedy_episode_steps_the_cleared_dispatch(market):
     env, params, policy, *_ = market
     keys = jax.random.split(jax.random.key(7), BATCH)
     _, cost = jax.jit(make_greedy_episode(env, params, policy, steps=1))(None, None, keys)
-    obs, state = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
+    obs, state = reset_batch(keys, params)
     step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, 0)
     _expect_cleared(market, state, obs, step_keys, cost)

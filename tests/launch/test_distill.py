@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 
 from envs.env import make_env
-from envs.opf.controls import MYOPIC_RATING_MARGIN, myopic_opf_controls
+from envs.opf.controls import MYOPIC_RATING_MARGIN, opf_controls
 from envs.sim import scenarios
 from envs.sim.dispatch import action_map, controls_to_action
 from launch import distillation as distill
 from learner.distill import Student, dispatch_of, fit, normalised_dispatch, student_outputs
+from tests.batched_env import reset_to_scenario_batch
 from tests.launch.test_evaluate import _tiny_checkpoint
 
 SCENARIOS = ("normal", "cascading_failure")
@@ -121,9 +122,7 @@ def peak_states():
     _, params = make_env(get_config().env)
     keys = scenarios.eval_keys("peak_demand", 6, seed=5)
     scenario = jnp.int32(scenarios.scenario_id("peak_demand"))
-    from envs.env import reset_to_scenario
-
-    _, state = jax.vmap(reset_to_scenario, in_axes=(0, None, None))(keys, params, scenario)
+    _, state = reset_to_scenario_batch(keys, params, scenario)
     return params, state
 
 
@@ -138,9 +137,7 @@ def test_the_myopic_opf_dispatch_survives_the_collection_decoding(peak_states):
         from envs.opf import step_qp
 
         solved = step_qp.solve_myopic_opf(s, params, MYOPIC_RATING_MARGIN)
-        action = controls_to_action(
-            amap, myopic_opf_controls(s, params, MYOPIC_RATING_MARGIN), shape
-        )
+        action = controls_to_action(amap, opf_controls(solved, s, params), shape)
         read = distill.cleared_dispatch(action, s, params)
         return read, normalised_dispatch(solved.pg, solved.storage, s, params)
 

@@ -8,15 +8,16 @@ import numpy as np
 import pytest
 
 from envs.config import default_env_config
-from envs.env import make_env, reset_to_scenario
+from envs.env import make_env
 from envs.opf import lookahead_qp, step_qp
 from envs.sim import scenarios
+from tests.batched_env import reset_to_scenario_batch
 
 
 def _peak_states(params, n=2):
     keys = scenarios.eval_keys("peak_demand", n, seed=3)
     index = scenarios.scenario_id("peak_demand")
-    return jax.vmap(reset_to_scenario, in_axes=(0, None, None))(keys, params, index)[1]
+    return reset_to_scenario_batch(keys, params, index)[1]
 
 
 def test_one_period_on_the_latest_state_is_the_myopic_opf():

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from configs.default import get_config
-from envs.env import make_env, reset_to_scenario
+from envs.env import make_env
 from envs.opf import ptdf_correction, step_qp
 from envs.opf.controls import MYOPIC_RATING_MARGIN
 from envs.opf.merit_order import merit_order_targets
 from envs.sim import scenarios
+from tests.batched_env import reset_to_scenario_batch
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,7 @@ def tight_grid():
     params = params.replace(grid=params.grid.replace(branch_rating=params.grid.branch_rating * 0.7))
     keys = scenarios.eval_keys("peak_demand", 16, seed=5)
     scenario = jnp.int32(scenarios.scenario_id("peak_demand"))
-    _, state = jax.vmap(reset_to_scenario, in_axes=(0, None, None))(keys, params, scenario)
+    _, state = reset_to_scenario_batch(keys, params, scenario)
     return params, state
 
 
@@ -34,7 +35,7 @@ def _correct(params, state, pg, storage):
 
 def test_the_correction_relieves_overloads_and_keeps_balance_and_bands(tight_grid):
     params, state = tight_grid
-    pg = jax.vmap(merit_order_targets, in_axes=(0, None))(state, params)
+    pg = jax.jit(jax.vmap(merit_order_targets, in_axes=(0, None)))(state, params)
     storage = jnp.zeros((pg.shape[0], params.devices.storage_bus.shape[0]))
     out = _correct(params, state, pg, storage)
     before, after = float(out.excess_before.sum()), float(out.excess_after.sum())
@@ -42,9 +43,9 @@ def test_the_correction_relieves_overloads_and_keeps_balance_and_bands(tight_gri
     assert after < 0.5 * before
     load = jnp.sum(state.demand, axis=1) + jnp.sum(params.grid.bus_gs)
     np.testing.assert_allclose(out.pg.sum(1) + out.storage.sum(1), load, atol=1e-2)
-    problem = jax.vmap(step_qp.clearing_problem, in_axes=(0, None, None))(
-        state, params, MYOPIC_RATING_MARGIN
-    )
+    problem = jax.jit(
+        jax.vmap(step_qp.clearing_problem, in_axes=(0, None, None)), static_argnums=2
+    )(state, params, MYOPIC_RATING_MARGIN)
     n_gen = pg.shape[1]
     lo, hi = problem.lo[:, :n_gen] * step_qp.MW_SCALE, problem.hi[:, :n_gen] * step_qp.MW_SCALE
     assert bool(jnp.all((out.pg >= lo - 1e-3) & (out.pg <= hi + 1e-3)))

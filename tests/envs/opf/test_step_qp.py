@@ -16,6 +16,7 @@ from envs.powerflow.connectivity import energised_buses
 from envs.powerflow.grid import generation_cost
 from envs.powerflow.ptdf import ptdf_matrix
 from envs.sim import scenarios
+from tests.batched_env import reset_to_scenario_batch
 
 # One jitted batch solve for the tests below: a batch shape compiles once, not once per test.
 _solve_batch = jax.jit(jax.vmap(step_qp.solve_myopic_opf, in_axes=(0, None)))
@@ -72,7 +73,7 @@ def _states(env_params, scenario: str, n: int, steps: int):
 
 def _advanced_states(env_params, scenario: str, n: int, steps: int):
     keys = scenarios.eval_keys(scenario, n, seed=7)
-    reset = jax.vmap(reset_to_scenario, in_axes=(0, None, None))
+    reset = reset_to_scenario_batch
     _, state = reset(keys, env_params, scenarios.scenario_id(scenario))
     return _advance(env_params, n)(state, jax.random.split(keys[0], steps))
 
@@ -104,7 +105,7 @@ def test_both_myopic_references_dispatch_for_a_branch_that_recloses_this_step(en
     not. Branch 2 out in this peak hour makes the dispatch shed; back in, it does not."""
     peak = scenarios.scenario_id("peak_demand")
     keys = jax.random.split(jax.random.key(0), 2)
-    _, state = jax.vmap(reset_to_scenario, in_axes=(0, None, None))(keys, env_params, peak)
+    _, state = reset_to_scenario_batch(keys, env_params, peak)
     model = highs_reference.myopic_model(env_params)
     is_renewable = np.asarray(env_params.devices.is_renewable, bool)
     solve = _solve_batch
