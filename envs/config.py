@@ -101,7 +101,7 @@ def default_env_config() -> ml_collections.ConfigDict:
     # offer, cleared by the single-step DC-OPF in every step).
     c.action_interface = "setpoints"
     c.residual_scale = 2.0
-    c.bid_scale = 50.0
+    c.bid_scale = 50.0  # a unit's bid range, $/MWh (0: the units offer at cost, only batteries bid)
     # A battery's bid range, $/MWh (0: bid_scale). Its bid is the value it puts on stored
     # energy: it charges below that price and discharges above it, so the range must reach
     # the units' marginal costs for a battery to hold energy at all.
@@ -161,7 +161,7 @@ RULES = {
     "gen_action": one_of(*GEN_ACTION_MODES),
     "action_interface": one_of(*ACTION_INTERFACES),
     "residual_scale": POSITIVE,
-    "bid_scale": POSITIVE,
+    "bid_scale": NON_NEGATIVE,
     "storage_bid_scale": NON_NEGATIVE,
     "peak_scale": POSITIVE,
     "load_noise_std": NON_NEGATIVE,
@@ -206,6 +206,11 @@ def validate_env_config(config: ml_collections.ConfigDict, scenario_names: tuple
         raise ValueError(
             f"env.freq_collapse_hz={config.freq_collapse_hz} must exceed "
             f"env.freq_band_hz={config.freq_band_hz}"
+        )
+    if config.action_interface == "bids" and not (config.bid_scale or config.storage_bid_scale):
+        raise ValueError(
+            "env.bid_scale=0 and env.storage_bid_scale=0: no bid would move the dispatch "
+            "(give the units or the batteries a range)"
         )
     weights = tuple(config.reward_weights)
     if len(weights) != 3 or not all(FINITE.test(w) and w >= 0 for w in weights):
