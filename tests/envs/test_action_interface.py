@@ -61,18 +61,28 @@ def test_a_battery_bidding_its_energy_up_holds_it():
     """Zero bids discharge the batteries (the one-step view sees no later use for the energy);
     a high offer on a battery's energy keeps it from discharging. The batteries' bid range is
     their own (``storage_bid_scale``): within the units' 20 $/MWh, below every ieee14 unit's
-    marginal cost, a full bid changes nothing."""
+    marginal cost, a full bid changes nothing. With the default preset's ranges (units 0,
+    batteries 100 $/MWh) the units offer at cost whatever their agents bid."""
+    from configs.default import get_config
+
+    preset = get_config().env
     params, _, state, shape, setpoints = _batch(
-        action_interface="bids", bid_scale=20.0, storage_bid_scale=100.0
+        action_interface="bids",
+        bid_scale=preset.bid_scale,
+        storage_bid_scale=preset.storage_bid_scale,
     )
     amap = _map(params)
     n_gen, n_storage = params.grid.n_gen, params.devices.storage_bus.shape[0]
     slots = (amap.agent[n_gen : n_gen + n_storage], amap.dim[n_gen : n_gen + n_storage])
     bid = jnp.zeros(shape).at[:, slots[0], slots[1]].set(1.0)
     storage_of = lambda a: np.asarray(a[:, slots[0], slots[1]])  # noqa: E731
-    greedy = storage_of(setpoints(jnp.zeros(shape), state))
-    assert np.all(greedy > 0.05)
+    greedy = setpoints(jnp.zeros(shape), state)
+    assert np.all(storage_of(greedy) > 0.05)
     assert np.all(storage_of(setpoints(bid, state)) <= 1e-3)
+    assert preset.bid_scale == 0.0  # the units' bids move nothing
+    units = jnp.zeros(shape).at[:, amap.agent[:n_gen], amap.dim[:n_gen]].set(1.0)
+    np.testing.assert_allclose(setpoints(units, state), greedy, atol=1e-5)
+    greedy = storage_of(greedy)
     *_, narrow_setpoints = _batch(action_interface="bids", bid_scale=20.0)
     np.testing.assert_allclose(storage_of(narrow_setpoints(bid, state)), greedy, atol=1e-3)
 
@@ -104,6 +114,16 @@ def test_bids_keep_the_strategic_signals_and_drop_the_safety_groups():
     n_device = params.grid.n_gen + params.devices.storage_bus.shape[0] + params.grid.n_bus
     group = np.broadcast_to((ctrl >= n_device) & ~amap.signal_slots, shape)
     assert group.any() and np.all(got[group] == 0.0)
+
+
+def test_bids_with_no_range_at_all_are_refused():
+    config = default_env_config()
+    config.action_interface, config.bid_scale, config.storage_bid_scale = "bids", 0.0, 0.0
+    with pytest.raises(ValueError, match="no bid would move the dispatch"):
+        make_env(config)
+    config.bid_scale = -1.0
+    with pytest.raises(ValueError, match=r"env\.bid_scale"):
+        make_env(config)
 
 
 def test_an_unknown_interface_is_refused():
