@@ -21,7 +21,7 @@ def ieee14():
 
 def test_part_sizes_are_the_envs_observation_noise_and_actions(ieee14):
     env, params, sizes = ieee14
-    obs, _ = env.reset(jax.random.PRNGKey(0), params)
+    obs, _ = jax.jit(env.reset)(jax.random.PRNGKey(0), params)
     assert sizes["observation"] == obs.agent_obs.size + obs.global_state.size
     grid = params.grid
     assert sizes["noise"] == 1 + grid.n_bus + 2 * grid.n_gen + grid.n_branch + grid.n_gen

@@ -53,7 +53,7 @@ def test_setpoints_pass_the_action_through():
 def test_a_zero_action_is_the_interface_baseline(interface, baseline):
     params, obs, state, shape, setpoints = _batch(action_interface=interface)
     got = setpoints(jnp.zeros(shape), state)
-    want = baseline(params)(obs, state, None, None)
+    want = jax.jit(baseline(params))(obs, state, None, None)
     np.testing.assert_allclose(got, want, atol=1e-5)
 
 

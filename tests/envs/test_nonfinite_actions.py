@@ -15,7 +15,7 @@ def _env(layout):
     config = default_env_config()
     config.layout = layout
     env, params = make_env(config)
-    _, state = env.reset(jax.random.PRNGKey(0), params)
+    _, state = jax.jit(env.reset)(jax.random.PRNGKey(0), params)
     return jax.jit(env.step), params, state
 
 

@@ -43,7 +43,7 @@ def test_economic_dispatch_runs_units_at_equal_incremental_cost():
 
 
 def test_merit_order_targets_cover_the_latest_load(env_params):
-    _, state = reset_to_scenario(jax.random.PRNGKey(0), env_params, 0)
+    _, state = jax.jit(reset_to_scenario)(jax.random.PRNGKey(0), env_params, 0)
     targets = merit_order.merit_order_targets(state, env_params)
     load = float(jnp.sum(state.demand) + jnp.sum(env_params.grid.bus_gs))
     assert float(jnp.sum(targets)) == pytest.approx(load, rel=1e-4)

@@ -32,7 +32,7 @@ def test_env_pays_the_operator_reward_when_asked():
     config = default_env_config()
     config.reward = "operator"
     env, params = make_env(config)
-    _, state = env.reset(jax.random.key(0), params)
+    _, state = jax.jit(env.reset)(jax.random.key(0), params)
     action = jnp.zeros((env.spec(params).num_agents, env.spec(params).action_dim))
     step = jax.jit(lambda k, s, a: env.step(k, s, a, params))  # op by op it takes ~40 s
     _, _, rewards, _, _, info = step(jax.random.key(1), state, action)
