@@ -168,8 +168,9 @@ def _decorate(axis, key: str, label: str, results: dict, largest: float) -> None
     """Axes over the whole budget, the targets' lines; percentages that reach past 100 on a
     symmetric log scale (an untrained policy is thousands of percent off, a good one a few)."""
     definition = results["targets"]["definition"]
+    # The ieee118 preset has no gap target (``max_gap_percent`` None): no line for it.
     limits = {"gap_percent": definition["max_gap_percent"], "cost_vs_myopic_percent": 0.0}
-    if key in limits:
+    if limits.get(key) is not None:
         axis.axhline(limits[key], color="k", linestyle="--", linewidth=0.8)
     if key.endswith("_percent") and largest > 100.0:
         axis.set_yscale("symlog", linthresh=10.0)

@@ -317,3 +317,36 @@ def test_the_lookahead_flag_adds_the_lookahead_opf_to_the_references(tmp_path):
     assert learning.Settings(**base).baseline_names == learning.BASELINE_NAMES
     ahead = learning.Settings(**base, lookahead=True).baseline_names
     assert ahead == (*learning.BASELINE_NAMES, "lookahead_opf")
+
+
+@pytest.mark.parametrize("targets", [learning.IEEE14_TARGETS, learning.IEEE118_TARGETS])
+def test_the_curves_plot_for_each_presets_targets(tmp_path, targets):
+    """The ieee118 preset has no gap target: its panel has no target line (it crashed the
+    plot, after the run's JSON was written)."""
+    import dataclasses
+
+    from benchmarks.learning.curve import METRICS
+
+    stats = {"mean": 1.0, "std": 0.0, "min": 0.5, "max": 1.5, "n": 2}
+    point = {key: stats for key, _ in METRICS}
+    results = {
+        "from_runs": True,
+        "case": "ieee118",
+        "runs": [{"run_dir": "runs/seed_0"}, {"run_dir": "runs/seed_1"}],
+        "hardware": {
+            "cpu": "test CPU",
+            "usable_cores": 2,
+            "jax": "0",
+            "device": "1 x cpu",
+            "backend": "cpu",
+        },
+        "settings": {"budget_s": 1800.0},
+        "evaluation": {"scenarios": ["normal", "peak_demand"]},
+        "curve": [
+            {"time_s": t, "scenarios": {"normal": point, "peak_demand": point}} for t in (600, 1200)
+        ],
+        "targets": {"definition": dataclasses.asdict(targets)},
+    }
+    path = tmp_path / "learning.png"
+    learning.report.plot_curves(results, path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
