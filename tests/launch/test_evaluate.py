@@ -79,6 +79,7 @@ def evaluated(tmp_path_factory):
         baseline_names=("do_nothing", "myopic_opf"),
         render_episode=1,
         decision_batches=(3,),  # one batch: each timed program compiles once
+        oracle_workers=1,  # the pool's path, with one process to start (each imports JAX)
     )
     return run_dir, results
 

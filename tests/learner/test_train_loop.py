@@ -34,13 +34,13 @@ def test_ppo_beats_a_random_policy_on_case14():
 
     env, env_params = env_module.make_env(env_config_module.default_env_config())
     config = _training_config()
-    state, history = train(env, env_params, config, num_updates=50, key=jax.random.key(0))
+    state, history = train(env, env_params, config, num_updates=30, key=jax.random.key(0))
     rewards = np.array([record["rollout/mean_reward"] for record in history])
     assert np.all(np.isfinite(rewards))
     assert all(record["skipped_updates"] == 0 for record in history)
     # Same episodes (same key) for an untrained, randomly initialised policy (Gaussian
-    # around ~0 with std 0.6: a random policy) and the trained one. Observed on case14:
-    # random ~0.05, trained ~0.3 mean per-step reward.
+    # around ~0 with std 0.6: a random policy) and the trained one. Observed on case14 after
+    # 30 updates: random ~0.00, trained ~0.18 mean per-step reward (~0.3 after 50).
     policy = make_policy(config, env.spec(env_params))
     evaluate = make_evaluator(env, env_params, policy, batch_size=32, num_steps=48)
     key = jax.random.key(123)
