@@ -55,7 +55,12 @@ def pytest_unconfigure(config):
 def pytest_collection_modifyitems(config, items):
     """Modules with a ``slow`` test (minutes each: launched runs, learning, ieee118 threads)
     first, whole, in their usual order: the xdist workers start on them and fill in with the
-    short tests, instead of one worker finishing a long test alone at the end. Whole modules,
-    so that their module-scoped fixtures are still built once."""
+    short tests, instead of one worker finishing a long test alone at the end.
+
+    The workers take whole modules (``--dist loadscope --no-loadscope-reorder`` in
+    pyproject.toml, in this order), so a module-scoped fixture, mostly a compiled env step or
+    clearing QP, is built in one worker only. Under ``worksteal`` a steal split modules at any
+    test, and both workers compiled the same fixture at once (benchmarks/README.md, "Test
+    suite")."""
     slow_modules = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: item.module.__name__ not in slow_modules)
