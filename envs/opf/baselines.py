@@ -81,7 +81,7 @@ def _action_map(params: EnvParams):
     return action_map(params.layout, params.grid.n_gen, n_storage, params.grid.n_bus)
 
 
-def _single_to_batched(single: Callable, params: EnvParams) -> ActFn:
+def single_to_batched(single: Callable, params: EnvParams) -> ActFn:
     """Batch a per-grid ``(state, params) -> controls [C]`` rule into an ActFn."""
     amap = _action_map(params)
     shape = params.layout.ctrl_index.shape
@@ -131,7 +131,7 @@ def myopic_opf_baseline(
     rating_margin = MYOPIC_RATING_MARGIN if rating_margin is None else rating_margin
     check_rating_margin(rating_margin)
     controls = partial(myopic_opf_controls, rating_margin=rating_margin, max_iter=max_iter)
-    return _single_to_batched(controls, params)
+    return single_to_batched(controls, params)
 
 
 def lookahead_opf(
@@ -159,24 +159,24 @@ def lookahead_opf(
         )
         return opf_controls(solved, state, params)
 
-    return _single_to_batched(controls, params)
+    return single_to_batched(controls, params)
 
 
 def merit_order(params: EnvParams) -> ActFn:
     """Copper-plate economic dispatch of the latest demand by merit order, no network check
     (``merit_order.merit_order_targets``)."""
-    return _single_to_batched(merit_order_controls, params)
+    return single_to_batched(merit_order_controls, params)
 
 
 def do_nothing(params: EnvParams) -> ActFn:
     """Hold every unit's current output; no curtailment, storage or shedding."""
-    return _single_to_batched(_hold_controls, params)
+    return single_to_batched(_hold_controls, params)
 
 
 def proportional(params: EnvParams) -> ActFn:
     """Share the load over every online unit, renewables included, in proportion to its range
     (``proportional_targets``); batteries idle, no shedding."""
-    return _single_to_batched(_proportional_controls, params)
+    return single_to_batched(_proportional_controls, params)
 
 
 def myopic_opf_highs(params: EnvParams, rating_margin: float = MYOPIC_RATING_MARGIN) -> ActFn:

@@ -1,0 +1,133 @@
+"""What is stored energy worth on a grid? The myopic OPF with every battery offering its energy
+at a hand value, against the myopic OPF itself, before any policy learns to bid it.
+
+    python -m benchmarks.battery_value                                 # ieee14 default preset
+    python -m benchmarks.battery_value --config=configs/ieee118.py --values=35,50,50:falling
+
+A battery's bid in the clearing QP is the value it puts on its stored energy: it discharges
+when the step's marginal price is above it, charges below it (``envs/action_interface.py``).
+Here the bid is fixed by hand instead of learned: ``V`` offers every battery's energy at V $/MWh
+in every step; ``V:falling`` at ``V x (1 - t / horizon)``, a value that falls with the time
+left in the day. The units offer at cost (the preset's ``bid_scale`` is set to 0), so only the
+batteries' value differs from the myopic OPF, which runs beside them on the same episodes.
+
+If no hand value saves anything under stress, the batteries have little to learn on that grid
+and a bid policy's gains, if any, come from elsewhere (benchmarks/README.md, "ieee118 with
+battery bids only"). On ieee14 a high value saves a great deal where a failure follows
+("A battery's bid range").
+
+Output: per scenario and method, the mean episode cost over the myopic OPF's, the per-episode
+ratios, overload steps and unserved energy; the machine in the header. The held-out set
+``--eval_seed`` (default 7, a development set; 0, the suite's, is refused).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+from absl import app, flags
+from ml_collections import config_flags
+
+from benchmarks.harness import define_once, describe, describe_line
+
+_CONFIG = define_once(
+    config_flags.DEFINE_config_file, "config", "configs/default.py", "Preset (its env)."
+)
+_VALUES = define_once(
+    flags.DEFINE_list,
+    "values",
+    ["35", "50", "50:falling"],
+    "Battery values, $/MWh: V (every step) or V:falling (V x (1 - t / horizon)).",
+)
+_SCENARIOS = define_once(
+    flags.DEFINE_list,
+    "scenarios",
+    ["normal", "equipment_failure", "renewable_intermittency", "cascading_failure"],
+    "Scenarios to roll out.",
+)
+_EPISODES = define_once(flags.DEFINE_integer, "episodes", 2, "Whole-day episodes per scenario.")
+_EVAL_SEED = define_once(
+    flags.DEFINE_integer, "eval_seed", 7, "Episode set (scenarios.eval_keys); 0 is refused."
+)
+
+
+def parse_value(text: str) -> tuple[float, bool]:
+    """``"50"`` -> (50.0, False); ``"50:falling"`` -> (50.0, True); a clear error otherwise."""
+    number, _, shape = text.strip().partition(":")
+    if shape not in ("", "falling"):
+        raise ValueError(f"--values: {text!r}: the shape after ':' must be 'falling'")
+    try:
+        value = float(number)
+    except ValueError:
+        raise ValueError(f"--values: {text!r} is not a number of $/MWh") from None
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"--values: {text!r} must be a finite value >= 0 $/MWh")
+    return value, shape == "falling"
+
+
+def valued_batteries(params, value: float, falling: bool):
+    """The myopic OPF (an ActFn) with every battery offering its energy at ``value`` $/MWh,
+    times ``1 - t / horizon`` if ``falling``; the units at cost."""
+    import jax.numpy as jnp
+
+    from envs.opf import baselines
+    from envs.opf.controls import MYOPIC_RATING_MARGIN, myopic_opf_controls
+
+    n_gen, n_storage = params.grid.n_gen, params.devices.storage_bus.shape[0]
+    horizon = params.consts.horizon
+
+    def controls(state, params):
+        scale = 1.0 - state.t / horizon if falling else 1.0
+        offers = jnp.concatenate([jnp.zeros(n_gen), value * scale * jnp.ones(n_storage)])
+        return myopic_opf_controls(state, params, MYOPIC_RATING_MARGIN, offers)
+
+    return baselines.single_to_batched(controls, params)
+
+
+def main(argv) -> None:
+    del argv
+    from envs.env import make_env
+    from envs.evaluation import registry, suite
+    from envs.sim import scenarios
+
+    try:
+        values = {text: parse_value(text) for text in _VALUES.value}
+        if _EPISODES.value < 1:
+            raise ValueError(f"--episodes must be >= 1, got {_EPISODES.value}")
+        if _EVAL_SEED.value < 1:
+            raise ValueError("--eval_seed: 0 is the suite's held-out set; pick another")
+        unknown = set(_SCENARIOS.value) - set(scenarios.scenario_names())
+        if unknown:
+            raise ValueError(f"--scenarios: unknown {sorted(unknown)}")
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    config = _CONFIG.value
+    config.env.bid_scale = 0.0
+    _, params = make_env(config.env)
+    methods = registry.baseline_methods(params, ("myopic_opf",))
+    for text, (value, falling) in values.items():
+        methods[text] = valued_batteries(params, value, falling)
+    horizon = int(params.consts.horizon)
+    print(f"{config.env.case}; {describe_line(describe())}")
+    print(f"{'scenario':<26}{'battery value':<16}{'cost / OPF':>11}  per episode, overload, MWh")
+    for scenario in _SCENARIOS.value:
+        rows = {
+            name: suite.rollout_method(
+                params, methods, None, name, scenario, _EPISODES.value, horizon, _EVAL_SEED.value
+            )[0]
+            for name in methods
+        }
+        base = rows["myopic_opf"]["cost"]
+        for name, row in rows.items():
+            print(
+                f"{scenario:<26}{name:<16}{row['cost'].sum() / base.sum():>11.4f}  "
+                f"{np.round(row['cost'] / base, 4)} {row['overload_steps']} "
+                f"{np.round(row['unserved_mwh'], 1)}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    app.run(main)
