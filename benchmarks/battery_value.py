@@ -29,27 +29,31 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from benchmarks.harness import define_once, describe, describe_line
+from benchmarks.harness import describe, describe_line
 
-_CONFIG = define_once(
-    config_flags.DEFINE_config_file, "config", "configs/default.py", "Preset (its env)."
-)
-_VALUES = define_once(
-    flags.DEFINE_list,
-    "values",
-    ["35", "50", "50:falling"],
-    "Battery values, $/MWh: V (every step) or V:falling (V x (1 - t / horizon)).",
-)
-_SCENARIOS = define_once(
-    flags.DEFINE_list,
-    "scenarios",
-    ["normal", "equipment_failure", "renewable_intermittency", "cascading_failure"],
-    "Scenarios to roll out.",
-)
-_EPISODES = define_once(flags.DEFINE_integer, "episodes", 2, "Whole-day episodes per scenario.")
-_EVAL_SEED = define_once(
-    flags.DEFINE_integer, "eval_seed", 7, "Episode set (scenarios.eval_keys); 0 is refused."
-)
+
+def define_flags() -> dict:
+    """The command's flags, defined when it runs (``__main__``), not on import: ``--config`` is
+    also the launchers' flag, and a test process imports both."""
+    return {
+        "config": config_flags.DEFINE_config_file(
+            "config", "configs/default.py", "Preset (its env)."
+        ),
+        "values": flags.DEFINE_list(
+            "values",
+            ["35", "50", "50:falling"],
+            "Battery values, $/MWh: V (every step) or V:falling (V x (1 - t / horizon)).",
+        ),
+        "scenarios": flags.DEFINE_list(
+            "scenarios",
+            ["normal", "equipment_failure", "renewable_intermittency", "cascading_failure"],
+            "Scenarios to roll out.",
+        ),
+        "episodes": flags.DEFINE_integer("episodes", 2, "Whole-day episodes per scenario."),
+        "eval_seed": flags.DEFINE_integer(
+            "eval_seed", 7, "Episode set (scenarios.eval_keys); 0 is refused."
+        ),
+    }
 
 
 def parse_value(text: str) -> tuple[float, bool]:
@@ -85,25 +89,25 @@ def valued_batteries(params, value: float, falling: bool):
     return baselines.single_to_batched(controls, params)
 
 
-def main(argv) -> None:
+def main(argv, flag) -> None:
     del argv
     from envs.env import make_env
     from envs.evaluation import registry, suite
     from envs.sim import scenarios
 
     try:
-        values = {text: parse_value(text) for text in _VALUES.value}
-        if _EPISODES.value < 1:
-            raise ValueError(f"--episodes must be >= 1, got {_EPISODES.value}")
-        if _EVAL_SEED.value < 1:
+        values = {text: parse_value(text) for text in flag["values"].value}
+        if flag["episodes"].value < 1:
+            raise ValueError(f"--episodes must be >= 1, got {flag['episodes'].value}")
+        if flag["eval_seed"].value < 1:
             raise ValueError("--eval_seed: 0 is the suite's held-out set; pick another")
-        unknown = set(_SCENARIOS.value) - set(scenarios.scenario_names())
+        unknown = set(flag["scenarios"].value) - set(scenarios.scenario_names())
         if unknown:
             raise ValueError(f"--scenarios: unknown {sorted(unknown)}")
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    config = _CONFIG.value
+    config = flag["config"].value
     config.env.bid_scale = 0.0
     _, params = make_env(config.env)
     methods = registry.baseline_methods(params, ("myopic_opf",))
@@ -112,10 +116,17 @@ def main(argv) -> None:
     horizon = int(params.consts.horizon)
     print(f"{config.env.case}; {describe_line(describe())}")
     print(f"{'scenario':<26}{'battery value':<16}{'cost / OPF':>11}  per episode, overload, MWh")
-    for scenario in _SCENARIOS.value:
+    for scenario in flag["scenarios"].value:
         rows = {
             name: suite.rollout_method(
-                params, methods, None, name, scenario, _EPISODES.value, horizon, _EVAL_SEED.value
+                params,
+                methods,
+                None,
+                name,
+                scenario,
+                flag["episodes"].value,
+                horizon,
+                flag["eval_seed"].value,
             )[0]
             for name in methods
         }
@@ -130,4 +141,5 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    defined = define_flags()
+    app.run(lambda argv: main(argv, defined))
