@@ -159,7 +159,10 @@ def test_lost_generation_beyond_reserves_collapses_frequency_and_terminates(setu
     # every conventional unit trips and demand doubles: renewables (200 MW) cannot carry it
     conventional = np.flatnonzero(~np.asarray(params.devices.is_renewable))
     state = _force_outages(state, [int(g) for g in conventional], start=1, kind=2)
-    state = state.replace(episode=state.episode.replace(load_scale=jnp.full((BATCH,), 2.0)))
+    # float32, not a weak-typed 2.0: the same input types as every other step here, so the step
+    # compiled for them is reused
+    doubled = jnp.full((BATCH,), 2.0, jnp.float32)
+    state = state.replace(episode=state.episode.replace(load_scale=doubled))
     _, new_state, reward, term, _, info = step(_keys(9), state, _calm_actions(spec), params)
     freq = np.asarray(info["freq_dev_hz"])
     dark = np.asarray(info["served_fraction"]) < params.consts.blackout_served_fraction
