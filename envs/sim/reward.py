@@ -22,13 +22,19 @@ layout's weights (default 50% safety, 30% cost, 20% uptime)::
 
 With ``reward="operator"`` every agent gets the operator's objective instead, linear in cost::
 
-    reward = clip(1 - step cost / reference step cost - badness, OPERATOR_LOW, 1)
+    reward = clip(1 - operator cost / reference step cost - badness, OPERATOR_LOW, 1)
+        operator cost = step cost + VOLL x energy lost in islands
 
-(``badness`` as in the safety term), and ``OPERATOR_LOW`` (or ``blackout_penalty`` if lower)
-on a blackout step: normal steps earn about 0 here, so ending the episode must cost at least
-as much as the worst step that keeps it going. A 10 % saving
-moves it by 0.1 per step, where the layered reward's log-compressed cost term weighted 0.3
-moved by 0.03 beside exogenous swings of the safety and uptime terms.
+(``badness`` as in the safety term). The operator cost is what the evaluation charges a step
+(``envs.evaluation.metrics``): load cut off by a cascade is priced like load shed on purpose,
+else a policy is paid to let protection island load rather than shed it (on ieee118 an
+islanded MWh cost ~50x less reward than a shed one). A blackout step earns ``OPERATOR_LOW``
+(or ``blackout_penalty`` if lower) for itself and for every step of the day it ends: the
+evaluation charges the rest of the day's demand at VOLL, and a step serving nothing is at the
+floor. With one floor step for the blackout, a team facing a day of islanded load at the floor
+was paid to end the day. A 10 % saving moves the reward by 0.1 per step, where the layered
+reward's log-compressed cost term weighted 0.3 moved by 0.03 beside exogenous swings of the
+safety and uptime terms.
 
 Each term is reported in ``info`` separately. There is no running normalisation here;
 the learner normalises.
@@ -84,9 +90,14 @@ def operator_rewards(
     n_agents: int,
     blackout: jax.Array,
     blackout_penalty: float,
+    steps_left: jax.Array,
 ) -> jax.Array:
-    """Per-agent reward [A]: ``1 - cost / reference - badness`` (``safety = 1 - badness``)."""
+    """Per-agent reward [A]: ``1 - cost / reference - badness`` (``safety = 1 - badness``);
+    ``step_cost`` is the operator cost (islanded energy at VOLL included), ``steps_left`` the
+    steps of the day after this one (a blackout is charged the floor for each)."""
     value = 1.0 - step_cost / reference_step_cost - (1.0 - safety)
     value = jnp.clip(value, OPERATOR_LOW, REWARD_HIGH)
-    value = jnp.where(blackout, jnp.float32(min(blackout_penalty, OPERATOR_LOW)), value)
+    floor = jnp.float32(min(blackout_penalty, OPERATOR_LOW))
+    day_lost = floor * (1.0 + jnp.maximum(steps_left, 0).astype(jnp.float32))
+    value = jnp.where(blackout, day_lost, value)
     return jnp.full((n_agents,), value, jnp.float32)

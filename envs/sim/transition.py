@@ -161,11 +161,16 @@ def step_costs(d: Dispatch, ph: Physics, params) -> Costs:
     )
 
 
+def islanded_mw(d: Dispatch, ph: Physics) -> jax.Array:
+    """Net demand on de-energised buses (MW): load lost to islanding, not shed by the dispatch."""
+    return jnp.sum(jnp.where(ph.energised, 0.0, d.net_load))
+
+
 def _reward_terms(ph: Physics, d: Dispatch, state_next, freq_dev, costs, inputs, params):
     consts = params.consts
     loading = protection.loading_ratio(ph.flow_mw, params.grid.branch_rating)
     demand = jnp.maximum(jnp.sum(inputs.demand), 1e-6)
-    lost = jnp.sum(jnp.where(ph.energised, 0.0, d.net_load)) + ph.inj.ufls
+    lost = islanded_mw(d, ph) + ph.inj.ufls
     unserved_share = lost / demand
     safety = reward.safety_term(
         loading,
@@ -264,12 +269,13 @@ def transition(key, state, action, params):
     )
     if consts.reward == "operator":
         rewards = reward.operator_rewards(
-            costs.total(),
+            costs.total() + consts.voll * islanded_mw(d, ph) * consts.step_hours,
             consts.reference_cost,
             terms[0],
             params.layout.reward_weights.shape[0],
             blackout,
             consts.blackout_penalty,
+            consts.horizon - t,
         )
     else:
         rewards = reward.agent_rewards(
@@ -282,7 +288,7 @@ def transition(key, state, action, params):
 
 def _info(d, ph, inputs, topo, costs, terms, loading, margin, nxt, blackout, params):
     dt = params.consts.step_hours
-    island_mw = jnp.sum(jnp.where(ph.energised, 0.0, d.net_load))
+    island_mw = islanded_mw(d, ph)
     live = ph.in_service
     f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
     info = {
