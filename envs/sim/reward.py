@@ -28,11 +28,11 @@ With ``reward="operator"`` every agent gets the operator's objective instead, li
 (``badness`` as in the safety term). The operator cost is what the evaluation charges a step
 (``envs.evaluation.metrics``): load cut off by a cascade is priced like load shed on purpose,
 else a policy is paid to let protection island load rather than shed it (on ieee118 an
-islanded MWh cost ~50x less reward than a shed one). A blackout step earns ``OPERATOR_LOW``
+islanded MWh cost ~75x less reward than a shed one). A blackout step earns ``OPERATOR_LOW``
 (or ``blackout_penalty`` if lower) for itself and for every step of the day it ends: the
 evaluation charges the rest of the day's demand at VOLL, and a step serving nothing is at the
-floor. With one floor step for the blackout, a team facing a day of islanded load at the floor
-was paid to end the day. A 10 % saving moves the reward by 0.1 per step, where the layered
+floor. Charged one floor step, a blackout would pay a team facing a day of islanded load at
+the floor to end the day. A 10 % saving moves the reward by 0.1 per step, where the layered
 reward's log-compressed cost term weighted 0.3 moved by 0.03 beside exogenous swings of the
 safety and uptime terms.
 
