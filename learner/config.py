@@ -70,6 +70,9 @@ def default_learner_config() -> ml_collections.ConfigDict:
     config.value_clip_eps = 10.0
     config.entropy_coef = 0.01
     config.value_coef = 0.5
+    # L2 pull of the deterministic action toward the teacher's zero action (zero bids: the
+    # myopic OPF): the policy leaves its teacher only where the advantage outweighs it.
+    config.teacher_pull = 0.0
     config.max_grad_norm = 0.5
     config.normalise_advantages = True  # per minibatch and per agent type
     # Discounting. With use_spec_discounts the per-type gamma/lambda of the EnvSpec win;
@@ -114,6 +117,7 @@ RULES = {
     "value_clip_eps": POSITIVE,
     "entropy_coef": NON_NEGATIVE,
     "value_coef": NON_NEGATIVE,
+    "teacher_pull": NON_NEGATIVE,
     "max_grad_norm": POSITIVE,
     "gamma": UNIT_INTERVAL,
     "gae_lambda": UNIT_INTERVAL,

@@ -292,5 +292,6 @@ def _step_statics(config, spec, geometry, policy, optimiser) -> StepStatics:
         value_clip_eps=float(config.value_clip_eps),
         entropy_coef=float(config.entropy_coef),
         value_coef=float(config.value_coef),
+        teacher_pull=float(config.get("teacher_pull", 0.0)),
         normalise_observations=bool(config.normalise_observations),
     )

@@ -106,6 +106,17 @@ def approx_kl_and_clip_fraction(
     return kl, clipped
 
 
+def teacher_pull(mode_action: jax.Array) -> jax.Array:
+    """L2 pull of the policy's deterministic action toward the teacher's zero action.
+
+    ``pull = sum_u mode_u ** 2`` over the last (action) axis, with ``mode = tanh(mean)``
+    already zero on masked dims. Under the bids interface zero bids are the myopic OPF, so a
+    loss ``+ c * pull`` keeps a bid at its teacher unless the advantage pays more than the
+    pull. Shapes ``[..., U] -> [...]``.
+    """
+    return jnp.sum(jnp.square(mode_action), axis=-1)
+
+
 def explained_variance(
     prediction: jax.Array, target: jax.Array, weight: jax.Array, axis_name: str | None = None
 ) -> jax.Array:

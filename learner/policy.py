@@ -44,7 +44,8 @@ class Policy(NamedTuple):
     - ``act(params, norm_state, obs, key) -> (action [B,A,U], log_prob [B,A], value [B,A])``
     - ``value(params, norm_state, obs) -> [B,A]``
     - ``mode(params, norm_state, obs) -> action [B,A,U]`` (deterministic, tanh of the mean)
-    - ``evaluate(params, norm_state, obs, action) -> (log_prob [B,A], entropy [B,A], value [B,A])``
+    - ``evaluate(params, norm_state, obs, action) -> (log_prob [B,A], entropy [B,A], value [B,A],
+      mode [B,A,U])``: the mode is ``mode``'s action, for the teacher pull
       (used by the learner; entropy of the squashed distribution)
     - ``init_norm_state() -> NormState`` (identity statistics for this spec)
 
@@ -56,7 +57,7 @@ class Policy(NamedTuple):
     act: Callable[..., tuple[jax.Array, jax.Array, jax.Array]]
     value: Callable[..., jax.Array]
     mode: Callable[..., jax.Array]
-    evaluate: Callable[..., tuple[jax.Array, jax.Array, jax.Array]]
+    evaluate: Callable[..., tuple[jax.Array, jax.Array, jax.Array, jax.Array]]
     init_norm_state: Callable[[], NormState]
 
 
@@ -221,7 +222,7 @@ def make_policy(config: ml_collections.ConfigDict, spec: EnvSpec) -> Policy:
         mask = jnp.broadcast_to(action_mask, mean.shape)
         log_prob = squashed_gaussian_log_prob(mean, log_std, action, mask)
         entropy = squashed_gaussian_entropy(mean, log_std, mask)
-        return log_prob, entropy, value
+        return log_prob, entropy, value, jnp.where(mask, jnp.tanh(mean), 0.0)
 
     return Policy(
         init=init,

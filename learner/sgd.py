@@ -41,6 +41,7 @@ class StepStatics:
     value_clip_eps: float
     entropy_coef: float
     value_coef: float
+    teacher_pull: float
     normalise_observations: bool
 
 
@@ -212,12 +213,16 @@ def _normalised_advantage(s: StepStatics, advantage: jax.Array) -> jax.Array:
 
 
 def _loss(params, s: StepStatics, norm_state, mb: Samples):
-    """Mean over real agents and local samples of ``pg + c_v * vf - c_e * entropy``."""
+    """Mean over real agents and local samples of
+    ``pg + c_v * vf - c_e * entropy + c_t * teacher_pull``."""
     obs = Observation(mb.obs, mb.global_state)
-    log_prob, entropy, value = s.policy.evaluate(params, norm_state, obs, mb.action)
+    log_prob, entropy, value, mode = s.policy.evaluate(params, norm_state, obs, mb.action)
     policy_loss = losses.clipped_surrogate_loss(log_prob, mb.log_prob, mb.advantage, s.clip_eps)
     value_loss = losses.clipped_value_loss(value, mb.value, mb.target, s.value_clip_eps)
-    per_agent = policy_loss + s.value_coef * value_loss - s.entropy_coef * entropy
+    pull = losses.teacher_pull(mode)
+    per_agent = (
+        policy_loss + s.value_coef * value_loss - s.entropy_coef * entropy + s.teacher_pull * pull
+    )
     mask = jnp.broadcast_to(jnp.asarray(s.agent_mask, per_agent.dtype), per_agent.shape)
     total = jnp.sum(per_agent * mask) / jnp.sum(mask)
     kl, clipped = losses.approx_kl_and_clip_fraction(log_prob, mb.log_prob, s.clip_eps)
@@ -225,6 +230,7 @@ def _loss(params, s: StepStatics, norm_state, mb: Samples):
         "policy_loss": policy_loss,
         "value_loss": value_loss,
         "entropy": entropy,
+        "teacher_pull": pull,
         "approx_kl": kl,
         "clip_fraction": clipped,
     }

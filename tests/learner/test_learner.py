@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from envs.types import Observation
 from learner.learner import Learner, batch_geometry
 from learner.types import Trajectory
 from tests.learner.fixtures import BATCH as B
@@ -120,3 +121,18 @@ def test_wrong_trajectory_shape_is_rejected():
     traj = random_trajectory(jax.random.key(1), tiny_spec(), T + 1, B)
     with pytest.raises(ValueError, match=r"trajectory.obs has shape"):
         learner.update(learner.init(jax.random.key(0)), traj)
+
+
+def test_teacher_pull_draws_the_deterministic_action_toward_zero():
+    # Same batch, same start: with the pull on, the update leaves the policy's mode nearer the
+    # teacher's zero action than the plain PPO update does (the module's compiled learner).
+    spec = tiny_spec()
+    traj = random_trajectory(jax.random.key(1), spec, T, B)
+    obs = Observation(traj.obs[0], traj.global_state[0])
+    pulls = []
+    for learner in (_learner(1), Learner(_config(teacher_pull=50.0), spec, jax.devices()[:1])):
+        state, metrics = learner.update(learner.init(jax.random.key(0)), traj)
+        mode = learner.policy.mode(state.params, state.norm_state, obs)
+        pulls.append(float(jnp.mean(jnp.sum(jnp.square(mode), axis=-1))))
+        assert np.isfinite(float(metrics["strategic/teacher_pull"]))
+    assert pulls[1] < 0.5 * pulls[0]

@@ -90,3 +90,9 @@ def test_diagnostics_hand_values():
         jnp.array([1.0, 1.0, 1.0, 0.0]),
     )
     np.testing.assert_allclose(ev, 6.0 / 7.0, rtol=1e-5)
+
+
+def test_teacher_pull_is_the_squared_distance_of_the_action_from_zero_bids():
+    # [0.5, -0.2] -> 0.25 + 0.04; a masked dim carries 0 and adds nothing.
+    pull = losses.teacher_pull(jnp.array([[0.5, -0.2], [0.3, 0.0]]))
+    np.testing.assert_allclose(pull, [0.29, 0.09], rtol=1e-6)

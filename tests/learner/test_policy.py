@@ -94,14 +94,17 @@ class PolicyMaskingTest(chex.TestCase):
             # Change what sits in padded slots: real agents' log-probs and entropies stay put.
             other_action = action.at[:, 2].set(0.7).at[:, 1, 1].set(-0.4)
             other_obs = Observation(obs.agent_obs.at[:, 2].set(5.0), obs.global_state)
-            lp_a, ent_a, _ = self.variant(policy.evaluate)(params, norm_state, obs, action)
-            lp_b, ent_b, _ = self.variant(policy.evaluate)(
+            lp_a, ent_a, _, mode_a = self.variant(policy.evaluate)(params, norm_state, obs, action)
+            lp_b, ent_b, _, _ = self.variant(policy.evaluate)(
                 params, norm_state, other_obs, other_action
             )
             np.testing.assert_allclose(lp_a, lp_b, atol=1e-5)
             np.testing.assert_allclose(ent_a, ent_b, atol=1e-5)
             np.testing.assert_allclose(lp_a, log_prob, atol=1e-4)
             np.testing.assert_array_equal(ent_a[:, 2], 0.0)
+            # The mode the teacher pull sees is zero where the spec pads.
+            np.testing.assert_array_equal(mode_a[:, 2], 0.0)
+            np.testing.assert_array_equal(mode_a[:, 1, 1], 0.0)
 
 
 def test_real_agents_see_each_other_through_attention():
