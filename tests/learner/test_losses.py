@@ -4,8 +4,10 @@ import math
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from learner import losses
+from learner.config import default_learner_config, validate_learner_config
 
 REWARD = [1.0, 2.0, 3.0]
 VALUE = [0.5, 1.0, 1.5]
@@ -96,3 +98,11 @@ def test_teacher_pull_is_the_squared_distance_of_the_action_from_zero_bids():
     # [0.5, -0.2] -> 0.25 + 0.04; a masked dim carries 0 and adds nothing.
     pull = losses.teacher_pull(jnp.array([[0.5, -0.2], [0.3, 0.0]]))
     np.testing.assert_allclose(pull, [0.29, 0.09], rtol=1e-6)
+
+
+def test_a_negative_teacher_pull_is_refused():
+    # A negative coefficient would push the policy away from its teacher.
+    config = default_learner_config()
+    config.teacher_pull = -0.5
+    with pytest.raises(ValueError, match=r"learner\.teacher_pull=-0\.5 is invalid"):
+        validate_learner_config(config)
