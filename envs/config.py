@@ -144,6 +144,10 @@ def default_env_config() -> ml_collections.ConfigDict:
     c.reward = "layered"
     c.reward_weights = (0.5, 0.3, 0.2)  # safety, cost, uptime (the layered reward only)
     c.blackout_penalty = -10.0
+    # Weight of the overload sum in the safety term. Protection already makes a lasting or a
+    # large overload cost energy (a trip, then a cascade's shed and islanded load, priced at
+    # VOLL by the operator's reward); this is the price of the overload itself on top.
+    c.overload_weight = 1.0
     c.reserve_target = 0.1  # reserve margin (fraction of load) that earns full uptime credit
     # Hierarchy.
     c.strategic_period = 12  # the strategic agent's signals are held for this many steps
@@ -187,6 +191,7 @@ RULES = {
     "blackout_served_fraction": Rule(lambda v: FINITE.test(v) and 0 <= v < 1, "a number in [0, 1)"),
     "reward": one_of(*REWARDS),
     "blackout_penalty": NON_POSITIVE,
+    "overload_weight": NON_NEGATIVE,
     "reserve_target": NON_NEGATIVE,
     "strategic_period": at_least(1),
 }

@@ -122,6 +122,7 @@ class EnvConstants:
     residual_scale: float = 2.0
     bid_scale: float = 50.0
     storage_bid_scale: float = 50.0  # $/MWh range of a battery's bid (the config's 0: bid_scale)
+    overload_weight: float = 1.0  # of the overload sum in the safety term
 
 
 @struct.dataclass

@@ -198,6 +198,7 @@ def build_constants(config, reference_cost: float, n_chronics_steps: int) -> Env
         strategic_period=int(config.strategic_period),
         reference_cost=reference_cost,
         reward=str(config.get("reward", "layered")),
+        overload_weight=float(config.get("overload_weight", 1.0)),
         action_interface=str(config.get("action_interface", "setpoints")),
         residual_scale=float(config.get("residual_scale", 2.0)),
         bid_scale=float(config.get("bid_scale", 50.0)),

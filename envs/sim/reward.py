@@ -4,7 +4,7 @@ Three terms, each at most 1 and O(1) in normal operation, combined per agent wit
 layout's weights (default 50% safety, 30% cost, 20% uptime)::
 
     safety = 1 - min(overload + frequency + voltage + unserved, 11)
-        overload  = sum over in-service branches of max(loading - 1, 0)
+        overload  = overload_weight (1) x sum over in-service branches of max(loading - 1, 0)
         frequency = max(|df| - band, 0) / band
         voltage   = sum over buses of (max(V - Vmax, 0) + max(Vmin - V, 0)) / 0.01   (AC only)
         unserved  = 5 x share of demand lost in islands (de-energised buses) or to
@@ -55,8 +55,10 @@ def safety_term(
     freq_band_hz: float,
     voltage_violation_pu: jax.Array,
     unserved_share: jax.Array,
+    overload_weight: float = 1.0,
 ) -> jax.Array:
     overload = jnp.sum(jnp.where(in_service, jnp.maximum(loading - 1.0, 0.0), 0.0))
+    overload = overload_weight * overload
     frequency = jnp.maximum(jnp.abs(freq_dev_hz) - freq_band_hz, 0.0) / freq_band_hz
     voltage = voltage_violation_pu / 0.01
     badness = overload + frequency + voltage + 5.0 * unserved_share

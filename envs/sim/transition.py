@@ -179,6 +179,7 @@ def _reward_terms(ph: Physics, d: Dispatch, state_next, freq_dev, costs, inputs,
         consts.freq_band_hz,
         voltage_violation(ph, params),
         unserved_share,
+        consts.overload_weight,
     )
     cost = reward.cost_term(costs.total(), consts.reference_cost)
     margin = reserve_margin_of(state_next, params)

@@ -35,6 +35,17 @@ def test_operator_reward_floors_and_blackout():
     np.testing.assert_allclose(last_step, [-100.0])
 
 
+def test_overload_weight_prices_only_the_overload():
+    # Two in-service branches at 130 % and 90 %, one out of service at 200 %; a 0.1 Hz
+    # excursion beyond a 0.2 Hz band; 2 % of demand unserved (x 5).
+    loading = jnp.array([1.3, 0.9, 2.0])
+    in_service = jnp.array([True, True, False])
+    args = (loading, in_service, jnp.float32(0.3), 0.2, jnp.float32(0.0), jnp.float32(0.02))
+    np.testing.assert_allclose(reward.safety_term(*args), 1.0 - (0.3 + 0.5 + 0.1), rtol=1e-6)
+    np.testing.assert_allclose(reward.safety_term(*args, 0.1), 1.0 - (0.03 + 0.5 + 0.1), rtol=1e-6)
+    np.testing.assert_allclose(reward.safety_term(*args, 0.0), 1.0 - (0.5 + 0.1), rtol=1e-6)
+
+
 @pytest.fixture(scope="module")
 def operator_env():
     config = default_env_config()
@@ -85,6 +96,14 @@ def test_islanded_load_is_charged_like_shed_load(operator_env):
     np.testing.assert_allclose(
         float(unpriced - rewards[0]), min(gap, float(unpriced) - reward.OPERATOR_LOW), rtol=1e-4
     )
+
+
+def test_the_overload_weight_reaches_the_step():
+    config = default_env_config()
+    config.overload_weight = 0.25
+    _, params = make_env(config)
+    assert params.consts.overload_weight == 0.25
+    assert make_env(default_env_config())[1].consts.overload_weight == 1.0
 
 
 def test_an_unknown_reward_is_refused():
