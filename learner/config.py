@@ -69,6 +69,8 @@ def default_learner_config() -> ml_collections.ConfigDict:
     config.clip_eps = 0.2
     config.value_clip_eps = 10.0
     config.entropy_coef = 0.01
+    # 0: the bonus is constant; N > 0: it falls linearly to 0 over the first N updates.
+    config.entropy_decay_updates = 0
     config.value_coef = 0.5
     # L2 pull of the deterministic action toward the teacher's zero action (zero bids: the
     # myopic OPF): the policy leaves its teacher only where the advantage outweighs it.
@@ -116,6 +118,7 @@ RULES = {
     "clip_eps": POSITIVE,
     "value_clip_eps": POSITIVE,
     "entropy_coef": NON_NEGATIVE,
+    "entropy_decay_updates": at_least(0),
     "value_coef": NON_NEGATIVE,
     "teacher_pull": NON_NEGATIVE,
     "max_grad_norm": POSITIVE,

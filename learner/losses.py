@@ -106,6 +106,19 @@ def approx_kl_and_clip_fraction(
     return kl, clipped
 
 
+def entropy_coefficient(base: float, decay_updates: int, update_step: jax.Array) -> jax.Array:
+    """The entropy bonus's weight at ``update_step``: ``base`` throughout when
+    ``decay_updates`` is 0, else falling linearly from ``base`` to 0 over that many updates.
+
+    The bonus keeps the batteries' bids exploring early, when the savings under failures are
+    found; left on, it keeps spreading the bids and the quiet-day premium grows.
+    """
+    if decay_updates <= 0:
+        return jnp.asarray(base, jnp.float32)
+    remaining = 1.0 - update_step.astype(jnp.float32) / float(decay_updates)
+    return base * jnp.clip(remaining, 0.0, 1.0)
+
+
 def teacher_pull(mode_action: jax.Array) -> jax.Array:
     """L2 pull of the policy's deterministic action toward the teacher's zero action.
 

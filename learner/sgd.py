@@ -40,6 +40,7 @@ class StepStatics:
     clip_eps: float
     value_clip_eps: float
     entropy_coef: float
+    entropy_decay_updates: int  # 0: a constant bonus
     value_coef: float
     teacher_pull: float
     normalise_observations: bool
@@ -175,23 +176,30 @@ def _minibatches(s: StepStatics, samples: Samples, key: jax.Array) -> Samples:
 
 
 def _run_epochs(s: StepStatics, state: LearnerState, samples: Samples, key: jax.Array):
+    entropy_coef = losses.entropy_coefficient(
+        s.entropy_coef, s.entropy_decay_updates, state.update_step
+    )
 
     def epoch(carry, epoch_key):
         batches = _minibatches(s, samples, epoch_key)
-        return jax.lax.scan(lambda c, mb: _sgd_step(s, state.norm_state, c, mb), carry, batches)
+        return jax.lax.scan(
+            lambda c, mb: _sgd_step(s, state.norm_state, entropy_coef, c, mb), carry, batches
+        )
 
     carry = (state.params, state.opt_state)
     return jax.lax.scan(epoch, carry, jax.random.split(key, s.num_epochs))
 
 
-def _sgd_step(s: StepStatics, norm_state, carry, minibatch: Samples):
+def _sgd_step(s: StepStatics, norm_state, entropy_coef, carry, minibatch: Samples):
     params, opt_state = carry
     if s.normalise_advantages:
         minibatch = minibatch._replace(advantage=_normalised_advantage(s, minibatch.advantage))
     # Differentiate w.r.t. a device-varying copy: shard_map would otherwise psum the
     # gradient of replicated params implicitly, and the average must happen once, here.
     local_params = jax.lax.pcast(params, s.axis_name, to="varying")
-    grads, metrics = jax.grad(_loss, has_aux=True)(local_params, s, norm_state, minibatch)
+    grads, metrics = jax.grad(_loss, has_aux=True)(
+        local_params, s, norm_state, entropy_coef, minibatch
+    )
     grads = jax.lax.pmean(grads, s.axis_name)  # the one place gradients are averaged
     updates, opt_state = s.optimiser.update(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
@@ -212,7 +220,7 @@ def _normalised_advantage(s: StepStatics, advantage: jax.Array) -> jax.Array:
     return centred / (std[None, :] + ADV_EPS)
 
 
-def _loss(params, s: StepStatics, norm_state, mb: Samples):
+def _loss(params, s: StepStatics, norm_state, entropy_coef, mb: Samples):
     """Mean over real agents and local samples of
     ``pg + c_v * vf - c_e * entropy + c_t * teacher_pull``."""
     obs = Observation(mb.obs, mb.global_state)
@@ -221,7 +229,7 @@ def _loss(params, s: StepStatics, norm_state, mb: Samples):
     value_loss = losses.clipped_value_loss(value, mb.value, mb.target, s.value_clip_eps)
     pull = losses.teacher_pull(mode)
     per_agent = (
-        policy_loss + s.value_coef * value_loss - s.entropy_coef * entropy + s.teacher_pull * pull
+        policy_loss + s.value_coef * value_loss - entropy_coef * entropy + s.teacher_pull * pull
     )
     mask = jnp.broadcast_to(jnp.asarray(s.agent_mask, per_agent.dtype), per_agent.shape)
     total = jnp.sum(per_agent * mask) / jnp.sum(mask)
@@ -236,6 +244,7 @@ def _loss(params, s: StepStatics, norm_state, mb: Samples):
     }
     metrics = {name: _type_mean(x, s.type_onehot) for name, x in per_type.items()}
     metrics["total_loss"] = total
+    metrics["entropy_coef"] = entropy_coef
     return total, jax.lax.stop_gradient(metrics)
 
 

@@ -136,3 +136,17 @@ def test_teacher_pull_draws_the_deterministic_action_toward_zero():
         pulls.append(float(jnp.mean(jnp.sum(jnp.square(mode), axis=-1))))
         assert np.isfinite(float(metrics["strategic/teacher_pull"]))
     assert pulls[1] < 0.5 * pulls[0]
+
+
+def test_the_entropy_bonus_the_update_used_follows_its_decay():
+    # Decay over 2 updates: the loss weighs the entropy by base, base / 2, then 0.
+    spec = tiny_spec()
+    config = _config(entropy_decay_updates=2)
+    base = float(config.entropy_coef)
+    learner = Learner(config, spec, jax.devices()[:1])
+    state = learner.init(jax.random.key(0))
+    used = []
+    for n in range(3):
+        state, metrics = learner.update(state, random_trajectory(jax.random.key(n), spec, T, B))
+        used.append(float(metrics["entropy_coef"]))
+    np.testing.assert_allclose(used, [base, base / 2, 0.0], rtol=1e-6)
