@@ -7,6 +7,7 @@ can weight by agent masks and agent types; reductions are the caller's job.
 import chex
 import jax
 import jax.numpy as jnp
+import optax
 
 
 def generalized_advantage_estimation(
@@ -115,8 +116,7 @@ def entropy_coefficient(base: float, decay_updates: int, update_step: jax.Array)
     """
     if decay_updates <= 0:
         return jnp.asarray(base, jnp.float32)
-    remaining = 1.0 - update_step.astype(jnp.float32) / float(decay_updates)
-    return base * jnp.clip(remaining, 0.0, 1.0)
+    return optax.linear_schedule(base, 0.0, decay_updates)(update_step)
 
 
 def teacher_pull(mode_action: jax.Array) -> jax.Array:
