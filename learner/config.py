@@ -65,6 +65,8 @@ def default_learner_config() -> ml_collections.ConfigDict:
     config.bid_scale = None
     # PPO.
     config.learning_rate = 3e-4
+    # 0: constant; N > 0: the step size falls linearly to 0 over the first N updates.
+    config.learning_rate_decay_updates = 0
     config.adam_eps = 1e-5
     config.clip_eps = 0.2
     config.value_clip_eps = 10.0
@@ -114,6 +116,7 @@ RULES = {
     "num_heads": at_least(1),
     "init_log_std": FINITE,
     "learning_rate": POSITIVE,
+    "learning_rate_decay_updates": at_least(0),
     "adam_eps": POSITIVE,
     "clip_eps": POSITIVE,
     "value_clip_eps": POSITIVE,

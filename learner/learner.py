@@ -292,6 +292,7 @@ def _step_statics(config, spec, geometry, policy, optimiser) -> StepStatics:
         value_clip_eps=float(config.value_clip_eps),
         entropy_coef=float(config.entropy_coef),
         entropy_decay_updates=int(config.get("entropy_decay_updates", 0)),
+        learning_rate_decay_updates=int(config.get("learning_rate_decay_updates", 0)),
         value_coef=float(config.value_coef),
         teacher_pull=float(config.get("teacher_pull", 0.0)),
         normalise_observations=bool(config.normalise_observations),

@@ -107,12 +107,14 @@ def approx_kl_and_clip_fraction(
     return kl, clipped
 
 
-def entropy_coefficient(base: float, decay_updates: int, update_step: jax.Array) -> jax.Array:
-    """The entropy bonus's weight at ``update_step``: ``base`` throughout when
-    ``decay_updates`` is 0, else falling linearly from ``base`` to 0 over that many updates.
+def linear_decay(base: float, decay_updates: int, update_step: jax.Array) -> jax.Array:
+    """A learner weight at ``update_step``: ``base`` throughout when ``decay_updates`` is 0,
+    else falling linearly from ``base`` to 0 over that many updates and 0 after.
 
-    The bonus keeps the batteries' bids exploring early, when the savings under failures are
-    found; left on, it keeps spreading the bids and the quiet-day premium grows.
+    Used for the entropy bonus (explore early, when the savings under failures are found; left
+    on, it keeps spreading the bids and the quiet-day premium grows) and for the step size
+    (the classic PPO anneal: updates shrink once the gains are found, so the bids stop
+    drifting where no signal holds them).
     """
     if decay_updates <= 0:
         return jnp.asarray(base, jnp.float32)

@@ -41,6 +41,7 @@ class StepStatics:
     value_clip_eps: float
     entropy_coef: float
     entropy_decay_updates: int  # 0: a constant bonus
+    learning_rate_decay_updates: int  # 0: a constant step size
     value_coef: float
     teacher_pull: float
     normalise_observations: bool
@@ -68,7 +69,13 @@ def local_update(s: StepStatics, state: LearnerState, traj: Trajectory):
         traj.obs, traj.global_state, traj.action, traj.log_prob, traj.value, advantage, target
     )
     key, key_epochs = jax.random.split(jax.random.wrap_key_data(state.key))
-    (params, opt_state), sgd_metrics = _run_epochs(s, state, samples, key_epochs)
+    entropy_coef = losses.linear_decay(s.entropy_coef, s.entropy_decay_updates, state.update_step)
+    # Adam's step is linear in its learning rate, so scaling the step scales the rate and
+    # leaves the optimiser's state (and every checkpoint's layout) as it was.
+    step_scale = losses.linear_decay(1.0, s.learning_rate_decay_updates, state.update_step)
+    (params, opt_state), sgd_metrics = _run_epochs(
+        s, state, samples, key_epochs, entropy_coef, step_scale
+    )
     norm_state = state.norm_state.replace(reward=reward_stats)
     if s.normalise_observations:
         t, b = traj.reward.shape[:2]
@@ -98,7 +105,12 @@ def local_update(s: StepStatics, state: LearnerState, traj: Trajectory):
         skipped_updates=state.skipped_updates + skipped,
     )
     metrics = _summarise(s, sgd_metrics, traj, target, scale)
-    metrics.update(skipped_updates=skipped, update_step=new_state.update_step)
+    metrics.update(
+        skipped_updates=skipped,
+        update_step=new_state.update_step,
+        entropy_coef=entropy_coef,
+        learning_rate_scale=step_scale,
+    )
     return new_state, metrics
 
 
@@ -175,22 +187,27 @@ def _minibatches(s: StepStatics, samples: Samples, key: jax.Array) -> Samples:
     return jax.tree.map(split, samples)
 
 
-def _run_epochs(s: StepStatics, state: LearnerState, samples: Samples, key: jax.Array):
-    entropy_coef = losses.entropy_coefficient(
-        s.entropy_coef, s.entropy_decay_updates, state.update_step
-    )
-
+def _run_epochs(
+    s: StepStatics,
+    state: LearnerState,
+    samples: Samples,
+    key: jax.Array,
+    entropy_coef: jax.Array,
+    step_scale: jax.Array,
+):
     def epoch(carry, epoch_key):
         batches = _minibatches(s, samples, epoch_key)
         return jax.lax.scan(
-            lambda c, mb: _sgd_step(s, state.norm_state, entropy_coef, c, mb), carry, batches
+            lambda c, mb: _sgd_step(s, state.norm_state, entropy_coef, step_scale, c, mb),
+            carry,
+            batches,
         )
 
     carry = (state.params, state.opt_state)
     return jax.lax.scan(epoch, carry, jax.random.split(key, s.num_epochs))
 
 
-def _sgd_step(s: StepStatics, norm_state, entropy_coef, carry, minibatch: Samples):
+def _sgd_step(s: StepStatics, norm_state, entropy_coef, step_scale, carry, minibatch: Samples):
     params, opt_state = carry
     if s.normalise_advantages:
         minibatch = minibatch._replace(advantage=_normalised_advantage(s, minibatch.advantage))
@@ -202,6 +219,7 @@ def _sgd_step(s: StepStatics, norm_state, entropy_coef, carry, minibatch: Sample
     )
     grads = jax.lax.pmean(grads, s.axis_name)  # the one place gradients are averaged
     updates, opt_state = s.optimiser.update(grads, opt_state, params)
+    updates = jax.tree.map(lambda u: step_scale * u, updates)
     params = optax.apply_updates(params, updates)
     metrics = jax.lax.pmean(metrics, s.axis_name)
     metrics["grad_norm"] = optax.global_norm(grads)
@@ -244,7 +262,6 @@ def _loss(params, s: StepStatics, norm_state, entropy_coef, mb: Samples):
     }
     metrics = {name: _type_mean(x, s.type_onehot) for name, x in per_type.items()}
     metrics["total_loss"] = total
-    metrics["entropy_coef"] = entropy_coef
     return total, jax.lax.stop_gradient(metrics)
 
 

@@ -138,15 +138,24 @@ def test_teacher_pull_draws_the_deterministic_action_toward_zero():
     assert pulls[1] < 0.5 * pulls[0]
 
 
-def test_the_entropy_bonus_the_update_used_follows_its_decay():
-    # Decay over 2 updates: the loss weighs the entropy by base, base / 2, then 0.
+def test_the_entropy_bonus_and_the_step_size_the_updates_used_follow_their_decays():
+    # Both decay over 2 updates: the loss weighs the entropy by base, base / 2, then 0, and
+    # the step is scaled by 1, 1/2, then 0, so the third update leaves the parameters as
+    # they were (while the statistics it keeps still move).
     spec = tiny_spec()
-    config = _config(entropy_decay_updates=2)
+    config = _config(entropy_decay_updates=2, learning_rate_decay_updates=2)
     base = float(config.entropy_coef)
     learner = Learner(config, spec, jax.devices()[:1])
     state = learner.init(jax.random.key(0))
-    used = []
+    used, scales, params = [], [], []
     for n in range(3):
+        before = jax.device_get(state.params)  # the update donates the state
         state, metrics = learner.update(state, random_trajectory(jax.random.key(n), spec, T, B))
         used.append(float(metrics["entropy_coef"]))
+        scales.append(float(metrics["learning_rate_scale"]))
+        moved = jax.tree.map(lambda a, b: float(np.max(np.abs(a - b))), _host(state.params), before)
+        params.append(max(jax.tree.leaves(moved)))
     np.testing.assert_allclose(used, [base, base / 2, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(scales, [1.0, 0.5, 0.0], rtol=1e-6)
+    assert params[0] > 0 and params[1] > 0
+    assert params[2] == 0.0

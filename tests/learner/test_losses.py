@@ -108,15 +108,16 @@ def test_a_negative_teacher_pull_is_refused():
         validate_learner_config(config)
 
 
-def test_the_entropy_bonus_decays_linearly_to_zero():
+def test_a_decayed_weight_falls_linearly_to_zero():
     # base 0.01 over 4 updates: 0.01, 0.0075, 0.005, 0.0025, then 0 for good; 0 updates: constant.
-    weights = [float(losses.entropy_coefficient(0.01, 4, jnp.int32(n))) for n in range(6)]
+    weights = [float(losses.linear_decay(0.01, 4, jnp.int32(n))) for n in range(6)]
     np.testing.assert_allclose(weights, [0.01, 0.0075, 0.005, 0.0025, 0.0, 0.0], atol=1e-9)
-    assert float(losses.entropy_coefficient(0.01, 0, jnp.int32(1000))) == pytest.approx(0.01)
+    assert float(losses.linear_decay(0.01, 0, jnp.int32(1000))) == pytest.approx(0.01)
 
 
-def test_a_negative_entropy_decay_is_refused():
+@pytest.mark.parametrize("field", ["entropy_decay_updates", "learning_rate_decay_updates"])
+def test_a_negative_decay_is_refused(field):
     config = default_learner_config()
-    config.entropy_decay_updates = -1
-    with pytest.raises(ValueError, match=r"learner\.entropy_decay_updates=-1 is invalid"):
+    config[field] = -1
+    with pytest.raises(ValueError, match=rf"learner\.{field}=-1 is invalid"):
         validate_learner_config(config)
