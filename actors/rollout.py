@@ -50,7 +50,8 @@ def make_rollout(env, env_params, policy, unroll_length: int) -> tuple[Callable,
             length=zeros,
             info={k: zeros for k in info_keys},
         )
-        return RolloutCarry(env_state, obs, episode)
+        noise = policy.init_noise(jax.random.fold_in(key, 1), num_envs)
+        return RolloutCarry(env_state, obs, episode, noise)
 
     def probe_info_keys(key, env_state, num_envs):
         spec = env.spec(env_params)

@@ -27,6 +27,7 @@ from envs.config_fields import (
     NON_NEGATIVE,
     POSITIVE,
     UNIT_INTERVAL,
+    Rule,
     at_least,
     check_fields,
     one_of,
@@ -59,6 +60,10 @@ def default_learner_config() -> ml_collections.ConfigDict:
     config.num_attention_layers = 1
     config.num_heads = 8
     config.init_log_std = -0.5  # initial log std of the pre-tanh Gaussian
+    # AR(1) coefficient of the exploration noise from one env step to the next (0: independent
+    # draws). At c a deviation lasts ~1 / (1 - c) steps: 0.95 is ~20 steps, 1.7 h of 5-minute
+    # steps, so an agent tries holding a course (a battery's reserve) rather than a flicker.
+    config.exploration_noise_correlation = 0.0
     # Deprecated, None = unset: see LEGACY_ACTION_PRIOR_FIELDS.
     config.action_prior = None
     config.residual_scale = None
@@ -115,6 +120,9 @@ RULES = {
     "num_attention_layers": at_least(0),
     "num_heads": at_least(1),
     "init_log_std": FINITE,
+    "exploration_noise_correlation": Rule(
+        lambda v: FINITE.test(v) and 0 <= v < 1, "a number in [0, 1)"
+    ),
     "learning_rate": POSITIVE,
     "learning_rate_decay_updates": at_least(0),
     "adam_eps": POSITIVE,

@@ -8,6 +8,11 @@ are those of the squashed action (change of variables through tanh). Padded
 action dims (``spec.action_mask`` False) and padded agents (``spec.agent_mask``
 False) get action 0 and contribute 0 to log-prob and entropy; padded agents
 also get value 0.
+
+Exploration noise may be correlated in time (``learner.exploration_noise_correlation``): an
+AR(1) process per grid, agent and action dim, carried between env steps by the rollout. Each
+step's noise is still a standard normal, so the action's distribution at a step, and the
+log-prob PPO weighs it by, are the ones above.
 """
 
 from collections.abc import Callable
@@ -41,7 +46,11 @@ class Policy(NamedTuple):
     """Pure policy functions (jit them at the call site). Shapes: B grids, A agents, U action dims.
 
     - ``init(key) -> params``
-    - ``act(params, norm_state, obs, key) -> (action [B,A,U], log_prob [B,A], value [B,A])``
+    - ``act(params, norm_state, obs, key, noise=None) -> (action [B,A,U], log_prob [B,A],
+      value [B,A])``: ``noise`` (standard normal ``[B,A,U]``) replaces the draw from ``key``
+    - ``init_noise(key, num_grids) -> [B,A,U] | None``: the exploration noise a rollout
+      starts from and carries, or None where it is drawn afresh every step
+    - ``next_noise(key, noise) -> noise``: one step of the AR(1) exploration noise
     - ``value(params, norm_state, obs) -> [B,A]``
     - ``mode(params, norm_state, obs) -> action [B,A,U]`` (deterministic, tanh of the mean)
     - ``evaluate(params, norm_state, obs, action) -> (log_prob [B,A], entropy [B,A], value [B,A],
@@ -55,6 +64,8 @@ class Policy(NamedTuple):
 
     init: Callable[[jax.Array], Params]
     act: Callable[..., tuple[jax.Array, jax.Array, jax.Array]]
+    init_noise: Callable[[jax.Array, int], jax.Array | None]
+    next_noise: Callable[[jax.Array, jax.Array], jax.Array]
     value: Callable[..., jax.Array]
     mode: Callable[..., jax.Array]
     evaluate: Callable[..., tuple[jax.Array, jax.Array, jax.Array, jax.Array]]
@@ -85,6 +96,18 @@ def _log_one_minus_tanh_squared_jvp(primals, tangents):
     value = 2.0 * (_LOG2 - magnitude - jnp.log1p(decay))
     tanh = jnp.sign(x) * (1.0 - decay) / (1.0 + decay)
     return value, -2.0 * tanh * dx
+
+
+def correlated_noise(key: jax.Array, previous: jax.Array, correlation: float) -> jax.Array:
+    """One AR(1) step: ``c * previous + sqrt(1 - c^2) * N(0, 1)``, element-wise.
+
+    A standard normal ``previous`` gives a standard normal result, so the marginal of every
+    step is the policy's Gaussian; consecutive steps are correlated by ``c``, and a deviation
+    lasts about ``1 / (1 - c)`` steps. Why: holding battery energy against a trip hours ahead is
+    a persistent deviation from zero bids, which independent per-step noise averages away.
+    """
+    fresh = jax.random.normal(key, (previous.size,), previous.dtype).reshape(previous.shape)
+    return correlation * previous + np.sqrt(1.0 - correlation**2) * fresh
 
 
 def squashed_gaussian_log_prob(
@@ -199,11 +222,23 @@ def make_policy(config: ml_collections.ConfigDict, spec: EnvSpec) -> Policy:
         value = critic.apply(params["critic"], obs.agent_obs, obs.global_state)
         return mean, log_std, jnp.where(agent_mask[None], value, 0.0)
 
-    def act(params, norm_state, obs, key):
+    correlation = float(config.get("exploration_noise_correlation", 0.0))
+
+    def init_noise(key, num_grids):
+        if correlation == 0.0:
+            return None
+        shape = (num_grids, spec.num_agents, spec.action_dim)
+        return jax.random.normal(key, shape, jnp.float32)
+
+    def next_noise(key, noise):
+        return correlated_noise(key, noise, correlation)
+
+    def act(params, norm_state, obs, key, noise=None):
         mean, log_std, value = forward(params, norm_state, obs)
-        # Drawn flat (the same numbers): with JAX's rolled threefry on XLA:CPU a [B, A, U]
-        # draw is slower than a flat one.
-        noise = jax.random.normal(key, (mean.size,), mean.dtype).reshape(mean.shape)
+        if noise is None:
+            # Drawn flat (the same numbers): with JAX's rolled threefry on XLA:CPU a [B, A, U]
+            # draw is slower than a flat one.
+            noise = jax.random.normal(key, (mean.size,), mean.dtype).reshape(mean.shape)
         mask = jnp.broadcast_to(action_mask, mean.shape)
         action = jnp.where(mask, jnp.tanh(mean + jnp.exp(log_std) * noise), 0.0)
         log_prob = squashed_gaussian_log_prob(mean, log_std, action, mask)
@@ -227,6 +262,8 @@ def make_policy(config: ml_collections.ConfigDict, spec: EnvSpec) -> Policy:
     return Policy(
         init=init,
         act=act,
+        init_noise=init_noise,
+        next_noise=next_noise,
         value=value_fn,
         mode=mode,
         evaluate=evaluate,

@@ -85,9 +85,12 @@ def train(
     )
     key_init, key_reset, key = jax.random.split(key, 3)
     state = learner.init(key_init)
+    carry = reset_batch(env, env_params, key_reset, config.batch_size)
+    noise = learner.policy.init_noise(jax.random.fold_in(key_reset, 1), config.batch_size)
+    carry = carry._replace(noise=noise)
     # Same placement as the learner state, so the rollout's input shardings never change
     # between calls (a change would recompile it).
-    carry = learner.replicate(reset_batch(env, env_params, key_reset, config.batch_size))
+    carry = learner.replicate(carry)
     history = []
     for update in range(num_updates):
         key, key_rollout = jax.random.split(key)

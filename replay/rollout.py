@@ -42,12 +42,13 @@ def rollout(step: Callable, carry: Any, key: jax.Array, length: int) -> tuple[An
 
 
 def make_acting_step(policy: ActingPolicy, env, env_params) -> Callable:
-    """``acting_step(params, norm_state, obs, env_state, key) -> (transition, next_obs,
-    next_env_state, info)`` for one step of a batch of grids.
+    """``acting_step(params, norm_state, obs, env_state, key, noise=None) -> (transition,
+    next_obs, next_env_state, info)`` for one step of a batch of grids.
 
     The environment receives the sampled action and applies its own action interface (bids
     are cleared inside ``env.step``); the transition records the sampled action, whose
-    log-prob PPO uses.
+    log-prob PPO uses. ``noise`` is the step's exploration noise where the rollout carries it
+    (time-correlated exploration); None draws it from ``key``.
 
     ``truncation_value`` is ``V(info["final_obs"])`` where an episode was cut by its time
     limit (and not terminated), else 0; the value network runs on the final observations
@@ -56,9 +57,9 @@ def make_acting_step(policy: ActingPolicy, env, env_params) -> Callable:
     """
     step_grids = batched_env_step(env, env_params)
 
-    def acting_step(params, norm_state, obs, env_state: Any, key: jax.Array):
+    def acting_step(params, norm_state, obs, env_state: Any, key: jax.Array, noise=None):
         key_act, key_env = jax.random.split(key)
-        action, log_prob, value = policy.act(params, norm_state, obs, key_act)
+        action, log_prob, value = policy.act(params, norm_state, obs, key_act, noise=noise)
         next_obs, env_state, reward, terminated, truncated, info = step_grids(
             key_env, env_state, action
         )
@@ -91,6 +92,9 @@ class RolloutCarry(NamedTuple):
     env_state: Any  # batched env state [B, ...]
     obs: Any  # batched Observation: agent_obs [B, A, O], global_state [B, S]
     extra: Any = None  # what the caller's ``on_step`` keeps between steps (None: nothing)
+    # The exploration noise [B, A, U] carried between steps (``policy.init_noise``); None: the
+    # policy draws fresh noise every step.
+    noise: Any = None
 
 
 def keep_transition(extra, transition: Trajectory, info: dict):
@@ -113,11 +117,15 @@ def make_trajectory_rollout(
     on_step = on_step or keep_transition
 
     def one_step(params, norm_state, carry: RolloutCarry, key: jax.Array):
+        noise = carry.noise
+        if noise is not None:
+            key, key_noise = jax.random.split(key)
+            noise = policy.next_noise(key_noise, noise)
         transition, obs, env_state, info = acting_step(
-            params, norm_state, carry.obs, carry.env_state, key
+            params, norm_state, carry.obs, carry.env_state, key, noise
         )
         extra, transition, output = on_step(carry.extra, transition, info)
-        return RolloutCarry(env_state, obs, extra), (transition, output)
+        return RolloutCarry(env_state, obs, extra, noise), (transition, output)
 
     def trajectory_rollout(params, norm_state, carry: RolloutCarry, key: jax.Array):
         carry, (steps, outputs) = rollout(

@@ -78,8 +78,17 @@ class ActingPolicy(Protocol):
     """What acting needs of a policy (``learner.policy.Policy`` is one). Pure functions;
     B grids, A agents, U action dims; ``norm_state`` is the learner's normaliser state."""
 
-    def act(self, params: Any, norm_state: Any, obs: Any, key: jax.Array) -> tuple:
-        """``(action [B,A,U], log_prob [B,A], value [B,A])``, sampled."""
+    def act(self, params: Any, norm_state: Any, obs: Any, key: jax.Array, noise=None) -> tuple:
+        """``(action [B,A,U], log_prob [B,A], value [B,A])``, sampled (with ``noise``, a
+        standard normal ``[B,A,U]``, in place of a fresh draw)."""
+        ...
+
+    def init_noise(self, key: jax.Array, num_grids: int) -> jax.Array | None:
+        """The exploration noise a rollout carries from step to step, or None (fresh draws)."""
+        ...
+
+    def next_noise(self, key: jax.Array, noise: jax.Array) -> jax.Array:
+        """The next step's carried exploration noise."""
         ...
 
     def value(self, params: Any, norm_state: Any, obs: Any) -> jax.Array:

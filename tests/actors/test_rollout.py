@@ -8,10 +8,12 @@ from learner.policy import make_policy
 from tests.actors.fake_env import NUM_AGENTS, FakeEnv
 
 
-def tiny_policy(spec):
+def tiny_policy(spec, **overrides):
     config = default_learner_config()
     config.hidden_size, config.num_heads, config.num_encoder_layers = 8, 1, 1
     config.normalise_observations = False
+    for name, value in overrides.items():
+        config[name] = value
     return make_policy(config, spec)
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from envs.types import Observation
 from learner.policy import (
+    correlated_noise,
     log_one_minus_tanh_squared,
     make_policy,
     squashed_gaussian_entropy,
@@ -50,6 +51,36 @@ def test_act_value_mode_shapes_and_bounds(sharing, critic):
     assert float(jnp.max(jnp.abs(action))) <= 1.0
     assert float(jnp.max(jnp.abs(mode))) <= 1.0
     np.testing.assert_allclose(value_only, value, atol=1e-5)
+
+
+def test_correlated_noise_keeps_a_standard_normal_and_the_asked_correlation():
+    # 4,000 chains from a standard normal, one step each: the result is still N(0, 1) and
+    # correlates with where it came from by c; at c = 0 it forgets it.
+    previous = jax.random.normal(jax.random.key(0), (4000,))
+    for c in (0.0, 0.9):
+        after = np.asarray(correlated_noise(jax.random.key(1), previous, c))
+        assert abs(np.mean(after)) < 0.06 and abs(np.std(after) - 1.0) < 0.04
+        assert abs(np.corrcoef(previous, after)[0, 1] - c) < 0.05
+
+
+def test_act_with_given_noise_is_act_with_that_draw():
+    spec = tiny_spec()
+    policy = make_policy(small_config(), spec)
+    params, norm_state = policy.init(jax.random.key(0)), policy.init_norm_state()
+    obs = random_observation(jax.random.key(1), spec, batch=4)
+    key = jax.random.key(2)
+    drawn = jax.random.normal(key, (4 * spec.num_agents * 2,)).reshape(4, spec.num_agents, 2)
+    for got, want in zip(
+        policy.act(params, norm_state, obs, jax.random.key(9), noise=drawn),
+        policy.act(params, norm_state, obs, key),
+        strict=True,
+    ):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    assert policy.init_noise(key, 4) is None  # independent draws carry nothing
+    correlated = make_policy(small_config(exploration_noise_correlation=0.9), spec)
+    chex.assert_shape(correlated.init_noise(key, 4), (4, spec.num_agents, 2))
+    with pytest.raises(ValueError, match=r"exploration_noise_correlation=1\.0 is invalid"):
+        make_policy(small_config(exploration_noise_correlation=1.0), spec)
 
 
 @pytest.mark.parametrize(("sharing", "critic"), [OPTIONS[0], OPTIONS[3]])

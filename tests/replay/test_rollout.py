@@ -3,6 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from actors.rollout import make_rollout as make_actor_rollout
+from envs.types import Observation
 from learner.train_loop import make_rollout as make_train_loop_rollout
 from replay.rollout import RolloutCarry, batched_env_step, rollout
 from tests.actors.fake_env import NUM_AGENTS, FakeEnv
@@ -48,3 +49,34 @@ def test_actor_and_train_loop_roll_out_the_same_trajectory():
     _, from_loop, _ = train_loop_rollout(params, norm_state, start, key)
     assert bool(from_actor.truncated.any())  # the bootstrap path ran
     jax.tree.map(np.testing.assert_array_equal, from_actor, from_loop)
+
+
+def test_a_rollout_carries_correlated_exploration_noise_between_steps():
+    # The pre-squash deviation of the sampled action from the mean is std x the noise: under
+    # a correlation of 0.95 consecutive steps' deviations correlate (and the carry hands the
+    # noise on to the next rollout); under independent draws they do not.
+    env = FakeEnv(horizon=1000)
+    lag_one = {}
+    for c in (0.0, 0.95):
+        policy = tiny_policy(env.spec(), exploration_noise_correlation=c)
+        params, norm_state = policy.init(jax.random.PRNGKey(0)), policy.init_norm_state()
+        init_carry, actor_rollout = make_actor_rollout(env, None, policy, 64)
+        carry = init_carry(jax.random.PRNGKey(1), 32)
+        assert (carry.noise is None) == (c == 0.0)
+        run = jax.jit(actor_rollout)
+        carry, first, _ = run(params, norm_state, carry, jax.random.PRNGKey(2))
+        _, second, _ = run(params, norm_state, carry, jax.random.PRNGKey(3))
+        actions = np.concatenate([first.action, second.action])  # [T, B, A, U]
+        mean = np.stack(
+            [np.asarray(policy.mode(params, norm_state, obs)) for obs in _observations(first)]
+            + [np.asarray(policy.mode(params, norm_state, obs)) for obs in _observations(second)]
+        )
+        deviation = np.arctanh(np.clip(actions, -0.999999, 0.999999)) - np.arctanh(mean)
+        deviation = deviation.reshape(deviation.shape[0], -1)
+        lag_one[c] = np.corrcoef(deviation[:-1].ravel(), deviation[1:].ravel())[0, 1]
+    assert abs(lag_one[0.0]) < 0.1
+    assert lag_one[0.95] > 0.85
+
+
+def _observations(trajectory):
+    return [Observation(o, g) for o, g in zip(trajectory.obs, trajectory.global_state, strict=True)]
