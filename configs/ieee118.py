@@ -40,7 +40,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.actors.num_envs = 256
     config.actors.threads_per_device = 2
     config.runtime = runtime_config()
-    config.runtime.checkpoint_every_updates = 200
+    config.learner.checkpoint.save_every_updates = 200
     config.evaluator = evaluator_config()
     config.evaluator.enabled = True
     return config

@@ -31,7 +31,9 @@ def runtime_config() -> ml_collections.ConfigDict:
     c.queue_min_fill = 0  # items before the learner starts; 0 = items per update
     c.take_timeout_s = 900.0  # no data for this long (first compile included) is an error
     c.max_actor_restarts = 5  # per actor process, then the run fails
-    c.checkpoint_every_updates = 0  # 0 = learner.checkpoint.save_every_updates
+    # Deprecated (0 = unset): the cadence is learner.checkpoint.save_every_updates, where a
+    # non-zero value here is moved with a warning (configs/validation.py).
+    c.checkpoint_every_updates = 0
     c.progress_every_s = 2.0  # plain progress line period when stdout is not a TTY
     c.num_cpus = 0  # Ray CPU resources; 0 = os.cpu_count()
     # local_mp on a CPU host: pin each node process to the cores behind its emulated devices

@@ -47,12 +47,31 @@ def adopt_learner_action_prior(config: ml_collections.ConfigDict) -> None:
     )
 
 
+def adopt_runtime_checkpoint_cadence(config: ml_collections.ConfigDict) -> None:
+    """Move the deprecated ``runtime.checkpoint_every_updates`` (a second knob for the one
+    cadence, which silently won over ``learner.checkpoint.save_every_updates``) into the
+    learner's, with a FutureWarning."""
+    every = config.runtime.get("checkpoint_every_updates", 0)
+    if not isinstance(every, int) or every <= 0:
+        return  # unset, or invalid: the runtime's own rules name it
+    config.learner.checkpoint.save_every_updates = every
+    config.runtime.checkpoint_every_updates = 0
+    warnings.warn(
+        "runtime.checkpoint_every_updates is deprecated and will be removed in the next "
+        f"release: set learner.checkpoint.save_every_updates (now {every})",
+        FutureWarning,
+        stacklevel=2,
+    )
+
+
 def validate_config(config: ml_collections.ConfigDict) -> None:
     """Raise ValueError naming the first invalid field, its value and what is allowed.
 
-    Deprecated fields are moved to where they live now first (``adopt_learner_action_prior``)."""
+    Deprecated fields are moved to where they live now first (``adopt_learner_action_prior``,
+    ``adopt_runtime_checkpoint_cadence``)."""
     check_fields("config", config, TOP_RULES)
     adopt_learner_action_prior(config)
+    adopt_runtime_checkpoint_cadence(config)
     validate_env_config(config.env, scenarios.scenario_names())
     validate_learner_config(config.learner)
     validate_runtime_configs(config)

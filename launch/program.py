@@ -125,9 +125,7 @@ def build_program(
     if config.total_env_steps <= 0:
         raise ConfigError(f"total_env_steps must be > 0, got {config.total_env_steps}")
     steps_per_update = int(config.learner.unroll_length) * int(config.learner.batch_size)
-    every = int(runtime.checkpoint_every_updates) or int(
-        config.learner.checkpoint.save_every_updates
-    )
+    every = int(config.learner.checkpoint.save_every_updates)
     plan = LearnerPlan(
         items_per_update=items,
         env_steps_per_update=steps_per_update,

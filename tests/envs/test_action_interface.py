@@ -133,6 +133,24 @@ def test_an_unknown_interface_is_refused():
         make_env(config)
 
 
+def test_the_deprecated_runtime_checkpoint_cadence_moves_to_the_learner_with_a_warning():
+    # It used to win silently over learner.checkpoint.save_every_updates, so a preset that set
+    # it (ieee118) ignored the learning benchmark's cadence.
+    from configs.ieee118 import get_config
+    from configs.validation import validate_config
+
+    config = get_config()
+    assert config.learner.checkpoint.save_every_updates == 200
+    config.runtime.checkpoint_every_updates = 40
+    with pytest.warns(FutureWarning, match=r"runtime\.checkpoint_every_updates is deprecated"):
+        validate_config(config)
+    assert config.learner.checkpoint.save_every_updates == 40
+    assert config.runtime.checkpoint_every_updates == 0
+    config.runtime.checkpoint_every_updates = -1
+    with pytest.raises(ValueError, match=r"runtime\.checkpoint_every_updates=-1 is invalid"):
+        validate_config(config)
+
+
 def test_the_deprecated_learner_action_prior_moves_to_the_env_with_a_warning():
     from configs.default import get_config
     from configs.validation import validate_config

@@ -39,6 +39,13 @@ def test_default_split_and_derived_numbers():
     assert (program.queue_capacity, program.queue_min_fill) == (2, 2)
 
 
+def test_the_checkpoint_cadence_is_the_learners():
+    config = tiny_config()
+    config.runtime.platform = "cpu"
+    config.learner.checkpoint.save_every_updates = 7
+    assert build_program(config, "unused").plan.checkpoint_every == 7
+
+
 @pytest.mark.parametrize(
     "runtime, error, message",
     [
