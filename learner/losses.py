@@ -118,7 +118,9 @@ def linear_decay(base: float, decay_updates: int, update_step: jax.Array) -> jax
     """
     if decay_updates <= 0:
         return jnp.asarray(base, jnp.float32)
-    return optax.linear_schedule(base, 0.0, decay_updates)(update_step)
+    # Compiled, the schedule's end can round to a hair below 0 (-2e-8 in a run's metrics): a
+    # step size or bonus of the wrong sign, however small, is clipped away.
+    return jnp.maximum(optax.linear_schedule(base, 0.0, decay_updates)(update_step), 0.0)
 
 
 def teacher_pull(mode_action: jax.Array) -> jax.Array:
