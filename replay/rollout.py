@@ -59,7 +59,10 @@ def make_acting_step(policy: ActingPolicy, env, env_params) -> Callable:
 
     def acting_step(params, norm_state, obs, env_state: Any, key: jax.Array, noise=None):
         key_act, key_env = jax.random.split(key)
-        action, log_prob, value = policy.act(params, norm_state, obs, key_act, noise=noise)
+        if noise is None:  # a policy without carried noise need not take the argument
+            action, log_prob, value = policy.act(params, norm_state, obs, key_act)
+        else:
+            action, log_prob, value = policy.act(params, norm_state, obs, key_act, noise=noise)
         next_obs, env_state, reward, terminated, truncated, info = step_grids(
             key_env, env_state, action
         )

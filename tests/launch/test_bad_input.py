@@ -15,7 +15,8 @@ from tests.launch.test_program import _start_up_error
         (["--config.env.case=nonexistent"], "unknown case 'nonexistent'"),
         (
             ["--config.learner.lerning_rate=1e-4"],
-            "unknown config field learner.lerning_rate; did you mean learner.learning_rate?",
+            # The nearest name first (learning_rate_decay_updates may follow it).
+            "unknown config field learner.lerning_rate; did you mean learner.learning_rate",
         ),
         (["--config.actors.num_envs=2.5"], "--config.actors.num_envs=2.5"),
         (["--config=configs/no_such_preset.py"], "no such preset file"),
