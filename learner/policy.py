@@ -106,8 +106,14 @@ def correlated_noise(key: jax.Array, previous: jax.Array, correlation: float) ->
     lasts about ``1 / (1 - c)`` steps. Why: holding battery energy against a trip hours ahead is
     a persistent deviation from zero bids, which independent per-step noise averages away.
     """
-    fresh = jax.random.normal(key, (previous.size,), previous.dtype).reshape(previous.shape)
+    fresh = standard_normal(key, previous.shape, previous.dtype)
     return correlation * previous + np.sqrt(1.0 - correlation**2) * fresh
+
+
+def standard_normal(key: jax.Array, shape: tuple, dtype) -> jax.Array:
+    """``N(0, 1)`` of ``shape``, drawn flat (the same numbers): with JAX's rolled threefry on
+    XLA:CPU a [B, A, U] draw is slower than a flat one."""
+    return jax.random.normal(key, (int(np.prod(shape)),), dtype).reshape(shape)
 
 
 def squashed_gaussian_log_prob(
@@ -227,8 +233,7 @@ def make_policy(config: ml_collections.ConfigDict, spec: EnvSpec) -> Policy:
     def init_noise(key, num_grids):
         if correlation == 0.0:
             return None
-        shape = (num_grids, spec.num_agents, spec.action_dim)
-        return jax.random.normal(key, shape, jnp.float32)
+        return standard_normal(key, (num_grids, spec.num_agents, spec.action_dim), jnp.float32)
 
     def next_noise(key, noise):
         return correlated_noise(key, noise, correlation)
@@ -236,9 +241,7 @@ def make_policy(config: ml_collections.ConfigDict, spec: EnvSpec) -> Policy:
     def act(params, norm_state, obs, key, noise=None):
         mean, log_std, value = forward(params, norm_state, obs)
         if noise is None:
-            # Drawn flat (the same numbers): with JAX's rolled threefry on XLA:CPU a [B, A, U]
-            # draw is slower than a flat one.
-            noise = jax.random.normal(key, (mean.size,), mean.dtype).reshape(mean.shape)
+            noise = standard_normal(key, mean.shape, mean.dtype)
         mask = jnp.broadcast_to(action_mask, mean.shape)
         action = jnp.where(mask, jnp.tanh(mean + jnp.exp(log_std) * noise), 0.0)
         log_prob = squashed_gaussian_log_prob(mean, log_std, action, mask)

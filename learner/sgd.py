@@ -219,7 +219,8 @@ def _sgd_step(s: StepStatics, norm_state, entropy_coef, step_scale, carry, minib
     )
     grads = jax.lax.pmean(grads, s.axis_name)  # the one place gradients are averaged
     updates, opt_state = s.optimiser.update(grads, opt_state, params)
-    updates = jax.tree.map(lambda u: step_scale * u, updates)
+    if s.learning_rate_decay_updates:  # a constant rate keeps the program as it was
+        updates = jax.tree.map(lambda u: step_scale * u, updates)
     params = optax.apply_updates(params, updates)
     metrics = jax.lax.pmean(metrics, s.axis_name)
     metrics["grad_norm"] = optax.global_norm(grads)
