@@ -9,6 +9,7 @@ from envs.config import validate_env_config
 from envs.config_fields import at_least, check_fields
 from envs.sim import scenarios
 from learner.config import LEGACY_ACTION_PRIOR_FIELDS, validate_learner_config
+from learner.validation import check_best_metric
 
 TOP_RULES = {"seed": at_least(0), "total_env_steps": at_least(1)}
 
@@ -74,4 +75,5 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     adopt_runtime_checkpoint_cadence(config)
     validate_env_config(config.env, scenarios.scenario_names())
     validate_learner_config(config.learner)
+    check_best_metric(config)
     validate_runtime_configs(config)

@@ -68,7 +68,12 @@ _REPORT_DIR = flags.DEFINE_string("report_dir", None, "Output folder (default RU
 _RENDER_EPISODE = flags.DEFINE_integer(
     "render_episode", -1, "Write an animated GIF of this episode of the first scenario."
 )
-_BEST = flags.DEFINE_bool("best", False, "Restore the best checkpoint instead of the latest.")
+_BEST = flags.DEFINE_bool(
+    "best",
+    False,
+    "Restore the best-validating checkpoint instead of the latest (a run trained with "
+    "learner.checkpoint.validation_episodes > 0, ranked by learner.checkpoint.best_metric).",
+)
 _MYOPIC_MARGIN = flags.DEFINE_float(
     "myopic_rating_margin",
     MYOPIC_RATING_MARGIN,

@@ -60,6 +60,9 @@ def progress_line(progress: dict, restarts: int = 0) -> str:
         teacher = progress.get("episode/teacher_cost")  # learner.reward_baseline="teacher"
         if "episode/cost" in progress and teacher:
             parts.append(f"vs teacher {progress['episode/cost'] / teacher:.4f}")
+    validated = progress.get("validation/cost_vs_teacher")  # the latest checkpoint's
+    if validated is not None:
+        parts.append(f"validated {validated:.4f} of the teacher")
     violations = first_present(progress, VIOLATION_KEYS)
     if violations is not None:
         parts.append(f"violations {violations:.3g}")
@@ -128,5 +131,9 @@ def summary_text(summary: dict, run_dir: str, launch_type: str, restarts: int) -
     for key in ("learner/approx_kl", "learner/entropy", "learner/value_loss", "runtime/policy_lag"):
         if key in last:
             lines.append(f"  {key:<28} {last[key]:.4g}")
+    validation = summary.get("last_validation") or {}
+    if validation:
+        lines.append(f"  validation at update {validation['update']}:")
+        lines += [f"    {k:<26} {v:.4g}" for k, v in validation.items() if k != "update"]
     lines += [f"  checkpoint       {summary.get('checkpoint_dir', '?')}", "─" * 60]
     return "\n".join(lines)

@@ -8,7 +8,8 @@ JSON (``ConfigDict.to_json`` and the ``EnvSpec`` fields), so that
 
 Retention is "the last ``max_to_keep`` plus the best by an evaluation score":
 Orbax's ``AnyPreservationPolicy([LatestN(k), BestN(n=1)])``. Only checkpoints
-saved with ``metrics`` containing ``best_metric`` compete for best.
+saved with ``metrics`` containing ``best_metric`` compete for best: those a run
+validated (``learner.validation``).
 
 Saves are atomic: Orbax writes into ``<step>.orbax-checkpoint-tmp-*`` and
 renames it to ``<step>`` when complete; a process killed mid-save leaves only
@@ -173,6 +174,11 @@ def restore_for_eval(
     try:
         if step is None:
             step = manager.best_step() if best else manager.latest_step()
+        if step is None and best and manager.latest_step() is not None:
+            raise FileNotFoundError(
+                f"no checkpoint in {directory} carries validation metrics, so none is 'best': "
+                "train with learner.checkpoint.validation_episodes > 0, or restore the latest"
+            )
         if step is None:
             raise FileNotFoundError(f"no checkpoint in {directory}")
         stored = manager.restore(
@@ -216,7 +222,7 @@ def _abstract(tree, sharding=None):
 
 def _make_manager(directory: str, ckpt, read_only: bool) -> ocp.CheckpointManager:
     if ckpt is None:  # reading: retention does not matter, 'best' must still be known
-        ckpt = _stored_checkpoint_options(directory)
+        ckpt = stored_checkpoint_options(directory)
     best_metric = str(ckpt.best_metric)
     minimise = ckpt.best_mode == "min"
     worst = float("inf") if minimise else float("-inf")
@@ -246,7 +252,7 @@ def _make_manager(directory: str, ckpt, read_only: bool) -> ocp.CheckpointManage
     return ocp.CheckpointManager(directory, options=options)
 
 
-def _stored_checkpoint_options(directory: str) -> ml_collections.ConfigDict:
+def stored_checkpoint_options(directory: str) -> ml_collections.ConfigDict:
     """The ``checkpoint`` block of the newest stored learner config (for best-step lookup)."""
     steps = sorted(int(name) for name in os.listdir(directory) if name.isdigit())
     if not steps:

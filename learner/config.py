@@ -102,8 +102,12 @@ def default_learner_config() -> ml_collections.ConfigDict:
     config.checkpoint = ml_collections.ConfigDict()
     config.checkpoint.save_every_updates = 100
     config.checkpoint.max_to_keep = 3  # latest checkpoints kept, besides the best one
-    config.checkpoint.best_metric = "eval/return"
-    config.checkpoint.best_mode = "max"
+    # N > 0: each checkpoint saved on the cadence first runs the greedy policy on N whole-day
+    # validation episodes per scenario (learner/validation.py) and stores the metrics, which
+    # rank the checkpoints for 'best'. 0: checkpoints carry no metrics and none is 'best'.
+    config.checkpoint.validation_episodes = 0
+    config.checkpoint.best_metric = "validation/cost_vs_teacher"
+    config.checkpoint.best_mode = "min"
     return config
 
 
@@ -141,6 +145,7 @@ RULES = {
     "seed": at_least(0),
     "checkpoint.save_every_updates": at_least(1),
     "checkpoint.max_to_keep": at_least(1),
+    "checkpoint.validation_episodes": at_least(0),
     "checkpoint.best_mode": one_of("max", "min"),
 }
 

@@ -95,6 +95,10 @@ class LearnerNode(ServiceNode):
         log = self._make_log(self._config, spec, self._run_dir)
         lock = cpu_compute_lock(devices)
         loop = LearnLoop(self, learner, checkpointer, log, start_update, lock)
+        if int(self._config.learner.checkpoint.get("validation_episodes", 0)) > 0:
+            from learner.validation import Validator
+
+            loop.validate = Validator(self._config, devices[0])
         try:
             loop.run(state)
         finally:
@@ -160,6 +164,10 @@ class LearnLoop:
         # local_mt run would otherwise share the thread pool with actor rollouts.
         self.compute_lock = compute_lock
         self.last: dict = {}
+        # params, norm_state -> metrics stored with each checkpoint saved on the cadence
+        # (learner.validation.Validator); None: checkpoints carry no metrics.
+        self.validate: Callable | None = None
+        self.last_validation: dict = {}
 
     def run(self, state) -> None:
         self.state = state
@@ -190,7 +198,19 @@ class LearnLoop:
             update = int(jax.device_get(state.update_step))
             self._record(update, items, jax.device_get(metrics), t1 - t0, t2 - t1)
             if plan.checkpoint_every and update % plan.checkpoint_every == 0:
-                self.checkpointer.save(state)
+                self._save(state, update)
+
+    def _save(self, state, update: int) -> None:
+        """A checkpoint on the cadence, validated first when the run validates."""
+        metrics = None
+        if self.validate is not None:
+            self.node._set_progress(status="validating")
+            with self.compute_lock:
+                metrics = self.validate(state.params, state.norm_state)
+            self.log.write(update * self.node._plan.env_steps_per_update, metrics)
+            self.last_validation = {"update": update, **metrics}
+            self.node._set_progress(status="training", **metrics)
+        self.checkpointer.save(state, metrics)
 
     def _record(self, update, items, metrics, wait_s, update_s) -> None:
         plan = self.node._plan
@@ -229,4 +249,5 @@ class LearnLoop:
             "learner_idle_fraction": idle_fraction(self.wait_s, self.update_s),
             "checkpoint_dir": checkpoint_dir,
             "last": dict(self.last),
+            "last_validation": dict(self.last_validation),
         }

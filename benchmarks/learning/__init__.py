@@ -2,7 +2,7 @@
 
     python -m benchmarks.learning [--config=configs/default.py] [--override='--config.a.b=v']
         [--seeds=3] [--budget_s=600] [--scenarios=all] [--episodes=2] [--horizon=0]
-        [--checkpoints=8] [--eval_seed=1] [--out_dir=DIR]
+        [--checkpoints=8] [--eval_seed=1] [--select=latest] [--out_dir=DIR]
     python -m benchmarks.learning --from_runs=RUN_DIR1,RUN_DIR2 [...]   # evaluate runs only
 
 Training: each seed runs ``python -m launch.local`` with the preset and overrides, one seed
@@ -20,7 +20,10 @@ parameters existed, not when the asynchronous write ended.
 Evaluation runs after all training, in this process, so it never competes with a timed run
 for the cores. The curve's points are ``--checkpoints`` times evenly spaced up to the budget;
 at each, every seed contributes its latest checkpoint saved by then (the quality a user would
-have if they stopped there). Episodes are a held-out set of their own (``--eval_seed``, never
+have if they stopped there), or with ``--select=best`` the checkpoint its run validated best
+among those saved by then (``learner.checkpoint.validation_episodes``, ``learner.validation``:
+what a run that keeps its best checkpoint hands its user; the validation's time is in the
+run's wall clock). Episodes are a held-out set of their own (``--eval_seed``, never
 the evaluation suite's set 0, so nothing is tuned to the suite's episodes). The baselines
 (do-nothing, myopic DC-OPF) and the perfect-foresight oracle are the same for every
 checkpoint, so they run once and are kept in ``OUT_DIR/references.json`` for later calls
@@ -64,6 +67,7 @@ from benchmarks.learning.curve import (
     build_curve,
     check_stretch,
     check_targets,
+    checkpoint_scores,
     checkpoint_times,
     curve_point,
     launch_start,
@@ -118,6 +122,7 @@ __all__ = [
     "build_curve",
     "check_stretch",
     "check_targets",
+    "checkpoint_scores",
     "checkpoint_times",
     "curve_point",
     "evaluate_run",

@@ -126,6 +126,16 @@ _LOOKAHEAD = flags.DEFINE_bool(
 )
 
 
+_SELECT = flags.DEFINE_enum(
+    "select",
+    "latest",
+    ["latest", "best"],
+    "The checkpoint each seed contributes at a time: the latest saved by then, or the best "
+    "by the run's validation metric (learner.checkpoint.best_metric) among those saved by then "
+    "(needs --config.learner.checkpoint.validation_episodes > 0 in training).",
+)
+
+
 _CACHE = flags.DEFINE_enum(
     "compilation_cache",
     "cold",
@@ -200,7 +210,12 @@ def settings_from_flags() -> Settings:
     from_runs = _from_runs(_FROM_RUNS.value)
     config_path = _preset_path(_CONFIG.value)
     if not from_runs:
-        load_preset(config_path, overrides)
+        config = load_preset(config_path, overrides)
+        if _SELECT.value == "best" and config.learner.checkpoint.validation_episodes <= 0:
+            raise UsageError(
+                "--select=best needs validated checkpoints: add "
+                "--override=--config.learner.checkpoint.validation_episodes=N (N > 0)"
+            )
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_dir = Path(_OUT_DIR.value or f"runs/learning-{stamp}").expanduser().resolve()
     if not from_runs and (out_dir / "runs").exists():
@@ -220,6 +235,7 @@ def settings_from_flags() -> Settings:
         save_every_updates=_SAVE_EVERY.value,
         cold_cache=_CACHE.value == "cold",
         lookahead=_LOOKAHEAD.value,
+        select=_SELECT.value,
     )
 
 

@@ -242,12 +242,40 @@ def time_grid(budget_s: float, points: int) -> list[float]:
     return [budget_s * (k + 1) / points for k in range(points)]
 
 
-def pick_checkpoints(times: dict[int, float], grid: list[float]) -> list[int | None]:
-    """For each grid time the latest checkpoint saved by then (None: none yet)."""
+def checkpoint_scores(checkpoint_dir: str | os.PathLike, metric: str) -> dict[int, float]:
+    """{update step: ``metric``} of the checkpoints saved with validation metrics (the
+    ``metrics`` item a validating run stores, ``learner.validation``); others are left out."""
+    scores = {}
+    directory = Path(checkpoint_dir)
+    if not directory.is_dir():
+        return scores
+    for entry in directory.iterdir():
+        stored = entry / "metrics" / "metrics"
+        if entry.name.isdigit() and stored.is_file():
+            value = json.loads(stored.read_text()).get(metric)
+            if value is not None and math.isfinite(value):
+                scores[int(entry.name)] = float(value)
+    return dict(sorted(scores.items()))
+
+
+def pick_checkpoints(
+    times: dict[int, float],
+    grid: list[float],
+    scores: dict[int, float] | None = None,
+    minimise: bool = True,
+) -> list[int | None]:
+    """For each grid time the latest checkpoint saved by then (None: none yet); with
+    ``scores``, the best-scored checkpoint saved by then (the latest while none is scored):
+    what a run that keeps its best-validating checkpoint hands its user at that time."""
     picked = []
     for limit in grid:
         steps = [step for step, t in times.items() if t <= limit]
-        picked.append(max(steps, key=lambda s: times[s]) if steps else None)
+        scored = [step for step in steps if scores and step in scores]
+        if scored:
+            sign = 1.0 if minimise else -1.0
+            picked.append(min(scored, key=lambda s: (sign * scores[s], -times[s])))
+        else:
+            picked.append(max(steps, key=lambda s: times[s]) if steps else None)
     return picked
 
 

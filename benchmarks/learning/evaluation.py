@@ -16,6 +16,7 @@ from benchmarks.learning.curve import (
     build_curve,
     check_stretch,
     check_targets,
+    checkpoint_scores,
     checkpoint_times,
     launch_start,
     pick_checkpoints,
@@ -197,11 +198,30 @@ def stored_env_config(run_dir: Path):
     return config.env
 
 
+def validation_selection(run_dir: Path) -> dict:
+    """``{"metric", "mode", "scores"}``: how the run ranks its checkpoints (its stored
+    ``learner.checkpoint`` block) and each validated checkpoint's score."""
+    from learner.checkpoint import stored_checkpoint_options
+
+    options = stored_checkpoint_options(str(run_dir / "checkpoints"))
+    metric, mode = str(options.best_metric), str(options.best_mode)
+    scores = checkpoint_scores(run_dir / "checkpoints", metric)
+    if not scores:
+        raise ValueError(
+            f"--select=best: no checkpoint of {run_dir} carries {metric!r}; train with "
+            "--config.learner.checkpoint.validation_episodes=N (N > 0)"
+        )
+    return {"metric": metric, "mode": mode, "scores": scores}
+
+
 def evaluate_run(evaluator: Evaluator, run_dir: Path, grid: list[float]) -> dict:
     """The run's checkpoints at the grid times, each evaluated once."""
     start, source = launch_start(run_dir)
     times = checkpoint_times(run_dir / "checkpoints", start)
-    picked = pick_checkpoints(times, grid)
+    selection = validation_selection(run_dir) if evaluator.settings.select == "best" else None
+    scores = selection["scores"] if selection else None
+    minimise = selection["mode"] == "min" if selection else True
+    picked = pick_checkpoints(times, grid, scores, minimise)
     rows = {}
     for step in dict.fromkeys(s for s in picked if s is not None):
         progress(f"{run_dir.name}: checkpoint {step} ({times[step]:.0f} s)")
@@ -213,6 +233,7 @@ def evaluate_run(evaluator: Evaluator, run_dir: Path, grid: list[float]) -> dict
         "summary": read_json(run_dir / "summary.json"),
         "checkpoint_times_s": {str(k): v for k, v in times.items()},
         "picked": picked,
+        "selection": selection and {**selection, "scores": {str(k): v for k, v in scores.items()}},
         "rows": {str(k): v for k, v in rows.items()},
     }
 

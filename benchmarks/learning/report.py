@@ -51,8 +51,20 @@ def format_header(results: dict) -> list[str]:
         f"overrides: {' '.join(s['overrides']) or 'none'}",
         f"evaluation: held-out set {ev['eval_seed']} (not the suite's set 0), "
         f"{len(ev['scenarios'])} scenarios x {ev['episodes']} episodes x {ev['horizon']} steps",
+        _selection_line(results),
         "",
     ]
+
+
+def _selection_line(results: dict) -> str:
+    """Which checkpoint of each run a point of the curve evaluates."""
+    if results["settings"].get("select", "latest") != "best":
+        return "checkpoints: each seed's latest saved by each time"
+    selection = results["runs"][0]["selection"]
+    return (
+        f"checkpoints: each seed's best saved by each time by its validation "
+        f"({selection['metric']}, {selection['mode']}; learner.validation's own episodes)"
+    )
 
 
 def format_runs(results: dict) -> list[str]:

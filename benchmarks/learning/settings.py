@@ -61,6 +61,8 @@ class Settings:
     save_every_updates: int
     cold_cache: bool
     lookahead: bool = False  # the look-ahead OPF among the references (the stretch target)
+    # Each grid time's checkpoint: "latest" saved by then, or "best" by the run's validation.
+    select: str = "latest"
 
     @property
     def baseline_names(self) -> tuple[str, ...]:

@@ -87,12 +87,14 @@ def rollout(
     horizon: int,
     policy_args: Any = None,
 ) -> Rollout:
-    """Run ``policies[policy_index]`` on episodes ``reset_keys`` [B, 2] of ``scenario``.
+    """Run ``policies[policy_index]`` on episodes ``reset_keys`` [B, 2] of ``scenario`` (one
+    scenario index for every grid, or one per grid [B]).
 
     Step keys are ``oracle.step_keys(reset_key, horizon)``. Every policy of the tuple compiles
     once into the same program; the index is a traced value.
     """
-    _, state = jax.vmap(reset_to_scenario, in_axes=(0, None, None))(reset_keys, params, scenario)
+    scenario = jnp.broadcast_to(scenario, reset_keys.shape[:1])
+    _, state = jax.vmap(reset_to_scenario, in_axes=(0, None, 0))(reset_keys, params, scenario)
     obs = jax.vmap(GridEnv().observe, in_axes=(0, None))(state, params)
     keys = jax.vmap(oracle.step_keys, in_axes=(0, None))(reset_keys, horizon)  # [B, T, 2]
     act_keys = jax.random.split(jax.random.fold_in(reset_keys[0], 2), horizon)

@@ -159,6 +159,28 @@ def test_each_grid_time_takes_the_latest_checkpoint_saved_by_then():
     ]
 
 
+def test_with_validation_each_grid_time_takes_the_best_checkpoint_saved_by_then(tmp_path):
+    times = {40: 100.0, 80: 200.0, 120: 300.0, 160: 400.0, 170: 405.0}
+    for step, ratio in {40: 1.002, 80: 0.97, 120: 0.99, 160: 0.97}.items():
+        folder = tmp_path / str(step) / "metrics"
+        folder.mkdir(parents=True)
+        (folder / "metrics").write_text(json.dumps({"validation/cost_vs_teacher": ratio}))
+    (tmp_path / "170").mkdir()  # the final checkpoint: saved at the stop, not validated
+    scores = learning.checkpoint_scores(tmp_path, "validation/cost_vs_teacher")
+    assert scores == {40: 1.002, 80: 0.97, 120: 0.99, 160: 0.97}
+    grid = [50.0, 150.0, 250.0, 350.0, 450.0]
+    # nothing by 50 s; the only one by 150 s; the lower ratio after; a tie goes to the newer
+    assert learning.pick_checkpoints(times, grid, scores) == [None, 40, 80, 80, 160]
+    assert learning.pick_checkpoints(times, grid, scores, minimise=False) == [
+        None,
+        40,
+        40,
+        40,
+        40,
+    ]
+    assert learning.pick_checkpoints({10: 20.0}, [30.0], {}) == [10]  # none validated: latest
+
+
 def test_launch_start_prefers_the_recorded_launch(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     os.utime(tmp_path / "config.json", (1234.0, 1234.0))
@@ -191,6 +213,7 @@ def test_overrides_are_normalised_for_the_launcher():
         (["--eval_seed=0"], "--eval_seed"),
         (["--override=--config.learner.no_such_field=1"], "no_such_field"),
         (["--override=--config.learner.batch_size=many"], "batch_size"),
+        (["--select=best"], "validation_episodes"),
     ],
 )
 def test_bad_flags_exit_2_with_one_line_before_training(tmp_path, args, words):

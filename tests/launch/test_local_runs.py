@@ -7,13 +7,18 @@ checkpoint with identical counters and finishes normally. Both share a compilati
 """
 
 import json
+import math
 import os
 import signal
 import subprocess
 import sys
 import time
 
+import jax
+import numpy as np
 import pytest
+
+from learner.checkpoint import restore_for_eval
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STEPS_PER_UPDATE = 4 * 8  # unroll_length x batch_size below
@@ -139,11 +144,31 @@ def test_local_mp_recovers_from_actor_kill_stops_on_ctrl_c_and_resumes(tmp_path)
         "--launch_type=local_mt",
         "--config.runtime.actor_devices=0",
         f"--total_env_steps={total}",
+        # the resumed updates validate each checkpoint (the setpoints interface has no
+        # teacher, so they are ranked by cost)
+        "--config.learner.checkpoint.save_every_updates=1",
+        "--config.learner.checkpoint.validation_episodes=1",
+        "--config.learner.checkpoint.best_metric=validation/cost",
     )
     assert resumed.wait(timeout=240) == 0
     summary = read_json(run_dir / "summary.json")
     assert summary["start_update"] == stopped_at
     assert summary["update"] == stopped_at + 3
+    resumed_steps = range(stopped_at + 1, stopped_at + 4)
+    validated = {
+        step: read_json(run_dir / "checkpoints" / str(step) / "metrics" / "metrics")
+        for step in resumed_steps
+    }
+    costs = {step: validated[step]["validation/cost"] for step in resumed_steps}
+    assert all(cost > 0 and math.isfinite(cost) for cost in costs.values())
+    _, best_params, _, _ = restore_for_eval(run_dir / "checkpoints", best=True)
+    _, cheapest_params, _, _ = restore_for_eval(
+        run_dir / "checkpoints", step=min(costs, key=costs.get)
+    )
+    assert all(
+        np.array_equal(a, b)
+        for a, b in zip(jax.tree.leaves(best_params), jax.tree.leaves(cheapest_params), strict=True)
+    )
     assert summary["env_steps"] == total and not summary["stopped_early"]
     assert summary["compilation_cache"]["programs"] > 0  # counted in the one process of local_mt
     queue = summary["queue"]  # one update's items (batch 8 / 4 grids per item), each measured

@@ -16,3 +16,14 @@ def test_the_progress_line_shows_the_cost_against_the_teacher_when_it_is_measure
     assert "vs teacher" not in progress_line(progress)
     progress["episode/teacher_cost"] = 100.0
     assert "vs teacher 0.9000" in progress_line(progress)
+    assert "validated" not in progress_line(progress)
+    progress["validation/cost_vs_teacher"] = 0.98765
+    assert "validated 0.9877 of the teacher" in progress_line(progress)
+
+
+def test_the_summary_shows_the_last_validation_when_the_run_validates():
+    validation = {"update": 120, "validation/cost_vs_teacher": 0.9871}
+    text = summary_text({"last_validation": validation}, "/runs/x", "local_mp", 0)
+    assert "validation at update 120:" in text and "validation/cost_vs_teacher" in text
+    assert "0.9871" in text
+    assert "validation at" not in summary_text({}, "/runs/x", "local_mp", 0)

@@ -56,7 +56,7 @@ def test_resume_is_bit_exact_and_eval_restore_needs_only_the_directory(tmp_path)
     state, _ = learner.update(learner.init(jax.random.key(0)), traj)
     saved = _host(state)
     checkpointer = _checkpointer(tmp_path / "ckpt")
-    assert checkpointer.save(state, {"eval/return": 1.5})
+    assert checkpointer.save(state, {"validation/cost_vs_teacher": 0.98})
     checkpointer.close()
 
     reopened = _checkpointer(tmp_path / "ckpt")
@@ -83,18 +83,27 @@ def test_resume_is_bit_exact_and_eval_restore_needs_only_the_directory(tmp_path)
 def test_keeps_last_k_plus_best_and_saves_on_cadence(tmp_path):
     checkpointer = _checkpointer(tmp_path / "ckpt", max_to_keep=2, save_every_updates=2)
     assert not checkpointer.maybe_save(synthetic_state(1))
-    scores = {2: 1.0, 4: 5.0, 6: 2.0, 8: 3.0, 10: None, 12: None}
+    # cost against the teacher: lower is better
+    scores = {2: 1.02, 4: 0.95, 6: 1.01, 8: 0.99, 10: None, 12: None}
     for step, score in scores.items():
-        metrics = None if score is None else {"eval/return": score}
+        metrics = None if score is None else {"validation/cost_vs_teacher": score}
         assert checkpointer.maybe_save(synthetic_state(step), metrics)
     checkpointer.close()
     reopened = _checkpointer(tmp_path / "ckpt", max_to_keep=2)
-    # latest two (10, 12) plus the best by eval/return (4, score 5.0)
+    # latest two (10, 12) plus the best by validation (4, 0.95 of the teacher's cost)
     assert reopened.all_steps() == [4, 10, 12]
     assert reopened.best_step() == 4
     best = reopened.restore(synthetic_state(0), step=4)
     reopened.close()
     _assert_trees_equal(_host(best), _host(synthetic_state(4)))
+
+
+def test_best_of_a_run_that_never_validated_is_a_clear_error(tmp_path):
+    checkpointer = _checkpointer(tmp_path / "ckpt")
+    assert checkpointer.save(synthetic_state(3))
+    checkpointer.close()
+    with pytest.raises(FileNotFoundError, match="carries validation metrics"):
+        restore_for_eval(tmp_path / "ckpt", best=True)
 
 
 def test_missing_directory_is_a_clear_error(tmp_path):
