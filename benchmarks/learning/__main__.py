@@ -49,7 +49,15 @@ _OVERRIDE = flags.DEFINE_multi_string(
 _SEEDS = flags.DEFINE_integer(
     "seeds",
     3,
-    "Training seeds 0..N-1, one run each.",
+    "Training seeds, one run each (0..N-1, or from --first_seed).",
+)
+
+
+_FIRST_SEED = flags.DEFINE_integer(
+    "first_seed",
+    0,
+    "The first training seed: seeds first_seed .. first_seed + N - 1 (more seeds for runs "
+    "already made, evaluated together with --from_runs).",
 )
 
 
@@ -159,6 +167,8 @@ def _check_counts() -> None:
         raise UsageError(f"--budget_s must be > 0, got {_BUDGET.value}")
     if _HORIZON.value < 0:
         raise UsageError(f"--horizon must be >= 0 (0 = the env's), got {_HORIZON.value}")
+    if _FIRST_SEED.value < 0:
+        raise UsageError(f"--first_seed must be >= 0, got {_FIRST_SEED.value}")
     if _SAVE_EVERY.value < 0:
         raise UsageError(f"--save_every_updates must be >= 0, got {_SAVE_EVERY.value}")
     if _EVAL_SEED.value < 1:
@@ -223,7 +233,7 @@ def settings_from_flags() -> Settings:
     return Settings(
         config_path=config_path,
         overrides=overrides,
-        seeds=tuple(range(_SEEDS.value)),
+        seeds=tuple(range(_FIRST_SEED.value, _FIRST_SEED.value + _SEEDS.value)),
         budget_s=_curve_budget(from_runs),
         scenarios=_scenarios(_SCENARIOS.value),
         episodes=_EPISODES.value,

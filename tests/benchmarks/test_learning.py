@@ -214,6 +214,7 @@ def test_overrides_are_normalised_for_the_launcher():
         (["--override=--config.learner.no_such_field=1"], "no_such_field"),
         (["--override=--config.learner.batch_size=many"], "batch_size"),
         (["--select=best"], "validation_episodes"),
+        (["--first_seed=-1"], "--first_seed"),
     ],
 )
 def test_bad_flags_exit_2_with_one_line_before_training(tmp_path, args, words):
