@@ -23,6 +23,8 @@ Metrics (means over the episodes of all scenarios, each episode weighted alike):
   quiet one); the ratio weighs each day by how much better or worse the policy ran it.
   Only under those interfaces.
 * ``validation/overload_steps``, ``validation/blackouts``: per episode.
+* ``validation/cost_vs_teacher/<scenario>``: the ratio's mean over that scenario's days (which
+  days a ranking moves on; TensorBoard draws each).
 
 The teacher's episodes do not depend on the policy, so they run once per run.
 """
@@ -45,8 +47,10 @@ METRICS = ("validation/cost", TEACHER_METRIC, "validation/overload_steps", "vali
 
 def validation_metrics(interface: str) -> tuple[str, ...]:
     """The metrics a validation reports under ``env.action_interface`` = ``interface``."""
+    from envs.sim.scenarios import scenario_names
+
     if interface in TEACHER_INTERFACES:
-        return METRICS
+        return METRICS + tuple(f"{TEACHER_METRIC}/{name}" for name in scenario_names())
     return tuple(m for m in METRICS if m != TEACHER_METRIC)
 
 
@@ -92,6 +96,7 @@ class Validator:
         episodes = int(config.learner.checkpoint.validation_episodes)
         names = scenarios.scenario_names()
         keys = [scenarios.eval_keys(name, episodes, seed=VALIDATION_SET) for name in names]
+        self._names = names
         self._keys = jnp.concatenate(keys)
         self._scenario = jnp.repeat(jnp.arange(len(names), dtype=jnp.int32), episodes)
         self._env_params = env_params
@@ -131,4 +136,7 @@ class Validator:
                 self._teacher_cost = self._episode_metrics(1, args)["cost"]
             ratio = episodes["cost"] / np.maximum(self._teacher_cost, 1e-9)
             metrics[TEACHER_METRIC] = float(np.mean(ratio))
+            by_scenario = ratio.reshape(len(self._names), -1).mean(axis=1)
+            for name, value in zip(self._names, by_scenario, strict=True):
+                metrics[f"{TEACHER_METRIC}/{name}"] = float(value)
         return metrics

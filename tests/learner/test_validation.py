@@ -56,14 +56,20 @@ def test_the_teachers_own_bids_validate_at_exactly_the_teachers_cost():
     assert teacher["validation/cost"] > 0
     bidding = validator(params, policy.init_norm_state())
     assert bidding["validation/cost_vs_teacher"] != pytest.approx(1.0, abs=1e-9)
+    per_scenario = {f"validation/cost_vs_teacher/{name}" for name in names}
     for metrics in (teacher, bidding):
         assert set(metrics) == {
             "validation/cost",
             "validation/cost_vs_teacher",
             "validation/overload_steps",
             "validation/blackouts",
+            *per_scenario,
         }
         assert all(np.isfinite(value) for value in metrics.values())
+        # one day per scenario here: the mean of the scenarios' ratios is the mean ratio
+        scenario_mean = np.mean([metrics[key] for key in per_scenario])
+        assert scenario_mean == pytest.approx(metrics["validation/cost_vs_teacher"], rel=1e-12)
+    assert all(teacher[key] == pytest.approx(1.0, abs=1e-12) for key in per_scenario)
 
 
 def validator_spec(config):
