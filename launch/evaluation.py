@@ -19,8 +19,6 @@ import json
 import os
 from pathlib import Path
 
-import jax
-
 from configs.validation import adopt_learner_action_prior
 from envs.env import GridEnv, make_env
 from envs.evaluation.registry import DEFAULT_BASELINES, baseline_methods
@@ -63,6 +61,7 @@ def load_policy(checkpoint_dir: Path, step: int | None, best: bool = False):
     policy_args)`` is the forward pass alone."""
     from learner.checkpoint import restore_for_eval
     from learner.policy import make_policy
+    from learner.validation import greedy_acting
 
     config, params, norm_state, spec = restore_for_eval(checkpoint_dir, step=step, best=best)
     if "env" not in config:
@@ -70,15 +69,7 @@ def load_policy(checkpoint_dir: Path, step: int | None, best: bool = False):
     adopt_learner_action_prior(config)  # a checkpoint stored with learner.action_prior
     policy = make_policy(config.learner, spec)
     env, env_params = make_env(config.env)
-    setpoints = jax.vmap(env.setpoints, in_axes=(0, 0, None))
-
-    def network(obs, args):
-        return policy.mode(args[0], args[1], obs)
-
-    def act(obs, state, key, args):
-        del key
-        return setpoints(network(obs, args), state, env_params)
-
+    network, act = greedy_acting(env, env_params, policy)
     return config, spec, act, (params, norm_state), network
 
 

@@ -68,6 +68,22 @@ def check_best_metric(config: ml_collections.ConfigDict) -> None:
         )
 
 
+def greedy_acting(env, env_params, policy):
+    """``(network, act)`` of a trained policy as the evaluation rolls it out: ``network(obs,
+    (params, norm_state))`` the deterministic action, ``act`` (an ``envs.evaluation`` ActFn)
+    the setpoints the env applies for it under the run's action interface."""
+    setpoints = jax.vmap(env.setpoints, in_axes=(0, 0, None))
+
+    def network(obs, args):
+        return policy.mode(args[0], args[1], obs)
+
+    def act(obs, state, key, args):
+        del key
+        return setpoints(network(obs, args), state, env_params)
+
+    return network, act
+
+
 class Validator:
     """``validator(params, norm_state) -> metrics``: the greedy policy on the validation set.
 
@@ -83,10 +99,7 @@ class Validator:
         spec = env.spec(env_params)
         policy = make_policy(config.learner, spec)
         setpoints = jax.vmap(env.setpoints, in_axes=(0, 0, None))
-
-        def act(obs, state, key, args):
-            del key
-            return setpoints(policy.mode(args[0], args[1], obs), state, env_params)
+        _, act = greedy_acting(env, env_params, policy)
 
         def teacher(obs, state, key, args):
             del key, args
