@@ -79,6 +79,10 @@ class EvaluatorNode(ServiceNode):
                 if version < evaluated + int(eval_config.every_updates):
                     continue
                 latest = self._variables.get()
+                if latest.params is None or latest.norm_state is None:
+                    # An empty answer (the store's actor restarted, or answering while the run
+                    # shuts down) has nothing to evaluate; it once killed the node at a stop.
+                    continue
                 params = jax.device_put((latest.params, latest.norm_state), device)
                 with cpu_compute_lock([device]):  # local_mt: not beside a rollout
                     returns, costs = jax.device_get(episode(*params, keys))
