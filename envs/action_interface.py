@@ -70,8 +70,9 @@ def _cleared_bids(action, state, params):
     amap = _action_map(params)
     grid, n_storage = params.grid, params.devices.storage_bus.shape[0]
     finite = jnp.isfinite(action)
+    chosen = params.layout.chosen_mask  # a slot no agent chooses bids zero
     bids = decode_controls(
-        jnp.where(finite, action, 0.0), params.layout, grid.n_gen, n_storage, grid.n_bus
+        jnp.where(finite & chosen, action, 0.0), params.layout, grid.n_gen, n_storage, grid.n_bus
     )
     consts = params.consts
     offers = jnp.concatenate([consts.bid_scale * bids.gen, consts.storage_bid_scale * bids.storage])

@@ -80,6 +80,7 @@ LAYOUTS = ("auto", "per_node", "hierarchical", "microgrid")
 PHYSICS = ("dc", "ac")
 GEN_ACTION_MODES = ("setpoint", "delta")
 REWARDS = ("layered", "operator")
+UNIT_OFFERS = ("per_unit", "regional")
 # What an agent's action means (envs/action_interface.py).
 ACTION_INTERFACES = ("setpoints", "merit_residual", "bids")
 
@@ -106,6 +107,13 @@ def default_env_config() -> ml_collections.ConfigDict:
     # energy: it charges below that price and discharges above it, so the range must reach
     # the units' marginal costs for a battery to hold energy at all.
     c.storage_bid_scale = 0.0
+    # Who offers the units' prices under "bids" with the hierarchical layout: "per_unit", each
+    # unit's regional (operational) agent; "regional", only the safety agent's two offsets per
+    # region (its conventional and its renewable units), the operational agents choosing only
+    # their batteries' bids (under bids a load's channel moves nothing: the clearing sheds).
+    # On ieee118 the per-unit bids carried the quiet-day premium and the regional offsets the
+    # savings (benchmarks/README.md, "Which agents carry the premium").
+    c.unit_offers = "per_unit"
     # Load: demand = case base load x peak_scale x daily/weekly profile x (1 + AR(1) noise).
     c.peak_scale = 1.0
     c.load_noise_std = 0.02  # stationary std of the AR(1) multiplicative noise
@@ -167,6 +175,7 @@ RULES = {
     "residual_scale": POSITIVE,
     "bid_scale": NON_NEGATIVE,
     "storage_bid_scale": NON_NEGATIVE,
+    "unit_offers": one_of(*UNIT_OFFERS),
     "peak_scale": POSITIVE,
     "load_noise_std": NON_NEGATIVE,
     "load_noise_rho": Rule(lambda v: FINITE.test(v) and 0 <= v < 1, "a number in [0, 1)"),
@@ -217,6 +226,13 @@ def validate_env_config(config: ml_collections.ConfigDict, scenario_names: tuple
             "env.bid_scale=0 and env.storage_bid_scale=0: no bid would move the dispatch "
             "(give the units or the batteries a range)"
         )
+    if config.unit_offers == "regional" and config.action_interface != "bids":
+        raise ValueError(
+            f"env.unit_offers='regional' is for env.action_interface='bids' (it says who offers "
+            f"the units' prices), not {config.action_interface!r}"
+        )
+    if config.unit_offers == "regional" and not config.bid_scale:
+        raise ValueError("env.unit_offers='regional' with env.bid_scale=0: no unit offer moves")
     weights = tuple(config.reward_weights)
     if len(weights) != 3 or not all(FINITE.test(w) and w >= 0 for w in weights):
         raise ValueError(

@@ -151,7 +151,7 @@ class GridEnv:
             num_agent_types=len(layout.agent_type_names),
             agent_type=np.asarray(layout.agent_type, np.int32),
             agent_mask=np.asarray(layout.agent_mask, bool),
-            action_mask=np.asarray(layout.action_mask, bool),
+            action_mask=np.asarray(layout.chosen_mask, bool),
             agent_type_names=tuple(layout.agent_type_names),
             agent_type_gamma=tuple(float(g) for g in layout.agent_type_gamma),
             agent_type_lambda=tuple(float(x) for x in layout.agent_type_lambda),

@@ -148,6 +148,9 @@ class LayoutArrays:
 
     ctrl_index: jax.Array  # [A, U] int32 into the control vector (C = dummy slot)
     action_mask: jax.Array  # [A, U] bool
+    # [A, U] bool: the slots the agents choose (spec.action_mask), within action_mask. The rest
+    # carry what the env sets there (under bids, the cleared dispatch); env.unit_offers.
+    chosen_mask: jax.Array
     ctrl_sources: jax.Array  # [C, M] int32 into the flat actions (A * U = a zero): the inverse
     obs_index: jax.Array  # [A, Of] int32 into the feature vector (F = zero slot)
     agent_const: jax.Array  # [A, Oc] constant per-agent features (type one-hot)

@@ -452,6 +452,22 @@ def layout_names() -> tuple[str, ...]:
     return tuple(LAYOUT_BUILDERS)
 
 
+def battery_slots_of_operational_agents(data: LayoutData, inp: LayoutInputs) -> np.ndarray:
+    """[A, U] bool: the slots an agent chooses when the units are offered regionally
+    (``env.unit_offers="regional"``, hierarchical layout): every slot of the strategic and the
+    safety agent, and only the batteries' of the operational agents. Their units' and loads'
+    slots stay in the layout, where the env writes the cleared dispatch; only the choice goes."""
+    if data.name != "hierarchical":
+        raise ValueError(
+            f"env.unit_offers='regional' needs the hierarchical layout (its safety agent's "
+            f"regional channels offer the units); this grid's layout is {data.name!r}"
+        )
+    ctrl = control_blocks(inp, data.group_to_device.shape[0])
+    battery = (data.ctrl_index >= ctrl["storage"]) & (data.ctrl_index < ctrl["shed"])
+    operational = data.agent_type == data.type_names.index("operational")
+    return data.action_mask & (battery | ~operational[:, None])
+
+
 def build_layout(name: str, inp: LayoutInputs) -> LayoutData:
     """Build a layout by name (ValueError naming the allowed layouts otherwise)."""
     if name not in LAYOUT_BUILDERS:

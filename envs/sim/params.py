@@ -115,6 +115,9 @@ def build_layout_arrays(config, grid, devices: DeviceParams, table: dict) -> Lay
         reward_weights=tuple(float(w) for w in config.reward_weights),
     )
     data = layouts.build_layout(table["layout"], inp)
+    chosen = data.action_mask
+    if config.get("unit_offers", "per_unit") == "regional":
+        chosen = layouts.battery_slots_of_operational_agents(data, inp)
     region = data.region_of_bus
     f, t = inp.branch_from, inp.branch_to
     boundary = np.stack([(region[f] == k) & (region[t] != k) for k in range(inp.n_regions)]).astype(
@@ -125,6 +128,7 @@ def build_layout_arrays(config, grid, devices: DeviceParams, table: dict) -> Lay
     return LayoutArrays(
         ctrl_index=jnp.asarray(data.ctrl_index),
         action_mask=jnp.asarray(data.action_mask),
+        chosen_mask=jnp.asarray(chosen),
         ctrl_sources=jnp.asarray(data.ctrl_sources),
         obs_index=jnp.asarray(data.obs_index),
         agent_const=jnp.asarray(data.agent_const),

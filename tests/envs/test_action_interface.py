@@ -116,6 +116,54 @@ def test_bids_keep_the_strategic_signals_and_drop_the_safety_groups():
     assert group.any() and np.all(got[group] == 0.0)
 
 
+def test_regional_unit_offers_leave_the_operational_agents_only_their_batteries():
+    """``env.unit_offers="regional"``: the units are offered through the safety agent's
+    regional channels; an operational agent chooses only its batteries' bids, and what it
+    would write on its units' and loads' slots moves nothing. The slots stay in the layout,
+    where the cleared dispatch goes."""
+    params, _, state, shape, setpoints = _batch(
+        action_interface="bids", layout="hierarchical", unit_offers="regional"
+    )
+    per_unit, *_ = _batch(action_interface="bids", layout="hierarchical")
+    layout = params.layout
+    chosen, slots = np.asarray(layout.chosen_mask), np.asarray(layout.action_mask)
+    np.testing.assert_array_equal(slots, np.asarray(per_unit.layout.action_mask))
+    operational = np.asarray(layout.agent_type) == layout.agent_type_names.index("operational")
+    n_gen = params.grid.n_gen
+    battery = (np.asarray(layout.ctrl_index) >= n_gen) & (
+        np.asarray(layout.ctrl_index) < n_gen + params.devices.storage_bus.shape[0]
+    )
+    np.testing.assert_array_equal(chosen[operational], (slots & battery)[operational])
+    np.testing.assert_array_equal(chosen[~operational], slots[~operational])
+    assert chosen[operational].any() and (slots & ~chosen)[operational].any()
+    # what no agent chooses bids zero; what the agents choose clears as before
+    action = jax.random.uniform(jax.random.key(2), shape, minval=-1.0, maxval=1.0)
+    only_chosen = jnp.where(jnp.asarray(chosen), action, 0.0)
+    np.testing.assert_array_equal(
+        np.asarray(setpoints(action, state)), np.asarray(setpoints(only_chosen, state))
+    )
+    assert not np.allclose(
+        np.asarray(setpoints(only_chosen, state)), np.asarray(setpoints(0.0 * action, state))
+    )
+
+
+@pytest.mark.parametrize(
+    "fields, words",
+    [
+        ({"action_interface": "setpoints"}, "is for env.action_interface='bids'"),
+        ({"action_interface": "bids", "bid_scale": 0.0, "storage_bid_scale": 100.0}, "bid_scale=0"),
+        ({"action_interface": "bids", "layout": "per_node"}, "needs the hierarchical layout"),
+        ({"action_interface": "bids", "unit_offers": "nobody"}, r"env\.unit_offers"),
+    ],
+)
+def test_regional_unit_offers_need_bids_a_unit_range_and_the_hierarchy(fields, words):
+    config = default_env_config()
+    config.unit_offers = "regional"
+    config.update(fields)
+    with pytest.raises(ValueError, match=words):
+        make_env(config)
+
+
 def test_bids_with_no_range_at_all_are_refused():
     config = default_env_config()
     config.action_interface, config.bid_scale, config.storage_bid_scale = "bids", 0.0, 0.0
