@@ -35,6 +35,14 @@ def get_config() -> ml_collections.ConfigDict:
     config.env.bid_scale = 20.0
     config.env.storage_bid_scale = 100.0  # as in the default preset: reaches marginal costs
     config.learner.init_log_std = -1.5
+    # Only the safety agent's regional offsets move the units' offers; the operational agents
+    # bid their batteries. Per-unit offsets grew a quiet-day premium with every update and
+    # carried none of the savings (benchmarks/README.md, "Which agents carry the premium").
+    config.env.unit_offers = "regional"
+    # The operator's reward (linear in cost, as the evaluation counts it) and no entropy bonus:
+    # on ieee118 the bonus widened the bids all run (benchmarks/README.md).
+    config.env.reward = "operator"
+    config.learner.entropy_coef = 0.0
 
     config.actors = actors_config()
     config.actors.num_envs = 256

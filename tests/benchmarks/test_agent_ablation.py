@@ -56,21 +56,11 @@ def test_bad_flags_are_named_in_one_line(change, words):
 
 
 def test_each_variant_rolls_out_its_own_team_against_the_teacher(tmp_path):
-    """On the hierarchical team's bids: zeroing everyone is the teacher, and the strategic
-    agent alone moves no device (its signals only inform the others), so it costs exactly the
-    teacher's; the two bidding types together are the whole team."""
-    from configs.default import get_config
-
-    preset = get_config()
-    run_dir = _tiny_checkpoint(
-        tmp_path,
-        env_overrides={
-            "layout": "hierarchical",
-            "action_interface": "bids",
-            "bid_scale": preset.env.bid_scale,
-            "storage_bid_scale": preset.env.storage_bid_scale,
-        },
-    )
+    """The hierarchical team: zeroing everyone is the teacher, and the strategic agent alone
+    moves no device (its signals only inform the others), so it costs exactly the teacher's;
+    the others move the dispatch. (Setpoints, not bids: the variants are
+    under test, and a rollout without the clearing QP compiles in a fraction of the time.)"""
+    run_dir = _tiny_checkpoint(tmp_path, env_overrides={"layout": "hierarchical"})
     names = ("normal", "peak_demand")
     rows = agent_ablation.ablate(run_dir / "checkpoints", None, names, 1, eval_seed=7)
     assert set(rows) == set(
@@ -78,8 +68,10 @@ def test_each_variant_rolls_out_its_own_team_against_the_teacher(tmp_path):
     )
     np.testing.assert_array_equal(rows["teacher"]["cost_vs_teacher"], [1.0, 1.0])
     np.testing.assert_allclose(rows["only strategic"]["cost_vs_teacher"], [1.0, 1.0], rtol=1e-6)
-    np.testing.assert_allclose(
-        rows["without strategic"]["cost_vs_teacher"], rows["team"]["cost_vs_teacher"], rtol=1e-6
+    # under setpoints a fresh team's actions are far from the zero action, so variants differ
+    assert np.all(np.abs(rows["team"]["cost_vs_teacher"] - 1.0) > 1e-3)
+    assert not np.allclose(
+        rows["only operational"]["cost_vs_teacher"], rows["only safety"]["cost_vs_teacher"]
     )
     table = agent_ablation.format_rows(rows, names)
     assert len(table.splitlines()) == 1 + len(rows) and "only safety" in table
