@@ -10,7 +10,7 @@ scenario and variant it prints the cost over the teacher's (the mean over episod
 episode's ratio, as the validation counts it), and overload steps and blackouts per episode.
 
 Read it as credit: if the team's premium on quiet days goes when one type is zeroed while its
-savings under stress stay, that type bids the premium (benchmarks/README.md, "ieee118 ...").
+savings under stress stay, that type bids the premium (benchmarks/README.md, "Which agents carry the premium").
 """
 
 from __future__ import annotations
@@ -162,7 +162,13 @@ def main(argv, flag) -> None:
     names = flag["scenarios"].value or list(scenarios.scenario_names())
     print(f"{checkpoint_dir}; {describe_line(describe())}", flush=True)
     for step in [int(s) for s in flag["steps"].value] or [None]:
-        rows = ablate(checkpoint_dir, step, names, flag["episodes"].value, flag["eval_seed"].value)
+        try:
+            rows = ablate(
+                checkpoint_dir, step, names, flag["episodes"].value, flag["eval_seed"].value
+            )
+        except (FileNotFoundError, ValueError) as error:  # no such run or step, a bad config
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
         print(f"\ncheckpoint {'latest' if step is None else step}\n{format_rows(rows, names)}")
         sys.stdout.flush()
 

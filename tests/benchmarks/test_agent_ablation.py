@@ -97,3 +97,11 @@ def test_the_agents_outside_the_mask_act_zero():
     want = np.broadcast_to(2.0 * np.asarray(bids) * np.asarray(mask)[None, :, None], (2, 4, 3))
     np.testing.assert_array_equal(got, want)
     assert np.abs(got[:, 1::2]).sum() == 0.0 and np.abs(got[:, 0::2]).sum() > 0.0
+
+
+def test_a_run_without_checkpoints_is_one_line_and_exit_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        agent_ablation.main([], _flags(run_dir=str(tmp_path / "nothing")))
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "does not exist" in err and "\n" not in err
