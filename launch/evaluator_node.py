@@ -80,8 +80,8 @@ class EvaluatorNode(ServiceNode):
                     continue
                 latest = self._variables.get()
                 if latest.params is None or latest.norm_state is None:
-                    # An empty answer (the store's actor restarted, or answering while the run
-                    # shuts down) has nothing to evaluate; it once killed the node at a stop.
+                    # The store can answer with nothing while the run shuts down: there is
+                    # nothing to evaluate, and evaluating it raised at every stop.
                     continue
                 params = jax.device_put((latest.params, latest.norm_state), device)
                 with cpu_compute_lock([device]):  # local_mt: not beside a rollout
