@@ -164,6 +164,17 @@ def default_env_config() -> ml_collections.ConfigDict:
     return c
 
 
+def with_defaults(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """``config`` with every field it lacks at its default: an env config stored before a
+    field existed (a checkpoint's) builds as it ran, because a new field's default keeps the
+    behaviour from before it."""
+    merged = default_env_config()
+    for name, value in config.items():
+        with merged.ignore_type():
+            merged[name] = value
+    return merged
+
+
 RULES = {
     "layout": one_of(*LAYOUTS),
     "regions": at_least(0),

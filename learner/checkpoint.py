@@ -28,6 +28,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as ocm
 
+from envs.config import with_defaults
 from envs.types import EnvSpec
 from learner.policy import make_policy
 from learner.types import LearnerState, NormState
@@ -185,6 +186,8 @@ def restore_for_eval(
             step, args=ocp.args.Composite(**{k: ocp.args.JsonRestore() for k in JSON_ITEMS})
         )
         config = ml_collections.ConfigDict(stored["config"])
+        if "env" in config:  # fields added since the checkpoint was stored take their defaults
+            config.env = with_defaults(config.env)
         learner_config = ml_collections.ConfigDict(stored["learner_config"])
         spec = spec_from_json(stored["spec"])
         policy = make_policy(learner_config, spec)

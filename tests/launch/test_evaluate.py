@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from matplotlib import image as mpimg
 
-from envs.config import default_env_config
+from envs.config import default_env_config, with_defaults
 from envs.env import make_env
 from envs.evaluation import metrics, registry, suite
 from envs.opf.controls import MYOPIC_RATING_MARGIN
@@ -18,9 +18,10 @@ from launch import evaluate, evaluation, report
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _tiny_checkpoint(run_dir, env_overrides=None):
+def _tiny_checkpoint(run_dir, env_overrides=None, dropped_env_fields=()):
     """A freshly initialised policy saved with the learner's own checkpointer (its env config
-    the default one with ``env_overrides``)."""
+    the default one with ``env_overrides``, less ``dropped_env_fields``: a config stored
+    before those fields existed)."""
     import ml_collections
 
     from learner.checkpoint import Checkpointer
@@ -33,9 +34,11 @@ def _tiny_checkpoint(run_dir, env_overrides=None):
     config.env = default_env_config()
     config.env.horizon = 8
     config.env.update(env_overrides or {})
+    for name in dropped_env_fields:
+        del config.env[name]
     config.learner = default_learner_config()
     config.learner.update(hidden_size=16, num_heads=2, num_encoder_layers=1)
-    env, env_params = make_env(config.env)
+    env, env_params = make_env(with_defaults(config.env))
     spec = env.spec(env_params)
     policy = make_policy(config.learner, spec)
     params = policy.init(jax.random.key(0))
@@ -213,3 +216,13 @@ def test_the_library_stays_importable_from_the_command_line_module():
     assert evaluate.summarise is metrics.summarise
     assert evaluate.run_evaluation is evaluation.run_evaluation
     assert evaluate.load_policy is evaluation.load_policy
+
+
+def test_a_checkpoint_stored_before_an_env_field_existed_restores_with_its_default(tmp_path):
+    from learner.checkpoint import restore_for_eval
+
+    run_dir = _tiny_checkpoint(tmp_path, dropped_env_fields=("unit_offers", "overload_weight"))
+    config, _, _, spec = restore_for_eval(run_dir / "checkpoints")
+    assert config.env.unit_offers == "per_unit" and config.env.overload_weight == 1.0
+    env, params = make_env(config.env)
+    assert env.spec(params).action_dim == spec.action_dim
