@@ -116,7 +116,7 @@ def build_layout_arrays(config, grid, devices: DeviceParams, table: dict) -> Lay
     )
     data = layouts.build_layout(table["layout"], inp)
     chosen = data.action_mask
-    if config.get("unit_offers", "per_unit") == "regional":
+    if config.unit_offers == "regional":
         chosen = layouts.battery_slots_of_operational_agents(data, inp)
     region = data.region_of_bus
     f, t = inp.branch_from, inp.branch_to
