@@ -20,6 +20,8 @@ Batch vocabulary (used by every learner docstring):
   device count).
 """
 
+import math
+
 import ml_collections
 
 from envs.config_fields import (
@@ -89,6 +91,10 @@ def default_learner_config() -> ml_collections.ConfigDict:
     config.use_spec_discounts = True
     config.gamma = 0.99
     config.gae_lambda = 0.95
+    # Per-type overrides on top of either, "type=value[,type=value]", e.g. type_gamma="safety=0.9":
+    # the hierarchical layout's safety agent has one step of credit (gamma 0) by default.
+    config.type_gamma = ""
+    config.type_lambda = ""
     # Normalisation.
     config.normalise_observations = True
     config.obs_clip = 10.0
@@ -150,9 +156,30 @@ RULES = {
 }
 
 
+def parse_type_values(field: str, text: str) -> dict[str, float]:
+    """``"safety=0.9,operational=0.95"`` -> ``{"safety": 0.9, "operational": 0.95}``, each value
+    in [0, 1]; the empty string is no override. Raises ValueError naming ``field``."""
+    values: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, raw = item.partition("=")
+        try:
+            value = float(raw) if sep and name.strip() else math.nan
+        except ValueError:
+            value = math.nan
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(
+                f"learner.{field}={text!r} is invalid: allowed 'type=value[,type=value]' with "
+                "each value in [0, 1]"
+            )
+        values[name.strip()] = value
+    return values
+
+
 def validate_learner_config(config: ml_collections.ConfigDict) -> None:
     """Reject invalid values with one clear message (batch geometry is checked by the Learner)."""
     check_fields("learner", config, RULES)
+    parse_type_values("type_gamma", config.type_gamma)
+    parse_type_values("type_lambda", config.type_lambda)
     if config.hidden_size % config.num_heads != 0:
         raise ValueError(
             f"learner.hidden_size ({config.hidden_size}) must be divisible by "

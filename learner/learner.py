@@ -30,7 +30,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from envs.types import EnvSpec
-from learner.config import validate_learner_config
+from learner.config import parse_type_values, validate_learner_config
 from learner.policy import make_policy
 from learner.sgd import StepStatics, local_update
 from learner.types import LearnerState, Trajectory
@@ -101,7 +101,8 @@ def make_optimiser(config: ml_collections.ConfigDict) -> optax.GradientTransform
 
 
 def per_agent_discounts(config: ml_collections.ConfigDict, spec: EnvSpec) -> tuple[np.ndarray, ...]:
-    """``(gamma [A], lambda [A])`` from the agent types (or the config's global values)."""
+    """``(gamma [A], lambda [A])`` from the agent types (or the config's global values), with
+    ``type_gamma``/``type_lambda`` overriding named types."""
     agent_type = np.asarray(spec.agent_type)
     if config.use_spec_discounts:
         gamma = np.asarray(spec.agent_type_gamma, np.float32)[agent_type]
@@ -109,6 +110,14 @@ def per_agent_discounts(config: ml_collections.ConfigDict, spec: EnvSpec) -> tup
     else:
         gamma = np.full(spec.num_agents, config.gamma, np.float32)
         lambda_ = np.full(spec.num_agents, config.gae_lambda, np.float32)
+    for field, values in (("type_gamma", gamma), ("type_lambda", lambda_)):
+        for name, value in parse_type_values(field, config[field]).items():
+            if name not in spec.agent_type_names:
+                raise ValueError(
+                    f"learner.{field} names agent type {name!r}, which this layout lacks: it has "
+                    f"{', '.join(spec.agent_type_names)}"
+                )
+            values[agent_type == spec.agent_type_names.index(name)] = value
     return gamma, lambda_
 
 

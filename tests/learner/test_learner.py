@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from envs.types import Observation
-from learner.learner import Learner, batch_geometry
+from learner.config import validate_learner_config
+from learner.learner import Learner, batch_geometry, per_agent_discounts
 from learner.types import Trajectory
 from tests.learner.fixtures import BATCH as B
 from tests.learner.fixtures import UNROLL as T
@@ -159,3 +160,33 @@ def test_the_entropy_bonus_and_the_step_size_the_updates_used_follow_their_decay
     np.testing.assert_allclose(scales, [1.0, 0.5, 0.0], rtol=1e-6)
     assert params[0] > 0 and params[1] > 0
     assert params[2] == 0.0
+
+
+def test_type_gamma_and_type_lambda_override_the_named_types_only():
+    spec = tiny_spec()
+    gamma, lambda_ = per_agent_discounts(small_config(), spec)
+    np.testing.assert_allclose(gamma, [0.99, 0.9, 0.9])
+    np.testing.assert_allclose(lambda_, [0.95, 0.9, 0.9])
+    config = small_config(type_gamma="operational=0.5", type_lambda=" strategic = 0.25 ")
+    gamma, lambda_ = per_agent_discounts(config, spec)
+    np.testing.assert_allclose(gamma, [0.99, 0.5, 0.5])
+    np.testing.assert_allclose(lambda_, [0.25, 0.9, 0.9])
+    # On top of the global values too.
+    config = small_config(use_spec_discounts=False, type_gamma="strategic=0,operational=1")
+    gamma, _ = per_agent_discounts(config, spec)
+    np.testing.assert_allclose(gamma, [0.0, 1.0, 1.0])
+
+
+def test_a_type_discount_for_a_type_the_layout_lacks_is_refused():
+    config = small_config(type_gamma="safety=0.9")
+    with pytest.raises(ValueError, match=r"names agent type 'safety'.*strategic, operational"):
+        per_agent_discounts(config, tiny_spec())
+
+
+@pytest.mark.parametrize("text", ["safety", "safety=1.5", "safety=x", "=0.5", "safety=-0.1"])
+def test_a_malformed_type_discount_is_refused(text):
+    config = small_config(type_lambda=text)
+    with pytest.raises(
+        ValueError, match=r"learner\.type_lambda=.* is invalid: allowed 'type=value"
+    ):
+        validate_learner_config(config)
