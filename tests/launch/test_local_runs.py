@@ -1,9 +1,16 @@
-"""End-to-end runs of ``python -m launch.local`` as a subprocess, with a tiny config.
+"""End-to-end runs of the launchers as subprocesses, with a tiny config, one after another
+on one run directory (they share the test run's compilation cache, so later runs load the
+programs the first compiled).
 
-One ``local_mp`` run (two actor processes, a two-device learner) covers: training starts,
-an actor process killed mid-run is restarted and training goes on, Ctrl-C stops cleanly with
-a final checkpoint and no process left behind. A ``local_mt`` run then resumes it from the
-checkpoint with identical counters and finishes normally. Both share a compilation cache.
+1. ``launch.local`` (``local_mp``: two actor processes, a two-device learner): training
+   starts, an actor process killed mid-run is restarted and training goes on, Ctrl-C stops
+   cleanly with a final checkpoint and no process left behind.
+2. ``launch.cluster`` against a live head started the way users start one
+   (``ray start --head --block``): the launcher connects by address, ships this checkout as
+   the workers' working directory, resumes the run with identical counters and trains to the
+   end.
+3. ``launch.local`` (``local_mt``) resumes it again, validates each checkpoint it saves and
+   finishes normally.
 """
 
 import json
@@ -19,6 +26,7 @@ import numpy as np
 import pytest
 
 from learner.checkpoint import restore_for_eval
+from tests.launch.ray_head import live_head
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STEPS_PER_UPDATE = 4 * 8  # unroll_length x batch_size below
@@ -47,6 +55,30 @@ def launch(run_dir, cache_dir, *flags):
     log = open(os.path.join(run_dir, "..", f"{os.path.basename(run_dir)}-{time.time()}.log"), "w")
     command = [sys.executable, "-m", "launch.local", f"--run_dir={run_dir}", *TINY_FLAGS, *flags]
     return subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def resume_on_a_live_head(tmp_path, run_dir, total_env_steps):
+    """``launch.cluster --resume`` on a head of its own until ``total_env_steps``; the summary."""
+    with live_head(tmp_path / "head.log") as address:
+        command = [
+            sys.executable,
+            "-m",
+            "launch.cluster",
+            f"--ray_address={address}",
+            f"--run_dir={run_dir}",
+            "--resume",
+            f"--total_env_steps={total_env_steps}",
+            # One device per actor process, as in the local_mp run: the same rollout program.
+            "--config.runtime.actor_processes=2",
+            *TINY_FLAGS,
+        ]
+        with open(tmp_path / "cluster.log", "w") as log:
+            launcher = subprocess.run(
+                command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, timeout=400
+            )
+    output = (tmp_path / "cluster.log").read_text()
+    assert launcher.returncode == 0, output[-3000:]
+    return read_json(run_dir / "summary.json")
 
 
 def read_json(path):
@@ -90,7 +122,9 @@ def alive(pid):
 
 
 @pytest.mark.slow
-def test_local_mp_recovers_from_actor_kill_stops_on_ctrl_c_and_resumes(tmp_path):
+def test_local_mp_recovers_from_a_kill_and_stops_on_ctrl_c_then_cluster_and_local_mt_resume(
+    tmp_path,
+):
     run_dir, cache = tmp_path / "run", tmp_path / "xla-cache"
     run_dir.mkdir()
     process = launch(
@@ -135,6 +169,15 @@ def test_local_mp_recovers_from_actor_kill_stops_on_ctrl_c_and_resumes(tmp_path)
         time.sleep(0.25)
     assert not any(alive(pid) for pid in pids), "node processes outlived the launcher"
     assert not (run_dir / ".lock").exists()
+
+    on_cluster = stopped_at + 2
+    summary = resume_on_a_live_head(tmp_path, run_dir, on_cluster * STEPS_PER_UPDATE)
+    assert summary["start_update"] == stopped_at and summary["update"] == on_cluster
+    assert summary["env_steps"] == on_cluster * STEPS_PER_UPDATE
+    assert not summary["stopped_early"] and summary["actor_restarts"] == 0
+    assert str(on_cluster) in os.listdir(run_dir / "checkpoints")
+    assert not (run_dir / ".lock").exists()
+    stopped_at = on_cluster
 
     total = (stopped_at + 3) * STEPS_PER_UPDATE
     resumed = launch(  # one actor thread: one rollout compile (each device is a cache key)

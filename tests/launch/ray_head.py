@@ -1,11 +1,10 @@
-"""``python -m launch.cluster`` against a live head started the way users start one.
+"""A live Ray head for launcher tests, started the way users start one.
 
-The head is ``ray start --head --block`` in its own process group (so stopping it never
-touches another Ray instance on the machine); the launcher connects by address, ships
-this checkout as the workers' working directory and trains a tiny config to the end.
+``ray start --head --block`` in its own process group, so stopping it never touches another
+Ray instance on the machine.
 """
 
-import json
+import contextlib
 import os
 import shutil
 import signal
@@ -17,7 +16,6 @@ import time
 import pytest
 
 from launch.cluster import check_head_reachable
-from tests.launch.test_local_runs import REPO, STEPS_PER_UPDATE, TINY_FLAGS
 
 
 def free_port() -> int:
@@ -73,41 +71,15 @@ def stop_head(head: subprocess.Popen) -> None:
             head.wait(timeout=30)
 
 
-@pytest.mark.slow
-def test_cluster_launcher_trains_to_the_end_on_a_live_head(tmp_path):
+@contextlib.contextmanager
+def live_head(log_path):
+    """Yield the ``HOST:PORT`` of a running head; stop it (and its process group) after."""
     port = free_port()
-    address = f"127.0.0.1:{port}"
-    with open(tmp_path / "head.log", "w") as head_log:
-        head = start_head(port, head_log)
+    with open(log_path, "w") as log:
+        head = start_head(port, log)
         try:
+            address = f"127.0.0.1:{port}"
             wait_until_reachable(address, head, timeout_s=120)
-            run_dir = tmp_path / "run"
-            total = 3 * STEPS_PER_UPDATE
-            command = [
-                sys.executable,
-                "-m",
-                "launch.cluster",
-                f"--ray_address={address}",
-                f"--run_dir={run_dir}",
-                f"--total_env_steps={total}",
-                "--config.evaluator.enabled=False",
-                # One device per actor process, as in test_local_runs: the same rollout program,
-                # compiled once for both tests through the test run's compilation cache.
-                "--config.runtime.actor_processes=2",
-                *TINY_FLAGS,
-            ]
-            with open(tmp_path / "launcher.log", "w") as log:
-                launcher = subprocess.run(
-                    command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, timeout=400
-                )
-            output = (tmp_path / "launcher.log").read_text()
-            assert launcher.returncode == 0, output[-3000:]
+            yield address
         finally:
             stop_head(head)
-
-    with open(run_dir / "summary.json") as handle:
-        summary = json.load(handle)
-    assert summary["env_steps"] == total and summary["update"] == 3
-    assert not summary["stopped_early"] and summary["actor_restarts"] == 0
-    assert "3" in os.listdir(run_dir / "checkpoints")
-    assert not (run_dir / ".lock").exists()
