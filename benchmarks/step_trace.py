@@ -1,0 +1,189 @@
+"""Step by step, where does a checkpoint's team leave its teacher on a day? The greedy team and
+the teacher (zero actions: under ``bids``, every device offers at cost) on the same days, with
+per step the highest branch loading, the branches above 90 % of rating, the branches out of
+service and, under ``bids``, whether the step's clearing converged (else the env dispatched the
+merit order, which ignores the network).
+
+    python -m benchmarks.step_trace --run_dir=RUN --step=840 --scenario=cascading_failure \
+        [--episodes=2] [--eval_seed=2] [--shown=0:13]
+
+The days are a development set (``--eval_seed``, default 2, the runs' validation set, whose
+checkpoint metrics say which days go wrong); 0 and 1, the held-out sets, are refused. For each
+day it prints the blackout step, the steps whose clearing did not converge, and the per-step
+rows of ``--shown`` (benchmarks/README.md, "What blacks out a cascading day").
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+from absl import app, flags
+
+from benchmarks.agent_ablation import RESERVED_SETS, masked_acting
+from benchmarks.harness import describe, describe_line
+
+LOADED = 0.9  # a branch above this share of its rating counts as loaded
+
+
+def define_flags() -> dict:
+    """The command's flags, defined when it runs (``__main__``), not on import."""
+    return {
+        "run_dir": flags.DEFINE_string("run_dir", None, "Run directory (its checkpoints/)."),
+        "step": flags.DEFINE_integer("step", None, "Checkpoint step; default: the latest."),
+        "scenario": flags.DEFINE_string("scenario", "cascading_failure", "The days' scenario."),
+        "episodes": flags.DEFINE_integer("episodes", 2, "Whole-day episodes."),
+        "eval_seed": flags.DEFINE_integer(
+            "eval_seed", 2, "Episode set (scenarios.eval_keys); 0 and 1 are refused."
+        ),
+        "shown": flags.DEFINE_string("shown", "0:13", "Steps of the per-step rows, FIRST:END."),
+    }
+
+
+def parse_shown(text: str) -> tuple[int, int]:
+    first, sep, end = text.partition(":")
+    if (
+        not sep
+        or not first.strip().isdigit()
+        or not end.strip().isdigit()
+        or int(end) <= int(first)
+    ):
+        raise ValueError(f"--shown={text!r}: expected FIRST:END with 0 <= FIRST < END")
+    return int(first), int(end)
+
+
+def check_flags(flag) -> None:
+    """A clear error for flags that cannot run."""
+    from envs.sim import scenarios
+
+    if not flag["run_dir"].value:
+        raise ValueError("--run_dir is required: a training run's directory")
+    if flag["episodes"].value < 1:
+        raise ValueError(f"--episodes must be >= 1, got {flag['episodes'].value}")
+    if flag["eval_seed"].value in RESERVED_SETS:
+        raise ValueError(
+            f"--eval_seed={flag['eval_seed'].value} is a held-out set (0 the suite's, 1 the "
+            "learning benchmark's): diagnose on another"
+        )
+    if flag["scenario"].value not in scenarios.scenario_names():
+        raise ValueError(f"--scenario: unknown {flag['scenario'].value!r}")
+    parse_shown(flag["shown"].value)
+
+
+def trace(checkpoint_dir: Path, step, scenario: str, episodes: int, eval_seed: int) -> dict:
+    """{"team" | "teacher": {name: [T, B] array}} with ``max_loading``, ``loaded`` (branches
+    above ``LOADED``), ``out`` (branches out of service), ``blackout`` and ``converged`` (the
+    step's clearing; all True where the interface clears no bids)."""
+    import jax
+    import jax.numpy as jnp
+
+    from envs.action_interface import BID_QP_ITERATIONS
+    from envs.env import GridEnv, make_env, reset_to_scenario
+    from envs.evaluation import rollout as rollout_lib
+    from envs.evaluation.suite import episode_horizon
+    from envs.opf import controls as opf_controls
+    from envs.opf import step_qp
+    from envs.sim import scenarios
+    from envs.sim.dispatch import decode_controls
+    from launch.evaluation import load_policy
+
+    config, _, _, args, network = load_policy(checkpoint_dir, step)
+    env, p = make_env(config.env)
+    act = masked_acting(network, env, p)
+    bids = config.env.action_interface == "bids"
+    n_storage = p.devices.storage_bus.shape[0]
+
+    def converged(action, state):
+        if not bids:
+            return jnp.bool_(True)
+        chosen = jnp.where(p.layout.chosen_mask, action, 0.0)
+        offer = decode_controls(chosen, p.layout, p.grid.n_gen, n_storage, p.grid.n_bus)
+        offers = jnp.concatenate(
+            [p.consts.bid_scale * offer.gen, p.consts.storage_bid_scale * offer.storage]
+        )
+        solved = step_qp.solve_myopic_opf(
+            state, p, opf_controls.MYOPIC_RATING_MARGIN, offers, max_iter=BID_QP_ITERATIONS
+        )
+        return solved.converged
+
+    @jax.jit
+    def run(keys, scenario_ids, mask):
+        horizon = episode_horizon(p, 0)
+        _, state = jax.vmap(reset_to_scenario, in_axes=(0, None, 0))(keys, p, scenario_ids)
+        obs = jax.vmap(GridEnv().observe, in_axes=(0, None))(state, p)
+        step_keys = jax.vmap(rollout_lib.oracle.step_keys, in_axes=(0, None))(keys, horizon)
+        env_step = jax.vmap(rollout_lib._env_step, in_axes=(0, 0, 0, 0, None))
+
+        def body(carry, key):
+            obs, state, cooldown = carry
+            raw = network(obs, args) * mask[None, :, None]
+            ok = jax.vmap(converged)(raw, state)
+            setpoints = act(obs, state, None, (*args, mask))
+            obs, state, _, info, topo = env_step(key, state, cooldown, setpoints, p)
+            loading = jnp.abs(state.flow) / p.grid.branch_rating[None, :]
+            row = {
+                "max_loading": jnp.max(loading, -1),
+                "loaded": jnp.sum(loading > LOADED, -1),
+                "out": jnp.sum(~state.branch_in_service, -1),
+                "blackout": info["blackout"],
+                "converged": ok,
+            }
+            return (obs, state, topo.branch_cooldown), row
+
+        carry = (obs, state, state.branch_cooldown)
+        return jax.lax.scan(body, carry, jnp.swapaxes(step_keys, 0, 1))[1]
+
+    keys = scenarios.eval_keys(scenario, episodes, eval_seed)
+    ids = jnp.full((episodes,), scenarios.scenario_id(scenario), jnp.int32)
+    n_agents = p.layout.chosen_mask.shape[0]
+    return {
+        variant: jax.tree.map(np.asarray, jax.device_get(run(keys, ids, jnp.full(n_agents, m))))
+        for variant, m in (("team", 1.0), ("teacher", 0.0))
+    }
+
+
+def format_trace(rows: dict, shown: tuple[int, int]) -> str:
+    lines = []
+    first, end = shown
+    for variant, row in rows.items():
+        for day in range(row["blackout"].shape[1]):
+            blackout = np.nonzero(row["blackout"][:, day])[0]
+            failed = np.nonzero(~row["converged"][:, day])[0].tolist()
+            ended = f"blackout at step {blackout[0]}" if blackout.size else "no blackout"
+            lines.append(f"{variant}, day {day}: {ended}; clearing not converged at {failed}")
+            lines.append("  step  max loading  loaded  out")
+            for t in range(first, min(end, row["blackout"].shape[0])):
+                lines.append(
+                    f"  {t:>4}  {row['max_loading'][t, day]:>11.2f}  "
+                    f"{row['loaded'][t, day]:>6}  {row['out'][t, day]:>3}"
+                )
+    return "\n".join(lines)
+
+
+def main(argv, flag) -> None:
+    del argv
+    try:
+        check_flags(flag)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    checkpoint_dir = Path(flag["run_dir"].value) / "checkpoints"
+    print(f"{checkpoint_dir}; {describe_line(describe())}", flush=True)
+    try:
+        rows = trace(
+            checkpoint_dir,
+            flag["step"].value,
+            flag["scenario"].value,
+            flag["episodes"].value,
+            flag["eval_seed"].value,
+        )
+    except (FileNotFoundError, ValueError) as error:  # no such run or step, a bad config
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    print(format_trace(rows, parse_shown(flag["shown"].value)))
+
+
+if __name__ == "__main__":
+    _flags = define_flags()
+    app.run(lambda argv: main(argv, _flags))
