@@ -81,6 +81,7 @@ PHYSICS = ("dc", "ac")
 GEN_ACTION_MODES = ("setpoint", "delta")
 REWARDS = ("layered", "operator")
 UNIT_OFFERS = ("per_unit", "regional")
+CHOSEN_SLOTS = ("all", "offers")
 # What an agent's action means (envs/action_interface.py).
 ACTION_INTERFACES = ("setpoints", "merit_residual", "bids")
 
@@ -114,6 +115,12 @@ def default_env_config() -> ml_collections.ConfigDict:
     # On ieee118 the per-unit bids carried the quiet-day premium and the regional offsets the
     # savings (benchmarks/README.md, "Which agents carry the premium").
     c.unit_offers = "per_unit"
+    # Which of an agent's slots PPO samples and scores under "bids": "all" of the layout's, or
+    # only those whose bid moves an offer ("offers": batteries, units where bid_scale > 0, the
+    # regional channels over them, and the strategic signals). A load's slot never moves one
+    # (the clearing sheds) nor does a unit's at bid_scale 0: sampled, they are noise in the
+    # policy's ratios and, with shared parameters, in its gradient.
+    c.chosen_slots = "all"
     # Load: demand = case base load x peak_scale x daily/weekly profile x (1 + AR(1) noise).
     c.peak_scale = 1.0
     c.load_noise_std = 0.02  # stationary std of the AR(1) multiplicative noise
@@ -187,6 +194,7 @@ RULES = {
     "bid_scale": NON_NEGATIVE,
     "storage_bid_scale": NON_NEGATIVE,
     "unit_offers": one_of(*UNIT_OFFERS),
+    "chosen_slots": one_of(*CHOSEN_SLOTS),
     "peak_scale": POSITIVE,
     "load_noise_std": NON_NEGATIVE,
     "load_noise_rho": Rule(lambda v: FINITE.test(v) and 0 <= v < 1, "a number in [0, 1)"),
@@ -241,6 +249,11 @@ def validate_env_config(config: ml_collections.ConfigDict, scenario_names: tuple
         raise ValueError(
             f"env.unit_offers='regional' is for env.action_interface='bids' (it says who offers "
             f"the units' prices), not {config.action_interface!r}"
+        )
+    if config.chosen_slots == "offers" and config.action_interface != "bids":
+        raise ValueError(
+            f"env.chosen_slots='offers' is for env.action_interface='bids' (it keeps the slots "
+            f"whose bids move an offer), not {config.action_interface!r}"
         )
     if config.unit_offers == "regional" and not config.bid_scale:
         raise ValueError("env.unit_offers='regional' with env.bid_scale=0: no unit offer moves")

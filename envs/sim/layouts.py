@@ -468,6 +468,23 @@ def battery_slots_of_operational_agents(data: LayoutData, inp: LayoutInputs) -> 
     return data.action_mask & (battery | ~operational[:, None])
 
 
+def slots_that_move_offers(data: LayoutData, inp: LayoutInputs, units_bid: bool) -> np.ndarray:
+    """[A, U] bool: the layout's slots whose bid moves an offer under ``bids``. A battery's
+    always moves its own; a unit's only where the units bid (``units_bid``); a group channel
+    where it drives one of those; a strategic signal is kept (the others read it). A load's
+    never moves one: the clearing sets the shedding."""
+    n_group = data.group_to_device.shape[0]
+    ctrl = control_blocks(inp, n_group)
+    device_moves = np.zeros(ctrl["group"], bool)
+    device_moves[ctrl["storage"] : ctrl["shed"]] = True
+    device_moves[ctrl["gen"] : ctrl["storage"]] = units_bid
+    group_moves = (np.asarray(data.group_to_device) != 0)[:, device_moves].any(axis=1)
+    moves = np.concatenate(
+        [device_moves, group_moves, np.ones(ctrl["total"] - ctrl["signals"] + 1, bool)]
+    )  # the signals, and the dummy slot of padded entries (masked out by the layout)
+    return data.action_mask & moves[np.asarray(data.ctrl_index)]
+
+
 def build_layout(name: str, inp: LayoutInputs) -> LayoutData:
     """Build a layout by name (ValueError naming the allowed layouts otherwise)."""
     if name not in LAYOUT_BUILDERS:

@@ -164,6 +164,72 @@ def test_regional_unit_offers_need_bids_a_unit_range_and_the_hierarchy(fields, w
         make_env(config)
 
 
+def _chosen(**fields):
+    config = default_env_config()
+    config.update(fields)
+    env, params = make_env(config)
+    return np.asarray(env.spec(params).action_mask), params
+
+
+def _slots_of(params, first, end):
+    ctrl = np.asarray(params.layout.ctrl_index)
+    return np.asarray(params.layout.action_mask) & (ctrl >= first) & (ctrl < end)
+
+
+@pytest.mark.parametrize(
+    "layout_fields", [{}, {"layout": "hierarchical", "unit_offers": "regional"}]
+)
+def test_offers_only_drops_the_slots_whose_bids_move_nothing(layout_fields):
+    """``env.chosen_slots="offers"``: PPO samples only what moves an offer. What it drops (the
+    loads' slots and the safety agent's regional shed channels) clears exactly as a zero
+    action: it was noise in the policy's ratios."""
+    fields = {"action_interface": "bids", **layout_fields}
+    every, _ = _chosen(**fields)
+    offers, params = _chosen(chosen_slots="offers", **fields)
+    dropped = every & ~offers
+    n_gen, n_storage = params.grid.n_gen, params.devices.storage_bus.shape[0]
+    loads = _slots_of(params, n_gen + n_storage, n_gen + n_storage + params.grid.n_bus)
+    assert dropped.any() and not (offers & loads).any()
+    np.testing.assert_array_equal(
+        offers & _slots_of(params, 0, n_gen + n_storage),
+        every & ~loads & _slots_of(params, 0, n_gen + n_storage),
+    )
+    _, _, state, shape, setpoints = _batch(**fields)
+    action = jax.random.uniform(jax.random.key(4), shape, minval=-1.0, maxval=1.0)
+    only_dropped = jnp.where(jnp.asarray(dropped), action, 0.0)
+    np.testing.assert_array_equal(
+        np.asarray(setpoints(only_dropped, state)), np.asarray(setpoints(0.0 * action, state))
+    )
+
+
+def test_offers_only_under_the_default_preset_leaves_the_batteries_alone():
+    """The default preset's units offer at cost (bid_scale 0): only the two batteries' agents
+    choose anything, one slot each."""
+    from configs.default import get_config
+
+    preset = get_config().env
+    preset.chosen_slots = "offers"
+    offers, params = _chosen(**preset)
+    n_gen, n_storage = params.grid.n_gen, params.devices.storage_bus.shape[0]
+    np.testing.assert_array_equal(offers, _slots_of(params, n_gen, n_gen + n_storage))
+    assert offers.sum() == n_storage and offers.sum(axis=1).max() == 1
+
+
+@pytest.mark.parametrize(
+    "fields, words",
+    [
+        ({"action_interface": "setpoints"}, "is for env.action_interface='bids'"),
+        ({"action_interface": "bids", "chosen_slots": "some"}, r"env\.chosen_slots"),
+    ],
+)
+def test_offers_only_needs_bids(fields, words):
+    config = default_env_config()
+    config.chosen_slots = "offers"
+    config.update(fields)
+    with pytest.raises(ValueError, match=words):
+        make_env(config)
+
+
 def test_bids_with_no_range_at_all_are_refused():
     config = default_env_config()
     config.action_interface, config.bid_scale, config.storage_bid_scale = "bids", 0.0, 0.0
