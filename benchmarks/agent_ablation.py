@@ -74,10 +74,9 @@ def masked_acting(network, env, env_params):
     return act
 
 
-def check_flags(flag) -> None:
-    """A clear error for flags that cannot run."""
-    from envs.sim import scenarios
-
+def check_run_flags(flag) -> None:
+    """A clear error for a missing run, no episodes or a held-out episode set (the flags every
+    checkpoint diagnosis here shares)."""
     if not flag["run_dir"].value:
         raise ValueError("--run_dir is required: a training run's directory")
     if flag["episodes"].value < 1:
@@ -87,6 +86,13 @@ def check_flags(flag) -> None:
             f"--eval_seed={flag['eval_seed'].value} is a held-out set (0 the suite's, 1 the "
             "learning benchmark's): diagnose on another"
         )
+
+
+def check_flags(flag) -> None:
+    """A clear error for flags that cannot run."""
+    from envs.sim import scenarios
+
+    check_run_flags(flag)
     unknown = set(flag["scenarios"].value) - set(scenarios.scenario_names())
     if unknown:
         raise ValueError(f"--scenarios: unknown {sorted(unknown)}")

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from absl import app, flags
 
-from benchmarks.agent_ablation import RESERVED_SETS, masked_acting
+from benchmarks.agent_ablation import check_run_flags, masked_acting
 from benchmarks.harness import describe, describe_line
 
 LOADED = 0.9  # a branch above this share of its rating counts as loaded
@@ -57,15 +57,7 @@ def check_flags(flag) -> None:
     """A clear error for flags that cannot run."""
     from envs.sim import scenarios
 
-    if not flag["run_dir"].value:
-        raise ValueError("--run_dir is required: a training run's directory")
-    if flag["episodes"].value < 1:
-        raise ValueError(f"--episodes must be >= 1, got {flag['episodes'].value}")
-    if flag["eval_seed"].value in RESERVED_SETS:
-        raise ValueError(
-            f"--eval_seed={flag['eval_seed'].value} is a held-out set (0 the suite's, 1 the "
-            "learning benchmark's): diagnose on another"
-        )
+    check_run_flags(flag)
     if flag["scenario"].value not in scenarios.scenario_names():
         raise ValueError(f"--scenario: unknown {flag['scenario'].value!r}")
     parse_shown(flag["shown"].value)
