@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from absl import app, flags
 
-from benchmarks.harness import describe, describe_line
+from benchmarks.harness import describe, describe_line, usage_errors
 
 RESERVED_SETS = (0, 1)  # the evaluation suite's and the learning benchmark's held-out sets
 
@@ -157,24 +157,18 @@ def format_rows(rows: dict, names) -> str:
 
 def main(argv, flag) -> None:
     del argv
-    try:
+    with usage_errors(ValueError):
         check_flags(flag)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
     from envs.sim import scenarios
 
     checkpoint_dir = Path(flag["run_dir"].value) / "checkpoints"
     names = flag["scenarios"].value or list(scenarios.scenario_names())
     print(f"{checkpoint_dir}; {describe_line(describe())}", flush=True)
     for step in [int(s) for s in flag["steps"].value] or [None]:
-        try:
+        with usage_errors(FileNotFoundError, ValueError):  # no such run or step, a bad config
             rows = ablate(
                 checkpoint_dir, step, names, flag["episodes"].value, flag["eval_seed"].value
             )
-        except (FileNotFoundError, ValueError) as error:  # no such run or step, a bad config
-            print(f"error: {error}", file=sys.stderr)
-            sys.exit(2)
         print(f"\ncheckpoint {'latest' if step is None else step}\n{format_rows(rows, names)}")
         sys.stdout.flush()
 

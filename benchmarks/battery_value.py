@@ -23,13 +23,11 @@ ratios, overload steps and unserved energy; the machine in the header. The held-
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from benchmarks.harness import describe, describe_line
+from benchmarks.harness import describe, describe_line, usage_errors
 
 
 def define_flags() -> dict:
@@ -95,7 +93,7 @@ def main(argv, flag) -> None:
     from envs.evaluation import registry, suite
     from envs.sim import scenarios
 
-    try:
+    with usage_errors(ValueError):
         values = {text: parse_value(text) for text in flag["values"].value}
         if flag["episodes"].value < 1:
             raise ValueError(f"--episodes must be >= 1, got {flag['episodes'].value}")
@@ -104,9 +102,6 @@ def main(argv, flag) -> None:
         unknown = set(flag["scenarios"].value) - set(scenarios.scenario_names())
         if unknown:
             raise ValueError(f"--scenarios: unknown {sorted(unknown)}")
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
     config = flag["config"].value
     config.env.bid_scale = 0.0
     _, params = make_env(config.env)

@@ -6,8 +6,10 @@ Benchmarks import this module, not each other.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+import sys
 import time
 import warnings
 
@@ -30,6 +32,17 @@ def define_once(define, name: str, *args, flag_values=flags.FLAGS, **kwargs):
 # ------------------------------------------------------------------------------------------
 # The machine
 # ------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def usage_errors(*kinds: type[BaseException]):
+    """A benchmark command's bad input (``kinds`` raised inside: a bad flag, no such run or
+    step): ``error: <message>`` on stderr and exit status 2, without a traceback."""
+    try:
+        yield
+    except kinds as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 def cpu_model() -> str:

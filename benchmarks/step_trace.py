@@ -15,14 +15,13 @@ rows of ``--shown`` (benchmarks/README.md, "What blacks out a cascading day").
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 from absl import app, flags
 
 from benchmarks.agent_ablation import check_run_flags, masked_acting
-from benchmarks.harness import describe, describe_line
+from benchmarks.harness import describe, describe_line, usage_errors
 
 LOADED = 0.9  # a branch above this share of its rating counts as loaded
 
@@ -155,14 +154,11 @@ def format_trace(rows: dict, shown: tuple[int, int]) -> str:
 
 def main(argv, flag) -> None:
     del argv
-    try:
+    with usage_errors(ValueError):
         check_flags(flag)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
     checkpoint_dir = Path(flag["run_dir"].value) / "checkpoints"
     print(f"{checkpoint_dir}; {describe_line(describe())}", flush=True)
-    try:
+    with usage_errors(FileNotFoundError, ValueError):  # no such run or step, a bad config
         rows = trace(
             checkpoint_dir,
             flag["step"].value,
@@ -170,9 +166,6 @@ def main(argv, flag) -> None:
             flag["episodes"].value,
             flag["eval_seed"].value,
         )
-    except (FileNotFoundError, ValueError) as error:  # no such run or step, a bad config
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
     print(format_trace(rows, parse_shown(flag["shown"].value)))
 
 

@@ -106,15 +106,17 @@ def _chunked(fn, needed, fallback, args, args_batched, size: int):
     def one_chunk(state):
         result, done = state
         # Clamped at the end of ``order``: a last partial chunk re-takes needing grids
-        # already computed (same result) or grids that do not need it (masked below).
-        index = jax.lax.dynamic_slice(order, (done * chunk,), (chunk,))
+        # already computed (same result) or grids that do not need it (dropped below).
+        # Unsigned indices: jnp indexing then emits no negative-index fix-up per leaf.
+        index = jax.lax.dynamic_slice(order, (done * chunk,), (chunk,)).astype(jnp.uint32)
         rows = jax.tree_util.tree_map(lambda x, b: x[index] if b else x, args, args_batched)
         computed = batched_fn(rows)
-        take = needed[index]
+        # A row that does not need it is written out of bounds, and so dropped: one scatter
+        # per output leaf, not a gather, a select and a scatter (program size, compile time).
+        target = jnp.where(needed[index], index, jnp.uint32(size))
 
         def merge(ours, theirs):
-            keep = take.reshape(take.shape + (1,) * (theirs.ndim - 1))
-            return ours.at[index].set(jnp.where(keep, theirs.astype(ours.dtype), ours[index]))
+            return ours.at[target].set(theirs.astype(ours.dtype), mode="drop")
 
         return jax.tree_util.tree_map(merge, result, computed), done + 1
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from benchmarks import agent_ablation
+from tests.benchmarks.flags import parsed_flags
 from tests.launch.test_evaluate import _tiny_checkpoint
 
 
@@ -26,15 +27,11 @@ def test_variants_zero_one_type_or_keep_only_one():
     assert list(two) == ["team", "without a", "without b", "teacher"]
 
 
-class _Flag:
-    def __init__(self, value):
-        self.value = value
+ABLATION_DEFAULTS = {"run_dir": "run", "steps": [], "episodes": 2, "scenarios": [], "eval_seed": 7}
 
 
 def _flags(**changes):
-    values = {"run_dir": "run", "steps": [], "episodes": 2, "scenarios": [], "eval_seed": 7}
-    values.update(changes)
-    return {name: _Flag(value) for name, value in values.items()}
+    return parsed_flags(ABLATION_DEFAULTS, **changes)
 
 
 @pytest.mark.parametrize(

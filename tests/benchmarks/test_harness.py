@@ -4,6 +4,7 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
 from absl import flags
 
 from benchmarks import harness
@@ -37,3 +38,12 @@ def test_timed_rate_counts_items_per_second():
     rate = harness.timed_rate(lambda: calls.append(1), items_per_call=10, min_time=0.05)
     assert len(calls) >= 1
     assert 0 < rate <= 10 * len(calls) / 0.05 + 1e-9
+
+
+def test_usage_errors_exit_2_with_one_line_and_let_other_errors_through(capsys):
+    with pytest.raises(SystemExit) as exit_, harness.usage_errors(ValueError, FileNotFoundError):
+        raise FileNotFoundError("--run_dir runs/x has no checkpoints")
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == "error: --run_dir runs/x has no checkpoints\n"
+    with pytest.raises(KeyError), harness.usage_errors(ValueError):
+        raise KeyError("a bug, not bad input")

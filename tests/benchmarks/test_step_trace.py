@@ -4,25 +4,21 @@ import numpy as np
 import pytest
 
 from benchmarks import step_trace
+from tests.benchmarks.flags import parsed_flags
 from tests.launch.test_evaluate import _tiny_checkpoint
 
-
-class _Flag:
-    def __init__(self, value):
-        self.value = value
+TRACE_DEFAULTS = {
+    "run_dir": "run",
+    "step": None,
+    "scenario": "cascading_failure",
+    "episodes": 2,
+    "eval_seed": 2,
+    "shown": "0:13",
+}
 
 
 def _flags(**changes):
-    values = {
-        "run_dir": "run",
-        "step": None,
-        "scenario": "cascading_failure",
-        "episodes": 2,
-        "eval_seed": 2,
-        "shown": "0:13",
-    }
-    values.update(changes)
-    return {name: _Flag(value) for name, value in values.items()}
+    return parsed_flags(TRACE_DEFAULTS, **changes)
 
 
 @pytest.mark.parametrize(
