@@ -119,7 +119,9 @@ def default_env_config() -> ml_collections.ConfigDict:
     # only those whose bid moves an offer ("offers": batteries, units where bid_scale > 0, the
     # regional channels over them, and the strategic signals). A load's slot never moves one
     # (the clearing sheds) nor does a unit's at bid_scale 0: sampled, they are noise in the
-    # policy's ratios and, with shared parameters, in its gradient.
+    # policy's ratios and, with shared parameters, in its gradient. Under the other interfaces
+    # every slot sets a device, so "offers" keeps them all: a preset that samples only the
+    # offers still runs with action_interface="setpoints".
     c.chosen_slots = "all"
     # Load: demand = case base load x peak_scale x daily/weekly profile x (1 + AR(1) noise).
     c.peak_scale = 1.0
@@ -249,11 +251,6 @@ def validate_env_config(config: ml_collections.ConfigDict, scenario_names: tuple
         raise ValueError(
             f"env.unit_offers='regional' is for env.action_interface='bids' (it says who offers "
             f"the units' prices), not {config.action_interface!r}"
-        )
-    if config.chosen_slots == "offers" and config.action_interface != "bids":
-        raise ValueError(
-            f"env.chosen_slots='offers' is for env.action_interface='bids' (it keeps the slots "
-            f"whose bids move an offer), not {config.action_interface!r}"
         )
     if config.unit_offers == "regional" and not config.bid_scale:
         raise ValueError("env.unit_offers='regional' with env.bid_scale=0: no unit offer moves")

@@ -118,7 +118,7 @@ def build_layout_arrays(config, grid, devices: DeviceParams, table: dict) -> Lay
     chosen = data.action_mask
     if config.unit_offers == "regional":
         chosen = layouts.battery_slots_of_operational_agents(data, inp)
-    if config.chosen_slots == "offers":
+    if config.chosen_slots == "offers" and config.action_interface == "bids":
         units_bid = bool(config.bid_scale)
         chosen = chosen & layouts.slots_that_move_offers(data, inp, units_bid=units_bid)
     region = data.region_of_bus

@@ -202,31 +202,32 @@ def test_offers_only_drops_the_slots_whose_bids_move_nothing(layout_fields):
     )
 
 
-def test_offers_only_under_the_default_preset_leaves_the_batteries_alone():
-    """The default preset's units offer at cost (bid_scale 0): only the two batteries' agents
-    choose anything, one slot each."""
+def test_the_default_preset_samples_only_the_batteries_slots():
+    """The default preset samples only the slots that move an offer, and its units offer at
+    cost (bid_scale 0): only the two batteries' agents choose anything, one slot each."""
     from configs.default import get_config
 
     preset = get_config().env
-    preset.chosen_slots = "offers"
+    assert preset.chosen_slots == "offers"
     offers, params = _chosen(**preset)
     n_gen, n_storage = params.grid.n_gen, params.devices.storage_bus.shape[0]
     np.testing.assert_array_equal(offers, _slots_of(params, n_gen, n_gen + n_storage))
     assert offers.sum() == n_storage and offers.sum(axis=1).max() == 1
 
 
-@pytest.mark.parametrize(
-    "fields, words",
-    [
-        ({"action_interface": "setpoints"}, "is for env.action_interface='bids'"),
-        ({"action_interface": "bids", "chosen_slots": "some"}, r"env\.chosen_slots"),
-    ],
-)
-def test_offers_only_needs_bids(fields, words):
+@pytest.mark.parametrize("interface", ["setpoints", "merit_residual"])
+def test_offers_only_keeps_every_slot_where_each_sets_a_device(interface):
+    """Under setpoints every slot sets a device: "offers" keeps the layout's whole mask, so a
+    preset that samples only the offers still runs on the other interfaces."""
+    every, _ = _chosen(action_interface=interface)
+    offers, _ = _chosen(action_interface=interface, chosen_slots="offers")
+    np.testing.assert_array_equal(offers, every)
+
+
+def test_an_unknown_chosen_slots_value_is_refused():
     config = default_env_config()
-    config.chosen_slots = "offers"
-    config.update(fields)
-    with pytest.raises(ValueError, match=words):
+    config.chosen_slots = "some"
+    with pytest.raises(ValueError, match=r"env\.chosen_slots"):
         make_env(config)
 
 
