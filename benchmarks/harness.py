@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
-import sys
 import time
 import warnings
 
@@ -37,12 +36,13 @@ def define_once(define, name: str, *args, flag_values=flags.FLAGS, **kwargs):
 @contextlib.contextmanager
 def usage_errors(*kinds: type[BaseException]):
     """A benchmark command's bad input (``kinds`` raised inside: a bad flag, no such run or
-    step): ``error: <message>`` on stderr and exit status 2, without a traceback."""
+    step): the launchers' one-line error (``launch.cli.exit_with_error``), exit status 2."""
     try:
         yield
     except kinds as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        from launch.cli import exit_with_error
+
+        exit_with_error(str(error))
 
 
 def cpu_model() -> str:
