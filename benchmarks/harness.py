@@ -36,11 +36,11 @@ def define_once(define, name: str, *args, flag_values=flags.FLAGS, **kwargs):
 @contextlib.contextmanager
 def usage_errors(*kinds: type[BaseException]):
     """A benchmark command's bad input (``kinds`` raised inside: a bad flag, no such run or
-    step): the launchers' one-line error (``launch.cli.exit_with_error``), exit status 2."""
+    step): the launchers' one-line error (``launch.errors.exit_with_error``), exit status 2."""
     try:
         yield
     except kinds as error:
-        from launch.cli import exit_with_error
+        from launch.errors import exit_with_error
 
         exit_with_error(str(error))
 

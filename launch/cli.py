@@ -11,6 +11,7 @@ from absl import flags
 from ml_collections import config_flags
 
 import configs
+from launch.errors import exit_with_error
 from launch.run_dir import default_run_dir
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(configs.__file__)), "default.py")
@@ -79,12 +80,6 @@ flags.DEFINE_string(
 )
 
 FLAGS = flags.FLAGS
-
-
-def exit_with_error(message: str) -> None:
-    """The one-line start-up error: message on stderr, exit status 2."""
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    sys.exit(2)
 
 
 def parse_flags(argv: list[str]) -> list[str]:
