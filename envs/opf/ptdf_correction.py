@@ -33,14 +33,17 @@ Why not a QP: the point of a distilled policy is a decision without one (a K x K
 grid instead of the clearing QP's 16-30 interior-point iterations).
 """
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from envs.batching import compute_where
 from envs.opf import step_qp
 from envs.opf.controls import dispatch_controls
-from envs.powerflow.dc_outages import connected_buses, dc_flow
+from envs.powerflow.dc_outages import connected_buses, dc_flow, solve_unpivoted
+from envs.powerflow.dcpf import dc_power_flow
 from envs.sim.protection import dispatch_topology
 from envs.types import EnvParams, EnvState
 
@@ -73,7 +76,9 @@ class _Network(NamedTuple):
 def _network(state, params, rating_margin) -> _Network:
     grid, devices = params.grid, params.devices
     in_service = dispatch_topology(state.branch_in_service, state.branch_cooldown)
-    energised = connected_buses(grid, in_service)
+    # Most grids of a batch meet the intact topology: only the others sweep for islands.
+    intact = jnp.all(in_service)
+    energised = compute_where(connected_buses, ~intact, grid.bus_energised0, grid, in_service)
     lo, hi = step_qp.device_bounds(state, params, energised)
     n_dispatch = grid.n_gen + devices.storage_bus.shape[0]
     return _Network(
@@ -100,8 +105,22 @@ def _flows(x, state, params, net: _Network):
     """[L] MW of the dispatch on the topology the step meets (the env's DC flow)."""
     injected = jnp.zeros(params.grid.n_bus, x.dtype).at[net.bus].add(x)
     p_bus = injected - jnp.where(net.energised, state.demand, 0.0)
-    flow = dc_flow(params.grid, p_bus, net.in_service, energised=net.energised).flow_mw
+    # The intact network's flows (one PTDF product) where no branch is out; the env's
+    # outage-aware flow, with its low-rank tiers, only for the grids with outages.
+    flow = compute_where(
+        _outage_flows,
+        ~jnp.all(net.in_service),
+        dc_power_flow(params.grid, p_bus).flow_mw,
+        params.grid,
+        p_bus,
+        net.in_service,
+        net.energised,
+    )
     return flow, jnp.maximum(jnp.abs(flow) - net.limit, 0.0)
+
+
+def _outage_flows(grid, p_bus, in_service, energised):
+    return dc_flow(grid, p_bus, in_service, energised=energised).flow_mw
 
 
 def _move(x, flow, excess, params, net: _Network, weight, rows: int):
@@ -114,7 +133,9 @@ def _move(x, flow, excess, params, net: _Network, weight, rows: int):
     regularisation = jnp.diag(jnp.where(keep, REGULARISATION, 1.0))
 
     def least_move(w):
-        return w * (a.T @ jnp.linalg.solve((a * w[None, :]) @ a.T + regularisation, b))
+        # A W A' + the regularisation is symmetric positive definite: no pivoting needed.
+        y, _ = solve_unpivoted((a * w[None, :]) @ a.T + regularisation, b)
+        return w * (a.T @ y)
 
     # The band width says how far a device can move, not in which direction: a unit at its
     # maximum cannot help a branch that needs it up. Solve once for the directions, then again
@@ -150,8 +171,12 @@ def correct_dispatch(
     x = rebalance(jnp.clip(jnp.concatenate([pg, storage]), net.lo, net.hi))
     flow, excess = _flows(x, state, params, net)
     before = jnp.sum(excess)
+    move = partial(_move, rows=rows)
     for _ in range(int(passes)):
-        x = rebalance(jnp.clip(_move(x, flow, excess, params, net, weight, rows), net.lo, net.hi))
+        # A grid with no branch above its limit is not moved (its move is 0): under vmap only
+        # the grids with an overload build and solve the move's system.
+        moved = compute_where(move, jnp.any(excess > 0.0), x, x, flow, excess, params, net, weight)
+        x = rebalance(jnp.clip(moved, net.lo, net.hi))
         flow, excess = _flows(x, state, params, net)
     n_gen = pg.shape[0]
     return Corrected(

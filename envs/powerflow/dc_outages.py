@@ -192,7 +192,7 @@ def _low_rank(grid, p_bus, in_service, energised, slots, solve=None):
     p_pu = (p_bus - grid.bus_gs) / grid.base_mva - jnp.matmul(shift_flow, grid.branch_bus)
     p_pu = jnp.where(energised, p_pu, 0.0)  # dead buses: no injection (pinned at 0 below)
     rhs = scale * jnp.matmul(response, p_pu)
-    y, abs_det = (solve or _solve_unpivoted)(system, rhs)
+    y, abs_det = (solve or solve_unpivoted)(system, rhs)
     injection = p_pu.at[a].add(-alpha * y).at[c].add(-gamma * y)  # p - U^T y
     theta = jnp.matmul(injection, grid.dc_bus_inverse) + grid.bus_va0[grid.slack]
     flow = (jnp.matmul(injection, grid.ptdf.T) + shift_flow) * grid.base_mva
@@ -221,7 +221,7 @@ def _low_rank_ptdf(grid, in_service, energised, slots, solve=None):
     a, c, alpha, gamma, scale, response, system = _update_system(grid, in_service, energised, slots)
     live_bus = energised.astype(response.dtype)
     rhs = scale[:, None] * response * live_bus[None, :]  # diag(scale) U X E  [2K, N]
-    y, abs_det = (solve or _solve_unpivoted)(system, rhs)  # [2K, N]
+    y, abs_det = (solve or solve_unpivoted)(system, rhs)  # [2K, N]
     ptdf_u = alpha[None, :] * grid.ptdf[:, a] + gamma[None, :] * grid.ptdf[:, c]  # [L, 2K]
     ptdf = grid.ptdf * live_bus[None, :] - jnp.matmul(ptdf_u, y)
     live_branch = in_service & energised[grid.branch_from]
@@ -236,8 +236,8 @@ def _by_tiers(low_rank, dense, args, in_service, active, wider_solve=None):
     grid = args[0]
     count = jnp.sum(~in_service)
     slots = few_slots(grid)
-    result, abs_det = low_rank(*args, slots=slots, solve=_solve_unpivoted)
-    tiers = [(WIDE_SLOTS, _solve_unpivoted)]
+    result, abs_det = low_rank(*args, slots=slots, solve=solve_unpivoted)
+    tiers = [(WIDE_SLOTS, solve_unpivoted)]
     if grid.n_branch > SMALL_GRID_BRANCHES:  # small grids: the dense solve is cheap already
         tiers.append((WIDER_SLOTS, wider_solve or _solve_qr))
     for width, solve in tiers:
@@ -287,15 +287,20 @@ def _solve_qr(matrix, rhs):
     return solution, jnp.prod(jnp.abs(jnp.diagonal(r)))
 
 
-def _solve_unpivoted(matrix, rhs):
-    """Gaussian elimination in slot order, no row exchanges (no gathers); also |det|.
-    ``rhs``: [K] or [K, M] (M right-hand sides).
+def solve_unpivoted(matrix, rhs):
+    """Gaussian elimination in row order, no row exchanges (no gathers), unrolled; also |det|.
+    ``matrix`` [K, K], ``rhs`` [K] or [K, M] (M right-hand sides); one system (vmap it).
 
-    The grounding slots come first: their block is positive definite, and once they are
-    eliminated every leading block of the outages is ``I - H_SS`` of the grounded network,
-    singular only if those outages alone island a bus without a grounded one, which they
-    cannot (each island touches an outage whose dead end is grounded). A tiny pivot means
-    an ill-conditioned update: the caller re-solves densely when |det| is small.
+    Sound where every leading block is nonsingular: symmetric positive definite systems (the
+    PTDF correction's), and the outage update's system in slot order. There the grounding
+    slots come first: their block is positive definite, and once they are eliminated every
+    leading block of the outages is ``I - H_SS`` of the grounded network, singular only if
+    those outages alone island a bus without a grounded one, which they cannot (each island
+    touches an outage whose dead end is grounded). A tiny pivot means an ill-conditioned
+    update: the caller re-solves densely when |det| is small.
+
+    Why not ``jnp.linalg.solve``: on CPU, LAPACK's batched solve pays a call per tiny matrix,
+    and JAX applies an LU's row exchanges by a loop of K steps of tiny kernels.
     """
     n = matrix.shape[-1]
     columns = rhs if rhs.ndim == 2 else rhs[:, None]

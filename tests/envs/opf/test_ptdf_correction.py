@@ -66,3 +66,40 @@ def test_a_dispatch_the_opf_made_safe_is_left_as_it_is(tight_grid):
     assert int(ok.sum()) >= 8
     np.testing.assert_allclose(out.pg[ok], solved.pg[ok], atol=0.05)
     assert float(out.excess_after[ok].max()) < 0.05
+
+
+def test_grids_with_branches_out_are_corrected_on_their_own_topology(tight_grid):
+    """Intact grids take the intact network's flows, the others the env's outage-aware ones:
+    in one batch, each grid's excess is what ``dc_flow`` gives for its own topology."""
+    from envs.powerflow.dc_outages import connected_buses, dc_flow
+
+    params, state = tight_grid
+    grid = params.grid
+    out_of_service = jnp.arange(state.demand.shape[0]) % 2 == 1  # every other grid: one out
+    in_service = state.branch_in_service.at[:, 2].set(~out_of_service)
+    state = state.replace(
+        branch_in_service=in_service, branch_cooldown=jnp.zeros_like(state.branch_cooldown)
+    )
+    pg = jax.jit(jax.vmap(merit_order_targets, in_axes=(0, None)))(state, params)
+    storage = jnp.zeros((pg.shape[0], params.devices.storage_bus.shape[0]))
+    out = _correct(params, state, pg, storage)
+
+    def excess(pg, storage, state, in_service):
+        # the proposal as the correction first sees it: clipped and balanced (no move yet)
+        proposal = ptdf_correction.correct_dispatch(
+            pg, storage, state, params, MYOPIC_RATING_MARGIN, passes=0
+        )
+        energised = connected_buses(grid, in_service)
+        bus = jnp.concatenate([grid.gen_bus, params.devices.storage_bus])
+        x = jnp.concatenate([proposal.pg, proposal.storage])
+        p_bus = jnp.zeros(grid.n_bus).at[bus].add(x) - jnp.where(energised, state.demand, 0.0)
+        flow = dc_flow(grid, p_bus, in_service, energised=energised).flow_mw
+        limit = (1.0 - MYOPIC_RATING_MARGIN) * grid.branch_rating
+        return jnp.sum(jnp.maximum(jnp.abs(flow) - limit, 0.0))
+
+    expected = jax.jit(jax.vmap(excess))(pg, storage, state, in_service)
+    assert float(expected[out_of_service].sum()) > 1.0  # the outage matters to some grids
+    np.testing.assert_allclose(out.excess_before, expected, rtol=1e-5, atol=1e-3)
+    # and the outage changes what the grids with it see
+    intact = jax.jit(jax.vmap(excess))(pg, storage, state, state.branch_in_service | True)
+    assert float(jnp.abs(intact - expected)[out_of_service].max()) > 0.1
