@@ -12,10 +12,13 @@ import tempfile
 
 # The suite is compile-bound (each test compiles its own env steps, QPs and updates, and runs
 # them briefly): LLVM's optimisation level 0 compiles about a fifth faster and the programs run
-# slower, which the tests' few steps do not notice (benchmarks/README.md, "Test suite").
+# slower, which the tests' few steps do not notice; XLA:CPU's older elemental fusion emitters
+# (``--xla_cpu_use_fusion_emitters=false``) emit an env step's ~1,000 kernels in about two
+# thirds of the time (benchmarks/README.md, "Test suite").
 os.environ.setdefault(
     "XLA_FLAGS",
-    "--xla_force_host_platform_device_count=4 --xla_backend_optimization_level=0",
+    "--xla_force_host_platform_device_count=4 --xla_backend_optimization_level=0"
+    " --xla_cpu_use_fusion_emitters=false",
 )
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
