@@ -24,10 +24,19 @@ the correction built the clearing problem (benchmarks/README.md, "A distilled po
 
 ``w_v`` is each conventional unit's and battery's reachable band, then its room in the
 direction the first solve moves it (a unit pinned at a limit barely moves); renewables keep the
-proposal (moving one down spills free energy) and shedding is never started. It is a linear
-step, not an OPF: the clip after it can leave a branch above its limit, a branch outside K can
-rise above its own, and nothing is optimised for cost. What it leaves over the limit shows in
-the evaluation's overload counts.
+proposal (moving one down spills free energy) unless a last resort below needs them. It is a
+linear step, not an OPF: the clip after it can leave a branch above its limit, a branch outside
+K can rise above its own, and nothing is optimised for cost. What it leaves over the limit
+shows in the evaluation's overload counts.
+
+Two last resorts follow, in the clearing QP's order of prices, only where the units' and
+batteries' move leaves a branch above its full rating. One more move lets the renewables move
+too (curtailment); where a branch is then still above its limit (by more than ``RESIDUAL``),
+one more has each bus's sheddable demand as a variable as well (a "unit" at the bus, from 0 up
+to ``shed_max`` of its demand, priced at the value of lost load in the QP). With shedding on,
+what the units cannot balance is shed in every grid. Without shedding, a peak the network
+cannot carry overloaded branches until protection tripped them and the grid blacked out, where
+the myopic OPF shed a few percent of the load (benchmarks/README.md, "A distilled policy").
 
 Why not a QP: the point of a distilled policy is a decision without one (a K x K solve per
 grid instead of the clearing QP's 16-30 interior-point iterations).
@@ -50,6 +59,14 @@ from envs.types import EnvParams, EnvState
 # Branches corrected per pass: more than ieee14 overloads in any recorded step, a few of
 # ieee118's 186 (a step rarely overloads more; a correction that frees one can load another).
 DEFAULT_ROWS = 8
+# What the correction may also move where the units and batteries leave a branch above its
+# rating, in this order (the clearing QP's order of prices).
+LAST_RESORTS = ("curtailment", "shedding")
+# A last resort runs while a branch is above its limit (its rating less the margin) by more than
+# this share of its rating: curtailment that brings a branch near its limit leaves no
+# shedding, one that leaves it just under its rating, where the next step's rise trips it,
+# does (a peak-demand blackout otherwise; benchmarks/README.md, "A distilled policy").
+RESIDUAL = 0.01
 # Added to the diagonal of A W A' (MW): a row no device can move stays solvable.
 REGULARISATION = 1e-4
 
@@ -57,17 +74,20 @@ REGULARISATION = 1e-4
 class Corrected(NamedTuple):
     pg: jax.Array  # [G] MW
     storage: jax.Array  # [S] MW (+ discharge)
+    shed: jax.Array  # [N] MW of demand shed
     excess_before: jax.Array  # [] MW, sum over branches of the flow above its limit
     excess_after: jax.Array  # [] MW
 
 
 class _Network(NamedTuple):
-    """What the correction reads of one grid's step, x = [pg (G), battery (S)] in MW."""
+    """What the correction reads of one grid's step, x = [pg (G), battery (S), shed (N)] in MW
+    (shedding at a bus acts on the flows and the balance as a unit there would)."""
 
     lo: jax.Array  # [V]
     hi: jax.Array  # [V]
     load: jax.Array  # [] MW the dispatch must meet (energised demand and shunts)
-    limit: jax.Array  # [L] MW
+    limit: jax.Array  # [L] MW, the ratings less the margin
+    rating: jax.Array  # [L] MW
     bus: jax.Array  # [V] int32 bus of each variable
     in_service: jax.Array  # [L] bool
     energised: jax.Array  # [N] bool
@@ -81,12 +101,16 @@ def _network(state, params, rating_margin) -> _Network:
     energised = compute_where(connected_buses, ~intact, grid.bus_energised0, grid, in_service)
     lo, hi = step_qp.device_bounds(state, params, energised)
     n_dispatch = grid.n_gen + devices.storage_bus.shape[0]
+    # What the env can shed: ``shed_max`` of each energised bus's demand.
+    sheddable = jnp.where(energised, devices.shed_max * state.demand, 0.0)
+    bus = jnp.arange(grid.n_bus)
     return _Network(
-        lo=lo[:n_dispatch],
-        hi=hi[:n_dispatch],
+        lo=jnp.concatenate([lo[:n_dispatch], jnp.zeros_like(sheddable)]),
+        hi=jnp.concatenate([hi[:n_dispatch], sheddable]),
         load=jnp.sum(jnp.where(energised, state.demand + grid.bus_gs, 0.0)),
         limit=(1.0 - rating_margin) * grid.branch_rating,
-        bus=jnp.concatenate([grid.gen_bus, devices.storage_bus]).astype(jnp.int32),
+        rating=grid.branch_rating,
+        bus=jnp.concatenate([grid.gen_bus, devices.storage_bus, bus]).astype(jnp.int32),
         in_service=in_service,
         energised=energised,
     )
@@ -145,6 +169,22 @@ def _move(x, flow, excess, params, net: _Network, weight, rows: int):
     return x + least_move(jnp.maximum(room, 0.0) * (weight > 0.0))
 
 
+def _rebalanced(x, net: _Network, balances):
+    """``x`` balanced over each mask of ``balances`` in turn (``_balanced``)."""
+    for mask in balances:
+        x = _balanced(x, net, mask)
+    return x
+
+
+def _stage(x, flow, excess, state, params, net: _Network, weight, balances, rows, columns):
+    """``(x, flow, excess)`` after one move of the first ``columns`` variables (weights
+    ``weight``), the clip to the bands, the rebalance and the flows it leaves; one grid."""
+    sub = net._replace(lo=net.lo[:columns], hi=net.hi[:columns], bus=net.bus[:columns])
+    moved = _move(x[:columns], flow, excess, params, sub, weight[:columns], rows)
+    x = _rebalanced(jnp.clip(x.at[:columns].set(moved), net.lo, net.hi), net, balances)
+    return (x, *_flows(x, state, params, net))
+
+
 def correct_dispatch(
     pg,
     storage,
@@ -153,38 +193,90 @@ def correct_dispatch(
     rating_margin: float,
     rows: int = DEFAULT_ROWS,
     passes: int = 1,
+    last_resorts: tuple[str, ...] = LAST_RESORTS,
 ) -> Corrected:
-    """The proposal ``pg [G]``, ``storage [S]`` MW after the correction (module doc); one grid."""
+    """The proposal ``pg [G]``, ``storage [S]`` MW after the correction (module doc); one grid.
+    ``last_resorts``: which of ``LAST_RESORTS`` run after the units' passes, in that order."""
+    unknown = set(last_resorts) - set(LAST_RESORTS)
+    if unknown:
+        raise ValueError(f"unknown last resorts {sorted(unknown)}; known: {LAST_RESORTS}")
     net = _network(state, params, rating_margin)
     conventional = ~params.devices.is_renewable
-    n_storage = storage.shape[0]
+    n_gen, n_storage, n_bus = pg.shape[0], storage.shape[0], params.grid.n_bus
+
+    def variables(gen, battery, shed):
+        return jnp.concatenate(
+            [gen, jnp.full(n_storage, battery, bool), jnp.full(n_bus, shed, bool)]
+        ).astype(pg.dtype)
+
     # Conventional units and batteries move; renewables keep what was proposed (moving one
-    # down spills free energy at the curtailment price).
-    movable = jnp.concatenate([conventional, jnp.ones(n_storage, bool)]).astype(pg.dtype)
-    balancing = jnp.concatenate([conventional, jnp.zeros(n_storage, bool)]).astype(pg.dtype)
+    # down spills free energy at the curtailment price); shedding only in the last move.
+    movable = variables(conventional, True, False)
+    balancing = variables(conventional, False, False)
     weight = (net.hi - net.lo) * movable
     rows = min(int(rows), net.limit.shape[0])
 
-    def rebalance(x):
-        return _balanced(_balanced(x, net, balancing), net, movable)
-
-    x = rebalance(jnp.clip(jnp.concatenate([pg, storage]), net.lo, net.hi))
+    x = jnp.concatenate([pg, storage, jnp.zeros(n_bus, pg.dtype)])
+    x = _rebalanced(jnp.clip(x, net.lo, net.hi), net, (balancing, movable))
     flow, excess = _flows(x, state, params, net)
     before = jnp.sum(excess)
-    move = partial(_move, rows=rows)
+    # Under vmap each move runs only for the grids that need it (a grid with no branch above
+    # its limit is not moved: its move is 0), its flows recomputed only there.
+    units = n_gen + n_storage  # the units' and batteries' columns, a third of ieee118's
+    carried = (x, flow, excess)
     for _ in range(int(passes)):
-        # A grid with no branch above its limit is not moved (its move is 0): under vmap only
-        # the grids with an overload build and solve the move's system.
-        moved = compute_where(move, jnp.any(excess > 0.0), x, x, flow, excess, params, net, weight)
-        x = rebalance(jnp.clip(moved, net.lo, net.hi))
-        flow, excess = _flows(x, state, params, net)
-    n_gen = pg.shape[0]
+        carried = compute_where(
+            partial(_stage, rows=rows, columns=units),
+            jnp.any(excess > 0.0),
+            carried,
+            *carried,
+            state,
+            params,
+            net,
+            weight,
+            (balancing, movable),
+        )
+        x, flow, excess = carried
+    if passes:
+        # The last resorts, only where the units and batteries left a branch above its full
+        # rating, each while a branch is still above its limit by more than ``RESIDUAL``.
+        band = net.hi - net.lo
+        stage_weight = weight
+        overloaded = jnp.any(jnp.abs(flow) > net.rating)
+        for resort in last_resorts:
+            added = (
+                variables(jnp.zeros(n_gen, bool), False, True)
+                if resort == "shedding"
+                else variables(params.devices.is_renewable, False, False)
+            )
+            stage_weight = stage_weight + band * added
+            carried = compute_where(
+                partial(_stage, rows=rows, columns=x.shape[0]),
+                overloaded & jnp.any(excess > RESIDUAL * net.rating),
+                carried,
+                *carried,
+                state,
+                params,
+                net,
+                stage_weight,
+                (balancing, movable),
+            )
+            x, flow, excess = carried
+        if "shedding" in last_resorts:
+            # What the units cannot balance, every grid sheds: under-supply (units at the top
+            # of their ramp bands, renewables curtailed) would otherwise leave the env's
+            # frequency control short; over-supply after shedding sheds less.
+            x = _balanced(x, net, variables(jnp.zeros(n_gen, bool), False, True))
+            flow, excess = _flows(x, state, params, net)
     return Corrected(
-        pg=x[:n_gen], storage=x[n_gen:], excess_before=before, excess_after=jnp.sum(excess)
+        pg=x[:n_gen],
+        storage=x[n_gen : n_gen + n_storage],
+        shed=x[n_gen + n_storage :],
+        excess_before=before,
+        excess_after=jnp.sum(excess),
     )
 
 
 def as_controls(corrected: Corrected, state: EnvState, params: EnvParams) -> jax.Array:
-    """A corrected dispatch as the env's device controls [C] (no shedding)."""
-    no_shed = jnp.zeros_like(state.demand)
-    return dispatch_controls(corrected.pg, corrected.storage, no_shed, state, params)
+    """A corrected dispatch as the env's device controls [C]."""
+    return dispatch_controls(corrected.pg, corrected.storage, corrected.shed, state, params)

@@ -42,7 +42,9 @@ def test_the_correction_relieves_overloads_and_keeps_balance_and_bands(tight_gri
     assert before > 5.0  # the merit order overloads this grid
     assert after < 0.5 * before
     load = jnp.sum(state.demand, axis=1) + jnp.sum(params.grid.bus_gs)
-    np.testing.assert_allclose(out.pg.sum(1) + out.storage.sum(1), load, atol=1e-2)
+    np.testing.assert_allclose(
+        out.pg.sum(1) + out.storage.sum(1) + out.shed.sum(1), load, atol=1e-2
+    )
     problem = jax.jit(
         jax.vmap(step_qp.clearing_problem, in_axes=(0, None, None)), static_argnums=2
     )(state, params, MYOPIC_RATING_MARGIN)
@@ -65,6 +67,7 @@ def test_a_dispatch_the_opf_made_safe_is_left_as_it_is(tight_grid):
     ok = solved.converged & (jnp.sum(solved.shed, axis=1) < 1e-3)
     assert int(ok.sum()) >= 8
     np.testing.assert_allclose(out.pg[ok], solved.pg[ok], atol=0.05)
+    np.testing.assert_array_equal(out.shed[ok], 0.0)  # nothing to relieve: nothing shed
     assert float(out.excess_after[ok].max()) < 0.05
 
 
@@ -103,3 +106,37 @@ def test_grids_with_branches_out_are_corrected_on_their_own_topology(tight_grid)
     # and the outage changes what the grids with it see
     intact = jax.jit(jax.vmap(excess))(pg, storage, state, state.branch_in_service | True)
     assert float(jnp.abs(intact - expected)[out_of_service].max()) > 0.1
+
+
+def test_shedding_is_the_last_resort_where_the_units_cannot_relieve_a_branch(tight_grid):
+    """With ratings at 40 % the units and batteries cannot bring every branch back: only then
+    is demand shed, within what the env can shed, and it takes off what the units left."""
+    params, state = tight_grid
+    params = params.replace(
+        grid=params.grid.replace(branch_rating=params.grid.branch_rating * 0.4 / 0.7)
+    )
+    pg = jax.jit(jax.vmap(merit_order_targets, in_axes=(0, None)))(state, params)
+    storage = jnp.zeros((pg.shape[0], params.devices.storage_bus.shape[0]))
+
+    def correct(last_resorts):
+        return jax.jit(
+            jax.vmap(
+                lambda p, s, st: ptdf_correction.correct_dispatch(
+                    p, s, st, params, MYOPIC_RATING_MARGIN, last_resorts=last_resorts
+                )
+            )
+        )(pg, storage, state)
+
+    units_only, with_shedding = correct(("curtailment",)), correct(("curtailment", "shedding"))
+    np.testing.assert_array_equal(units_only.shed, 0.0)
+    shed = with_shedding.shed.sum(1)
+    assert int((shed > 0.1).sum()) >= 4  # the units left overloads in several grids
+    assert bool(jnp.all(with_shedding.shed <= params.devices.shed_max[None] * state.demand + 1e-3))
+    assert bool(jnp.all(with_shedding.shed >= 0.0))
+    load = jnp.sum(state.demand, axis=1) + jnp.sum(params.grid.bus_gs)
+    served = with_shedding.pg.sum(1) + with_shedding.storage.sum(1)
+    np.testing.assert_allclose(served + shed, load, atol=1e-2)
+    relieved = shed > 0.1
+    assert float(with_shedding.excess_after[relieved].sum()) < 0.7 * float(
+        units_only.excess_after[relieved].sum()
+    )
