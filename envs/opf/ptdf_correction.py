@@ -210,7 +210,8 @@ def correct_dispatch(
         ).astype(pg.dtype)
 
     # Conventional units and batteries move; renewables keep what was proposed (moving one
-    # down spills free energy at the curtailment price); shedding only in the last move.
+    # down spills free energy at the curtailment price) and nothing is shed, but in the last
+    # resorts below.
     movable = variables(conventional, True, False)
     balancing = variables(conventional, False, False)
     weight = (net.hi - net.lo) * movable
