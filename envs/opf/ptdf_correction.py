@@ -244,9 +244,10 @@ def correct_dispatch(
         band = net.hi - net.lo
         stage_weight = weight
         overloaded = jnp.any(jnp.abs(flow) > net.rating)
+        sheds = variables(jnp.zeros(n_gen, bool), False, True)
         for resort in last_resorts:
             added = (
-                variables(jnp.zeros(n_gen, bool), False, True)
+                sheds
                 if resort == "shedding"
                 else variables(params.devices.is_renewable, False, False)
             )
@@ -267,7 +268,7 @@ def correct_dispatch(
             # What the units cannot balance, every grid sheds: under-supply (units at the top
             # of their ramp bands, renewables curtailed) would otherwise leave the env's
             # frequency control short; over-supply after shedding sheds less.
-            x = _balanced(x, net, variables(jnp.zeros(n_gen, bool), False, True))
+            x = _balanced(x, net, sheds)
             flow, excess = _flows(x, state, params, net)
     return Corrected(
         pg=x[:n_gen],
