@@ -47,6 +47,7 @@ from envs.config_fields import (
     Rule,
     at_least,
     check_fields,
+    merged_onto,
     one_of,
 )
 from envs.powerflow.case import CaseError, check_case_source
@@ -177,11 +178,7 @@ def with_defaults(config: ml_collections.ConfigDict) -> ml_collections.ConfigDic
     """``config`` with every field it lacks at its default: an env config stored before a
     field existed (a checkpoint's) builds as it ran, because a new field's default keeps the
     behaviour from before it."""
-    merged = default_env_config()
-    for name, value in config.items():
-        with merged.ignore_type():
-            merged[name] = value
-    return merged
+    return merged_onto(default_env_config(), config)
 
 
 RULES = {

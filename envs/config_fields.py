@@ -41,6 +41,23 @@ def one_of(*choices) -> Rule:
     return Rule(lambda v: v in choices, "one of " + ", ".join(repr(c) for c in choices))
 
 
+def _is_section(value) -> bool:
+    return isinstance(value, Mapping) or hasattr(value, "items")  # a dict or a ConfigDict
+
+
+def merged_onto(defaults, stored):
+    """``defaults`` (a ConfigDict) with every field ``stored`` has set to its stored value,
+    nested sub-configs merged the same way. A config stored before a field existed (a
+    checkpoint's) then builds as it ran: a new field's default keeps the behaviour from before."""
+    for name, value in stored.items():
+        if _is_section(value) and name in defaults and _is_section(defaults[name]):
+            merged_onto(defaults[name], value)
+            continue
+        with defaults.ignore_type():
+            defaults[name] = value
+    return defaults
+
+
 def check_fields(section: str, config: Mapping, rules: Mapping[str, Rule]) -> None:
     """Raise ValueError naming the first field of ``config`` that breaks its rule.
 

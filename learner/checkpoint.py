@@ -30,6 +30,7 @@ from orbax.checkpoint import checkpoint_managers as ocm
 
 from envs.config import with_defaults
 from envs.types import EnvSpec
+from learner.config import learner_with_defaults
 from learner.policy import make_policy
 from learner.types import LearnerState, NormState
 
@@ -186,9 +187,12 @@ def restore_for_eval(
             step, args=ocp.args.Composite(**{k: ocp.args.JsonRestore() for k in JSON_ITEMS})
         )
         config = ml_collections.ConfigDict(stored["config"])
-        if "env" in config:  # fields added since the checkpoint was stored take their defaults
+        # Fields added since the checkpoint was stored take their defaults.
+        if "env" in config:
             config.env = with_defaults(config.env)
-        learner_config = ml_collections.ConfigDict(stored["learner_config"])
+        if "learner" in config:
+            config.learner = learner_with_defaults(config.learner)
+        learner_config = learner_with_defaults(stored["learner_config"])
         spec = spec_from_json(stored["spec"])
         policy = make_policy(learner_config, spec)
         abstract_params = jax.eval_shape(policy.init, jax.random.key(0))

@@ -32,6 +32,7 @@ from envs.config_fields import (
     Rule,
     at_least,
     check_fields,
+    merged_onto,
     one_of,
 )
 
@@ -154,6 +155,12 @@ RULES = {
     "checkpoint.validation_episodes": at_least(0),
     "checkpoint.best_mode": one_of("max", "min"),
 }
+
+
+def learner_with_defaults(config) -> ml_collections.ConfigDict:
+    """``config`` with every field it lacks at its default (a checkpoint's learner config stored
+    before the field existed)."""
+    return merged_onto(default_learner_config(), config)
 
 
 def parse_type_values(field: str, text: str) -> dict[str, float]:

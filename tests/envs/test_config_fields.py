@@ -2,6 +2,7 @@
 
 import math
 
+import ml_collections
 import pytest
 
 from configs.default import get_config
@@ -86,3 +87,17 @@ def test_cross_field_and_tuple_checks():
     config.learner.hidden_size, config.learner.num_heads = 30, 4
     with pytest.raises(ValueError, match="divisible"):
         validate_config(config)
+
+
+def test_a_stored_config_merges_onto_the_defaults_section_by_section():
+    """``merged_onto``: what was stored wins, fields it lacks (added since) keep their
+    defaults, nested sections merge field by field, and a field the defaults lack is kept."""
+    defaults = ml_collections.ConfigDict({"a": 1, "new": 2.0, "section": {"x": 1, "added": "d"}})
+    stored = {"a": 5, "section": {"x": 7}, "old": True}
+    merged = config_fields.merged_onto(defaults, stored)
+    assert merged.to_dict() == {
+        "a": 5,
+        "new": 2.0,
+        "section": {"x": 7, "added": "d"},
+        "old": True,
+    }

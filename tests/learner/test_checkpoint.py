@@ -171,3 +171,19 @@ def test_a_save_without_metrics_logs_no_warning(tmp_path, caplog):
         checkpointer.close()
     assert not [r for r in caplog.records if "metrics" in r.getMessage()]
     assert checkpointer.latest_step() == 0
+
+
+def test_a_checkpoint_stored_before_a_learner_field_existed_restores_with_its_default(tmp_path):
+    """A run saved by an older release lacks the learner fields added since: evaluation
+    restores it with those fields at their defaults (which keep the old behaviour), as it does
+    for the env's, instead of failing on the missing field."""
+    config = step_config()
+    del config["type_gamma"]
+    del config.checkpoint["validation_episodes"]
+    checkpointer = Checkpointer(tmp_path / "ckpt", config, tiny_spec())
+    assert checkpointer.save(tiny_learner(1).init(jax.random.key(0)), {})
+    checkpointer.close()
+    restored, *_ = restore_for_eval(tmp_path / "ckpt")
+    assert restored.learner.type_gamma == ""
+    assert restored.learner.checkpoint.validation_episodes == 0
+    assert restored.learner.hidden_size == config.hidden_size
