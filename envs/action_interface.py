@@ -16,8 +16,9 @@ semantics and none of them can forget a step of it:
   rating less ``MYOPIC_RATING_MARGIN``. ``a = 0`` is the myopic OPF; a battery that bids its
   energy up holds it for later, a unit that bids down runs more. Whatever is bid, the
   dispatch respects the network: the OPF is the safety layer, and violations fall to what the
-  single-step model cannot foresee (demand moving within the step, outages). Strategic
-  signals pass through unchanged.
+  single-step model cannot foresee (demand moving within the step, outages). With
+  ``env.alarm_margin`` the margin widens on the step after a branch ran above its rating
+  (``clearing_margin``). Strategic signals pass through unchanged.
 
 Why bids: with setpoints drawn around the middle of each unit's range, the 13 per-node ieee14
 agents exploring on their own never found even plain economic dispatch (benchmarks/README.md,
@@ -66,6 +67,23 @@ def _merit_residual(action, state, params):
     return jnp.where(params.layout.action_mask, jnp.clip(residual, -1.0, 1.0), 0.0)
 
 
+def in_alarm(state: EnvState) -> jax.Array:
+    """[] bool: a branch in service ended the last step above its rating."""
+    return jnp.any(state.branch_in_service & (state.overload_count > 0))
+
+
+def clearing_margin(state: EnvState, params: EnvParams):
+    """The rating margin the bids clear within: ``MYOPIC_RATING_MARGIN``, plus
+    ``env.alarm_margin`` on the step after an overload. Protection trips a branch after
+    ``overload_steps_to_trip`` steps above its rating, and an outage that lands on a
+    neighbourhood loaded near its ratings cascades: an overload is the alarm that the dispatch
+    has no headroom left, and the next clearing buys it back whatever the offers say."""
+    margin = opf_controls.MYOPIC_RATING_MARGIN
+    if not params.consts.alarm_margin:
+        return margin
+    return jnp.where(in_alarm(state), margin + params.consts.alarm_margin, margin)
+
+
 def _cleared_bids(action, state, params):
     amap = _action_map(params)
     grid, n_storage = params.grid, params.devices.storage_bus.shape[0]
@@ -79,7 +97,7 @@ def _cleared_bids(action, state, params):
     controls = opf_controls.myopic_opf_controls(
         state,
         params,
-        opf_controls.MYOPIC_RATING_MARGIN,
+        clearing_margin(state, params),
         offers,
         max_iter=BID_QP_ITERATIONS,
     )

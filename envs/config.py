@@ -116,6 +116,12 @@ def default_env_config() -> ml_collections.ConfigDict:
     # On ieee118 the per-unit bids carried the quiet-day premium and the regional offsets the
     # savings (benchmarks/README.md, "Which agents carry the premium").
     c.unit_offers = "per_unit"
+    # Under "bids", the clearing's extra rating margin on the step after a branch in service
+    # ran above its rating (0: none). The one-step clearing cannot see that a loaded
+    # neighbourhood turns an outage into a cascade; after an overload it keeps every branch
+    # this much further below its rating, whatever was bid (benchmarks/README.md, "An alarm
+    # margin in the clearing").
+    c.alarm_margin = 0.0
     # Which of an agent's slots PPO samples and scores under "bids": "all" of the layout's, or
     # only those whose bid moves an offer ("offers": batteries, units where bid_scale > 0, the
     # regional channels over them, and the strategic signals). A load's slot never moves one
@@ -194,6 +200,7 @@ RULES = {
     "storage_bid_scale": NON_NEGATIVE,
     "unit_offers": one_of(*UNIT_OFFERS),
     "chosen_slots": one_of(*CHOSEN_SLOTS),
+    "alarm_margin": Rule(lambda v: FINITE.test(v) and 0 <= v < 0.5, "a number in [0, 0.5)"),
     "peak_scale": POSITIVE,
     "load_noise_std": NON_NEGATIVE,
     "load_noise_rho": Rule(lambda v: FINITE.test(v) and 0 <= v < 1, "a number in [0, 1)"),
@@ -248,6 +255,11 @@ def validate_env_config(config: ml_collections.ConfigDict, scenario_names: tuple
         raise ValueError(
             f"env.unit_offers='regional' is for env.action_interface='bids' (it says who offers "
             f"the units' prices), not {config.action_interface!r}"
+        )
+    if config.alarm_margin and config.action_interface != "bids":
+        raise ValueError(
+            f"env.alarm_margin={config.alarm_margin} is a margin of the bids' clearing: it needs "
+            f"env.action_interface='bids', not {config.action_interface!r}"
         )
     if config.unit_offers == "regional" and not config.bid_scale:
         raise ValueError("env.unit_offers='regional' with env.bid_scale=0: no unit offer moves")

@@ -281,3 +281,42 @@ def test_the_deprecated_learner_action_prior_moves_to_the_env_with_a_warning():
     config.learner.action_prior = "oracle"
     with pytest.raises(ValueError, match=r"learner\.action_prior='oracle'"):
         validate_config(config)
+
+
+def test_after_an_overload_the_bids_clear_within_the_alarm_margin():
+    """``env.alarm_margin``: on the step after a branch in service ran above its rating, zero
+    bids clear as the myopic OPF with the wider margin; with no overload, or one on a branch
+    out of service, as the myopic OPF itself."""
+    from envs.opf.controls import MYOPIC_RATING_MARGIN
+
+    params, obs, state, shape, setpoints = _batch(action_interface="bids", alarm_margin=0.3)
+    zero = jnp.zeros(shape)
+
+    def myopic(margin):
+        act = baselines.myopic_opf_baseline(params, margin, max_iter=BID_QP_ITERATIONS)
+        return jax.jit(lambda s: act(obs, s, None, None))
+
+    usual = myopic(MYOPIC_RATING_MARGIN)
+    calm = np.asarray(setpoints(zero, state))
+    np.testing.assert_allclose(calm, usual(state), atol=1e-5)
+    overloaded = state.replace(overload_count=state.overload_count.at[:, 0].set(1))
+    alarmed = np.asarray(setpoints(zero, overloaded))
+    np.testing.assert_allclose(alarmed, myopic(MYOPIC_RATING_MARGIN + 0.3)(overloaded), atol=1e-5)
+    assert np.abs(alarmed - calm).max() > 1e-2  # the wider margin binds on these states
+    tripped = overloaded.replace(branch_in_service=overloaded.branch_in_service.at[:, 0].set(False))
+    np.testing.assert_allclose(setpoints(zero, tripped), usual(tripped), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "fields, words",
+    [
+        ({"action_interface": "setpoints", "alarm_margin": 0.05}, "needs env.action_interface"),
+        ({"action_interface": "bids", "alarm_margin": 0.5}, r"env\.alarm_margin=0\.5 is invalid"),
+        ({"action_interface": "bids", "alarm_margin": -0.1}, r"env\.alarm_margin"),
+    ],
+)
+def test_an_alarm_margin_outside_the_bids_or_its_range_is_refused(fields, words):
+    config = default_env_config()
+    config.update(fields)
+    with pytest.raises(ValueError, match=words):
+        make_env(config)
