@@ -42,7 +42,8 @@ _OVERRIDE = flags.DEFINE_multi_string(
     "override",
     [],
     "Config overrides for training, e.g. '--config.learner.learning_rate=1e-4' "
-    "(repeat the flag, or several in one quoted string).",
+    "(repeat the flag, or several in one quoted string). With --from_runs, env overrides "
+    "only: the trained runs are evaluated on the changed env.",
 )
 
 
@@ -218,6 +219,12 @@ def settings_from_flags() -> Settings:
     _check_counts()
     overrides = parse_overrides(_OVERRIDE.value)
     from_runs = _from_runs(_FROM_RUNS.value)
+    not_env = [o for o in overrides if not o.startswith("--config.env.")]
+    if from_runs and not_env:
+        raise UsageError(
+            f"--override {not_env[0]!r} with --from_runs: the runs are trained, so only the "
+            "evaluation's env (--config.env.<field>) can change"
+        )
     config_path = _preset_path(_CONFIG.value)
     if not from_runs:
         config = load_preset(config_path, overrides)

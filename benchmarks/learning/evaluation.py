@@ -11,6 +11,8 @@ import logging
 import subprocess
 from pathlib import Path
 
+from absl import flags
+
 from benchmarks.learning.curve import (
     all_met,
     build_curve,
@@ -75,13 +77,17 @@ class Evaluator:
     policy's rollouts, compiled once per policy architecture (the parameters are arguments).
     """
 
-    def __init__(self, settings: Settings, env_config):
-        """Builds the env once and gets the references (from disk when the key matches)."""
+    def __init__(self, settings: Settings, env_config, trained_env_config=None):
+        """Builds the env once and gets the references (from disk when the key matches).
+        ``trained_env_config``: the env the runs trained on, where the evaluation's differs
+        (``--from_runs`` with env overrides); default ``env_config``."""
         from envs.env import make_env
         from envs.evaluation.suite import episode_horizon
 
         self.settings, self.env_config = settings, env_config
         self.env_json = json.loads(env_config.to_json())
+        trained = env_config if trained_env_config is None else trained_env_config
+        self.trained_env_json = json.loads(trained.to_json())
         _, self.env_params = make_env(env_config)
         self.horizon = episode_horizon(self.env_params, settings.horizon)
         self.methods: dict[str, dict] = {}  # architecture fingerprint -> {"policy": act}
@@ -143,7 +149,7 @@ class Evaluator:
         from envs.env import GridEnv
         from launch.evaluation import check_spec
 
-        if json.loads(config.env.to_json()) != self.env_json:
+        if json.loads(config.env.to_json()) != self.trained_env_json:
             raise ValueError("the runs were trained on different env configs: evaluate apart")
         learner = {
             k: v
@@ -198,6 +204,35 @@ def stored_env_config(run_dir: Path):
     return config.env
 
 
+def with_env_overrides(env_config, overrides: tuple[str, ...]):
+    """``env_config`` with ``--config.env.<field>=<value>`` overrides applied and checked, as
+    training would apply them (the evaluation's env under ``--from_runs``)."""
+    import copy
+
+    import ml_collections
+    from ml_collections import config_flags
+
+    from envs.config import validate_env_config
+    from envs.sim import scenarios
+
+    if not overrides:
+        return env_config
+    argv = ["learning", *overrides]
+    holder = flags.FlagValues()
+    base = ml_collections.ConfigDict({"env": copy.deepcopy(env_config)})
+    try:
+        config_flags.DEFINE_config_dict("config", base, "", holder, sys_argv=argv)
+        holder(argv)
+        evaluated = holder.config.env
+        validate_env_config(evaluated, scenarios.scenario_names())
+    except (AttributeError, KeyError) as err:
+        field = str(err).strip("\"'")
+        raise ValueError(f"--override: the env config has no field {field!r}") from None
+    except (flags.Error, TypeError) as err:
+        raise ValueError(f"--override: {str(err).strip().splitlines()[0]}") from None
+    return evaluated
+
+
 def validation_selection(run_dir: Path) -> dict:
     """``{"metric", "mode", "scores"}``: how the run ranks its checkpoints (its stored
     ``learner.checkpoint`` block) and each validated checkpoint's score."""
@@ -243,7 +278,9 @@ def evaluate_runs(settings: Settings, run_dirs: list[Path], machine: dict) -> di
     from launch.threefry_lowering import unroll_threefry_on_cpu
 
     unroll_threefry_on_cpu()  # as launch.evaluate does: same numbers, faster on CPU
-    evaluator = Evaluator(settings, stored_env_config(run_dirs[0]))
+    trained = stored_env_config(run_dirs[0])
+    evaluated = with_env_overrides(trained, settings.overrides if settings.from_runs else ())
+    evaluator = Evaluator(settings, evaluated, trained)
     grid = time_grid(settings.budget_s, settings.checkpoints)
     runs = [evaluate_run(evaluator, run_dir, grid) for run_dir in run_dirs]
     points = build_curve(runs, grid)

@@ -374,3 +374,39 @@ def test_the_curves_plot_for_each_presets_targets(tmp_path, targets):
     path = tmp_path / "learning.png"
     learning.report.plot_curves(results, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
+def test_trained_runs_take_only_env_overrides_for_their_evaluation(tmp_path):
+    """``--from_runs`` evaluates runs already trained: an override of anything but the env
+    is refused before anything runs, and an env override changes the evaluated env, checked
+    as training checks it."""
+    from benchmarks.learning.evaluation import with_env_overrides
+    from envs.config import default_env_config
+
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.learning",
+            f"--from_runs={tmp_path / 'run'}",
+            "--override=--config.learner.learning_rate=1e-4",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "only the evaluation's env" in lines[0]
+
+    trained = default_env_config()
+    trained.action_interface = "bids"
+    evaluated = with_env_overrides(trained, ("--config.env.alarm_margin=0.05",))
+    assert evaluated.alarm_margin == 0.05 and trained.alarm_margin == 0.0
+    assert with_env_overrides(trained, ()) is trained
+    with pytest.raises(ValueError, match=r"env\.alarm_margin=0\.7 is invalid"):
+        with_env_overrides(trained, ("--config.env.alarm_margin=0.7",))
+    with pytest.raises(ValueError, match="no field"):
+        with_env_overrides(trained, ("--config.env.no_such_field=1",))
