@@ -54,11 +54,13 @@ def _run_dir_of(checkpoint_dir: Path) -> Path:
     return checkpoint_dir.parent if checkpoint_dir.name == "checkpoints" else checkpoint_dir
 
 
-def load_policy(checkpoint_dir: Path, step: int | None, best: bool = False):
+def load_policy(checkpoint_dir: Path, step: int | None, best: bool = False, env_config=None):
     """``(config, spec, act_fn, policy_args, network)`` from the checkpoint alone: deterministic
     actions, as the setpoints the env applies under the run's ``env.action_interface`` (the
     rollout steps the physics with setpoints, as every baseline gives them); ``network(obs,
-    policy_args)`` is the forward pass alone."""
+    policy_args)`` is the forward pass alone. ``env_config``: the env the policy acts in, where
+    it is not the one it trained on (an evaluation with env overrides); the same observations
+    and actions are the caller's to check (``check_spec``)."""
     from learner.checkpoint import restore_for_eval
     from learner.policy import make_policy
     from learner.validation import greedy_acting
@@ -68,7 +70,7 @@ def load_policy(checkpoint_dir: Path, step: int | None, best: bool = False):
         raise ValueError(f"checkpoint {checkpoint_dir} stores no env config (config.env)")
     adopt_learner_action_prior(config)  # a checkpoint stored with learner.action_prior
     policy = make_policy(config.learner, spec)
-    env, env_params = make_env(config.env)
+    env, env_params = make_env(config.env if env_config is None else env_config)
     network, act = greedy_acting(env, env_params, policy)
     return config, spec, act, (params, norm_state), network
 

@@ -168,7 +168,9 @@ class Evaluator:
         from envs.evaluation.suite import rollout_method
         from launch.evaluation import load_policy
 
-        config, spec, act, policy_args, _ = load_policy(checkpoint_dir, step)
+        config, spec, act, policy_args, _ = load_policy(
+            checkpoint_dir, step, env_config=self.env_config
+        )
         methods = self._policy_methods(config, spec, act)
         s, rows = self.settings, {}
         for scenario in s.scenarios:

@@ -226,3 +226,25 @@ def test_a_checkpoint_stored_before_an_env_field_existed_restores_with_its_defau
     assert config.env.unit_offers == "per_unit" and config.env.overload_weight == 1.0
     env, params = make_env(config.env)
     assert env.spec(params).action_dim == spec.action_dim
+
+
+def test_a_policy_acts_in_the_env_it_is_evaluated_on(tmp_path, monkeypatch):
+    """``load_policy(env_config=...)``: the policy's actions are read by the env it is
+    evaluated on (an evaluation with env overrides), not only the one it trained on."""
+    from learner import validation
+
+    run_dir = _tiny_checkpoint(tmp_path, env_overrides={"action_interface": "bids"})
+    acting_in = []
+    real = validation.greedy_acting
+    monkeypatch.setattr(
+        validation,
+        "greedy_acting",
+        lambda env, env_params, policy: (
+            acting_in.append(env_params) or real(env, env_params, policy)
+        ),
+    )
+    config, *_ = evaluation.load_policy(run_dir / "checkpoints", None)
+    evaluated = config.env.copy_and_resolve_references()
+    evaluated.alarm_margin = 0.05
+    evaluation.load_policy(run_dir / "checkpoints", None, env_config=evaluated)
+    assert [p.consts.alarm_margin for p in acting_in] == [0.0, 0.05]
