@@ -2,12 +2,14 @@
 rolled out with one agent type's actions replaced by the teacher's (zero: under the ``bids``
 interface, that agent's devices offer at cost), against the whole team and the teacher.
 
-    python -m benchmarks.agent_ablation --run_dir=RUN [--steps=80,640] [--episodes=2]
+    python -m benchmarks.agent_ablation --run_dir=RUN [--steps=80,640] [--episodes=2] \
+        [--override=--config.env.alarm_margin=0.05]
 
 Each variant runs on the same episodes (a development set, ``--eval_seed``, default 7; 0 and 1,
 the suite's and the learning benchmark's held-out sets, are refused). For every checkpoint,
 scenario and variant it prints the cost over the teacher's (the mean over episodes of each
-episode's ratio, as the validation counts it), and overload steps and blackouts per episode.
+episode's ratio, as the validation counts it), and overload steps and blackouts per episode;
+then the teacher's mean cost per scenario, so that runs with different env overrides compare.
 
 Read it as credit: if the team's premium on quiet days goes when one type is zeroed while its
 savings under stress stay, that type bids the premium (benchmarks/README.md, "Which agents carry the premium").
@@ -37,6 +39,12 @@ def define_flags() -> dict:
         "scenarios": flags.DEFINE_list("scenarios", [], "Scenarios; default: all six."),
         "eval_seed": flags.DEFINE_integer(
             "eval_seed", 7, "Episode set (scenarios.eval_keys); 0 and 1 are refused."
+        ),
+        "override": flags.DEFINE_multi_string(
+            "override",
+            [],
+            "Env overrides for every variant's rollouts, the teacher's included, e.g. "
+            "'--config.env.alarm_margin=0.05' (repeat the flag, or several in one string).",
         ),
     }
 
@@ -99,14 +107,32 @@ def check_flags(flag) -> None:
     for step in flag["steps"].value:
         if not step.strip().isdigit():
             raise ValueError(f"--steps: {step!r} is not a checkpoint step")
+    env_overrides(flag)
 
 
-def ablate(checkpoint_dir: Path, step, names, episodes: int, eval_seed: int) -> dict:
-    """{variant: {"cost_vs_teacher": [scenarios], "overload_steps": mean, "blackouts": mean}}
-    for the checkpoint at ``step`` (None: the latest), on ``episodes`` days of each scenario."""
+def env_overrides(flag) -> tuple[str, ...]:
+    """--override as ``--config.env.<field>=<value>`` items; anything but the env is refused
+    (the team is trained: only the env it acts in can change)."""
+    from benchmarks.learning.settings import UsageError, parse_overrides
+
+    try:
+        overrides = parse_overrides(flag["override"].value)
+    except UsageError as err:
+        raise ValueError(str(err)) from None
+    for item in overrides:
+        if not item.startswith("--config.env."):
+            raise ValueError(f"--override {item!r}: only the env (--config.env.<field>) can change")
+    return overrides
+
+
+def ablate(checkpoint_dir: Path, step, names, episodes: int, eval_seed: int, overrides=()) -> dict:
+    """{variant: {"cost_vs_teacher": [scenarios], "mean_cost": [scenarios], "overload_steps":
+    mean, "blackouts": mean}} for the checkpoint at ``step`` (None: the latest), on
+    ``episodes`` days of each scenario, in the run's env with the env ``overrides``."""
     import jax
     import jax.numpy as jnp
 
+    from benchmarks.learning.evaluation import with_env_overrides
     from envs.env import make_env
     from envs.evaluation import rollout as rollout_lib
     from envs.evaluation.metrics import episode_metrics
@@ -115,7 +141,7 @@ def ablate(checkpoint_dir: Path, step, names, episodes: int, eval_seed: int) -> 
     from launch.evaluation import load_policy
 
     config, spec, _, args, network = load_policy(checkpoint_dir, step)
-    env, env_params = make_env(config.env)
+    env, env_params = make_env(with_env_overrides(config.env, tuple(overrides)))
     masks = variant_masks(np.asarray(spec.agent_type), tuple(spec.agent_type_names))
     policies = (masked_acting(network, env, env_params),)
     keys = jnp.concatenate([scenarios.eval_keys(n, episodes, eval_seed) for n in names])
@@ -137,6 +163,7 @@ def ablate(checkpoint_dir: Path, step, names, episodes: int, eval_seed: int) -> 
     return {
         variant: {
             "cost_vs_teacher": (row["cost"] / teacher).reshape(len(names), episodes).mean(axis=1),
+            "mean_cost": np.asarray(row["cost"]).reshape(len(names), episodes).mean(axis=1),
             "overload_steps": float(row["overload_steps"].mean()),
             "blackouts": float(row["blackouts"].mean()),
         }
@@ -152,6 +179,9 @@ def format_rows(rows: dict, names) -> str:
         lines.append(
             f"{variant:<22}{cells}  {row['overload_steps']:>9.2f}  {row['blackouts']:>9.2f}"
         )
+    if "teacher" in rows:
+        cells = "".join(f"{c:>13.0f}" for c in rows["teacher"]["mean_cost"])
+        lines.append(f"{'teacher mean cost $':<22}{cells}")
     return "\n".join(lines)
 
 
@@ -167,7 +197,12 @@ def main(argv, flag) -> None:
     for step in [int(s) for s in flag["steps"].value] or [None]:
         with usage_errors(FileNotFoundError, ValueError):  # no such run or step, a bad config
             rows = ablate(
-                checkpoint_dir, step, names, flag["episodes"].value, flag["eval_seed"].value
+                checkpoint_dir,
+                step,
+                names,
+                flag["episodes"].value,
+                flag["eval_seed"].value,
+                env_overrides(flag),
             )
         print(f"\ncheckpoint {'latest' if step is None else step}\n{format_rows(rows, names)}")
         sys.stdout.flush()

@@ -27,7 +27,14 @@ def test_variants_zero_one_type_or_keep_only_one():
     assert list(two) == ["team", "without a", "without b", "teacher"]
 
 
-ABLATION_DEFAULTS = {"run_dir": "run", "steps": [], "episodes": 2, "scenarios": [], "eval_seed": 7}
+ABLATION_DEFAULTS = {
+    "run_dir": "run",
+    "steps": [],
+    "episodes": 2,
+    "scenarios": [],
+    "eval_seed": 7,
+    "override": [],
+}
 
 
 def _flags(**changes):
@@ -43,6 +50,8 @@ def _flags(**changes):
         ({"eval_seed": 0}, "held-out set"),
         ({"scenarios": ["normal", "sunny"]}, "unknown ['sunny']"),
         ({"steps": ["40", "last"]}, "'last' is not a checkpoint step"),
+        ({"override": ["--config.learner.gamma=0.5"]}, "only the env"),
+        ({"override": ["--seed"]}, "expected --config.<field>=<value>"),
     ],
 )
 def test_bad_flags_are_named_in_one_line(change, words):
@@ -71,7 +80,9 @@ def test_each_variant_rolls_out_its_own_team_against_the_teacher(tmp_path):
         rows["only operational"]["cost_vs_teacher"], rows["only safety"]["cost_vs_teacher"]
     )
     table = agent_ablation.format_rows(rows, names)
-    assert len(table.splitlines()) == 1 + len(rows) and "only safety" in table
+    assert len(table.splitlines()) == 2 + len(rows) and "only safety" in table
+    assert table.splitlines()[-1].startswith("teacher mean cost $")
+    np.testing.assert_array_equal(rows["team"]["mean_cost"].shape, (2,))
 
 
 class _AppliesActions:
