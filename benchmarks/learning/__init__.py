@@ -4,6 +4,7 @@
         [--seeds=3] [--first_seed=0] [--budget_s=600] [--scenarios=all] [--episodes=2]
         [--horizon=0] [--checkpoints=8] [--eval_seed=1] [--select=latest] [--out_dir=DIR]
     python -m benchmarks.learning --from_runs=RUN_DIR1,RUN_DIR2 [...]   # evaluate runs only
+    python -m benchmarks.learning --from_runs=... --override='--config.env.a=v'  # on a changed env
 
 Training: each seed runs ``python -m launch.local`` with the preset and overrides, one seed
 after another, for ``--budget_s`` of wall clock counted from the moment the command starts
@@ -27,7 +28,9 @@ run's wall clock). Episodes are a held-out set of their own (``--eval_seed``, ne
 the evaluation suite's set 0, so nothing is tuned to the suite's episodes). The baselines
 (do-nothing, myopic DC-OPF) and the perfect-foresight oracle are the same for every
 checkpoint, so they run once and are kept in ``OUT_DIR/references.json`` for later calls
-with the same settings; per checkpoint only the policy is rolled out.
+with the same settings; per checkpoint only the policy is rolled out. With ``--from_runs``,
+``--override`` may change only the env (``--config.env.<field>``): the trained policies and
+the references are then evaluated on the changed env.
 
 Prints, against wall-clock seconds and per scenario: the gap to the oracle bound (%), cost
 relative to the myopic OPF and to do-nothing (%), unserved energy, overload steps and
