@@ -67,21 +67,13 @@ def _merit_residual(action, state, params):
     return jnp.where(params.layout.action_mask, jnp.clip(residual, -1.0, 1.0), 0.0)
 
 
-def in_alarm(state: EnvState) -> jax.Array:
-    """[] bool: a branch in service ended the last step above its rating."""
-    return jnp.any(state.branch_in_service & (state.overload_count > 0))
-
-
 def clearing_margin(state: EnvState, params: EnvParams):
     """The rating margin the bids clear within: ``MYOPIC_RATING_MARGIN``, plus
-    ``env.alarm_margin`` on the step after an overload. Protection trips a branch after
-    ``overload_steps_to_trip`` steps above its rating, and an outage that lands on a
-    neighbourhood loaded near its ratings cascades: an overload is the alarm that the dispatch
-    has no headroom left, and the next clearing buys it back whatever the offers say."""
-    margin = opf_controls.MYOPIC_RATING_MARGIN
-    if not params.consts.alarm_margin:
-        return margin
-    return jnp.where(in_alarm(state), margin + params.consts.alarm_margin, margin)
+    ``env.alarm_margin`` on the step after an overload (``opf_controls.alarm_rating_margin``),
+    whatever the offers say."""
+    return opf_controls.alarm_rating_margin(
+        state, params.consts.alarm_margin, opf_controls.MYOPIC_RATING_MARGIN
+    )
 
 
 def _cleared_bids(action, state, params):

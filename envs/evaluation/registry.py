@@ -17,6 +17,8 @@ BASELINES = {
     "merit_order": baselines.merit_order,
     # single-step DC-OPF, batched in JAX on the device (envs.opf.step_qp)
     "myopic_opf": baselines.myopic_opf_baseline,
+    # the same with the clearing's alarm rule: a wider margin on the step after an overload
+    "myopic_opf_alarm": baselines.myopic_opf_alarm,
     # receding-horizon DC-OPF on the operator's forecast, batched in JAX (envs.opf.lookahead_qp)
     "lookahead_opf": baselines.lookahead_opf,
     # the same, with the energy stored at the horizon's end valued at the forecast's end price
@@ -25,16 +27,22 @@ BASELINES = {
     "myopic_opf_highs": baselines.myopic_opf_highs,
 }
 # Evaluated unless --baselines says otherwise. Left out: the HiGHS reference (the same problem
-# as myopic_opf, and its host solves are the slow part of an ieee118 suite) and lookahead_opf,
+# as myopic_opf, and its host solves are the slow part of an ieee118 suite), lookahead_opf,
 # whose dense multi-period QP (six periods: ~1k variables and ~4k rows on ieee118) costs seconds
-# per grid and step on a CPU.
+# per grid and step on a CPU, and myopic_opf_alarm, the yardstick of envs with an alarm margin.
 DEFAULT_BASELINES = tuple(
     name
     for name in BASELINES
-    if name not in ("myopic_opf_highs", "lookahead_opf", "lookahead_opf_valued")
+    if name not in ("myopic_opf_highs", "lookahead_opf", "lookahead_opf_valued", "myopic_opf_alarm")
 )
 # The baselines that keep a share of every branch rating free (``rating_margin``).
-WITH_RATING_MARGIN = ("myopic_opf", "myopic_opf_highs", "lookahead_opf", "lookahead_opf_valued")
+WITH_RATING_MARGIN = (
+    "myopic_opf",
+    "myopic_opf_alarm",
+    "myopic_opf_highs",
+    "lookahead_opf",
+    "lookahead_opf_valued",
+)
 
 
 def _chosen(selection: str, allowed, what: str, allowed_text: str) -> tuple[str, ...]:

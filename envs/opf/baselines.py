@@ -24,7 +24,9 @@ action [B, A, U]`` on a batch of grids (leading axis B on every leaf of ``obs`` 
   (``envs.opf.highs_reference``) via ``jax.pure_callback`` (one LP per grid per step): the
   reference the JAX solver is tested against, slow on large cases;
 * ``lookahead_opf`` (``envs.opf.lookahead_qp``): receding-horizon multi-period DC-OPF on the
-  operator's forecast, re-solved every step, the first period applied.
+  operator's forecast, re-solved every step, the first period applied;
+* ``myopic_opf_alarm``: the myopic OPF with the alarm rule of the bids' clearing
+  (``env.alarm_margin``): a wider rating margin on the step after an overload.
 
 Each baseline decides device set-points (``envs.opf.controls``);
 ``envs.sim.dispatch.controls_to_action`` writes them into the action slots that drive each
@@ -56,6 +58,7 @@ from envs.opf import step_qp
 from envs.opf.controls import (
     EPS,
     MYOPIC_RATING_MARGIN,
+    alarm_rating_margin,
     check_rating_margin,
     dispatch_controls,
     gen_controls,
@@ -131,6 +134,33 @@ def myopic_opf_baseline(
     rating_margin = MYOPIC_RATING_MARGIN if rating_margin is None else rating_margin
     check_rating_margin(rating_margin)
     controls = partial(myopic_opf_controls, rating_margin=rating_margin, max_iter=max_iter)
+    return single_to_batched(controls, params)
+
+
+# The alarm margin of ``myopic_opf_alarm`` where the env has none (the ieee118 preset's).
+ALARM_MARGIN = 0.05
+
+
+def myopic_opf_alarm(
+    params: EnvParams,
+    rating_margin: float | None = None,
+    alarm_margin: float | None = None,
+    max_iter: int = step_qp.MAX_ITER,
+) -> ActFn:
+    """The myopic OPF with the bids' clearing's alarm rule: on the step after a branch in
+    service ran above its rating, ``alarm_margin`` more of every rating is kept free (default:
+    the env's ``alarm_margin``, else ``ALARM_MARGIN``). The causal yardstick of a team whose
+    bids clear under that rule: what the rule buys without any learning."""
+    rating_margin = MYOPIC_RATING_MARGIN if rating_margin is None else rating_margin
+    check_rating_margin(rating_margin)
+    if alarm_margin is None:
+        alarm_margin = params.consts.alarm_margin or ALARM_MARGIN
+    check_rating_margin(rating_margin + alarm_margin, "rating_margin + alarm_margin")
+
+    def controls(state, params):
+        margin = alarm_rating_margin(state, alarm_margin, rating_margin)
+        return myopic_opf_controls(state, params, margin, max_iter=max_iter)
+
     return single_to_batched(controls, params)
 
 

@@ -25,6 +25,18 @@ EPS = 1e-6
 MYOPIC_RATING_MARGIN = 0.05
 
 
+def alarm_rating_margin(state: EnvState, alarm_margin: float, rating_margin: float):
+    """``rating_margin``, plus ``alarm_margin`` on the step after a branch in service ended
+    above its rating (``env.alarm_margin``). Protection trips a branch after
+    ``overload_steps_to_trip`` steps above its rating, and an outage that lands on a
+    neighbourhood loaded near its ratings cascades: an overload is the alarm that the dispatch
+    has no headroom left, and the next clearing buys it back."""
+    if not alarm_margin:
+        return rating_margin
+    alarm = jnp.any(state.branch_in_service & (state.overload_count > 0))
+    return jnp.where(alarm, rating_margin + alarm_margin, rating_margin)
+
+
 def check_rating_margin(margin: float, name: str = "rating_margin") -> None:
     if not 0.0 <= margin < 1.0:
         raise ValueError(f"{name} must lie in [0, 1), got {margin}")

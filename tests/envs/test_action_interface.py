@@ -285,26 +285,27 @@ def test_the_deprecated_learner_action_prior_moves_to_the_env_with_a_warning():
 
 def test_after_an_overload_the_bids_clear_within_the_alarm_margin():
     """``env.alarm_margin``: on the step after a branch in service ran above its rating, zero
-    bids clear as the myopic OPF with the wider margin; with no overload, or one on a branch
-    out of service, as the myopic OPF itself."""
-    from envs.opf.controls import MYOPIC_RATING_MARGIN
-
+    bids clear as the myopic OPF with the wider margin (``myopic_opf_alarm``); with no
+    overload, or one on a branch out of service, as the myopic OPF itself."""
     params, obs, state, shape, setpoints = _batch(action_interface="bids", alarm_margin=0.3)
     zero = jnp.zeros(shape)
 
-    def myopic(margin):
-        act = baselines.myopic_opf_baseline(params, margin, max_iter=BID_QP_ITERATIONS)
+    def jitted(act):
         return jax.jit(lambda s: act(obs, s, None, None))
 
-    usual = myopic(MYOPIC_RATING_MARGIN)
+    usual = jitted(baselines.myopic_opf_baseline(params, max_iter=BID_QP_ITERATIONS))
+    # the myopic OPF under the same rule, the yardstick of such a team: the env's margin
+    with_alarm = jitted(baselines.myopic_opf_alarm(params, max_iter=BID_QP_ITERATIONS))
     calm = np.asarray(setpoints(zero, state))
     np.testing.assert_allclose(calm, usual(state), atol=1e-5)
+    np.testing.assert_allclose(with_alarm(state), calm, atol=1e-5)
     overloaded = state.replace(overload_count=state.overload_count.at[:, 0].set(1))
     alarmed = np.asarray(setpoints(zero, overloaded))
-    np.testing.assert_allclose(alarmed, myopic(MYOPIC_RATING_MARGIN + 0.3)(overloaded), atol=1e-5)
-    assert np.abs(alarmed - calm).max() > 1e-2  # the wider margin binds on these states
+    np.testing.assert_allclose(alarmed, with_alarm(overloaded), atol=1e-5)
+    assert np.abs(alarmed - np.asarray(usual(overloaded))).max() > 1e-2  # the margin binds
     tripped = overloaded.replace(branch_in_service=overloaded.branch_in_service.at[:, 0].set(False))
     np.testing.assert_allclose(setpoints(zero, tripped), usual(tripped), atol=1e-5)
+    np.testing.assert_allclose(with_alarm(tripped), usual(tripped), atol=1e-5)
 
 
 @pytest.mark.parametrize(
