@@ -39,6 +39,9 @@ from benchmarks.learning.settings import (
     read_json,
 )
 
+# The yardstick beside the myopic OPF where the bids clear under the alarm rule.
+ALARM_BASELINE = "myopic_opf_alarm"
+
 
 class ReadOnlyRestoreFilter(logging.Filter):
     """Drops Orbax's two warnings on every read-only restore: evaluation restores read-only
@@ -88,6 +91,9 @@ class Evaluator:
         self.env_json = json.loads(env_config.to_json())
         trained = env_config if trained_env_config is None else trained_env_config
         self.trained_env_json = json.loads(trained.to_json())
+        # A team whose bids clear under the alarm rule is judged beside the OPF that runs it.
+        alarm = (ALARM_BASELINE,) if env_config.get("alarm_margin", 0.0) else ()
+        self.baseline_names = settings.baseline_names + alarm
         _, self.env_params = make_env(env_config)
         self.horizon = episode_horizon(self.env_params, settings.horizon)
         self.methods: dict[str, dict] = {}  # architecture fingerprint -> {"policy": act}
@@ -104,7 +110,7 @@ class Evaluator:
             "episodes": s.episodes,
             "horizon": self.horizon,
             "eval_seed": s.eval_seed,
-            "baselines": self.settings.baseline_names,
+            "baselines": self.baseline_names,
             "myopic_rating_margin": MYOPIC_RATING_MARGIN,
             "code": _code_version(),
         }
@@ -132,7 +138,7 @@ class Evaluator:
 
         progress("baselines and oracle on the held-out episodes (once for every checkpoint)")
         params = self.env_params
-        methods = baseline_methods(params, self.settings.baseline_names)
+        methods = baseline_methods(params, self.baseline_names)
         oracles = OracleSolver(oracle.dispatch_model(params), default_oracle_workers())
         s = self.settings
         try:
