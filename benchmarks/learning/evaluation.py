@@ -43,6 +43,13 @@ from benchmarks.learning.settings import (
 ALARM_BASELINE = "myopic_opf_alarm"
 
 
+def reference_baselines(settings: Settings, env_config) -> tuple[str, ...]:
+    """The baselines the references hold: the settings', and where the bids clear under the
+    alarm rule (``env.alarm_margin`` > 0) the myopic OPF that runs the same rule."""
+    alarm = (ALARM_BASELINE,) if env_config.get("alarm_margin", 0.0) else ()
+    return settings.baseline_names + alarm
+
+
 class ReadOnlyRestoreFilter(logging.Filter):
     """Drops Orbax's two warnings on every read-only restore: evaluation restores read-only
     by design, and this benchmark restores every evaluated checkpoint."""
@@ -91,9 +98,7 @@ class Evaluator:
         self.env_json = json.loads(env_config.to_json())
         trained = env_config if trained_env_config is None else trained_env_config
         self.trained_env_json = json.loads(trained.to_json())
-        # A team whose bids clear under the alarm rule is judged beside the OPF that runs it.
-        alarm = (ALARM_BASELINE,) if env_config.get("alarm_margin", 0.0) else ()
-        self.baseline_names = settings.baseline_names + alarm
+        self.baseline_names = reference_baselines(settings, env_config)
         _, self.env_params = make_env(env_config)
         self.horizon = episode_horizon(self.env_params, settings.horizon)
         self.methods: dict[str, dict] = {}  # architecture fingerprint -> {"policy": act}

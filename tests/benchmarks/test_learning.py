@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from benchmarks import learning
+from envs.config import default_env_config
 from envs.evaluation.metrics import against_best_causal
 from envs.evaluation.registry import BASELINES
 from envs.sim import scenarios
@@ -322,7 +323,7 @@ def test_the_stretch_target_sets_the_policy_against_the_cheapest_causal_baseline
     assert "best causal baseline" in text and "NOT MET" in text and "1.0102" in text
 
 
-def test_the_lookahead_flag_adds_the_lookahead_opf_to_the_references(tmp_path):
+def test_the_lookahead_flag_and_an_alarm_margin_add_their_baselines_to_the_references(tmp_path):
     base = dict(
         config_path="configs/default.py",
         overrides=(),
@@ -341,6 +342,16 @@ def test_the_lookahead_flag_adds_the_lookahead_opf_to_the_references(tmp_path):
     assert learning.Settings(**base).baseline_names == learning.BASELINE_NAMES
     ahead = learning.Settings(**base, lookahead=True).baseline_names
     assert ahead == (*learning.BASELINE_NAMES, "lookahead_opf")
+    # a team that clears under the alarm rule is judged beside the OPF that runs it
+    from benchmarks.learning.evaluation import reference_baselines
+    from configs.ieee118 import get_config as ieee118_config
+
+    settings = learning.Settings(**base)
+    assert reference_baselines(settings, ieee118_config().env) == (
+        *learning.BASELINE_NAMES,
+        "myopic_opf_alarm",
+    )
+    assert reference_baselines(settings, default_env_config()) == learning.BASELINE_NAMES
 
 
 @pytest.mark.parametrize("targets", [learning.IEEE14_TARGETS, learning.IEEE118_TARGETS])
