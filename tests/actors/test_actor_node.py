@@ -74,7 +74,8 @@ def test_two_threads_per_device_on_two_devices_keep_rolling_out():
     config.learner.hidden_size = 8
     config.learner.unroll_length = 8
     config.env.action_interface = "setpoints"  # the threads are under test, not the market
-    config.env.unit_offers = "per_unit"  # a market setting
+    config.env.unit_offers = "per_unit"  # market settings
+    config.env.alarm_margin = 0.0
     config.actors.num_envs = 16
     config.actors.threads_per_device = 2
     env, env_params, policy = build_env_and_policy(config)
