@@ -113,16 +113,10 @@ def check_flags(flag) -> None:
 def env_overrides(flag) -> tuple[str, ...]:
     """--override as ``--config.env.<field>=<value>`` items; anything but the env is refused
     (the team is trained: only the env it acts in can change)."""
-    from benchmarks.learning.settings import UsageError, parse_overrides
+    from benchmarks.learning.settings import env_only, parse_overrides
 
-    try:
-        overrides = parse_overrides(flag["override"].value)
-    except UsageError as err:
-        raise ValueError(str(err)) from None
-    for item in overrides:
-        if not item.startswith("--config.env."):
-            raise ValueError(f"--override {item!r}: only the env (--config.env.<field>) can change")
-    return overrides
+    overrides = parse_overrides(flag["override"].value)
+    return env_only(overrides, ": only the env (--config.env.<field>) can change")
 
 
 def ablate(checkpoint_dir: Path, step, names, episodes: int, eval_seed: int, overrides=()) -> dict:
@@ -132,7 +126,7 @@ def ablate(checkpoint_dir: Path, step, names, episodes: int, eval_seed: int, ove
     import jax
     import jax.numpy as jnp
 
-    from benchmarks.learning.evaluation import with_env_overrides
+    from benchmarks.learning.settings import with_env_overrides
     from envs.env import make_env
     from envs.evaluation import rollout as rollout_lib
     from envs.evaluation.metrics import episode_metrics

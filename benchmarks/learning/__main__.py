@@ -24,6 +24,7 @@ from benchmarks.learning.settings import (
     REPO,
     Settings,
     UsageError,
+    env_only,
     load_preset,
     parse_overrides,
     progress,
@@ -219,11 +220,11 @@ def settings_from_flags() -> Settings:
     _check_counts()
     overrides = parse_overrides(_OVERRIDE.value)
     from_runs = _from_runs(_FROM_RUNS.value)
-    not_env = [o for o in overrides if not o.startswith("--config.env.")]
-    if from_runs and not_env:
-        raise UsageError(
-            f"--override {not_env[0]!r} with --from_runs: the runs are trained, so only the "
-            "evaluation's env (--config.env.<field>) can change"
+    if from_runs:
+        env_only(
+            overrides,
+            " with --from_runs: the runs are trained, so only the evaluation's env "
+            "(--config.env.<field>) can change",
         )
     config_path = _preset_path(_CONFIG.value)
     if not from_runs:

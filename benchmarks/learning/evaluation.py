@@ -11,8 +11,6 @@ import logging
 import subprocess
 from pathlib import Path
 
-from absl import flags
-
 from benchmarks.learning.curve import (
     all_met,
     build_curve,
@@ -37,6 +35,7 @@ from benchmarks.learning.settings import (
     Settings,
     progress,
     read_json,
+    with_env_overrides,
 )
 
 # The yardstick beside the myopic OPF where the bids clear under the alarm rule.
@@ -215,35 +214,6 @@ def stored_env_config(run_dir: Path):
 
     config, *_ = restore_for_eval(run_dir / "checkpoints")
     return config.env
-
-
-def with_env_overrides(env_config, overrides: tuple[str, ...]):
-    """``env_config`` with ``--config.env.<field>=<value>`` overrides applied and checked, as
-    training would apply them (the evaluation's env under ``--from_runs``)."""
-    import copy
-
-    import ml_collections
-    from ml_collections import config_flags
-
-    from envs.config import validate_env_config
-    from envs.sim import scenarios
-
-    if not overrides:
-        return env_config
-    argv = ["learning", *overrides]
-    holder = flags.FlagValues()
-    base = ml_collections.ConfigDict({"env": copy.deepcopy(env_config)})
-    try:
-        config_flags.DEFINE_config_dict("config", base, "", holder, sys_argv=argv)
-        holder(argv)
-        evaluated = holder.config.env
-        validate_env_config(evaluated, scenarios.scenario_names())
-    except (AttributeError, KeyError) as err:
-        field = str(err).strip("\"'")
-        raise ValueError(f"--override: the env config has no field {field!r}") from None
-    except (flags.Error, TypeError) as err:
-        raise ValueError(f"--override: {str(err).strip().splitlines()[0]}") from None
-    return evaluated
 
 
 def validation_selection(run_dir: Path) -> dict:

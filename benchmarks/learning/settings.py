@@ -82,6 +82,45 @@ def parse_overrides(values: list[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def env_only(overrides: tuple[str, ...], why: str) -> tuple[str, ...]:
+    """``overrides`` if each sets an env field (``--config.env.<field>``), else a UsageError
+    naming the first that does not, with ``why``: a trained policy's env may change, nothing
+    else of its run."""
+    for item in overrides:
+        if not item.startswith("--config.env."):
+            raise UsageError(f"--override {item!r}{why}")
+    return overrides
+
+
+def with_env_overrides(env_config, overrides: tuple[str, ...]):
+    """``env_config`` with ``--config.env.<field>=<value>`` overrides applied and checked, as
+    training would apply them (the evaluation's env under ``--from_runs``)."""
+    import copy
+
+    import ml_collections
+    from ml_collections import config_flags
+
+    from envs.config import validate_env_config
+    from envs.sim import scenarios
+
+    if not overrides:
+        return env_config
+    argv = ["learning", *overrides]
+    holder = flags.FlagValues()
+    base = ml_collections.ConfigDict({"env": copy.deepcopy(env_config)})
+    try:
+        config_flags.DEFINE_config_dict("config", base, "", holder, sys_argv=argv)
+        holder(argv)
+        evaluated = holder.config.env
+        validate_env_config(evaluated, scenarios.scenario_names())
+    except (AttributeError, KeyError) as err:
+        field = str(err).strip("\"'")
+        raise UsageError(f"--override: the env config has no field {field!r}") from None
+    except (flags.Error, TypeError) as err:
+        raise UsageError(f"--override: {str(err).strip().splitlines()[0]}") from None
+    return evaluated
+
+
 def load_preset(config_path: str, overrides: tuple[str, ...]):
     """The preset with the overrides applied by ml_collections, exactly as training will."""
     from ml_collections import config_flags

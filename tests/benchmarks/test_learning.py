@@ -396,7 +396,7 @@ def test_trained_runs_take_only_env_overrides_for_their_evaluation(tmp_path):
     """``--from_runs`` evaluates runs already trained: an override of anything but the env
     is refused before anything runs, and an env override changes the evaluated env, checked
     as training checks it."""
-    from benchmarks.learning.evaluation import with_env_overrides
+    from benchmarks.learning.settings import with_env_overrides
     from envs.config import default_env_config
 
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)
