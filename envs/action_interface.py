@@ -76,21 +76,40 @@ def clearing_margin(state: EnvState, params: EnvParams):
     )
 
 
-def _cleared_bids(action, state, params):
-    amap = _action_map(params)
+def offer_scales(params: EnvParams) -> jax.Array:
+    """[G + S] $/MWh a bid of 1 moves each unit's and battery's offer by."""
+    consts, n_storage = params.consts, params.devices.storage_bus.shape[0]
+    return jnp.concatenate(
+        [
+            jnp.full(params.grid.n_gen, consts.bid_scale),
+            jnp.full(n_storage, consts.storage_bid_scale),
+        ]
+    )
+
+
+def price_offsets(action: jax.Array, params: EnvParams) -> jax.Array:
+    """[G + S] $/MWh: the price offset ``action`` bids on each unit's and battery's offer (its
+    channels summed over the agents that drive it; non-finite and unchosen slots bid zero)."""
     grid, n_storage = params.grid, params.devices.storage_bus.shape[0]
-    finite = jnp.isfinite(action)
     chosen = params.layout.chosen_mask  # a slot no agent chooses bids zero
     bids = decode_controls(
-        jnp.where(finite & chosen, action, 0.0), params.layout, grid.n_gen, n_storage, grid.n_bus
+        jnp.where(jnp.isfinite(action) & chosen, action, 0.0),
+        params.layout,
+        grid.n_gen,
+        n_storage,
+        grid.n_bus,
     )
-    consts = params.consts
-    offers = jnp.concatenate([consts.bid_scale * bids.gen, consts.storage_bid_scale * bids.storage])
+    return offer_scales(params) * jnp.concatenate([bids.gen, bids.storage])
+
+
+def _cleared_bids(action, state, params):
+    amap = _action_map(params)
+    finite = jnp.isfinite(action)
     controls = opf_controls.myopic_opf_controls(
         state,
         params,
         clearing_margin(state, params),
-        offers,
+        price_offsets(action, params),
         max_iter=BID_QP_ITERATIONS,
     )
     cleared = controls_to_action(amap, controls, action.shape)

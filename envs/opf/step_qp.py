@@ -151,27 +151,15 @@ class ClearingProblem(NamedTuple):
 def clearing_problem(state, params, rating_margin: float, price_offset=None) -> ClearingProblem:
     """The step's OPF; ``price_offset [G + S]`` $/MWh is added to the units' and batteries'
     linear costs."""
-    grid, devices, consts = params.grid, params.devices, params.consts
+    grid, devices = params.grid, params.devices
     n_bus = grid.n_bus
-    n_storage = devices.storage_bus.shape[0]
     # A tripped branch whose cooldown ends recloses at the start of the step: dispatch for the
     # topology the flows will meet (scheduled outages are not known ahead, so not these).
     in_service = dispatch_topology(state.branch_in_service, state.branch_cooldown)
     energised = connected_buses(grid, in_service)
     lo, hi = device_bounds(state, params, energised)
     load = jnp.where(energised, state.demand + grid.bus_gs, 0.0)  # [N] MW
-    c2, c1 = marginal_cost_coefficients(grid)
-    renewable = devices.is_renewable
-    renewable_curv, linear_curv = regularising_curvatures(lo.dtype)
-    gen_curv = jnp.where(renewable, renewable_curv, c2) * 2.0 * MW_SCALE**2 / COST_SCALE
-    gen_lin = jnp.where(renewable, -consts.curtailment_cost, c1) * MW_SCALE / COST_SCALE
-    curvature = jnp.concatenate([gen_curv, jnp.full(n_storage + n_bus, linear_curv)])
-    linear = jnp.concatenate(
-        [gen_lin, jnp.zeros(n_storage), jnp.full(n_bus, consts.voll * MW_SCALE / COST_SCALE)]
-    )
-    if price_offset is not None:
-        offset = jnp.concatenate([price_offset, jnp.zeros(n_bus)])
-        linear = linear + offset * MW_SCALE / COST_SCALE
+    curvature, linear = objective_terms(params, lo.dtype, price_offset)
     storage_to_bus = jax.nn.one_hot(devices.storage_bus, n_bus, dtype=lo.dtype).T  # [N, S]
     injection = jnp.concatenate([grid.gen_to_bus, storage_to_bus, jnp.eye(n_bus)], axis=1)
     return ClearingProblem(
@@ -184,6 +172,28 @@ def clearing_problem(state, params, rating_margin: float, price_offset=None) -> 
         ptdf=topology_ptdf(grid, in_service, energised),
         injection=injection.astype(lo.dtype),
     )
+
+
+def objective_terms(params, dtype, price_offset=None) -> tuple[jax.Array, jax.Array]:
+    """``(curvature, linear)`` [G + S + N] of the clearing's diagonal objective over
+    ``x = [p, battery, shed]`` in scaled units: the units' cost curves, the renewables' lost
+    curtailment credit, free battery energy, shedding at the value of lost load, plus
+    ``price_offset [G + S]`` $/MWh (the bids) on the units' and batteries' offers."""
+    grid, devices, consts = params.grid, params.devices, params.consts
+    n_bus, n_storage = grid.n_bus, devices.storage_bus.shape[0]
+    c2, c1 = marginal_cost_coefficients(grid)
+    renewable = devices.is_renewable
+    renewable_curv, linear_curv = regularising_curvatures(dtype)
+    gen_curv = jnp.where(renewable, renewable_curv, c2) * 2.0 * MW_SCALE**2 / COST_SCALE
+    gen_lin = jnp.where(renewable, -consts.curtailment_cost, c1) * MW_SCALE / COST_SCALE
+    curvature = jnp.concatenate([gen_curv, jnp.full(n_storage + n_bus, linear_curv)])
+    linear = jnp.concatenate(
+        [gen_lin, jnp.zeros(n_storage), jnp.full(n_bus, consts.voll * MW_SCALE / COST_SCALE)]
+    )
+    if price_offset is not None:
+        offset = jnp.concatenate([price_offset, jnp.zeros(n_bus, price_offset.dtype)])
+        linear = linear + offset * MW_SCALE / COST_SCALE
+    return curvature, linear
 
 
 def topology_ptdf(grid, in_service, energised) -> jax.Array:
