@@ -69,6 +69,9 @@ LAST_RESORTS = ("curtailment", "shedding")
 RESIDUAL = 0.01
 # Added to the diagonal of A W A' (MW): a row no device can move stays solvable.
 REGULARISATION = 1e-4
+# Halvings of the system price in the copper-plate clearing of offers (float32 resolves it
+# long before: the final imbalance is spread by the rebalance).
+COPPER_PLATE_HALVINGS = 40
 
 
 class Corrected(NamedTuple):
@@ -197,17 +200,74 @@ def correct_dispatch(
 ) -> Corrected:
     """The proposal ``pg [G]``, ``storage [S]`` MW after the correction (module doc); one grid.
     ``last_resorts``: which of ``LAST_RESORTS`` run after the units' passes, in that order."""
+    _check_last_resorts(last_resorts)
+    net = _network(state, params, rating_margin)
+    x = jnp.concatenate([pg, storage, jnp.zeros(params.grid.n_bus, pg.dtype)])
+    return _corrected(x, net, state, params, rows, passes, last_resorts)
+
+
+def clear_offers(
+    price_offset,
+    state: EnvState,
+    params: EnvParams,
+    rating_margin: float,
+    rows: int = DEFAULT_ROWS,
+    passes: int = 1,
+    last_resorts: tuple[str, ...] = LAST_RESORTS,
+) -> Corrected:
+    """Offers ``price_offset [G + S]`` $/MWh (what a bid policy bids) cleared without the QP:
+    the copper-plate clearing of the offers (``copper_plate``), then the correction onto the
+    branch limits (module doc); one grid."""
+    _check_last_resorts(last_resorts)
+    net = _network(state, params, rating_margin)
+    x = copper_plate(price_offset, net, params)
+    return _corrected(x, net, state, params, rows, passes, last_resorts)
+
+
+def copper_plate(price_offset, net: _Network, params: EnvParams) -> jax.Array:
+    """``x [G + S + N]`` MW: the units' and batteries' offers (the clearing QP's objective
+    with ``price_offset``) cleared against the load with no network and no shedding, every
+    variable at one system price found by bisection."""
+    n = params.grid.n_gen + params.devices.storage_bus.shape[0]
+    curvature, linear = step_qp.objective_terms(params, net.lo.dtype, price_offset)
+    curvature, linear = curvature[:n], linear[:n]
+    lo, hi = net.lo[:n] / step_qp.MW_SCALE, net.hi[:n] / step_qp.MW_SCALE
+    load = net.load / step_qp.MW_SCALE
+
+    def output(price):
+        return jnp.clip((price - linear) / curvature, lo, hi)
+
+    def halve(_, bracket):
+        low, high = bracket
+        middle = 0.5 * (low + high)
+        short = jnp.sum(output(middle)) < load
+        return jnp.where(short, middle, low), jnp.where(short, high, middle)
+
+    bracket = (jnp.min(linear + curvature * lo), jnp.max(linear + curvature * hi))
+    low, high = jax.lax.fori_loop(0, COPPER_PLATE_HALVINGS, halve, bracket)
+    x = output(0.5 * (low + high)) * step_qp.MW_SCALE
+    return jnp.concatenate([x, jnp.zeros(net.lo.shape[0] - n, x.dtype)])
+
+
+def _check_last_resorts(last_resorts):
     unknown = set(last_resorts) - set(LAST_RESORTS)
     if unknown:
         raise ValueError(f"unknown last resorts {sorted(unknown)}; known: {LAST_RESORTS}")
-    net = _network(state, params, rating_margin)
+
+
+def _corrected(x, net: _Network, state, params, rows, passes, last_resorts) -> Corrected:
+    """``x [G + S + N]`` MW of a proposal after the correction's passes and last resorts."""
     conventional = ~params.devices.is_renewable
-    n_gen, n_storage, n_bus = pg.shape[0], storage.shape[0], params.grid.n_bus
+    n_gen, n_storage, n_bus = (
+        params.grid.n_gen,
+        params.devices.storage_bus.shape[0],
+        params.grid.n_bus,
+    )
 
     def variables(gen, battery, shed):
         return jnp.concatenate(
             [gen, jnp.full(n_storage, battery, bool), jnp.full(n_bus, shed, bool)]
-        ).astype(pg.dtype)
+        ).astype(x.dtype)
 
     # Conventional units and batteries move; renewables keep what was proposed (moving one
     # down spills free energy at the curtailment price) and nothing is shed, but in the last
@@ -217,7 +277,6 @@ def correct_dispatch(
     weight = (net.hi - net.lo) * movable
     rows = min(int(rows), net.limit.shape[0])
 
-    x = jnp.concatenate([pg, storage, jnp.zeros(n_bus, pg.dtype)])
     x = _rebalanced(jnp.clip(x, net.lo, net.hi), net, (balancing, movable))
     flow, excess = _flows(x, state, params, net)
     before = jnp.sum(excess)

@@ -7,7 +7,7 @@ import pytest
 
 from configs.default import get_config
 from envs.env import make_env
-from envs.opf import ptdf_correction, step_qp
+from envs.opf import merit_order, ptdf_correction, step_qp
 from envs.opf.controls import MYOPIC_RATING_MARGIN
 from envs.opf.merit_order import merit_order_targets
 from envs.sim import scenarios
@@ -140,3 +140,65 @@ def test_shedding_is_the_last_resort_where_the_units_cannot_relieve_a_branch(tig
     assert float(with_shedding.excess_after[relieved].sum()) < 0.7 * float(
         units_only.excess_after[relieved].sum()
     )
+
+
+def _clear_offers(params, state, offsets, passes=1):
+    clear = jax.vmap(
+        lambda o, s: ptdf_correction.clear_offers(o, s, params, MYOPIC_RATING_MARGIN, passes=passes)
+    )
+    return jax.jit(clear)(offsets, state)
+
+
+def test_offers_clear_on_a_copper_plate_at_one_price_and_a_unit_bidding_up_runs_less(tight_grid):
+    params, state = tight_grid
+    n_gen, n_storage = params.grid.n_gen, params.devices.storage_bus.shape[0]
+    zero = jnp.zeros((state.pg.shape[0], n_gen + n_storage))
+    out = _clear_offers(params, state, zero, passes=0)  # the copper plate, no correction
+    load = jnp.sum(state.demand, axis=1) + jnp.sum(params.grid.bus_gs)
+    np.testing.assert_allclose(out.pg.sum(1) + out.storage.sum(1), load, atol=1e-2)
+    # the optimality of a copper-plate clearing: units strictly inside their band run at one
+    # marginal cost (the system price), units at their top cost no more, at their bottom no less
+    problem = jax.jit(
+        jax.vmap(step_qp.clearing_problem, in_axes=(0, None, None)), static_argnums=2
+    )(state, params, MYOPIC_RATING_MARGIN)
+    lo, hi = problem.lo[:, :n_gen] * step_qp.MW_SCALE, problem.hi[:, :n_gen] * step_qp.MW_SCALE
+    c2, c1 = merit_order.marginal_cost_coefficients(params.grid)
+    conventional = ~params.devices.is_renewable[None, :] & (hi - lo > 0.1)
+    marginal = c1[None, :] + 2.0 * c2[None, :] * out.pg
+    inside = (out.pg > lo + 0.1) & (out.pg < hi - 0.1) & conventional
+    priced = jnp.sum(inside, axis=1) >= 1
+    assert int(priced.sum()) >= 8
+    price = jnp.nanmean(jnp.where(inside, marginal, jnp.nan), axis=1, keepdims=True)
+    tol = 0.05  # $/MWh
+    at_top = conventional & (out.pg >= hi - 0.1) & priced[:, None]
+    at_bottom = conventional & (out.pg <= lo + 0.1) & priced[:, None]
+    assert bool(jnp.all(jnp.where(inside, jnp.abs(marginal - price) < tol, True)))
+    assert bool(jnp.all(jnp.where(at_top, marginal <= price + tol, True)))
+    assert bool(jnp.all(jnp.where(at_bottom, marginal >= price - tol, True)))
+    # the cheapest unit with room bids its offer up by 50 $/MWh: it runs less, no one else less
+    unit = int(jnp.argmin(jnp.where(params.devices.is_renewable, jnp.inf, c1)))
+    dearer = _clear_offers(params, state, zero.at[:, unit].set(50.0), passes=0)
+    assert bool(jnp.all(dearer.pg[:, unit] <= out.pg[:, unit] + 1e-3))
+    assert float(jnp.sum(out.pg[:, unit] - dearer.pg[:, unit])) > 1.0
+    others = jnp.arange(n_gen) != unit
+    assert bool(jnp.all(dearer.pg[:, others] >= out.pg[:, others] - 1e-3))
+
+
+def test_cleared_offers_are_the_clearing_qps_dispatch_where_no_branch_binds(tight_grid):
+    params, state = tight_grid
+    n_gen, n_storage = params.grid.n_gen, params.devices.storage_bus.shape[0]
+    solved = jax.jit(jax.vmap(lambda s: step_qp.solve_myopic_opf(s, params, MYOPIC_RATING_MARGIN)))(
+        state
+    )
+    out = _clear_offers(params, state, jnp.zeros((state.pg.shape[0], n_gen + n_storage)))
+    problem = jax.jit(
+        jax.vmap(step_qp.clearing_problem, in_axes=(0, None, None)), static_argnums=2
+    )(state, params, MYOPIC_RATING_MARGIN)
+    x = jnp.concatenate([solved.pg, solved.storage, solved.shed], axis=1) / step_qp.MW_SCALE
+    loading = jnp.abs(jax.vmap(step_qp.branch_flows)(problem, x)) / problem.limit
+    free = solved.converged & (jnp.max(loading, axis=1) < 0.97)
+    assert int(free.sum()) >= 3
+    np.testing.assert_allclose(out.pg[free], solved.pg[free], atol=0.5)
+    np.testing.assert_allclose(out.storage[free], solved.storage[free], atol=0.5)
+    # where a branch binds, the correction leaves the copper plate's overloads mostly relieved
+    assert float(out.excess_after.sum()) < 0.5 * float(out.excess_before.sum())
