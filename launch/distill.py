@@ -58,6 +58,12 @@ def define_flags() -> None:
         "Rounds in which the distilled policy drives and the bid policy labels (0: imitation only).",
     )
     _FLAGS["seed"] = flags.DEFINE_integer("seed", 0, "Training episodes' and the fit's seed.")
+    _FLAGS["target"] = flags.DEFINE_string(
+        "target",
+        "dispatch",
+        "What the student learns: 'dispatch' (the outputs the bid policy's offers clear to) or "
+        "'offers' (its bids, cleared on a copper plate without a QP).",
+    )
 
 
 def main(argv) -> None:
@@ -82,6 +88,7 @@ def main(argv) -> None:
             batches,
             _FLAGS["seed"].value,
             _FLAGS["dagger"].value,
+            _FLAGS["target"].value,
         )
     except (DistillError, FileNotFoundError, ValueError) as err:
         print(f"launch.distill: {err}", file=sys.stderr)

@@ -5,12 +5,16 @@
 
 1. **Collect.** The bid policy (deterministic) runs on training episodes of every scenario,
    keys of their own (never the held-out sets of ``envs.sim.scenarios.eval_keys``); each step
-   gives the grid's global state and the dispatch the policy's bids cleared to.
-2. **Fit.** ``learner.distill.Student`` regresses that dispatch on the state.
-3. **Judge**, on held-out episodes (``--eval_seed``): the bid policy, the distilled policy
-   (the student through ``envs.opf.ptdf_correction``), the student alone (no correction: what
-   the safety layer buys) and the myopic OPF; then each policy's decision time per grid beside
-   one OPF solve (``launch.decision_time``), in the same process.
+   gives the grid's global state and what the student learns there (``--target``): the offers
+   the policy bids (``offers``) or the dispatch they clear to (``dispatch``).
+2. **Fit.** ``learner.distill.Student`` regresses that target on the state.
+3. **Judge**, on held-out episodes (``--eval_seed``): the bid policy, the distilled policy,
+   the student alone (no correction: what the safety layer buys) and the myopic OPF; then
+   each policy's decision time per grid beside one OPF solve (``launch.decision_time``), in
+   the same process. The distilled policy's offers are cleared on a copper plate and
+   corrected onto the branch limits (``envs.opf.ptdf_correction.clear_offers``); its
+   dispatch is corrected (``correct_dispatch``). Either way within the bid clearing's limits:
+   its margin, widened after an overload by ``env.alarm_margin``.
 
 Writes ``RUN_DIR/distilled/`` (``--out``): ``student.msgpack`` and ``student.json`` (the
 network and what rebuilds it), ``distilled.json`` and ``distilled.txt`` (the table, the decision
@@ -32,12 +36,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from envs.action_interface import clearing_margin, offer_scales, price_offsets
 from envs.env import GridEnv, make_env, reset_to_scenario, split_step_key
 from envs.evaluation.registry import baseline_methods
 from envs.evaluation.suite import episode_horizon, run_suite
 from envs.opf import oracle
 from envs.opf.controls import MYOPIC_RATING_MARGIN, dispatch_controls
-from envs.opf.ptdf_correction import DEFAULT_ROWS, as_controls, correct_dispatch
+from envs.opf.ptdf_correction import DEFAULT_ROWS, as_controls, clear_offers, correct_dispatch
 from envs.sim import scenarios
 from envs.sim.dispatch import (
     action_map,
@@ -64,13 +69,25 @@ from learner.distill import (
 # Training episodes' keys: a base of their own, far from the held-out sets'.
 TRAINING_KEY_BASE = 7_300_001
 
-# The issue's targets for a distilled policy.
+# What the student learns of the bid policy: the dispatch its offers clear to, or the offers
+# themselves (cleared without a QP by ``envs.opf.ptdf_correction.clear_offers``). The bid
+# policy's own offers cleared that way cost what the QP clears on ieee118's quiet days, but a
+# student's offers blacked out a normal day where its dispatch did not (benchmarks/README.md,
+# "A distilled policy").
+TARGETS = ("dispatch", "offers")
+
+# The targets for a distilled policy.
 MIN_SPEEDUP = 100.0  # decision time of one OPF solve / the distilled decision, every batch
 MAX_NORMAL_COST_RATIO = 1.01  # normal days, against the bid policy
 
 
 class DistillError(ValueError):
     """Bad settings, reported in one line before anything is written."""
+
+
+def check_target(target: str) -> None:
+    if target not in TARGETS:
+        raise DistillError(f"--target={target!r}: allowed one of {TARGETS}")
 
 
 def progress(message: str) -> None:
@@ -101,11 +118,31 @@ def cleared_dispatch(action, state, params) -> jax.Array:
     return normalised_dispatch(pg, storage, state, params)
 
 
-@partial(jax.jit, static_argnames=("drivers", "horizon"))
-def _collect(params, drivers, driver, policy_args, reset_keys, scenario, horizon):
+def offer_labels(network):
+    """A labeller (``_collect``): the bids of the bid policy's ``network`` on each unit's and
+    battery's offer, as shares of ``env.offer_scales`` ([-1, 1] for one agent's bid)."""
+
+    def label(obs, state, wanted, args, params):
+        del state, wanted
+        offsets = jax.vmap(price_offsets, in_axes=(0, None))(network(obs, args[0]), params)
+        scales = offer_scales(params)[None, :]
+        return jnp.where(scales > 0, offsets / jnp.where(scales > 0, scales, 1.0), 0.0)
+
+    return label
+
+
+def dispatch_labels(obs, state, wanted, args, params):
+    """A labeller (``_collect``): the normalised dispatch the bid policy's action cleared to."""
+    del obs, args
+    return jax.vmap(cleared_dispatch, in_axes=(0, 0, None))(wanted, state, params)
+
+
+@partial(jax.jit, static_argnames=("drivers", "labeller", "horizon"))
+def _collect(params, drivers, labeller, driver, policy_args, reset_keys, scenario, horizon):
     """``(features [T, B, F], targets [T, B, G + S], alive [T, B])`` of episodes that
-    ``drivers[driver]`` drives, each state labelled with the dispatch ``drivers[0]`` (the bid
-    policy) clears there. ``driver`` is traced: every round of a run is one compiled program."""
+    ``drivers[driver]`` drives, each state labelled by ``labeller`` from what ``drivers[0]``
+    (the bid policy) does there: the offers it bids or the dispatch they clear to. ``driver``
+    is traced: every round of a run is one compiled program."""
     _, state = jax.vmap(reset_to_scenario, in_axes=(0, None, None))(reset_keys, params, scenario)
     observe = jax.vmap(GridEnv().observe, in_axes=(0, None))
     step = jax.vmap(transition, in_axes=(0, 0, 0, None))
@@ -119,7 +156,7 @@ def _collect(params, drivers, driver, policy_args, reset_keys, scenario, horizon
         wanted = teacher(obs, state, None, policy_args)
         others = [partial(d, obs, state, None, policy_args) for d in drivers[1:]]
         action = jax.lax.switch(driver, [lambda: wanted, *others])
-        target = jax.vmap(cleared_dispatch, in_axes=(0, 0, None))(wanted, state, params)
+        target = labeller(obs, state, wanted, policy_args, params)
         transition_keys = jax.vmap(lambda k: split_step_key(k)[0])(keys)
         state_next, _, terminated, _ = step(transition_keys, state, action, params)
         carry = (observe(state_next, params), state_next, alive & ~terminated)
@@ -130,9 +167,11 @@ def _collect(params, drivers, driver, policy_args, reset_keys, scenario, horizon
     return out
 
 
-def collect(env_params, drivers, driver, policy_args, scenario_names, episodes, horizon, seed):
+def collect(
+    env_params, drivers, labeller, driver, policy_args, scenario_names, episodes, horizon, seed
+):
     """``(features [M, F], targets [M, G + S])``: every live step of every training episode
-    ``drivers[driver]`` drives, labelled by ``drivers[0]`` (``_collect``)."""
+    ``drivers[driver]`` drives, labelled from ``drivers[0]`` (``_collect``)."""
     features, targets = [], []
     for scenario in scenario_names:
         started = time.perf_counter()
@@ -141,6 +180,7 @@ def collect(env_params, drivers, driver, policy_args, scenario_names, episodes, 
             _collect(
                 env_params,
                 drivers,
+                labeller,
                 jnp.int32(driver),
                 policy_args,
                 keys,
@@ -154,20 +194,31 @@ def collect(env_params, drivers, driver, policy_args, scenario_names, episodes, 
     return np.concatenate(features), np.concatenate(targets)
 
 
-def distilled_act(student: Student, env_params, rating_margin, rows, passes, corrected=True):
-    """An ``ActFn`` of the student (``args``: its ``StudentParams``); with ``corrected`` its
-    dispatch passes through the PTDF correction, else the env gets it as it is."""
+def distilled_act(student: Student, env_params, target, rows, passes, corrected=True):
+    """An ``ActFn`` of the student (``args``: its ``StudentParams``) for its ``target``
+    (``TARGETS``). Offers are cleared on a copper plate and corrected onto the branch limits
+    (``envs.opf.ptdf_correction.clear_offers``); a dispatch passes through the correction. The
+    limits are the bid clearing's: its margin, widened after an overload by ``env.alarm_margin``.
+    Without ``corrected`` the env gets the dispatch or the copper-plate clearing as it is."""
     n_storage = env_params.devices.storage_bus.shape[0]
     grid = env_params.grid
     amap = action_map(env_params.layout, grid.n_gen, n_storage, grid.n_bus)
     action_shape = env_params.layout.action_mask.shape
+    check_target(target)
 
     def one(outputs, state):
-        pg, storage = dispatch_of(outputs, state, env_params)
-        if corrected:
-            safe = correct_dispatch(pg, storage, state, env_params, rating_margin, rows, passes)
+        margin = clearing_margin(state, env_params)
+        passes_ = passes if corrected else 0
+        if target == "offers":
+            offsets = offer_scales(env_params) * outputs
+            safe = clear_offers(offsets, state, env_params, margin, rows, passes_)
+            controls = as_controls(safe, state, env_params)
+        elif corrected:
+            pg, storage = dispatch_of(outputs, state, env_params)
+            safe = correct_dispatch(pg, storage, state, env_params, margin, rows, passes)
             controls = as_controls(safe, state, env_params)
         else:
+            pg, storage = dispatch_of(outputs, state, env_params)
             controls = dispatch_controls(
                 pg, storage, jnp.zeros_like(state.demand), state, env_params
             )
@@ -199,6 +250,7 @@ def load_student(out_dir: str | os.PathLike) -> tuple[Student, StudentParams, di
     features = spec["features"]
     template = student_template(student, features)
     state = serialization.from_bytes(template._asdict(), (out_dir / "student.msgpack").read_bytes())
+    spec.setdefault("target", "dispatch")  # students written before offers were a target
     return student, StudentParams(**state), spec
 
 
@@ -282,8 +334,10 @@ def run_distillation(
     decision_batches=DEFAULT_BATCHES,
     seed: int = 0,
     dagger_rounds: int = 2,
+    target: str = "dispatch",
 ) -> dict:
     """Collect, fit, judge and write (module doc); returns the results dict."""
+    check_target(target)
     for name, value in (
         ("episodes", episodes),
         ("epochs", epochs),
@@ -315,13 +369,12 @@ def run_distillation(
     student = Student(hidden, layers, n_outputs)
     acts = {
         "bid_policy": lambda obs, state, key, args: bid_act(obs, state, key, args[0]),
-        "distilled": _second(
-            distilled_act(student, env_params, MYOPIC_RATING_MARGIN, rows, passes)
-        ),
+        "distilled": _second(distilled_act(student, env_params, target, rows, passes)),
         "student_alone": _second(
-            distilled_act(student, env_params, MYOPIC_RATING_MARGIN, rows, passes, corrected=False)
+            distilled_act(student, env_params, target, rows, passes, corrected=False)
         ),
     }
+    labeller = offer_labels(bid_network) if target == "offers" else dispatch_labels
     # Round 0 imitates the bid policy on its own episodes; each later round (DAgger) lets the
     # distilled policy drive, so the states its own errors lead to are labelled too.
     drivers = (acts["bid_policy"], acts["distilled"])
@@ -339,6 +392,7 @@ def run_distillation(
         f, y = collect(
             env_params,
             drivers,
+            labeller,
             min(round_, 1),
             args,
             scenario_names,
@@ -395,8 +449,13 @@ def run_distillation(
             "train_mse": fitted.train_loss,
             "validation_mse": fitted.validation_loss,
         },
-        "student": {"hidden": hidden, "layers": layers},
-        "correction": {"rows": rows, "passes": passes, "rating_margin": MYOPIC_RATING_MARGIN},
+        "student": {"hidden": hidden, "layers": layers, "target": target},
+        "correction": {
+            "rows": rows,
+            "passes": passes,
+            "rating_margin": MYOPIC_RATING_MARGIN,
+            "alarm_margin": float(config.env.get("alarm_margin", 0.0)),
+        },
         "evaluation": {"episodes": eval_episodes, "horizon": eval_horizon, "eval_seed": eval_seed},
         "scenarios": {
             s: {m: {k: v for k, v in row.items() if k != "per_episode"} for m, row in rows_.items()}
@@ -424,9 +483,12 @@ def _write(out_dir: Path, student, params, results, n_features) -> None:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
-        save_student(
-            staging, student, params, {"features": int(n_features), "case": results["case"]}
-        )
+        meta = {
+            "features": int(n_features),
+            "case": results["case"],
+            "target": results["student"]["target"],
+        }
+        save_student(staging, student, params, meta)
         (staging / "distilled.json").write_text(json.dumps(results, indent=2))
         (staging / "distilled.txt").write_text(format_results(results) + "\n")
         os.replace(staging, out_dir)

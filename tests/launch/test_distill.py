@@ -8,7 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from envs.env import make_env
+from envs.action_interface import offer_scales, price_offsets
+from envs.env import GridEnv, make_env
 from envs.opf.controls import MYOPIC_RATING_MARGIN, opf_controls
 from envs.sim import scenarios
 from envs.sim.dispatch import action_map, controls_to_action
@@ -88,6 +89,7 @@ def test_the_run_writes_the_student_the_table_and_the_targets(distilled):
 def test_the_saved_student_gives_the_same_outputs(distilled):
     run_dir, _ = distilled
     student, params, spec = distill.load_student(run_dir / "distilled")
+    assert spec["target"] == "dispatch"  # the default, stored for whoever decodes it
     features = jax.random.normal(jax.random.key(3), (5, spec["features"]))
     again = student_outputs(student, params, features)
     assert again.shape == (5, spec["outputs"]) and bool(jnp.all(jnp.isfinite(again)))
@@ -113,6 +115,8 @@ def test_a_policy_that_does_not_bid_is_refused(tmp_path):
 def test_bad_counts_are_refused_before_anything_runs(tmp_path):
     with pytest.raises(distill.DistillError, match="--epochs must be >= 1"):
         distill.run_distillation(tmp_path, epochs=0)
+    with pytest.raises(distill.DistillError, match="--target='bids'"):
+        distill.run_distillation(tmp_path, target="bids")
 
 
 @pytest.fixture(scope="module")
@@ -175,3 +179,33 @@ def test_the_command_line_names_a_bad_checkpoint_in_one_line_and_exits_2(tmp_pat
     lines = [line for line in done.stderr.splitlines() if line.startswith("launch.distill:")]
     assert lines == [f"launch.distill: --checkpoint {missing} is not a directory"]
     assert not missing.exists()
+
+
+def test_offer_labels_are_the_bids_and_each_target_decides_a_balanced_dispatch(peak_states):
+    params, state = peak_states
+    batch = state.pg.shape[0]
+    shape = params.layout.action_mask.shape
+    actions = jax.random.uniform(jax.random.key(1), (batch, *shape), minval=-1.0, maxval=1.0)
+    label = distill.offer_labels(lambda obs, args: actions)
+    labels = label(None, state, None, (None,), params)
+    offsets = jax.vmap(price_offsets, in_axes=(0, None))(actions, params)
+    np.testing.assert_allclose(labels * offer_scales(params)[None, :], offsets, atol=1e-4)
+    assert float(jnp.abs(labels).max()) > 0.1  # the bids are read, not zeros
+    # either target's decision, from an unfitted student, never over-supplies; near-zero bids
+    # cleared meet the load (an unfitted dispatch asks for minimum outputs the units' ramp
+    # bands cannot leave in one step: the correction sheds what they cannot balance)
+    n_out = params.grid.n_gen + params.devices.storage_bus.shape[0]
+    student = Student(8, 1, n_out)
+    obs = jax.vmap(lambda s: GridEnv().observe(s, params))(state)
+    student_params = distill.student_template(student, obs.global_state.shape[-1])
+    load = jnp.sum(state.demand, axis=1) + jnp.sum(params.grid.bus_gs)
+    for target in distill.TARGETS:
+        act = distill.distilled_act(student, params, target, rows=4, passes=1)
+        action = jax.jit(act)(obs, state, None, student_params)
+        read = jax.vmap(distill.cleared_dispatch, in_axes=(0, 0, None))(action, state, params)
+        pg, storage = jax.vmap(dispatch_of, in_axes=(0, 0, None))(read, state, params)
+        served = pg.sum(1) + storage.sum(1)
+        # what is not served is shed by the correction's last resort, never over-supplied
+        assert bool(jnp.all(jnp.isfinite(served) & (served <= load + 0.5))), target
+        if target == "offers":
+            assert float(jnp.min(served / load)) > 0.97
