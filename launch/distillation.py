@@ -194,8 +194,8 @@ def collect(
     return np.concatenate(features), np.concatenate(targets)
 
 
-def distilled_act(student: Student, env_params, target, rows, passes, corrected=True):
-    """An ``ActFn`` of the student (``args``: its ``StudentParams``) for its ``target``
+def distilled_decision(env_params, target, rows, passes, corrected=True):
+    """``decide(outputs [G + S], state) -> action`` of one grid for a student's ``target``
     (``TARGETS``). Offers are cleared on a copper plate and corrected onto the branch limits
     (``envs.opf.ptdf_correction.clear_offers``); a dispatch passes through the correction. The
     limits are the bid clearing's: its margin, widened after an overload by ``env.alarm_margin``.
@@ -206,11 +206,11 @@ def distilled_act(student: Student, env_params, target, rows, passes, corrected=
     action_shape = env_params.layout.action_mask.shape
     check_target(target)
 
-    def one(outputs, state):
+    def decide(outputs, state):
         margin = clearing_margin(state, env_params)
-        passes_ = passes if corrected else 0
         if target == "offers":
             offsets = offer_scales(env_params) * outputs
+            passes_ = passes if corrected else 0
             safe = clear_offers(offsets, state, env_params, margin, rows, passes_)
             controls = as_controls(safe, state, env_params)
         elif corrected:
@@ -224,10 +224,31 @@ def distilled_act(student: Student, env_params, target, rows, passes, corrected=
             )
         return controls_to_action(amap, controls, action_shape)
 
+    return decide
+
+
+def distilled_act(student: Student, env_params, target, rows, passes, corrected=True):
+    """An ``ActFn`` of the student (``args``: its ``StudentParams``): ``distilled_decision``
+    of its outputs."""
+    decide = distilled_decision(env_params, target, rows, passes, corrected)
+
     def act(obs, state, key, args):
         del key
         outputs = student_outputs(student, args, obs.global_state)
-        return jax.vmap(one)(outputs, state)
+        return jax.vmap(decide)(outputs, state)
+
+    return act
+
+
+def cleared_offers_act(network, env_params, rows, passes):
+    """An ``ActFn`` (``args``: the bid policy's) clearing the bid policy's own offers as an
+    offers student's are: what a student that imitated them exactly would decide."""
+    label = offer_labels(network)
+    decide = distilled_decision(env_params, "offers", rows, passes)
+
+    def act(obs, state, key, args):
+        del key
+        return jax.vmap(decide)(label(obs, state, None, (args,), env_params), state)
 
     return act
 
@@ -374,7 +395,14 @@ def run_distillation(
             distilled_act(student, env_params, target, rows, passes, corrected=False)
         ),
     }
-    labeller = offer_labels(bid_network) if target == "offers" else dispatch_labels
+    labeller = dispatch_labels
+    if target == "offers":
+        labeller = offer_labels(bid_network)
+        # the bid policy's own offers, cleared without the QP: the best an offers student can do
+        offers_act = cleared_offers_act(bid_network, env_params, rows, passes)
+        acts["bid_offers_cleared"] = lambda obs, state, key, args: offers_act(
+            obs, state, key, args[0]
+        )
     # Round 0 imitates the bid policy on its own episodes; each later round (DAgger) lets the
     # distilled policy drive, so the states its own errors lead to are labelled too.
     drivers = (acts["bid_policy"], acts["distilled"])
