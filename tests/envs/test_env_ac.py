@@ -15,14 +15,27 @@ from envs.powerflow.grid import build_grid
 BATCH = 2
 
 
-def test_ac_episode_has_losses_real_voltages_and_balances():
+@pytest.fixture(scope="module")
+def ac_env():
+    """The AC env and its batched reset, compiled once for the module's two env tests.
+
+    ``scenario`` is a reset argument (``params.scenario_id``), not part of the program: the
+    episode test's fixed "normal" day and the reset test's sampled one share the compile."""
+    config = default_env_config()
+    config.physics = "ac"
+    env, params = make_env(config)
+    return env, params, jax.jit(jax.vmap(env.reset, in_axes=(0, None)))
+
+
+def test_ac_episode_has_losses_real_voltages_and_balances(ac_env):
+    env, _, reset = ac_env
     config = default_env_config()
     config.physics = "ac"
     config.scenario = "normal"
-    env, params = make_env(config)
+    _, params = make_env(config)
     spec = env.spec(params)
     keys = jax.random.split(jax.random.PRNGKey(0), BATCH)
-    _, state = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(keys, params)
+    _, state = reset(keys, params)
     step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
     # charge batteries a little, no shedding, full renewables, units mid-range
     action = np.zeros((BATCH, spec.num_agents, spec.action_dim), np.float32)
@@ -47,14 +60,14 @@ def test_ac_episode_has_losses_real_voltages_and_balances():
         assert vm.std() > 1e-3 and (vm > 0.9).all() and (vm < 1.1).all()
 
 
-def test_ac_reset_observes_solved_voltages_and_ac_loading():
+def test_ac_reset_observes_solved_voltages_and_ac_loading(ac_env):
     from envs.powerflow.acpf import ac_power_flow
     from envs.powerflow.network_flow import reactive_demand
 
-    config = default_env_config()
-    config.physics = "ac"
-    env, params = make_env(config)
-    _, state = jax.jit(env.reset)(jax.random.PRNGKey(3), params)
+    _, params, reset = ac_env
+    keys = jnp.stack([jax.random.PRNGKey(3)] * BATCH)  # the batched reset's compile, one key
+    _, batch = reset(keys, params)
+    state = jax.tree.map(lambda leaf: leaf[0], batch)
     grid = params.grid
     p_bus = grid.gen_to_bus @ state.pg - state.demand
     q_bus = -reactive_demand(grid, state.demand)
