@@ -14,7 +14,12 @@ from absl import app, flags
 
 from envs.evaluation.registry import scenario_list
 from envs.opf.ptdf_correction import DEFAULT_ROWS
-from launch.distillation import DistillError, format_results, run_distillation
+from launch.distillation import (
+    CORRECTION_MARGIN,
+    DistillError,
+    format_results,
+    run_distillation,
+)
 
 # The flags are defined when the command runs, not when it is imported: a process that imports
 # several commands (the packaging test resolves every console script) would define
@@ -58,6 +63,11 @@ def define_flags() -> None:
         "Rounds in which the distilled policy drives and the bid policy labels (0: imitation only).",
     )
     _FLAGS["seed"] = flags.DEFINE_integer("seed", 0, "Training episodes' and the fit's seed.")
+    _FLAGS["correction_margin"] = flags.DEFINE_float(
+        "correction_margin",
+        CORRECTION_MARGIN,
+        "Share of every branch rating the correction keeps free beyond the bid clearing's margin.",
+    )
     _FLAGS["target"] = flags.DEFINE_string(
         "target",
         "dispatch",
@@ -89,6 +99,7 @@ def main(argv) -> None:
             _FLAGS["seed"].value,
             _FLAGS["dagger"].value,
             _FLAGS["target"].value,
+            _FLAGS["correction_margin"].value,
         )
     except (DistillError, FileNotFoundError, ValueError) as err:
         print(f"launch.distill: {err}", file=sys.stderr)

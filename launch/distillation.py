@@ -76,6 +76,11 @@ TRAINING_KEY_BASE = 7_300_001
 # "A distilled policy").
 TARGETS = ("dispatch", "offers")
 
+# Share of every branch rating the distilled policy's correction keeps free on top of the bid
+# clearing's margin: a student's dispatch is an approximation of the clearing's, and the
+# correction moves only the worst branches once (benchmarks/README.md, "A distilled policy").
+CORRECTION_MARGIN = 0.05
+
 # The targets for a distilled policy.
 MIN_SPEEDUP = 100.0  # decision time of one OPF solve / the distilled decision, every batch
 MAX_NORMAL_COST_RATIO = 1.01  # normal days, against the bid policy
@@ -194,12 +199,15 @@ def collect(
     return np.concatenate(features), np.concatenate(targets)
 
 
-def distilled_decision(env_params, target, rows, passes, corrected=True):
+def distilled_decision(
+    env_params, target, rows, passes, corrected=True, correction_margin=CORRECTION_MARGIN
+):
     """``decide(outputs [G + S], state) -> action`` of one grid for a student's ``target``
     (``TARGETS``). Offers are cleared on a copper plate and corrected onto the branch limits
     (``envs.opf.ptdf_correction.clear_offers``); a dispatch passes through the correction. The
-    limits are the bid clearing's: its margin, widened after an overload by ``env.alarm_margin``.
-    Without ``corrected`` the env gets the dispatch or the copper-plate clearing as it is."""
+    limits keep the bid clearing's margin (widened after an overload by ``env.alarm_margin``)
+    and ``correction_margin`` more of every rating free. Without ``corrected`` the env gets the
+    dispatch or the copper-plate clearing as it is."""
     n_storage = env_params.devices.storage_bus.shape[0]
     grid = env_params.grid
     amap = action_map(env_params.layout, grid.n_gen, n_storage, grid.n_bus)
@@ -207,7 +215,7 @@ def distilled_decision(env_params, target, rows, passes, corrected=True):
     check_target(target)
 
     def decide(outputs, state):
-        margin = clearing_margin(state, env_params)
+        margin = clearing_margin(state, env_params) + correction_margin
         if target == "offers":
             offsets = offer_scales(env_params) * outputs
             passes_ = passes if corrected else 0
@@ -227,10 +235,18 @@ def distilled_decision(env_params, target, rows, passes, corrected=True):
     return decide
 
 
-def distilled_act(student: Student, env_params, target, rows, passes, corrected=True):
+def distilled_act(
+    student: Student,
+    env_params,
+    target,
+    rows,
+    passes,
+    corrected=True,
+    correction_margin=CORRECTION_MARGIN,
+):
     """An ``ActFn`` of the student (``args``: its ``StudentParams``): ``distilled_decision``
     of its outputs."""
-    decide = distilled_decision(env_params, target, rows, passes, corrected)
+    decide = distilled_decision(env_params, target, rows, passes, corrected, correction_margin)
 
     def act(obs, state, key, args):
         del key
@@ -240,11 +256,11 @@ def distilled_act(student: Student, env_params, target, rows, passes, corrected=
     return act
 
 
-def cleared_offers_act(network, env_params, rows, passes):
+def cleared_offers_act(network, env_params, rows, passes, correction_margin=CORRECTION_MARGIN):
     """An ``ActFn`` (``args``: the bid policy's) clearing the bid policy's own offers as an
     offers student's are: what a student that imitated them exactly would decide."""
     label = offer_labels(network)
-    decide = distilled_decision(env_params, "offers", rows, passes)
+    decide = distilled_decision(env_params, "offers", rows, passes, True, correction_margin)
 
     def act(obs, state, key, args):
         del key
@@ -356,9 +372,12 @@ def run_distillation(
     seed: int = 0,
     dagger_rounds: int = 2,
     target: str = "dispatch",
+    correction_margin: float = CORRECTION_MARGIN,
 ) -> dict:
     """Collect, fit, judge and write (module doc); returns the results dict."""
     check_target(target)
+    if not 0.0 <= correction_margin < 0.5:
+        raise DistillError(f"--correction_margin must lie in [0, 0.5), got {correction_margin}")
     for name, value in (
         ("episodes", episodes),
         ("epochs", epochs),
@@ -390,7 +409,9 @@ def run_distillation(
     student = Student(hidden, layers, n_outputs)
     acts = {
         "bid_policy": lambda obs, state, key, args: bid_act(obs, state, key, args[0]),
-        "distilled": _second(distilled_act(student, env_params, target, rows, passes)),
+        "distilled": _second(
+            distilled_act(student, env_params, target, rows, passes, True, correction_margin)
+        ),
         "student_alone": _second(
             distilled_act(student, env_params, target, rows, passes, corrected=False)
         ),
@@ -399,7 +420,7 @@ def run_distillation(
     if target == "offers":
         labeller = offer_labels(bid_network)
         # the bid policy's own offers, cleared without the QP: the best an offers student can do
-        offers_act = cleared_offers_act(bid_network, env_params, rows, passes)
+        offers_act = cleared_offers_act(bid_network, env_params, rows, passes, correction_margin)
         acts["bid_offers_cleared"] = lambda obs, state, key, args: offers_act(
             obs, state, key, args[0]
         )
@@ -481,6 +502,7 @@ def run_distillation(
         "correction": {
             "rows": rows,
             "passes": passes,
+            "correction_margin": correction_margin,
             "rating_margin": MYOPIC_RATING_MARGIN,
             "alarm_margin": float(config.env.get("alarm_margin", 0.0)),
         },

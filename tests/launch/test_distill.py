@@ -80,6 +80,7 @@ def test_the_run_writes_the_student_the_table_and_the_targets(distilled):
             assert np.isfinite(row["cost"]) and row["cost"] > 0
     timing = results["decision_time"]["distilled"]["2"]
     assert 0 < timing["network_us"] and 0 < timing["decision_us"] and 0 < timing["myopic_opf_us"]
+    assert results["correction"]["correction_margin"] == distill.CORRECTION_MARGIN
     names = [check["target"] for check in results["targets"]]
     assert names[0].startswith("batch 2: decisions >= 100x")
     assert "normal: cost <= 1.01 x the bid policy's" in names
@@ -118,6 +119,8 @@ def test_bad_counts_are_refused_before_anything_runs(tmp_path):
         distill.run_distillation(tmp_path, epochs=0)
     with pytest.raises(distill.DistillError, match="--target='bids'"):
         distill.run_distillation(tmp_path, target="bids")
+    with pytest.raises(distill.DistillError, match="--correction_margin must lie in"):
+        distill.run_distillation(tmp_path, correction_margin=0.5)
 
 
 @pytest.fixture(scope="module")
