@@ -242,7 +242,6 @@ def copper_plate(price_offset, net: _Network, params: EnvParams) -> jax.Array:
     curvature, linear = curvature[:n], linear[:n]
     lo, hi = net.lo[:n] / step_qp.MW_SCALE, net.hi[:n] / step_qp.MW_SCALE
     load = net.load / step_qp.MW_SCALE
-
     slope = 1.0 / curvature
 
     def output(price):
