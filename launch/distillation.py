@@ -127,7 +127,8 @@ def cleared_dispatch(action, state, params) -> jax.Array:
 
 def offer_labels(network):
     """A labeller (``_collect``): the bids of the bid policy's ``network`` on each unit's and
-    battery's offer, as shares of ``env.offer_scales`` ([-1, 1] for one agent's bid)."""
+    battery's offer, as shares of ``envs.action_interface.offer_scales`` ([-1, 1] for one
+    agent's bid)."""
 
     def label(obs, state, wanted, args, params):
         del state, wanted
