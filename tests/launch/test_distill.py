@@ -185,7 +185,7 @@ def test_the_command_line_names_a_bad_checkpoint_in_one_line_and_exits_2(tmp_pat
     assert not missing.exists()
 
 
-def test_offer_labels_are_the_bids_and_each_target_decides_a_balanced_dispatch(peak_states):
+def test_offer_labels_are_the_bids_and_the_offers_clear_to_a_balanced_dispatch(peak_states):
     params, state = peak_states
     batch = state.pg.shape[0]
     shape = params.layout.action_mask.shape
@@ -195,29 +195,18 @@ def test_offer_labels_are_the_bids_and_each_target_decides_a_balanced_dispatch(p
     offsets = jax.vmap(price_offsets, in_axes=(0, None))(actions, params)
     np.testing.assert_allclose(labels * offer_scales(params)[None, :], offsets, atol=1e-4)
     assert float(jnp.abs(labels).max()) > 0.1  # the bids are read, not zeros
-    # either target's decision, from an unfitted student, never over-supplies; near-zero bids
-    # cleared meet the load (an unfitted dispatch asks for minimum outputs the units' ramp
-    # bands cannot leave in one step: the correction sheds what they cannot balance)
+    # the offers target's decision, from an unfitted student (bids near zero), clears a
+    # dispatch that meets the load and never over-supplies (the dispatch target's decision
+    # runs in the whole-run fixture above)
     n_out = params.grid.n_gen + params.devices.storage_bus.shape[0]
     student = Student(8, 1, n_out)
     obs = jax.vmap(lambda s: GridEnv().observe(s, params))(state)
     student_params = distill.student_template(student, obs.global_state.shape[-1])
+    act = distill.distilled_act(student, params, "offers", rows=4, passes=1)
+    action = jax.jit(partial(act, key=None))(obs, state, args=student_params)
+    read = jax.vmap(distill.cleared_dispatch, in_axes=(0, 0, None))(action, state, params)
+    pg, storage = jax.vmap(dispatch_of, in_axes=(0, 0, None))(read, state, params)
+    served = pg.sum(1) + storage.sum(1)
     load = jnp.sum(state.demand, axis=1) + jnp.sum(params.grid.bus_gs)
-    acts = {
-        target: partial(distill.distilled_act(student, params, target, 4, 1), args=student_params)
-        for target in distill.TARGETS
-    }
-    # the bid policy's own offers cleared the same way: here the random bids above
-    acts["bid offers"] = partial(
-        distill.cleared_offers_act(lambda obs, args: actions, params, 4, 1), args=None
-    )
-    for target, act in acts.items():
-        action = jax.jit(lambda o, s, act=act: act(o, s, None))(obs, state)
-        read = jax.vmap(distill.cleared_dispatch, in_axes=(0, 0, None))(action, state, params)
-        pg, storage = jax.vmap(dispatch_of, in_axes=(0, 0, None))(read, state, params)
-        served = pg.sum(1) + storage.sum(1)
-        # what is not served is shed by the correction's last resort, never over-supplied
-        assert bool(jnp.all(jnp.isfinite(served) & (served <= load + 0.5))), target
-        if target == "offers":
-            assert float(jnp.min(served / load)) > 0.97
-    assert float(jnp.abs(served - load).max()) < 0.5 * float(load.min())  # random bids clear
+    assert bool(jnp.all(jnp.isfinite(served) & (served <= load + 0.5)))
+    assert float(jnp.min(served / load)) > 0.97

@@ -26,6 +26,14 @@ def tight_grid():
     return params, state
 
 
+@pytest.fixture(scope="module")
+def solved(tight_grid):
+    """The clearing QP's dispatch of those states (the myopic OPF's)."""
+    params, state = tight_grid
+    solve = jax.vmap(lambda s: step_qp.solve_myopic_opf(s, params, MYOPIC_RATING_MARGIN))
+    return jax.jit(solve)(state)
+
+
 def _correct(params, state, pg, storage):
     correct = jax.vmap(
         lambda p, s, st: ptdf_correction.correct_dispatch(p, s, st, params, MYOPIC_RATING_MARGIN)
@@ -56,13 +64,8 @@ def test_the_correction_relieves_overloads_and_keeps_balance_and_bands(tight_gri
     np.testing.assert_allclose(out.pg[:, renewable], pg[:, renewable], atol=1e-3)
 
 
-def test_a_dispatch_the_opf_made_safe_is_left_as_it_is(tight_grid):
+def test_a_dispatch_the_opf_made_safe_is_left_as_it_is(tight_grid, solved):
     params, state = tight_grid
-    solved = jax.jit(
-        jax.vmap(
-            lambda s: step_qp.solve_myopic_opf(s, params, MYOPIC_RATING_MARGIN),
-        )
-    )(state)
     out = _correct(params, state, solved.pg, solved.storage)
     ok = solved.converged & (jnp.sum(solved.shed, axis=1) < 1e-3)
     assert int(ok.sum()) >= 8
@@ -184,12 +187,9 @@ def test_offers_clear_on_a_copper_plate_at_one_price_and_a_unit_bidding_up_runs_
     assert bool(jnp.all(dearer.pg[:, others] >= out.pg[:, others] - 1e-3))
 
 
-def test_cleared_offers_are_the_clearing_qps_dispatch_where_no_branch_binds(tight_grid):
+def test_cleared_offers_are_the_clearing_qps_dispatch_where_no_branch_binds(tight_grid, solved):
     params, state = tight_grid
     n_gen, n_storage = params.grid.n_gen, params.devices.storage_bus.shape[0]
-    solved = jax.jit(jax.vmap(lambda s: step_qp.solve_myopic_opf(s, params, MYOPIC_RATING_MARGIN)))(
-        state
-    )
     out = _clear_offers(params, state, jnp.zeros((state.pg.shape[0], n_gen + n_storage)))
     problem = jax.jit(
         jax.vmap(step_qp.clearing_problem, in_axes=(0, None, None)), static_argnums=2
