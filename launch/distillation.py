@@ -13,8 +13,9 @@
    each policy's decision time per grid beside one OPF solve (``launch.decision_time``), in
    the same process. The distilled policy's offers are cleared on a copper plate and
    corrected onto the branch limits (``envs.opf.ptdf_correction.clear_offers``); its
-   dispatch is corrected (``correct_dispatch``). Either way within the bid clearing's limits:
-   its margin, widened after an overload by ``env.alarm_margin``.
+   dispatch is corrected (``correct_dispatch``). Either way within the bid clearing's limits
+   (its margin, widened after an overload by ``env.alarm_margin``), less
+   ``--correction_margin`` of every rating.
 
 Writes ``RUN_DIR/distilled/`` (``--out``): ``student.msgpack`` and ``student.json`` (the
 network and what rebuilds it), ``distilled.json`` and ``distilled.txt`` (the table, the decision
