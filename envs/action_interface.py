@@ -87,9 +87,9 @@ def offer_scales(params: EnvParams) -> jax.Array:
     )
 
 
-def price_offsets(action: jax.Array, params: EnvParams) -> jax.Array:
-    """[G + S] $/MWh: the price offset ``action`` bids on each unit's and battery's offer (its
-    channels summed over the agents that drive it; non-finite and unchosen slots bid zero)."""
+def device_bids(action: jax.Array, params: EnvParams) -> jax.Array:
+    """[G + S] the bid ``action`` places on each unit's and battery's offer, its channels summed
+    over the agents that drive it (non-finite and unchosen slots bid zero)."""
     grid, n_storage = params.grid, params.devices.storage_bus.shape[0]
     chosen = params.layout.chosen_mask  # a slot no agent chooses bids zero
     bids = decode_controls(
@@ -99,7 +99,13 @@ def price_offsets(action: jax.Array, params: EnvParams) -> jax.Array:
         n_storage,
         grid.n_bus,
     )
-    return offer_scales(params) * jnp.concatenate([bids.gen, bids.storage])
+    return jnp.concatenate([bids.gen, bids.storage])
+
+
+def price_offsets(action: jax.Array, params: EnvParams) -> jax.Array:
+    """[G + S] $/MWh: the price offset ``action`` bids on each unit's and battery's offer
+    (``device_bids`` in dollars)."""
+    return offer_scales(params) * device_bids(action, params)
 
 
 def _cleared_bids(action, state, params):

@@ -16,6 +16,7 @@ from envs.evaluation.registry import scenario_list
 from envs.opf.ptdf_correction import DEFAULT_ROWS
 from launch.distillation import (
     CORRECTION_MARGIN,
+    DEFAULT_TARGET,
     DistillError,
     format_results,
     run_distillation,
@@ -70,9 +71,10 @@ def define_flags() -> None:
     )
     _FLAGS["target"] = flags.DEFINE_string(
         "target",
-        "dispatch",
-        "What the student learns: 'dispatch' (the outputs the bid policy's offers clear to) or "
-        "'offers' (its bids, cleared on a copper plate without a QP).",
+        DEFAULT_TARGET,
+        "What the student learns: 'residual' (the dispatch the bid policy's offers clear to, "
+        "less the merit order of a copper plate), 'dispatch' (that dispatch itself) or 'offers' "
+        "(its bids, cleared on a copper plate without a QP).",
     )
 
 

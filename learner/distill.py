@@ -8,6 +8,10 @@ sees) to each unit's and battery's output, normalised by its range:
 * conventional unit: ``(p - Pmin) / (Pmax - Pmin)``; renewable: ``p / available``;
 * battery: ``p / Pmax`` (+ discharge).
 
+A residual student learns that dispatch less the copper-plate clearing of zero offers (every
+unit at one system price, no network: what ``envs.opf.ptdf_correction.copper_plate`` clears);
+its output is added back to that clearing in MW (``dispatch_shift``) before the correction.
+
 Its output, clipped to those ranges, goes through ``envs.opf.ptdf_correction`` (one linear
 projection onto the worst branches' limits) before the env applies it. Decoding the student's
 output is this module's; collecting the dataset and evaluating it is ``launch.distill``'s.
@@ -80,6 +84,20 @@ def dispatch_of(outputs, state: EnvState, params: EnvParams) -> tuple[jax.Array,
     pg = jnp.where(state.available > 0.0, pg, 0.0)  # offline units produce nothing
     storage = jnp.clip(outputs[n_gen:], -1.0, 1.0) * devices.storage_pmax
     return pg, storage
+
+
+def dispatch_shift(outputs, state: EnvState, params: EnvParams) -> jax.Array:
+    """``[G + S]`` MW of a residual student's outputs: each a share of its device's range as
+    ``normalised_dispatch`` measures it (a difference of two normalised dispatches), so
+    conventional units ``[-1, 1]`` of ``Pmax - Pmin``, renewables of what is available,
+    batteries ``[-2, 2]`` of ``Pmax``; offline units are not moved; one grid."""
+    devices = params.devices
+    n_gen = devices.pmax.shape[0]
+    gen = jnp.clip(outputs[:n_gen], -1.0, 1.0)
+    scale = jnp.where(devices.is_renewable, state.available, devices.pmax - devices.pmin)
+    gen = jnp.where(state.available > 0.0, gen * scale, 0.0)
+    storage = jnp.clip(outputs[n_gen:], -2.0, 2.0) * devices.storage_pmax
+    return jnp.concatenate([gen, storage])
 
 
 def student_outputs(student: Student, params: StudentParams, features) -> jax.Array:

@@ -15,7 +15,14 @@ from envs.opf.controls import MYOPIC_RATING_MARGIN, opf_controls
 from envs.sim import scenarios
 from envs.sim.dispatch import action_map, controls_to_action
 from launch import distillation as distill
-from learner.distill import Student, dispatch_of, fit, normalised_dispatch, student_outputs
+from learner.distill import (
+    Student,
+    dispatch_of,
+    dispatch_shift,
+    fit,
+    normalised_dispatch,
+    student_outputs,
+)
 from tests.batched_env import reset_to_scenario_batch
 from tests.launch.test_evaluate import _tiny_checkpoint
 
@@ -91,7 +98,7 @@ def test_the_run_writes_the_student_the_table_and_the_targets(distilled):
 def test_the_saved_student_gives_the_same_outputs(distilled):
     run_dir, _ = distilled
     student, params, spec = distill.load_student(run_dir / "distilled")
-    assert spec["target"] == "dispatch"  # the default, stored for whoever decodes it
+    assert spec["target"] == distill.DEFAULT_TARGET  # stored for whoever decodes it
     features = jax.random.normal(jax.random.key(3), (5, spec["features"]))
     again = student_outputs(student, params, features)
     assert again.shape == (5, spec["outputs"]) and bool(jnp.all(jnp.isfinite(again)))
@@ -134,27 +141,57 @@ def peak_states():
     return params, state
 
 
-def test_the_myopic_opf_dispatch_survives_the_collection_decoding(peak_states):
-    """The dispatch the collection reads from a setpoint action is what the clearing chose."""
+def test_a_bid_clearings_dispatch_survives_the_collection_decoding(peak_states):
+    """The dispatch the collection reads from a setpoint action is what the clearing of some
+    bids chose, and a residual student that outputs its residual label decides its batteries'
+    part again (its units move only where the merit order overloads a branch: tested in
+    tests/envs/opf/test_ptdf_correction.py)."""
     params, state = peak_states
     grid, n_storage = params.grid, params.devices.storage_bus.shape[0]
     amap = action_map(params.layout, grid.n_gen, n_storage, grid.n_bus)
     shape = params.layout.action_mask.shape
+    residual_decision = distill.distilled_decision(params, "residual", 4, 1, corrected=False)
+    n_offers = grid.n_gen + n_storage
+    bids = offer_scales(params) * jnp.where(jnp.arange(n_offers) % 2 == 0, 0.5, -0.5)
 
     def one(s):
         from envs.opf import step_qp
 
-        solved = step_qp.solve_myopic_opf(s, params, MYOPIC_RATING_MARGIN)
+        solved = step_qp.solve_myopic_opf(s, params, MYOPIC_RATING_MARGIN, bids)
         action = controls_to_action(amap, opf_controls(solved, s, params), shape)
         read = distill.cleared_dispatch(action, s, params)
-        return read, normalised_dispatch(solved.pg, solved.storage, s, params)
+        batched = jax.tree_util.tree_map(lambda x: x[None], (action, s))
+        residual = distill.residual_labels(None, batched[1], batched[0], None, params)[0]
+        again = distill.cleared_dispatch(residual_decision(residual, s), s, params)
+        expected = normalised_dispatch(solved.pg, solved.storage, s, params)
+        return read, expected, residual, again
 
-    read, expected = jax.jit(jax.vmap(one))(state)
+    read, expected, residual, again = jax.jit(jax.vmap(one))(state)
     np.testing.assert_allclose(read, expected, atol=2e-3)
+    assert float(jnp.abs(residual).max()) > 0.05  # the bids moved the dispatch off the merit order
+    np.testing.assert_allclose(again[:, grid.n_gen :], read[:, grid.n_gen :], atol=2e-3)
     # and the student's decoding inverts the normalisation
     pg, storage = jax.vmap(dispatch_of, in_axes=(0, 0, None))(read, state, params)
     again = jax.vmap(normalised_dispatch, in_axes=(0, 0, 0, None))(pg, storage, state, params)
     np.testing.assert_allclose(again, read, atol=1e-5)
+
+
+def test_a_residual_in_mw_is_the_difference_of_two_dispatches(peak_states):
+    params, state = peak_states
+    devices = params.devices
+    # minimum outputs above zero, so that a range and a maximum differ
+    params = params.replace(devices=devices.replace(pmin=0.2 * devices.pmax))
+    devices, one = params.devices, jax.tree_util.tree_map(lambda x: x[0], state)
+    draw = partial(jax.random.uniform, shape=devices.pmax.shape)
+    high = jnp.where(devices.is_renewable, one.available, devices.pmax)
+    low = jnp.where(devices.is_renewable, 0.0, devices.pmin)
+    pg = [low + (high - low) * draw(jax.random.key(k)) for k in (1, 2)]
+    storage = [devices.storage_pmax * (2 * k - 3) * 0.6 for k in (1, 2)]  # -0.6, +0.6 of Pmax
+    residual = normalised_dispatch(pg[0], storage[0], one, params) - normalised_dispatch(
+        pg[1], storage[1], one, params
+    )
+    expected = jnp.concatenate([pg[0] - pg[1], storage[0] - storage[1]])
+    np.testing.assert_allclose(dispatch_shift(residual, one, params), expected, atol=1e-3)
 
 
 def test_fit_learns_a_smooth_map_and_scores_what_it_held_back():

@@ -202,3 +202,32 @@ def test_cleared_offers_are_the_clearing_qps_dispatch_where_no_branch_binds(tigh
     np.testing.assert_allclose(out.storage[free], solved.storage[free], atol=0.5)
     # where a branch binds, the correction leaves the copper plate's overloads mostly relieved
     assert float(out.excess_after.sum()) < 0.5 * float(out.excess_before.sum())
+
+
+def test_a_residuals_units_move_only_where_the_copper_plate_overloads_a_branch(tight_grid):
+    """A residual student's shift: its units' part only where the copper plate's dispatch
+    leaves a branch above its limit, its batteries' part in every grid."""
+    params, state = tight_grid
+    n_gen, n_storage = params.grid.n_gen, params.devices.storage_bus.shape[0]
+    batch = state.pg.shape[0]
+    zero = jnp.zeros((batch, n_gen + n_storage))
+
+    @jax.jit
+    def clear(shift):  # one program for the three shifts below
+        return jax.vmap(
+            lambda s, sh: ptdf_correction.clear_offers(
+                jnp.zeros(n_gen + n_storage), s, params, MYOPIC_RATING_MARGIN, passes=0, shift=sh
+            )
+        )(state, shift)
+
+    plain = clear(zero)
+    congested = plain.excess_before > 0.0
+    assert 0 < int(congested.sum()) < batch  # both kinds of grid in the batch
+    conventional = ~params.devices.is_renewable
+    units = jnp.where(conventional, jnp.where(jnp.arange(n_gen) % 2 == 0, 10.0, -10.0), 0.0)
+    moved = clear(zero.at[:, :n_gen].set(units))
+    np.testing.assert_allclose(moved.pg[~congested], plain.pg[~congested], atol=1e-3)
+    assert float(jnp.abs(moved.pg[congested] - plain.pg[congested]).sum(1).min()) > 1.0
+    # a battery's part moves it in every grid (here: charging 2 MW more)
+    charged = clear(zero.at[:, n_gen:].set(-2.0))
+    np.testing.assert_allclose(charged.storage, plain.storage - 2.0, atol=1e-3)
