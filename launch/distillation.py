@@ -162,7 +162,8 @@ def dispatch_labels(obs, state, wanted, args, params):
 
 def merit_order_dispatch(state, params) -> jax.Array:
     """The normalised dispatch ``[G + S]`` of zero offers cleared on a copper plate: what a
-    residual student's output is added to; one grid."""
+    residual student's output is added to; one grid. Not the ``merit_order`` baseline's
+    targets: this clears the batteries too, on the clearing QP's own objective terms."""
     n_offers = params.grid.n_gen + params.devices.storage_bus.shape[0]
     pg, storage = copper_plate_dispatch(jnp.zeros(n_offers, state.pg.dtype), state, params)
     return normalised_dispatch(pg, storage, state, params)
@@ -457,9 +458,8 @@ def run_distillation(
             distilled_act(student, env_params, target, rows, passes, corrected=False)
         ),
     }
-    labeller = LABELLERS.get(target)
+    labeller = offer_labels(bid_network) if target == "offers" else LABELLERS[target]
     if target == "offers":
-        labeller = offer_labels(bid_network)
         # the bid policy's own offers, cleared without the QP: the best an offers student can do
         offers_act = cleared_offers_act(bid_network, env_params, rows, passes, correction_margin)
         acts["bid_offers_cleared"] = lambda obs, state, key, args: offers_act(
