@@ -18,7 +18,8 @@ branch mask, but takes a cheap path wherever it can:
 returns, by the same update: the flows above are linear in the energised injections, and their
 matrix is the intact PTDF corrected by a rank-2K term (``_low_rank_ptdf``), in the same tiers
 with the same dense fallback (``ptdf_matrix``). The clearing and look-ahead OPFs take it for
-the topology the step meets.
+the topology the step meets; ``outage_ptdf_rows`` returns a few of its rows at the cost of those
+rows (the distilled policy's correction reads the rows of its most loaded branches).
 
 Both tests run in two tiers: every grid first with ``few_slots(grid)`` slots, then only grids
 with more outages than that with ``WIDE_SLOTS``; on grids above ``SMALL_GRID_BRANCHES`` branches
@@ -207,6 +208,24 @@ def _low_rank(grid, p_bus, in_service, energised, slots, solve=None):
     return result, abs_det
 
 
+def _ptdf_update(grid, in_service, energised, slots, solve):
+    """``(a, c, alpha, gamma, y [2K, N], live_bus [N], |det|)``: the rank-2K term of the
+    topology's PTDF (``_low_rank_ptdf``), which any set of its rows applies."""
+    a, c, alpha, gamma, scale, response, system = _update_system(grid, in_service, energised, slots)
+    live_bus = energised.astype(response.dtype)
+    rhs = scale[:, None] * response * live_bus[None, :]  # diag(scale) U X E  [2K, N]
+    y, abs_det = (solve or solve_unpivoted)(system, rhs)  # [2K, N]
+    return a, c, alpha, gamma, y, live_bus, abs_det
+
+
+def _updated_rows(ptdf_rows, live_branch, update):
+    """The intact PTDF's ``ptdf_rows`` [R, N] (branches ``live_branch`` [R]) on the topology."""
+    a, c, alpha, gamma, y, live_bus, _ = update
+    ptdf_u = alpha[None, :] * ptdf_rows[:, a] + gamma[None, :] * ptdf_rows[:, c]  # [R, 2K]
+    ptdf = ptdf_rows * live_bus[None, :] - jnp.matmul(ptdf_u, y)
+    return jnp.where(live_branch[:, None], ptdf, 0.0)
+
+
 def _low_rank_ptdf(grid, in_service, energised, slots, solve=None):
     """([L, N] PTDF of the topology, |det| of the scaled update system) for up to K =
     ``slots`` outages, islands included.
@@ -218,14 +237,16 @@ def _low_rank_ptdf(grid, in_service, energised, slots, solve=None):
     of service or dead set to 0: one [2K, 2K] solve with N right-hand sides and a rank-2K
     product, where ``ptdf_matrix`` inverts an [N, N] matrix.
     """
-    a, c, alpha, gamma, scale, response, system = _update_system(grid, in_service, energised, slots)
-    live_bus = energised.astype(response.dtype)
-    rhs = scale[:, None] * response * live_bus[None, :]  # diag(scale) U X E  [2K, N]
-    y, abs_det = (solve or solve_unpivoted)(system, rhs)  # [2K, N]
-    ptdf_u = alpha[None, :] * grid.ptdf[:, a] + gamma[None, :] * grid.ptdf[:, c]  # [L, 2K]
-    ptdf = grid.ptdf * live_bus[None, :] - jnp.matmul(ptdf_u, y)
+    update = _ptdf_update(grid, in_service, energised, slots, solve)
     live_branch = in_service & energised[grid.branch_from]
-    return jnp.where(live_branch[:, None], ptdf, 0.0), abs_det
+    return _updated_rows(grid.ptdf, live_branch, update), update[-1]
+
+
+def _low_rank_ptdf_rows(grid, rows, in_service, energised, slots, solve=None):
+    """``_low_rank_ptdf``'s rows ``rows`` [R] alone: the same update, R rows of the product."""
+    update = _ptdf_update(grid, in_service, energised, slots, solve)
+    live_branch = (in_service & energised[grid.branch_from])[rows]
+    return _updated_rows(grid.ptdf[rows], live_branch, update), update[-1]
 
 
 def _by_tiers(low_rank, dense, args, in_service, active, wider_solve=None):
@@ -260,11 +281,43 @@ def outage_ptdf(grid, in_service, energised) -> jax.Array:
 
 def _ptdf_by_tiers(grid, in_service, energised):
     args = (grid, in_service, energised)
+    return _by_tiers(
+        _low_rank_ptdf, _dense_ptdf, args, in_service, jnp.bool_(True), _wider_ptdf_solve(grid)
+    )
+
+
+def _wider_ptdf_solve(grid):
     # The widest tier's QR solves a right-hand side per bus: with a batch of grids it would
     # reach the LAPACK size that deadlocks XLA's CPU pool (envs.batching.lapack_batch_safe).
     k = 2 * WIDER_SLOTS
-    solve = lapack_batch_safe(_solve_qr, flops_per_call=2 * k**3 + 2 * k * k * grid.n_bus)
-    return _by_tiers(_low_rank_ptdf, _dense_ptdf, args, in_service, jnp.bool_(True), solve)
+    return lapack_batch_safe(_solve_qr, flops_per_call=2 * k**3 + 2 * k * k * grid.n_bus)
+
+
+def outage_ptdf_rows(grid, rows, in_service, energised) -> jax.Array:
+    """``outage_ptdf(grid, in_service, energised)[rows]`` of one grid (``rows`` [R] int branch
+    indices) without the other rows: what a correction onto a few branches' limits needs. The
+    update's cost is O(K^2 N) for its solve and O(R K N) for the rows, where the whole matrix
+    takes O(L K N)."""
+    intact = jnp.all(in_service)
+    return compute_where(
+        _ptdf_rows_by_tiers, ~intact, grid.ptdf[rows], grid, rows, in_service, energised
+    )
+
+
+def _ptdf_rows_by_tiers(grid, rows, in_service, energised):
+    args = (grid, rows, in_service, energised)
+    return _by_tiers(
+        _low_rank_ptdf_rows,
+        _dense_ptdf_rows,
+        args,
+        in_service,
+        jnp.bool_(True),
+        _wider_ptdf_solve(grid),
+    )
+
+
+def _dense_ptdf_rows(grid, rows, in_service, energised):
+    return _dense_ptdf(grid, in_service, energised)[rows]
 
 
 def _dense_ptdf(grid, in_service, energised):

@@ -111,6 +111,73 @@ def test_grids_with_branches_out_are_corrected_on_their_own_topology(tight_grid)
     assert float(jnp.abs(intact - expected)[out_of_service].max()) > 0.1
 
 
+def test_a_move_brings_its_branches_to_their_limits_on_the_topology_the_step_meets(tight_grid):
+    """One move, before its clip, solves ``S dx = -sign(f) excess`` with the sensitivities of
+    the grid's own topology: in grids with a branch out, the flows it leaves on the branches it
+    corrects are at their limits (with the intact network's rows, up to 12 MW off here), and
+    it keeps the balance."""
+    params, state = tight_grid
+    out_of_service = jnp.arange(state.demand.shape[0]) % 2 == 1
+    state = state.replace(
+        branch_in_service=state.branch_in_service.at[:, 3].set(~out_of_service),
+        branch_cooldown=jnp.zeros_like(state.branch_cooldown),
+    )
+    pg = jax.jit(jax.vmap(merit_order_targets, in_axes=(0, None)))(state, params)
+    columns = params.grid.n_gen + params.devices.storage_bus.shape[0]
+    rows = ptdf_correction.DEFAULT_ROWS
+
+    def after_one_move(pg, state):
+        net = ptdf_correction._network(state, params, MYOPIC_RATING_MARGIN)
+        storage = jnp.zeros(params.devices.storage_bus.shape[0])
+        start = ptdf_correction.correct_dispatch(
+            pg, storage, state, params, MYOPIC_RATING_MARGIN, passes=0
+        )
+        x = jnp.concatenate([start.pg, start.storage, start.shed])
+        flow, excess = ptdf_correction._flows(x, state, params, net)
+        sub = net._replace(lo=net.lo[:columns], hi=net.hi[:columns], bus=net.bus[:columns])
+        # conventional units and batteries move, renewables keep the proposal
+        movable = jnp.concatenate([~params.devices.is_renewable, jnp.ones(columns, bool)])
+        weight = (net.hi - net.lo)[:columns] * movable[:columns]
+        moved = ptdf_correction._move(x[:columns], flow, excess, params, sub, weight, rows)
+        moved_flow, _ = ptdf_correction._flows(x.at[:columns].set(moved), state, params, net)
+        _, worst = jax.lax.top_k(excess, rows)
+        gap = jnp.abs(moved_flow[worst]) - net.limit[worst]
+        active = excess[worst] > 0.0
+        gap = jnp.where(active, gap, 0.0)
+        return gap, excess[worst], jnp.any(active), jnp.sum(moved - x[:columns])
+
+    gap, excess, corrected, imbalance = jax.jit(jax.vmap(after_one_move))(pg, state)
+    assert int((corrected & out_of_service).sum()) >= 2  # grids with the outage were moved
+    # at the limit, but for the ridge's share of the excess (``RIDGE``)
+    short = 2 * ptdf_correction.RIDGE * excess + 0.05
+    np.testing.assert_array_less(np.abs(gap[out_of_service]), short[out_of_service])
+    np.testing.assert_allclose(imbalance, 0.0, atol=1e-2)  # MW, float32 sums
+
+
+def test_nearly_parallel_rows_ask_for_a_move_of_their_size(tight_grid):
+    """Branches in series carry nearly one flow: their rows of sensitivities are nearly
+    parallel while their excesses differ. The move stays of the excesses' size (the ridge),
+    where the exact solve asks for one of thousands of MW."""
+    params, state = tight_grid
+    state = jax.tree.map(lambda a: a[0], state)
+    grid = params.grid
+    first, second = 4, 6  # any two branches: the second's row made nearly the first's
+    nearly = grid.ptdf[first] + 1e-3 * jnp.sin(jnp.arange(grid.n_bus))
+    params = params.replace(grid=grid.replace(ptdf=grid.ptdf.at[second].set(nearly)))
+    net = ptdf_correction._network(state, params, MYOPIC_RATING_MARGIN)
+    columns = grid.n_gen + params.devices.storage_bus.shape[0]
+    sub = net._replace(lo=net.lo[:columns], hi=net.hi[:columns], bus=net.bus[:columns])
+    x = 0.5 * (sub.lo + sub.hi)
+    excess = jnp.zeros(grid.n_branch).at[first].set(10.0).at[second].set(30.0)
+    flow = net.limit + excess
+    weight = sub.hi - sub.lo
+
+    moved = jax.jit(ptdf_correction._move, static_argnums=6)(
+        x, flow, excess, params, sub, weight, 2
+    )
+    assert float(jnp.abs(moved - x).sum()) < 200.0  # MW, against the 40 MW of excess
+
+
 def test_shedding_is_the_last_resort_where_the_units_cannot_relieve_a_branch(tight_grid):
     """With ratings at 40 % the units and batteries cannot bring every branch back: only then
     is demand shed, within what the env can shed, and it takes off what the units left."""

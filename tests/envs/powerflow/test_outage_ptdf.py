@@ -1,5 +1,5 @@
 """The PTDF of a topology with outages by a low-rank update of the intact one equals the dense
-``ptdf_matrix``, islands and the dense fallback included."""
+``ptdf_matrix``, islands and the dense fallback included; so do a few of its rows alone."""
 
 import functools
 
@@ -68,6 +68,13 @@ def _grid(case):
     return build_grid(load_case(case))
 
 
+def _rows(grid, in_service):
+    """Four branch indices per grid: the first, the last, one out of service and a middle one
+    (a correction asks for its most loaded branches, in no order)."""
+    out = jnp.argmin(in_service)  # 0 on the intact grid
+    return jnp.stack([grid.n_branch // 2, out, 0, grid.n_branch - 1])
+
+
 @functools.cache
 def _compare(case):
     """One jitted program per case: the batched ``outage_ptdf``, the first tier's update alone
@@ -78,7 +85,8 @@ def _compare(case):
         energised = connected_buses(grid, in_service)
         first = dc_outages._low_rank_ptdf(grid, in_service, energised, few_slots(grid))
         dense = ptdf_matrix(grid, in_service, energised)
-        return dc_outages.outage_ptdf(grid, in_service, energised), first, dense, energised
+        rows = dc_outages.outage_ptdf_rows(grid, _rows(grid, in_service), in_service, energised)
+        return dc_outages.outage_ptdf(grid, in_service, energised), first, dense, energised, rows
 
     return jax.jit(jax.vmap(one))
 
@@ -87,9 +95,13 @@ def _compare(case):
 def test_low_rank_ptdf_equals_the_dense_ptdf(case):
     grid = _grid(case)
     in_service = _topologies(grid)
-    ptdf, (first, abs_det), dense, energised = _compare(case)(in_service)
-    ptdf, first, dense, energised = map(np.asarray, (ptdf, first, dense, energised))
+    ptdf, (first, abs_det), dense, energised, rows = _compare(case)(in_service)
+    ptdf, first, dense, energised, rows = map(np.asarray, (ptdf, first, dense, energised, rows))
     np.testing.assert_allclose(ptdf, dense, atol=2e-5, err_msg=case)
+    # A few rows alone, in every tier and fallback, are those rows of the whole matrix.
+    picked = np.asarray(jax.vmap(_rows, in_axes=(None, 0))(grid, in_service))
+    np.testing.assert_allclose(rows, np.take_along_axis(dense, picked[..., None], 1), atol=2e-5)
+    assert np.all(rows[1:, 1] == 0.0)  # the branch out of service carries nothing
     np.testing.assert_array_equal(ptdf[0], np.asarray(grid.ptdf))
     # out-of-service branches carry nothing, nor do buses cut off from the slack
     assert np.all(ptdf[~np.asarray(in_service)] == 0.0)
