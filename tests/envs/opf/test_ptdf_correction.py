@@ -35,8 +35,12 @@ def solved(tight_grid):
 
 
 def _correct(params, state, pg, storage):
+    # Two passes: a move leaves each row ``RIDGE`` of its excess, and where two rows pull
+    # apart one pass can leave a branch just above its rating (a last resort then runs).
     correct = jax.vmap(
-        lambda p, s, st: ptdf_correction.correct_dispatch(p, s, st, params, MYOPIC_RATING_MARGIN)
+        lambda p, s, st: ptdf_correction.correct_dispatch(
+            p, s, st, params, MYOPIC_RATING_MARGIN, passes=2
+        )
     )
     return jax.jit(correct)(pg, storage, state)
 
