@@ -87,7 +87,8 @@ REGULARISATION = 1e-4
 # exact solve then asks for a move far outside the bands. On an ieee118 grid with a branch
 # out, the clip and rebalance of such a move left 684 MW above the limits where there had been
 # 357, and protection tripped nine branches (benchmarks/README.md, "Sensitivities on the
-# topology, and a ridge"). A ridge of 1 % leaves a row 1 % of its excess short; the next pass takes it.
+# topology, and a ridge"). A ridge of 1 % leaves a row 1 % of its excess short; the next pass
+# takes it.
 RIDGE = 0.01
 # Halvings of the system price's bracket in the copper-plate clearing of offers: the bracket
 # spans about 1 in scaled units, so 24 reach float32's resolution (the imbalance left is

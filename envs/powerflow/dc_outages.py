@@ -276,14 +276,15 @@ def outage_ptdf(grid, in_service, energised) -> jax.Array:
     (``_low_rank_ptdf``) in the tiers of ``dc_flow``, and the dense ``ptdf_matrix`` only where
     those cannot serve. ``energised`` [N] bool: ``connected_buses(grid, in_service)``."""
     intact = jnp.all(in_service)
-    return compute_where(_ptdf_by_tiers, ~intact, grid.ptdf, grid, in_service, energised)
+    tiers = partial(_ptdf_by_tiers, _low_rank_ptdf, _dense_ptdf)
+    return compute_where(tiers, ~intact, grid.ptdf, grid, in_service, energised)
 
 
-def _ptdf_by_tiers(grid, in_service, energised):
-    args = (grid, in_service, energised)
-    return _by_tiers(
-        _low_rank_ptdf, _dense_ptdf, args, in_service, jnp.bool_(True), _wider_ptdf_solve(grid)
-    )
+def _ptdf_by_tiers(low_rank, dense, *args):
+    """``_by_tiers`` for a PTDF or some of its rows: ``args`` end with ``in_service``,
+    ``energised``."""
+    grid, in_service = args[0], args[-2]
+    return _by_tiers(low_rank, dense, args, in_service, jnp.bool_(True), _wider_ptdf_solve(grid))
 
 
 def _wider_ptdf_solve(grid):
@@ -299,21 +300,8 @@ def outage_ptdf_rows(grid, rows, in_service, energised) -> jax.Array:
     update's cost is O(K^2 N) for its solve and O(R K N) for the rows, where the whole matrix
     takes O(L K N)."""
     intact = jnp.all(in_service)
-    return compute_where(
-        _ptdf_rows_by_tiers, ~intact, grid.ptdf[rows], grid, rows, in_service, energised
-    )
-
-
-def _ptdf_rows_by_tiers(grid, rows, in_service, energised):
-    args = (grid, rows, in_service, energised)
-    return _by_tiers(
-        _low_rank_ptdf_rows,
-        _dense_ptdf_rows,
-        args,
-        in_service,
-        jnp.bool_(True),
-        _wider_ptdf_solve(grid),
-    )
+    tiers = partial(_ptdf_by_tiers, _low_rank_ptdf_rows, _dense_ptdf_rows)
+    return compute_where(tiers, ~intact, grid.ptdf[rows], grid, rows, in_service, energised)
 
 
 def _dense_ptdf_rows(grid, rows, in_service, energised):
