@@ -247,3 +247,31 @@ def test_offer_labels_are_the_bids_and_the_offers_clear_to_a_balanced_dispatch(p
     load = jnp.sum(state.demand, axis=1) + jnp.sum(params.grid.bus_gs)
     assert bool(jnp.all(jnp.isfinite(served) & (served <= load + 0.5)))
     assert float(jnp.min(served / load)) > 0.97
+
+
+def test_the_bid_policys_offers_cleared_without_the_qp_are_the_qps_dispatch(peak_states):
+    """``cleared_offers_act``: a student that imitated the bids exactly. Where no branch binds,
+    the copper plate its offers clear on is the clearing QP, so the two dispatches agree."""
+    params, state = peak_states
+    batch, shape = state.pg.shape[0], params.layout.action_mask.shape
+    actions = jax.random.uniform(jax.random.key(1), (batch, *shape), minval=-1.0, maxval=1.0)
+    act = distill.cleared_offers_act(lambda obs, args: actions, params, rows=4, passes=1)
+    obs = jax.vmap(lambda s: GridEnv().observe(s, params))(state)
+    action = jax.jit(partial(act, key=None))(obs, state, args=None)
+    read = jax.vmap(distill.cleared_dispatch, in_axes=(0, 0, None))(action, state, params)
+    pg, storage = jax.vmap(dispatch_of, in_axes=(0, 0, None))(read, state, params)
+
+    from envs.opf import step_qp
+
+    def qp(s, offsets):
+        return step_qp.solve_myopic_opf(s, params, MYOPIC_RATING_MARGIN, offsets)
+
+    offsets = jax.vmap(price_offsets, in_axes=(0, None))(actions, params)
+    bid, zero = jax.jit(jax.vmap(qp))(state, offsets), jax.jit(jax.vmap(qp))(state, 0.0 * offsets)
+    assert bool(jnp.all(bid.converged))
+    np.testing.assert_allclose(pg, bid.pg, atol=0.5)
+    np.testing.assert_allclose(storage, bid.storage, atol=0.5)
+    moved = jnp.maximum(
+        jnp.abs(bid.pg - zero.pg).max(1), jnp.abs(bid.storage - zero.storage).max(1)
+    )
+    assert float(moved.max()) > 10.0  # the bids move the dispatch: they are read, not dropped
