@@ -136,6 +136,7 @@ def solve_dispatch(
     storage: StorageUnits | None = None,
     storage_energy0_mwh: np.ndarray | None = None,
     gen_online: np.ndarray | None = None,
+    shed_max_mw: np.ndarray | None = None,
     penalties: DispatchPenalties = DispatchPenalties(),
     stored_energy_value: float = 0.0,
     cost_rtol: float = 1e-7,
@@ -148,7 +149,8 @@ def solve_dispatch(
     (renewable availability, 0 for a tripped unit; default pmax); branch_in_service [T, L] bool;
     prev_pg_mw [G] dispatch before period 0 (ramp anchor; None = free start); storage units and
     their initial energy; gen_online [T, G] bool: an offline unit produces nothing and pays no
-    cost (not even its no-load c0). Ramp limit per period = RAMP_AGC (MW/min) * 60 * dt_hours.
+    cost (not even its no-load c0); shed_max_mw [T, N] the most each bus may shed (default: its
+    whole load). Ramp limit per period = RAMP_AGC (MW/min) * 60 * dt_hours.
     stored_energy_value ($/MWh, >= 0) credits the energy left in the batteries after the last
     period in the objective (its worth beyond the horizon); ``total_cost`` stays the operating
     cost and ``lower_bound`` the LP bound of it, neither with the credit.
@@ -166,8 +168,10 @@ def solve_dispatch(
     available = np.where(online, _per_period(gen_available_mw, net.gen_pmax, units, float), 0.0)
     ramp_per_min = net.gen_ramp_mw_per_min
     energy0 = np.zeros(storage.n) if storage_energy0_mwh is None else storage_energy0_mwh
+    shed_max = np.minimum(load, _per_period(shed_max_mw, load, load.shape, float))
     inputs = Inputs(
         load_mw=load,
+        shed_max_mw=shed_max,
         gen_lower_mw=np.minimum(net.gen_pmin[None, :], available),
         gen_upper_mw=available,
         branch_in_service=_per_period(branch_in_service, True, (n_periods, net.n_branch), bool),

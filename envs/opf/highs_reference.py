@@ -45,8 +45,10 @@ def solve_myopic_highs(
 ):
     """Grid ``b``'s single-step DC-OPF by HiGHS (host NumPy): ``(pg [G], battery [S] MW +
     discharge, shed [N])``, on the topology the step's flows will meet (``dispatch_topology``,
-    as the JAX QP). Raises RuntimeError where the LP fails. The one HiGHS myopic reference:
-    the evaluation's ``myopic_opf_highs`` and ``benchmarks.opf`` both solve it."""
+    as the JAX QP), shedding as the model says (``myopic_model``: the env's share of each bus,
+    whole buses where no dispatch sheds within it). Raises RuntimeError where the LP fails. The
+    one HiGHS myopic reference: the evaluation's ``myopic_opf_highs`` and ``benchmarks.opf``
+    both solve it."""
     in_service = dispatch_topology(states.branch_in_service[b] > 0, states.branch_cooldown[b])
     step = oracle.EpisodeInputs(
         demand_mw=states.demand[b][None],
@@ -56,7 +58,13 @@ def solve_myopic_highs(
         pg0_mw=states.pg[b],
         soc0_mwh=states.soc[b],
     )
-    sol = oracle.solve_oracle(model, step, **solver_options)
+    try:
+        sol = oracle.solve_oracle(model, step, **solver_options)
+    except RuntimeError as error:
+        if not (model.shed_as_env and "Infeasible" in str(error)):
+            raise
+        # no dispatch sheds within the env's share: let whole buses shed, as the JAX QP does
+        sol = oracle.solve_oracle(model._replace(shed_as_env=False), step, **solver_options)
     return sol.pg_mw[0], sol.storage_discharge_mw[0] - sol.storage_charge_mw[0], sol.shed_mw[0]
 
 
@@ -79,5 +87,6 @@ def myopic_model(
     network = dataclasses.replace(
         model.network, branch_rating_mw=model.network.branch_rating_mw * (1.0 - rating_margin)
     )
-    # the myopic OPF gives stored energy no value: it empties the batteries when that is cheaper
-    return model._replace(network=network, stored_energy_value=0.0)
+    # the myopic OPF gives stored energy no value: it empties the batteries when that is cheaper;
+    # it sheds what the env can shed (``step_qp.device_bounds``)
+    return model._replace(network=network, stored_energy_value=0.0, shed_as_env=True)

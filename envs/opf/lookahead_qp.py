@@ -142,7 +142,8 @@ def _period_bounds(state, params, forecast, energised, dtype):
     lo, hi = jnp.where(fed, lo, 0.0), jnp.where(fed, hi, 0.0)
     battery = jnp.where(energised[devices.storage_bus], devices.storage_pmax, 0.0)
     battery = jnp.broadcast_to(battery, (periods, battery.shape[0]))
-    shed = jnp.where(energised[None, :], forecast.demand, 0.0)
+    # what the env can shed, as in the single-step OPF (``step_qp.device_bounds``)
+    shed = jnp.where(energised[None, :], devices.shed_max[None, :] * forecast.demand, 0.0)
     zeros = jnp.zeros_like
     lo = jnp.concatenate([lo, zeros(battery), zeros(battery), zeros(shed)], axis=1)
     hi = jnp.concatenate([hi, battery, battery, shed], axis=1)

@@ -62,6 +62,7 @@ class Inputs(NamedTuple):
     """Validated per-period data, float64, leading axis T."""
 
     load_mw: np.ndarray  # [T, N]
+    shed_max_mw: np.ndarray  # [T, N] the most each bus may shed (at most its load)
     gen_lower_mw: np.ndarray  # [T, G]
     gen_upper_mw: np.ndarray  # [T, G]
     branch_in_service: np.ndarray  # [T, L] bool
@@ -93,7 +94,7 @@ def variable_bounds(problem: Problem) -> np.ndarray:
         g_lo[0], g_hi[0] = ramp_lo, ramp_hi
     cols = layout.columns
     lo[cols("pg")], hi[cols("pg")] = g_lo, g_hi
-    lo[cols("shed")], hi[cols("shed")] = 0.0, np.maximum(inputs.load_mw, 0.0)
+    lo[cols("shed")], hi[cols("shed")] = 0.0, np.maximum(inputs.shed_max_mw, 0.0)
     lo[cols("spill")] = 0.0
     for name, cap in (
         ("charge", storage.power_mw),

@@ -61,6 +61,10 @@ class EnvDispatchModel(NamedTuple):
     dt_hours: float
     shed_max_fraction: np.ndarray  # [N]
     stored_energy_value: float  # $/MWh of the energy left in the batteries at the end
+    # Shedding at an energised bus up to ``shed_max_fraction`` of its demand, as the env sheds
+    # (a causal controller's plan: ``highs_reference.myopic_model``); False: up to all of it,
+    # the oracle's relaxation (module doc).
+    shed_as_env: bool = False
 
 
 def dispatch_model(params: EnvParams) -> EnvDispatchModel:
@@ -130,14 +134,18 @@ def solve_oracle(
     """
     x = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), inputs)
     in_service = x.branch_in_service > 0.5
-    live_gen = energised_buses(model.network, in_service)[:, model.network.gen_bus]
-    online = (x.gen_online > 0.5) & live_gen
+    energised = energised_buses(model.network, in_service)
+    online = (x.gen_online > 0.5) & energised[:, model.network.gen_bus]
+    shed_max = None
+    if model.shed_as_env:  # load cut off from the slack is lost whatever the plan: all of it
+        shed_max = np.where(energised, model.shed_max_fraction * x.demand_mw, x.demand_mw)
     return dc_opf.solve_dispatch(
         model.network,
         x.demand_mw,
         dt_hours=model.dt_hours,
         gen_available_mw=np.where(online, x.available_mw, 0.0),
         gen_online=online,
+        shed_max_mw=shed_max,
         branch_in_service=in_service,
         prev_pg_mw=x.pg0_mw,
         storage=model.storage,

@@ -127,12 +127,14 @@ def _network(state, params, rating_margin) -> _Network:
     # Most grids of a batch meet the intact topology: only the others sweep for islands.
     intact = jnp.all(in_service)
     energised = compute_where(connected_buses, ~intact, grid.bus_energised0, grid, in_service)
+    # the clearing QP's bands, shedding up to what the env can shed (``shed_max``)
     lo, hi = step_qp.device_bounds(state, params, energised)
     n_dispatch = grid.n_gen + devices.storage_bus.shape[0]
-    # What the env can shed: ``shed_max`` of each energised bus's demand.
     sheddable = jnp.where(energised, devices.shed_max * state.demand, 0.0)
     bus = jnp.arange(grid.n_bus)
     return _Network(
+        # the QP's interior-point floor (``min_band``) is not a device's: no shedding at a bus
+        # without load
         lo=jnp.concatenate([lo[:n_dispatch], jnp.zeros_like(sheddable)]),
         hi=jnp.concatenate([hi[:n_dispatch], sheddable]),
         load=jnp.sum(jnp.where(energised, state.demand + grid.bus_gs, 0.0)),

@@ -80,9 +80,17 @@ class StepOPF(NamedTuple):
     residual: jax.Array  # [] the QP's KKT residual in scaled units (``kkt_residual``)
 
 
-def device_bounds(state, params, energised):
+def device_bounds(state, params, energised, whole_buses: bool = False):
     """``(lo, hi)`` [G + S + N] MW of unit outputs, battery outputs (+ discharge) and shedding
-    this step: ramp bands, renewable availability, battery energy, the bus's demand."""
+    this step: ramp bands, renewable availability, battery energy, and the share of each
+    energised bus's demand the env can shed (``devices.shed_max``; ``whole_buses``: all of it).
+
+    Why the env's share and not the whole demand: a plan that sheds more than the env can
+    carries out its shortfall through the env's frequency control, on flows the plan never
+    checked. Bounded by the whole demand, the myopic OPF planned whole buses shed on ieee14's
+    cascading days; the env shed half of each, and the rest, moved by frequency control, ran
+    branches above their ratings (benchmarks/README.md, "The clearing sheds what the env can
+    shed")."""
     devices, grid, consts = params.devices, params.grid, params.consts
     renewable = devices.is_renewable
     online = (state.available > 0.0) & ~renewable
@@ -94,6 +102,7 @@ def device_bounds(state, params, energised):
     discharge = jnp.minimum(devices.storage_pmax, state.soc * eta / dt)
     charge = jnp.minimum(devices.storage_pmax, (devices.storage_emax - state.soc) / (eta * dt))
     battery_fed = energised[devices.storage_bus]
+    share = jnp.ones_like(devices.shed_max) if whole_buses else devices.shed_max
     lo = jnp.concatenate(
         [jnp.where(fed, lo, 0.0), jnp.where(battery_fed, -charge, 0.0), jnp.zeros(grid.n_bus)]
     )
@@ -101,7 +110,7 @@ def device_bounds(state, params, energised):
         [
             jnp.where(fed, hi, 0.0),
             jnp.where(battery_fed, discharge, 0.0),
-            jnp.where(energised, state.demand, 0.0),
+            jnp.where(energised, share * state.demand, 0.0),
         ]
     )
     # An interior point needs a strictly feasible interior: a variable pinned at one value
@@ -148,16 +157,18 @@ class ClearingProblem(NamedTuple):
     injection: jax.Array  # [N, V] bus injection per unit of each variable
 
 
-def clearing_problem(state, params, rating_margin: float, price_offset=None) -> ClearingProblem:
+def clearing_problem(
+    state, params, rating_margin: float, price_offset=None, whole_buses: bool = False
+) -> ClearingProblem:
     """The step's OPF; ``price_offset [G + S]`` $/MWh is added to the units' and batteries'
-    linear costs."""
+    linear costs; ``whole_buses``: each bus may shed all of its demand (``device_bounds``)."""
     grid, devices = params.grid, params.devices
     n_bus = grid.n_bus
     # A tripped branch whose cooldown ends recloses at the start of the step: dispatch for the
     # topology the flows will meet (scheduled outages are not known ahead, so not these).
     in_service = dispatch_topology(state.branch_in_service, state.branch_cooldown)
     energised = connected_buses(grid, in_service)
-    lo, hi = device_bounds(state, params, energised)
+    lo, hi = device_bounds(state, params, energised, whole_buses)
     load = jnp.where(energised, state.demand + grid.bus_gs, 0.0)  # [N] MW
     curvature, linear = objective_terms(params, lo.dtype, price_offset)
     storage_to_bus = jax.nn.one_hot(devices.storage_bus, n_bus, dtype=lo.dtype).T  # [N, S]
@@ -269,7 +280,10 @@ def solve_myopic_opf(
     are rows of the QP (``envs.opf.box_qp``): first those most loaded by the present dispatch
     moved into this step's bands (consecutive steps are close), then, while a screened-out
     branch ends above its limit, a re-solve that adds the violated branches and keeps the
-    binding ones, up to ``max_rounds`` solves. Where that does not converge, or returns a
+    binding ones, up to ``max_rounds`` solves. Where shedding within the env's share of each
+    bus leaves no feasible dispatch (a load pocket whose imports cannot carry the rest of its
+    load), one more solve lets whole buses shed: a plan the env carries out only in part, but
+    one that reads the network. Where that does not converge either, or returns a
     non-finite point, ``pg`` falls back to ``fallback_pg`` (the merit order, which ignores the
     network), batteries idle, ``converged`` is False and ``residual`` says by how much it
     missed (an unscreened overload counts).
@@ -289,6 +303,15 @@ def solve_myopic_opf(
     # Under vmap a re-solve runs only for the grids whose screen missed a branch.
     for _ in range(max_rounds - 1):
         result = compute_where(solve, result[2] > FEASIBILITY_TOL, result, problem, result[1])
+
+    def whole_buses(state, rating_margin, price_offset, loading):
+        problem = clearing_problem(state, params, rating_margin, price_offset, whole_buses=True)
+        return solve(problem, loading)
+
+    infeasible = result[0].residual >= FEASIBILITY_TOL
+    result = compute_where(
+        whole_buses, infeasible, result, state, rating_margin, price_offset, result[1]
+    )
     solution, _, overload = result
     residual = jnp.maximum(solution.residual, jnp.maximum(overload, 0.0))
     return _dispatch(solution.x, residual < FEASIBILITY_TOL, residual, state, params)

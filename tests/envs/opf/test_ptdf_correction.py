@@ -74,7 +74,8 @@ def test_a_dispatch_the_opf_made_safe_is_left_as_it_is(tight_grid, solved):
     ok = solved.converged & (jnp.sum(solved.shed, axis=1) < 1e-3)
     assert int(ok.sum()) >= 8
     np.testing.assert_allclose(out.pg[ok], solved.pg[ok], atol=0.05)
-    np.testing.assert_array_equal(out.shed[ok], 0.0)  # nothing to relieve: nothing shed
+    # nothing to relieve: nothing shed (beyond the QP's own < 1e-3 MW, balanced again)
+    np.testing.assert_allclose(out.shed[ok], 0.0, atol=1e-3)
     assert float(out.excess_after[ok].max()) < 0.05
 
 

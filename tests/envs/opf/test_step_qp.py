@@ -357,3 +357,54 @@ def test_screening_adds_the_branches_it_missed_and_reaches_the_full_solve(env_pa
     scale = np.maximum(1.0, np.abs(np.asarray(full_value)))
     error = np.abs(np.asarray(value) - np.asarray(full_value)) / scale
     np.testing.assert_array_less(error[solved], 1e-4)
+
+
+def _pocket_state(params):
+    """An ieee14 step of a cascading-failure day (recorded): branch 14 out, batteries empty,
+    the evening's demand; the dispatch that keeps the ratings sheds at buses 5, 11 and 12."""
+    demand = [0, 28.86, 123.96, 64.45, 10.12, 14.58, 0, 0, 39.53, 12.15, 4.7, 8.25, 18.33, 19.99]
+    in_service = np.ones(params.grid.n_branch, bool)
+    in_service[14] = False
+    f32 = partial(jnp.asarray, dtype=jnp.float32)
+    return _QPInputs(
+        pg=f32([[175.02, 72.9, 43.89, 2.08, 7.27]]),
+        available=f32([[269.0, 140.0, 100.0, 2.08, 40.0]]),
+        demand=f32([demand]),
+        soc=jnp.zeros((1, params.devices.storage_bus.shape[0]), jnp.float32),
+        branch_in_service=jnp.asarray(in_service[None]),
+        branch_cooldown=jnp.zeros((1, params.grid.n_branch), jnp.int32),
+    )
+
+
+@pytest.mark.parametrize("case", ["ieee14", "ieee118"])
+def test_the_clearing_sheds_what_the_env_can_shed(case):
+    """The env sheds at most ``shed_max`` of a bus's demand: the plan sheds within that share,
+    so what it plans is what happens. On this ieee14 step a plan that shed whole buses 5 and 11
+    left half of their load to frequency control, on flows it never checked. Where no dispatch
+    sheds within the share (ieee118's demand 15 % beyond every unit's capacity, with the
+    network's limits), whole buses may shed: a dispatch that reads the network, not the merit
+    order's fallback."""
+    from envs.opf.controls import opf_controls
+
+    config = default_env_config()
+    config.case = case
+    params = make_env(config)[1]
+    if case == "ieee14":
+        short = _pocket_state(params)
+    else:  # the grid that must shed
+        short = jax.tree.map(lambda x: x[3:], _parity_states(params))
+    solved = jax.jit(jax.vmap(step_qp.solve_myopic_opf, in_axes=(0, None)))(short, params)
+    assert bool(solved.converged[0])
+    share = params.devices.shed_max * short.demand[0]
+    planned = solved.shed[0]
+    assert float(planned.sum()) > 10.0
+    if case == "ieee14":
+        assert float(jnp.max(planned - share)) < 0.01
+        # and the env sheds what was planned: every shedding control within its range
+        one = jax.tree.map(lambda x: x[0], (solved, short))
+        control = opf_controls(*one, params)
+        shed_control = control[-params.grid.n_bus :]
+        executed = jnp.clip(shed_control, 0.0, 1.0) * share
+        np.testing.assert_allclose(executed, planned, atol=0.01)
+    else:
+        assert float(jnp.max(planned - share)) > 1.0  # whole buses, where nothing else serves
