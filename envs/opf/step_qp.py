@@ -280,10 +280,10 @@ def solve_myopic_opf(
     are rows of the QP (``envs.opf.box_qp``): first those most loaded by the present dispatch
     moved into this step's bands (consecutive steps are close), then, while a screened-out
     branch ends above its limit, a re-solve that adds the violated branches and keeps the
-    binding ones, up to ``max_rounds`` solves. Where shedding within the env's share of each
-    bus leaves no feasible dispatch (a load pocket whose imports cannot carry the rest of its
-    load), one more solve lets whole buses shed: a plan the env carries out only in part, but
-    one that reads the network. Where that does not converge either, or returns a
+    binding ones, up to ``max_rounds`` solves. Where that does not converge (shedding within
+    the env's share of each bus leaves no feasible dispatch: a load pocket whose imports cannot
+    carry the rest of its load), one more solve lets whole buses shed: a plan the env carries
+    out only in part, but one that reads the network. Where that does not converge either, or returns a
     non-finite point, ``pg`` falls back to ``fallback_pg`` (the merit order, which ignores the
     network), batteries idle, ``converged`` is False and ``residual`` says by how much it
     missed (an unscreened overload counts).
@@ -308,6 +308,7 @@ def solve_myopic_opf(
         problem = clearing_problem(state, params, rating_margin, price_offset, whole_buses=True)
         return solve(problem, loading)
 
+    # the QP's own residual, not a screened-out overload: the rounds above handle those
     infeasible = result[0].residual >= FEASIBILITY_TOL
     result = compute_where(
         whole_buses, infeasible, result, state, rating_margin, price_offset, result[1]

@@ -361,7 +361,8 @@ def test_screening_adds_the_branches_it_missed_and_reaches_the_full_solve(env_pa
 
 def _pocket_state(params):
     """An ieee14 step of a cascading-failure day (recorded): branch 14 out, batteries empty,
-    the evening's demand; the dispatch that keeps the ratings sheds at buses 5, 11 and 12."""
+    the evening's demand; the ratings hold only with shedding, and a plan bounded by each bus's
+    whole demand shed all of buses 5 and 11."""
     demand = [0, 28.86, 123.96, 64.45, 10.12, 14.58, 0, 0, 39.53, 12.15, 4.7, 8.25, 18.33, 19.99]
     in_service = np.ones(params.grid.n_branch, bool)
     in_service[14] = False
