@@ -130,7 +130,7 @@ def _network(state, params, rating_margin) -> _Network:
     # the clearing QP's bands, shedding up to what the env can shed (``shed_max``)
     lo, hi = step_qp.device_bounds(state, params, energised)
     n_dispatch = grid.n_gen + devices.storage_bus.shape[0]
-    sheddable = jnp.where(energised, devices.shed_max * state.demand, 0.0)
+    sheddable = step_qp.sheddable(state, params, energised)
     bus = jnp.arange(grid.n_bus)
     return _Network(
         # the QP's interior-point floor (``min_band``) is not a device's: no shedding at a bus

@@ -80,10 +80,15 @@ class StepOPF(NamedTuple):
     residual: jax.Array  # [] the QP's KKT residual in scaled units (``kkt_residual``)
 
 
-def device_bounds(state, params, energised, whole_buses: bool = False):
+def sheddable(state, params, energised) -> jax.Array:
+    """[N] MW each bus can shed this step: the env's share of its demand where energised."""
+    return jnp.where(energised, params.devices.shed_max * state.demand, 0.0)
+
+
+def device_bounds(state, params, energised):
     """``(lo, hi)`` [G + S + N] MW of unit outputs, battery outputs (+ discharge) and shedding
     this step: ramp bands, renewable availability, battery energy, and the share of each
-    energised bus's demand the env can shed (``devices.shed_max``; ``whole_buses``: all of it).
+    energised bus's demand the env can shed (``sheddable``).
 
     Why the env's share and not the whole demand: a plan that sheds more than the env can
     carries out its shortfall through the env's frequency control, on flows the plan never
@@ -102,7 +107,6 @@ def device_bounds(state, params, energised, whole_buses: bool = False):
     discharge = jnp.minimum(devices.storage_pmax, state.soc * eta / dt)
     charge = jnp.minimum(devices.storage_pmax, (devices.storage_emax - state.soc) / (eta * dt))
     battery_fed = energised[devices.storage_bus]
-    share = jnp.ones_like(devices.shed_max) if whole_buses else devices.shed_max
     lo = jnp.concatenate(
         [jnp.where(fed, lo, 0.0), jnp.where(battery_fed, -charge, 0.0), jnp.zeros(grid.n_bus)]
     )
@@ -110,7 +114,7 @@ def device_bounds(state, params, energised, whole_buses: bool = False):
         [
             jnp.where(fed, hi, 0.0),
             jnp.where(battery_fed, discharge, 0.0),
-            jnp.where(energised, share * state.demand, 0.0),
+            sheddable(state, params, energised),
         ]
     )
     # An interior point needs a strictly feasible interior: a variable pinned at one value
@@ -155,20 +159,19 @@ class ClearingProblem(NamedTuple):
     limit: jax.Array  # [L] branch ratings less the margin
     ptdf: jax.Array  # [L, N] of the topology the step meets
     injection: jax.Array  # [N, V] bus injection per unit of each variable
+    demand: jax.Array  # [N] energised demand: the shedding bound where none within the share
 
 
-def clearing_problem(
-    state, params, rating_margin: float, price_offset=None, whole_buses: bool = False
-) -> ClearingProblem:
+def clearing_problem(state, params, rating_margin: float, price_offset=None) -> ClearingProblem:
     """The step's OPF; ``price_offset [G + S]`` $/MWh is added to the units' and batteries'
-    linear costs; ``whole_buses``: each bus may shed all of its demand (``device_bounds``)."""
+    linear costs."""
     grid, devices = params.grid, params.devices
     n_bus = grid.n_bus
     # A tripped branch whose cooldown ends recloses at the start of the step: dispatch for the
     # topology the flows will meet (scheduled outages are not known ahead, so not these).
     in_service = dispatch_topology(state.branch_in_service, state.branch_cooldown)
     energised = connected_buses(grid, in_service)
-    lo, hi = device_bounds(state, params, energised, whole_buses)
+    lo, hi = device_bounds(state, params, energised)
     load = jnp.where(energised, state.demand + grid.bus_gs, 0.0)  # [N] MW
     curvature, linear = objective_terms(params, lo.dtype, price_offset)
     storage_to_bus = jax.nn.one_hot(devices.storage_bus, n_bus, dtype=lo.dtype).T  # [N, S]
@@ -182,6 +185,7 @@ def clearing_problem(
         limit=(1.0 - rating_margin) * grid.branch_rating / MW_SCALE,
         ptdf=topology_ptdf(grid, in_service, energised),
         injection=injection.astype(lo.dtype),
+        demand=jnp.where(energised, state.demand, 0.0) / MW_SCALE,
     )
 
 
@@ -304,15 +308,14 @@ def solve_myopic_opf(
     for _ in range(max_rounds - 1):
         result = compute_where(solve, result[2] > FEASIBILITY_TOL, result, problem, result[1])
 
-    def whole_buses(state, rating_margin, price_offset, loading):
-        problem = clearing_problem(state, params, rating_margin, price_offset, whole_buses=True)
-        return solve(problem, loading)
+    def whole_buses(problem, loading):
+        n_bus = problem.demand.shape[0]
+        shed_hi = jnp.maximum(problem.hi[-n_bus:], problem.demand)
+        return solve(problem._replace(hi=problem.hi.at[-n_bus:].set(shed_hi)), loading)
 
     # the QP's own residual, not a screened-out overload: the rounds above handle those
     infeasible = result[0].residual >= FEASIBILITY_TOL
-    result = compute_where(
-        whole_buses, infeasible, result, state, rating_margin, price_offset, result[1]
-    )
+    result = compute_where(whole_buses, infeasible, result, problem, result[1])
     solution, _, overload = result
     residual = jnp.maximum(solution.residual, jnp.maximum(overload, 0.0))
     return _dispatch(solution.x, residual < FEASIBILITY_TOL, residual, state, params)
