@@ -14,6 +14,7 @@ import time
 import jax
 import numpy as np
 
+from envs.sim.scenarios import scenario_names
 from envs.types import EnvSpec
 from learner.config import default_learner_config
 from learner.learner import Learner
@@ -35,6 +36,7 @@ def synthetic_batch(spec: EnvSpec, unroll: int, batch: int, seed: int = 0) -> Tr
         terminated=rng.random((unroll, batch)) < 0.01,
         truncated=rng.random((unroll, batch)) < 0.01,
         truncation_value=np.zeros(per_agent, f32),
+        scenario=rng.integers(0, len(scenario_names()), (unroll, batch)).astype(np.int32),
         last_value=np.zeros((batch, a), f32),
     )
 

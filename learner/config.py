@@ -35,11 +35,13 @@ from envs.config_fields import (
     merged_onto,
     one_of,
 )
+from envs.sim.scenarios import scenario_names
 
 CRITIC_KINDS = ("mappo", "ippo")
 PARAMETER_SHARING_KINDS = ("shared", "independent")
 REWARD_SCALING_KINDS = ("per_type", "global", "none")
 REWARD_BASELINE_KINDS = ("none", "teacher")
+ADVANTAGE_GROUP_KINDS = ("agent_type", "scenario")
 # Deprecated: the action prior is the environment's action interface (env.action_interface,
 # env.residual_scale, env.bid_scale) since the bids are cleared in env.step. The old fields are
 # still read for one release (configs.validation.adopt_learner_action_prior).
@@ -87,6 +89,9 @@ def default_learner_config() -> ml_collections.ConfigDict:
     config.teacher_pull = 0.0
     config.max_grad_norm = 0.5
     config.normalise_advantages = True  # per minibatch and per agent type
+    # "scenario": normalised per agent type and per scenario (envs.sim.scenarios), so each
+    # scenario weighs alike in the gradient whatever its cost scale; "agent_type": pooled.
+    config.advantage_groups = "agent_type"
     # Discounting. With use_spec_discounts the per-type gamma/lambda of the EnvSpec win;
     # otherwise gamma/gae_lambda apply to every agent type.
     config.use_spec_discounts = True
@@ -148,6 +153,7 @@ RULES = {
     "gae_lambda": UNIT_INTERVAL,
     "obs_clip": POSITIVE,
     "reward_scaling": one_of(*REWARD_SCALING_KINDS),
+    "advantage_groups": one_of(*ADVANTAGE_GROUP_KINDS),
     "reward_baseline": one_of(*REWARD_BASELINE_KINDS),
     "seed": at_least(0),
     "checkpoint.save_every_updates": at_least(1),
@@ -187,8 +193,20 @@ def validate_learner_config(config: ml_collections.ConfigDict) -> None:
     check_fields("learner", config, RULES)
     parse_type_values("type_gamma", config.type_gamma)
     parse_type_values("type_lambda", config.type_lambda)
+    if config.advantage_groups != "agent_type" and not config.normalise_advantages:
+        raise ValueError(
+            f"learner.advantage_groups={config.advantage_groups!r} needs "
+            "learner.normalise_advantages=True (the groups are what advantages are normalised over)"
+        )
     if config.hidden_size % config.num_heads != 0:
         raise ValueError(
             f"learner.hidden_size ({config.hidden_size}) must be divisible by "
             f"learner.num_heads ({config.num_heads})"
         )
+
+
+def advantage_group_count(config) -> int:
+    """Advantage normalisation groups per agent type: one per scenario, or 1 (pooled)."""
+    if config.get("advantage_groups", "agent_type") == "scenario":
+        return len(scenario_names())
+    return 1

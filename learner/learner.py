@@ -30,7 +30,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from envs.types import EnvSpec
-from learner.config import parse_type_values, validate_learner_config
+from learner.config import advantage_group_count, parse_type_values, validate_learner_config
 from learner.policy import make_policy
 from learner.sgd import StepStatics, local_update
 from learner.types import LearnerState, Trajectory
@@ -124,7 +124,7 @@ def per_agent_discounts(config: ml_collections.ConfigDict, spec: EnvSpec) -> tup
 def trajectory_partition() -> Trajectory:
     """Sharding of every Trajectory field: along the grid axis B."""
     time_major = P(None, AXIS)
-    return Trajectory(*([time_major] * 9), last_value=P(AXIS))
+    return Trajectory(*([time_major] * 10), last_value=P(AXIS))
 
 
 class Learner:
@@ -229,6 +229,7 @@ class Learner:
             terminated=(t, b),
             truncated=(t, b),
             truncation_value=(t, b, a),
+            scenario=(t, b),
             last_value=(b, a),
         )
         for name, shape in zip(Trajectory._fields, expected, strict=True):
@@ -297,6 +298,7 @@ def _step_statics(config, spec, geometry, policy, optimiser) -> StepStatics:
         type_names=tuple(spec.agent_type_names),
         scale_rewards=config.reward_scaling != "none",
         normalise_advantages=bool(config.normalise_advantages),
+        num_advantage_groups=advantage_group_count(config),
         clip_eps=float(config.clip_eps),
         value_clip_eps=float(config.value_clip_eps),
         entropy_coef=float(config.entropy_coef),

@@ -37,6 +37,8 @@ class StepStatics:
     type_names: tuple[str, ...]
     scale_rewards: bool
     normalise_advantages: bool
+    # Advantage groups per agent type: 1 (the whole minibatch) or one per scenario.
+    num_advantage_groups: int
     clip_eps: float
     value_clip_eps: float
     entropy_coef: float
@@ -57,6 +59,7 @@ class Samples(NamedTuple):
     value: jax.Array  # [..., A]
     advantage: jax.Array  # [..., A]
     target: jax.Array  # [..., A]
+    group: jax.Array  # [...] int32, the advantage normalisation group (0 where there is one)
 
 
 def local_update(s: StepStatics, state: LearnerState, traj: Trajectory):
@@ -65,8 +68,16 @@ def local_update(s: StepStatics, state: LearnerState, traj: Trajectory):
     reward_stats = _updated_reward_stats(s, state.norm_state.reward, traj)
     scale = _per_agent_reward_scale(s, reward_stats)
     advantage, target = _advantages(s, traj, scale)
+    group = jnp.clip(traj.scenario, 0, s.num_advantage_groups - 1)
     samples = Samples(
-        traj.obs, traj.global_state, traj.action, traj.log_prob, traj.value, advantage, target
+        traj.obs,
+        traj.global_state,
+        traj.action,
+        traj.log_prob,
+        traj.value,
+        advantage,
+        target,
+        group,
     )
     key, key_epochs = jax.random.split(jax.random.wrap_key_data(state.key))
     entropy_coef = losses.linear_decay(s.entropy_coef, s.entropy_decay_updates, state.update_step)
@@ -210,7 +221,9 @@ def _run_epochs(
 def _sgd_step(s: StepStatics, norm_state, entropy_coef, step_scale, carry, minibatch: Samples):
     params, opt_state = carry
     if s.normalise_advantages:
-        minibatch = minibatch._replace(advantage=_normalised_advantage(s, minibatch.advantage))
+        minibatch = minibatch._replace(
+            advantage=_normalised_advantage(s, minibatch.advantage, minibatch.group)
+        )
     # Differentiate w.r.t. a device-varying copy: shard_map would otherwise psum the
     # gradient of replicated params implicitly, and the average must happen once, here.
     local_params = jax.lax.pcast(params, s.axis_name, to="varying")
@@ -227,16 +240,28 @@ def _sgd_step(s: StepStatics, norm_state, entropy_coef, step_scale, carry, minib
     return (params, opt_state), metrics
 
 
-def _normalised_advantage(s: StepStatics, advantage: jax.Array) -> jax.Array:
-    """Per agent type, over the whole minibatch on all devices: ``(A - mean) / (std + eps)``."""
+def _normalised_advantage(s: StepStatics, advantage: jax.Array, group: jax.Array) -> jax.Array:
+    """``(A - mean) / (std + eps)`` per agent type and advantage group, over the whole minibatch
+    on all devices; ``advantage [M, A]``, ``group [M]``.
+
+    With one group per scenario each scenario's samples weigh alike in the gradient, whatever
+    its cost scale: a cascading day's shedding moves the reward ~100 x more than a quiet day's
+    dispatch, and pooled it sets the scale the quiet day's advantages are measured against.
+    """
     onehot = jnp.asarray(s.type_onehot)  # [A, K]
-    count = jax.lax.psum(advantage.shape[0] * jnp.sum(onehot, axis=0), s.axis_name)
-    count = jnp.maximum(count, 1.0)
-    mean = jax.lax.psum(jnp.einsum("ma,ak->k", advantage, onehot), s.axis_name) / count
-    centred = advantage - (onehot @ mean)[None, :]
-    var = jax.lax.psum(jnp.einsum("ma,ak->k", jnp.square(centred), onehot), s.axis_name) / count
-    std = onehot @ jnp.sqrt(var)  # 0 for padded agents, whose centred advantage is 0
-    return centred / (std[None, :] + ADV_EPS)
+    in_group = jax.nn.one_hot(group, s.num_advantage_groups, dtype=advantage.dtype)  # [M, G]
+    agents = jnp.sum(onehot, axis=0)  # [K]
+    count = jax.lax.psum(jnp.sum(in_group, axis=0)[:, None] * agents[None, :], s.axis_name)
+    count = jnp.maximum(count, 1.0)  # [G, K]
+    mean = jax.lax.psum(jnp.einsum("ma,mg,ak->gk", advantage, in_group, onehot), s.axis_name)
+    mean = mean / count
+    centred = advantage - jnp.einsum("mg,gk,ak->ma", in_group, mean, onehot)
+    var = jax.lax.psum(
+        jnp.einsum("ma,mg,ak->gk", jnp.square(centred), in_group, onehot), s.axis_name
+    )
+    # 0 for padded agents (their centred advantage is 0) and for groups absent from the minibatch
+    std = jnp.einsum("mg,gk,ak->ma", in_group, jnp.sqrt(var / count), onehot)
+    return centred / (std + ADV_EPS)
 
 
 def _loss(params, s: StepStatics, norm_state, entropy_coef, mb: Samples):

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from replay.types import ActingPolicy, Trajectory
 
 FINAL_OBS = "final_obs"  # the env's info entry: the observation an auto-reset episode ended on
+SCENARIO = "scenario_id"  # the env's info entry: the scenario of the step's episode
 
 
 def batched_env_step(env, env_params) -> Callable:
@@ -49,6 +50,9 @@ def make_acting_step(policy: ActingPolicy, env, env_params) -> Callable:
     are cleared inside ``env.step``); the transition records the sampled action, whose
     log-prob PPO uses. ``noise`` is the step's exploration noise where the rollout carries it
     (time-correlated exploration); None draws it from ``key``.
+
+    The env's ``info`` carries ``scenario_id``, the scenario of the episode each step belongs
+    to (before any auto-reset), which the transition records.
 
     ``truncation_value`` is ``V(info["final_obs"])`` where an episode was cut by its time
     limit (and not terminated), else 0; the value network runs on the final observations
@@ -82,6 +86,7 @@ def make_acting_step(policy: ActingPolicy, env, env_params) -> Callable:
             terminated=terminated,
             truncated=truncated,
             truncation_value=jnp.where(bootstrap[:, None], final_value, 0.0),
+            scenario=jnp.asarray(info[SCENARIO], jnp.int32),
             last_value=value,
         )
         return transition, next_obs, env_state, info

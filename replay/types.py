@@ -46,6 +46,9 @@ class Trajectory(NamedTuple):
     terminated: jax.Array  # [T, B] bool, episode ended in a terminal state at step t
     truncated: jax.Array  # [T, B] bool, episode cut by a time limit at step t
     truncation_value: jax.Array  # [T, B, A] float32, V(final_obs_t) where truncated, else 0
+    # [T, B] int32, the scenario of the episode step t belongs to (envs.sim.scenarios): the
+    # learner may normalise advantages per scenario (learner.advantage_groups).
+    scenario: jax.Array
     last_value: jax.Array  # [B, A] float32, V(obs after step T-1)
 
 

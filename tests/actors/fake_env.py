@@ -2,6 +2,7 @@
 
 Episodes last exactly ``horizon`` steps (truncated); agent ``a`` earns reward ``a + 1`` per
 step and the info carries a constant ``cost`` of 0.5 per step, so episode totals are known.
+Every episode is of scenario ``SCENARIO``.
 """
 
 from typing import NamedTuple
@@ -13,6 +14,7 @@ import numpy as np
 from envs.types import EnvSpec, Observation
 
 NUM_AGENTS, OBS_DIM, GLOBAL_DIM, ACTION_DIM = 2, 3, 4, 2
+SCENARIO = 4
 
 
 class FakeState(NamedTuple):
@@ -55,6 +57,6 @@ class FakeEnv:
         final_obs = self.observe(t)
         t = jnp.where(truncated, 0, t)
         reward = jnp.arange(1, NUM_AGENTS + 1, dtype=jnp.float32)
-        info = {"cost": jnp.float32(0.5), "final_obs": final_obs}
+        info = {"cost": jnp.float32(0.5), "final_obs": final_obs, "scenario_id": SCENARIO}
         terminated = jnp.zeros((), bool)
         return self.observe(t), FakeState(t), reward, terminated, truncated, info

@@ -5,7 +5,7 @@ import numpy as np
 from actors.rollout import make_rollout
 from learner.config import default_learner_config
 from learner.policy import make_policy
-from tests.actors.fake_env import NUM_AGENTS, FakeEnv
+from tests.actors.fake_env import NUM_AGENTS, SCENARIO, FakeEnv
 
 
 def tiny_policy(spec, **overrides):
@@ -30,6 +30,9 @@ def test_rollout_shapes_bootstrap_and_episode_totals():
     assert traj.obs.shape == (unroll, num_envs, NUM_AGENTS, 3)
     assert traj.action.shape == (unroll, num_envs, NUM_AGENTS, 2)
     assert traj.last_value.shape == (num_envs, NUM_AGENTS)
+    # Each step is stamped with its episode's scenario (the learner may group advantages by it).
+    assert traj.scenario.dtype == jnp.int32
+    np.testing.assert_array_equal(traj.scenario, np.full((unroll, num_envs), SCENARIO))
     # Episodes end after steps 5 and 10 (indices 4 and 9): truncated, and bootstrapped from
     # the value of the observation they were cut at (t = horizon), not the reset one.
     truncated_steps = np.flatnonzero(np.asarray(traj.truncated[:, 0]))

@@ -71,6 +71,7 @@ def random_trajectory(key: jax.Array, spec: EnvSpec, unroll: int, batch: int) ->
         terminated=jax.random.bernoulli(keys[7], 0.05, (unroll, batch)),
         truncated=truncated,
         truncation_value=jnp.where(truncated[..., None] & real, 0.5, 0.0),
+        scenario=jnp.zeros((unroll, batch), jnp.int32),
         last_value=jnp.where(real[0], 0.25, 0.0) * jnp.ones((batch, a)),
     )
 

@@ -1,6 +1,7 @@
 """Learner step: 2 devices == 1 device, NaN batches change nothing, geometry errors."""
 
 import itertools
+import types
 
 import jax
 import jax.numpy as jnp
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 
 from envs.types import Observation
+from learner import sgd
 from learner.config import validate_learner_config
 from learner.learner import Learner, batch_geometry, per_agent_discounts
 from learner.types import Trajectory
@@ -190,3 +192,65 @@ def test_a_malformed_type_discount_is_refused(text):
         ValueError, match=r"learner\.type_lambda=.* is invalid: allowed 'type=value"
     ):
         validate_learner_config(config)
+
+
+def _normalise(advantage, group, num_groups, type_onehot):
+    statics = types.SimpleNamespace(
+        type_onehot=type_onehot, num_advantage_groups=num_groups, axis_name="d"
+    )
+    one_device = jax.vmap(lambda a, g: sgd._normalised_advantage(statics, a, g), axis_name="d")
+    return np.asarray(one_device(advantage[None], group[None])[0])
+
+
+def test_advantages_per_scenario_weigh_each_scenario_alike():
+    # Two scenarios whose advantages differ 100-fold in scale (a quiet day beside a cascading
+    # one) and in mean; agents 0-1 of one type, agent 2 of another, agent 3 padded.
+    rng = np.random.default_rng(0)
+    group = np.repeat(np.array([0, 3], np.int32), 200)
+    scale = np.where(group == 0, 0.01, 1.0)[:, None]
+    advantage = (rng.normal(size=(400, 4)) * scale + 5.0 * scale).astype(np.float32)
+    advantage[:, 3] = 0.0
+    type_onehot = np.array([[1, 0], [1, 0], [0, 1], [0, 0]], np.float32)
+    grouped = _normalise(jnp.asarray(advantage), jnp.asarray(group), 6, type_onehot)
+    for g in (0, 3):
+        for agents in ([0, 1], [2]):
+            cell = grouped[group == g][:, agents]
+            assert abs(cell.mean()) < 1e-4 and cell.std() == pytest.approx(1.0, rel=1e-3)
+    assert np.all(grouped[:, 3] == 0.0)
+    # Pooled (one group), the quiet scenario's advantages are ~1 % of the other's: the same
+    # samples, normalised with the scenario ids ignored.
+    pooled = _normalise(jnp.asarray(advantage), jnp.zeros_like(jnp.asarray(group)), 1, type_onehot)
+    quiet = pooled[group == 0][:, :3] - pooled[group == 0][:, :3].mean(axis=0)
+    busy = pooled[group == 3][:, :3] - pooled[group == 3][:, :3].mean(axis=0)
+    assert quiet.std() < 0.02 * busy.std()
+
+
+def test_the_learner_groups_advantages_by_the_trajectory_s_scenario():
+    # One scenario in the batch: grouping per scenario is the pooled update. Two scenarios of
+    # different reward scales: the update differs.
+    spec = tiny_spec()
+    traj = random_trajectory(jax.random.key(1), spec, T, B)
+    grouped = Learner(_config(advantage_groups="scenario"), spec, jax.devices()[:1])
+    pooled = _learner(1)
+    state_p, _ = pooled.update(pooled.init(jax.random.key(0)), traj)
+    state_g, _ = grouped.update(grouped.init(jax.random.key(0)), traj)
+    _assert_trees_close(_host(state_g.params), _host(state_p.params), atol=1e-5)
+    split = np.arange(B) < B // 2
+    mixed = traj._replace(
+        scenario=jnp.where(split[None, :], 0, 5).astype(jnp.int32) * jnp.ones((T, 1), jnp.int32),
+        reward=traj.reward * jnp.where(split, 100.0, 1.0)[None, :, None],
+    )
+    state_p, _ = pooled.update(pooled.init(jax.random.key(0)), mixed)
+    state_g, _ = grouped.update(grouped.init(jax.random.key(0)), mixed)
+    moved = jax.tree.map(
+        lambda a, b: float(np.max(np.abs(a - b))), _host(state_g.params), _host(state_p.params)
+    )
+    assert max(jax.tree.leaves(moved)) > 1e-4
+
+
+def test_advantages_grouped_per_scenario_need_normalised_advantages():
+    config = _config(advantage_groups="scenario", normalise_advantages=False)
+    with pytest.raises(ValueError, match=r"learner\.advantage_groups='scenario' needs"):
+        validate_learner_config(config)
+    with pytest.raises(ValueError, match=r"learner\.advantage_groups='episode' is invalid"):
+        validate_learner_config(_config(advantage_groups="episode"))
