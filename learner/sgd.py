@@ -245,8 +245,9 @@ def _normalised_advantage(s: StepStatics, advantage: jax.Array, group: jax.Array
     on all devices; ``advantage [M, A]``, ``group [M]``.
 
     With one group per scenario each scenario's samples weigh alike in the gradient, whatever
-    its cost scale: a cascading day's shedding moves the reward ~100 x more than a quiet day's
-    dispatch, and pooled it sets the scale the quiet day's advantages are measured against.
+    its reward scale: the per-step reward spreads ~50 x wider on failure days than on quiet
+    ones, and pooled, the failure days set the scale the quiet days' advantages are measured
+    against.
     """
     onehot = jnp.asarray(s.type_onehot)  # [A, K]
     in_group = jax.nn.one_hot(group, s.num_advantage_groups, dtype=advantage.dtype)  # [M, G]
