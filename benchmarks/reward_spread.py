@@ -8,21 +8,14 @@ It is the scale PPO's advantages take in each scenario when they are pooled.
 """
 
 import argparse
-import importlib.util
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks.compile import load_preset
 from envs.env import make_env
 from envs.sim import scenarios
-
-
-def _config(path: str):
-    spec = importlib.util.spec_from_file_location("preset", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
 
 
 def main() -> None:
@@ -32,7 +25,7 @@ def main() -> None:
     parser.add_argument("--eval_seed", type=int, default=7)
     parser.add_argument("--gamma", type=float, default=0.99)
     args = parser.parse_args()
-    env, params = make_env(_config(args.config).env)
+    env, params = make_env(load_preset(args.config).env)
     spec = env.spec(params)
     horizon = int(params.consts.horizon)
     step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
