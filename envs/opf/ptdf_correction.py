@@ -359,51 +359,58 @@ def _corrected(
     # its limit is not moved: its move is 0), its flows recomputed only there.
     units = n_gen + n_storage  # the units' and batteries' columns, a third of ieee118's
     carried = (x, flow, excess)
-    for _ in range(int(passes)):
-        carried = compute_where(
+    balances = (balancing, movable)
+    sheds = variables(jnp.zeros(n_gen, bool), False, True)
+    # Each kind of stage is traced once, in a loop: its program is the same whatever the count
+    # (each traced copy of a stage added 3-6 s to a correcting program's compile).
+
+    def unit_pass(_, carried):
+        return compute_where(
             partial(_stage, rows=rows, columns=units),
-            jnp.any(excess > 0.0),
+            jnp.any(carried[2] > 0.0),
             carried,
             *carried,
             state,
             params,
             net,
             weight,
-            (balancing, movable),
+            balances,
         )
-        x, flow, excess = carried
+
     if passes:
+        carried = jax.lax.fori_loop(0, int(passes), unit_pass, carried)
+        x, flow, excess = carried
+    if passes and last_resorts:
         # The last resorts, only where the units and batteries left a branch above its full
-        # rating, each while a branch is still above its limit by more than ``RESIDUAL``.
-        band = net.hi - net.lo
-        stage_weight = weight
+        # rating, each while a branch is still above its limit by more than ``RESIDUAL``; each
+        # moves what the ones before it moved, and its own variables.
         overloaded = jnp.any(jnp.abs(flow) > net.rating)
-        sheds = variables(jnp.zeros(n_gen, bool), False, True)
-        for resort in last_resorts:
-            added = (
-                sheds
-                if resort == "shedding"
-                else variables(params.devices.is_renewable, False, False)
-            )
-            stage_weight = stage_weight + band * added
+        renewables = variables(params.devices.is_renewable, False, False)
+        added = jnp.stack([sheds if r == "shedding" else renewables for r in last_resorts])
+        stage_weights = weight[None] + (net.hi - net.lo)[None] * jnp.cumsum(added, axis=0)
+
+        def last_resort(carried, stage_weight):
             carried = compute_where(
                 partial(_stage, rows=rows, columns=x.shape[0]),
-                overloaded & jnp.any(excess > RESIDUAL * net.rating),
+                overloaded & jnp.any(carried[2] > RESIDUAL * net.rating),
                 carried,
                 *carried,
                 state,
                 params,
                 net,
                 stage_weight,
-                (balancing, movable),
+                balances,
             )
-            x, flow, excess = carried
-        if "shedding" in last_resorts:
-            # What the units cannot balance, every grid sheds: under-supply (units at the top
-            # of their ramp bands, renewables curtailed) would otherwise leave the env's
-            # frequency control short; over-supply after shedding sheds less.
-            x = _balanced(x, net, sheds)
-            flow, excess = _flows(x, state, params, net)
+            return carried, None
+
+        carried, _ = jax.lax.scan(last_resort, carried, stage_weights)
+        x, flow, excess = carried
+    if passes and "shedding" in last_resorts:
+        # What the units cannot balance, every grid sheds: under-supply (units at the top of
+        # their ramp bands, renewables curtailed) would otherwise leave the env's frequency
+        # control short; over-supply after shedding sheds less.
+        x = _balanced(x, net, sheds)
+        flow, excess = _flows(x, state, params, net)
     return Corrected(
         pg=x[:n_gen],
         storage=x[n_gen : n_gen + n_storage],
