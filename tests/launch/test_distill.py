@@ -141,7 +141,27 @@ def peak_states():
     return params, state
 
 
-def test_a_bid_clearings_dispatch_survives_the_collection_decoding(peak_states):
+@pytest.fixture(scope="module")
+def peak_clearing(peak_states):
+    """The clearing QP of those states under given price offsets [B, G + S]: one program for
+    the tests below."""
+    from envs.opf import step_qp
+
+    params, _ = peak_states
+    qp = lambda s, offsets: step_qp.solve_myopic_opf(s, params, MYOPIC_RATING_MARGIN, offsets)  # noqa: E731
+    return jax.jit(jax.vmap(qp))
+
+
+@pytest.fixture(scope="module")
+def offers_decision(peak_states):
+    """The offers target's decision (a copper-plate clearing and the correction) of offers
+    [B, G + S] on those states, as ``distilled_act`` and ``cleared_offers_act`` take it after
+    their student's or bid policy's outputs: one program for the tests below."""
+    params, _ = peak_states
+    return jax.jit(jax.vmap(distill.distilled_decision(params, "offers", 4, 1, corrected=True)))
+
+
+def test_a_bid_clearings_dispatch_survives_the_collection_decoding(peak_states, peak_clearing):
     """The dispatch the collection reads from a setpoint action is what the clearing of some
     bids chose, and a residual student that outputs its residual label decides its batteries'
     part again (its units move only where the merit order overloads a branch: tested in
@@ -154,10 +174,9 @@ def test_a_bid_clearings_dispatch_survives_the_collection_decoding(peak_states):
     n_offers = grid.n_gen + n_storage
     bids = offer_scales(params) * jnp.where(jnp.arange(n_offers) % 2 == 0, 0.5, -0.5)
 
-    def one(s):
-        from envs.opf import step_qp
+    solved = peak_clearing(state, jnp.broadcast_to(bids, (state.pg.shape[0], n_offers)))
 
-        solved = step_qp.solve_myopic_opf(s, params, MYOPIC_RATING_MARGIN, bids)
+    def one(solved, s):
         action = controls_to_action(amap, opf_controls(solved, s, params), shape)
         read = distill.cleared_dispatch(action, s, params)
         batched = jax.tree_util.tree_map(lambda x: x[None], (action, s))
@@ -166,7 +185,7 @@ def test_a_bid_clearings_dispatch_survives_the_collection_decoding(peak_states):
         expected = normalised_dispatch(solved.pg, solved.storage, s, params)
         return read, expected, residual, again
 
-    read, expected, residual, again = jax.jit(jax.vmap(one))(state)
+    read, expected, residual, again = jax.jit(jax.vmap(one))(solved, state)
     np.testing.assert_allclose(read, expected, atol=2e-3)
     assert float(jnp.abs(residual).max()) > 0.05  # the bids moved the dispatch off the merit order
     np.testing.assert_allclose(again[:, grid.n_gen :], read[:, grid.n_gen :], atol=2e-3)
@@ -222,7 +241,9 @@ def test_the_command_line_names_a_bad_checkpoint_in_one_line_and_exits_2(tmp_pat
     assert not missing.exists()
 
 
-def test_offer_labels_are_the_bids_and_the_offers_clear_to_a_balanced_dispatch(peak_states):
+def test_offer_labels_are_the_bids_and_the_offers_clear_to_a_balanced_dispatch(
+    peak_states, offers_decision
+):
     params, state = peak_states
     batch = state.pg.shape[0]
     shape = params.layout.action_mask.shape
@@ -239,8 +260,7 @@ def test_offer_labels_are_the_bids_and_the_offers_clear_to_a_balanced_dispatch(p
     student = Student(8, 1, n_out)
     obs = jax.vmap(lambda s: GridEnv().observe(s, params))(state)
     student_params = distill.student_template(student, obs.global_state.shape[-1])
-    act = distill.distilled_act(student, params, "offers", rows=4, passes=1)
-    action = jax.jit(partial(act, key=None))(obs, state, args=student_params)
+    action = offers_decision(student_outputs(student, student_params, obs.global_state), state)
     read = jax.vmap(distill.cleared_dispatch, in_axes=(0, 0, None))(action, state, params)
     pg, storage = jax.vmap(dispatch_of, in_axes=(0, 0, None))(read, state, params)
     served = pg.sum(1) + storage.sum(1)
@@ -249,26 +269,21 @@ def test_offer_labels_are_the_bids_and_the_offers_clear_to_a_balanced_dispatch(p
     assert float(jnp.min(served / load)) > 0.97
 
 
-def test_the_bid_policys_offers_cleared_without_the_qp_are_the_qps_dispatch(peak_states):
-    """``cleared_offers_act``: a student that imitated the bids exactly. Where no branch binds,
-    the copper plate its offers clear on is the clearing QP, so the two dispatches agree."""
+def test_the_bid_policys_offers_cleared_without_the_qp_are_the_qps_dispatch(
+    peak_states, peak_clearing, offers_decision
+):
+    """``cleared_offers_act``'s decision: a student that imitated the bids exactly. Where no
+    branch binds, the copper plate its offers clear on is the clearing QP, so the two
+    dispatches agree."""
     params, state = peak_states
     batch, shape = state.pg.shape[0], params.layout.action_mask.shape
     actions = jax.random.uniform(jax.random.key(1), (batch, *shape), minval=-1.0, maxval=1.0)
-    act = distill.cleared_offers_act(lambda obs, args: actions, params, rows=4, passes=1)
-    obs = jax.vmap(lambda s: GridEnv().observe(s, params))(state)
-    action = jax.jit(partial(act, key=None))(obs, state, args=None)
+    labels = distill.offer_labels(lambda obs, args: actions)(None, state, None, (None,), params)
+    action = offers_decision(labels, state)
     read = jax.vmap(distill.cleared_dispatch, in_axes=(0, 0, None))(action, state, params)
     pg, storage = jax.vmap(dispatch_of, in_axes=(0, 0, None))(read, state, params)
-
-    from envs.opf import step_qp
-
-    def qp(s, offsets):
-        return step_qp.solve_myopic_opf(s, params, MYOPIC_RATING_MARGIN, offsets)
-
     offsets = jax.vmap(price_offsets, in_axes=(0, None))(actions, params)
-    solve = jax.jit(jax.vmap(qp))  # one compile for both
-    bid, zero = solve(state, offsets), solve(state, 0.0 * offsets)
+    bid, zero = peak_clearing(state, offsets), peak_clearing(state, 0.0 * offsets)
     assert bool(jnp.all(bid.converged))
     np.testing.assert_allclose(pg, bid.pg, atol=0.5)
     np.testing.assert_allclose(storage, bid.storage, atol=0.5)

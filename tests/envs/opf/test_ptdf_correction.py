@@ -34,22 +34,26 @@ def solved(tight_grid):
     return jax.jit(solve)(state)
 
 
-def _correct(params, state, pg, storage):
-    # Two passes: a move leaves each row ``RIDGE`` of its excess, and where two rows pull
-    # apart one pass can leave a branch just above its rating (a last resort then runs).
-    correct = jax.vmap(
-        lambda p, s, st: ptdf_correction.correct_dispatch(
-            p, s, st, params, MYOPIC_RATING_MARGIN, passes=2
+@pytest.fixture(scope="module")
+def correct(tight_grid):
+    """The correction of a batch's proposals ``(pg, storage, state)``: one program for the tests
+    below. Two passes: a move leaves each row ``RIDGE`` of its excess, and where two rows pull
+    apart one pass can leave a branch just above its rating (a last resort then runs)."""
+    params, _ = tight_grid
+    return jax.jit(
+        jax.vmap(
+            lambda p, s, st: ptdf_correction.correct_dispatch(
+                p, s, st, params, MYOPIC_RATING_MARGIN, passes=2
+            )
         )
     )
-    return jax.jit(correct)(pg, storage, state)
 
 
-def test_the_correction_relieves_overloads_and_keeps_balance_and_bands(tight_grid):
+def test_the_correction_relieves_overloads_and_keeps_balance_and_bands(tight_grid, correct):
     params, state = tight_grid
     pg = jax.jit(jax.vmap(merit_order_targets, in_axes=(0, None)))(state, params)
     storage = jnp.zeros((pg.shape[0], params.devices.storage_bus.shape[0]))
-    out = _correct(params, state, pg, storage)
+    out = correct(pg, storage, state)
     before, after = float(out.excess_before.sum()), float(out.excess_after.sum())
     assert before > 5.0  # the merit order overloads this grid
     assert after < 0.5 * before
@@ -68,9 +72,9 @@ def test_the_correction_relieves_overloads_and_keeps_balance_and_bands(tight_gri
     np.testing.assert_allclose(out.pg[:, renewable], pg[:, renewable], atol=1e-3)
 
 
-def test_a_dispatch_the_opf_made_safe_is_left_as_it_is(tight_grid, solved):
-    params, state = tight_grid
-    out = _correct(params, state, solved.pg, solved.storage)
+def test_a_dispatch_the_opf_made_safe_is_left_as_it_is(tight_grid, solved, correct):
+    _, state = tight_grid
+    out = correct(solved.pg, solved.storage, state)
     ok = solved.converged & (jnp.sum(solved.shed, axis=1) < 1e-3)
     assert int(ok.sum()) >= 8
     np.testing.assert_allclose(out.pg[ok], solved.pg[ok], atol=0.05)
@@ -79,7 +83,7 @@ def test_a_dispatch_the_opf_made_safe_is_left_as_it_is(tight_grid, solved):
     assert float(out.excess_after[ok].max()) < 0.05
 
 
-def test_grids_with_branches_out_are_corrected_on_their_own_topology(tight_grid):
+def test_grids_with_branches_out_are_corrected_on_their_own_topology(tight_grid, correct):
     """Intact grids take the intact network's flows, the others the env's outage-aware ones:
     in one batch, each grid's excess is what ``dc_flow`` gives for its own topology."""
     from envs.powerflow.dc_outages import connected_buses, dc_flow
@@ -93,7 +97,7 @@ def test_grids_with_branches_out_are_corrected_on_their_own_topology(tight_grid)
     )
     pg = jax.jit(jax.vmap(merit_order_targets, in_axes=(0, None)))(state, params)
     storage = jnp.zeros((pg.shape[0], params.devices.storage_bus.shape[0]))
-    out = _correct(params, state, pg, storage)
+    out = correct(pg, storage, state)
 
     def excess(pg, storage, state, in_service):
         # the proposal as the correction first sees it: clipped and balanced (no move yet)
