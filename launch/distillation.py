@@ -47,6 +47,7 @@ from envs.opf import oracle
 from envs.opf.controls import MYOPIC_RATING_MARGIN, dispatch_controls
 from envs.opf.ptdf_correction import (
     DEFAULT_ROWS,
+    RESORT_MOVES,
     as_controls,
     clear_offers,
     copper_plate_dispatch,
@@ -237,7 +238,13 @@ def collect(
 
 
 def distilled_decision(
-    env_params, target, rows, passes, corrected=True, correction_margin=CORRECTION_MARGIN
+    env_params,
+    target,
+    rows,
+    passes,
+    corrected=True,
+    correction_margin=CORRECTION_MARGIN,
+    resort_moves=RESORT_MOVES,
 ):
     """``decide(outputs [G + S], state) -> action`` of one grid for a student's ``target``
     (``TARGETS``). Offers are cleared on a copper plate and corrected onto the branch limits
@@ -245,7 +252,8 @@ def distilled_decision(
     zero offers before that correction; a dispatch passes through the correction. The
     limits keep the bid clearing's margin (widened after an overload by ``env.alarm_margin``)
     and ``correction_margin`` more of every rating free. Without ``corrected`` the env gets the
-    dispatch or the copper-plate clearing as it is."""
+    dispatch or the copper-plate clearing as it is. ``resort_moves``: moves with every
+    variable where the units leave a branch above its rating (``ptdf_correction.RESORT_MOVES``)."""
     n_storage = env_params.devices.storage_bus.shape[0]
     grid = env_params.grid
     amap = action_map(env_params.layout, grid.n_gen, n_storage, grid.n_bus)
@@ -261,11 +269,22 @@ def distilled_decision(
             else:
                 offsets = jnp.zeros_like(outputs)
                 shift = dispatch_shift(outputs, state, env_params)
-            safe = clear_offers(offsets, state, env_params, margin, rows, passes_, shift=shift)
+            safe = clear_offers(
+                offsets,
+                state,
+                env_params,
+                margin,
+                rows,
+                passes_,
+                shift=shift,
+                resort_moves=resort_moves,
+            )
             controls = as_controls(safe, state, env_params)
         elif corrected:
             pg, storage = dispatch_of(outputs, state, env_params)
-            safe = correct_dispatch(pg, storage, state, env_params, margin, rows, passes)
+            safe = correct_dispatch(
+                pg, storage, state, env_params, margin, rows, passes, resort_moves=resort_moves
+            )
             controls = as_controls(safe, state, env_params)
         else:
             pg, storage = dispatch_of(outputs, state, env_params)
@@ -285,10 +304,13 @@ def distilled_act(
     passes,
     corrected=True,
     correction_margin=CORRECTION_MARGIN,
+    resort_moves=RESORT_MOVES,
 ):
     """An ``ActFn`` of the student (``args``: its ``StudentParams``): ``distilled_decision``
     of its outputs."""
-    decide = distilled_decision(env_params, target, rows, passes, corrected, correction_margin)
+    decide = distilled_decision(
+        env_params, target, rows, passes, corrected, correction_margin, resort_moves
+    )
 
     def act(obs, state, key, args):
         del key

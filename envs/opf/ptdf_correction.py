@@ -80,6 +80,10 @@ LAST_RESORTS = ("curtailment", "shedding")
 # shedding, one that leaves it just under its rating, where the next step's rise trips it,
 # does (a peak-demand blackout otherwise; benchmarks/README.md, "A distilled policy").
 RESIDUAL = 0.01
+# Moves with the last resort's variables (every variable, where shedding is on): a move clips
+# each bus's shedding to its share of the demand, and what the clip leaves over a limit is moved
+# again only by another move (benchmarks/README.md, "The correction's last resorts, moved again").
+RESORT_MOVES = 1
 # Added to the diagonal of A W A' (MW): a row no device can move stays solvable.
 REGULARISATION = 1e-4
 # Share of each branch row's own diagonal of A W A' added to it (a ridge): branches in series
@@ -231,13 +235,15 @@ def correct_dispatch(
     rows: int = DEFAULT_ROWS,
     passes: int = 1,
     last_resorts: tuple[str, ...] = LAST_RESORTS,
+    resort_moves: int = RESORT_MOVES,
 ) -> Corrected:
     """The proposal ``pg [G]``, ``storage [S]`` MW after the correction (module doc); one grid.
-    ``last_resorts``: which of ``LAST_RESORTS`` run after the units' passes, in that order."""
+    ``last_resorts``: which of ``LAST_RESORTS`` run after the units' passes, in that order;
+    ``resort_moves``: moves with the last one's variables (``RESORT_MOVES``)."""
     _check_last_resorts(last_resorts)
     net = _network(state, params, rating_margin)
     x = jnp.concatenate([pg, storage, jnp.zeros(params.grid.n_bus, pg.dtype)])
-    return _corrected(x, net, state, params, rows, passes, last_resorts)
+    return _corrected(x, net, state, params, rows, passes, last_resorts, resort_moves)
 
 
 def clear_offers(
@@ -249,6 +255,7 @@ def clear_offers(
     passes: int = 1,
     last_resorts: tuple[str, ...] = LAST_RESORTS,
     shift=None,
+    resort_moves: int = RESORT_MOVES,
 ) -> Corrected:
     """Offers ``price_offset [G + S]`` $/MWh (what a bid policy bids) cleared without the QP:
     the copper-plate clearing of the offers (``copper_plate``), moved by ``shift [G + S]`` MW
@@ -257,7 +264,7 @@ def clear_offers(
     _check_last_resorts(last_resorts)
     net = _network(state, params, rating_margin)
     x = copper_plate(price_offset, net, params)
-    return _corrected(x, net, state, params, rows, passes, last_resorts, shift)
+    return _corrected(x, net, state, params, rows, passes, last_resorts, resort_moves, shift)
 
 
 def copper_plate_dispatch(price_offset, state: EnvState, params: EnvParams):
@@ -307,7 +314,7 @@ def _shifted(x, shift, net: _Network, state, params, balances):
 
 
 def _corrected(
-    x, net: _Network, state, params, rows, passes, last_resorts, shift=None
+    x, net: _Network, state, params, rows, passes, last_resorts, resort_moves, shift=None
 ) -> Corrected:
     """``x [G + S + N]`` MW of a proposal after the correction's passes and last resorts.
 
@@ -388,6 +395,8 @@ def _corrected(
         renewables = variables(params.devices.is_renewable, False, False)
         added = jnp.stack([sheds if r == "shedding" else renewables for r in last_resorts])
         stage_weights = weight[None] + (net.hi - net.lo)[None] * jnp.cumsum(added, axis=0)
+        repeats = jnp.repeat(stage_weights[-1:], max(int(resort_moves), 1) - 1, axis=0)
+        stage_weights = jnp.concatenate([stage_weights, repeats])
 
         def last_resort(carried, stage_weight):
             carried = compute_where(

@@ -200,11 +200,17 @@ def test_shedding_is_the_last_resort_where_the_units_cannot_relieve_a_branch(tig
     pg = jax.jit(jax.vmap(merit_order_targets, in_axes=(0, None)))(state, params)
     storage = jnp.zeros((pg.shape[0], params.devices.storage_bus.shape[0]))
 
-    def correct(last_resorts):
+    def correct(last_resorts, resort_moves=1):
         return jax.jit(
             jax.vmap(
                 lambda p, s, st: ptdf_correction.correct_dispatch(
-                    p, s, st, params, MYOPIC_RATING_MARGIN, last_resorts=last_resorts
+                    p,
+                    s,
+                    st,
+                    params,
+                    MYOPIC_RATING_MARGIN,
+                    last_resorts=last_resorts,
+                    resort_moves=resort_moves,
                 )
             )
         )(pg, storage, state)
@@ -222,6 +228,12 @@ def test_shedding_is_the_last_resort_where_the_units_cannot_relieve_a_branch(tig
     assert float(with_shedding.excess_after[relieved].sum()) < 0.7 * float(
         units_only.excess_after[relieved].sum()
     )
+    # A shedding move clips each bus's shedding to its share; what the clip leaves over a limit
+    # only a further move takes off.
+    moved_again = correct(("curtailment", "shedding"), resort_moves=3)
+    assert bool(jnp.all(moved_again.shed <= params.devices.shed_max[None] * state.demand + 1e-3))
+    assert bool(jnp.all(moved_again.excess_after <= with_shedding.excess_after + 1e-2))
+    assert float(moved_again.excess_after.sum()) < 0.8 * float(with_shedding.excess_after.sum())
 
 
 def _clear_offers(params, state, offsets, passes=1):
