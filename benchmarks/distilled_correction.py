@@ -92,9 +92,9 @@ def main() -> None:
         args.eval_seed,
     )
     head = f"{'scenario':26s}{'bid policy $/day':>18s}"
-    print(head + "".join(f"{m:>30s}" for m in methods if m != "bid_policy"))
+    print(head + "".join(f"{m:>34s}" for m in methods if m != "bid_policy"))
     print(
-        " " * 44 + "".join(f"{'cost ratio (overloads, blackouts)':>30s}" for _ in args.resort_moves)
+        " " * 44 + "".join(f"{'cost ratio (overloads, blackouts)':>34s}" for _ in args.resort_moves)
     )
     for name in names:
         rows = table[name]
@@ -105,7 +105,7 @@ def main() -> None:
                 continue
             ratio = row["cost"] / bid["cost"]
             cell = f"{ratio:.4f} ({row['overload_steps']:.2f}, {row['blackouts']:.2f})"
-            line += f"{cell:>30s}"
+            line += f"{cell:>34s}"
         print(line)
     print(
         "bid policy blackouts: "

@@ -13,7 +13,7 @@ import sys
 from absl import app, flags
 
 from envs.evaluation.registry import scenario_list
-from envs.opf.ptdf_correction import DEFAULT_ROWS
+from envs.opf.ptdf_correction import DEFAULT_ROWS, RESORT_MOVES
 from launch.distillation import (
     CORRECTION_MARGIN,
     DEFAULT_TARGET,
@@ -49,6 +49,12 @@ def define_flags() -> None:
         "rows", DEFAULT_ROWS, "Branches the correction takes per pass."
     )
     _FLAGS["passes"] = flags.DEFINE_integer("passes", 1, "Correction passes.")
+    _FLAGS["resort_moves"] = flags.DEFINE_integer(
+        "resort_moves",
+        RESORT_MOVES,
+        "Correction moves with every last resort's variables, where the units leave a branch "
+        "above its rating.",
+    )
     _FLAGS["eval_episodes"] = flags.DEFINE_integer(
         "eval_episodes", 2, "Held-out episodes per scenario."
     )
@@ -102,6 +108,7 @@ def main(argv) -> None:
             _FLAGS["dagger"].value,
             _FLAGS["target"].value,
             _FLAGS["correction_margin"].value,
+            _FLAGS["resort_moves"].value,
         )
     except (DistillError, FileNotFoundError, ValueError) as err:
         print(f"launch.distill: {err}", file=sys.stderr)

@@ -320,11 +320,20 @@ def distilled_act(
     return act
 
 
-def cleared_offers_act(network, env_params, rows, passes, correction_margin=CORRECTION_MARGIN):
+def cleared_offers_act(
+    network,
+    env_params,
+    rows,
+    passes,
+    correction_margin=CORRECTION_MARGIN,
+    resort_moves=RESORT_MOVES,
+):
     """An ``ActFn`` (``args``: the bid policy's) clearing the bid policy's own offers as an
     offers student's are: what a student that imitated them exactly would decide."""
     label = offer_labels(network)
-    decide = distilled_decision(env_params, "offers", rows, passes, True, correction_margin)
+    decide = distilled_decision(
+        env_params, "offers", rows, passes, True, correction_margin, resort_moves
+    )
 
     def act(obs, state, key, args):
         del key
@@ -437,6 +446,7 @@ def run_distillation(
     dagger_rounds: int = 2,
     target: str = DEFAULT_TARGET,
     correction_margin: float = CORRECTION_MARGIN,
+    resort_moves: int = RESORT_MOVES,
 ) -> dict:
     """Collect, fit, judge and write (module doc); returns the results dict."""
     check_target(target)
@@ -450,6 +460,7 @@ def run_distillation(
         ("layers", layers),
         ("rows", rows),
         ("passes", passes),
+        ("resort_moves", resort_moves),
     ):
         if value < 1:
             raise DistillError(f"--{name} must be >= 1, got {value}")
@@ -474,7 +485,9 @@ def run_distillation(
     acts = {
         "bid_policy": lambda obs, state, key, args: bid_act(obs, state, key, args[0]),
         "distilled": _second(
-            distilled_act(student, env_params, target, rows, passes, True, correction_margin)
+            distilled_act(
+                student, env_params, target, rows, passes, True, correction_margin, resort_moves
+            )
         ),
         "student_alone": _second(
             distilled_act(student, env_params, target, rows, passes, corrected=False)
@@ -483,7 +496,9 @@ def run_distillation(
     labeller = offer_labels(bid_network) if target == "offers" else LABELLERS[target]
     if target == "offers":
         # the bid policy's own offers, cleared without the QP: the best an offers student can do
-        offers_act = cleared_offers_act(bid_network, env_params, rows, passes, correction_margin)
+        offers_act = cleared_offers_act(
+            bid_network, env_params, rows, passes, correction_margin, resort_moves
+        )
         acts["bid_offers_cleared"] = lambda obs, state, key, args: offers_act(
             obs, state, key, args[0]
         )
@@ -565,6 +580,7 @@ def run_distillation(
         "correction": {
             "rows": rows,
             "passes": passes,
+            "resort_moves": resort_moves,
             "correction_margin": correction_margin,
             "rating_margin": MYOPIC_RATING_MARGIN,
             "alarm_margin": float(config.env.get("alarm_margin", 0.0)),

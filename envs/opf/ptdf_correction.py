@@ -33,7 +33,9 @@ Two last resorts follow, in the clearing QP's order of prices, only where the un
 batteries' move leaves a branch above its full rating. One more move lets the renewables move
 too (curtailment); where a branch is then still above its limit (by more than ``RESIDUAL``),
 one more has each bus's sheddable demand as a variable as well (a "unit" at the bus, from 0 up
-to ``shed_max`` of its demand, priced at the value of lost load in the QP). With shedding on,
+to ``shed_max`` of its demand, priced at the value of lost load in the QP). That move clips each
+bus's shedding to its share, so the last resort moves again where a branch is still above its
+limit, ``RESORT_MOVES`` moves in all. With shedding on,
 what the units cannot balance is shed in every grid. Without shedding, a peak the network
 cannot carry overloaded branches until protection tripped them and the grid blacked out, where
 the myopic OPF shed a few percent of the load (benchmarks/README.md, "A distilled policy").
@@ -83,7 +85,7 @@ RESIDUAL = 0.01
 # Moves with the last resort's variables (every variable, where shedding is on): a move clips
 # each bus's shedding to its share of the demand, and what the clip leaves over a limit is moved
 # again only by another move (benchmarks/README.md, "The correction's last resorts, moved again").
-RESORT_MOVES = 1
+RESORT_MOVES = 3
 # Added to the diagonal of A W A' (MW): a row no device can move stays solvable.
 REGULARISATION = 1e-4
 # Share of each branch row's own diagonal of A W A' added to it (a ridge): branches in series

@@ -88,6 +88,7 @@ def test_the_run_writes_the_student_the_table_and_the_targets(distilled):
     timing = results["decision_time"]["distilled"]["2"]
     assert 0 < timing["network_us"] and 0 < timing["decision_us"] and 0 < timing["myopic_opf_us"]
     assert results["correction"]["correction_margin"] == distill.CORRECTION_MARGIN
+    assert results["correction"]["resort_moves"] == distill.RESORT_MOVES
     names = [check["target"] for check in results["targets"]]
     assert names[0].startswith("batch 2: decisions >= 100x")
     assert "normal: cost <= 1.01 x the bid policy's" in names
@@ -128,6 +129,8 @@ def test_bad_counts_are_refused_before_anything_runs(tmp_path):
         distill.run_distillation(tmp_path, target="bids")
     with pytest.raises(distill.DistillError, match="--correction_margin must lie in"):
         distill.run_distillation(tmp_path, correction_margin=0.5)
+    with pytest.raises(distill.DistillError, match="--resort_moves must be >= 1, got 0"):
+        distill.run_distillation(tmp_path, resort_moves=0)
 
 
 @pytest.fixture(scope="module")
