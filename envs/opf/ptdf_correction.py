@@ -35,7 +35,7 @@ too (curtailment); where a branch is then still above its limit (by more than ``
 one more has each bus's sheddable demand as a variable as well (a "unit" at the bus, from 0 up
 to ``shed_max`` of its demand, priced at the value of lost load in the QP). That move clips each
 bus's shedding to its share, so the last resort moves again where a branch is still above its
-limit, ``RESORT_MOVES`` moves in all. With shedding on,
+limit: ``RESORT_MOVES`` such moves in all. With shedding on,
 what the units cannot balance is shed in every grid. Without shedding, a peak the network
 cannot carry overloaded branches until protection tripped them and the grid blacked out, where
 the myopic OPF shed a few percent of the load (benchmarks/README.md, "A distilled policy").
@@ -242,7 +242,7 @@ def correct_dispatch(
     """The proposal ``pg [G]``, ``storage [S]`` MW after the correction (module doc); one grid.
     ``last_resorts``: which of ``LAST_RESORTS`` run after the units' passes, in that order;
     ``resort_moves``: moves with the last one's variables (``RESORT_MOVES``)."""
-    _check_last_resorts(last_resorts)
+    _check_resorts(last_resorts, resort_moves)
     net = _network(state, params, rating_margin)
     x = jnp.concatenate([pg, storage, jnp.zeros(params.grid.n_bus, pg.dtype)])
     return _corrected(x, net, state, params, rows, passes, last_resorts, resort_moves)
@@ -263,7 +263,7 @@ def clear_offers(
     the copper-plate clearing of the offers (``copper_plate``), moved by ``shift [G + S]`` MW
     where given (a residual student's proposal; ``_corrected`` says where), then the
     correction onto the branch limits (module doc); one grid."""
-    _check_last_resorts(last_resorts)
+    _check_resorts(last_resorts, resort_moves)
     net = _network(state, params, rating_margin)
     x = copper_plate(price_offset, net, params)
     return _corrected(x, net, state, params, rows, passes, last_resorts, resort_moves, shift)
@@ -303,10 +303,12 @@ def copper_plate(price_offset, net: _Network, params: EnvParams) -> jax.Array:
     return jnp.concatenate([x, jnp.zeros(net.lo.shape[0] - n, x.dtype)])
 
 
-def _check_last_resorts(last_resorts):
+def _check_resorts(last_resorts, resort_moves):
     unknown = set(last_resorts) - set(LAST_RESORTS)
     if unknown:
         raise ValueError(f"unknown last resorts {sorted(unknown)}; known: {LAST_RESORTS}")
+    if int(resort_moves) < 1:
+        raise ValueError(f"resort_moves must be >= 1, got {resort_moves}")
 
 
 def _shifted(x, shift, net: _Network, state, params, balances):
@@ -397,7 +399,7 @@ def _corrected(
         renewables = variables(params.devices.is_renewable, False, False)
         added = jnp.stack([sheds if r == "shedding" else renewables for r in last_resorts])
         stage_weights = weight[None] + (net.hi - net.lo)[None] * jnp.cumsum(added, axis=0)
-        repeats = jnp.repeat(stage_weights[-1:], max(int(resort_moves), 1) - 1, axis=0)
+        repeats = jnp.repeat(stage_weights[-1:], int(resort_moves) - 1, axis=0)
         stage_weights = jnp.concatenate([stage_weights, repeats])
 
         def last_resort(carried, stage_weight):

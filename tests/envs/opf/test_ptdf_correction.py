@@ -322,3 +322,21 @@ def test_a_residuals_units_move_only_where_the_copper_plate_overloads_a_branch(t
     # a battery's part moves it in every grid (here: charging 2 MW more)
     charged = clear(zero.at[:, n_gen:].set(-2.0))
     np.testing.assert_allclose(charged.storage, plain.storage - 2.0, atol=1e-3)
+
+
+def test_unknown_last_resorts_and_no_resort_moves_are_refused(tight_grid):
+    params, state = tight_grid
+    one = jax.tree.map(lambda a: a[0], state)
+    storage = jnp.zeros(params.devices.storage_bus.shape[0])
+    with pytest.raises(ValueError, match=r"unknown last resorts \['rationing'\]"):
+        ptdf_correction.correct_dispatch(
+            one.pg, storage, one, params, MYOPIC_RATING_MARGIN, last_resorts=("rationing",)
+        )
+    with pytest.raises(ValueError, match="resort_moves must be >= 1, got 0"):
+        ptdf_correction.clear_offers(
+            jnp.zeros(one.pg.shape[0] + storage.shape[0]),
+            one,
+            params,
+            MYOPIC_RATING_MARGIN,
+            resort_moves=0,
+        )
