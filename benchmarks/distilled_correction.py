@@ -68,9 +68,8 @@ def main() -> None:
             spec["target"],
             correction["rows"],
             correction["passes"],
-            True,
-            correction["correction_margin"],
-            moves,
+            correction_margin=correction["correction_margin"],
+            resort_moves=moves,
         )
         return lambda obs, state, key, a: act(obs, state, key, a[1])
 

@@ -296,21 +296,10 @@ def distilled_decision(
     return decide
 
 
-def distilled_act(
-    student: Student,
-    env_params,
-    target,
-    rows,
-    passes,
-    corrected=True,
-    correction_margin=CORRECTION_MARGIN,
-    resort_moves=RESORT_MOVES,
-):
+def distilled_act(student: Student, env_params, target, rows, passes, **correction):
     """An ``ActFn`` of the student (``args``: its ``StudentParams``): ``distilled_decision``
-    of its outputs."""
-    decide = distilled_decision(
-        env_params, target, rows, passes, corrected, correction_margin, resort_moves
-    )
+    of its outputs (``correction``: that function's keywords)."""
+    decide = distilled_decision(env_params, target, rows, passes, **correction)
 
     def act(obs, state, key, args):
         del key
@@ -486,7 +475,13 @@ def run_distillation(
         "bid_policy": lambda obs, state, key, args: bid_act(obs, state, key, args[0]),
         "distilled": _second(
             distilled_act(
-                student, env_params, target, rows, passes, True, correction_margin, resort_moves
+                student,
+                env_params,
+                target,
+                rows,
+                passes,
+                correction_margin=correction_margin,
+                resort_moves=resort_moves,
             )
         ),
         "student_alone": _second(
