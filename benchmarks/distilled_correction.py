@@ -19,7 +19,7 @@ from pathlib import Path
 from envs.env import make_env
 from envs.evaluation.suite import episode_horizon, run_suite
 from envs.sim import scenarios
-from launch.distillation import distilled_act, load_student
+from launch.distillation import distilled_act, load_student, on_student_args
 from launch.evaluation import load_policy, resolve_checkpoint
 
 
@@ -62,16 +62,17 @@ def main() -> None:
     horizon = episode_horizon(env_params, 0)
 
     def distilled(moves):
-        act = distilled_act(
-            student,
-            env_params,
-            spec["target"],
-            correction["rows"],
-            correction["passes"],
-            correction_margin=correction["correction_margin"],
-            resort_moves=moves,
+        return on_student_args(
+            distilled_act(
+                student,
+                env_params,
+                spec["target"],
+                correction["rows"],
+                correction["passes"],
+                correction_margin=correction["correction_margin"],
+                resort_moves=moves,
+            )
         )
-        return lambda obs, state, key, a: act(obs, state, key, a[1])
 
     methods = {"bid_policy": lambda obs, state, key, a: bid_act(obs, state, key, a[0])}
     methods |= {f"resort_moves={k}": distilled(k) for k in args.resort_moves}

@@ -473,7 +473,7 @@ def run_distillation(
     student = Student(hidden, layers, n_outputs)
     acts = {
         "bid_policy": lambda obs, state, key, args: bid_act(obs, state, key, args[0]),
-        "distilled": _second(
+        "distilled": on_student_args(
             distilled_act(
                 student,
                 env_params,
@@ -484,7 +484,7 @@ def run_distillation(
                 resort_moves=resort_moves,
             )
         ),
-        "student_alone": _second(
+        "student_alone": on_student_args(
             distilled_act(student, env_params, target, rows, passes, corrected=False)
         ),
     }
@@ -592,7 +592,7 @@ def run_distillation(
     return results
 
 
-def _second(act):
+def on_student_args(act):
     """``act`` reading the second of the suite's shared ``(bid args, student args)``."""
 
     def wrapped(obs, state, key, args):
