@@ -23,6 +23,7 @@ Batch vocabulary (used by every learner docstring):
 import math
 
 import ml_collections
+import numpy as np
 
 from envs.config_fields import (
     FINITE,
@@ -69,6 +70,12 @@ def default_learner_config() -> ml_collections.ConfigDict:
     # draws). At c a deviation lasts ~1 / (1 - c) steps: 0.95 is ~20 steps, 1.7 h of 5-minute
     # steps, so an agent tries holding a course (a battery's reserve) rather than a flicker.
     config.exploration_noise_correlation = 0.0
+    # Initial mean action of the named agent types' sampled slots, "type=value[,type=value]",
+    # each value in [-0.95, 0.95] (after the tanh; unnamed types start at 0, the teacher under
+    # the bids interface). A battery's bid below the cheapest unit's marginal cost clears like a
+    # zero bid, so a start there is still the teacher, but its exploration reaches the bids
+    # that hold energy (benchmarks/README.md, "A start on the edge of the battery's plateau").
+    config.type_init_action = ""
     # Deprecated, None = unset: see LEGACY_ACTION_PRIOR_FIELDS.
     config.action_prior = None
     config.residual_scale = None
@@ -170,9 +177,20 @@ def learner_with_defaults(config) -> ml_collections.ConfigDict:
     return merged_onto(default_learner_config(), config)
 
 
+# The per-type fields' ranges: discounts in [0, 1]; an initial action short of the tanh's
+# saturation, where the slot could hardly move.
+TYPE_VALUE_BOUNDS = {
+    "type_gamma": (0.0, 1.0),
+    "type_lambda": (0.0, 1.0),
+    "type_init_action": (-0.95, 0.95),
+}
+
+
 def parse_type_values(field: str, text: str) -> dict[str, float]:
     """``"safety=0.9,operational=0.95"`` -> ``{"safety": 0.9, "operational": 0.95}``, each value
-    in [0, 1]; the empty string is no override. Raises ValueError naming ``field``."""
+    within ``TYPE_VALUE_BOUNDS[field]``; the empty string is no override. Raises ValueError
+    naming ``field``."""
+    low, high = TYPE_VALUE_BOUNDS[field]
     values: dict[str, float] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, sep, raw = item.partition("=")
@@ -180,12 +198,27 @@ def parse_type_values(field: str, text: str) -> dict[str, float]:
             value = float(raw) if sep and name.strip() else math.nan
         except ValueError:
             value = math.nan
-        if not 0.0 <= value <= 1.0:
+        if not low <= value <= high:
             raise ValueError(
                 f"learner.{field}={text!r} is invalid: allowed 'type=value[,type=value]' with "
-                "each value in [0, 1]"
+                f"each value in [{low:g}, {high:g}]"
             )
         values[name.strip()] = value
+    return values
+
+
+def per_agent_type_values(field: str, text: str, spec, default: np.ndarray) -> np.ndarray:
+    """``default [A]`` with the agents of each type named in ``text`` (``parse_type_values``) set
+    to its value; a name the layout lacks raises ValueError naming ``field`` and the types."""
+    values = np.array(default, np.float32)
+    agent_type = np.asarray(spec.agent_type)
+    for name, value in parse_type_values(field, text).items():
+        if name not in spec.agent_type_names:
+            raise ValueError(
+                f"learner.{field} names agent type {name!r}, which this layout lacks: it has "
+                f"{', '.join(spec.agent_type_names)}"
+            )
+        values[agent_type == spec.agent_type_names.index(name)] = value
     return values
 
 
@@ -194,6 +227,7 @@ def validate_learner_config(config: ml_collections.ConfigDict) -> None:
     check_fields("learner", config, RULES)
     parse_type_values("type_gamma", config.type_gamma)
     parse_type_values("type_lambda", config.type_lambda)
+    parse_type_values("type_init_action", config.get("type_init_action", ""))
     if config.advantage_groups != "agent_type" and not config.normalise_advantages:
         raise ValueError(
             f"learner.advantage_groups={config.advantage_groups!r} needs "

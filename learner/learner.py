@@ -30,7 +30,11 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from envs.types import EnvSpec
-from learner.config import advantage_group_count, parse_type_values, validate_learner_config
+from learner.config import (
+    advantage_group_count,
+    per_agent_type_values,
+    validate_learner_config,
+)
 from learner.policy import make_policy
 from learner.sgd import StepStatics, local_update
 from learner.types import LearnerState, Trajectory
@@ -110,14 +114,8 @@ def per_agent_discounts(config: ml_collections.ConfigDict, spec: EnvSpec) -> tup
     else:
         gamma = np.full(spec.num_agents, config.gamma, np.float32)
         lambda_ = np.full(spec.num_agents, config.gae_lambda, np.float32)
-    for field, values in (("type_gamma", gamma), ("type_lambda", lambda_)):
-        for name, value in parse_type_values(field, config[field]).items():
-            if name not in spec.agent_type_names:
-                raise ValueError(
-                    f"learner.{field} names agent type {name!r}, which this layout lacks: it has "
-                    f"{', '.join(spec.agent_type_names)}"
-                )
-            values[agent_type == spec.agent_type_names.index(name)] = value
+    gamma = per_agent_type_values("type_gamma", config.type_gamma, spec, gamma)
+    lambda_ = per_agent_type_values("type_lambda", config.type_lambda, spec, lambda_)
     return gamma, lambda_
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from envs.types import EnvSpec, Observation
 from learner import normalisation
-from learner.config import validate_learner_config
+from learner.config import per_agent_type_values, validate_learner_config
 from learner.networks import Actor, Critic
 from learner.types import NormState
 
@@ -211,6 +211,12 @@ def make_policy(config: ml_collections.ConfigDict, spec: EnvSpec) -> Policy:
     agent_mask = np.asarray(spec.agent_mask, bool)
     action_mask = np.asarray(spec.action_mask, bool) & agent_mask[:, None]
     normalise_on, obs_clip = bool(config.normalise_observations), float(config.obs_clip)
+    # Each agent's initial mean action (``learner.type_init_action``), pre-tanh, added to the
+    # actor's output: the head starts near zero (scale 0.01), so the policy starts there.
+    init_action = per_agent_type_values(
+        "type_init_action", config.get("type_init_action", ""), spec, np.zeros(spec.num_agents)
+    )
+    init_mean = jnp.asarray(np.arctanh(init_action)[None, :, None], jnp.float32)  # [1, A, 1]
 
     def init(key: jax.Array) -> Params:
         key_actor, key_critic = jax.random.split(key)
@@ -225,6 +231,8 @@ def make_policy(config: ml_collections.ConfigDict, spec: EnvSpec) -> Policy:
         _check_obs(obs, spec)
         obs = normalisation.normalise_observation(obs, norm_state, obs_clip, normalise_on)
         mean, log_std = actor.apply(params["actor"], obs.agent_obs, jnp.asarray(agent_mask))
+        if init_action.any():  # without one, the program has no extra op
+            mean = mean + init_mean
         value = critic.apply(params["critic"], obs.agent_obs, obs.global_state)
         return mean, log_std, jnp.where(agent_mask[None], value, 0.0)
 

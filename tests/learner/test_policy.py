@@ -216,3 +216,49 @@ def test_bad_observation_shape_is_rejected():
 def test_bad_config_is_rejected():
     with pytest.raises(ValueError, match="critic"):
         make_policy(small_config(critic="qmix"), tiny_spec())
+
+
+@pytest.mark.parametrize("sharing", ["shared", "independent"])
+def test_a_type_starts_at_its_initial_action_and_samples_around_it(sharing):
+    spec = tiny_spec()
+    start = {"operational": 0.6}
+    config = small_config(parameter_sharing=sharing, type_init_action="operational=0.6")
+    policy, plain = (
+        make_policy(config, spec),
+        make_policy(small_config(parameter_sharing=sharing), spec),
+    )
+    params = policy.init(jax.random.key(0))  # the same parameters for both
+    norm_state = policy.init_norm_state()
+    obs = random_observation(jax.random.key(1), spec, batch=4)
+    mode, plain_mode = policy.mode(params, norm_state, obs), plain.mode(params, norm_state, obs)
+    # Agent 1 (operational) starts at 0.6 in its one real slot, shifted by the same pre-tanh
+    # amount from where it would start without the field; agent 0 is untouched; padding stays 0.
+    np.testing.assert_allclose(
+        np.arctanh(mode[:, 1, 0]) - np.arctanh(plain_mode[:, 1, 0]),
+        math.atanh(start["operational"]),
+        rtol=1e-5,
+    )
+    np.testing.assert_allclose(mode[:, 1, 0], 0.6, atol=0.05)
+    np.testing.assert_array_equal(mode[:, 0], plain_mode[:, 0])
+    assert (
+        float(jnp.max(jnp.abs(mode[:, 1, 1]))) == 0.0 and float(jnp.max(jnp.abs(mode[:, 2]))) == 0.0
+    )
+    # Sampled actions centre on it, and their log-probs are the shifted Gaussian's.
+    keys = jax.random.split(jax.random.key(2), 256)
+    actions, log_probs, _ = jax.vmap(lambda k: policy.act(params, norm_state, obs, k))(keys)
+    assert abs(float(jnp.median(actions[:, :, 1, 0])) - 0.6) < 0.05
+    again, _, _, _ = policy.evaluate(params, norm_state, obs, actions[0])
+    np.testing.assert_allclose(again, log_probs[0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("operational=0.99", r"each value in \[-0.95, 0.95\]"),
+        ("operational", r"type_init_action='operational' is invalid"),
+        ("safety=0.1", r"names agent type 'safety'.*strategic, operational"),
+    ],
+)
+def test_a_bad_initial_action_is_refused(text, match):
+    with pytest.raises(ValueError, match=match):
+        make_policy(small_config(type_init_action=text), tiny_spec())
