@@ -19,7 +19,7 @@ from pathlib import Path
 from envs.env import make_env
 from envs.evaluation.suite import episode_horizon, run_suite
 from envs.sim import scenarios
-from launch.distillation import distilled_act, load_student, on_student_args
+from launch.distillation import distilled_act, load_student, on_bid_args, on_student_args
 from launch.evaluation import load_policy, resolve_checkpoint
 
 
@@ -74,7 +74,7 @@ def main() -> None:
             )
         )
 
-    methods = {"bid_policy": lambda obs, state, key, a: bid_act(obs, state, key, a[0])}
+    methods = {"bid_policy": on_bid_args(bid_act)}
     methods |= {f"resort_moves={k}": distilled(k) for k in args.resort_moves}
     print(
         f"{spec['target']} student of {checkpoint_dir}, step {step}; correction {correction}; "

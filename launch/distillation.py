@@ -472,7 +472,7 @@ def run_distillation(
     n_outputs = env_params.grid.n_gen + env_params.devices.storage_bus.shape[0]
     student = Student(hidden, layers, n_outputs)
     acts = {
-        "bid_policy": lambda obs, state, key, args: bid_act(obs, state, key, args[0]),
+        "bid_policy": on_bid_args(bid_act),
         "distilled": on_student_args(
             distilled_act(
                 student,
@@ -494,9 +494,7 @@ def run_distillation(
         offers_act = cleared_offers_act(
             bid_network, env_params, rows, passes, correction_margin, resort_moves
         )
-        acts["bid_offers_cleared"] = lambda obs, state, key, args: offers_act(
-            obs, state, key, args[0]
-        )
+        acts["bid_offers_cleared"] = on_bid_args(offers_act)
     # Round 0 imitates the bid policy on its own episodes; each later round (DAgger) lets the
     # distilled policy drive, so the states its own errors lead to are labelled too.
     drivers = (acts["bid_policy"], acts["distilled"])
@@ -594,9 +592,17 @@ def run_distillation(
 
 def on_student_args(act):
     """``act`` reading the second of the suite's shared ``(bid args, student args)``."""
+    return _on_args(act, 1)
 
+
+def on_bid_args(act):
+    """``act`` reading the first of the suite's shared ``(bid args, student args)``."""
+    return _on_args(act, 0)
+
+
+def _on_args(act, index: int):
     def wrapped(obs, state, key, args):
-        return act(obs, state, key, args[1])
+        return act(obs, state, key, args[index])
 
     wrapped.__wrapped__ = act
     return wrapped
