@@ -221,8 +221,8 @@ def test_bad_config_is_rejected():
 @pytest.mark.parametrize("sharing", ["shared", "independent"])
 def test_a_type_starts_at_its_initial_action_and_samples_around_it(sharing):
     spec = tiny_spec()
-    start = {"operational": 0.6}
-    config = small_config(parameter_sharing=sharing, type_init_action="operational=0.6")
+    start = 0.6
+    config = small_config(parameter_sharing=sharing, type_init_action=f"operational={start}")
     policy, plain = (
         make_policy(config, spec),
         make_policy(small_config(parameter_sharing=sharing), spec),
@@ -235,10 +235,10 @@ def test_a_type_starts_at_its_initial_action_and_samples_around_it(sharing):
     # amount from where it would start without the field; agent 0 is untouched; padding stays 0.
     np.testing.assert_allclose(
         np.arctanh(mode[:, 1, 0]) - np.arctanh(plain_mode[:, 1, 0]),
-        math.atanh(start["operational"]),
+        math.atanh(start),
         rtol=1e-5,
     )
-    np.testing.assert_allclose(mode[:, 1, 0], 0.6, atol=0.05)
+    np.testing.assert_allclose(mode[:, 1, 0], start, atol=0.05)
     np.testing.assert_array_equal(mode[:, 0], plain_mode[:, 0])
     assert (
         float(jnp.max(jnp.abs(mode[:, 1, 1]))) == 0.0 and float(jnp.max(jnp.abs(mode[:, 2]))) == 0.0
@@ -246,9 +246,12 @@ def test_a_type_starts_at_its_initial_action_and_samples_around_it(sharing):
     # Sampled actions centre on it, and their log-probs are the shifted Gaussian's.
     keys = jax.random.split(jax.random.key(2), 256)
     actions, log_probs, _ = jax.vmap(lambda k: policy.act(params, norm_state, obs, k))(keys)
-    assert abs(float(jnp.median(actions[:, :, 1, 0])) - 0.6) < 0.05
+    assert abs(float(jnp.median(actions[:, :, 1, 0])) - start) < 0.05
     again, _, _, _ = policy.evaluate(params, norm_state, obs, actions[0])
     np.testing.assert_allclose(again, log_probs[0], rtol=1e-5, atol=1e-5)
+    # and the plain policy, centred elsewhere, finds them less likely on average
+    unshifted = jax.vmap(lambda a: plain.evaluate(params, norm_state, obs, a)[0])(actions)
+    assert float(jnp.mean(unshifted)) < float(jnp.mean(log_probs)) - 0.05
 
 
 @pytest.mark.parametrize(
