@@ -207,27 +207,43 @@ def parse_type_values(field: str, text: str) -> dict[str, float]:
     return values
 
 
+# The fields of per-type values, "type=value[,type=value]".
+TYPE_VALUE_FIELDS = ("type_gamma", "type_lambda", "type_init_action")
+
+
 def per_agent_type_values(field: str, text: str, spec, default: np.ndarray) -> np.ndarray:
     """``default [A]`` with the agents of each type named in ``text`` (``parse_type_values``) set
     to its value; a name the layout lacks raises ValueError naming ``field`` and the types."""
     values = np.array(default, np.float32)
     agent_type = np.asarray(spec.agent_type)
     for name, value in parse_type_values(field, text).items():
-        if name not in spec.agent_type_names:
-            raise ValueError(
-                f"learner.{field} names agent type {name!r}, which this layout lacks: it has "
-                f"{', '.join(spec.agent_type_names)}"
-            )
+        check_type_name(field, name, spec.agent_type_names)
         values[agent_type == spec.agent_type_names.index(name)] = value
     return values
+
+
+def check_type_name(field: str, name: str, type_names: tuple[str, ...]) -> None:
+    """ValueError unless the layout's ``type_names`` include ``name`` (from ``learner.field``)."""
+    if name not in type_names:
+        raise ValueError(
+            f"learner.{field} names agent type {name!r}, which this layout lacks: it has "
+            f"{', '.join(type_names)} (--config.learner.{field}= clears it)"
+        )
+
+
+def check_type_fields(config: ml_collections.ConfigDict, type_names: tuple[str, ...]) -> None:
+    """Every per-type field names only agent types the layout has (checked before a grid is
+    built: the default preset starts its ``prosumer`` agents, which other layouts lack)."""
+    for field in TYPE_VALUE_FIELDS:
+        for name in parse_type_values(field, config.get(field, "")):
+            check_type_name(field, name, type_names)
 
 
 def validate_learner_config(config: ml_collections.ConfigDict) -> None:
     """Reject invalid values with one clear message (batch geometry is checked by the Learner)."""
     check_fields("learner", config, RULES)
-    parse_type_values("type_gamma", config.type_gamma)
-    parse_type_values("type_lambda", config.type_lambda)
-    parse_type_values("type_init_action", config.get("type_init_action", ""))
+    for field in TYPE_VALUE_FIELDS:
+        parse_type_values(field, config.get(field, ""))
     if config.advantage_groups != "agent_type" and not config.normalise_advantages:
         raise ValueError(
             f"learner.advantage_groups={config.advantage_groups!r} needs "

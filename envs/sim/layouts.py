@@ -44,6 +44,8 @@ BUS_F, BRANCH_F, GEN_F, STORAGE_F, REGION_F, GLOBAL_F = 5, 3, 4, 2, 5, 8
 GAMMAS = {"strategic": 0.99, "operational": 0.9, "safety": 0.0}
 LAMBDAS = {"strategic": 0.95, "operational": 0.9, "safety": 0.0}
 PER_NODE_TYPES = ("producer", "consumer", "prosumer", "battery")
+HIERARCHICAL_TYPES = ("strategic", "operational", "safety")
+MICROGRID_TYPES = ("microgrid",)
 
 
 class LayoutInputs(NamedTuple):
@@ -403,7 +405,7 @@ def hierarchical_layout(inp: LayoutInputs) -> LayoutData:
         obs_sections.append(obs_s)
     ctrl_sections.append([[ctrl["group"] + j for j in range(n_group)], [], []])
     obs_sections.append(system_view)
-    names = ("strategic", "operational", "safety")
+    names = HIERARCHICAL_TYPES
     types = [0] + [1] * inp.n_regions + [2]
     safety_w = (1.0, 0.0, 0.0)
     return _finish(
@@ -430,7 +432,7 @@ def microgrid_layout(inp: LayoutInputs) -> LayoutData:
         "microgrid",
         inp,
         [0] * inp.n_regions,
-        ("microgrid",),
+        MICROGRID_TYPES,
         (0.99,),
         (0.95,),
         _pad_sections([c for c, _ in sections], ctrl["total"]),
@@ -445,6 +447,12 @@ LAYOUT_BUILDERS = {
     "per_node": per_node_layout,
     "hierarchical": hierarchical_layout,
     "microgrid": microgrid_layout,
+}
+# Each layout's agent types, whatever the grid: config checks name them before a grid is built.
+LAYOUT_TYPE_NAMES = {
+    "per_node": PER_NODE_TYPES,
+    "hierarchical": HIERARCHICAL_TYPES,
+    "microgrid": MICROGRID_TYPES,
 }
 
 

@@ -1,10 +1,12 @@
 """Every config field is checked where it is defined, with a one-line message."""
 
 import math
+from pathlib import Path
 
 import ml_collections
 import pytest
 
+import envs.powerflow
 from configs.default import get_config
 from configs.ieee118 import get_config as get_ieee118_config
 from configs.runtime import ACTORS_RULES, EVALUATOR_RULES, RUNTIME_RULES
@@ -101,3 +103,33 @@ def test_a_stored_config_merges_onto_the_defaults_section_by_section():
         "section": {"x": 7, "added": "d"},
         "old": True,
     }
+
+
+@pytest.mark.parametrize(
+    ("env_fields", "refused"),
+    [
+        ({"layout": "hierarchical"}, True),
+        ({"case": "ieee118"}, True),  # its default layout is the hierarchical one
+        ({"case": "ieee30"}, False),  # per node, as ieee14
+        # A case file of one's own: its layout is known once the grid is built, and the policy
+        # checks the names then (a big grid's is hierarchical).
+        ({"case": str(Path(envs.powerflow.__file__).parent / "cases" / "case118.m")}, False),
+    ],
+)
+def test_per_type_fields_name_only_the_layouts_agent_types(env_fields, refused):
+    config = get_config()
+    config.env.update(env_fields)
+    assert config.learner.type_init_action.startswith("prosumer=")  # the preset's start
+    if refused:
+        message = (
+            r"learner\.type_init_action names agent type 'prosumer', which this layout lacks: "
+            r"it has strategic, operational, safety \(--config\.learner\.type_init_action= "
+        )
+        with pytest.raises(ValueError, match=message):
+            validate_config(config)
+        config.learner.type_init_action = ""
+        config.learner.type_gamma = "regional=0.9"
+        with pytest.raises(ValueError, match=r"type_gamma names agent type 'regional'"):
+            validate_config(config)
+        config.learner.type_gamma = "safety=0.9"
+    validate_config(config)

@@ -21,8 +21,13 @@ from tests.launch.test_program import _start_up_error
         (["--config.actors.num_envs=2.5"], "--config.actors.num_envs=2.5"),
         (["--config=configs/no_such_preset.py"], "no such preset file"),
         (["--seed=-1"], "config.seed=-1 is invalid"),
+        # The default preset starts its prosumer agents, which the hierarchical layout lacks.
+        (
+            ["--config.env.layout=hierarchical"],
+            "learner.type_init_action names agent type 'prosumer', which this layout lacks",
+        ),
     ],
-    ids=["range", "case", "mistyped_field", "type", "preset", "seed"],
+    ids=["range", "case", "mistyped_field", "type", "preset", "seed", "agent_type"],
 )
 def test_a_bad_flag_is_one_line_and_writes_nothing(flags, expected, tmp_path):
     run_dir = tmp_path / "run"
