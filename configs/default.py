@@ -83,8 +83,8 @@ def get_config() -> ml_collections.ConfigDict:
     # the teacher's cost. A start at 15 $/MWh saved as much at 600 s, but the first updates,
     # which drift the bids up by ~7 $/MWh from any start, took it over the plateau's edge and
     # cost 1.9 % on quiet days after a short run; from 10 they stay on the plateau. The pull's
-    # price: two seeds of six spent their batteries before a renewable lull and shed 30 MWh on
-    # one day (benchmarks/README.md, "A start on the edge of the battery's plateau").
+    # price: two seeds of six spent their batteries before a renewable lull and shed 30 MWh a
+    # day on renewable days (benchmarks/README.md, "A start on the edge of the battery's plateau").
     config.learner.type_init_action = "prosumer=0.10"
     config.learner.teacher_pull = 0.03
 
