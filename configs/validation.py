@@ -5,9 +5,10 @@ import warnings
 import ml_collections
 
 from configs.runtime import validate_runtime_configs
-from envs.config import CASE_DEVICES, validate_env_config
+from envs.config import validate_env_config
 from envs.config_fields import at_least, check_fields
 from envs.sim import scenarios
+from envs.sim.devices import layout_before_the_grid
 from envs.sim.layouts import LAYOUT_TYPE_NAMES
 from learner.config import (
     LEGACY_ACTION_PRIOR_FIELDS,
@@ -80,17 +81,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     adopt_runtime_checkpoint_cadence(config)
     validate_env_config(config.env, scenarios.scenario_names())
     validate_learner_config(config.learner)
-    layout = _layout_before_the_grid(config.env)
+    layout = layout_before_the_grid(config.env)
     if layout is not None:  # else the policy checks the names once the grid is built
         check_type_fields(config.learner, LAYOUT_TYPE_NAMES[layout])
     check_best_metric(config)
     validate_runtime_configs(config)
-
-
-def _layout_before_the_grid(env_config: ml_collections.ConfigDict) -> str | None:
-    """The layout's name where it is known before a grid is built: set in the config, or the
-    default of a named case; None for a grid of the user's own under ``layout="auto"``."""
-    if env_config.layout != "auto":
-        return str(env_config.layout)
-    devices = CASE_DEVICES.get(str(env_config.case))
-    return None if devices is None else str(devices["layout"])

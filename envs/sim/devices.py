@@ -64,6 +64,16 @@ def automatic_devices(case: Case, grid) -> dict:
     }
 
 
+def layout_before_the_grid(config: ml_collections.ConfigDict) -> str | None:
+    """The layout's name where it is known before a grid is built: set in the env config, or
+    the default of a shipped case; None for a grid of one's own under ``layout="auto"`` (the
+    module's rule picks it from the grid, ``automatic_devices``)."""
+    if config.layout != "auto":
+        return str(config.layout)
+    devices = CASE_DEVICES.get(str(config.case))
+    return None if devices is None else str(devices["layout"])
+
+
 def device_table(config: ml_collections.ConfigDict, case: Case, grid) -> dict:
     """The case's device table with the config's overrides applied (1-based bus numbers)."""
     if config.case in CASE_DEVICES:
@@ -73,8 +83,7 @@ def device_table(config: ml_collections.ConfigDict, case: Case, grid) -> dict:
     for key in DEVICE_BUS_FIELDS:
         if len(config[key]) > 0:
             table[key] = tuple(int(b) for b in config[key])
-    if config.layout != "auto":
-        table["layout"] = config.layout
+    table["layout"] = layout_before_the_grid(config) or table["layout"]
     if config.regions > 0:
         table["regions"] = int(config.regions)
     return table
