@@ -43,6 +43,7 @@ PARAMETER_SHARING_KINDS = ("shared", "independent")
 REWARD_SCALING_KINDS = ("per_type", "global", "none")
 REWARD_BASELINE_KINDS = ("none", "teacher")
 ADVANTAGE_GROUP_KINDS = ("agent_type", "scenario")
+TEACHER_PULL_ANCHORS = ("zero", "start")
 # Deprecated: the action prior is the environment's action interface (env.action_interface,
 # env.residual_scale, env.bid_scale) since the bids are cleared in env.step. The old fields are
 # still read for one release (configs.validation.adopt_learner_action_prior).
@@ -94,6 +95,11 @@ def default_learner_config() -> ml_collections.ConfigDict:
     # L2 pull of the deterministic action toward the teacher's zero action (zero bids: the
     # myopic OPF): the policy leaves its teacher only where the advantage outweighs it.
     config.teacher_pull = 0.0
+    # Where the pull draws each action: "zero" (the teacher's own action) or "start" (each
+    # agent's ``type_init_action``). A start on the battery's plateau clears like zero bids, so
+    # either anchor is the teacher on quiet days; only zero also draws a battery's bid toward
+    # valuing its stored energy at nothing.
+    config.teacher_pull_toward = "zero"
     config.max_grad_norm = 0.5
     config.normalise_advantages = True  # per minibatch and per agent type
     # "scenario": normalised per agent type and per scenario (envs.sim.scenarios), so each
@@ -156,6 +162,7 @@ RULES = {
     "entropy_decay_updates": at_least(0),
     "value_coef": NON_NEGATIVE,
     "teacher_pull": NON_NEGATIVE,
+    "teacher_pull_toward": one_of(*TEACHER_PULL_ANCHORS),
     "max_grad_norm": POSITIVE,
     "gamma": UNIT_INTERVAL,
     "gae_lambda": UNIT_INTERVAL,

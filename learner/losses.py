@@ -123,14 +123,18 @@ def linear_decay(base: float, decay_updates: int, update_step: jax.Array) -> jax
     return jnp.maximum(optax.linear_schedule(base, 0.0, decay_updates)(update_step), 0.0)
 
 
-def teacher_pull(mode_action: jax.Array) -> jax.Array:
-    """L2 pull of the policy's deterministic action toward the teacher's zero action.
+def teacher_pull(mode_action: jax.Array, anchor: jax.Array | None = None) -> jax.Array:
+    """L2 pull of the policy's deterministic action toward the teacher's zero action, or
+    toward ``anchor``.
 
-    ``pull = sum_u mode_u ** 2`` over the last (action) axis, with ``mode = tanh(mean)``
-    already zero on masked dims. Under the bids interface zero bids are the myopic OPF, so a
-    loss ``+ c * pull`` keeps a bid at its teacher unless the advantage pays more than the
-    pull. Shapes ``[..., U] -> [...]``.
+    ``pull = sum_u (mode_u - anchor_u) ** 2`` over the last (action) axis, with
+    ``mode = tanh(mean)`` already zero on masked dims (as ``anchor`` must be). Under the bids
+    interface zero bids are the myopic OPF, so a loss ``+ c * pull`` keeps a bid at its teacher
+    unless the advantage pays more than the pull; an anchor on the battery's plateau (its
+    start) clears like zero bids too. Shapes ``[..., U]`` (``anchor`` broadcast) ``-> [...]``.
     """
+    if anchor is not None:
+        mode_action = mode_action - jnp.broadcast_to(anchor, mode_action.shape)
     return jnp.sum(jnp.square(mode_action), axis=-1)
 
 

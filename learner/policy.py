@@ -213,9 +213,7 @@ def make_policy(config: ml_collections.ConfigDict, spec: EnvSpec) -> Policy:
     normalise_on, obs_clip = bool(config.normalise_observations), float(config.obs_clip)
     # Each agent's initial mean action (``learner.type_init_action``), pre-tanh, added to the
     # actor's output: the head starts near zero (scale 0.01), so the policy starts there.
-    init_action = per_agent_type_values(
-        "type_init_action", config.get("type_init_action", ""), spec, np.zeros(spec.num_agents)
-    )
+    init_action = start_action(config, spec)
     init_mean = jnp.asarray(np.arctanh(init_action)[None, :, None], jnp.float32)  # [1, A, 1]
 
     def init(key: jax.Array) -> Params:
@@ -280,6 +278,24 @@ def make_policy(config: ml_collections.ConfigDict, spec: EnvSpec) -> Policy:
         evaluate=evaluate,
         init_norm_state=lambda: normalisation.init_norm_state(spec),
     )
+
+
+def start_action(config: ml_collections.ConfigDict, spec: EnvSpec) -> np.ndarray:
+    """Each agent's initial mean action after the tanh, ``[A]`` float32: its type's value in
+    ``learner.type_init_action``, else 0 (the teacher under the bids interface)."""
+    return per_agent_type_values(
+        "type_init_action", config.get("type_init_action", ""), spec, np.zeros(spec.num_agents)
+    )
+
+
+def teacher_pull_anchor(config: ml_collections.ConfigDict, spec: EnvSpec) -> np.ndarray:
+    """Where ``learner.teacher_pull`` draws the deterministic action, ``[A, U]`` float32:
+    zero, or each agent's start (``learner.teacher_pull_toward``), 0 on masked slots as the
+    mode is."""
+    action_mask = np.asarray(spec.action_mask, bool) & np.asarray(spec.agent_mask, bool)[:, None]
+    if config.get("teacher_pull_toward", "zero") == "zero":
+        return np.zeros(action_mask.shape, np.float32)
+    return np.where(action_mask, start_action(config, spec)[:, None], 0.0).astype(np.float32)
 
 
 def _validate_spec(spec: EnvSpec) -> None:

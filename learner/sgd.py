@@ -46,6 +46,7 @@ class StepStatics:
     learning_rate_decay_updates: int  # 0: a constant step size
     value_coef: float
     teacher_pull: float
+    teacher_pull_anchor: np.ndarray | None  # [A, U], None: toward zero
     normalise_observations: bool
 
 
@@ -272,7 +273,7 @@ def _loss(params, s: StepStatics, norm_state, entropy_coef, mb: Samples):
     log_prob, entropy, value, mode = s.policy.evaluate(params, norm_state, obs, mb.action)
     policy_loss = losses.clipped_surrogate_loss(log_prob, mb.log_prob, mb.advantage, s.clip_eps)
     value_loss = losses.clipped_value_loss(value, mb.value, mb.target, s.value_clip_eps)
-    pull = losses.teacher_pull(mode)
+    pull = losses.teacher_pull(mode, s.teacher_pull_anchor)
     per_agent = (
         policy_loss + s.value_coef * value_loss - entropy_coef * entropy + s.teacher_pull * pull
     )

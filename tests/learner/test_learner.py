@@ -141,6 +141,30 @@ def test_teacher_pull_draws_the_deterministic_action_toward_zero():
     assert pulls[1] < 0.5 * pulls[0]
 
 
+def test_teacher_pull_toward_the_start_holds_each_action_at_its_start():
+    # Both policies start the operational agent at 0.5, and one update on the same batch pulls
+    # its mode lower toward zero than toward the start. The strategic agent (start 0) is
+    # pulled toward zero either way, and the padded slots stay 0.
+    spec = tiny_spec()
+    traj = random_trajectory(jax.random.key(1), spec, T, B)
+    obs = Observation(traj.obs[0], traj.global_state[0])
+    operational = []
+    for toward in ("zero", "start"):
+        config = _config(
+            teacher_pull=50.0, type_init_action="operational=0.5", teacher_pull_toward=toward
+        )
+        learner = Learner(config, spec, jax.devices()[:1])
+        state, _ = learner.update(learner.init(jax.random.key(0)), traj)
+        mode = np.asarray(learner.policy.mode(state.params, state.norm_state, obs))
+        operational.append(float(np.mean(mode[:, 1, 0])))
+        assert np.all(mode[:, 2] == 0.0) and np.all(mode[:, 1, 1] == 0.0)
+        assert float(np.max(np.abs(mode[:, 0]))) < 0.2
+    # One update moves a mode by a few hundredths (the step size bounds it; the random batch's
+    # advantages move both alike): 0.473 toward zero, 0.485 toward the start.
+    assert operational[1] - operational[0] > 0.005
+    assert abs(operational[1] - 0.5) < abs(operational[0] - 0.5)
+
+
 def test_the_entropy_bonus_and_the_step_size_the_updates_used_follow_their_decays():
     # Both decay over 2 updates: the loss weighs the entropy by base, base / 2, then 0, and
     # the step is scaled by 1, 1/2, then 0, so the third update leaves the parameters as

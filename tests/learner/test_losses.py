@@ -100,6 +100,13 @@ def test_teacher_pull_is_the_squared_distance_of_the_action_from_zero_bids():
     np.testing.assert_allclose(pull, [0.29, 0.09], rtol=1e-6)
 
 
+def test_teacher_pull_toward_an_anchor_is_the_squared_distance_from_it():
+    # Anchored at each agent's start: [0.5, -0.2] from [0.1, 0.0] -> 0.16 + 0.04.
+    mode = jnp.array([[0.5, -0.2], [0.1, 0.0]])
+    pull = losses.teacher_pull(mode, jnp.array([[0.1, 0.0], [0.1, 0.0]]))
+    np.testing.assert_allclose(pull, [0.2, 0.0], atol=1e-7)
+
+
 def test_a_negative_teacher_pull_is_refused():
     # A negative coefficient would push the policy away from its teacher.
     config = default_learner_config()
