@@ -273,12 +273,6 @@ def _global_array(shards: list[jax.Array], sharding: NamedSharding) -> jax.Array
     return jax.make_array_from_single_device_arrays(tuple(shape), sharding, shards)
 
 
-def _pull_anchor(config, spec) -> np.ndarray | None:
-    """The teacher pull's anchor ``[A, U]``, or None where it is zero (no extra op)."""
-    anchor = teacher_pull_anchor(config, spec)
-    return anchor if anchor.any() else None
-
-
 def _step_statics(config, spec, geometry, policy, optimiser) -> StepStatics:
     gamma, lambda_ = per_agent_discounts(config, spec)
     agent_mask = np.asarray(spec.agent_mask, bool)
@@ -310,6 +304,6 @@ def _step_statics(config, spec, geometry, policy, optimiser) -> StepStatics:
         learning_rate_decay_updates=int(config.get("learning_rate_decay_updates", 0)),
         value_coef=float(config.value_coef),
         teacher_pull=float(config.get("teacher_pull", 0.0)),
-        teacher_pull_anchor=_pull_anchor(config, spec),
+        teacher_pull_anchor=teacher_pull_anchor(config, spec),
         normalise_observations=bool(config.normalise_observations),
     )

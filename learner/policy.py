@@ -288,14 +288,15 @@ def start_action(config: ml_collections.ConfigDict, spec: EnvSpec) -> np.ndarray
     )
 
 
-def teacher_pull_anchor(config: ml_collections.ConfigDict, spec: EnvSpec) -> np.ndarray:
-    """Where ``learner.teacher_pull`` draws the deterministic action, ``[A, U]`` float32:
-    zero, or each agent's start (``learner.teacher_pull_toward``), 0 on masked slots as the
-    mode is."""
-    action_mask = np.asarray(spec.action_mask, bool) & np.asarray(spec.agent_mask, bool)[:, None]
+def teacher_pull_anchor(config: ml_collections.ConfigDict, spec: EnvSpec) -> np.ndarray | None:
+    """Where ``learner.teacher_pull`` draws the deterministic action: each agent's start
+    (``learner.teacher_pull_toward="start"``), ``[A, U]`` float32 with 0 on masked slots as the
+    mode has; None where that is zero everywhere (the loss then adds no op)."""
     if config.get("teacher_pull_toward", "zero") == "zero":
-        return np.zeros(action_mask.shape, np.float32)
-    return np.where(action_mask, start_action(config, spec)[:, None], 0.0).astype(np.float32)
+        return None
+    action_mask = np.asarray(spec.action_mask, bool) & np.asarray(spec.agent_mask, bool)[:, None]
+    anchor = np.where(action_mask, start_action(config, spec)[:, None], 0.0).astype(np.float32)
+    return anchor if anchor.any() else None
 
 
 def _validate_spec(spec: EnvSpec) -> None:
