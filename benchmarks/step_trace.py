@@ -1,8 +1,13 @@
 """Step by step, where does a checkpoint's team leave its teacher on a day? The greedy team and
 the teacher (zero actions: under ``bids``, every device offers at cost) on the same days, with
 per step the highest branch loading, the branches above 90 % of rating, the branches out of
-service and, under ``bids``, whether the step's clearing converged (else the env dispatched the
-merit order, which ignores the network).
+service, the energy stored and the energy unserved and, under ``bids``, whether the step's
+clearing converged (else the env dispatched the merit order, which ignores the network).
+
+Before the steps, each day's cost as the evaluation counts it, split into what it pays for
+(generation, curtailment, unserved energy, the stored energy given up), the team's and the
+teacher's, and the team's operating cost over the teacher's by blocks of the day: where the
+team's premium or saving is made, and whether its batteries bought it.
 
     python -m benchmarks.step_trace --run_dir=RUN --step=840 --scenario=cascading_failure \
         [--episodes=2] [--eval_seed=2] [--shown=0:13]
@@ -24,6 +29,8 @@ from benchmarks.agent_ablation import check_run_flags, masked_acting
 from benchmarks.harness import describe, describe_line, usage_errors
 
 LOADED = 0.9  # a branch above this share of its rating counts as loaded
+BLOCKS = 8  # the day's blocks in the cost difference (3 hours each on a 96-step day)
+COST_PARTS = ("generation", "curtailment", "unserved", "stored energy")
 
 
 def define_flags() -> dict:
@@ -64,8 +71,13 @@ def check_flags(flag) -> None:
 
 def trace(checkpoint_dir: Path, step, scenario: str, episodes: int, eval_seed: int) -> dict:
     """{"team" | "teacher": {name: [T, B] array}} with ``max_loading``, ``loaded`` (branches
-    above ``LOADED``), ``out`` (branches out of service), ``blackout`` and ``converged`` (the
-    step's clearing; all True where the interface clears no bids)."""
+    above ``LOADED``), ``out`` (branches out of service), ``blackout``, ``converged`` (the
+    step's clearing; all True where the interface clears no bids), ``stored_mwh`` (after the
+    step), ``unserved_mwh``, and the step's cost in the parts ``cost_breakdown`` sums:
+    ``generation`` (the units' and the slack's), ``curtailment`` and ``unserved`` ($, load
+    islanded charged at VOLL as the evaluation does), and their sum as the evaluation charges
+    the step, ``step_cost``; plus ``"stored_start_mwh"`` [B] and
+    ``"stored_value"`` ($/MWh, the evaluation's price of stored energy)."""
     import jax
     import jax.numpy as jnp
 
@@ -75,6 +87,7 @@ def trace(checkpoint_dir: Path, step, scenario: str, episodes: int, eval_seed: i
     from envs.evaluation.suite import episode_horizon
     from envs.opf import controls as opf_controls
     from envs.opf import step_qp
+    from envs.opf.oracle import stored_energy_value
     from envs.sim import scenarios
     from envs.sim.dispatch import decode_controls
     from launch.evaluation import load_policy
@@ -119,35 +132,103 @@ def trace(checkpoint_dir: Path, step, scenario: str, episodes: int, eval_seed: i
                 "out": jnp.sum(~state.branch_in_service, -1),
                 "blackout": info["blackout"],
                 "converged": ok,
+                "stored_mwh": jnp.sum(state.soc, -1),
+                "unserved_mwh": info["unserved_energy_mwh"],
+                "generation": info["gen_cost"] + info["slack_cost"],
+                "curtailment": info["curtailment_cost"],
+                "unserved": info["shed_cost"]
+                + info["ufls_cost"]
+                + p.consts.voll * info["island_unserved_mwh"],
+                # what the evaluation charges the step, which the three parts must add up to
+                "step_cost": info["cost"] + p.consts.voll * info["island_unserved_mwh"],
             }
             return (obs, state, topo.branch_cooldown), row
 
         carry = (obs, state, state.branch_cooldown)
-        return jax.lax.scan(body, carry, jnp.swapaxes(step_keys, 0, 1))[1]
+        stored_start = jnp.sum(state.soc, -1)
+        return stored_start, jax.lax.scan(body, carry, jnp.swapaxes(step_keys, 0, 1))[1]
 
     keys = scenarios.eval_keys(scenario, episodes, eval_seed)
     ids = jnp.full((episodes,), scenarios.scenario_id(scenario), jnp.int32)
     n_agents = p.layout.chosen_mask.shape[0]
-    return {
-        variant: jax.tree.map(np.asarray, jax.device_get(run(keys, ids, jnp.full(n_agents, m))))
-        for variant, m in (("team", 1.0), ("teacher", 0.0))
-    }
+    rows = {}
+    for variant, m in (("team", 1.0), ("teacher", 0.0)):
+        stored_start, rows[variant] = jax.device_get(run(keys, ids, jnp.full(n_agents, m)))
+        rows[variant] = jax.tree.map(np.asarray, rows[variant])
+    # the same days: the two variants start from the same stored energy
+    rows["stored_start_mwh"] = np.asarray(stored_start, np.float64)
+    rows["stored_value"] = float(stored_energy_value(p))
+    return rows
+
+
+def alive_steps(blackout: np.ndarray) -> np.ndarray:
+    """[T, B] 1.0 for the steps of each day up to and including its blackout, else 0.0."""
+    before = np.cumsum(blackout, axis=0) - blackout
+    return (before == 0).astype(np.float64)
+
+
+def cost_breakdown(row: dict, stored_start: np.ndarray, stored_value: float) -> dict:
+    """{part: [B] $} each day's cost in ``COST_PARTS`` and their ``total``: the steps up to a
+    blackout, and the stored energy given up from reset to the day's last step at the
+    evaluation's price (``envs.evaluation.metrics``; it also charges the demand a blackout
+    leaves unserved for the rest of the day, which this leaves out)."""
+    alive = alive_steps(row["blackout"])
+    last = np.maximum(alive.sum(0).astype(int) - 1, 0)
+    days = np.arange(alive.shape[1])
+    parts = {name: np.sum(alive * row[name], 0) for name in COST_PARTS[:3]}
+    parts["stored energy"] = stored_value * (stored_start - row["stored_mwh"][last, days])
+    parts["total"] = sum(parts[name] for name in COST_PARTS)
+    return parts
+
+
+def operating_cost(row: dict) -> np.ndarray:
+    """[T, B] $ each step pays (generation, curtailment and unserved energy), 0 after a
+    blackout."""
+    return alive_steps(row["blackout"]) * sum(row[name] for name in COST_PARTS[:3])
+
+
+def format_costs(rows: dict) -> str:
+    """Each day's cost by part, the team's and the teacher's, then the team's operating cost
+    over the teacher's by ``BLOCKS`` blocks of the day and the energy its batteries held."""
+    start, value = rows["stored_start_mwh"], rows["stored_value"]
+    costs = {v: cost_breakdown(rows[v], start, value) for v in ("team", "teacher")}
+    lines = []
+    for day in range(start.shape[0]):
+        lines.append(f"day {day}: cost $ by part ({', '.join(COST_PARTS)}, total)")
+        for variant, parts in costs.items():
+            cells = "  ".join(f"{parts[name][day]:>11,.0f}" for name in (*COST_PARTS, "total"))
+            lines.append(f"  {variant:<8} {cells}")
+        extra = operating_cost(rows["team"]) - operating_cost(rows["teacher"])
+        blocks = np.array_split(np.arange(extra.shape[0]), BLOCKS)
+        lines.append(
+            "  team - teacher, $ by block of the day: "
+            + " ".join(f"{extra[b, day].sum():+,.0f}" for b in blocks)
+        )
+        for variant in ("team", "teacher"):
+            held = rows[variant]["stored_mwh"][:, day]
+            lines.append(
+                f"  {variant} stored MWh by block: "
+                + " ".join(f"{held[b].mean():.1f}" for b in blocks)
+            )
+    return "\n".join(lines)
 
 
 def format_trace(rows: dict, shown: tuple[int, int]) -> str:
     lines = []
     first, end = shown
-    for variant, row in rows.items():
+    for variant in ("team", "teacher"):
+        row = rows[variant]
         for day in range(row["blackout"].shape[1]):
             blackout = np.nonzero(row["blackout"][:, day])[0]
             failed = np.nonzero(~row["converged"][:, day])[0].tolist()
             ended = f"blackout at step {blackout[0]}" if blackout.size else "no blackout"
             lines.append(f"{variant}, day {day}: {ended}; clearing not converged at {failed}")
-            lines.append("  step  max loading  loaded  out")
+            lines.append("  step  max loading  loaded  out  stored MWh  unserved MWh")
             for t in range(first, min(end, row["blackout"].shape[0])):
                 lines.append(
                     f"  {t:>4}  {row['max_loading'][t, day]:>11.2f}  "
-                    f"{row['loaded'][t, day]:>6}  {row['out'][t, day]:>3}"
+                    f"{row['loaded'][t, day]:>6}  {row['out'][t, day]:>3}  "
+                    f"{row['stored_mwh'][t, day]:>10.1f}  {row['unserved_mwh'][t, day]:>12.2f}"
                 )
     return "\n".join(lines)
 
@@ -166,6 +247,7 @@ def main(argv, flag) -> None:
             flag["episodes"].value,
             flag["eval_seed"].value,
         )
+    print(format_costs(rows))
     print(format_trace(rows, parse_shown(flag["shown"].value)))
 
 

@@ -46,15 +46,53 @@ def test_the_team_and_the_teacher_are_traced_on_the_same_days(tmp_path):
     in a fraction of the time (every step then counts as converged: nothing was cleared)."""
     run_dir = _tiny_checkpoint(tmp_path)
     rows = step_trace.trace(run_dir / "checkpoints", None, "cascading_failure", 2, eval_seed=2)
-    assert set(rows) == {"team", "teacher"}
-    for row in rows.values():
-        assert {name: value.shape for name, value in row.items()} == {
-            name: (8, 2) for name in ("max_loading", "loaded", "out", "blackout", "converged")
-        }
+    assert set(rows) == {"team", "teacher", "stored_start_mwh", "stored_value"}
+    names = (
+        "max_loading",
+        "loaded",
+        "out",
+        "blackout",
+        "converged",
+        "stored_mwh",
+        "unserved_mwh",
+        *step_trace.COST_PARTS[:3],
+        "step_cost",
+    )
+    for variant in ("team", "teacher"):
+        row = rows[variant]
+        assert {name: value.shape for name, value in row.items()} == {n: (8, 2) for n in names}
         assert row["converged"].all() and (row["out"] >= 0).all()
         assert (row["loaded"] <= 20).all() and np.isfinite(row["max_loading"]).all()
+        # the parts are the whole of what the evaluation charges a step
+        parts = sum(row[name] for name in step_trace.COST_PARTS[:3])
+        np.testing.assert_allclose(parts, row["step_cost"], rtol=1e-5)
+        assert (row["generation"] > 0).all() and (row["stored_mwh"] >= 0).all()
     # a fresh team's setpoints are far from the zero action: the two dispatches differ
     assert not np.allclose(rows["team"]["max_loading"], rows["teacher"]["max_loading"])
     text = step_trace.format_trace(rows, (2, 5))
     assert text.count("clearing not converged at []") == 4
     assert len(text.splitlines()) == 4 * (2 + 3)
+    costs = step_trace.format_costs(rows)
+    assert len(costs.splitlines()) == 2 * 6 and costs.count("team - teacher") == 2
+
+
+def test_a_days_cost_is_its_parts_up_to_the_blackout_and_the_stored_energy_given_up():
+    """Two days of three steps: the second blacks out at its second step, so its third step is
+    not charged; each battery gave up 4 and 1 MWh, at 10 $/MWh."""
+    step = np.ones((3, 2))
+    row = {
+        "generation": 100.0 * step,
+        "curtailment": 10.0 * step,
+        "unserved": np.array([[0.0, 0.0], [0.0, 500.0], [0.0, 7.0]]),
+        "blackout": np.array([[False, False], [False, True], [False, False]]),
+        "stored_mwh": np.array([[5.0, 5.0], [3.0, 5.0], [1.0, 0.0]]),
+    }
+    parts = step_trace.cost_breakdown(row, np.array([5.0, 6.0]), 10.0)
+    np.testing.assert_allclose(parts["generation"], [300.0, 200.0])
+    np.testing.assert_allclose(parts["curtailment"], [30.0, 20.0])
+    np.testing.assert_allclose(parts["unserved"], [0.0, 500.0])
+    np.testing.assert_allclose(parts["stored energy"], [40.0, 10.0])  # day 1 ends at step 1
+    np.testing.assert_allclose(parts["total"], [370.0, 730.0])
+    np.testing.assert_allclose(
+        step_trace.operating_cost(row), [[110.0, 110.0], [110.0, 610.0], [110.0, 0.0]]
+    )
