@@ -29,7 +29,7 @@ from benchmarks.agent_ablation import check_run_flags, masked_acting
 from benchmarks.harness import describe, describe_line, usage_errors
 
 LOADED = 0.9  # a branch above this share of its rating counts as loaded
-BLOCKS = 8  # the day's blocks in the cost difference (3 hours each on a 96-step day)
+BLOCKS = 8  # blocks of the day in the cost difference (3 hours each on a whole day)
 COST_PARTS = ("generation", "curtailment", "unserved", "stored energy")
 
 
