@@ -198,14 +198,24 @@ def time_to_quality(points: list[dict], myopic: dict, targets: Targets) -> float
 
 def relative_row(policy: dict, references: dict) -> dict:
     """The policy's row with its cost relative to the myopic OPF and to do-nothing (%),
-    as ratios of the scenario's mean costs."""
+    as ratios of the scenario's mean costs, and each day's cost (``episode_cost``, as the
+    references keep theirs): where one day costs most of a scenario's total, the reader sees
+    which."""
 
     def percent_over(method: str):
         """100 x (policy / reference - 1), None without a reference cost."""
         reference = references.get(method, {}).get("cost")
         return None if not reference else 100.0 * (policy["cost"] / reference - 1.0)
 
-    keep = ("cost", "gap_percent", "unserved_mwh", "overload_steps", "blackouts", "trips")
+    keep = (
+        "cost",
+        "gap_percent",
+        "unserved_mwh",
+        "overload_steps",
+        "blackouts",
+        "trips",
+        "episode_cost",
+    )
     row = {key: policy.get(key) for key in keep}
     row["cost_vs_myopic_percent"] = percent_over("myopic_opf")
     row["cost_vs_do_nothing_percent"] = percent_over("do_nothing")

@@ -285,12 +285,15 @@ def test_relative_costs_are_ratios_of_the_scenarios_mean_costs():
         "overload_steps": 2.0,
         "blackouts": 0.0,
         "trips": 1.0,
+        "episode_cost": [20.0, 200.0],
+        "std": 90.0,  # a summary's other keys are not the benchmark's
     }
     references = {"myopic_opf": {"cost": 100.0}, "do_nothing": {"cost": 200.0}}
     row = learning.relative_row(policy, references)
     assert row["cost_vs_myopic_percent"] == pytest.approx(10.0)
     assert row["cost_vs_do_nothing_percent"] == pytest.approx(-45.0)
     assert row["gap_percent"] == 12.0 and row["overload_steps"] == 2.0
+    assert row["episode_cost"] == [20.0, 200.0] and "std" not in row
     assert learning.relative_row(policy, {})["cost_vs_myopic_percent"] is None
 
 
