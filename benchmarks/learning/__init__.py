@@ -1,7 +1,7 @@
 """Time to quality: how good a preset's policy is after how many seconds of wall clock.
 
     python -m benchmarks.learning [--config=configs/default.py] [--override='--config.a.b=v']
-        [--seeds=3] [--first_seed=0] [--budget_s=600] [--scenarios=all] [--episodes=2]
+        [--seeds=3] [--first_seed=0] [--budget_s=600] [--scenarios=all] [--episodes=8]
         [--horizon=0] [--checkpoints=8] [--eval_seed=1] [--select=latest] [--out_dir=DIR]
     python -m benchmarks.learning --from_runs=RUN_DIR1,RUN_DIR2 [...]   # evaluate runs only
     python -m benchmarks.learning --from_runs=... --override='--config.env.a=v'  # on a changed env
