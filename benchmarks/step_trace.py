@@ -73,11 +73,11 @@ def trace(checkpoint_dir: Path, step, scenario: str, episodes: int, eval_seed: i
     """{"team" | "teacher": {name: [T, B] array}} with ``max_loading``, ``loaded`` (branches
     above ``LOADED``), ``out`` (branches out of service), ``blackout``, ``converged`` (the
     step's clearing; all True where the interface clears no bids), ``stored_mwh`` (after the
-    step), ``unserved_mwh``, and the step's cost in the parts ``cost_breakdown`` sums:
-    ``generation`` (the units' and the slack's), ``curtailment`` and ``unserved`` ($, load
-    islanded charged at VOLL as the evaluation does), and their sum as the evaluation charges
-    the step, ``step_cost``; plus ``"stored_start_mwh"`` [B] and
-    ``"stored_value"`` ($/MWh, the evaluation's price of stored energy)."""
+    step), ``unserved_mwh``, ``demand_mwh``, and the step's cost in the parts
+    ``cost_breakdown`` sums: ``generation`` (the units' and the slack's), ``curtailment`` and
+    ``unserved`` ($, load islanded charged at VOLL as the evaluation does), and their sum as the
+    evaluation charges the step, ``step_cost``; plus ``"stored_start_mwh"`` [B],
+    ``"stored_value"`` ($/MWh, the evaluation's price of stored energy) and ``"voll"``."""
     import jax
     import jax.numpy as jnp
 
@@ -134,6 +134,7 @@ def trace(checkpoint_dir: Path, step, scenario: str, episodes: int, eval_seed: i
                 "converged": ok,
                 "stored_mwh": jnp.sum(state.soc, -1),
                 "unserved_mwh": info["unserved_energy_mwh"],
+                "demand_mwh": info["demand_mw"] * p.consts.step_hours,
                 "generation": info["gen_cost"] + info["slack_cost"],
                 "curtailment": info["curtailment_cost"],
                 "unserved": info["shed_cost"]
@@ -158,6 +159,7 @@ def trace(checkpoint_dir: Path, step, scenario: str, episodes: int, eval_seed: i
     # the same days: the two variants start from the same stored energy
     rows["stored_start_mwh"] = np.asarray(stored_start, np.float64)
     rows["stored_value"] = float(stored_energy_value(p))
+    rows["voll"] = float(p.consts.voll)
     return rows
 
 
@@ -167,38 +169,41 @@ def alive_steps(blackout: np.ndarray) -> np.ndarray:
     return (before == 0).astype(np.float64)
 
 
-def cost_breakdown(row: dict, stored_start: np.ndarray, stored_value: float) -> dict:
-    """{part: [B] $} each day's cost in ``COST_PARTS`` and their ``total``: the steps up to a
-    blackout, and the stored energy given up from reset to the day's last step at the
-    evaluation's price (``envs.evaluation.metrics``; it also charges the demand a blackout
-    leaves unserved for the rest of the day, which this leaves out)."""
+def cost_breakdown(row: dict, stored_start: np.ndarray, stored_value: float, voll: float) -> dict:
+    """{part: [B] $} each day's cost in ``COST_PARTS`` and their ``total``, as the evaluation
+    counts it (``envs.evaluation.metrics``): each step's operating cost (``operating_cost``,
+    the demand a blackout leaves for the rest of the day unserved at ``voll``), and the stored
+    energy given up from reset to the day's last step at ``stored_value``."""
     alive = alive_steps(row["blackout"])
     last = np.maximum(alive.sum(0).astype(int) - 1, 0)
     days = np.arange(alive.shape[1])
     parts = {name: np.sum(alive * row[name], 0) for name in COST_PARTS[:3]}
+    parts["unserved"] = parts["unserved"] + voll * np.sum((1.0 - alive) * row["demand_mwh"], 0)
     parts["stored energy"] = stored_value * (stored_start - row["stored_mwh"][last, days])
     parts["total"] = sum(parts[name] for name in COST_PARTS)
     return parts
 
 
-def operating_cost(row: dict) -> np.ndarray:
-    """[T, B] $ each step pays (generation, curtailment and unserved energy), 0 after a
-    blackout."""
-    return alive_steps(row["blackout"]) * sum(row[name] for name in COST_PARTS[:3])
+def operating_cost(row: dict, voll: float) -> np.ndarray:
+    """[T, B] $ each step pays (generation, curtailment and unserved energy); after a blackout,
+    the step's demand at ``voll``."""
+    alive = alive_steps(row["blackout"])
+    paid = sum(row[name] for name in COST_PARTS[:3])
+    return alive * paid + (1.0 - alive) * voll * row["demand_mwh"]
 
 
 def format_costs(rows: dict) -> str:
     """Each day's cost by part, the team's and the teacher's, then the team's operating cost
     over the teacher's by ``BLOCKS`` blocks of the day and the energy its batteries held."""
-    start, value = rows["stored_start_mwh"], rows["stored_value"]
-    costs = {v: cost_breakdown(rows[v], start, value) for v in ("team", "teacher")}
+    start, value, voll = rows["stored_start_mwh"], rows["stored_value"], rows["voll"]
+    costs = {v: cost_breakdown(rows[v], start, value, voll) for v in ("team", "teacher")}
     lines = []
     for day in range(start.shape[0]):
         lines.append(f"day {day}: cost $ by part ({', '.join(COST_PARTS)}, total)")
         for variant, parts in costs.items():
             cells = "  ".join(f"{parts[name][day]:>11,.0f}" for name in (*COST_PARTS, "total"))
             lines.append(f"  {variant:<8} {cells}")
-        extra = operating_cost(rows["team"]) - operating_cost(rows["teacher"])
+        extra = operating_cost(rows["team"], voll) - operating_cost(rows["teacher"], voll)
         blocks = np.array_split(np.arange(extra.shape[0]), BLOCKS)
         lines.append(
             "  team - teacher, $ by block of the day: "

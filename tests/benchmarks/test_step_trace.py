@@ -46,7 +46,7 @@ def test_the_team_and_the_teacher_are_traced_on_the_same_days(tmp_path):
     in a fraction of the time (every step then counts as converged: nothing was cleared)."""
     run_dir = _tiny_checkpoint(tmp_path)
     rows = step_trace.trace(run_dir / "checkpoints", None, "cascading_failure", 2, eval_seed=2)
-    assert set(rows) == {"team", "teacher", "stored_start_mwh", "stored_value"}
+    assert set(rows) == {"team", "teacher", "stored_start_mwh", "stored_value", "voll"}
     names = (
         "max_loading",
         "loaded",
@@ -55,6 +55,7 @@ def test_the_team_and_the_teacher_are_traced_on_the_same_days(tmp_path):
         "converged",
         "stored_mwh",
         "unserved_mwh",
+        "demand_mwh",
         *step_trace.COST_PARTS[:3],
         "step_cost",
     )
@@ -78,7 +79,8 @@ def test_the_team_and_the_teacher_are_traced_on_the_same_days(tmp_path):
 
 def test_a_days_cost_is_its_parts_up_to_the_blackout_and_the_stored_energy_given_up():
     """Two days of three steps: the second blacks out at its second step, so its third step is
-    not charged; each battery gave up 4 and 1 MWh, at 10 $/MWh."""
+    charged its demand (2 MWh) at the VOLL (1,000 $/MWh), as the evaluation charges it; the
+    batteries gave up 4 and 1 MWh, at 10 $/MWh."""
     step = np.ones((3, 2))
     row = {
         "generation": 100.0 * step,
@@ -86,13 +88,15 @@ def test_a_days_cost_is_its_parts_up_to_the_blackout_and_the_stored_energy_given
         "unserved": np.array([[0.0, 0.0], [0.0, 500.0], [0.0, 7.0]]),
         "blackout": np.array([[False, False], [False, True], [False, False]]),
         "stored_mwh": np.array([[5.0, 5.0], [3.0, 5.0], [1.0, 0.0]]),
+        "demand_mwh": 2.0 * step,
     }
-    parts = step_trace.cost_breakdown(row, np.array([5.0, 6.0]), 10.0)
+    parts = step_trace.cost_breakdown(row, np.array([5.0, 6.0]), 10.0, 1000.0)
     np.testing.assert_allclose(parts["generation"], [300.0, 200.0])
     np.testing.assert_allclose(parts["curtailment"], [30.0, 20.0])
-    np.testing.assert_allclose(parts["unserved"], [0.0, 500.0])
+    np.testing.assert_allclose(parts["unserved"], [0.0, 2500.0])
     np.testing.assert_allclose(parts["stored energy"], [40.0, 10.0])  # day 1 ends at step 1
-    np.testing.assert_allclose(parts["total"], [370.0, 730.0])
+    np.testing.assert_allclose(parts["total"], [370.0, 2730.0])
     np.testing.assert_allclose(
-        step_trace.operating_cost(row), [[110.0, 110.0], [110.0, 610.0], [110.0, 0.0]]
+        step_trace.operating_cost(row, 1000.0),
+        [[110.0, 110.0], [110.0, 610.0], [110.0, 2000.0]],
     )
