@@ -78,7 +78,7 @@ _SCENARIOS = flags.DEFINE_string(
 
 
 # Eight days, not two: a scenario's figure on two days was decided by whether one event (a
-# protective trip on a renewable surge, a unit lost at the evening peak) fell on one of them
+# protective trip on a renewable surge, a blackout under equipment failures) fell on one of them
 # (benchmarks/README.md, "Eight held-out days per scenario").
 _EPISODES = flags.DEFINE_integer(
     "episodes",
