@@ -84,9 +84,9 @@ def get_config() -> ml_collections.ConfigDict:
     # which drift the bids up by ~7 $/MWh from any start, took it over the plateau's edge and
     # cost 1.9 % on quiet days after a short run; from 10 they stay on the plateau. Its price,
     # over eight held-out days per scenario: three seeds of six each cost more than the teacher
-    # on one renewable day, where a surge within a step trips a branch into a cascade the
-    # teacher meets too, larger (benchmarks/README.md, "A start on the edge of the battery's
-    # plateau", "Eight held-out days per scenario").
+    # on one renewable day; the day read step by step is a surge within a step that trips a
+    # branch into a cascade the teacher meets too, smaller (benchmarks/README.md, "A start on
+    # the edge of the battery's plateau", "Eight held-out days per scenario").
     config.learner.type_init_action = "prosumer=0.10"
     config.learner.teacher_pull = 0.03
 
