@@ -27,6 +27,7 @@ from absl import app, flags
 
 from benchmarks.agent_ablation import check_run_flags, masked_acting
 from benchmarks.harness import describe, describe_line, usage_errors
+from envs.evaluation import metrics
 
 LOADED = 0.9  # a branch above this share of its rating counts as loaded
 BLOCKS = 8  # blocks of the day in the cost difference (3 hours each on a whole day)
@@ -163,23 +164,17 @@ def trace(checkpoint_dir: Path, step, scenario: str, episodes: int, eval_seed: i
     return rows
 
 
-def alive_steps(blackout: np.ndarray) -> np.ndarray:
-    """[T, B] 1.0 for the steps of each day up to and including its blackout, else 0.0."""
-    before = np.cumsum(blackout, axis=0) - blackout
-    return (before == 0).astype(np.float64)
-
-
 def cost_breakdown(row: dict, stored_start: np.ndarray, stored_value: float, voll: float) -> dict:
-    """{part: [B] $} each day's cost in ``COST_PARTS`` and their ``total``, as the evaluation
-    counts it (``envs.evaluation.metrics``): each step's operating cost (``operating_cost``,
-    the demand a blackout leaves for the rest of the day unserved at ``voll``), and the stored
+    """{part: [B] $} each day's cost in ``COST_PARTS`` and their ``total``, by the evaluation's
+    rules (``envs.evaluation.metrics``): each step's operating cost (``operating_cost``, the
+    demand a blackout leaves for the rest of the day unserved at ``voll``), and the stored
     energy given up from reset to the day's last step at ``stored_value``."""
-    alive = alive_steps(row["blackout"])
-    last = np.maximum(alive.sum(0).astype(int) - 1, 0)
-    days = np.arange(alive.shape[1])
+    after = metrics.after_blackout(row["blackout"])
+    alive = 1.0 - after
     parts = {name: np.sum(alive * row[name], 0) for name in COST_PARTS[:3]}
-    parts["unserved"] = parts["unserved"] + voll * np.sum((1.0 - alive) * row["demand_mwh"], 0)
-    parts["stored energy"] = stored_value * (stored_start - row["stored_mwh"][last, days])
+    parts["unserved"] = parts["unserved"] + voll * np.sum(after * row["demand_mwh"], 0)
+    stored_end = metrics.at_last_step(row["stored_mwh"], alive)
+    parts["stored energy"] = metrics.stored_energy_cost(stored_start, stored_end, stored_value)
     parts["total"] = sum(parts[name] for name in COST_PARTS)
     return parts
 
@@ -187,9 +182,9 @@ def cost_breakdown(row: dict, stored_start: np.ndarray, stored_value: float, vol
 def operating_cost(row: dict, voll: float) -> np.ndarray:
     """[T, B] $ each step pays (generation, curtailment and unserved energy); after a blackout,
     the step's demand at ``voll``."""
-    alive = alive_steps(row["blackout"])
+    after = metrics.after_blackout(row["blackout"])
     paid = sum(row[name] for name in COST_PARTS[:3])
-    return alive * paid + (1.0 - alive) * voll * row["demand_mwh"]
+    return (1.0 - after) * paid + after * voll * row["demand_mwh"]
 
 
 def format_costs(rows: dict) -> str:

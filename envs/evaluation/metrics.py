@@ -26,13 +26,11 @@ def episode_metrics(record: Rollout, params: EnvParams) -> dict[str, np.ndarray]
     info = {k: np.asarray(v, np.float64) for k, v in record.info.items()}
     alive = np.asarray(record.alive, np.float64)
     terminated = np.asarray(record.terminated)
-    after = (np.cumsum(terminated, axis=0) > terminated).astype(np.float64)  # post-blackout
+    after = after_blackout(terminated)
     not_served_after = np.sum(after * info["demand_mw"] * consts.step_hours, 0)
-    soc = np.asarray(record.soc, np.float64).sum(-1)  # [T, B] after each step
-    last = np.maximum(np.sum(alive, 0).astype(int) - 1, 0)  # the episode's last step
     island = np.sum(alive * info["island_unserved_mwh"], 0) + not_served_after
     stored_start = np.asarray(record.soc0, np.float64).sum(-1)
-    stored_end = soc[last, np.arange(soc.shape[1])]
+    stored_end = at_last_step(np.asarray(record.soc, np.float64).sum(-1), alive)
     stored_cost = stored_energy_cost(stored_start, stored_end, stored_energy_value(params))
     return {
         "cost": np.sum(alive * info["cost"], 0) + consts.voll * island + stored_cost,
@@ -50,6 +48,20 @@ def episode_metrics(record: Rollout, params: EnvParams) -> dict[str, np.ndarray]
         "stored_end_mwh": stored_end,
         "stored_start_mwh": stored_start,
     }
+
+
+def after_blackout(terminated) -> np.ndarray:
+    """[T, B] 1.0 for the steps after the one whose blackout ended the episode, else 0.0: the
+    evaluation charges their demand unserved at VOLL."""
+    terminated = np.asarray(terminated)
+    return (np.cumsum(terminated, axis=0) > terminated).astype(np.float64)
+
+
+def at_last_step(series, alive) -> np.ndarray:
+    """[B] ``series`` [T, B] at each episode's last step (``alive`` [T, B] marks its steps)."""
+    series = np.asarray(series)
+    last = np.maximum(np.sum(alive, 0).astype(int) - 1, 0)
+    return series[last, np.arange(series.shape[1])]
 
 
 def stored_energy_cost(start_mwh, end_mwh, value_per_mwh: float) -> np.ndarray:
