@@ -48,9 +48,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.env.reward = "operator"
     config.learner.entropy_coef = 0.0
     # Advantages stay normalised per agent type (the learner's default), unlike ieee14's per
-    # scenario: over three seeds per scenario was cheaper on quiet days at 900 s but not at
-    # 1,800 s, where the premium grew in both (benchmarks/README.md, "ieee118 with advantages
-    # per scenario").
+    # scenario: per scenario was cheaper on quiet days at 900 s in two seeds, but not at
+    # 1,800 s in a third, where the premium grew in both arms (benchmarks/README.md, "ieee118
+    # with advantages per scenario").
 
     config.actors = actors_config()
     config.actors.num_envs = 256
