@@ -83,6 +83,8 @@ GEN_ACTION_MODES = ("setpoint", "delta")
 REWARDS = ("layered", "operator")
 UNIT_OFFERS = ("per_unit", "regional")
 CHOSEN_SLOTS = ("all", "offers")
+# What the single-step OPF does where no dispatch meets every branch limit (envs/opf/step_qp.py).
+OPF_FALLBACKS = ("merit_order", "elastic")
 # What an agent's action means (envs/action_interface.py).
 ACTION_INTERFACES = ("setpoints", "merit_residual", "bids")
 
@@ -122,6 +124,13 @@ def default_env_config() -> ml_collections.ConfigDict:
     # this much further below its rating, whatever was bid (benchmarks/README.md, "An alarm
     # margin in the clearing").
     c.alarm_margin = 0.0
+    # What the single-step OPF (the bids' clearing and the myopic-OPF baseline alike) does in a
+    # step where no dispatch within the units' ramps and the sheddable load meets every branch
+    # limit: "merit_order" drops the network and dispatches by cost alone; "elastic" solves
+    # again with each limit's excess priced above the value of lost load, so the dispatch
+    # still relieves the branches it cannot clear (benchmarks/README.md, "An elastic
+    # fallback for the clearing").
+    c.opf_fallback = "merit_order"
     # Which of an agent's slots PPO samples and scores under "bids": "all" of the layout's, or
     # only those whose bid moves an offer ("offers": batteries, units where bid_scale > 0, the
     # regional channels over them, and the strategic signals). A load's slot never moves one
@@ -201,6 +210,7 @@ RULES = {
     "unit_offers": one_of(*UNIT_OFFERS),
     "chosen_slots": one_of(*CHOSEN_SLOTS),
     "alarm_margin": Rule(lambda v: FINITE.test(v) and 0 <= v < 0.5, "a number in [0, 0.5)"),
+    "opf_fallback": one_of(*OPF_FALLBACKS),
     "peak_scale": POSITIVE,
     "load_noise_std": NON_NEGATIVE,
     "load_noise_rho": Rule(lambda v: FINITE.test(v) and 0 <= v < 1, "a number in [0, 1)"),

@@ -12,7 +12,10 @@ can reach this step)::
 The PTDF is that of the topology the step will meet (out-of-service branches removed unless
 their reclosing is due, buses cut off from the slack dropped with their devices). Shedding up
 to a bus's whole demand keeps almost every instance feasible; a grid whose QP does not solve
-(a generator's minimum alone overloads a branch) falls back to the merit order and says so.
+(a generator's minimum alone overloads a branch, a unit islanded behind a branch it overloads
+and cannot ramp off in one step) falls back to the merit order and says so, or, with
+``env.opf_fallback="elastic"``, solves once more with every limit's excess priced
+(``elastic_qp``) and keeps reading the network.
 Batteries discharge whenever that displaces any cost (a single step sees no future value of
 the energy, exactly like the HiGHS myopic OPF); the learned residual can hold them back. Left
 out: the phase shift of transformers (branch flows are the PTDF part only). Branch limits are
@@ -70,13 +73,18 @@ MIN_BAND_MW = 1e-2
 MIN_BAND_MW_F64 = 1e-5
 F64_CURVATURE_SHRINK = 1e-3
 FEASIBILITY_TOL = 1e-3  # 0.1 MW of balance or flow; 0.1 $/MWh of marginal cost
+# The elastic fallback's price of a MW above a branch limit, in units of the value of lost load:
+# above it, so the solve sheds what it can before it overloads, and an overload is the excess
+# no dispatch within the bands removes. Its excess variables are boxed by the total load plus
+# every unit's maximum, more than any flow in the grid.
+ELASTIC_PRICE_VOLL = 2.0
 
 
 class StepOPF(NamedTuple):
     pg: jax.Array  # [G] MW
     storage: jax.Array  # [S] MW (+ discharge)
     shed: jax.Array  # [N] MW
-    converged: jax.Array  # [] bool: the QP solved to FEASIBILITY_TOL (else the fallback ran)
+    converged: jax.Array  # [] bool: the QP solved to FEASIBILITY_TOL (else a fallback ran)
     residual: jax.Array  # [] the QP's KKT residual in scaled units (``kkt_residual``)
 
 
@@ -287,10 +295,12 @@ def solve_myopic_opf(
     binding ones, up to ``max_rounds`` solves. Where that does not converge (shedding within
     the env's share of each bus leaves no feasible dispatch: a load pocket whose imports cannot
     carry the rest of its load), one more solve lets whole buses shed: a plan the env carries
-    out only in part, but one that reads the network. Where that does not converge either, or returns a
-    non-finite point, ``pg`` falls back to ``fallback_pg`` (the merit order, which ignores the
-    network), batteries idle, ``converged`` is False and ``residual`` says by how much it
-    missed (an unscreened overload counts).
+    out only in part, but one that reads the network. Where that does not converge either, or
+    returns a non-finite point, ``converged`` is False, ``residual`` says by how much it missed
+    (an unscreened overload counts) and ``params.consts.opf_fallback`` decides the dispatch:
+    ``"merit_order"``, ``pg`` by ``fallback_pg`` (the merit order, which ignores the network)
+    and the batteries idle; ``"elastic"``, the solve of ``elastic_qp`` (each MW above a limit
+    priced at ``ELASTIC_PRICE_VOLL`` x VOLL), and the merit order only where that fails too.
     """
     problem = clearing_problem(state, params, rating_margin, price_offset)
     n_other = params.devices.storage_bus.shape[0] + params.grid.n_bus  # batteries, shedding
@@ -309,16 +319,66 @@ def solve_myopic_opf(
         result = compute_where(solve, result[2] > FEASIBILITY_TOL, result, problem, result[1])
 
     def whole_buses(problem, loading):
-        n_bus = problem.demand.shape[0]
-        shed_hi = jnp.maximum(problem.hi[-n_bus:], problem.demand)
-        return solve(problem._replace(hi=problem.hi.at[-n_bus:].set(shed_hi)), loading)
+        return whole_buses_problem(problem, solve, loading)
 
     # the QP's own residual, not a screened-out overload: the rounds above handle those
     infeasible = result[0].residual >= FEASIBILITY_TOL
     result = compute_where(whole_buses, infeasible, result, problem, result[1])
     solution, _, overload = result
     residual = jnp.maximum(solution.residual, jnp.maximum(overload, 0.0))
-    return _dispatch(solution.x, residual < FEASIBILITY_TOL, residual, state, params)
+    converged = residual < FEASIBILITY_TOL
+    if params.consts.opf_fallback != "elastic":
+        return _dispatch(solution.x, converged, residual, state, params)
+    elastic = partial(
+        _elastic_solve,
+        count=screened or screened_branch_count(params.grid),
+        max_iter=max_iter,
+        solver_tol=solver_tol,
+        voll=params.consts.voll,
+    )
+    # Only the grids that missed: the same rows ranked by the last solve's flows, the env's
+    # own shedding share (a plan it carries out whole).
+    x = compute_where(elastic, ~converged, solution.x, problem, result[1])
+    use = converged | jnp.all(jnp.isfinite(x))
+    return _dispatch(x, use, residual, state, params, converged)
+
+
+def whole_buses_problem(problem: ClearingProblem, solve, loading):
+    """``solve(problem, loading)`` with every bus free to shed its whole demand."""
+    n_bus = problem.demand.shape[0]
+    shed_hi = jnp.maximum(problem.hi[-n_bus:], problem.demand)
+    return solve(problem._replace(hi=problem.hi.at[-n_bus:].set(shed_hi)), loading)
+
+
+def elastic_qp(qp: box_qp.BoxQP, price, most) -> box_qp.BoxQP:
+    """``qp`` with each range row free to leave its range: ``C x - up + down`` must lie in it,
+    ``up, down`` in ``[0, most]`` at ``price`` each (scaled units), so a row that no ``x`` in
+    the boxes brings inside ends outside by the least the boxes allow."""
+    m, dtype = qp.rows.shape[0], qp.rows.dtype
+    excess_curvature = jnp.full(2 * m, regularising_curvatures(dtype)[1], dtype)
+    eye = jnp.eye(m, dtype=dtype)
+    return qp._replace(
+        curvature=jnp.concatenate([qp.curvature, excess_curvature]),
+        linear=jnp.concatenate([qp.linear, jnp.full(2 * m, price, dtype)]),
+        eq_rows=jnp.concatenate([qp.eq_rows, jnp.zeros((qp.eq_rows.shape[0], 2 * m), dtype)], 1),
+        rows=jnp.concatenate([qp.rows, -eye, eye], axis=1),
+        lo=jnp.concatenate([qp.lo, jnp.zeros(2 * m, dtype)]),
+        hi=jnp.concatenate([qp.hi, jnp.full(2 * m, most, dtype)]),
+    )
+
+
+def _elastic_solve(problem: ClearingProblem, loading, *, count, max_iter, solver_tol, voll):
+    """The dispatch ``x`` [V] of ``elastic_qp`` on the ``count`` branches of highest
+    ``loading``, each MW above a limit priced at ``ELASTIC_PRICE_VOLL`` x ``voll``; NaN where
+    even that does not solve (a balance no unit within its band can meet)."""
+    _, branches = jax.lax.top_k(loading, count)
+    price = ELASTIC_PRICE_VOLL * voll * MW_SCALE / COST_SCALE
+    most = jnp.sum(problem.load) + jnp.sum(jnp.maximum(problem.hi, 0.0))
+    solution = box_qp.solve_box_qp(
+        elastic_qp(screened_qp(problem, branches), price, most), max_iter, solver_tol
+    )
+    x = solution.x[: problem.linear.shape[0]]
+    return jnp.where(solution.residual < FEASIBILITY_TOL, x, jnp.nan)
 
 
 def _screened_solve(problem: ClearingProblem, loading, *, count, max_iter, solver_tol):
@@ -354,15 +414,16 @@ def solve_myopic_opf_dense(
     return _dispatch(x, residual_ok(residual, z), residual, state, params)
 
 
-def _dispatch(x, ok, residual, state, params) -> StepOPF:
-    """The solution ``x`` (scaled) as MW where ``ok``, else the fallback."""
+def _dispatch(x, ok, residual, state, params, converged=None) -> StepOPF:
+    """The solution ``x`` (scaled) as MW where ``ok``, else the fallback; ``converged``
+    (default ``ok``): whether ``x`` met every limit."""
     x = x * MW_SCALE
     n_gen, n_storage = params.grid.n_gen, params.devices.storage_bus.shape[0]
     return StepOPF(
         pg=jnp.where(ok, x[:n_gen], fallback_pg(state, params)),
         storage=jnp.where(ok, x[n_gen : n_gen + n_storage], 0.0),
         shed=jnp.where(ok, jnp.maximum(x[n_gen + n_storage :], 0.0), 0.0),
-        converged=ok,
+        converged=ok if converged is None else converged,
         residual=residual,
     )
 

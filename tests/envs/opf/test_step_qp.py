@@ -1,5 +1,6 @@
 """The merit-order dispatch and the single-step DC-OPF in JAX against hand numbers and HiGHS."""
 
+import dataclasses
 from functools import partial
 from typing import NamedTuple
 
@@ -409,3 +410,56 @@ def test_the_clearing_sheds_what_the_env_can_shed(case):
         np.testing.assert_allclose(executed, planned, atol=0.01)
     else:
         assert float(jnp.max(planned - share)) > 1.0  # whole buses, where nothing else serves
+
+
+def _stranded_unit_state(params):
+    """ieee14 with branch 1-2 out: bus 1 holds the 269 MW unit and no load, and branch 1-5
+    (87 MW) is its only way out. The unit makes 138 MW, the cheapest in a peak, and can ramp
+    down only part of the way in a step, so no dispatch meets 1-5's limit: the clearing QP
+    cannot converge."""
+    in_service = np.ones(params.grid.n_branch, bool)
+    in_service[0] = False  # 1-2
+    f32 = partial(jnp.asarray, dtype=jnp.float32)
+    return _QPInputs(
+        pg=f32([[138.0, 40.0, 30.0, 2.0, 7.0]]),
+        available=f32([[269.0, 140.0, 100.0, 2.08, 40.0]]),
+        demand=f32(1.2 * np.asarray(params.grid.bus_pd)[None]),  # an evening peak
+        soc=jnp.zeros((1, params.devices.storage_bus.shape[0]), jnp.float32),
+        branch_in_service=jnp.asarray(in_service[None]),
+        branch_cooldown=jnp.zeros((1, params.grid.n_branch), jnp.int32),
+    )
+
+
+def test_the_elastic_fallback_relieves_the_branch_the_merit_order_ignores(env_params):
+    """Where no dispatch meets a limit, ``env.opf_fallback="elastic"`` still clears on the
+    network: the stranded unit comes down as far as its ramp allows (the least overload), the
+    balance holds, and the grids that converge get the same dispatch as without it."""
+    grid = env_params.grid
+    assert (int(grid.branch_from[0]), int(grid.branch_to[0])) == (0, 1)  # 1-2, 0-based
+    assert (int(grid.branch_from[1]), int(grid.branch_to[1])) == (0, 4)  # 1-5
+    states = jax.tree_util.tree_map(
+        lambda a, b: jnp.concatenate([a, b]),
+        _parity_states(env_params),
+        _stranded_unit_state(env_params),
+    )
+    elastic_params = env_params.replace(
+        consts=dataclasses.replace(env_params.consts, opf_fallback="elastic")
+    )
+    merit = _solve_batch(states, env_params)
+    elastic = jax.jit(jax.vmap(step_qp.solve_myopic_opf, in_axes=(0, None)))(states, elastic_params)
+    converged = np.asarray(merit.converged)
+    assert not converged[-1] and not np.asarray(elastic.converged)[-1]
+    np.testing.assert_array_equal(np.asarray(elastic.converged), converged)
+    for field in ("pg", "storage", "shed"):
+        ours, theirs = np.asarray(getattr(elastic, field)), np.asarray(getattr(merit, field))
+        np.testing.assert_array_equal(ours[converged], theirs[converged])
+    stranded = jax.tree_util.tree_map(lambda x: x[-1], states)
+    problem = step_qp.clearing_problem(stranded, env_params, baselines.MYOPIC_RATING_MARGIN)
+    lowest = float(problem.lo[0]) * step_qp.MW_SCALE
+    limit = float(problem.limit[1]) * step_qp.MW_SCALE
+    merit_pg, elastic_pg = np.asarray(merit.pg)[-1], np.asarray(elastic.pg)[-1]
+    assert merit_pg[0] > lowest + 10.0 > limit + 10.0  # the merit order keeps it up
+    np.testing.assert_allclose(elastic_pg[0], lowest, atol=0.1)  # all the relief there is
+    served = elastic_pg.sum() + np.asarray(elastic.storage)[-1].sum()
+    served += np.asarray(elastic.shed)[-1].sum()
+    np.testing.assert_allclose(served, float(np.sum(problem.load)) * step_qp.MW_SCALE, atol=0.1)
