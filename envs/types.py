@@ -124,7 +124,7 @@ class EnvConstants:
     storage_bid_scale: float = 50.0  # $/MWh range of a battery's bid (the config's 0: bid_scale)
     overload_weight: float = 1.0  # of the overload sum in the safety term
     alarm_margin: float = 0.0  # extra rating margin of the bids' clearing after an overload
-    opf_fallback: str = "merit_order"  # envs.config.OPF_FALLBACKS
+    opf_fallback: str = "elastic"  # envs.config.OPF_FALLBACKS
 
 
 @struct.dataclass

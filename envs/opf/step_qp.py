@@ -13,9 +13,9 @@ The PTDF is that of the topology the step will meet (out-of-service branches rem
 their reclosing is due, buses cut off from the slack dropped with their devices). Shedding up
 to a bus's whole demand keeps almost every instance feasible; a grid whose QP does not solve
 (a generator's minimum alone overloads a branch, a unit islanded behind a branch it overloads
-and cannot ramp off in one step) falls back to the merit order and says so, or, with
-``env.opf_fallback="elastic"``, solves once more with every limit's excess priced
-(``elastic_qp``) and keeps reading the network.
+and cannot ramp off in one step) says so and solves once more with every limit's excess priced
+(``elastic_qp``, ``env.opf_fallback="elastic"``, the default): the dispatch still reads the
+network. ``env.opf_fallback="merit_order"`` drops the network there instead.
 Batteries discharge whenever that displaces any cost (a single step sees no future value of
 the energy, exactly like the HiGHS myopic OPF); the learned residual can hold them back. Left
 out: the phase shift of transformers (branch flows are the PTDF part only). Branch limits are

@@ -212,7 +212,7 @@ def build_constants(config, reference_cost: float, n_chronics_steps: int) -> Env
         storage_bid_scale=float(config.get("storage_bid_scale", 0.0))
         or float(config.get("bid_scale", 50.0)),
         alarm_margin=float(config.get("alarm_margin", 0.0)),
-        opf_fallback=str(config.get("opf_fallback", "merit_order")),
+        opf_fallback=str(config.get("opf_fallback", "elastic")),
         n_chronics_steps=n_chronics_steps,
     )
 

@@ -431,9 +431,10 @@ def _stranded_unit_state(params):
 
 
 def test_the_elastic_fallback_relieves_the_branch_the_merit_order_ignores(env_params):
-    """Where no dispatch meets a limit, ``env.opf_fallback="elastic"`` still clears on the
+    """Where no dispatch meets a limit, the elastic fallback (the default) still clears on the
     network: the stranded unit comes down as far as its ramp allows (the least overload), the
-    balance holds, and the grids that converge get the same dispatch as without it."""
+    balance holds, and the grids that converge get the same dispatch as under the merit-order
+    fallback, which keeps the unit up."""
     grid = env_params.grid
     assert (int(grid.branch_from[0]), int(grid.branch_to[0])) == (0, 1)  # 1-2, 0-based
     assert (int(grid.branch_from[1]), int(grid.branch_to[1])) == (0, 4)  # 1-5
@@ -442,11 +443,12 @@ def test_the_elastic_fallback_relieves_the_branch_the_merit_order_ignores(env_pa
         _parity_states(env_params),
         _stranded_unit_state(env_params),
     )
-    elastic_params = env_params.replace(
-        consts=dataclasses.replace(env_params.consts, opf_fallback="elastic")
+    assert env_params.consts.opf_fallback == "elastic"  # the default
+    merit_params = env_params.replace(
+        consts=dataclasses.replace(env_params.consts, opf_fallback="merit_order")
     )
-    merit = _solve_batch(states, env_params)
-    elastic = jax.jit(jax.vmap(step_qp.solve_myopic_opf, in_axes=(0, None)))(states, elastic_params)
+    elastic = _solve_batch(states, env_params)
+    merit = jax.jit(jax.vmap(step_qp.solve_myopic_opf, in_axes=(0, None)))(states, merit_params)
     converged = np.asarray(merit.converged)
     assert not converged[-1] and not np.asarray(elastic.converged)[-1]
     np.testing.assert_array_equal(np.asarray(elastic.converged), converged)
