@@ -33,6 +33,15 @@ def define_once(define, name: str, *args, flag_values=flags.FLAGS, **kwargs):
 # ------------------------------------------------------------------------------------------
 
 
+def define_preset_flag():
+    """``--config``, the preset whose env a baseline-only command builds (default: the
+    default preset). Define it when the command runs (``__main__``), not on import: it is also
+    the launchers' flag, and a test process imports both."""
+    from ml_collections import config_flags
+
+    return config_flags.DEFINE_config_file("config", "configs/default.py", "Preset (its env).")
+
+
 @contextlib.contextmanager
 def usage_errors(*kinds: type[BaseException]):
     """A benchmark command's bad input (``kinds`` raised inside: a bad flag, no such run or

@@ -20,21 +20,17 @@ from __future__ import annotations
 
 import numpy as np
 from absl import app, flags
-from ml_collections import config_flags
 
-from benchmarks.harness import describe, describe_line, usage_errors
+from benchmarks.harness import define_preset_flag, describe, describe_line, usage_errors
 
 FALLBACKS = ("merit_order", "elastic")
 COLUMNS = ("cost", "unserved_mwh", "blackouts", "overload_steps")
 
 
 def define_flags() -> dict:
-    """The command's flags, defined when it runs (``__main__``), not on import: ``--config`` is
-    also the launchers' flag, and a test process imports both."""
+    """The command's flags, defined when it runs (``__main__``, ``define_preset_flag``)."""
     return {
-        "config": config_flags.DEFINE_config_file(
-            "config", "configs/default.py", "Preset (its env)."
-        ),
+        "config": define_preset_flag(),
         "baselines": flags.DEFINE_list(
             "baselines", ["myopic_opf"], "OPF baselines (envs.evaluation.registry)."
         ),
