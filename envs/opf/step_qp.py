@@ -308,19 +308,17 @@ def solve_myopic_opf(
     present = jnp.concatenate([state.pg, jnp.zeros(n_other, state.pg.dtype)])
     guess = jnp.clip(present / MW_SCALE, problem.lo, problem.hi)
     loading = jnp.abs(branch_flows(problem, guess)) / problem.limit
-    solve = partial(
-        _screened_solve,
-        count=screened or screened_branch_count(params.grid),
-        max_iter=max_iter,
-        solver_tol=solver_tol,
-    )
+    count = screened or screened_branch_count(params.grid)
+    solve = partial(_screened_solve, count=count, max_iter=max_iter, solver_tol=solver_tol)
     result = solve(problem, loading)
     # Under vmap a re-solve runs only for the grids whose screen missed a branch.
     for _ in range(max_rounds - 1):
         result = compute_where(solve, result[2] > FEASIBILITY_TOL, result, problem, result[1])
 
     def whole_buses(problem, loading):
-        return whole_buses_problem(problem, solve, loading)
+        n_bus = problem.demand.shape[0]
+        shed_hi = jnp.maximum(problem.hi[-n_bus:], problem.demand)
+        return solve(problem._replace(hi=problem.hi.at[-n_bus:].set(shed_hi)), loading)
 
     # the QP's own residual, not a screened-out overload: the rounds above handle those
     infeasible = result[0].residual >= FEASIBILITY_TOL
@@ -332,7 +330,7 @@ def solve_myopic_opf(
         return _dispatch(solution.x, converged, residual, state, params)
     elastic = partial(
         _elastic_solve,
-        count=screened or screened_branch_count(params.grid),
+        count=count,
         max_iter=max_iter,
         solver_tol=solver_tol,
         voll=params.consts.voll,
@@ -342,13 +340,6 @@ def solve_myopic_opf(
     x = compute_where(elastic, ~converged, solution.x, problem, result[1])
     use = converged | jnp.all(jnp.isfinite(x))
     return _dispatch(x, use, residual, state, params, converged)
-
-
-def whole_buses_problem(problem: ClearingProblem, solve, loading):
-    """``solve(problem, loading)`` with every bus free to shed its whole demand."""
-    n_bus = problem.demand.shape[0]
-    shed_hi = jnp.maximum(problem.hi[-n_bus:], problem.demand)
-    return solve(problem._replace(hi=problem.hi.at[-n_bus:].set(shed_hi)), loading)
 
 
 def elastic_qp(qp: box_qp.BoxQP, price, most) -> box_qp.BoxQP:
