@@ -85,6 +85,8 @@ UNIT_OFFERS = ("per_unit", "regional")
 CHOSEN_SLOTS = ("all", "offers")
 # What the single-step OPF does where no dispatch meets every branch limit (envs/opf/step_qp.py).
 OPF_FALLBACKS = ("merit_order", "elastic")
+# Which island stays energised when outages split the grid (envs/sim/islands.py).
+ISLAND_RULES = ("slack", "largest_load")
 # What an agent's action means (envs/action_interface.py).
 ACTION_INTERFACES = ("setpoints", "merit_residual", "bids")
 
@@ -132,6 +134,13 @@ def default_env_config() -> ml_collections.ConfigDict:
     # days it blacked out 3 that the elastic solve keeps (benchmarks/README.md, "An elastic
     # fallback for the clearing").
     c.opf_fallback = "elastic"
+    # Which island stays energised when outages split the grid (DC physics only for
+    # "largest_load"): "slack", the island joined to the slack bus, whatever the others hold;
+    # "largest_load", of the islands holding an online conventional unit, the one with the most
+    # demand. The slack bus is the solve's reference, not a device: under "slack" a trip that
+    # strands ieee14's slack unit blacks out the 13 other buses with their units online
+    # (envs/sim/islands.py).
+    c.island_rule = "slack"
     # Which of an agent's slots PPO samples and scores under "bids": "all" of the layout's, or
     # only those whose bid moves an offer ("offers": batteries, units where bid_scale > 0, the
     # regional channels over them, and the strategic signals). A load's slot never moves one
@@ -212,6 +221,7 @@ RULES = {
     "chosen_slots": one_of(*CHOSEN_SLOTS),
     "alarm_margin": Rule(lambda v: FINITE.test(v) and 0 <= v < 0.5, "a number in [0, 0.5)"),
     "opf_fallback": one_of(*OPF_FALLBACKS),
+    "island_rule": one_of(*ISLAND_RULES),
     "peak_scale": POSITIVE,
     "load_noise_std": NON_NEGATIVE,
     "load_noise_rho": Rule(lambda v: FINITE.test(v) and 0 <= v < 1, "a number in [0, 1)"),
@@ -271,6 +281,11 @@ def validate_env_config(config: ml_collections.ConfigDict, scenario_names: tuple
         raise ValueError(
             f"env.alarm_margin={config.alarm_margin} is a margin of the bids' clearing: it needs "
             f"env.action_interface='bids', not {config.action_interface!r}"
+        )
+    if config.get("island_rule", "slack") != "slack" and config.physics != "dc":
+        raise ValueError(
+            f"env.island_rule={config.island_rule!r} needs env.physics='dc': the AC solve "
+            "references every island to the slack bus"
         )
     if config.unit_offers == "regional" and not config.bid_scale:
         raise ValueError("env.unit_offers='regional' with env.bid_scale=0: no unit offer moves")

@@ -39,9 +39,10 @@ import numpy as np
 
 from envs.opf import step_qp
 from envs.opf.merit_order import economic_dispatch, marginal_cost_coefficients, system_lambda
-from envs.powerflow.dc_outages import connected_buses, outage_ptdf
+from envs.powerflow.dc_outages import outage_ptdf
 from envs.sim import exogenous as exo
 from envs.sim.dispatch import reachable_band
+from envs.sim.islands import state_kept_buses
 from envs.sim.protection import dispatch_topology
 
 # 1, 1, 2, 4, 8 and 16 steps: 32 steps (2 h 40 min of 5-minute steps) in 6 periods, long
@@ -267,7 +268,7 @@ def lookahead_problem(
     energy left at the horizon's end is worth ``end_of_horizon_price`` (``_objective``)."""
     dtype = forecast.demand.dtype
     in_service = dispatch_topology(state.branch_in_service, state.branch_cooldown)
-    energised = connected_buses(params.grid, in_service)
+    energised = state_kept_buses(state, params, in_service)
     lo, hi = _period_bounds(state, params, forecast, energised, dtype)
     end_price = end_of_horizon_price(state, params, forecast) if value_stored_energy else None
     curvature, linear = _objective(params, period_steps, dtype, end_price)

@@ -65,6 +65,9 @@ class EnvDispatchModel(NamedTuple):
     # (a causal controller's plan: ``highs_reference.myopic_model``); False: up to all of it,
     # the oracle's relaxation (module doc).
     shed_as_env: bool = False
+    # ``env.island_rule="largest_load"``: [G] bool, the conventional units, whose online buses
+    # (with the demand) pick the island kept (``envs.sim.islands``); None: the slack's island.
+    conventional: np.ndarray | None = None
 
 
 def dispatch_model(params: EnvParams) -> EnvDispatchModel:
@@ -102,7 +105,16 @@ def dispatch_model(params: EnvParams) -> EnvDispatchModel:
     )
     shed_max = np.asarray(devices.shed_max, np.float64)
     value = stored_energy_value(params)
-    return EnvDispatchModel(network, storage, penalties, consts.step_hours, shed_max, value)
+    conventional = None if consts.island_rule == "slack" else ~renewable
+    return EnvDispatchModel(
+        network,
+        storage,
+        penalties,
+        consts.step_hours,
+        shed_max,
+        value,
+        conventional=conventional,
+    )
 
 
 def stored_energy_value(params: EnvParams) -> float:
@@ -128,13 +140,19 @@ def solve_oracle(
 ) -> dc_opf.DispatchSolution:
     """Least-cost dispatch of the periods in ``inputs`` (no batch axis; T = 1 is myopic).
 
-    As in the environment, units on buses cut off from the slack bus produce nothing and pay
-    nothing; load there can only be shed (at VOLL). The cost is optimal within ``cost_rtol``
+    As in the environment, units on buses cut off from the island kept (``envs.sim.islands``)
+    produce nothing and pay nothing; load there can only be shed (at VOLL). The cost is optimal within ``cost_rtol``
     (relative; see ``envs.opf.dc_opf.solve_dispatch``).
     """
     x = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), inputs)
     in_service = x.branch_in_service > 0.5
-    energised = energised_buses(model.network, in_service)
+    if model.conventional is None:
+        energised = energised_buses(model.network, in_service)
+    else:
+        unit_online = (x.gen_online > 0.5) & model.conventional  # [T, G]
+        gen_at_bus = model.network.gen_bus[:, None] == np.arange(model.network.n_bus)
+        has_unit = (unit_online.astype(float) @ gen_at_bus) > 0  # [T, N]
+        energised = energised_buses(model.network, in_service, x.demand_mw, has_unit)
     online = (x.gen_online > 0.5) & energised[:, model.network.gen_bus]
     shed_max = None
     if model.shed_as_env:  # load cut off from the slack is lost whatever the plan: all of it

@@ -61,13 +61,9 @@ import jax.numpy as jnp
 from envs.batching import compute_where
 from envs.opf import step_qp
 from envs.opf.controls import dispatch_controls
-from envs.powerflow.dc_outages import (
-    connected_buses,
-    dc_flow,
-    outage_ptdf_rows,
-    solve_unpivoted,
-)
+from envs.powerflow.dc_outages import dc_flow, outage_ptdf_rows, solve_unpivoted
 from envs.powerflow.dcpf import dc_power_flow
+from envs.sim.islands import state_kept_buses
 from envs.sim.protection import dispatch_topology
 from envs.types import EnvParams, EnvState
 
@@ -132,7 +128,8 @@ def _network(state, params, rating_margin) -> _Network:
     in_service = dispatch_topology(state.branch_in_service, state.branch_cooldown)
     # Most grids of a batch meet the intact topology: only the others sweep for islands.
     intact = jnp.all(in_service)
-    energised = compute_where(connected_buses, ~intact, grid.bus_energised0, grid, in_service)
+    kept = lambda state, in_service: state_kept_buses(state, params, in_service)  # noqa: E731
+    energised = compute_where(kept, ~intact, grid.bus_energised0, state, in_service)
     # the clearing QP's bands, shedding up to what the env can shed (``shed_max``)
     lo, hi = step_qp.device_bounds(state, params, energised)
     n_dispatch = grid.n_gen + devices.storage_bus.shape[0]

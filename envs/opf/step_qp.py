@@ -41,8 +41,9 @@ from envs.batching import compute_where, lapack_batch_safe
 from envs.deprecation import MYOPIC_RENAME, renamed_attributes
 from envs.opf import box_qp
 from envs.opf.merit_order import MIN_CURVATURE, marginal_cost_coefficients, merit_order_targets
-from envs.powerflow.dc_outages import connected_buses, outage_ptdf
+from envs.powerflow.dc_outages import outage_ptdf
 from envs.sim.dispatch import reachable_band
+from envs.sim.islands import state_kept_buses
 from envs.sim.protection import dispatch_topology
 
 MW_SCALE = 100.0  # variables in units of 100 MW
@@ -179,7 +180,7 @@ def clearing_problem(state, params, rating_margin: float, price_offset=None) -> 
     # A tripped branch whose cooldown ends recloses at the start of the step: dispatch for the
     # topology the flows will meet (scheduled outages are not known ahead, so not these).
     in_service = dispatch_topology(state.branch_in_service, state.branch_cooldown)
-    energised = connected_buses(grid, in_service)
+    energised = state_kept_buses(state, params, in_service)
     lo, hi = device_bounds(state, params, energised)
     load = jnp.where(energised, state.demand + grid.bus_gs, 0.0)  # [N] MW
     curvature, linear = objective_terms(params, lo.dtype, price_offset)

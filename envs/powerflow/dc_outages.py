@@ -134,15 +134,14 @@ def _may_island(grid, in_service):
     return jnp.where(count > slots, wide, few)
 
 
-def connected_buses(grid, in_service):
-    """[N] bool: ``energised_buses(grid, in_service)``, swept only where outages may island."""
-    return compute_where(
-        energised_buses,
-        _may_island(grid, in_service),
-        grid.bus_energised0,
-        grid,
-        in_service,
-    )
+def connected_buses(grid, in_service, choice=None):
+    """[N] bool: ``energised_buses(grid, in_service, choice)``, swept only where outages may
+    island (``choice``: an ``envs.powerflow.dcpf.IslandChoice``, or None for the slack's
+    island)."""
+    needed = _may_island(grid, in_service)
+    if choice is None:
+        return compute_where(energised_buses, needed, grid.bus_energised0, grid, in_service)
+    return compute_where(energised_buses, needed, grid.bus_energised0, grid, in_service, choice)
 
 
 def _update_terms(grid, in_service, energised, slots):
@@ -252,8 +251,9 @@ def _low_rank_ptdf_rows(grid, rows, in_service, energised, slots, solve=None):
 def _by_tiers(low_rank, dense, args, in_service, active, wider_solve=None):
     """``low_rank(*args, slots=, solve=)`` (a result and the |det| of its update system) in
     the tiers of slots the outage count of ``in_service`` calls for, ``dense(*args)`` where
-    there are more outages than the widest tier or the update is ill-conditioned; only for
-    ``active`` grids beyond the first tier (see the module docstring)."""
+    there are more outages than the widest tier, the update is ill-conditioned or the slack is
+    not energised; only for ``active`` grids beyond the first tier (see the module docstring).
+    ``args`` end with ``energised`` [N]."""
     grid = args[0]
     count = jnp.sum(~in_service)
     slots = few_slots(grid)
@@ -266,7 +266,10 @@ def _by_tiers(low_rank, dense, args, in_service, active, wider_solve=None):
         tier = partial(low_rank, slots=width, solve=solve)
         result, abs_det = compute_where(tier, needed, (result, abs_det), *args)
         slots = width
-    needed = (count > slots) | (abs_det < _tolerance(abs_det.dtype))
+    # An island kept without the slack has no grounded bus in the update: the dense solve
+    # references it at its own bus (``envs.powerflow.ptdf.reference_bus``).
+    slack_dead = ~args[-1][grid.slack]
+    needed = (count > slots) | (abs_det < _tolerance(abs_det.dtype)) | slack_dead
     return compute_where(dense, needed & active, result, *args)
 
 

@@ -29,13 +29,24 @@ import jax
 from jax import numpy as jnp
 
 from envs.powerflow.grid import Grid, lift
+from envs.powerflow.ptdf import reference_bus
+
+
+class IslandChoice(NamedTuple):
+    """What picks the island kept energised when outages split a grid (``env.island_rule``
+    "largest_load"): of the islands that hold an online conventional unit, the one with the
+    most demand, the slack's on a tie. Without it (None) the slack's island is kept, whatever
+    the others hold."""
+
+    demand_mw: jnp.ndarray  # [..., N] demand at each bus
+    has_unit: jnp.ndarray  # [..., N] bool: an online conventional unit at the bus
 
 
 class DCFlow(NamedTuple):
     theta: jnp.ndarray  # [..., N] rad (slack at its case angle; 0 on dead buses)
     flow_mw: jnp.ndarray  # [..., L] from-end active flow, 0 on outaged or dead branches
     islanded: jnp.ndarray  # [...] bool: a bus with load, shunt or generator lost the slack
-    bus_energised: jnp.ndarray  # [..., N] bool: connected to the slack
+    bus_energised: jnp.ndarray  # [..., N] bool: in the island kept (the slack's by default)
 
 
 def dc_power_flow(
@@ -91,8 +102,11 @@ def _islanded(grid: Grid, energised, p_bus_mw) -> jnp.ndarray:
     return jnp.any(has_something & ~energised, axis=-1)
 
 
-def energised_buses(grid: Grid, branch_in_service: jnp.ndarray) -> jnp.ndarray:
-    """[..., N] bool: buses connected to the slack through in-service branches.
+def energised_buses(
+    grid: Grid, branch_in_service: jnp.ndarray, choice: IslandChoice | None = None
+) -> jnp.ndarray:
+    """[..., N] bool: the buses of the island kept: connected to the slack through in-service
+    branches, or the island ``choice`` picks (``IslandChoice``).
 
     Connected components by min-label propagation: every bus starts with its own index as
     label, each round every in-service branch pulls both ends to the smaller label
@@ -119,7 +133,24 @@ def energised_buses(grid: Grid, branch_in_service: jnp.ndarray) -> jnp.ndarray:
         return changed & (rounds < n)
 
     label, _, _ = jax.lax.while_loop(keep_merging, merge, (start, jnp.array(True), 0))
-    return label == label[..., grid.slack : grid.slack + 1]
+    kept = label[..., grid.slack]
+    if choice is not None:
+        kept = _chosen_label(label, kept, choice)
+    return label == kept[..., None]
+
+
+def _chosen_label(label, slack_label, choice: IslandChoice) -> jnp.ndarray:
+    """[...] the label of the island ``choice`` keeps (see ``IslandChoice``); ``label`` [..., N]
+    as ``energised_buses`` leaves it (each island labelled by one of its buses). ``member``
+    [..., bus, island]: O(N^2) a grid, paid only where outages may island."""
+    member = label[..., :, None] == lift(jnp.arange(label.shape[-1]), label.ndim + 1)
+    demand = jnp.sum(jnp.where(member, choice.demand_mw[..., :, None], 0.0), axis=-2)
+    fed = jnp.any(member & choice.has_unit[..., :, None], axis=-2)
+    worth = jnp.where(fed, demand, -1.0)  # an island without a unit cannot stand
+    best = jnp.argmax(worth, axis=-1)
+    best_worth = jnp.take_along_axis(worth, best[..., None], axis=-1)[..., 0]
+    slack_worth = jnp.take_along_axis(worth, slack_label[..., None], axis=-1)[..., 0]
+    return jnp.where(best_worth > slack_worth, best, slack_label)
 
 
 def _masked_bus_matrix(grid: Grid, weight) -> jnp.ndarray:
@@ -146,8 +177,9 @@ def masked_flow(grid: Grid, p_bus_mw, branch_in_service, energised=None) -> DCFl
     shift_flow = jnp.where(live_branch, lift(_shift_flow_pu(grid), nd), 0.0)
     p_pu = _injection_pu(grid, p_bus_mw, shift_flow)
     bbus = _masked_bus_matrix(grid, jnp.where(live_branch, lift(grid.branch_dc_b, nd), 0.0))
-    # Unknown angles: energised non-slack buses. The rest get identity rows.
-    unknown = energised.at[..., grid.slack].set(False)
+    # Unknown angles: energised buses but the reference. The rest get identity rows.
+    reference = reference_bus(grid, energised)
+    unknown = energised & (lift(jnp.arange(grid.n_bus), nd) != reference[..., None])
     both_unknown = unknown[..., :, None] & unknown[..., None, :]
     reduced = jnp.where(both_unknown, bbus, 0.0) + _diag_embed(~unknown, bbus.dtype)
     rhs = jnp.where(unknown, p_pu, 0.0)

@@ -13,7 +13,8 @@ references or dead. Then
 Who reduces out what:
 
 * the environment (``envs.powerflow.grid``, ``envs.opf.step_qp``, ``envs.opf.lookahead_qp``)
-  solves the buses joined to the slack, except the slack: buses cut off carry nothing;
+  solves the buses of the island it keeps, except its reference (``reference_bus``: the slack,
+  unless ``env.island_rule`` kept another island): buses cut off carry nothing;
 * the HiGHS OPF (``envs.opf.dc_opf``) balances every island on its own, so it solves all buses
   but one reference per island (the slack in the slack's island).
 
@@ -69,11 +70,17 @@ def dc_sensitivities(incidence, susceptance, solved, xp=np) -> DCSensitivities:
     return DCSensitivities(flow_per_angle @ inverse, inverse, flow_per_angle)
 
 
+def reference_bus(grid, energised):
+    """[...] int: the bus whose angle a solve of the island kept holds: the slack while it is
+    energised, else the island's first bus (its injections balance, so any of them serves)."""
+    return jnp.where(energised[..., grid.slack], grid.slack, jnp.argmax(energised, axis=-1))
+
+
 def ptdf_matrix(grid, in_service, energised):
-    """``[L, N]`` flow on each branch per MW injected at each bus (withdrawn at the slack) of a
-    ``Grid`` in JAX, for the branches ``in_service`` [L] and the buses ``energised`` [N]
-    (connected to the slack; 0 elsewhere)."""
+    """``[L, N]`` flow on each branch per MW injected at each bus (withdrawn at
+    ``reference_bus``) of a ``Grid`` in JAX, for the branches ``in_service`` [L] and the buses
+    ``energised`` [N] (the island kept, ``envs.powerflow.dcpf.energised_buses``; 0 elsewhere)."""
     incidence = incidence_matrix(grid.n_bus, grid.branch_from, grid.branch_to, jnp)
     susceptance = jnp.where(in_service, grid.branch_dc_b, 0.0)
-    solved = energised & (jnp.arange(grid.n_bus) != grid.slack)
+    solved = energised & (jnp.arange(grid.n_bus) != reference_bus(grid, energised))
     return dc_sensitivities(incidence, susceptance, solved, jnp).ptdf

@@ -6,11 +6,10 @@ import jax
 import jax.numpy as jnp
 
 from envs.powerflow import network_flow
-from envs.powerflow.dc_outages import connected_buses
 from envs.powerflow.grid import generation_cost
 from envs.sim import dispatch as dsp
 from envs.sim import exogenous as exo
-from envs.sim import protection, reward
+from envs.sim import islands, protection, reward
 from envs.sim.observation import gen_block, reserve_margin
 
 
@@ -53,7 +52,7 @@ class Physics(NamedTuple):
     flow_mw: jax.Array  # [L] (AC: apparent power with the sign of the active flow)
     theta: jax.Array  # [N]
     vm: jax.Array  # [N]
-    energised: jax.Array  # [N] bool (connected to the slack and fed in the final solve)
+    energised: jax.Array  # [N] bool (the island kept, ``envs.sim.islands``, in the final solve)
     inj: dsp.Injections  # accounted on ``energised``
     slack_mw: jax.Array  # [] what the slack bus supplied beyond its schedule
     losses_mw: jax.Array  # [] network losses (0 in DC)
@@ -76,10 +75,10 @@ class _Solved(NamedTuple):
 
 
 def _solve_topology(in_service, _energised, active, d: Dispatch, primary_weight, params):
-    """Flows for one topology, with injections balanced on the buses it keeps connected, so
-    islands never leave an imbalance for the slack bus."""
+    """Flows for one topology, with injections balanced on the island it keeps
+    (``envs.sim.islands``), so islands never leave an imbalance for the slack bus."""
     grid, devices = params.grid, params.devices
-    energised = connected_buses(grid, in_service)
+    energised = islands.kept_buses(params, in_service, d.net_load + d.shed, d.conv_online)
     inj = dsp.injections(energised, d.pg, d.storage, d.net_load, primary_weight, grid, devices)
     q_bus = -network_flow.reactive_demand(grid, inj.served)
     solver = network_flow.SOLVERS[params.consts.physics]

@@ -86,6 +86,14 @@ def test_cross_field_and_tuple_checks():
     with pytest.raises(ValueError, match=r"env\.storage_buses"):
         validate_config(config)
     config = get_config()
+    config.env.island_rule, config.env.physics = "largest_load", "ac"
+    with pytest.raises(ValueError, match=r"env\.island_rule='largest_load' needs env\.physics"):
+        validate_config(config)
+    config = get_config()
+    config.env.island_rule = "biggest"
+    with pytest.raises(ValueError, match=r"env\.island_rule"):
+        validate_config(config)
+    config = get_config()
     config.learner.hidden_size, config.learner.num_heads = 30, 4
     with pytest.raises(ValueError, match="divisible"):
         validate_config(config)

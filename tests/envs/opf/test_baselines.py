@@ -1,5 +1,6 @@
 """Baselines, the evaluation rollout and the oracle on the environment's own episodes."""
 
+import dataclasses
 from types import SimpleNamespace
 
 import jax
@@ -146,6 +147,36 @@ def test_oracle_never_costs_more_than_the_myopic_opf(env_params, rollouts, scena
     assert np.all(bound <= myopic * (1 + 1e-6)) and np.all(bound <= nothing * (1 + 1e-6))
     for solution in solutions:
         assert solution.lower_bound <= solution.total_cost + 1e-6
+
+
+def test_the_oracle_keeps_the_island_the_env_keeps(env_params, rollouts):
+    """Both of the slack's branches out through the episode: under the slack rule the oracle,
+    as the env, sheds the other 13 buses' load; under "largest_load" it serves them from their
+    own units and the stranded slack unit produces nothing."""
+    inputs = oracle_inputs(rollouts["normal"]["myopic"], 0)
+    grid = env_params.grid
+    at_slack = (np.asarray(grid.branch_from) == grid.slack) | (
+        np.asarray(grid.branch_to) == grid.slack
+    )
+    inputs = inputs._replace(branch_in_service=inputs.branch_in_service & ~at_slack)
+    model = oracle.dispatch_model(env_params)
+    assert model.conventional is None  # the default: the slack's island
+    largest = oracle.dispatch_model(
+        env_params.replace(
+            consts=dataclasses.replace(env_params.consts, island_rule="largest_load")
+        )
+    )
+    dark, kept = (oracle.solve_oracle(m, inputs) for m in (model, largest))
+    others = np.arange(grid.n_bus) != grid.slack
+    demand = np.asarray(inputs.demand_mw)[:, others]
+    # shed but what the batteries there can give (the oracle leaves them to their islands)
+    battery_mw = float(np.sum(env_params.devices.storage_pmax))
+    assert np.all(dark.shed_mw[:, others].sum(axis=1) >= demand.sum(axis=1) - battery_mw - 1e-3)
+    # (some shed while the units left ramp up to replace the slack unit)
+    assert kept.shed_mw.sum() < 0.1 * dark.shed_mw.sum()
+    slack_units = np.asarray(grid.gen_bus) == grid.slack
+    np.testing.assert_allclose(kept.pg_mw[:, slack_units], 0.0, atol=1e-6)
+    assert kept.total_cost < 0.1 * dark.total_cost
 
 
 def test_energy_left_in_the_batteries_is_valued_alike_in_every_method_and_the_oracle(

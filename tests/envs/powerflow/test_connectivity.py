@@ -3,7 +3,12 @@
 import numpy as np
 
 from envs.powerflow.case import load_case
-from envs.powerflow.connectivity import energised_buses, island_labels, slack_component
+from envs.powerflow.connectivity import (
+    energised_buses,
+    island_labels,
+    kept_component,
+    slack_component,
+)
 from envs.powerflow.grid import build_grid
 
 
@@ -51,3 +56,19 @@ def test_energised_buses_take_a_grid_and_any_leading_axes():
     for index in np.ndindex(2, 3):
         expected = slack_component(grid.n_bus, f, t, grid.slack, closed[index])
         np.testing.assert_array_equal(ours[index], expected)
+
+
+def test_the_kept_island_is_the_fed_one_with_the_most_demand_and_the_slacks_on_a_tie():
+    # Islands {0, 1, 2} (the slack at 0), {3}, {4, 5}; 2-3 open.
+    f, t, closed = [0, 1, 2, 4], [1, 2, 3, 5], [True, True, False, True]
+
+    def kept(demand, has_unit):
+        return kept_component(6, f, t, 0, closed, demand, has_unit).nonzero()[0].tolist()
+
+    units = [True, False, False, True, True, False]
+    assert kept([0, 10, 0, 50, 20, 20], units) == [3]  # 50 MW beats 10 and 40
+    assert kept([0, 10, 0, 5, 20, 20], units) == [4, 5]
+    assert kept([0, 40, 0, 5, 20, 20], units) == [0, 1, 2]  # a tie keeps the slack's
+    # an island without an online unit is never kept, however much demand it holds
+    assert kept([0, 10, 0, 500, 20, 20], [True, False, False, False, True, False]) == [4, 5]
+    assert kept([0, 10, 0, 500, 20, 20], [False] * 6) == [0, 1, 2]

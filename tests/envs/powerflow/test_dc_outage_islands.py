@@ -8,8 +8,10 @@ import pytest
 
 from envs.powerflow import dc_outages
 from envs.powerflow.case import load_case
-from envs.powerflow.dcpf import dc_power_flow
+from envs.powerflow.connectivity import energised_buses
+from envs.powerflow.dcpf import IslandChoice, dc_power_flow
 from envs.powerflow.grid import build_grid
+from envs.powerflow.ptdf import dc_sensitivities, incidence_matrix
 
 
 def _boundary(grid, buses):
@@ -120,3 +122,42 @@ def test_connectivity_and_flows_match_the_dense_solve_batched_and_single(cases):
         one = single(p_bus[row], in_service[row])
         expected = jax.tree_util.tree_map(lambda x: x[row : row + 1], reference)  # noqa: B023
         _assert_same(jax.tree_util.tree_map(lambda x: x[None], one), expected, [names[row]])
+
+
+def test_an_island_kept_without_the_slack_is_solved_at_its_own_reference():
+    """ieee14 with both of the slack's branches out (1-2, 1-5): under the largest-load choice
+    the other 13 buses are kept. The env's flow (the dense solve, referenced inside the island)
+    and its PTDF equal the host's reduced solve referenced at bus 2; the device's connectivity
+    equals the host's, and without a choice the slack's island (bus 1 alone) is kept."""
+    grid = build_grid(load_case("ieee14"))
+    in_service = np.ones(grid.n_branch, bool)
+    in_service[_boundary(grid, [grid.slack])] = False
+    demand = np.asarray(grid.bus_pd, np.float64)
+    has_unit = np.isin(np.arange(grid.n_bus), np.asarray(grid.gen_bus))
+    choice = IslandChoice(jnp.asarray(demand, jnp.float32), jnp.asarray(has_unit))
+    kept = jax.jit(lambda s: dc_outages.connected_buses(grid, s, choice))(jnp.asarray(in_service))
+    host = energised_buses(grid, in_service, demand, has_unit)
+    np.testing.assert_array_equal(kept, host)
+    np.testing.assert_array_equal(host, np.arange(grid.n_bus) != grid.slack)
+    slack_only = dc_outages.connected_buses(grid, jnp.asarray(in_service))
+    np.testing.assert_array_equal(slack_only, np.arange(grid.n_bus) == grid.slack)
+    # a balanced injection on the kept island (the env balances the island it keeps)
+    rng = np.random.default_rng(3)
+    p_bus = np.where(host, rng.normal(0.0, 30.0, grid.n_bus), 0.0)
+    p_bus[1] -= p_bus.sum()
+    p_bus += np.asarray(grid.bus_gs)
+    flow = jax.jit(lambda p, s, e: dc_outages.dc_flow(grid, p, s, energised=e))(
+        jnp.asarray(p_bus, jnp.float32), jnp.asarray(in_service), kept
+    )
+    incidence = incidence_matrix(grid.n_bus, np.asarray(grid.branch_from), grid.branch_to)
+    susceptance = np.where(in_service, np.asarray(grid.branch_dc_b, np.float64), 0.0)
+    solved = host & (np.arange(grid.n_bus) != 1)  # bus 2 the reference
+    ptdf = dc_sensitivities(incidence, susceptance, solved).ptdf
+    injection_pu = (p_bus - np.asarray(grid.bus_gs)) / grid.base_mva
+    expected = ptdf @ injection_pu * grid.base_mva
+    np.testing.assert_allclose(flow.flow_mw, expected, atol=2e-3)
+    assert np.abs(expected).max() > 10.0  # the island carries flow
+    env_ptdf = dc_outages.outage_ptdf(grid, jnp.asarray(in_service), kept)
+    np.testing.assert_allclose(
+        np.asarray(env_ptdf) @ injection_pu * grid.base_mva, expected, atol=2e-3
+    )

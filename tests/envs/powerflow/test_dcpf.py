@@ -7,8 +7,9 @@ from jax import numpy as jnp
 
 from envs.powerflow import dc_outages
 from envs.powerflow.case import Case, load_case
+from envs.powerflow.connectivity import energised_buses as host_energised_buses
 from envs.powerflow.connectivity import slack_component
-from envs.powerflow.dcpf import dc_power_flow, energised_buses
+from envs.powerflow.dcpf import IslandChoice, dc_power_flow, energised_buses
 from envs.powerflow.grid import build_grid
 from envs.powerflow.matpower import parse_matpower
 from tests.envs.powerflow.test_matpower import ODD_CASE
@@ -214,6 +215,21 @@ def test_energised_buses_equal_the_slack_component_under_random_outages():
     for row, mask in enumerate(masks):  # the host's connectivity (scipy's components)
         host = slack_component(grid.n_bus, f, t, grid.slack, mask)
         np.testing.assert_array_equal(ours[row], host)
+
+
+def test_the_island_kept_by_demand_equals_the_hosts_under_random_outages():
+    grid = build_grid(load_case("ieee118"))
+    rng = np.random.default_rng(8)
+    masks = np.ones((200, grid.n_branch), bool)
+    for row in masks:  # up to 120 of 186 branches out: the grid falls apart
+        row[rng.choice(grid.n_branch, rng.integers(0, 120), replace=False)] = False
+    demand = rng.uniform(0.0, 100.0, (200, grid.n_bus)).astype(np.float32)
+    has_unit = rng.random((200, grid.n_bus)) < 0.2
+    choose = jax.jit(lambda m, d, u: energised_buses(grid, m, IslandChoice(d, u)))
+    ours = np.asarray(choose(jnp.asarray(masks), jnp.asarray(demand), jnp.asarray(has_unit)))
+    host = host_energised_buses(grid, masks, demand, has_unit)
+    np.testing.assert_array_equal(ours, host)
+    assert (~ours[:, grid.slack]).sum() > 5  # some draws keep an island without the slack
 
 
 def test_one_injection_broadcasts_over_several_outage_masks():

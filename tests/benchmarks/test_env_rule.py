@@ -1,9 +1,9 @@
-"""``benchmarks.opf_fallback``: what ``--eval_seeds`` accepts and how the table reads."""
+"""``benchmarks.env_rule``: what ``--eval_seeds`` accepts and how the table reads."""
 
 import numpy as np
 import pytest
 
-from benchmarks.opf_fallback import parse_seeds, summary_rows
+from benchmarks.env_rule import RULES, parse_seeds, summary_rows
 
 
 def test_sets_are_whole_numbers_and_never_the_suites():
@@ -35,7 +35,7 @@ def test_the_table_sums_over_sets_and_names_only_the_days_that_differ():
         ),
         ("elastic", "myopic_opf", 7, "normal"): _metrics([100.0, 20.0], [1.5, 0.0], [0, 0], [4, 0]),
     }
-    lines = summary_rows(per_set)
+    lines = summary_rows(per_set, RULES["opf_fallback"])
     merit = next(line for line in lines if "merit_order" in line).split()
     elastic = next(line for line in lines if " elastic " in line).split()
     # mean cost over the four days, unserved and blackouts summed, overloads a day

@@ -1,16 +1,23 @@
-"""The single-step OPF's fallback, elastic against the merit order: a preset's OPF baselines
-under each ``env.opf_fallback`` on the same episodes.
+"""Two settings of one env rule, on the same episodes: a preset's OPF baselines under each.
 
-    python -m benchmarks.opf_fallback --eval_seeds=2,3,4,5,6,7,8,9 --episodes=16
-    python -m benchmarks.opf_fallback --eval_seeds=1 --episodes=8 --baselines=myopic_opf,lookahead_opf
-    python -m benchmarks.opf_fallback --config=configs/ieee118.py --eval_seeds=7 --episodes=4
+    python -m benchmarks.env_rule --rule=opf_fallback --eval_seeds=2,3,4,5,6,7,8,9 --episodes=16
+    python -m benchmarks.env_rule --rule=island_rule --eval_seeds=2,3,4,5,6,7,8,9 --episodes=16
+    python -m benchmarks.env_rule --eval_seeds=1 --episodes=8 --baselines=myopic_opf,lookahead_opf
+    python -m benchmarks.env_rule --config=configs/ieee118.py --eval_seeds=7 --episodes=4
 
-Where no dispatch meets every branch limit, the clearing QP does not converge; the env then
-dispatches by the merit order (``"merit_order"``) or solves again with the limits' excess priced
-(``"elastic"``, ``envs.opf.step_qp.elastic_qp``). Both settings differ only on such steps, so
-on most days the two rows agree to the dollar; the days that differ are listed.
+The rules (``RULES``: the env field, its setting before and the one it is compared with):
 
-Output: per scenario and baseline, under each fallback, the mean cost of a day, the unserved
+* ``opf_fallback``: where no dispatch meets every branch limit, the clearing QP does not
+  converge; the env then dispatches by the merit order (``"merit_order"``) or solves again with
+  the limits' excess priced (``"elastic"``, ``envs.opf.step_qp.elastic_qp``);
+* ``island_rule``: when outages split the grid, the slack's island stays energised
+  (``"slack"``) or the one with the most demand of those holding an online unit
+  (``"largest_load"``, ``envs.sim.islands``).
+
+Both settings differ only on the steps the rule decides, so on most days the two rows agree to
+the dollar; the days that differ are listed.
+
+Output: per scenario and baseline, under each setting, the mean cost of a day, the unserved
 energy, the blackouts and the overload steps a day over every set, then the days that differ;
 the machine in the header. ``--eval_seeds``: episode sets (``scenarios.eval_keys``; 0, the
 suite's, is refused).
@@ -23,7 +30,11 @@ from absl import app, flags
 
 from benchmarks.harness import define_preset_flag, describe, describe_line, usage_errors
 
-FALLBACKS = ("merit_order", "elastic")
+# env field -> (the setting before, the one compared with it)
+RULES = {
+    "opf_fallback": ("merit_order", "elastic"),
+    "island_rule": ("slack", "largest_load"),
+}
 COLUMNS = ("cost", "unserved_mwh", "blackouts", "overload_steps")
 
 
@@ -31,6 +42,7 @@ def define_flags() -> dict:
     """The command's flags, defined when it runs (``__main__``, ``define_preset_flag``)."""
     return {
         "config": define_preset_flag(),
+        "rule": flags.DEFINE_enum("rule", "opf_fallback", list(RULES), "The env rule compared."),
         "baselines": flags.DEFINE_list(
             "baselines", ["myopic_opf"], "OPF baselines (envs.evaluation.registry)."
         ),
@@ -55,29 +67,30 @@ def parse_seeds(texts) -> list[int]:
     return seeds
 
 
-def summary_rows(per_set: dict) -> list[str]:
-    """Table lines from ``{(fallback, baseline, seed, scenario): episode metrics}``: per
-    scenario and baseline, each fallback's mean day cost, unserved MWh, blackouts and overload
-    steps a day over the sets; then each day whose cost differs between the fallbacks."""
+def summary_rows(per_set: dict, settings: tuple[str, str]) -> list[str]:
+    """Table lines from ``{(setting, baseline, seed, scenario): episode metrics}``: per
+    scenario and baseline, each of the two ``settings``' mean day cost, unserved MWh, blackouts
+    and overload steps a day over the sets; then each day whose cost differs between them."""
     lines = [
-        f"{'scenario':<26}{'baseline':<16}{'fallback':<13}{'cost/day $':>14}"
+        f"{'scenario':<26}{'baseline':<16}{'setting':<14}{'cost/day $':>14}"
         f"{'unserved MWh':>14}{'blackouts':>11}{'overloads/day':>15}"
     ]
     keys = sorted({(b, s) for _, b, _, s in per_set}, key=lambda k: (k[1], k[0]))
     seeds = sorted({seed for _, _, seed, _ in per_set})
     for baseline, scenario in keys:
-        for fallback in FALLBACKS:
-            rows = [per_set[fallback, baseline, seed, scenario] for seed in seeds]
+        for setting in settings:
+            rows = [per_set[setting, baseline, seed, scenario] for seed in seeds]
             joined = {c: np.concatenate([np.asarray(r[c], float) for r in rows]) for c in COLUMNS}
             lines.append(
-                f"{scenario:<26}{baseline:<16}{fallback:<13}{joined['cost'].mean():>14.0f}"
+                f"{scenario:<26}{baseline:<16}{setting:<14}{joined['cost'].mean():>14.0f}"
                 f"{joined['unserved_mwh'].sum():>14.1f}{joined['blackouts'].sum():>11.0f}"
                 f"{joined['overload_steps'].mean():>15.2f}"
             )
-    lines.append("days that differ (set, day: merit order -> elastic, $ and MWh unserved)")
+    before_name, after_name = settings
+    lines.append(f"days that differ (set, day: {before_name} -> {after_name}, $ and MWh unserved)")
     for baseline, scenario in keys:
         for seed in seeds:
-            before, after = (per_set[f, baseline, seed, scenario] for f in FALLBACKS)
+            before, after = (per_set[s, baseline, seed, scenario] for s in settings)
             for day in np.flatnonzero(~np.isclose(before["cost"], after["cost"], rtol=1e-6)):
                 lines.append(
                     f"  {scenario} {baseline} set {seed} day {day}: "
@@ -101,16 +114,17 @@ def main(argv, flag) -> None:
         if not names:
             raise ValueError("--baselines: name at least one")
     config = flag["config"].value
-    print(f"{config.env.case}; {describe_line(describe())}", flush=True)
+    rule = flag["rule"].value
+    print(f"{config.env.case}, env.{rule}; {describe_line(describe())}", flush=True)
     per_set = {}
-    for fallback in FALLBACKS:
-        config.env.opf_fallback = fallback
+    for setting in RULES[rule]:
+        config.env[rule] = setting
         _, params = make_env(config.env)
         methods = registry.baseline_methods(params, tuple(names))
         for name in names:
             for seed in seeds:
                 for scenario in scenarios.scenario_names():
-                    per_set[fallback, name, seed, scenario] = suite.rollout_method(
+                    per_set[setting, name, seed, scenario] = suite.rollout_method(
                         params,
                         methods,
                         None,
@@ -120,7 +134,7 @@ def main(argv, flag) -> None:
                         int(params.consts.horizon),
                         seed,
                     )[0]
-    print("\n".join(summary_rows(per_set)))
+    print("\n".join(summary_rows(per_set, RULES[rule])))
 
 
 if __name__ == "__main__":
