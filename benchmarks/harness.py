@@ -148,6 +148,8 @@ def make_grid_env(case: str, physics: str, horizon: int = 288):
 
     config = default_env_config()
     config.case, config.physics, config.horizon = case, physics, horizon
+    if physics == "ac":  # the AC solve keeps the slack's island
+        config.island_rule = "slack"
     return make_env(config)
 
 

@@ -125,7 +125,7 @@ class EnvConstants:
     overload_weight: float = 1.0  # of the overload sum in the safety term
     alarm_margin: float = 0.0  # extra rating margin of the bids' clearing after an overload
     opf_fallback: str = "elastic"  # envs.config.OPF_FALLBACKS
-    island_rule: str = "slack"  # envs.config.ISLAND_RULES
+    island_rule: str = "largest_load"  # envs.config.ISLAND_RULES
 
 
 @struct.dataclass

@@ -213,7 +213,7 @@ def build_constants(config, reference_cost: float, n_chronics_steps: int) -> Env
         or float(config.get("bid_scale", 50.0)),
         alarm_margin=float(config.get("alarm_margin", 0.0)),
         opf_fallback=str(config.get("opf_fallback", "elastic")),
-        island_rule=str(config.get("island_rule", "slack")),
+        island_rule=str(config.get("island_rule", "largest_load")),
         n_chronics_steps=n_chronics_steps,
     )
 

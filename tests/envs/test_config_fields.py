@@ -13,6 +13,7 @@ from configs.runtime import ACTORS_RULES, EVALUATOR_RULES, RUNTIME_RULES
 from configs.validation import validate_config
 from envs import config_fields
 from envs.config import RULES as ENV_RULES
+from envs.config import SETTING_BEFORE_THE_FIELD, default_env_config, with_defaults
 from learner.config import RULES as LEARNER_RULES
 
 
@@ -111,6 +112,21 @@ def test_a_stored_config_merges_onto_the_defaults_section_by_section():
         "section": {"x": 7, "added": "d"},
         "old": True,
     }
+
+
+def test_a_stored_env_config_without_a_moved_default_keeps_the_setting_it_ran_with():
+    """``with_defaults``: a field whose default changed after it was added (the island rule,
+    the OPF's fallback) takes, where a stored config lacks it, the setting from before the
+    field, and keeps what a config stored since says."""
+    stored = default_env_config()
+    for name in SETTING_BEFORE_THE_FIELD:
+        del stored[name]
+    before = with_defaults(stored)
+    assert before.island_rule == "slack" and before.opf_fallback == "merit_order"
+    assert with_defaults(default_env_config()).island_rule == "largest_load"
+    stored = default_env_config()
+    stored.island_rule = "slack"
+    assert with_defaults(stored).island_rule == "slack"
 
 
 @pytest.mark.parametrize(

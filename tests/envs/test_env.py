@@ -216,20 +216,20 @@ def test_islanded_load_is_unserved_without_nan(setup):
 
 def test_a_stranded_slack_unit_darkens_only_its_own_bus_under_the_largest_load_rule(setup):
     """Both branches of the slack bus (ieee14 bus 1: the 332 MW unit, no load) go out. Under
-    the slack rule (the default) the other 13 buses go dark with their units online; under
-    "largest_load" they stay energised and balanced, only the slack bus is lost, and every
-    mismatch lands on no bus (the slack's unit is gone, so the kept island has no slack)."""
+    "largest_load" (the default) the other 13 buses stay energised and balanced, only the slack
+    bus is lost, and no mismatch is left on any bus (the kept island has no slack); under the
+    slack rule (the one before) they go dark with their units online."""
     _, params, spec, reset, step = setup
     slack = params.grid.slack
-    assert params.consts.island_rule == "slack"  # the default
-    largest = params.replace(consts=dataclasses.replace(params.consts, island_rule="largest_load"))
+    assert params.consts.island_rule == "largest_load"  # the default
+    slack_rule = params.replace(consts=dataclasses.replace(params.consts, island_rule="slack"))
     _, state = reset(_keys(14), params)
     state = _force_outages(state, _branches_of_bus(params, slack), start=1)
     served = {}
-    for rule_params in (params, largest):
+    for rule_params in (slack_rule, params):
         _, after, _, term, _, info = step(_keys(15), state, _calm_actions(spec), rule_params)
         served[rule_params.consts.island_rule] = np.asarray(info["served_fraction"])
-        if rule_params is params:  # a blackout: the episode ends (and the grid resets)
+        if rule_params is slack_rule:  # a blackout: the episode ends (and the grid resets)
             assert np.asarray(term).all()
             continue
         assert not np.asarray(term).any()
@@ -243,7 +243,7 @@ def test_a_stranded_slack_unit_darkens_only_its_own_bus_under_the_largest_load_r
             np.testing.assert_allclose(mismatch, 0.0, atol=0.05)
         for leaf in jax.tree_util.tree_leaves((after, info)):
             assert np.isfinite(np.asarray(leaf, np.float64)).all()
-    assert (served["slack"] < params.consts.blackout_served_fraction).all()
+    assert (served["slack"] < slack_rule.consts.blackout_served_fraction).all()
     assert (served["largest_load"] > 0.5).all()
 
 

@@ -22,7 +22,7 @@ def ac_env():
     ``scenario`` is a reset argument (``params.scenario_id``), not part of the program: the
     episode test's fixed "normal" day and the reset test's sampled one share the compile."""
     config = default_env_config()
-    config.physics = "ac"
+    config.physics, config.island_rule = "ac", "slack"
     env, params = make_env(config)
     return env, params, jax.jit(jax.vmap(env.reset, in_axes=(0, None)))
 
@@ -30,7 +30,7 @@ def ac_env():
 def test_ac_episode_has_losses_real_voltages_and_balances(ac_env):
     env, _, reset = ac_env
     config = default_env_config()
-    config.physics = "ac"
+    config.physics, config.island_rule = "ac", "slack"
     config.scenario = "normal"
     _, params = make_env(config)
     spec = env.spec(params)

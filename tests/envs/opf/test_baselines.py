@@ -150,22 +150,20 @@ def test_oracle_never_costs_more_than_the_myopic_opf(env_params, rollouts, scena
 
 
 def test_the_oracle_keeps_the_island_the_env_keeps(env_params, rollouts):
-    """Both of the slack's branches out through the episode: under the slack rule the oracle,
-    as the env, sheds the other 13 buses' load; under "largest_load" it serves them from their
-    own units and the stranded slack unit produces nothing."""
+    """Both of the slack's branches out through the episode: under "largest_load" (the
+    default) the oracle, as the env, serves the other 13 buses from their own units and the
+    stranded slack unit produces nothing; under the slack rule it sheds their load."""
     inputs = oracle_inputs(rollouts["normal"]["myopic"], 0)
     grid = env_params.grid
     at_slack = (np.asarray(grid.branch_from) == grid.slack) | (
         np.asarray(grid.branch_to) == grid.slack
     )
     inputs = inputs._replace(branch_in_service=inputs.branch_in_service & ~at_slack)
-    model = oracle.dispatch_model(env_params)
-    assert model.conventional is None  # the default: the slack's island
-    largest = oracle.dispatch_model(
-        env_params.replace(
-            consts=dataclasses.replace(env_params.consts, island_rule="largest_load")
-        )
-    )
+    largest = oracle.dispatch_model(env_params)
+    assert largest.conventional is not None  # the default: the island with the most load
+    slack_rule = dataclasses.replace(env_params.consts, island_rule="slack")
+    model = oracle.dispatch_model(env_params.replace(consts=slack_rule))
+    assert model.conventional is None
     dark, kept = (oracle.solve_oracle(m, inputs) for m in (model, largest))
     others = np.arange(grid.n_bus) != grid.slack
     demand = np.asarray(inputs.demand_mw)[:, others]
