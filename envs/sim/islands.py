@@ -4,13 +4,14 @@ The DC model balances one system: primary response, under-frequency shedding and
 deviation are the energised island's. When outages split the grid, one island is kept and the
 rest go dark (their load is lost, their units produce nothing):
 
-* ``"slack"`` (the default): the island joined to the slack bus, whatever the others hold. The
-  slack bus is a reference of the solve, not a device, so on ieee14 a trip that strands the
-  slack's unit behind its two branches blacks out the 13 other buses with their units online
-  (benchmarks/README.md, "What takes day 12 of set 2 down");
-* ``"largest_load"``: of the islands that hold an online conventional unit, the one with the
-  most demand (the slack's on a tie). It keeps the grid an operator would keep; the kept
-  island then stands or falls by its own units' response.
+* ``"largest_load"`` (the default): of the islands that hold an online conventional unit, the
+  one with the most demand (the slack's on a tie). It keeps the grid an operator would keep;
+  the kept island then stands or falls by its own units' response;
+* ``"slack"`` (the rule before, and the only one under AC physics): the island joined to the
+  slack bus, whatever the others hold. The slack bus is a reference of the solve, not a
+  device, so on ieee14 a trip that strands the slack's unit behind its two branches blacked
+  out the 13 other buses with their units online (benchmarks/README.md, "What takes day 12 of
+  set 2 down").
 
 The env's step, the clearing OPF, the look-ahead OPF, the distilled policy's correction and the
 perfect-foresight oracle all ask here (the oracle through ``envs.powerflow.connectivity``), so

@@ -4,8 +4,6 @@ One vmapped step and one vmapped reset are compiled for the whole module (short 
 auto-reset happens inside the episodes); every test reuses them with edited states/params.
 """
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -214,37 +212,30 @@ def test_islanded_load_is_unserved_without_nan(setup):
         assert np.isfinite(np.asarray(leaf, np.float64)).all()
 
 
-def test_a_stranded_slack_unit_darkens_only_its_own_bus_under_the_largest_load_rule(setup):
+def test_a_stranded_slack_unit_darkens_only_its_own_bus(setup):
     """Both branches of the slack bus (ieee14 bus 1: the 332 MW unit, no load) go out. Under
-    "largest_load" (the default) the other 13 buses stay energised and balanced, only the slack
-    bus is lost, and no mismatch is left on any bus (the kept island has no slack); under the
-    slack rule (the one before) they go dark with their units online."""
+    ``env.island_rule="largest_load"`` (the default) the other 13 buses stay energised and
+    balanced, only the slack bus is lost, and no mismatch is left on any bus (the kept island
+    has no slack). Under the slack rule before it they went dark with their units online (the
+    rule is tested against the host's in tests/envs/powerflow)."""
     _, params, spec, reset, step = setup
     slack = params.grid.slack
-    assert params.consts.island_rule == "largest_load"  # the default
-    slack_rule = params.replace(consts=dataclasses.replace(params.consts, island_rule="slack"))
+    assert params.consts.island_rule == "largest_load"
     _, state = reset(_keys(14), params)
     state = _force_outages(state, _branches_of_bus(params, slack), start=1)
-    served = {}
-    for rule_params in (slack_rule, params):
-        _, after, _, term, _, info = step(_keys(15), state, _calm_actions(spec), rule_params)
-        served[rule_params.consts.island_rule] = np.asarray(info["served_fraction"])
-        if rule_params is slack_rule:  # a blackout: the episode ends (and the grid resets)
-            assert np.asarray(term).all()
-            continue
-        assert not np.asarray(term).any()
-        energised = np.asarray(after.energised)
-        assert not energised[:, slack].any() and energised.sum(axis=1).tolist() == [13] * BATCH
-        supply = info["gen_mw"] + info["storage_mw"]
-        np.testing.assert_allclose(supply, info["served_mw"] + info["shunt_mw"], atol=0.05)
-        np.testing.assert_allclose(np.asarray(info["slack_mw"]), 0.0, atol=0.05)
-        for b in range(BATCH):
-            mismatch = _kcl_mismatch(_batch_of(after, b), rule_params)
-            np.testing.assert_allclose(mismatch, 0.0, atol=0.05)
-        for leaf in jax.tree_util.tree_leaves((after, info)):
-            assert np.isfinite(np.asarray(leaf, np.float64)).all()
-    assert (served["slack"] < slack_rule.consts.blackout_served_fraction).all()
-    assert (served["largest_load"] > 0.5).all()
+    _, after, _, term, _, info = step(_keys(15), state, _calm_actions(spec), params)
+    assert not np.asarray(term).any()
+    assert (np.asarray(info["served_fraction"]) > 0.5).all()
+    energised = np.asarray(after.energised)
+    assert not energised[:, slack].any() and energised.sum(axis=1).tolist() == [13] * BATCH
+    supply = info["gen_mw"] + info["storage_mw"]
+    np.testing.assert_allclose(supply, info["served_mw"] + info["shunt_mw"], atol=0.05)
+    np.testing.assert_allclose(np.asarray(info["slack_mw"]), 0.0, atol=0.05)
+    for b in range(BATCH):
+        mismatch = _kcl_mismatch(_batch_of(after, b), params)
+        np.testing.assert_allclose(mismatch, 0.0, atol=0.05)
+    for leaf in jax.tree_util.tree_leaves((after, info)):
+        assert np.isfinite(np.asarray(leaf, np.float64)).all()
 
 
 def test_overloaded_branch_trips_and_starts_its_cooldown(setup):
