@@ -141,8 +141,8 @@ def solve_oracle(
     """Least-cost dispatch of the periods in ``inputs`` (no batch axis; T = 1 is myopic).
 
     As in the environment, units on buses cut off from the island kept (``envs.sim.islands``)
-    produce nothing and pay nothing; load there can only be shed (at VOLL). The cost is optimal within ``cost_rtol``
-    (relative; see ``envs.opf.dc_opf.solve_dispatch``).
+    produce nothing and pay nothing; load there can only be shed (at VOLL). The cost is optimal
+    within ``cost_rtol`` (relative; see ``envs.opf.dc_opf.solve_dispatch``).
     """
     x = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), inputs)
     in_service = x.branch_in_service > 0.5
@@ -155,7 +155,7 @@ def solve_oracle(
         energised = energised_buses(model.network, in_service, x.demand_mw, has_unit)
     online = (x.gen_online > 0.5) & energised[:, model.network.gen_bus]
     shed_max = None
-    if model.shed_as_env:  # load cut off from the slack is lost whatever the plan: all of it
+    if model.shed_as_env:  # load cut off from the island kept is lost whatever the plan
         shed_max = np.where(energised, model.shed_max_fraction * x.demand_mw, x.demand_mw)
     return dc_opf.solve_dispatch(
         model.network,

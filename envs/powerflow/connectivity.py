@@ -54,7 +54,7 @@ def kept_component(
 
 def energised_buses(network, branch_in_service, demand_mw=None, has_unit=None) -> np.ndarray:
     """[..., N] bool: the buses joined to the slack of ``network`` through the branches in
-    service [..., L] (one pattern per leading index). ``network`` is anything with ``n_bus``,
+    service [..., L] (one pattern per leading index), the slack's island. ``network`` is anything with ``n_bus``,
     ``branch_from``, ``branch_to`` and ``slack``: a ``Grid`` or an ``envs.opf.dc_opf.DCNetwork``.
     With ``demand_mw`` and ``has_unit`` [..., N], the island ``kept_component`` keeps instead.
     """

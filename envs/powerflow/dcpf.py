@@ -45,7 +45,7 @@ class IslandChoice(NamedTuple):
 class DCFlow(NamedTuple):
     theta: jnp.ndarray  # [..., N] rad (slack at its case angle; 0 on dead buses)
     flow_mw: jnp.ndarray  # [..., L] from-end active flow, 0 on outaged or dead branches
-    islanded: jnp.ndarray  # [...] bool: a bus with load, shunt or generator lost the slack
+    islanded: jnp.ndarray  # [...] bool: a bus with load, shunt or generator is not energised
     bus_energised: jnp.ndarray  # [..., N] bool: in the island kept (the slack's by default)
 
 

@@ -33,6 +33,11 @@ def island_choice(params, demand_mw, conv_online) -> IslandChoice | None:
     [G] bool."""
     if params.consts.island_rule == "slack":
         return None
+    if params.consts.physics != "dc":  # params built around the config's check
+        raise ValueError(
+            f"env.island_rule={params.consts.island_rule!r} needs env.physics='dc': set "
+            "env.island_rule='slack' for AC"
+        )
     grid = params.grid
     has_unit = jnp.matmul(grid.gen_to_bus, conv_online.astype(grid.gen_to_bus.dtype)) > 0
     return IslandChoice(demand_mw, has_unit)

@@ -1,5 +1,7 @@
 """AC physics mode: a short jitted episode on ieee14 with real voltages and losses."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,6 +13,7 @@ from envs.powerflow import network_flow
 from envs.powerflow.acpf import ac_power_flow
 from envs.powerflow.case import load_case
 from envs.powerflow.grid import build_grid
+from envs.sim import islands
 
 BATCH = 2
 
@@ -116,3 +119,14 @@ def test_ac_network_flow_is_the_full_budget_solve_whatever_the_first_pass_leaves
     np.testing.assert_allclose(
         np.asarray(ours.theta)[converged], np.asarray(full.va)[converged], atol=1e-5
     )
+
+
+def test_ac_params_keep_the_slacks_island_and_refuse_the_largest_load_rule(ac_env):
+    """The AC solve references every island to the slack: AC params keep the slack's island,
+    and params built with "largest_load" around the config's check fail in one line."""
+    _, params, _ = ac_env
+    online = jnp.ones(params.grid.n_gen, bool)
+    assert islands.island_choice(params, params.grid.bus_pd, online) is None
+    largest = params.replace(consts=dataclasses.replace(params.consts, island_rule="largest_load"))
+    with pytest.raises(ValueError, match=r"needs env\.physics='dc'"):
+        islands.island_choice(largest, params.grid.bus_pd, online)
