@@ -128,7 +128,9 @@ def test_an_island_kept_without_the_slack_is_solved_at_its_own_reference():
     """ieee14 with both of the slack's branches out (1-2, 1-5): under the largest-load choice
     the other 13 buses are kept. The env's flow (the dense solve, referenced inside the island)
     and its PTDF equal the host's reduced solve referenced at bus 2; the device's connectivity
-    equals the host's, and without a choice the slack's island (bus 1 alone) is kept."""
+    equals the host's, and without a choice the slack's island (bus 1 alone) is kept. The
+    angles are held at bus 2: with the slack kept as the reference of a dark island, the
+    singular solve still gives the flows but leaves the angles floating."""
     grid = build_grid(load_case("ieee14"))
     in_service = np.ones(grid.n_branch, bool)
     in_service[_boundary(grid, [grid.slack])] = False
@@ -152,11 +154,16 @@ def test_an_island_kept_without_the_slack_is_solved_at_its_own_reference():
     incidence = incidence_matrix(grid.n_bus, np.asarray(grid.branch_from), grid.branch_to)
     susceptance = np.where(in_service, np.asarray(grid.branch_dc_b, np.float64), 0.0)
     solved = host & (np.arange(grid.n_bus) != 1)  # bus 2 the reference
-    ptdf = dc_sensitivities(incidence, susceptance, solved).ptdf
+    host_model = dc_sensitivities(incidence, susceptance, solved)
+    ptdf = host_model.ptdf
     injection_pu = (p_bus - np.asarray(grid.bus_gs)) / grid.base_mva
     expected = ptdf @ injection_pu * grid.base_mva
     np.testing.assert_allclose(flow.flow_mw, expected, atol=2e-3)
     assert np.abs(expected).max() > 10.0  # the island carries flow
+    # the angles too: held at bus 2 (the slack's case angle there), not left to a singular solve
+    theta = np.asarray(flow.theta) - float(grid.bus_va0[grid.slack])
+    host_theta = host_model.bus_inverse @ injection_pu
+    np.testing.assert_allclose(theta[host], host_theta[host], atol=1e-5)
     env_ptdf = dc_outages.outage_ptdf(grid, jnp.asarray(in_service), kept)
     np.testing.assert_allclose(
         np.asarray(env_ptdf) @ injection_pu * grid.base_mva, expected, atol=2e-3
