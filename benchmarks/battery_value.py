@@ -8,8 +8,11 @@ A battery's bid in the clearing QP is the value it puts on its stored energy: it
 when the step's marginal price is above it, charges below it (``envs/action_interface.py``).
 Here the bid is fixed by hand instead of learned: ``V`` offers every battery's energy at V $/MWh
 in every step; ``V:falling`` at ``V x (1 - t / horizon)``, a value that falls with the time
-left in the day. The units offer at cost (the preset's ``bid_scale`` is set to 0), so only the
-batteries' value differs from the myopic OPF, which runs beside them on the same episodes.
+left in the day; ``forecast`` at the price the operator's forecast expects at the look-ahead's
+horizon (``envs.opf.storage_value``, the ``myopic_opf_valued`` baseline), ``forecast:falling``
+that price times ``1 - t / horizon``. The units offer at cost (the preset's ``bid_scale`` is
+set to 0), so only the batteries' value differs from the myopic OPF, which runs beside them on
+the same episodes.
 
 If no hand value saves anything under stress, the batteries have little to learn on that grid
 and a bid policy's gains, if any, come from elsewhere (benchmarks/README.md, "ieee118 with
@@ -51,10 +54,13 @@ def define_flags() -> dict:
 
 
 def parse_value(text: str) -> tuple[float, bool]:
-    """``"50"`` -> (50.0, False); ``"50:falling"`` -> (50.0, True); a clear error otherwise."""
+    """``"50"`` -> (50.0, False); ``"50:falling"`` -> (50.0, True); ``"forecast"`` ->
+    (nan, False), the price expected at the look-ahead's horizon; a clear error otherwise."""
     number, _, shape = text.strip().partition(":")
     if shape not in ("", "falling"):
         raise ValueError(f"--values: {text!r}: the shape after ':' must be 'falling'")
+    if number == "forecast":
+        return float("nan"), shape == "falling"
     try:
         value = float(number)
     except ValueError:
@@ -69,7 +75,7 @@ def valued_batteries(params, value: float, falling: bool):
     times ``1 - t / horizon`` if ``falling``; the units at cost."""
     import jax.numpy as jnp
 
-    from envs.opf import baselines
+    from envs.opf import baselines, storage_value
     from envs.opf.controls import MYOPIC_RATING_MARGIN, myopic_opf_controls
 
     n_gen, n_storage = params.grid.n_gen, params.devices.storage_bus.shape[0]
@@ -77,7 +83,8 @@ def valued_batteries(params, value: float, falling: bool):
 
     def controls(state, params):
         scale = 1.0 - state.t / horizon if falling else 1.0
-        offers = jnp.concatenate([jnp.zeros(n_gen), value * scale * jnp.ones(n_storage)])
+        worth = storage_value.forecast_price(state, params) if np.isnan(value) else value
+        offers = jnp.concatenate([jnp.zeros(n_gen), worth * scale * jnp.ones(n_storage)])
         return myopic_opf_controls(state, params, MYOPIC_RATING_MARGIN, offers)
 
     return baselines.single_to_batched(controls, params)

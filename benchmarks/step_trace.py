@@ -82,7 +82,7 @@ def trace(checkpoint_dir: Path, step, scenario: str, episodes: int, eval_seed: i
     import jax
     import jax.numpy as jnp
 
-    from envs.action_interface import BID_QP_ITERATIONS
+    from envs.action_interface import BID_QP_ITERATIONS, offer_prices
     from envs.env import GridEnv, make_env, reset_to_scenario
     from envs.evaluation import rollout as rollout_lib
     from envs.evaluation.suite import episode_horizon
@@ -90,23 +90,17 @@ def trace(checkpoint_dir: Path, step, scenario: str, episodes: int, eval_seed: i
     from envs.opf import step_qp
     from envs.opf.oracle import stored_energy_value
     from envs.sim import scenarios
-    from envs.sim.dispatch import decode_controls
     from launch.evaluation import load_policy
 
     config, _, _, args, network = load_policy(checkpoint_dir, step)
     env, p = make_env(config.env)
     act = masked_acting(network, env, p)
     bids = config.env.action_interface == "bids"
-    n_storage = p.devices.storage_bus.shape[0]
 
     def converged(action, state):
         if not bids:
             return jnp.bool_(True)
-        chosen = jnp.where(p.layout.chosen_mask, action, 0.0)
-        offer = decode_controls(chosen, p.layout, p.grid.n_gen, n_storage, p.grid.n_bus)
-        offers = jnp.concatenate(
-            [p.consts.bid_scale * offer.gen, p.consts.storage_bid_scale * offer.storage]
-        )
+        offers = offer_prices(action, state, p)
         solved = step_qp.solve_myopic_opf(
             state, p, opf_controls.MYOPIC_RATING_MARGIN, offers, max_iter=BID_QP_ITERATIONS
         )

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 
 from envs.config import ACTION_INTERFACES
 from envs.opf import controls as opf_controls
+from envs.opf import storage_value
 from envs.sim.dispatch import action_map, controls_to_action, decode_controls
 from envs.types import EnvParams, EnvState
 
@@ -108,6 +109,12 @@ def price_offsets(action: jax.Array, params: EnvParams) -> jax.Array:
     return offer_scales(params) * device_bids(action, params)
 
 
+def offer_prices(action: jax.Array, state: EnvState, params: EnvParams) -> jax.Array:
+    """[G + S] $/MWh the clearing offers each unit and battery at, over its cost: the bids
+    (``price_offsets``) on the base of ``env.storage_bid_base`` (``storage_value.bid_base``)."""
+    return price_offsets(action, params) + storage_value.bid_base(state, params)
+
+
 def _cleared_bids(action, state, params):
     amap = _action_map(params)
     finite = jnp.isfinite(action)
@@ -115,7 +122,7 @@ def _cleared_bids(action, state, params):
         state,
         params,
         clearing_margin(state, params),
-        price_offsets(action, params),
+        offer_prices(action, state, params),
         max_iter=BID_QP_ITERATIONS,
     )
     cleared = controls_to_action(amap, controls, action.shape)

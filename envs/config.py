@@ -87,6 +87,8 @@ CHOSEN_SLOTS = ("all", "offers")
 OPF_FALLBACKS = ("merit_order", "elastic")
 # Which island stays energised when outages split the grid (envs/sim/islands.py).
 ISLAND_RULES = ("slack", "largest_load")
+# What a battery's zero bid values its stored energy at (envs/opf/storage_value.py).
+STORAGE_BID_BASES = ("zero", "forecast_price")
 # What an agent's action means (envs/action_interface.py).
 ACTION_INTERFACES = ("setpoints", "merit_residual", "bids")
 
@@ -113,6 +115,11 @@ def default_env_config() -> ml_collections.ConfigDict:
     # energy: it charges below that price and discharges above it, so the range must reach
     # the units' marginal costs for a battery to hold energy at all.
     c.storage_bid_scale = 0.0
+    # What a battery's bid is added to: "zero" (a zero bid is the myopic OPF, which gives stored
+    # energy no value); "forecast_price", the price the operator's forecast expects at the
+    # look-ahead's horizon, 2 h 40 min ahead (envs/opf/storage_value.py), so a zero bid holds
+    # energy for a dearer hour and the policy learns the departures from that value.
+    c.storage_bid_base = "zero"
     # Who offers the units' prices under "bids" with the hierarchical layout: "per_unit", each
     # unit's regional (operational) agent; "regional", only the safety agent's two offsets per
     # region (its conventional and its renewable units), the operational agents choosing only
@@ -227,6 +234,7 @@ RULES = {
     "residual_scale": POSITIVE,
     "bid_scale": NON_NEGATIVE,
     "storage_bid_scale": NON_NEGATIVE,
+    "storage_bid_base": one_of(*STORAGE_BID_BASES),
     "unit_offers": one_of(*UNIT_OFFERS),
     "chosen_slots": one_of(*CHOSEN_SLOTS),
     "alarm_margin": Rule(lambda v: FINITE.test(v) and 0 <= v < 0.5, "a number in [0, 0.5)"),
@@ -281,6 +289,11 @@ def validate_env_config(config: ml_collections.ConfigDict, scenario_names: tuple
         raise ValueError(
             "env.bid_scale=0 and env.storage_bid_scale=0: no bid would move the dispatch "
             "(give the units or the batteries a range)"
+        )
+    if config.get("storage_bid_base", "zero") != "zero" and config.action_interface != "bids":
+        raise ValueError(
+            f"env.storage_bid_base={config.storage_bid_base!r} is the base of the batteries' "
+            f"bids: it needs env.action_interface='bids', not {config.action_interface!r}"
         )
     if config.unit_offers == "regional" and config.action_interface != "bids":
         raise ValueError(

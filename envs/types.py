@@ -126,6 +126,7 @@ class EnvConstants:
     alarm_margin: float = 0.0  # extra rating margin of the bids' clearing after an overload
     opf_fallback: str = "elastic"  # envs.config.OPF_FALLBACKS
     island_rule: str = "largest_load"  # envs.config.ISLAND_RULES
+    storage_bid_base: str = "zero"  # envs.config.STORAGE_BID_BASES
 
 
 @struct.dataclass

@@ -53,6 +53,7 @@ from envs.opf.ptdf_correction import (
     copper_plate_dispatch,
     correct_dispatch,
 )
+from envs.opf.storage_value import bid_base
 from envs.sim import scenarios
 from envs.sim.dispatch import (
     action_map,
@@ -265,7 +266,8 @@ def distilled_decision(
         if target in ("offers", "residual"):
             passes_ = passes if corrected else 0
             if target == "offers":
-                offsets, shift = offer_scales(env_params) * outputs, None
+                offsets = offer_scales(env_params) * outputs + bid_base(state, env_params)
+                shift = None
             else:
                 offsets = jnp.zeros_like(outputs)
                 shift = dispatch_shift(outputs, state, env_params)

@@ -17,6 +17,8 @@ BASELINES = {
     "merit_order": baselines.merit_order,
     # single-step DC-OPF, batched in JAX on the device (envs.opf.step_qp)
     "myopic_opf": baselines.myopic_opf_baseline,
+    # the same with the batteries' energy offered at the price the forecast expects ahead
+    "myopic_opf_valued": baselines.myopic_opf_valued,
     # the same with the clearing's alarm rule: a wider margin on the step after an overload
     "myopic_opf_alarm": baselines.myopic_opf_alarm,
     # receding-horizon DC-OPF on the operator's forecast, batched in JAX (envs.opf.lookahead_qp)
@@ -33,11 +35,19 @@ BASELINES = {
 DEFAULT_BASELINES = tuple(
     name
     for name in BASELINES
-    if name not in ("myopic_opf_highs", "lookahead_opf", "lookahead_opf_valued", "myopic_opf_alarm")
+    if name
+    not in (
+        "myopic_opf_highs",
+        "lookahead_opf",
+        "lookahead_opf_valued",
+        "myopic_opf_alarm",
+        "myopic_opf_valued",
+    )
 )
 # The baselines that keep a share of every branch rating free (``rating_margin``).
 WITH_RATING_MARGIN = (
     "myopic_opf",
+    "myopic_opf_valued",
     "myopic_opf_alarm",
     "myopic_opf_highs",
     "lookahead_opf",

@@ -25,6 +25,9 @@ action [B, A, U]`` on a batch of grids (leading axis B on every leaf of ``obs`` 
   reference the JAX solver is tested against, slow on large cases;
 * ``lookahead_opf`` (``envs.opf.lookahead_qp``): receding-horizon multi-period DC-OPF on the
   operator's forecast, re-solved every step, the first period applied;
+* ``myopic_opf_valued``: the myopic OPF with every battery offering its energy at the price the
+  operator's forecast expects at the look-ahead's horizon (``envs.opf.storage_value``): the
+  look-ahead's value of stored energy, at the cost of the single-step QP;
 * ``myopic_opf_alarm``: the myopic OPF with the alarm rule of the bids' clearing
   (``env.alarm_margin``): a wider rating margin on the step after an overload.
 
@@ -54,7 +57,7 @@ from envs.deprecation import MYOPIC_RENAME, renamed_attributes
 from envs.evaluation.metrics import episode_metrics  # noqa: F401
 from envs.evaluation.rollout import ActFn, Rollout, oracle_inputs, rollout  # noqa: F401
 from envs.opf import lookahead_qp as lookahead_lib
-from envs.opf import step_qp
+from envs.opf import step_qp, storage_value
 from envs.opf.controls import (
     EPS,
     MYOPIC_RATING_MARGIN,
@@ -134,6 +137,22 @@ def myopic_opf_baseline(
     rating_margin = MYOPIC_RATING_MARGIN if rating_margin is None else rating_margin
     check_rating_margin(rating_margin)
     controls = partial(myopic_opf_controls, rating_margin=rating_margin, max_iter=max_iter)
+    return single_to_batched(controls, params)
+
+
+def myopic_opf_valued(
+    params: EnvParams, rating_margin: float | None = None, max_iter: int = step_qp.MAX_ITER
+) -> ActFn:
+    """The myopic OPF with the batteries' energy offered at the forecast's price
+    (``storage_value.valued_offers``): a zero bid under ``env.storage_bid_base="forecast_price"``.
+    The rating margin defaults to ``MYOPIC_RATING_MARGIN``."""
+    rating_margin = MYOPIC_RATING_MARGIN if rating_margin is None else rating_margin
+    check_rating_margin(rating_margin)
+
+    def controls(state, params):
+        offers = storage_value.valued_offers(state, params)
+        return myopic_opf_controls(state, params, rating_margin, offers, max_iter=max_iter)
+
     return single_to_batched(controls, params)
 
 

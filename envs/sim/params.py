@@ -214,6 +214,7 @@ def build_constants(config, reference_cost: float, n_chronics_steps: int) -> Env
         alarm_margin=float(config.get("alarm_margin", 0.0)),
         opf_fallback=str(config.get("opf_fallback", "elastic")),
         island_rule=str(config.get("island_rule", "largest_load")),
+        storage_bid_base=str(config.get("storage_bid_base", "zero")),
         n_chronics_steps=n_chronics_steps,
     )
 

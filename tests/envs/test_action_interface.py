@@ -11,7 +11,7 @@ import pytest
 from envs.action_interface import BID_QP_ITERATIONS
 from envs.config import default_env_config
 from envs.env import make_env
-from envs.opf import baselines
+from envs.opf import baselines, storage_value
 from envs.sim.dispatch import action_map
 from tests.batched_env import reset_batch
 
@@ -44,14 +44,21 @@ def test_setpoints_pass_the_action_through():
 
 
 @pytest.mark.parametrize(
-    ("interface", "baseline"),
+    ("fields", "baseline"),
     [
-        ("merit_residual", baselines.merit_order),
-        ("bids", partial(baselines.myopic_opf_baseline, max_iter=BID_QP_ITERATIONS)),
+        ({"action_interface": "merit_residual"}, baselines.merit_order),
+        (
+            {"action_interface": "bids"},
+            partial(baselines.myopic_opf_baseline, max_iter=BID_QP_ITERATIONS),
+        ),
+        (
+            {"action_interface": "bids", "storage_bid_base": "forecast_price"},
+            partial(baselines.myopic_opf_valued, max_iter=BID_QP_ITERATIONS),
+        ),
     ],
 )
-def test_a_zero_action_is_the_interface_baseline(interface, baseline):
-    params, obs, state, shape, setpoints = _batch(action_interface=interface)
+def test_a_zero_action_is_the_interface_baseline(fields, baseline):
+    params, obs, state, shape, setpoints = _batch(**fields)
     got = setpoints(jnp.zeros(shape), state)
     want = jax.jit(baseline(params))(obs, state, None, None)
     np.testing.assert_allclose(got, want, atol=1e-5)
@@ -85,6 +92,29 @@ def test_a_battery_bidding_its_energy_up_holds_it():
     greedy = storage_of(greedy)
     *_, narrow_setpoints = _batch(action_interface="bids", bid_scale=20.0)
     np.testing.assert_allclose(storage_of(narrow_setpoints(bid, state)), greedy, atol=1e-3)
+
+
+def test_on_the_forecast_price_a_battery_holds_more_and_its_bid_is_added_to_that_price():
+    """``storage_bid_base="forecast_price"``: a zero bid offers each battery's energy at the
+    price the operator's forecast expects ahead (``envs.opf.storage_value``), so a battery
+    discharges no more than at the myopic OPF's zero offer (only its own offer rose), and on
+    these states less; a bid of minus that price brings its offer back to zero, and the
+    clearing back to the myopic OPF's."""
+    fields = {"action_interface": "bids", "bid_scale": 0.0, "storage_bid_scale": 100.0}
+    params, _, state, shape, valued = _batch(storage_bid_base="forecast_price", **fields)
+    *_, myopic = _batch(**fields)
+    amap = _map(params)
+    n_gen, n_storage = params.grid.n_gen, params.devices.storage_bus.shape[0]
+    slots = (amap.agent[n_gen : n_gen + n_storage], amap.dim[n_gen : n_gen + n_storage])
+    storage_of = lambda a: np.asarray(a[:, slots[0], slots[1]])  # noqa: E731
+    price = jax.vmap(storage_value.forecast_price, in_axes=(0, None))(state, params)
+    assert np.all((np.asarray(price) > 0.0) & (np.asarray(price) < 100.0))
+    zero = jnp.zeros(shape)
+    held, spent = storage_of(valued(zero, state)), storage_of(myopic(zero, state))
+    assert np.all(held <= spent + 1e-4)
+    assert np.max(spent - held) > 0.05
+    undo = zero.at[:, slots[0], slots[1]].set(-price[:, None] / 100.0)
+    np.testing.assert_allclose(valued(undo, state), myopic(zero, state), atol=1e-4)
 
 
 def test_a_nonfinite_bid_holds_its_channel_and_the_others_clear():

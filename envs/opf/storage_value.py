@@ -1,0 +1,40 @@
+"""What stored energy is worth to a causal operator: the price its forecast expects ahead.
+
+The single-step OPF gives stored energy no value, so it empties the batteries at the first
+step whose price is above zero and has nothing left when a unit trips or the evening peak
+comes. The look-ahead OPF values the energy left at its horizon's end at the price its
+forecast expects there (``lookahead_qp.end_of_horizon_price``: the copper-plate system lambda
+of the forecast net load 2 h 40 min ahead, met by the units online now). Offered at that
+price in the single-step OPF, a battery discharges when this step's price is above the one
+expected ahead and charges below it: the look-ahead's terminal value at the cost of the
+single-step QP, with no multi-period solve. ``myopic_opf_valued`` (``envs.opf.baselines``)
+is the myopic OPF with these offers; ``env.storage_bid_base="forecast_price"`` adds the
+batteries' bids to them (``envs.action_interface``).
+"""
+
+import jax
+import jax.numpy as jnp
+
+from envs.opf import lookahead_qp
+from envs.types import EnvParams, EnvState
+
+
+def forecast_price(state: EnvState, params: EnvParams) -> jax.Array:
+    """$/MWh (scalar): the price the operator's forecast expects at the look-ahead's horizon."""
+    forecast = lookahead_qp.operator_forecast(state, params)
+    return lookahead_qp.end_of_horizon_price(state, params, forecast)
+
+
+def valued_offers(state: EnvState, params: EnvParams) -> jax.Array:
+    """[G + S] $/MWh: the units at cost (0), every battery's energy at ``forecast_price``."""
+    n_gen, n_storage = params.grid.n_gen, params.devices.storage_bus.shape[0]
+    price = forecast_price(state, params)
+    return jnp.concatenate([jnp.zeros(n_gen), jnp.full(n_storage, price)])
+
+
+def bid_base(state: EnvState, params: EnvParams) -> jax.Array:
+    """[G + S] $/MWh the bids are added to under ``params.consts.storage_bid_base``."""
+    if params.consts.storage_bid_base == "forecast_price":
+        return valued_offers(state, params)
+    n_offers = params.grid.n_gen + params.devices.storage_bus.shape[0]
+    return jnp.zeros(n_offers)
