@@ -17,7 +17,9 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = "configs/default.py"
 
 
-BASELINE_NAMES = ("do_nothing", "myopic_opf")
+# The myopic OPF with the batteries valued at the forecast's price: a causal reference of the
+# stretch target, and the teacher of env.storage_bid_base="forecast_price".
+BASELINE_NAMES = ("do_nothing", "myopic_opf", "myopic_opf_valued")
 # With --lookahead: the receding-horizon OPF too, the other causal reference of the stretch target.
 LOOKAHEAD_NAME = "lookahead_opf"
 
