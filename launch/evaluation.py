@@ -91,13 +91,15 @@ def _number(value) -> float:
 
 def format_table(results: dict) -> str:
     """Plain-text table: one block per scenario, one row per method."""
-    header = f"{'method':<14}" + "".join(f"{m:>17}" for m in TABLE_METRICS)
+    names = [method for rows in results["scenarios"].values() for method in rows]
+    width = max([14, *(len(name) + 1 for name in names)])  # the longest name stays apart
+    header = f"{'method':<{width}}" + "".join(f"{m:>17}" for m in TABLE_METRICS)
     lines = []
     for scenario, rows in results["scenarios"].items():
         lines += [f"scenario: {scenario}", header, "-" * len(header)]
         for method, row in rows.items():
             cells = "".join(f"{_number(row.get(m)):>17.2f}" for m in TABLE_METRICS)
-            lines.append(f"{method:<14}{cells}")
+            lines.append(f"{method:<{width}}{cells}")
         best = next(iter(rows.values()), {}).get("best_causal")
         if best is not None:
             lines.append(f"vs_best_causal: cost / the cost of {best}, the best causal baseline")

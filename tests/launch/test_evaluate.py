@@ -248,3 +248,13 @@ def test_a_policy_acts_in_the_env_it_is_evaluated_on(tmp_path, monkeypatch):
     evaluated.alarm_margin = 0.05
     evaluation.load_policy(run_dir / "checkpoints", None, env_config=evaluated)
     assert [p.consts.alarm_margin for p in acting_in] == [0.0, 0.05]
+
+
+def test_the_table_keeps_a_long_method_name_apart_from_its_numbers():
+    row = {metric: 1.0 for metric in evaluation.TABLE_METRICS}
+    results = {"scenarios": {"normal": {"policy": row, "myopic_opf_valued": row}}}
+    lines = evaluation.format_table(results).splitlines()
+    valued = next(line for line in lines if line.startswith("myopic_opf_valued"))
+    policy = next(line for line in lines if line.startswith("policy"))
+    assert valued.split()[:2] == ["myopic_opf_valued", "1.00"]
+    assert len(valued) == len(policy) == len(lines[1])  # every row under the header's columns
