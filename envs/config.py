@@ -118,7 +118,9 @@ def default_env_config() -> ml_collections.ConfigDict:
     # What a battery's bid is added to: "zero" (a zero bid is the myopic OPF, which gives stored
     # energy no value); "forecast_price", the price the operator's forecast expects at the
     # look-ahead's horizon, 2 h 40 min ahead (envs/opf/storage_value.py), so a zero bid holds
-    # energy for a dearer hour and the policy learns the departures from that value.
+    # energy for a dearer hour and the policy learns the departures from that value. Like the bid
+    # ranges, it means nothing under the other interfaces, so a preset's setting stays harmless
+    # when a run switches the interface.
     c.storage_bid_base = "zero"
     # Who offers the units' prices under "bids" with the hierarchical layout: "per_unit", each
     # unit's regional (operational) agent; "regional", only the safety agent's two offsets per
@@ -289,11 +291,6 @@ def validate_env_config(config: ml_collections.ConfigDict, scenario_names: tuple
         raise ValueError(
             "env.bid_scale=0 and env.storage_bid_scale=0: no bid would move the dispatch "
             "(give the units or the batteries a range)"
-        )
-    if config.get("storage_bid_base", "zero") != "zero" and config.action_interface != "bids":
-        raise ValueError(
-            f"env.storage_bid_base={config.storage_bid_base!r} is the base of the batteries' "
-            f"bids: it needs env.action_interface='bids', not {config.action_interface!r}"
         )
     if config.unit_offers == "regional" and config.action_interface != "bids":
         raise ValueError(

@@ -40,6 +40,7 @@ ENVS_LAYERS = (
         "envs.opf.step_qp",
         "envs.opf.ptdf_correction",
         "envs.opf.lookahead_qp",
+        "envs.opf.storage_value",
         "envs.opf.controls",
         "envs.opf.highs_reference",
     ),

@@ -95,10 +95,6 @@ def test_cross_field_and_tuple_checks():
     with pytest.raises(ValueError, match=r"env\.island_rule"):
         validate_config(config)
     config = get_config()
-    config.env.storage_bid_base, config.env.action_interface = "forecast_price", "setpoints"
-    with pytest.raises(ValueError, match=r"env\.storage_bid_base='forecast_price' .* needs env"):
-        validate_config(config)
-    config = get_config()
     config.learner.hidden_size, config.learner.num_heads = 30, 4
     with pytest.raises(ValueError, match="divisible"):
         validate_config(config)

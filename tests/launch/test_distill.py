@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from envs.action_interface import offer_scales, price_offsets
+from envs.action_interface import offer_prices, offer_scales, price_offsets
 from envs.env import GridEnv, make_env
 from envs.opf.controls import MYOPIC_RATING_MARGIN, opf_controls
 from envs.sim import scenarios
@@ -285,8 +285,10 @@ def test_the_bid_policys_offers_cleared_without_the_qp_are_the_qps_dispatch(
     action = offers_decision(labels, state)
     read = jax.vmap(distill.cleared_dispatch, in_axes=(0, 0, None))(action, state, params)
     pg, storage = jax.vmap(dispatch_of, in_axes=(0, 0, None))(read, state, params)
-    offsets = jax.vmap(price_offsets, in_axes=(0, None))(actions, params)
-    bid, zero = peak_clearing(state, offsets), peak_clearing(state, 0.0 * offsets)
+    # what the env's clearing offers: the bids on the preset's base (the forecast's price)
+    offers = jax.vmap(offer_prices, in_axes=(0, 0, None))
+    bid = peak_clearing(state, offers(actions, state, params))
+    zero = peak_clearing(state, offers(0.0 * actions, state, params))
     assert bool(jnp.all(bid.converged))
     np.testing.assert_allclose(pg, bid.pg, atol=0.5)
     np.testing.assert_allclose(storage, bid.storage, atol=0.5)
