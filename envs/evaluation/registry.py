@@ -38,13 +38,7 @@ BASELINES = {
 DEFAULT_BASELINES = tuple(
     name
     for name in BASELINES
-    if name
-    not in (
-        "myopic_opf_highs",
-        "lookahead_opf",
-        "lookahead_opf_valued",
-        "myopic_opf_alarm",
-    )
+    if name not in ("myopic_opf_highs", "lookahead_opf", "lookahead_opf_valued", "myopic_opf_alarm")
 )
 # The baselines that keep a share of every branch rating free (``rating_margin``).
 WITH_RATING_MARGIN = (
