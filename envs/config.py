@@ -88,7 +88,7 @@ OPF_FALLBACKS = ("merit_order", "elastic")
 # Which island stays energised when outages split the grid (envs/sim/islands.py).
 ISLAND_RULES = ("slack", "largest_load")
 # What a battery's zero bid values its stored energy at (envs/opf/storage_value.py).
-STORAGE_BID_BASES = ("zero", "forecast_price")
+STORAGE_BID_BASES = ("zero", "forecast_price", "forecast_band")
 # What an agent's action means (envs/action_interface.py).
 ACTION_INTERFACES = ("setpoints", "merit_residual", "bids")
 
@@ -118,7 +118,9 @@ def default_env_config() -> ml_collections.ConfigDict:
     # What a battery's bid is added to: "zero" (a zero bid is the myopic OPF, which gives stored
     # energy no value); "forecast_price", the price the operator's forecast expects at the
     # look-ahead's horizon, 2 h 40 min ahead (envs/opf/storage_value.py), so a zero bid holds
-    # energy for a dearer hour and the policy learns the departures from that value. Like the bid
+    # energy for a dearer hour and the policy learns the departures from that value;
+    # "forecast_band", the present price clipped to [eta^2, 1] x that price, so that a zero bid
+    # does not cycle a battery for less than its round-trip losses. Like the bid
     # ranges, it means nothing under the other interfaces, so a preset's setting stays harmless
     # when a run switches the interface.
     c.storage_bid_base = "zero"

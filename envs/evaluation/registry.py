@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import partial
 
 from envs.evaluation.rollout import ActFn
-from envs.opf import baselines
+from envs.opf import baselines, storage_value
 from envs.opf.controls import MYOPIC_RATING_MARGIN
 from envs.sim import scenarios
 from envs.types import EnvParams
@@ -19,6 +19,8 @@ BASELINES = {
     "myopic_opf": baselines.myopic_opf_baseline,
     # the same with the batteries' energy offered at the price the forecast expects ahead
     "myopic_opf_valued": baselines.myopic_opf_valued,
+    # the same with each battery offered within the round-trip band below that price
+    "myopic_opf_banded": partial(baselines.myopic_opf_valued, offers=storage_value.banded_offers),
     # the same with the clearing's alarm rule: a wider margin on the step after an overload
     "myopic_opf_alarm": baselines.myopic_opf_alarm,
     # receding-horizon DC-OPF on the operator's forecast, batched in JAX (envs.opf.lookahead_qp)
@@ -31,19 +33,28 @@ BASELINES = {
 # Evaluated unless --baselines says otherwise. Left out: the HiGHS reference (the same problem
 # as myopic_opf, and its host solves are the slow part of an ieee118 suite), lookahead_opf,
 # whose dense multi-period QP (six periods: ~1k variables and ~4k rows on ieee118) costs seconds
-# per grid and step on a CPU, and myopic_opf_alarm, the yardstick of envs with an alarm margin.
+# per grid and step on a CPU, myopic_opf_alarm, the yardstick of envs with an alarm margin, and
+# myopic_opf_banded, the teacher of env.storage_bid_base="forecast_band" (not the default's).
 # myopic_opf_valued is in: the cheapest causal baseline in five ieee14 scenarios of six (held-out
 # set 1 of benchmarks.learning, the look-ahead OPF included), and the teacher of a policy whose
 # batteries bid on the forecast's price (env.storage_bid_base).
 DEFAULT_BASELINES = tuple(
     name
     for name in BASELINES
-    if name not in ("myopic_opf_highs", "lookahead_opf", "lookahead_opf_valued", "myopic_opf_alarm")
+    if name
+    not in (
+        "myopic_opf_highs",
+        "lookahead_opf",
+        "lookahead_opf_valued",
+        "myopic_opf_alarm",
+        "myopic_opf_banded",
+    )
 )
 # The baselines that keep a share of every branch rating free (``rating_margin``).
 WITH_RATING_MARGIN = (
     "myopic_opf",
     "myopic_opf_valued",
+    "myopic_opf_banded",
     "myopic_opf_alarm",
     "myopic_opf_highs",
     "lookahead_opf",

@@ -141,17 +141,22 @@ def myopic_opf_baseline(
 
 
 def myopic_opf_valued(
-    params: EnvParams, rating_margin: float | None = None, max_iter: int = step_qp.MAX_ITER
+    params: EnvParams,
+    rating_margin: float | None = None,
+    max_iter: int = step_qp.MAX_ITER,
+    offers=storage_value.valued_offers,
 ) -> ActFn:
     """The myopic OPF with the batteries' energy offered at the forecast's price
     (``storage_value.valued_offers``): a zero bid under ``env.storage_bid_base="forecast_price"``.
-    The rating margin defaults to ``MYOPIC_RATING_MARGIN``."""
+    ``offers=storage_value.banded_offers`` (``myopic_opf_banded``): that price's round-trip
+    band, a zero bid under ``"forecast_band"``. The rating margin defaults to
+    ``MYOPIC_RATING_MARGIN``."""
     rating_margin = MYOPIC_RATING_MARGIN if rating_margin is None else rating_margin
     check_rating_margin(rating_margin)
 
     def controls(state, params):
-        offers = storage_value.valued_offers(state, params)
-        return myopic_opf_controls(state, params, rating_margin, offers, max_iter=max_iter)
+        priced = offers(state, params)
+        return myopic_opf_controls(state, params, rating_margin, priced, max_iter=max_iter)
 
     return single_to_batched(controls, params)
 

@@ -10,6 +10,18 @@ expected ahead and charges below it: the look-ahead's terminal value at the cost
 single-step QP, with no multi-period solve. ``myopic_opf_valued`` (``envs.opf.baselines``)
 is the myopic OPF with these offers; ``env.storage_bid_base="forecast_price"`` adds the
 batteries' bids to them (``envs.action_interface``).
+
+One price for both directions cycles a battery whenever this step's price wobbles around the
+forecast's, and each cycle loses ``1 - eta^2`` of the energy: on ieee14's normal days the
+valued OPF charged 95-182 MWh a day and cost 0.1 % more than the myopic OPF, which charged
+almost none. Per MWh delivered at the horizon, stored energy is worth the forecast's price
+when discharged now and ``eta^2`` times it when charged now (``lookahead_qp``'s end value), so
+a battery should discharge above that price, charge below ``eta^2`` times it, and idle in
+between. The clearing gives a battery one linear offer, so ``banded_offers`` offers the
+present price clipped to that band (``present_price``, the copper-plate price of what is
+measured now): outside the band the battery meets the band's edge, inside it the battery is
+offered at about the price it would set, and stays near idle
+(``env.storage_bid_base="forecast_band"``).
 """
 
 import jax
@@ -32,9 +44,28 @@ def valued_offers(state: EnvState, params: EnvParams) -> jax.Array:
     return jnp.concatenate([jnp.zeros(n_gen), jnp.full(n_storage, price)])
 
 
+def present_price(state: EnvState, params: EnvParams) -> jax.Array:
+    """$/MWh (scalar): the copper-plate price of the demand and availability measured now, met
+    by the units online now (``end_of_horizon_price`` of a one-period persistence forecast)."""
+    present = lookahead_qp.persistence_forecast(state, 1)
+    return lookahead_qp.end_of_horizon_price(state, params, present)
+
+
+def banded_offers(state: EnvState, params: EnvParams) -> jax.Array:
+    """[G + S] $/MWh: the units at cost (0), every battery's energy at ``present_price``
+    clipped to ``[eta^2, 1] x forecast_price`` (the module doc's band)."""
+    n_gen, n_storage = params.grid.n_gen, params.devices.storage_bus.shape[0]
+    ahead = forecast_price(state, params)
+    eta = params.consts.storage_efficiency
+    price = jnp.clip(present_price(state, params), eta * eta * ahead, ahead)
+    return jnp.concatenate([jnp.zeros(n_gen), jnp.full(n_storage, price)])
+
+
 def bid_base(state: EnvState, params: EnvParams) -> jax.Array:
     """[G + S] $/MWh the bids are added to under ``params.consts.storage_bid_base``."""
     if params.consts.storage_bid_base == "forecast_price":
         return valued_offers(state, params)
+    if params.consts.storage_bid_base == "forecast_band":
+        return banded_offers(state, params)
     n_offers = params.grid.n_gen + params.devices.storage_bus.shape[0]
     return jnp.zeros(n_offers)

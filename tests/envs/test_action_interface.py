@@ -55,6 +55,14 @@ def test_setpoints_pass_the_action_through():
             {"action_interface": "bids", "storage_bid_base": "forecast_price"},
             partial(baselines.myopic_opf_valued, max_iter=BID_QP_ITERATIONS),
         ),
+        (
+            {"action_interface": "bids", "storage_bid_base": "forecast_band"},
+            partial(
+                baselines.myopic_opf_valued,
+                max_iter=BID_QP_ITERATIONS,
+                offers=storage_value.banded_offers,
+            ),
+        ),
     ],
 )
 def test_a_zero_action_is_the_interface_baseline(fields, baseline):
