@@ -10,7 +10,8 @@ Here the bid is fixed by hand instead of learned: ``V`` offers every battery's e
 in every step; ``V:falling`` at ``V x (1 - t / horizon)``, a value that falls with the time
 left in the day; ``forecast`` at the price the operator's forecast expects at the look-ahead's
 horizon (``envs.opf.storage_value``, the ``myopic_opf_valued`` baseline), ``forecast:falling``
-that price times ``1 - t / horizon``. The units offer at cost (the preset's ``bid_scale`` is
+that price times ``1 - t / horizon``; ``band`` at the present price within the round-trip band
+below it (``myopic_opf_banded``). The units offer at cost (the preset's ``bid_scale`` is
 set to 0), so only the batteries' value differs from the myopic OPF, which runs beside them on
 the same episodes.
 
@@ -39,7 +40,8 @@ def define_flags() -> dict:
         "values": flags.DEFINE_list(
             "values",
             ["35", "50", "50:falling"],
-            "Battery values, $/MWh: V (every step) or V:falling (V x (1 - t / horizon)).",
+            "Battery values, $/MWh: V (every step) or V:falling (V x (1 - t / horizon)); V may"
+            " be 'forecast' (the forecast's price) or 'band' (its round-trip band).",
         ),
         "scenarios": flags.DEFINE_list(
             "scenarios",
@@ -53,14 +55,19 @@ def define_flags() -> dict:
     }
 
 
-def parse_value(text: str) -> tuple[float, bool]:
+# Values that are no number of $/MWh: the ``envs.opf.storage_value`` offers they stand for.
+NAMED_VALUES = ("forecast", "band")
+
+
+def parse_value(text: str) -> tuple[float | str, bool]:
     """``"50"`` -> (50.0, False); ``"50:falling"`` -> (50.0, True); ``"forecast"`` ->
-    (nan, False), the price expected at the look-ahead's horizon; a clear error otherwise."""
+    ("forecast", False), the price expected at the look-ahead's horizon; ``"band"`` -> ("band",
+    False), the present price within that price's round-trip band; a clear error otherwise."""
     number, _, shape = text.strip().partition(":")
     if shape not in ("", "falling"):
         raise ValueError(f"--values: {text!r}: the shape after ':' must be 'falling'")
-    if number == "forecast":
-        return float("nan"), shape == "falling"
+    if number in NAMED_VALUES:
+        return number, shape == "falling"
     try:
         value = float(number)
     except ValueError:
@@ -70,9 +77,9 @@ def parse_value(text: str) -> tuple[float, bool]:
     return value, shape == "falling"
 
 
-def valued_batteries(params, value: float, falling: bool):
-    """The myopic OPF (an ActFn) with every battery offering its energy at ``value`` $/MWh,
-    times ``1 - t / horizon`` if ``falling``; the units at cost."""
+def valued_batteries(params, value: float | str, falling: bool):
+    """The myopic OPF (an ActFn) with every battery offering its energy at ``value`` $/MWh (or
+    a ``NAMED_VALUES`` offer), times ``1 - t / horizon`` if ``falling``; the units at cost."""
     import jax.numpy as jnp
 
     from envs.opf import baselines, storage_value
@@ -80,11 +87,15 @@ def valued_batteries(params, value: float, falling: bool):
 
     n_gen, n_storage = params.grid.n_gen, params.devices.storage_bus.shape[0]
     horizon = params.consts.horizon
+    named = {"forecast": storage_value.valued_offers, "band": storage_value.banded_offers}
 
     def controls(state, params):
         scale = 1.0 - state.t / horizon if falling else 1.0
-        worth = storage_value.forecast_price(state, params) if np.isnan(value) else value
-        offers = jnp.concatenate([jnp.zeros(n_gen), worth * scale * jnp.ones(n_storage)])
+        if isinstance(value, str):
+            worth = named[value](state, params)[n_gen:]
+        else:
+            worth = jnp.full(n_storage, value)
+        offers = jnp.concatenate([jnp.zeros(n_gen), worth * scale])
         return myopic_opf_controls(state, params, MYOPIC_RATING_MARGIN, offers)
 
     return baselines.single_to_batched(controls, params)

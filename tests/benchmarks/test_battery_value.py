@@ -1,7 +1,5 @@
 """The hand battery values of ``benchmarks.battery_value``: what ``--values`` accepts."""
 
-import math
-
 import pytest
 
 from benchmarks.battery_value import parse_value
@@ -13,10 +11,10 @@ def test_a_value_is_flat_or_falling_with_the_time_left():
     assert parse_value("0") == (0.0, False)
 
 
-def test_the_forecast_value_parses_as_no_number():
-    value, falling = parse_value("forecast:falling")
-    assert math.isnan(value) and falling
-    assert math.isnan(parse_value("forecast")[0]) and not parse_value("forecast")[1]
+def test_the_forecast_values_parse_by_name():
+    assert parse_value("forecast:falling") == ("forecast", True)
+    assert parse_value("forecast") == ("forecast", False)
+    assert parse_value(" band ") == ("band", False)
 
 
 @pytest.mark.parametrize(

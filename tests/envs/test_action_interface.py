@@ -1,5 +1,6 @@
 """``env.action_interface``: what the environment applies for an agent's action."""
 
+import dataclasses
 import functools
 from functools import partial
 
@@ -123,6 +124,32 @@ def test_on_the_forecast_price_a_battery_holds_more_and_its_bid_is_added_to_that
     assert np.max(spent - held) > 0.05
     undo = zero.at[:, slots[0], slots[1]].set(-price[:, None] / 100.0)
     np.testing.assert_allclose(valued(undo, state), myopic(zero, state), atol=1e-4)
+
+
+def test_the_band_is_the_forecast_price_less_the_round_trip_and_without_losses_that_price():
+    """``storage_bid_base="forecast_band"``: each battery is offered the present price within
+    ``[eta^2, 1] x`` the forecast's price, so it never charges above ``eta^2`` times the price
+    its energy is expected to fetch, nor discharges below that price; with lossless batteries
+    the band closes on the forecast's price (``forecast_price``'s offers)."""
+    params, _, state, *_ = _batch(action_interface="bids", storage_bid_base="forecast_band")
+    n_gen = params.grid.n_gen
+    of_states = lambda fn, p: np.asarray(jax.vmap(fn, in_axes=(0, None))(state, p))  # noqa: E731
+    ahead = of_states(storage_value.forecast_price, params)[:, None]
+    eta = params.consts.storage_efficiency
+    assert eta < 1.0
+    banded = of_states(storage_value.banded_offers, params)
+    np.testing.assert_array_equal(banded[:, :n_gen], 0.0)
+    assert np.all(banded[:, n_gen:] >= eta * eta * ahead * (1 - 1e-6))
+    assert np.all(banded[:, n_gen:] <= ahead * (1 + 1e-6))
+    present = of_states(storage_value.present_price, params)[:, None]
+    inside = (present > eta * eta * ahead) & (present < ahead)
+    np.testing.assert_allclose(banded[:, n_gen:], np.where(inside, present, banded[:, n_gen:]))
+    lossless = params.replace(consts=dataclasses.replace(params.consts, storage_efficiency=1.0))
+    np.testing.assert_allclose(
+        of_states(storage_value.banded_offers, lossless),
+        of_states(storage_value.valued_offers, lossless),
+        rtol=1e-6,
+    )
 
 
 def test_a_nonfinite_bid_holds_its_channel_and_the_others_clear():
