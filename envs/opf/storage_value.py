@@ -12,9 +12,8 @@ is the myopic OPF with these offers; ``env.storage_bid_base="forecast_price"`` a
 batteries' bids to them (``envs.action_interface``).
 
 One price for both directions cycles a battery whenever this step's price wobbles around the
-forecast's, and each cycle loses ``1 - eta^2`` of the energy: on ieee14's normal days the
-valued OPF charged 95-182 MWh a day and cost 0.1 % more than the myopic OPF, which charged
-almost none. Per MWh delivered at the horizon, stored energy is worth the forecast's price
+forecast's, and each cycle loses ``1 - eta^2`` of the energy (benchmarks/README.md, "A
+round-trip band on the forecast's price"). Per MWh delivered at the horizon, stored energy is worth the forecast's price
 when discharged now and ``eta^2`` times it when charged now (``lookahead_qp``'s end value), so
 a battery should discharge above that price, charge below ``eta^2`` times it, and idle in
 between. The clearing gives a battery one linear offer, so ``banded_offers`` offers the
