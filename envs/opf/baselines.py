@@ -127,6 +127,14 @@ def _proportional_controls(state: EnvState, params: EnvParams) -> jax.Array:
     return pad_controls(gen_controls(proportional_targets(state, params), state, params), params)
 
 
+def myopic_rating_margin(rating_margin: float | None) -> float:
+    """``rating_margin``, or ``MYOPIC_RATING_MARGIN`` where it is None; raises where it lies
+    outside [0, 1)."""
+    rating_margin = MYOPIC_RATING_MARGIN if rating_margin is None else rating_margin
+    check_rating_margin(rating_margin)
+    return rating_margin
+
+
 def myopic_opf_baseline(
     params: EnvParams, rating_margin: float | None = None, max_iter: int = step_qp.MAX_ITER
 ) -> ActFn:
@@ -134,8 +142,7 @@ def myopic_opf_baseline(
     (``envs.opf.step_qp``), what ``myopic_opf_highs`` solves with HiGHS on the host, and the
     network-aware prior of ``learner.prior`` (which runs fewer iterations, ``max_iter``). The
     rating margin defaults to ``MYOPIC_RATING_MARGIN``."""
-    rating_margin = MYOPIC_RATING_MARGIN if rating_margin is None else rating_margin
-    check_rating_margin(rating_margin)
+    rating_margin = myopic_rating_margin(rating_margin)
     controls = partial(myopic_opf_controls, rating_margin=rating_margin, max_iter=max_iter)
     return single_to_batched(controls, params)
 
@@ -149,10 +156,8 @@ def myopic_opf_valued(
     """The myopic OPF with the batteries' energy offered at the forecast's price
     (``storage_value.valued_offers``): a zero bid under ``env.storage_bid_base="forecast_price"``.
     ``offers=storage_value.banded_offers`` (``myopic_opf_banded``): that price's round-trip
-    band, a zero bid under ``"forecast_band"``. The rating margin defaults to
-    ``MYOPIC_RATING_MARGIN``."""
-    rating_margin = MYOPIC_RATING_MARGIN if rating_margin is None else rating_margin
-    check_rating_margin(rating_margin)
+    band, a zero bid under ``"forecast_band"``."""
+    rating_margin = myopic_rating_margin(rating_margin)
 
     def controls(state, params):
         priced = offers(state, params)
@@ -175,8 +180,7 @@ def myopic_opf_alarm(
     service ran above its rating, ``alarm_margin`` more of every rating is kept free (default:
     the env's ``alarm_margin``, else ``ALARM_MARGIN``). The causal yardstick of a team whose
     bids clear under that rule: what the rule buys without any learning."""
-    rating_margin = MYOPIC_RATING_MARGIN if rating_margin is None else rating_margin
-    check_rating_margin(rating_margin)
+    rating_margin = myopic_rating_margin(rating_margin)
     if alarm_margin is None:
         alarm_margin = params.consts.alarm_margin or ALARM_MARGIN
     check_rating_margin(rating_margin + alarm_margin, "rating_margin + alarm_margin")
@@ -197,8 +201,7 @@ def lookahead_opf(
     """Receding-horizon DC-OPF on the operator's forecast (``envs.opf.lookahead_qp``), solved in
     JAX for the whole batch every step, its first period applied. The rating margin defaults
     to the myopic OPF's."""
-    rating_margin = MYOPIC_RATING_MARGIN if rating_margin is None else rating_margin
-    check_rating_margin(rating_margin)
+    rating_margin = myopic_rating_margin(rating_margin)
     period_steps = lookahead_lib.check_period_steps(period_steps)
 
     def controls(state, params):

@@ -36,11 +36,15 @@ def forecast_price(state: EnvState, params: EnvParams) -> jax.Array:
     return lookahead_qp.end_of_horizon_price(state, params, forecast)
 
 
-def valued_offers(state: EnvState, params: EnvParams) -> jax.Array:
-    """[G + S] $/MWh: the units at cost (0), every battery's energy at ``forecast_price``."""
+def storage_offers(params: EnvParams, price: jax.Array) -> jax.Array:
+    """[G + S] $/MWh: the units at cost (0), every battery's energy at ``price``."""
     n_gen, n_storage = params.grid.n_gen, params.devices.storage_bus.shape[0]
-    price = forecast_price(state, params)
     return jnp.concatenate([jnp.zeros(n_gen), jnp.full(n_storage, price)])
+
+
+def valued_offers(state: EnvState, params: EnvParams) -> jax.Array:
+    """[G + S] $/MWh: every battery's energy at ``forecast_price``."""
+    return storage_offers(params, forecast_price(state, params))
 
 
 def present_price(state: EnvState, params: EnvParams) -> jax.Array:
@@ -51,13 +55,11 @@ def present_price(state: EnvState, params: EnvParams) -> jax.Array:
 
 
 def banded_offers(state: EnvState, params: EnvParams) -> jax.Array:
-    """[G + S] $/MWh: the units at cost (0), every battery's energy at ``present_price``
+    """[G + S] $/MWh: every battery's energy at ``present_price``
     clipped to ``[eta^2, 1] x forecast_price`` (the module doc's band)."""
-    n_gen, n_storage = params.grid.n_gen, params.devices.storage_bus.shape[0]
     ahead = forecast_price(state, params)
     eta = params.consts.storage_efficiency
-    price = jnp.clip(present_price(state, params), eta * eta * ahead, ahead)
-    return jnp.concatenate([jnp.zeros(n_gen), jnp.full(n_storage, price)])
+    return storage_offers(params, jnp.clip(present_price(state, params), eta * eta * ahead, ahead))
 
 
 def bid_base(state: EnvState, params: EnvParams) -> jax.Array:
@@ -66,5 +68,4 @@ def bid_base(state: EnvState, params: EnvParams) -> jax.Array:
         return valued_offers(state, params)
     if params.consts.storage_bid_base == "forecast_band":
         return banded_offers(state, params)
-    n_offers = params.grid.n_gen + params.devices.storage_bus.shape[0]
-    return jnp.zeros(n_offers)
+    return storage_offers(params, 0.0)
