@@ -89,6 +89,8 @@ OPF_FALLBACKS = ("merit_order", "elastic")
 ISLAND_RULES = ("slack", "largest_load")
 # What a battery's zero bid values its stored energy at (envs/opf/storage_value.py).
 STORAGE_BID_BASES = ("zero", "forecast_price", "forecast_band")
+# What the last step of an episode is worth beyond its own reward (envs/sim/transition.py).
+EPISODE_ENDS = ("bootstrap", "stored_energy")
 # What an agent's action means (envs/action_interface.py).
 ACTION_INTERFACES = ("setpoints", "merit_residual", "bids")
 
@@ -198,6 +200,13 @@ def default_env_config() -> ml_collections.ConfigDict:
     # "operator": 1 - step cost / reference - violations, the operator's objective, linear.
     c.reward = "layered"
     c.reward_weights = (0.5, 0.3, 0.2)  # safety, cost, uptime (the layered reward only)
+    # What the day's end is worth to the learner. "bootstrap": the critic's value of the last
+    # state, as if the day went on. "stored_energy": the day ends there, and its last step is
+    # credited the energy stored beyond the start (or charged the energy drawn) at the
+    # evaluation's price of stored energy (envs.opf.oracle.stored_energy_value), so that the
+    # return is the evaluation's cost; the learner bootstraps nothing at the time limit. The
+    # operator's reward only (its cost is linear in dollars).
+    c.episode_end = "bootstrap"
     c.blackout_penalty = -10.0
     # Weight of the overload sum in the safety term. Protection already makes a lasting or a
     # large overload cost energy (a trip, then a cascade's shed and islanded load, priced at
@@ -267,6 +276,7 @@ RULES = {
     "repair_steps": at_least(1),
     "blackout_served_fraction": Rule(lambda v: FINITE.test(v) and 0 <= v < 1, "a number in [0, 1)"),
     "reward": one_of(*REWARDS),
+    "episode_end": one_of(*EPISODE_ENDS),
     "blackout_penalty": NON_POSITIVE,
     "overload_weight": NON_NEGATIVE,
     "reserve_target": NON_NEGATIVE,
@@ -308,6 +318,11 @@ def validate_env_config(config: ml_collections.ConfigDict, scenario_names: tuple
         raise ValueError(
             f"env.island_rule={config.island_rule!r} needs env.physics='dc' (the AC solve "
             "references every island to the slack bus): set env.island_rule='slack' for AC"
+        )
+    if config.get("episode_end", "bootstrap") != "bootstrap" and config.reward != "operator":
+        raise ValueError(
+            f"env.episode_end={config.episode_end!r} credits dollars at the day's end: it needs "
+            f"env.reward='operator', not {config.reward!r}"
         )
     if config.unit_offers == "regional" and not config.bid_scale:
         raise ValueError("env.unit_offers='regional' with env.bid_scale=0: no unit offer moves")

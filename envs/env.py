@@ -68,6 +68,7 @@ from envs.powerflow import network_flow
 from envs.powerflow.case import load_case
 from envs.powerflow.dcpf import dc_power_flow
 from envs.powerflow.grid import build_grid, generation_cost
+from envs.sim import dispatch as dsp
 from envs.sim import exogenous as exo
 from envs.sim import scenarios
 from envs.sim.observation import observe
@@ -182,6 +183,13 @@ class GridEnv:
         merit-order residual, or the bids cleared by the single-step DC-OPF."""
         return action_interface.setpoints(action, state, params)
 
+    @staticmethod
+    def bootstraps_time_limit(params: EnvParams) -> bool:
+        """Whether a learner values the state an episode's time limit cuts (its critic, as if
+        the day went on); under ``env.episode_end="stored_energy"`` the day ends there and
+        its last reward credits the stored energy instead."""
+        return params.consts.episode_end == "bootstrap"
+
     def step(self, key, state: EnvState, action, params: EnvParams):
         """Advance one interval under the action interface; a finished episode is reset in
         place."""
@@ -257,7 +265,7 @@ def reset_to_scenario(key, params: EnvParams, scenario) -> tuple[Observation, En
     state = EnvState(
         t=t0,
         pg=pg,
-        soc=0.5 * devices.storage_emax,
+        soc=dsp.initial_soc(devices),
         load_noise=weather.load_noise,
         wind_speed=weather.wind_speed,
         cloud=weather.cloud,

@@ -61,6 +61,9 @@ class TeacherRelativeEnv:
     def spec(self, params):
         return self.env.spec(params)
 
+    def bootstraps_time_limit(self, params) -> bool:
+        return self.env.bootstraps_time_limit(params)
+
     def observe(self, state: TeacherPair, params):
         return self.env.observe(state.policy, params)
 

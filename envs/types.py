@@ -127,6 +127,9 @@ class EnvConstants:
     opf_fallback: str = "elastic"  # envs.config.OPF_FALLBACKS
     island_rule: str = "largest_load"  # envs.config.ISLAND_RULES
     storage_bid_base: str = "zero"  # envs.config.STORAGE_BID_BASES
+    episode_end: str = "bootstrap"  # envs.config.EPISODE_ENDS
+    # $/MWh the last step credits for energy stored beyond the start ("stored_energy"; else 0)
+    end_energy_value: float = 0.0
 
 
 @struct.dataclass

@@ -56,10 +56,13 @@ def make_acting_step(policy: ActingPolicy, env, env_params) -> Callable:
 
     ``truncation_value`` is ``V(info["final_obs"])`` where an episode was cut by its time
     limit (and not terminated), else 0; the value network runs on the final observations
-    only when some grid in the batch needs it. ``last_value`` is a placeholder that the
+    only when some grid in the batch needs it. An env whose ``bootstraps_time_limit(params)``
+    is False ends its episodes at the time limit (it credits what is left in its last reward):
+    nothing is bootstrapped there. ``last_value`` is a placeholder that the
     caller replaces with ``V`` of the observation after the last step.
     """
     step_grids = batched_env_step(env, env_params)
+    bootstraps = getattr(env, "bootstraps_time_limit", lambda params: True)(env_params)
 
     def acting_step(params, norm_state, obs, env_state: Any, key: jax.Array, noise=None):
         key_act, key_env = jax.random.split(key)
@@ -70,7 +73,7 @@ def make_acting_step(policy: ActingPolicy, env, env_params) -> Callable:
         next_obs, env_state, reward, terminated, truncated, info = step_grids(
             key_env, env_state, action
         )
-        bootstrap = truncated & ~terminated
+        bootstrap = truncated & ~terminated & bootstraps
         final_value = jax.lax.cond(
             jnp.any(bootstrap),
             lambda: policy.value(params, norm_state, info[FINAL_OBS]),

@@ -193,6 +193,11 @@ def storage_output(a, soc, devices, efficiency: float, step_hours: float):
     return jnp.clip(a * devices.storage_pmax, -charge_max, discharge_max)
 
 
+def initial_soc(devices) -> jax.Array:
+    """[S] MWh every episode starts with: each battery half full."""
+    return 0.5 * devices.storage_emax
+
+
 def next_soc(soc, p, devices, efficiency: float, step_hours: float):
     drawn = jnp.where(p > 0, p / efficiency, p * efficiency) * step_hours
     return jnp.clip(soc - drawn, 0.0, devices.storage_emax)

@@ -236,6 +236,19 @@ def _next_state(state, t, weather, inputs, topo, d, ph, ctrl, freq_dev, params):
     )
 
 
+def _end_of_day_credit(state_next, t, blackout, params) -> jax.Array:
+    """Reward (scalar) of the energy stored at the day's end beyond the start, at
+    ``end_energy_value`` $/MWh (``env.episode_end="stored_energy"``), on the step the time
+    limit cuts: the evaluation's stored-energy term (``envs.evaluation.metrics``) in the
+    operator reward's units. Added after the reward's clip, so the whole credit counts."""
+    consts = params.consts
+    if consts.episode_end == "bootstrap":
+        return jnp.float32(0.0)
+    gained = jnp.sum(state_next.soc) - jnp.sum(dsp.initial_soc(params.devices))
+    last = (t >= consts.horizon) & ~blackout
+    return jnp.where(last, consts.end_energy_value * gained / consts.reference_cost, 0.0)
+
+
 def transition(key, state, action, params):
     """(next_state, rewards [A], terminated, info) — no auto-reset here."""
     grid, consts = params.grid, params.consts
@@ -277,6 +290,7 @@ def transition(key, state, action, params):
             consts.blackout_penalty,
             consts.horizon - t,
         )
+        rewards = rewards + _end_of_day_credit(nxt, t, blackout, params)
     else:
         rewards = reward.agent_rewards(
             terms, params.layout.reward_weights, blackout, consts.blackout_penalty

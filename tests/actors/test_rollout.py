@@ -49,3 +49,24 @@ def test_rollout_shapes_bootstrap_and_episode_totals():
     np.testing.assert_allclose(totals.return_sum, [10.0 * num_envs, 20.0 * num_envs])
     np.testing.assert_allclose(totals.length_sum, 10.0 * num_envs)
     np.testing.assert_allclose(totals.info_sums["cost"], 2 * num_envs * 5 * 0.5)
+
+
+class _DayEndsEnv(FakeEnv):
+    """A fake env whose episodes end at the time limit (``env.episode_end="stored_energy"``)."""
+
+    def bootstraps_time_limit(self, params) -> bool:
+        return False
+
+
+def test_an_env_that_ends_its_days_at_the_time_limit_bootstraps_nothing_there():
+    horizon, unroll, num_envs = 5, 6, 2
+    env = _DayEndsEnv(horizon)
+    policy = tiny_policy(env.spec())
+    params = policy.init(jax.random.PRNGKey(0))
+    init_carry, rollout = make_rollout(env, None, policy, unroll)
+    carry = init_carry(jax.random.PRNGKey(1), num_envs)
+    _, traj, _ = jax.jit(rollout)(params, policy.init_norm_state(), carry, jax.random.PRNGKey(2))
+    # The step is still a truncation (the learner ends the episode there), with no value after it.
+    np.testing.assert_array_equal(np.flatnonzero(np.asarray(traj.truncated[:, 0])), [4])
+    assert not np.asarray(traj.terminated).any()
+    np.testing.assert_array_equal(np.asarray(traj.truncation_value), 0.0)

@@ -95,6 +95,14 @@ def test_cross_field_and_tuple_checks():
     with pytest.raises(ValueError, match=r"env\.island_rule"):
         validate_config(config)
     config = get_config()
+    config.env.reward, config.env.episode_end = "layered", "stored_energy"
+    with pytest.raises(ValueError, match=r"env\.episode_end='stored_energy' .* needs env\.reward"):
+        validate_config(config)
+    config = get_config()
+    config.env.episode_end = "credit"
+    with pytest.raises(ValueError, match=r"env\.episode_end"):
+        validate_config(config)
+    config = get_config()
     config.learner.hidden_size, config.learner.num_heads = 30, 4
     with pytest.raises(ValueError, match="divisible"):
         validate_config(config)

@@ -326,3 +326,49 @@ def test_gather_per_grid_batches_like_indexing_whatever_is_batched():
     np.testing.assert_array_equal(both, [rows[b][np.asarray(per_grid[b])] for b in range(3)])
     one_table = jax.vmap(gather_per_grid, in_axes=(None, 0))(table[1], per_grid)
     np.testing.assert_array_equal(one_table, rows[1][np.asarray(per_grid)])
+
+
+def test_the_day_end_credits_the_energy_stored_beyond_the_start_at_the_evaluations_price():
+    """``env.episode_end="stored_energy"``: the operator reward of the step the time limit cuts
+    gains the evaluation's price of stored energy times the energy stored beyond the start (in
+    reference steps); every other step's reward is the operator's own; the learner is told
+    not to bootstrap there."""
+    from envs.opf.oracle import stored_energy_value
+    from envs.sim import reward
+    from envs.sim.transition import transition
+
+    config = default_env_config()
+    config.case, config.horizon, config.scenario = "ieee14", HORIZON, "normal"
+    config.reward, config.episode_end = "operator", "stored_energy"
+    env, params = make_env(config)
+    consts = params.consts
+    assert consts.end_energy_value > 0.0
+    assert consts.end_energy_value == pytest.approx(stored_energy_value(params))
+    assert not env.bootstraps_time_limit(params)
+    spec = env.spec(params)
+    _, state = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(_keys(31), params)
+    start = np.asarray(state.soc).sum(-1)
+    step = jax.jit(jax.vmap(transition, in_axes=(0, 0, 0, None)))
+    for i in range(HORIZON):
+        actions = _random_actions(jax.random.PRNGKey(40 + i), spec)
+        state, rewards, blackout, info = step(_keys(50 + i), state, actions, params)
+        step_cost = info["cost"] + consts.voll * info["island_unserved_mwh"]
+        own = jax.vmap(reward.operator_rewards, in_axes=(0, None, 0, None, 0, None, None))(
+            step_cost,
+            consts.reference_cost,
+            info["reward_safety"],
+            spec.num_agents,
+            blackout,
+            consts.blackout_penalty,
+            HORIZON - (i + 1),
+        )
+        credit = np.asarray(rewards - own)
+        assert not np.asarray(blackout).any()
+        if i < HORIZON - 1:
+            np.testing.assert_allclose(credit, 0.0, atol=1e-5)
+    gained = np.asarray(state.soc).sum(-1) - start
+    assert np.abs(gained).max() > 1.0  # the random actions moved the batteries
+    expected = consts.end_energy_value * gained / consts.reference_cost
+    np.testing.assert_allclose(
+        credit, np.broadcast_to(expected[:, None], credit.shape), rtol=1e-4, atol=1e-5
+    )
