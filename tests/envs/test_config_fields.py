@@ -73,38 +73,34 @@ def test_number_rules_reject_non_finite_and_non_numbers(value):
         assert not rule.test(value)
 
 
-def test_cross_field_and_tuple_checks():
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (
+            {"env.freq_collapse_hz": 0.2, "env.freq_band_hz": 0.2},
+            r"env\.freq_collapse_hz=.* must exceed",
+        ),
+        ({"env.reward_weights": (0.5, 0.5)}, r"env\.reward_weights"),
+        ({"env.storage_buses": (0,)}, r"env\.storage_buses"),
+        (
+            {"env.island_rule": "largest_load", "env.physics": "ac"},
+            r"env\.island_rule='largest_load' needs env\.physics",
+        ),
+        ({"env.island_rule": "biggest"}, r"env\.island_rule"),
+        (
+            {"env.reward": "layered", "env.episode_end": "stored_energy"},
+            r"env\.episode_end='stored_energy' .* needs env\.reward",
+        ),
+        ({"env.episode_end": "credit"}, r"env\.episode_end"),
+        ({"learner.hidden_size": 30, "learner.num_heads": 4}, "divisible"),
+    ],
+)
+def test_cross_field_and_tuple_checks(fields, message):
     config = get_config()
-    config.env.freq_collapse_hz = config.env.freq_band_hz
-    with pytest.raises(ValueError, match=r"env\.freq_collapse_hz=.* must exceed"):
-        validate_config(config)
-    config = get_config()
-    config.env.reward_weights = (0.5, 0.5)
-    with pytest.raises(ValueError, match=r"env\.reward_weights"):
-        validate_config(config)
-    config = get_config()
-    config.env.storage_buses = (0,)
-    with pytest.raises(ValueError, match=r"env\.storage_buses"):
-        validate_config(config)
-    config = get_config()
-    config.env.island_rule, config.env.physics = "largest_load", "ac"
-    with pytest.raises(ValueError, match=r"env\.island_rule='largest_load' needs env\.physics"):
-        validate_config(config)
-    config = get_config()
-    config.env.island_rule = "biggest"
-    with pytest.raises(ValueError, match=r"env\.island_rule"):
-        validate_config(config)
-    config = get_config()
-    config.env.reward, config.env.episode_end = "layered", "stored_energy"
-    with pytest.raises(ValueError, match=r"env\.episode_end='stored_energy' .* needs env\.reward"):
-        validate_config(config)
-    config = get_config()
-    config.env.episode_end = "credit"
-    with pytest.raises(ValueError, match=r"env\.episode_end"):
-        validate_config(config)
-    config = get_config()
-    config.learner.hidden_size, config.learner.num_heads = 30, 4
-    with pytest.raises(ValueError, match="divisible"):
+    for name, value in fields.items():
+        section, field = name.split(".")
+        config[section][field] = value
+    with pytest.raises(ValueError, match=message):
         validate_config(config)
 
 
