@@ -18,8 +18,6 @@ Choices documented here:
   units not at the slack bus.
 """
 
-import dataclasses
-
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -239,7 +237,7 @@ def build_params(
         renewable = np.zeros((0, grid.n_gen), np.float32)
     else:
         load, renewable = chronics
-    params = EnvParams(
+    return EnvParams(
         grid=grid,
         devices=devices,
         layout=build_layout_arrays(config, grid, devices, table),
@@ -248,10 +246,3 @@ def build_params(
         chronics_renewable=jnp.asarray(renewable, jnp.float32),
         consts=build_constants(config, reference_cost, int(load.shape[0])),
     )
-    if params.consts.episode_end == "stored_energy":
-        # The evaluation's own price: the learner's return is then the cost it is judged on.
-        from envs.opf.oracle import stored_energy_value
-
-        value = stored_energy_value(params)
-        params = params.replace(consts=dataclasses.replace(params.consts, end_energy_value=value))
-    return params
