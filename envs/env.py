@@ -36,8 +36,9 @@ One step is one dispatch interval (``step_minutes``, 5 min). Inside a step:
    frequency deviation follows from the residual;
 4. reward terms (``envs.sim.reward``), termination (blackout: served share of demand below
    ``blackout_served_fraction`` or |df| above ``freq_collapse_hz``), truncation at
-   ``horizon``; a finished episode is reset in place (``info["final_obs"]`` keeps the
-   observation it ended with).
+   ``horizon`` (under ``env.episode_end="stored_energy"`` that step's reward also credits
+   the energy stored beyond the start, ``bootstraps_time_limit``); a finished episode is
+   reset in place (``info["final_obs"]`` keeps the observation it ended with).
 
 Balance identity (every step, MW; ``info`` has each term)::
 
