@@ -10,9 +10,10 @@ Shapes for one grid (batch with ``jax.vmap(env.step, in_axes=(0, 0, 0, None))``)
 ``obs.agent_obs [A, O]``, ``obs.global_state [S]``, ``action [A, U]`` in [-1, 1] (padded
 dims ignored, see ``spec.action_mask``; what it means is ``env.action_interface``: device
 setpoints, a merit-order residual or bids into the single-step OPF, ``envs.action_interface``),
-``reward [A]`` in [-10, 1], ``terminated`` /
-``truncated`` bool scalars, ``info``: float32 scalars named in ``INFO_KEYS`` plus
-``info["final_obs"]`` (the observation the step ended in, before any auto-reset).
+``reward [A]`` in [-10, 1] under ``env.reward="layered"`` and [-50, 1] under ``"operator"``
+(``envs.sim.reward``; the operator's day-end credit, below, is added after that clip),
+``terminated`` / ``truncated`` bool scalars, ``info``: float32 scalars named in
+``INFO_KEYS`` plus ``info["final_obs"]`` (the observation the step ended in, before any auto-reset).
 ``EnvParams`` (``envs.types``) holds everything static: the Grid, device arrays, the agent
 layout as index arrays, the scenario table, optional chronics and scalar constants;
 ``EnvState`` holds only per-grid dynamic arrays (about 0.8 KB for ieee14, 6 KB for ieee118).
