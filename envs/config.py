@@ -207,6 +207,13 @@ def default_env_config() -> ml_collections.ConfigDict:
     # return is the evaluation's cost; the learner bootstraps nothing at the time limit. The
     # operator's reward only (its cost is linear in dollars).
     c.episode_end = "bootstrap"
+    # Whether the observation carries the day's progress, t / horizon (else a zero in its
+    # place). Under episode_end="bootstrap" the learner values the day as going on past its
+    # time limit, so a feature counting toward that limit lets the policy and the critic
+    # depend on an end the return never sees (Pardo et al., "Time Limits in Reinforcement
+    # Learning", ICML 2018: bootstrap at a time limit, or observe the time left, not both).
+    # The scenarios' clock hour is observed either way.
+    c.observe_progress = True
     c.blackout_penalty = -10.0
     # Weight of the overload sum in the safety term. Protection already makes a lasting or a
     # large overload cost energy (a trip, then a cascade's shed and islanded load, priced at
@@ -277,6 +284,7 @@ RULES = {
     "blackout_served_fraction": Rule(lambda v: FINITE.test(v) and 0 <= v < 1, "a number in [0, 1)"),
     "reward": one_of(*REWARDS),
     "episode_end": one_of(*EPISODE_ENDS),
+    "observe_progress": one_of(True, False),
     "blackout_penalty": NON_POSITIVE,
     "overload_weight": NON_NEGATIVE,
     "reserve_target": NON_NEGATIVE,

@@ -130,6 +130,7 @@ class EnvConstants:
     episode_end: str = "bootstrap"  # envs.config.EPISODE_ENDS
     # $/MWh the last step credits for energy stored beyond the start ("stored_energy"; else 0)
     end_energy_value: float = 0.0
+    observe_progress: bool = True  # t / horizon in the observation (else a zero there)
 
 
 @struct.dataclass

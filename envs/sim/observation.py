@@ -50,6 +50,9 @@ def _global_block(state, params, head):
     consts = params.consts
     hour, day = profiles.hour_and_day(state.episode.start_step + state.t, consts.step_hours)
     angle = 2.0 * jnp.pi * hour / 24.0
+    progress = state.t.astype(jnp.float32) / consts.horizon
+    if not consts.observe_progress:  # env.observe_progress: a zero keeps the layout
+        progress = jnp.zeros_like(progress)
     return jnp.stack(
         [
             state.freq_dev / consts.freq_band_hz,
@@ -59,7 +62,7 @@ def _global_block(state, params, head):
             state.served_fraction,
             jnp.sum(state.demand) / jnp.maximum(jnp.sum(params.grid.bus_pd), 1.0),
             reserve_margin(state, params, head),
-            state.t.astype(jnp.float32) / consts.horizon,
+            progress,
         ]
     )
 

@@ -216,6 +216,7 @@ def build_constants(config, reference_cost: float, n_chronics_steps: int) -> Env
         island_rule=str(config.get("island_rule", "largest_load")),
         storage_bid_base=str(config.get("storage_bid_base", "zero")),
         episode_end=str(config.get("episode_end", "bootstrap")),
+        observe_progress=bool(config.get("observe_progress", True)),
         n_chronics_steps=n_chronics_steps,
     )
 

@@ -372,3 +372,36 @@ def test_the_day_end_credits_the_energy_stored_beyond_the_start_at_the_evaluatio
     np.testing.assert_allclose(
         credit, np.broadcast_to(expected[:, None], credit.shape), rtol=1e-4, atol=1e-5
     )
+
+
+def test_the_days_progress_is_observed_only_where_the_config_asks(setup):
+    """``env.observe_progress=False`` leaves a zero where t / horizon was, in the global state
+    and in every agent observation that reads it, and changes no other feature."""
+    import dataclasses
+
+    from envs.sim.observation import observe
+
+    _, params, _, reset, _ = setup
+    _, state = reset(_keys(61), params)
+    state = state.replace(t=jnp.full_like(state.t, 5))
+    hidden = params.replace(consts=dataclasses.replace(params.consts, observe_progress=False))
+    seen = jax.vmap(observe, in_axes=(0, None))(state, params)
+    unseen = jax.vmap(observe, in_axes=(0, None))(state, hidden)
+    progress = seen.global_state.shape[-1] - 1  # the global block ends the features
+    np.testing.assert_allclose(seen.global_state[:, progress], 5 / HORIZON)
+    np.testing.assert_array_equal(unseen.global_state[:, progress], 0.0)
+    np.testing.assert_array_equal(
+        np.delete(np.asarray(unseen.global_state), progress, axis=-1),
+        np.delete(np.asarray(seen.global_state), progress, axis=-1),
+    )
+    reads_it = np.asarray(params.layout.obs_index) == progress  # [A, Of]
+    assert reads_it.any()
+    gathered = reads_it.shape[-1]  # the agents' constant features follow
+    seen_obs = np.asarray(seen.agent_obs)[..., :gathered]
+    unseen_obs = np.asarray(unseen.agent_obs)[..., :gathered]
+    np.testing.assert_allclose(seen_obs[:, reads_it], 5 / HORIZON)
+    np.testing.assert_array_equal(unseen_obs[:, reads_it], 0.0)
+    np.testing.assert_array_equal(unseen_obs[:, ~reads_it], seen_obs[:, ~reads_it])
+    np.testing.assert_array_equal(
+        np.asarray(unseen.agent_obs)[..., gathered:], np.asarray(seen.agent_obs)[..., gathered:]
+    )
