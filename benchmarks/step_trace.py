@@ -2,12 +2,15 @@
 the teacher (zero actions: under ``bids``, every device offers at cost) on the same days, with
 per step the highest branch loading, the branches above 90 % of rating, the branches out of
 service, the energy stored and the energy unserved and, under ``bids``, whether the step's
-clearing converged (else the env dispatched the merit order, which ignores the network).
+clearing converged (else the env dispatched the merit order, which ignores the network) and
+the batteries' bid over the price it is added to (``env.storage_bid_base``).
 
 Before the steps, each day's cost as the evaluation counts it, split into what it pays for
 (generation, curtailment, unserved energy, the stored energy given up), the team's and the
 teacher's, and the team's operating cost over the teacher's by blocks of the day: where the
-team's premium or saving is made, and whether its batteries bought it.
+team's premium or saving is made, and whether its batteries bought it: the energy they held
+and, under ``bids``, what the team bid on it (benchmarks/README.md, "The policy's battery bid is
+a clock").
 
     python -m benchmarks.step_trace --run_dir=RUN --step=840 --scenario=cascading_failure \
         [--episodes=2] [--eval_seed=2] [--shown=0:13]
@@ -74,7 +77,9 @@ def trace(checkpoint_dir: Path, step, scenario: str, episodes: int, eval_seed: i
     """{"team" | "teacher": {name: [T, B] array}} with ``max_loading``, ``loaded`` (branches
     above ``LOADED``), ``out`` (branches out of service), ``blackout``, ``converged`` (the
     step's clearing; all True where the interface clears no bids), ``stored_mwh`` (after the
-    step), ``unserved_mwh``, ``demand_mwh``, and the step's cost in the parts
+    step), ``battery_bid`` ($/MWh, the batteries' mean bid over their base, the price the
+    clearing adds it to; NaN where the interface clears no bids or the grid has no battery),
+    ``unserved_mwh``, ``demand_mwh``, and the step's cost in the parts
     ``cost_breakdown`` sums: ``generation`` (the units' and the slack's), ``curtailment`` and
     ``unserved`` ($, load islanded charged at VOLL as the evaluation does), and their sum as the
     evaluation charges the step, ``step_cost``; plus ``"stored_start_mwh"`` [B],
@@ -82,7 +87,7 @@ def trace(checkpoint_dir: Path, step, scenario: str, episodes: int, eval_seed: i
     import jax
     import jax.numpy as jnp
 
-    from envs.action_interface import BID_QP_ITERATIONS, offer_prices
+    from envs.action_interface import BID_QP_ITERATIONS, offer_prices, price_offsets
     from envs.env import GridEnv, make_env, reset_to_scenario
     from envs.evaluation import rollout as rollout_lib
     from envs.evaluation.suite import episode_horizon
@@ -106,6 +111,13 @@ def trace(checkpoint_dir: Path, step, scenario: str, episodes: int, eval_seed: i
         )
         return solved.converged
 
+    n_units = p.grid.n_gen
+
+    def battery_bid(action):
+        if not bids or p.devices.storage_emax.shape[0] == 0:
+            return jnp.float32(jnp.nan)
+        return jnp.mean(price_offsets(action, p)[n_units:])
+
     @jax.jit
     def run(keys, scenario_ids, mask):
         horizon = episode_horizon(p, 0)
@@ -128,6 +140,7 @@ def trace(checkpoint_dir: Path, step, scenario: str, episodes: int, eval_seed: i
                 "blackout": info["blackout"],
                 "converged": ok,
                 "stored_mwh": jnp.sum(state.soc, -1),
+                "battery_bid": jax.vmap(battery_bid)(raw),
                 "unserved_mwh": info["unserved_energy_mwh"],
                 "demand_mwh": info["demand_mw"] * p.consts.step_hours,
                 "generation": info["gen_cost"] + info["slack_cost"],
@@ -183,7 +196,9 @@ def operating_cost(row: dict, voll: float) -> np.ndarray:
 
 def format_costs(rows: dict) -> str:
     """Each day's cost by part, the team's and the teacher's, then the team's operating cost
-    over the teacher's by ``BLOCKS`` blocks of the day and the energy its batteries held."""
+    over the teacher's by ``BLOCKS`` blocks of the day, the energy its batteries held and, where
+    the team bid, the batteries' bid over its base (the teacher's is zero); the same blocks
+    last as means over the days."""
     start, value, voll = rows["stored_start_mwh"], rows["stored_value"], rows["voll"]
     costs = {v: cost_breakdown(rows[v], start, value, voll) for v in ("team", "teacher")}
     lines = []
@@ -192,19 +207,35 @@ def format_costs(rows: dict) -> str:
         for variant, parts in costs.items():
             cells = "  ".join(f"{parts[name][day]:>11,.0f}" for name in (*COST_PARTS, "total"))
             lines.append(f"  {variant:<8} {cells}")
-        extra = operating_cost(rows["team"], voll) - operating_cost(rows["teacher"], voll)
-        blocks = np.array_split(np.arange(extra.shape[0]), BLOCKS)
-        lines.append(
-            "  team - teacher, $ by block of the day: "
-            + " ".join(f"{extra[b, day].sum():+,.0f}" for b in blocks)
-        )
-        for variant in ("team", "teacher"):
-            held = rows[variant]["stored_mwh"][:, day]
-            lines.append(
-                f"  {variant} stored MWh by block: "
-                + " ".join(f"{held[b].mean():.1f}" for b in blocks)
-            )
+        lines.extend(block_lines(rows, [day]))
+    lines.append(f"mean over the {start.shape[0]} days:")
+    lines.extend(block_lines(rows, list(range(start.shape[0]))))
     return "\n".join(lines)
+
+
+def block_lines(rows: dict, days: list[int]) -> list[str]:
+    """The team's operating cost over the teacher's ($ a day), the energy each held (MWh) and
+    the team's battery bid over its base ($/MWh) by ``BLOCKS`` blocks of the day, mean over
+    ``days``."""
+    voll = rows["voll"]
+    extra = operating_cost(rows["team"], voll) - operating_cost(rows["teacher"], voll)
+    blocks = np.array_split(np.arange(extra.shape[0]), BLOCKS)
+    lines = [
+        "  team - teacher, $ by block of the day: "
+        + " ".join(f"{extra[b][:, days].sum(0).mean():+,.0f}" for b in blocks)
+    ]
+    for variant in ("team", "teacher"):
+        held = rows[variant]["stored_mwh"][:, days]
+        lines.append(
+            f"  {variant} stored MWh by block: " + " ".join(f"{held[b].mean():.1f}" for b in blocks)
+        )
+    bid = rows["team"]["battery_bid"][:, days]
+    if np.isfinite(bid).all():
+        lines.append(
+            "  team battery bid over its base, $/MWh by block: "
+            + " ".join(f"{bid[b].mean():+.1f}" for b in blocks)
+        )
+    return lines
 
 
 def format_trace(rows: dict, shown: tuple[int, int]) -> str:

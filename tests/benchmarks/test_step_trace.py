@@ -54,6 +54,7 @@ def test_the_team_and_the_teacher_are_traced_on_the_same_days(tmp_path):
         "blackout",
         "converged",
         "stored_mwh",
+        "battery_bid",
         "unserved_mwh",
         "demand_mwh",
         *step_trace.COST_PARTS[:3],
@@ -63,6 +64,7 @@ def test_the_team_and_the_teacher_are_traced_on_the_same_days(tmp_path):
         row = rows[variant]
         assert {name: value.shape for name, value in row.items()} == {n: (8, 2) for n in names}
         assert row["converged"].all() and (row["out"] >= 0).all()
+        assert np.isnan(row["battery_bid"]).all()  # setpoints: nothing was bid
         assert (row["loaded"] <= 20).all() and np.isfinite(row["max_loading"]).all()
         # the parts are the whole of what the evaluation charges a step
         parts = sum(row[name] for name in step_trace.COST_PARTS[:3])
@@ -74,7 +76,40 @@ def test_the_team_and_the_teacher_are_traced_on_the_same_days(tmp_path):
     assert text.count("clearing not converged at []") == 4
     assert len(text.splitlines()) == 4 * (2 + 3)
     costs = step_trace.format_costs(rows)
-    assert len(costs.splitlines()) == 2 * 6 and costs.count("team - teacher") == 2
+    assert len(costs.splitlines()) == 2 * 6 + 4 and costs.count("team - teacher") == 3
+    assert "battery bid" not in costs
+
+
+def test_the_blocks_of_the_day_are_means_over_the_days_with_the_teams_bid():
+    """16 steps in 8 blocks of 2, 2 days: the team pays 1 $ a step more on day 0 and 3 $ on
+    day 1, holds 10 and 20 MWh, bids the step's index in $/MWh; the teacher holds nothing."""
+    steps, days = 16, 2
+    zero = np.zeros((steps, days))
+
+    def row(extra, stored, bid):
+        return {
+            "generation": 100.0 + extra,
+            "curtailment": zero,
+            "unserved": zero,
+            "blackout": zero.astype(bool),
+            "demand_mwh": zero + 1.0,
+            "stored_mwh": stored,
+            "battery_bid": bid,
+        }
+
+    team = row(
+        np.tile([1.0, 3.0], (steps, 1)),
+        np.tile([10.0, 20.0], (steps, 1)),
+        np.repeat(np.arange(steps, dtype=float)[:, None], days, 1),
+    )
+    rows = {"team": team, "teacher": row(zero, zero, zero * np.nan), "voll": 1000.0}
+    one, both = step_trace.block_lines(rows, [1]), step_trace.block_lines(rows, [0, 1])
+    assert one[0].endswith(" ".join(["+6"] * 8))  # 2 steps of +3 $
+    assert both[0].endswith(" ".join(["+4"] * 8))  # (2 + 6) / 2
+    assert one[1].endswith(" ".join(["20.0"] * 8)) and both[1].endswith(" ".join(["15.0"] * 8))
+    assert both[2].endswith(" ".join(["0.0"] * 8))
+    expected = " ".join(f"{2 * b + 0.5:+.1f}" for b in range(8))  # the mean of steps 2b, 2b + 1
+    assert both[3] == "  team battery bid over its base, $/MWh by block: " + expected
 
 
 def test_a_days_cost_is_its_parts_up_to_the_blackout_and_the_stored_energy_given_up():
