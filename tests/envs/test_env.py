@@ -375,16 +375,19 @@ def test_the_day_end_credits_the_energy_stored_beyond_the_start_at_the_evaluatio
 
 
 def test_the_days_progress_is_observed_only_where_the_config_asks(setup):
-    """``env.observe_progress=False`` leaves a zero where t / horizon was, in the global state
-    and in every agent observation that reads it, and changes no other feature."""
-    import dataclasses
-
+    """``env.observe_progress=False`` (set in the config, as the default preset sets it) leaves
+    a zero where t / horizon was, in the global state and in every agent observation that reads
+    it, and changes no other feature."""
     from envs.sim.observation import observe
 
     _, params, _, reset, _ = setup
+    config = default_env_config()
+    config.case, config.horizon, config.scenario = "ieee14", HORIZON, "normal"
+    config.observe_progress = False
+    _, hidden = make_env(config)
+    assert params.consts.observe_progress and not hidden.consts.observe_progress
     _, state = reset(_keys(61), params)
     state = state.replace(t=jnp.full_like(state.t, 5))
-    hidden = params.replace(consts=dataclasses.replace(params.consts, observe_progress=False))
     seen = jax.vmap(observe, in_axes=(0, None))(state, params)
     unseen = jax.vmap(observe, in_axes=(0, None))(state, hidden)
     progress = seen.global_state.shape[-1] - 1  # the global block ends the features
