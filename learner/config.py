@@ -240,10 +240,26 @@ def check_type_name(field: str, name: str, type_names: tuple[str, ...]) -> None:
 
 def check_type_fields(config: ml_collections.ConfigDict, type_names: tuple[str, ...]) -> None:
     """Every per-type field names only agent types the layout has (checked before a grid is
-    built: the default preset starts its ``prosumer`` agents, which other layouts lack)."""
-    for field in TYPE_VALUE_FIELDS:
-        for name in parse_type_values(field, config.get(field, "")):
-            check_type_name(field, name, type_names)
+    built: the default preset names its ``prosumer`` agents, which other layouts lack). One
+    line names every field to clear, so that a user meets the refusal once."""
+    missing = [
+        (field, name)
+        for field in TYPE_VALUE_FIELDS
+        for name in parse_type_values(field, config.get(field, ""))
+        if name not in type_names
+    ]
+    if not missing:
+        return
+    fields = list(dict.fromkeys(field for field, _ in missing))
+    names = list(dict.fromkeys(name for _, name in missing))
+    one = len(fields) == 1
+    raise ValueError(
+        f"learner.{', learner.'.join(fields)} {'names' if one else 'name'} "
+        f"agent type{'' if len(names) == 1 else 's'} {', '.join(repr(n) for n in names)}, "
+        f"which this layout lacks: it has {', '.join(type_names)} "
+        f"({' '.join(f'--config.learner.{field}=' for field in fields)} "
+        f"{'clears it' if one else 'clear them'})"
+    )
 
 
 def validate_learner_config(config: ml_collections.ConfigDict) -> None:

@@ -161,3 +161,21 @@ def test_per_type_fields_name_only_the_layouts_agent_types(env_fields, refused):
             validate_config(config)
         config.learner.type_gamma = "safety=0.9"
     validate_config(config)
+
+
+def test_every_per_type_field_that_names_a_missing_type_is_named_in_the_one_line():
+    """A user who moves the preset to another layout meets the refusal once, with every field
+    to clear, not one field after another."""
+    config = get_config()
+    config.env.layout = "hierarchical"
+    config.learner.type_init_action = "prosumer=0.1"
+    config.learner.type_gamma = "prosumer=0.997,battery=0.99"
+    message = (
+        r"^learner\.type_gamma, learner\.type_init_action name agent types 'prosumer', "
+        r"'battery', which this layout lacks: it has strategic, operational, safety "
+        r"\(--config\.learner\.type_gamma= --config\.learner\.type_init_action= clear them\)$"
+    )
+    with pytest.raises(ValueError, match=message):
+        validate_config(config)
+    config.learner.type_gamma = config.learner.type_init_action = ""
+    validate_config(config)
