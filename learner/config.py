@@ -232,10 +232,7 @@ def per_agent_type_values(field: str, text: str, spec, default: np.ndarray) -> n
 def check_type_name(field: str, name: str, type_names: tuple[str, ...]) -> None:
     """ValueError unless the layout's ``type_names`` include ``name`` (from ``learner.field``)."""
     if name not in type_names:
-        raise ValueError(
-            f"learner.{field} names agent type {name!r}, which this layout lacks: it has "
-            f"{', '.join(type_names)} (--config.learner.{field}= clears it)"
-        )
+        raise _lacking_types([(field, name)], type_names)
 
 
 def check_type_fields(config: ml_collections.ConfigDict, type_names: tuple[str, ...]) -> None:
@@ -248,12 +245,16 @@ def check_type_fields(config: ml_collections.ConfigDict, type_names: tuple[str, 
         for name in parse_type_values(field, config.get(field, ""))
         if name not in type_names
     ]
-    if not missing:
-        return
+    if missing:
+        raise _lacking_types(missing, type_names)
+
+
+def _lacking_types(missing: list[tuple[str, str]], type_names: tuple[str, ...]) -> ValueError:
+    """The one-line refusal of ``(field, type name)`` pairs whose types the layout lacks."""
     fields = list(dict.fromkeys(field for field, _ in missing))
     names = list(dict.fromkeys(name for _, name in missing))
     one = len(fields) == 1
-    raise ValueError(
+    return ValueError(
         f"learner.{', learner.'.join(fields)} {'names' if one else 'name'} "
         f"agent type{'' if len(names) == 1 else 's'} {', '.join(repr(n) for n in names)}, "
         f"which this layout lacks: it has {', '.join(type_names)} "
