@@ -88,7 +88,7 @@ OPF_FALLBACKS = ("merit_order", "elastic")
 # Which island stays energised when outages split the grid (envs/sim/islands.py).
 ISLAND_RULES = ("slack", "largest_load")
 # What a battery's zero bid values its stored energy at (envs/opf/storage_value.py).
-STORAGE_BID_BASES = ("zero", "forecast_price", "forecast_band")
+STORAGE_BID_BASES = ("zero", "forecast_price", "forecast_band", "forecast_to_day_end")
 # What the last step of an episode is worth beyond its own reward (envs/sim/transition.py).
 EPISODE_ENDS = ("bootstrap", "stored_energy")
 # What an agent's action means (envs/action_interface.py).
@@ -122,7 +122,10 @@ def default_env_config() -> ml_collections.ConfigDict:
     # look-ahead's horizon, 2 h 40 min ahead (envs/opf/storage_value.py), so a zero bid holds
     # energy for a dearer hour and the policy learns the departures from that value;
     # "forecast_band", the present price clipped to [eta^2, 1] x that price, so that a zero bid
-    # does not cycle a battery for less than its round-trip losses. Like the bid
+    # does not cycle a battery for less than its round-trip losses; "forecast_to_day_end", the
+    # forecast's price until the step it is taken at lies past the day's end, then the
+    # evaluation's value of stored energy, so that a zero bid does not end the day holding
+    # energy for the next morning (envs.opf.storage_value.day_end_offers). Like the bid
     # ranges, it means nothing under the other interfaces, so a preset's setting stays harmless
     # when a run switches the interface.
     c.storage_bid_base = "zero"

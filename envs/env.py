@@ -68,6 +68,7 @@ import numpy as np
 from envs import action_interface
 from envs.batching import compute_where
 from envs.config import validate_env_config
+from envs.opf import storage_value
 from envs.powerflow import network_flow
 from envs.powerflow.case import load_case
 from envs.powerflow.dcpf import dc_power_flow
@@ -139,13 +140,12 @@ def make_env(config: ml_collections.ConfigDict) -> tuple["GridEnv", EnvParams]:
     case = load_case(config.case)
     grid = build_grid(case)
     params = build_params(config, case, grid, generation_cost, _chronics_for(config, grid))
-    if params.consts.episode_end == "stored_energy":
-        # The evaluation's own price: the learner's return is then the cost it is judged on.
-        # Imported here: the oracle's module brings HiGHS, which no other env needs.
-        from envs.opf.oracle import stored_energy_value
-
-        value = stored_energy_value(params)
-        params = params.replace(consts=dataclasses.replace(params.consts, end_energy_value=value))
+    consts = params.consts
+    if consts.episode_end == "stored_energy" or consts.storage_bid_base == "forecast_to_day_end":
+        # The evaluation's own price: the learner's return is then the cost it is judged on,
+        # and the bids' base values the energy left at the day's end as the evaluation does.
+        value = storage_value.stored_energy_value(params)
+        params = params.replace(consts=dataclasses.replace(consts, end_energy_value=value))
     return GridEnv(), params
 
 

@@ -128,7 +128,8 @@ class EnvConstants:
     island_rule: str = "largest_load"  # envs.config.ISLAND_RULES
     storage_bid_base: str = "zero"  # envs.config.STORAGE_BID_BASES
     episode_end: str = "bootstrap"  # envs.config.EPISODE_ENDS
-    # $/MWh the last step credits for energy stored beyond the start ("stored_energy"; else 0)
+    # $/MWh of the energy stored at the day's end (storage_value.stored_energy_value) where
+    # episode_end="stored_energy" or storage_bid_base="forecast_to_day_end" uses it; else 0
     end_energy_value: float = 0.0
     observe_progress: bool = True  # t / horizon in the observation (else a zero there)
 

@@ -78,6 +78,12 @@ def _middle_steps(period_steps) -> np.ndarray:
     return start + (steps + 1) // 2
 
 
+def priced_step_ahead(period_steps=DEFAULT_PERIOD_STEPS) -> int:
+    """Steps ahead of the step whose forecast ``end_of_horizon_price`` prices: the last
+    period's middle step (24, 2 h, for the default periods)."""
+    return int(_middle_steps(check_period_steps(period_steps))[-1])
+
+
 def operator_forecast(state, params, period_steps=DEFAULT_PERIOD_STEPS) -> Forecast:
     """Demand and availability per period (module doc): the latest measured in the first
     period, then what an operator expects at each later period's middle step."""

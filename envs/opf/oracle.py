@@ -31,7 +31,7 @@ import jax
 import numpy as np
 
 from envs.opf import dc_opf
-from envs.opf.merit_order import marginal_cost_coefficients
+from envs.opf.storage_value import stored_energy_value
 from envs.powerflow.connectivity import energised_buses
 from envs.types import EnvParams
 
@@ -115,24 +115,6 @@ def dispatch_model(params: EnvParams) -> EnvDispatchModel:
         value,
         conventional=conventional,
     )
-
-
-def stored_energy_value(params: EnvParams) -> float:
-    """$/MWh at which the evaluation values energy in the batteries (what each method holds at
-    the end of an episode against what it started with).
-
-    Energy drawn from a battery is not free: it has to be put back before it is used again,
-    and energy left in one displaces generation after the episode. Its worth is at least what
-    the cheapest conventional unit's least marginal cost (at its minimum output) would make of
-    it after the discharge losses: a floor, so that holding energy is never over-credited.
-    """
-    devices = params.devices
-    c2, c1 = (np.asarray(c, np.float64) for c in marginal_cost_coefficients(params.grid))
-    conventional = ~np.asarray(devices.is_renewable, bool)
-    if devices.storage_bus.shape[0] == 0 or not conventional.any():
-        return 0.0
-    marginal = c1 + 2.0 * c2 * np.asarray(devices.pmin, np.float64)
-    return float(np.min(marginal[conventional]) * params.consts.storage_efficiency)
 
 
 def solve_oracle(

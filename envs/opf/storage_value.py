@@ -21,12 +21,21 @@ present price clipped to that band (``present_price``, the copper-plate price of
 measured now): outside the band the battery meets the band's edge, inside it the battery is
 offered at about the price it would set, and stays near idle
 (``env.storage_bid_base="forecast_band"``).
+
+The day ends at the episode's horizon, and the evaluation credits the energy left then at
+``stored_energy_value``, not at the price the forecast expects in the next day's night. Where
+the step the forecast's price is taken at lies past the day's end, ``day_end_offers`` offers
+the energy at that value instead (``env.storage_bid_base="forecast_to_day_end"``): in the
+day's last two hours a battery discharges wherever the price is above it, and the day does not
+end with energy bought for a morning the day never reaches.
 """
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from envs.opf import lookahead_qp
+from envs.opf.merit_order import marginal_cost_coefficients
 from envs.types import EnvParams, EnvState
 
 
@@ -62,10 +71,41 @@ def banded_offers(state: EnvState, params: EnvParams) -> jax.Array:
     return storage_offers(params, jnp.clip(present_price(state, params), eta * eta * ahead, ahead))
 
 
+def day_end_offers(state: EnvState, params: EnvParams, end_value: float) -> jax.Array:
+    """[G + S] $/MWh: ``valued_offers`` while the step the forecast's price is taken at lies
+    within the day; past the day's end (``params.consts.horizon``), every battery's energy at
+    ``end_value``, what the day's end pays for it (``stored_energy_value``, the evaluation's
+    price). The module doc's price belongs to the next day's night there, and energy held for
+    it is credited at the end value only."""
+    past_the_end = state.t + lookahead_qp.priced_step_ahead() >= params.consts.horizon
+    return storage_offers(params, jnp.where(past_the_end, end_value, forecast_price(state, params)))
+
+
 def bid_base(state: EnvState, params: EnvParams) -> jax.Array:
     """[G + S] $/MWh the bids are added to under ``params.consts.storage_bid_base``."""
-    if params.consts.storage_bid_base == "forecast_price":
+    base = params.consts.storage_bid_base
+    if base == "forecast_price":
         return valued_offers(state, params)
-    if params.consts.storage_bid_base == "forecast_band":
+    if base == "forecast_band":
         return banded_offers(state, params)
+    if base == "forecast_to_day_end":
+        return day_end_offers(state, params, params.consts.end_energy_value)
     return storage_offers(params, 0.0)
+
+
+def stored_energy_value(params: EnvParams) -> float:
+    """$/MWh at which the evaluation values energy in the batteries (what each method holds at
+    the end of an episode against what it started with).
+
+    Energy drawn from a battery is not free: it has to be put back before it is used again,
+    and energy left in one displaces generation after the episode. Its worth is at least what
+    the cheapest conventional unit's least marginal cost (at its minimum output) would make of
+    it after the discharge losses: a floor, so that holding energy is never over-credited.
+    """
+    devices = params.devices
+    c2, c1 = (np.asarray(c, np.float64) for c in marginal_cost_coefficients(params.grid))
+    conventional = ~np.asarray(devices.is_renewable, bool)
+    if devices.storage_bus.shape[0] == 0 or not conventional.any():
+        return 0.0
+    marginal = c1 + 2.0 * c2 * np.asarray(devices.pmin, np.float64)
+    return float(np.min(marginal[conventional]) * params.consts.storage_efficiency)

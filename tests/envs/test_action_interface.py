@@ -12,7 +12,7 @@ import pytest
 from envs.action_interface import BID_QP_ITERATIONS
 from envs.config import default_env_config
 from envs.env import make_env
-from envs.opf import baselines, storage_value
+from envs.opf import baselines, lookahead_qp, storage_value
 from envs.sim.dispatch import action_map
 from tests.batched_env import reset_batch
 
@@ -150,6 +150,34 @@ def test_the_band_is_the_forecast_price_less_the_round_trip_and_without_losses_t
         of_states(storage_value.valued_offers, lossless),
         rtol=1e-6,
     )
+
+
+def test_past_the_days_end_a_zero_bid_offers_the_evaluations_value_of_stored_energy():
+    """``storage_bid_base="forecast_to_day_end"``: the forecast's price while the step it is
+    taken at lies within the day; from the step where it lies at the day's end, every battery's
+    energy at the evaluation's value of stored energy, which ``make_env`` sets for this base."""
+    params, _, state, *_ = _batch(action_interface="bids", storage_bid_base="forecast_price")
+    config = default_env_config()
+    config.action_interface, config.storage_bid_base = "bids", "forecast_to_day_end"
+    _, day_end = make_env(config)
+    end_value = storage_value.stored_energy_value(params)
+    assert end_value > 0.0 and day_end.consts.end_energy_value == pytest.approx(end_value)
+    last_within = params.consts.horizon - lookahead_qp.priced_step_ahead() - 1
+    early = state.replace(t=jnp.full_like(state.t, last_within))
+    late = state.replace(t=jnp.full_like(state.t, last_within + 1))
+    of_states = lambda fn, p, s: np.asarray(jax.vmap(fn, in_axes=(0, None))(s, p))  # noqa: E731
+    np.testing.assert_allclose(
+        of_states(storage_value.bid_base, day_end, early),
+        of_states(storage_value.valued_offers, params, early),
+        rtol=1e-6,
+    )
+    n_gen = params.grid.n_gen
+    past = of_states(storage_value.bid_base, day_end, late)
+    np.testing.assert_array_equal(past[:, :n_gen], 0.0)
+    np.testing.assert_allclose(past[:, n_gen:], end_value, rtol=1e-6)
+    # the forecast's own price there is another (the next night's), so the base moved it
+    forecast = of_states(storage_value.valued_offers, params, late)[:, n_gen:]
+    assert np.abs(forecast - end_value).min() > 0.1
 
 
 def test_a_nonfinite_bid_holds_its_channel_and_the_others_clear():
