@@ -40,13 +40,22 @@ from benchmarks.learning.settings import (
 
 # The yardstick beside the myopic OPF where the bids clear under the alarm rule.
 ALARM_BASELINE = "myopic_opf_alarm"
+# The teacher (a zero bid) of each battery bid base whose teacher the settings' names lack.
+BASE_TEACHERS = {
+    "forecast_band": "myopic_opf_banded",
+    "forecast_to_day_end": "myopic_opf_to_day_end",
+}
 
 
 def reference_baselines(settings: Settings, env_config) -> tuple[str, ...]:
-    """The baselines the references hold: the settings', and where the bids clear under the
-    alarm rule (``env.alarm_margin`` > 0) the myopic OPF that runs the same rule."""
+    """The baselines the references hold: the settings'; where the bids clear under the alarm
+    rule (``env.alarm_margin`` > 0) the myopic OPF that runs the same rule; where the batteries
+    bid on a base of ``BASE_TEACHERS``, that base's teacher."""
     alarm = (ALARM_BASELINE,) if env_config.get("alarm_margin", 0.0) else ()
-    return settings.baseline_names + alarm
+    on_bids = env_config.get("action_interface") == "bids"
+    teacher = BASE_TEACHERS.get(env_config.get("storage_bid_base", "zero")) if on_bids else None
+    extra = (teacher,) if teacher and teacher not in settings.baseline_names else ()
+    return settings.baseline_names + alarm + extra
 
 
 class ReadOnlyRestoreFilter(logging.Filter):

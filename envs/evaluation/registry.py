@@ -21,6 +21,8 @@ BASELINES = {
     "myopic_opf_valued": baselines.myopic_opf_valued,
     # the same with each battery offered within the round-trip band below that price
     "myopic_opf_banded": partial(baselines.myopic_opf_valued, offers=storage_value.banded_offers),
+    # the same with the batteries' energy at the evaluation's value past the day's end
+    "myopic_opf_to_day_end": baselines.myopic_opf_to_day_end,
     # the same with the clearing's alarm rule: a wider margin on the step after an overload
     "myopic_opf_alarm": baselines.myopic_opf_alarm,
     # receding-horizon DC-OPF on the operator's forecast, batched in JAX (envs.opf.lookahead_qp)
@@ -34,7 +36,8 @@ BASELINES = {
 # as myopic_opf, and its host solves are the slow part of an ieee118 suite), lookahead_opf,
 # whose dense multi-period QP (six periods: ~1k variables and ~4k rows on ieee118) costs seconds
 # per grid and step on a CPU, myopic_opf_alarm, the yardstick of envs with an alarm margin, and
-# myopic_opf_banded, the teacher of env.storage_bid_base="forecast_band" (not the default's).
+# myopic_opf_banded and myopic_opf_to_day_end, the teachers of env.storage_bid_base=
+# "forecast_band" and "forecast_to_day_end" (not the default's).
 # myopic_opf_valued is in: the cheapest causal baseline in five ieee14 scenarios of six (held-out
 # set 1 of benchmarks.learning, the look-ahead OPF included), and the teacher of a policy whose
 # batteries bid on the forecast's price (env.storage_bid_base).
@@ -48,6 +51,7 @@ DEFAULT_BASELINES = tuple(
         "lookahead_opf_valued",
         "myopic_opf_alarm",
         "myopic_opf_banded",
+        "myopic_opf_to_day_end",
     )
 )
 # The baselines that keep a share of every branch rating free (``rating_margin``).
@@ -55,6 +59,7 @@ WITH_RATING_MARGIN = (
     "myopic_opf",
     "myopic_opf_valued",
     "myopic_opf_banded",
+    "myopic_opf_to_day_end",
     "myopic_opf_alarm",
     "myopic_opf_highs",
     "lookahead_opf",

@@ -166,6 +166,17 @@ def myopic_opf_valued(
     return single_to_batched(controls, params)
 
 
+def myopic_opf_to_day_end(
+    params: EnvParams, rating_margin: float | None = None, max_iter: int = step_qp.MAX_ITER
+) -> ActFn:
+    """``myopic_opf_valued`` on ``storage_value.day_end_offers``: past the day's end the
+    batteries' energy is offered at the evaluation's value of stored energy, whatever the env's
+    own settings (a zero bid under ``env.storage_bid_base="forecast_to_day_end"``)."""
+    end_value = storage_value.stored_energy_value(params)
+    offers = partial(storage_value.day_end_offers, end_value=end_value)
+    return myopic_opf_valued(params, rating_margin, max_iter, offers=offers)
+
+
 # The alarm margin of ``myopic_opf_alarm`` where the env has none (the ieee118 preset's).
 ALARM_MARGIN = 0.05
 

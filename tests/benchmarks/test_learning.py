@@ -331,7 +331,9 @@ def test_the_stretch_target_sets_the_policy_against_the_cheapest_causal_baseline
     assert "best causal baseline" in text and "NOT MET" in text and "1.0102" in text
 
 
-def test_the_lookahead_flag_and_an_alarm_margin_add_their_baselines_to_the_references(tmp_path):
+def test_the_lookahead_flag_an_alarm_margin_and_a_bid_base_add_their_baselines_to_the_references(
+    tmp_path,
+):
     base = dict(
         config_path="configs/default.py",
         overrides=(),
@@ -360,6 +362,19 @@ def test_the_lookahead_flag_and_an_alarm_margin_add_their_baselines_to_the_refer
         "myopic_opf_alarm",
     )
     assert reference_baselines(settings, default_env_config()) == learning.BASELINE_NAMES
+    # a team whose batteries bid on a base is judged beside that base's zero bid, its teacher
+    from configs.default import get_config as preset_config
+
+    preset = preset_config().env
+    assert preset.storage_bid_base == "forecast_price"  # its teacher is among the names
+    assert reference_baselines(settings, preset) == learning.BASELINE_NAMES
+    preset.storage_bid_base = "forecast_to_day_end"
+    assert reference_baselines(settings, preset) == (
+        *learning.BASELINE_NAMES,
+        "myopic_opf_to_day_end",
+    )
+    preset.action_interface = "setpoints"  # a base means nothing without bids
+    assert reference_baselines(settings, preset) == learning.BASELINE_NAMES
 
 
 @pytest.mark.parametrize("targets", [learning.IEEE14_TARGETS, learning.IEEE118_TARGETS])
