@@ -11,7 +11,9 @@ in every step; ``V:falling`` at ``V x (1 - t / horizon)``, a value that falls wi
 left in the day; ``forecast`` at the price the operator's forecast expects at the look-ahead's
 horizon (``envs.opf.storage_value``, the ``myopic_opf_valued`` baseline), ``forecast:falling``
 that price times ``1 - t / horizon``; ``band`` at the present price within the round-trip band
-below it (``myopic_opf_banded``). The units offer at cost (the preset's ``bid_scale`` is
+below it (``myopic_opf_banded``); ``day_end`` at the forecast's price until the step it is taken
+at lies past the day's end, then at the evaluation's value of stored energy
+(``myopic_opf_to_day_end``). The units offer at cost (the preset's ``bid_scale`` is
 set to 0), so only the batteries' value differs from the myopic OPF, which runs beside them on
 the same episodes.
 
@@ -27,6 +29,8 @@ ratios, overload steps and unserved energy; the machine in the header. The held-
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 from absl import app, flags
 
@@ -41,7 +45,8 @@ def define_flags() -> dict:
             "values",
             ["35", "50", "50:falling"],
             "Battery values, $/MWh: V (every step) or V:falling (V x (1 - t / horizon)); V may"
-            " be 'forecast' (the forecast's price) or 'band' (its round-trip band).",
+            " be 'forecast' (the forecast's price), 'band' (its round-trip band) or 'day_end'"
+            " (the forecast's price to the day's end).",
         ),
         "scenarios": flags.DEFINE_list(
             "scenarios",
@@ -56,13 +61,14 @@ def define_flags() -> dict:
 
 
 # Values that are no number of $/MWh: the ``envs.opf.storage_value`` offers they stand for.
-NAMED_VALUES = ("forecast", "band")
+NAMED_VALUES = ("forecast", "band", "day_end")
 
 
 def parse_value(text: str) -> tuple[float | str, bool]:
     """``"50"`` -> (50.0, False); ``"50:falling"`` -> (50.0, True); ``"forecast"`` ->
     ("forecast", False), the price expected at the look-ahead's horizon; ``"band"`` -> ("band",
-    False), the present price within that price's round-trip band; a clear error otherwise."""
+    False), the present price within that price's round-trip band; ``"day_end"`` -> ("day_end",
+    False), the forecast's price to the day's end; a clear error otherwise."""
     number, _, shape = text.strip().partition(":")
     if shape not in ("", "falling"):
         raise ValueError(f"--values: {text!r}: the shape after ':' must be 'falling'")
@@ -87,7 +93,12 @@ def valued_batteries(params, value: float | str, falling: bool):
 
     n_gen, n_storage = params.grid.n_gen, params.devices.storage_bus.shape[0]
     horizon = params.consts.horizon
-    named = {"forecast": storage_value.valued_offers, "band": storage_value.banded_offers}
+    end_value = storage_value.stored_energy_value(params)
+    named = {
+        "forecast": storage_value.valued_offers,
+        "band": storage_value.banded_offers,
+        "day_end": partial(storage_value.day_end_offers, end_value=end_value),
+    }
 
     def controls(state, params):
         scale = 1.0 - state.t / horizon if falling else 1.0

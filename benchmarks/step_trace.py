@@ -93,7 +93,7 @@ def trace(checkpoint_dir: Path, step, scenario: str, episodes: int, eval_seed: i
     from envs.evaluation.suite import episode_horizon
     from envs.opf import controls as opf_controls
     from envs.opf import step_qp
-    from envs.opf.oracle import stored_energy_value
+    from envs.opf.storage_value import stored_energy_value
     from envs.sim import scenarios
     from launch.evaluation import load_policy
 

@@ -206,7 +206,7 @@ def default_env_config() -> ml_collections.ConfigDict:
     # What the day's end is worth to the learner. "bootstrap": the critic's value of the last
     # state, as if the day went on. "stored_energy": the day ends there, and its last step is
     # credited the energy stored beyond the start (or charged the energy drawn) at the
-    # evaluation's price of stored energy (envs.opf.oracle.stored_energy_value), so that the
+    # evaluation's price of stored energy (envs.opf.storage_value.stored_energy_value), so that the
     # return is the evaluation's cost; the learner bootstraps nothing at the time limit. The
     # operator's reward only (its cost is linear in dollars).
     c.episode_end = "bootstrap"

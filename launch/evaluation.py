@@ -29,7 +29,7 @@ from envs.evaluation.suite import (
     progress,
     run_suite,
 )
-from envs.opf import oracle
+from envs.opf import oracle, storage_value
 from envs.opf.controls import MYOPIC_RATING_MARGIN, check_rating_margin
 from envs.sim import scenarios
 from launch import report
@@ -163,7 +163,7 @@ def run_evaluation(
         "myopic_rating_margin": myopic_rating_margin,
         "eval_seed": eval_seed,
         # $/MWh of the energy the batteries give up over an episode, in every method's cost
-        "stored_energy_value": oracle.stored_energy_value(env_params),
+        "stored_energy_value": storage_value.stored_energy_value(env_params),
         "scenarios": {},
     }
     oracles = (

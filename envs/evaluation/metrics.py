@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from envs.evaluation.rollout import Rollout
-from envs.opf.oracle import stored_energy_value
+from envs.opf.storage_value import stored_energy_value
 from envs.types import EnvParams
 
 
@@ -18,7 +18,7 @@ def episode_metrics(record: Rollout, params: EnvParams) -> dict[str, np.ndarray]
     demand left unserved after a blackout ended the episode early (so a blacked-out, shorter
     episode never looks cheaper) + ``stored_energy_cost``, the energy the batteries gave up
     over the episode (``stored_start_mwh`` at reset less ``stored_end_mwh`` after the last
-    step) at ``envs.opf.oracle.stored_energy_value``: emptying them is not free, and energy
+    step) at ``envs.opf.storage_value.stored_energy_value``: emptying them is not free, and energy
     left in them is worth that much. ``slack_cost`` is reported for reference (already in
     ``cost``).
     """

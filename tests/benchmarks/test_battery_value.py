@@ -15,6 +15,7 @@ def test_the_forecast_values_parse_by_name():
     assert parse_value("forecast:falling") == ("forecast", True)
     assert parse_value("forecast") == ("forecast", False)
     assert parse_value(" band ") == ("band", False)
+    assert parse_value("day_end") == ("day_end", False)
 
 
 @pytest.mark.parametrize(

@@ -333,7 +333,7 @@ def test_the_day_end_credits_the_energy_stored_beyond_the_start_at_the_evaluatio
     gains the evaluation's price of stored energy times the energy stored beyond the start (in
     reference steps); every other step's reward is the operator's own; the learner is told
     not to bootstrap there."""
-    from envs.opf.oracle import stored_energy_value
+    from envs.opf.storage_value import stored_energy_value
     from envs.sim import reward
     from envs.sim.transition import transition
 
