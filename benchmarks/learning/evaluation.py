@@ -42,6 +42,7 @@ from benchmarks.learning.settings import (
 ALARM_BASELINE = "myopic_opf_alarm"
 # The teacher (a zero bid) of each battery bid base whose teacher the settings' names lack.
 BASE_TEACHERS = {
+    "forecast_price": "myopic_opf_valued",
     "forecast_band": "myopic_opf_banded",
     "forecast_to_day_end": "myopic_opf_to_day_end",
 }

@@ -367,11 +367,12 @@ def test_the_lookahead_flag_an_alarm_margin_and_a_bid_base_add_their_baselines_t
 
     preset = preset_config().env
     assert preset.storage_bid_base == "forecast_price"  # its teacher is among the names
+    assert "myopic_opf_valued" in learning.BASELINE_NAMES
     assert reference_baselines(settings, preset) == learning.BASELINE_NAMES
-    preset.storage_bid_base = "forecast_to_day_end"
+    preset.storage_bid_base = "forecast_band"
     assert reference_baselines(settings, preset) == (
         *learning.BASELINE_NAMES,
-        "myopic_opf_to_day_end",
+        "myopic_opf_banded",
     )
     preset.action_interface = "setpoints"  # a base means nothing without bids
     assert reference_baselines(settings, preset) == learning.BASELINE_NAMES
