@@ -40,7 +40,7 @@ from benchmarks.learning.settings import (
 
 # The yardstick beside the myopic OPF where the bids clear under the alarm rule.
 ALARM_BASELINE = "myopic_opf_alarm"
-# The teacher (a zero bid) of each battery bid base whose teacher the settings' names lack.
+# The teacher (a zero bid) of each battery bid base, added where the settings' names lack it.
 BASE_TEACHERS = {
     "forecast_price": "myopic_opf_valued",
     "forecast_band": "myopic_opf_banded",

@@ -12,7 +12,7 @@ from envs.config import default_env_config
 from envs.env import make_env
 from envs.evaluation.metrics import episode_metrics, oracle_metrics
 from envs.evaluation.rollout import Rollout, oracle_inputs, rollout
-from envs.opf import baselines, highs_reference, oracle
+from envs.opf import baselines, highs_reference, oracle, storage_value
 from envs.sim import dispatch, scenarios
 
 HORIZON = 6
@@ -180,7 +180,7 @@ def test_the_oracle_keeps_the_island_the_env_keeps(env_params, rollouts):
 def test_energy_left_in_the_batteries_is_valued_alike_in_every_method_and_the_oracle(
     env_params, rollouts
 ):
-    value = oracle.stored_energy_value(env_params)
+    value = storage_value.stored_energy_value(env_params)
     assert value > 0  # ieee14 has batteries and conventional units
     record = rollouts["normal"]["myopic"]
     metrics = episode_metrics(record, env_params)
