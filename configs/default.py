@@ -77,7 +77,7 @@ def get_config() -> ml_collections.ConfigDict:
     # runs, 3 seeds at 600 s: cheaper than pooled in every scenario by the mean, and the quiet
     # days below the teacher's cost (benchmarks/README.md, "Advantages per scenario").
     config.learner.advantage_groups = "scenario"
-    # The batteries' bids are added to the price the operator's forecast expects 2 h 40 min
+    # The batteries' bids are added to the price the operator's forecast expects 2 h
     # ahead (envs/opf/storage_value.py), so a zero bid holds energy for a dearer hour, as the
     # look-ahead OPF does, where the myopic OPF spends it at once. From that start, three seeds
     # at 600 s cost 0.62 x the myopic OPF on held-out equipment-failure days and 0.66 x on

@@ -119,7 +119,7 @@ def default_env_config() -> ml_collections.ConfigDict:
     c.storage_bid_scale = 0.0
     # What a battery's bid is added to: "zero" (a zero bid is the myopic OPF, which gives stored
     # energy no value); "forecast_price", the price the operator's forecast expects at the
-    # look-ahead's horizon, 2 h 40 min ahead (envs/opf/storage_value.py), so a zero bid holds
+    # look-ahead's last period, 2 h ahead (envs/opf/storage_value.py), so a zero bid holds
     # energy for a dearer hour and the policy learns the departures from that value;
     # "forecast_band", the present price clipped to [eta^2, 1] x that price, so that a zero bid
     # does not cycle a battery for less than its round-trip losses; "forecast_to_day_end", the
