@@ -61,7 +61,9 @@ _HORIZON = flags.DEFINE_integer("horizon", 96, "Steps per episode (0 = the env's
 _BASELINES = flags.DEFINE_string(
     "baselines",
     ",".join(DEFAULT_BASELINES),
-    f"Comma-separated baselines ('' for none) out of {', '.join(BASELINES)}.",
+    f"Comma-separated baselines ('' for none) out of {', '.join(BASELINES)}. Left unset, the "
+    "checkpoint's teacher is added where its batteries bid on a base (env.storage_bid_base) "
+    "and the myopic OPF with its alarm rule where it has one (env.alarm_margin).",
 )
 _ORACLE = flags.DEFINE_bool("oracle", True, "Solve the perfect-foresight oracle per episode.")
 _REPORT_DIR = flags.DEFINE_string("report_dir", None, "Output folder (default RUN_DIR/eval).")
@@ -135,6 +137,8 @@ def main(argv) -> None:
             _MYOPIC_MARGIN.value,
             _EVAL_SEED.value,
             decision_batch_list(_DECISION_BATCHES.value),
+            # the policy's teacher joins the default baselines; a named list is taken as given
+            policy_references=not flags.FLAGS["baselines"].present,
         )
     except (ValueError, FileNotFoundError) as err:
         sys.exit(f"launch.evaluate: {err}")

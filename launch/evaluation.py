@@ -21,7 +21,11 @@ from pathlib import Path
 
 from configs.validation import adopt_learner_action_prior
 from envs.env import GridEnv, make_env
-from envs.evaluation.registry import DEFAULT_BASELINES, baseline_methods
+from envs.evaluation.registry import (
+    DEFAULT_BASELINES,
+    baseline_methods,
+    with_policy_references,
+)
 from envs.evaluation.suite import (
     OracleSolver,
     default_oracle_workers,
@@ -129,8 +133,13 @@ def run_evaluation(
     myopic_rating_margin: float = MYOPIC_RATING_MARGIN,
     eval_seed: int = 0,
     decision_batches: tuple[int, ...] = DEFAULT_DECISION_BATCHES,
+    policy_references: bool = False,
 ) -> dict:
     """Evaluate, write ``evaluation.json``/``.txt`` and the report; returns the results dict.
+
+    ``policy_references`` adds the baselines the checkpoint's policy is judged beside where
+    ``baseline_names`` lack them (``registry.with_policy_references``: its bid base's teacher,
+    its alarm rule's myopic OPF).
 
     ``eval_seed`` picks the held-out episode set (0 = the suite's, ``scenarios.eval_keys``).
     ``decision_batches`` are the batch sizes the policy's decision time is measured at, beside
@@ -152,6 +161,8 @@ def run_evaluation(
     if not 0 <= render_episode < episodes and render_episode != -1:
         raise ValueError(f"--render_episode must be in [0, {episodes}), got {render_episode}")
     methods = {"policy": act}
+    if policy_references:
+        baseline_names = with_policy_references(baseline_names, config.env)
     methods |= baseline_methods(env_params, baseline_names, myopic_rating_margin)
     scenario_names = tuple(scenario_names or scenarios.scenario_names())
     results = {

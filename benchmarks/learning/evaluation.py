@@ -38,25 +38,13 @@ from benchmarks.learning.settings import (
     with_env_overrides,
 )
 
-# The yardstick beside the myopic OPF where the bids clear under the alarm rule.
-ALARM_BASELINE = "myopic_opf_alarm"
-# The teacher (a zero bid) of each battery bid base, added where the settings' names lack it.
-BASE_TEACHERS = {
-    "forecast_price": "myopic_opf_valued",
-    "forecast_band": "myopic_opf_banded",
-    "forecast_to_day_end": "myopic_opf_to_day_end",
-}
-
 
 def reference_baselines(settings: Settings, env_config) -> tuple[str, ...]:
-    """The baselines the references hold: the settings'; where the bids clear under the alarm
-    rule (``env.alarm_margin`` > 0) the myopic OPF that runs the same rule; where the batteries
-    bid on a base of ``BASE_TEACHERS``, that base's teacher."""
-    alarm = (ALARM_BASELINE,) if env_config.get("alarm_margin", 0.0) else ()
-    on_bids = env_config.get("action_interface") == "bids"
-    teacher = BASE_TEACHERS.get(env_config.get("storage_bid_base", "zero")) if on_bids else None
-    extra = (teacher,) if teacher and teacher not in settings.baseline_names else ()
-    return settings.baseline_names + alarm + extra
+    """The baselines the references hold: the settings' and the policy's own references
+    (``registry.with_policy_references``: its alarm rule's OPF, its bid base's teacher)."""
+    from envs.evaluation.registry import with_policy_references
+
+    return with_policy_references(settings.baseline_names, env_config)
 
 
 class ReadOnlyRestoreFilter(logging.Filter):

@@ -67,6 +67,28 @@ WITH_RATING_MARGIN = (
 )
 
 
+# The teacher (what a zero bid clears to) of each battery bid base under bids.
+BASE_TEACHERS = {
+    "forecast_price": "myopic_opf_valued",
+    "forecast_band": "myopic_opf_banded",
+    "forecast_to_day_end": "myopic_opf_to_day_end",
+}
+# The myopic OPF under the clearing's alarm rule, the yardstick of an env with an alarm margin.
+ALARM_BASELINE = "myopic_opf_alarm"
+
+
+def with_policy_references(names: tuple[str, ...], env_config) -> tuple[str, ...]:
+    """``names`` and, where they lack them, the baselines a policy trained on ``env_config`` is
+    judged beside: the myopic OPF that runs its alarm rule (``env.alarm_margin`` > 0) and,
+    where its batteries bid on a base of ``BASE_TEACHERS``, that base's teacher."""
+    extra = []
+    if env_config.get("alarm_margin", 0.0):
+        extra.append(ALARM_BASELINE)
+    if env_config.get("action_interface") == "bids":
+        extra.append(BASE_TEACHERS.get(env_config.get("storage_bid_base", "zero")))
+    return tuple(names) + tuple(n for n in extra if n and n not in names)
+
+
 def _chosen(selection: str, allowed, what: str, allowed_text: str) -> tuple[str, ...]:
     """The names of a comma-separated selection; unknown ones raise ValueError."""
     chosen = tuple(s.strip() for s in selection.split(",") if s.strip())

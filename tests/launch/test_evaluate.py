@@ -258,3 +258,39 @@ def test_the_table_keeps_a_long_method_name_apart_from_its_numbers():
     policy = next(line for line in lines if line.startswith("policy"))
     assert valued.split()[:2] == ["myopic_opf_valued", "1.00"]
     assert len(valued) == len(policy) == len(lines[1])  # every row under the header's columns
+
+
+def test_a_policys_teacher_joins_the_default_baselines_and_a_named_list_is_taken_as_given(
+    monkeypatch,
+):
+    from absl import flags
+    from absl.testing import flagsaver
+
+    bids = {"action_interface": "bids", "storage_bid_base": "forecast_to_day_end"}
+    assert registry.with_policy_references(("myopic_opf",), bids) == (
+        "myopic_opf",
+        "myopic_opf_to_day_end",
+    )
+    # a base means nothing without bids; the alarm rule's OPF joins once
+    alarm = {
+        "action_interface": "setpoints",
+        "storage_bid_base": "forecast_price",
+        "alarm_margin": 0.05,
+    }
+    assert registry.with_policy_references(("myopic_opf_alarm",), alarm) == ("myopic_opf_alarm",)
+    assert registry.with_policy_references((), alarm) == ("myopic_opf_alarm",)
+    assert registry.with_policy_references(("myopic_opf",), {"action_interface": "bids"}) == (
+        "myopic_opf",
+    )
+
+    asked = []
+    monkeypatch.setattr(evaluate, "run_evaluation", lambda *a, **kw: asked.append(kw) or {})
+    monkeypatch.setattr(evaluate, "format_table", lambda results: "")
+    for argv in (
+        ["evaluate", "--checkpoint=RUN"],
+        ["evaluate", "--checkpoint=RUN", "--baselines="],
+    ):
+        with flagsaver.flagsaver():
+            flags.FLAGS(argv)
+            evaluate.main(["evaluate"])
+    assert [kw["policy_references"] for kw in asked] == [True, False]
