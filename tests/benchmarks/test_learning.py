@@ -366,8 +366,8 @@ def test_the_lookahead_flag_an_alarm_margin_and_a_bid_base_add_their_baselines_t
     from configs.default import get_config as preset_config
 
     preset = preset_config().env
-    assert preset.storage_bid_base == "forecast_price"  # its teacher is among the names
-    assert "myopic_opf_valued" in learning.BASELINE_NAMES
+    assert preset.storage_bid_base == "forecast_to_day_end"  # its teacher is among the names
+    assert "myopic_opf_to_day_end" in learning.BASELINE_NAMES
     assert reference_baselines(settings, preset) == learning.BASELINE_NAMES
     preset.storage_bid_base = "forecast_band"
     assert reference_baselines(settings, preset) == (

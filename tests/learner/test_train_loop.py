@@ -57,7 +57,8 @@ def test_a_short_run_of_the_default_preset_beats_do_nothing_and_keeps_up_with_it
     """A learning regression fails CI: the default preset's policy (bids into the one-step
     OPF, envs/action_interface.py) after a short PPO run costs clearly less than do-nothing on
     the first 8 hours of held-out normal days, and not clearly more than its teacher, the OPF
-    that zero bids clear to (the batteries valued at the forecast's price). Its teacher is 8 %
+    that zero bids clear to (the batteries valued at the forecast's price, which these hours
+    take whole: the day's end is further than the price looks ahead). Its teacher is 8 %
     below do-nothing over those 8 hours; over the first 4 it holds its stored energy through
     the night and was 2.5 % below, too close for "clearly"."""
     from configs.default import get_config
