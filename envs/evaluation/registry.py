@@ -36,11 +36,12 @@ BASELINES = {
 # as myopic_opf, and its host solves are the slow part of an ieee118 suite), lookahead_opf,
 # whose dense multi-period QP (six periods: ~1k variables and ~4k rows on ieee118) costs seconds
 # per grid and step on a CPU, myopic_opf_alarm, the yardstick of envs with an alarm margin, and
-# myopic_opf_banded and myopic_opf_to_day_end, the teachers of env.storage_bid_base=
-# "forecast_band" and "forecast_to_day_end" (not the default's).
-# myopic_opf_valued is in: the cheapest causal baseline in five ieee14 scenarios of six (held-out
-# set 1 of benchmarks.learning, the look-ahead OPF included), and the teacher of a policy whose
-# batteries bid on the forecast's price (env.storage_bid_base).
+# myopic_opf_valued and myopic_opf_banded, the teachers of env.storage_bid_base=
+# "forecast_price" and "forecast_band" (launch.evaluate adds a checkpoint's own teacher,
+# ``with_policy_references``).
+# myopic_opf_to_day_end is in: the cheapest causal baseline in four ieee14 scenarios of six
+# (held-out set 1 of benchmarks.learning, the look-ahead OPF included), and the teacher of the
+# default preset, whose batteries bid on that base.
 DEFAULT_BASELINES = tuple(
     name
     for name in BASELINES
@@ -50,8 +51,8 @@ DEFAULT_BASELINES = tuple(
         "lookahead_opf",
         "lookahead_opf_valued",
         "myopic_opf_alarm",
+        "myopic_opf_valued",
         "myopic_opf_banded",
-        "myopic_opf_to_day_end",
     )
 )
 # The baselines that keep a share of every branch rating free (``rating_margin``).
