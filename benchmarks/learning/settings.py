@@ -19,9 +19,9 @@ DEFAULT_CONFIG = "configs/default.py"
 
 # The myopic OPF with the batteries valued at the forecast's price (the teacher of
 # env.storage_bid_base="forecast_price"), and the same to the day's end (the teacher of
-# "forecast_to_day_end"): causal references of the stretch target. The second is the cheapest
-# causal baseline of held-out set 1 in four scenarios of six (benchmarks/README.md, "The
-# forecast's price to the day's end").
+# "forecast_to_day_end", the default preset's base): causal references of the stretch target.
+# The second is the cheapest causal baseline of held-out set 1 in four scenarios of six
+# (benchmarks/README.md, "The forecast's price to the day's end").
 BASELINE_NAMES = ("do_nothing", "myopic_opf", "myopic_opf_valued", "myopic_opf_to_day_end")
 # With --lookahead: the receding-horizon OPF too, the other causal reference of the stretch target.
 LOOKAHEAD_NAME = "lookahead_opf"
