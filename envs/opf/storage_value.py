@@ -4,8 +4,8 @@ The single-step OPF gives stored energy no value, so it empties the batteries at
 step whose price is above zero and has nothing left when a unit trips or the evening peak
 comes. The look-ahead OPF values the energy left at its horizon's end at the price its
 forecast expects there (``lookahead_qp.end_of_horizon_price``: the copper-plate system lambda
-of the forecast net load in its last period, 2 h ahead, met by the units online now). Offered at that
-price in the single-step OPF, a battery discharges when this step's price is above the one
+of the forecast net load in its last period, 2 h ahead, met by the units online now). Offered
+at that price in the single-step OPF, a battery discharges when this step's price is above the one
 expected ahead and charges below it: the look-ahead's terminal value at the cost of the
 single-step QP, with no multi-period solve. ``myopic_opf_valued`` (``envs.opf.baselines``)
 is the myopic OPF with these offers; ``env.storage_bid_base="forecast_price"`` adds the
